@@ -1,0 +1,211 @@
+"""Lethe settings. Every value comes from the environment, with defaults that suit a laptop.
+
+Production is ``LETHE_ENV=production``: secret from the environment (required), secure
+cookies, HSTS and an explicit host list; this is what platform/ deploys.
+"""
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name, default=""):
+    return os.environ.get(name, default)
+
+
+def env_bool(name, default=False):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name, default):
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def env_list(name, default=""):
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+LETHE_ENV = env_str("LETHE_ENV", "development")
+PRODUCTION = LETHE_ENV == "production"
+
+VAR_DIR = Path(env_str("LETHE_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+if PRODUCTION:
+    SECRET_KEY = os.environ.get("LETHE_SECRET_KEY", "")
+    if len(SECRET_KEY) < 50:
+        raise ImproperlyConfigured("LETHE_SECRET_KEY must be set to at least 50 characters in production")
+else:
+    SECRET_KEY = env_str("LETHE_SECRET_KEY", "lethe-development-key-not-for-production-use-0123456789abcdef")
+
+DEBUG = env_bool("LETHE_DEBUG", not PRODUCTION)
+ALLOWED_HOSTS = env_list("LETHE_ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("LETHE_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "versions",
+    "jobs",
+    "unlearning",
+    "evals",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'lethe.sqlite3'}"),
+        conn_max_age=env_int("LETHE_DB_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Concurrent writers (web threads, in-process runs) wait for the write lock instead of
+    # failing at once; IMMEDIATE transactions take it up front so a read never has to upgrade.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+# Test databases: a file for SQLite (so a Celery worker or server process started by a test sees
+# the same data); LETHE_TEST_DB_NAME lets parallel test sessions keep apart.
+_test_db_name = os.environ.get("LETHE_TEST_DB_NAME", "test_lethe")
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"{_test_db_name}.sqlite3")}
+else:
+    DATABASES["default"]["TEST"] = {"NAME": _test_db_name}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env_str("LETHE_STATIC_ROOT", str(VAR_DIR / "static")))
+MEDIA_ROOT = Path(env_str("LETHE_MEDIA_ROOT", str(VAR_DIR / "media")))
+
+# Blobs go through Django's storage API: an S3-compatible backend is a matter of this setting.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "artifacts": {
+        "BACKEND": env_str("LETHE_ARTIFACT_STORAGE", "django.core.files.storage.FileSystemStorage"),
+        # Content-addressed: a concurrent write of the same name writes the same bytes.
+        "OPTIONS": {"location": str(Path(env_str("LETHE_ARTIFACT_ROOT", str(VAR_DIR / "artifacts")))), "allow_overwrite": True}
+        if env_str("LETHE_ARTIFACT_STORAGE", "django.core.files.storage.FileSystemStorage").endswith("FileSystemStorage")
+        else {},
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# Uploads: anything over 1 MiB goes to a temporary file, so memory does not grow with file size.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("LETHE_MAX_REQUEST_BODY_BYTES", 10 * 1024 * 1024)
+LETHE_MAX_UPLOAD_FILE_BYTES = env_int("LETHE_MAX_UPLOAD_FILE_BYTES", 20 * 1024**3)
+LETHE_MAX_ARCHIVE_EXPANDED_BYTES = env_int("LETHE_MAX_ARCHIVE_EXPANDED_BYTES", 40 * 1024**3)
+LETHE_MAX_IMPORT_LINE_BYTES = env_int("LETHE_MAX_IMPORT_LINE_BYTES", 64 * 1024)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "versions.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "versions.api.pagination.StandardPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "versions.api.errors.error_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+if DEBUG:
+    REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Lethe API",
+    "DESCRIPTION": "Version control for prompts and unlearned checkpoints, with A/B safety evaluation.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+}
+
+# Runs (see docs/deploy.md): "inprocess" (worker threads in this process) or "celery".
+LETHE_EXECUTOR = env_str("LETHE_EXECUTOR", "inprocess")
+LETHE_INPROCESS_WORKERS = env_int("LETHE_INPROCESS_WORKERS", 1)
+LETHE_HEARTBEAT_SECONDS = float(env_str("LETHE_HEARTBEAT_SECONDS", "5"))
+LETHE_HEARTBEAT_TIMEOUT_SECONDS = float(env_str("LETHE_HEARTBEAT_TIMEOUT_SECONDS", "120"))
+LETHE_RUN_LOG_MAX_CHARS = env_int("LETHE_RUN_LOG_MAX_CHARS", 20000)
+
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "gpu"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Device for torch work: "auto" picks CUDA when present.
+LETHE_DEVICE = env_str("LETHE_DEVICE", "auto")
+
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("LETHE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("LETHE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LETHE_LOG_LEVEL", "WARNING")},
+}

@@ -1,0 +1,259 @@
+"""Reads from the registry. Each selector issues a fixed number of queries whatever the number
+of rows (lineage included: one recursive statement at any depth)."""
+import json
+
+from django.db import connection
+from django.db.models import Prefetch
+
+from versions.errors import NotFound, ValidationFailed
+from versions.models import (
+    AuditEvent,
+    Checkpoint,
+    CheckpointKind,
+    Label,
+    LabelEvent,
+    LineageEdge,
+    Model,
+    Project,
+    Prompt,
+    PromptVersion,
+    Relation,
+    Tag,
+)
+
+
+def projects_for_user(*, user):
+    qs = Project.objects.all()
+    if not user.is_superuser:
+        qs = qs.filter(memberships__user=user)
+    return qs.order_by("slug")
+
+
+def project_get(*, slug):
+    project = Project.objects.filter(slug=slug).first()
+    if project is None:
+        raise NotFound(f"Project {slug!r} not found.")
+    return project
+
+
+def prompt_get(*, project, name):
+    prompt = Prompt.objects.filter(project=project, name=name).select_related("project").first()
+    if prompt is None:
+        raise NotFound(f"Prompt {name!r} not found in {project.slug}.")
+    return prompt
+
+
+def model_get(*, project, name):
+    model = Model.objects.filter(project=project, name=name).select_related("project").first()
+    if model is None:
+        raise NotFound(f"Model {name!r} not found in {project.slug}.")
+    return model
+
+
+def prompt_versions(*, prompt):
+    """History of a prompt, newest first, with labels and tags in two extra queries per page."""
+    return (
+        PromptVersion.objects.filter(prompt=prompt)
+        .select_related("author", "parent")
+        .prefetch_related(Prefetch("labels", queryset=Label.objects.order_by("name")), Prefetch("tags", queryset=Tag.objects.order_by("name")))
+        .order_by("-number")
+    )
+
+
+def prompt_version_get(*, prompt, number):
+    version = PromptVersion.objects.filter(prompt=prompt, number=number).select_related("author", "parent", "prompt__project").first()
+    if version is None:
+        raise NotFound(f"{prompt.name} has no version {number}.")
+    return version
+
+
+def checkpoints_for_model(*, model):
+    return (
+        Checkpoint.objects.filter(model=model)
+        .select_related("created_by")
+        .prefetch_related(
+            Prefetch("labels", queryset=Label.objects.order_by("name")),
+            Prefetch("tags", queryset=Tag.objects.order_by("name")),
+            Prefetch("parent_edges", queryset=LineageEdge.objects.select_related("parent")),
+        )
+        .order_by("-number")
+    )
+
+
+def checkpoint_get(*, model, number):
+    checkpoint = Checkpoint.objects.filter(model=model, number=number).select_related("model__project", "created_by").first()
+    if checkpoint is None:
+        raise NotFound(f"{model.name} has no checkpoint {number}.")
+    return checkpoint
+
+
+# ---------------------------------------------------------------- lineage
+
+_ANCESTORS_SQL = """
+WITH RECURSIVE walk(id, depth) AS (
+    SELECT parent_id, 1 FROM versions_lineageedge WHERE child_id = %s
+    UNION
+    SELECT e.parent_id, walk.depth + 1 FROM versions_lineageedge e JOIN walk ON e.child_id = walk.id
+)
+SELECT c.*, d.depth AS depth FROM versions_checkpoint c
+JOIN (SELECT id, MIN(depth) AS depth FROM walk GROUP BY id) d ON c.id = d.id
+ORDER BY d.depth, c.id
+"""
+
+_DESCENDANTS_SQL = """
+WITH RECURSIVE walk(id, depth) AS (
+    SELECT child_id, 1 FROM versions_lineageedge WHERE parent_id = %s
+    UNION
+    SELECT e.child_id, walk.depth + 1 FROM versions_lineageedge e JOIN walk ON e.parent_id = walk.id
+)
+SELECT c.*, d.depth AS depth FROM versions_checkpoint c
+JOIN (SELECT id, MIN(depth) AS depth FROM walk GROUP BY id) d ON c.id = d.id
+{where}
+ORDER BY d.depth, c.id
+"""
+
+
+def checkpoint_ancestors(*, checkpoint):
+    """[(checkpoint, depth)] of every ancestor, nearest first, in one recursive statement.
+
+    UNION (not UNION ALL) drops repeated (id, depth) pairs, so diamonds in the DAG do not
+    multiply rows."""
+    rows = Checkpoint.objects.raw(_ANCESTORS_SQL, [checkpoint.pk])
+    return [(row, row.depth) for row in rows]
+
+
+def checkpoint_descendants(*, checkpoint, method=None, dataset_sha256=None):
+    """[(checkpoint, depth)] of every descendant, optionally only those produced by an edge with
+    the given unlearning method or forget/retain dataset hash."""
+    conditions, params = [], [checkpoint.pk]
+    if method:
+        conditions.append("EXISTS (SELECT 1 FROM versions_lineageedge f WHERE f.child_id = c.id AND f.method = %s)")
+        params.append(method)
+    if dataset_sha256:
+        conditions.append(
+            "EXISTS (SELECT 1 FROM versions_lineageedge f WHERE f.child_id = c.id "
+            "AND (f.forget_dataset_sha256 = %s OR f.retain_dataset_sha256 = %s))"
+        )
+        params.extend([dataset_sha256, dataset_sha256])
+    where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+    rows = Checkpoint.objects.raw(_DESCENDANTS_SQL.format(where=where), params)
+    return [(row, row.depth) for row in rows]
+
+
+def lineage_graph(*, model):
+    """Nodes and edges of a model's lineage (edges may cross into other models of the project)."""
+    checkpoints = list(Checkpoint.objects.filter(model=model).order_by("number"))
+    ids = [c.pk for c in checkpoints]
+    edges = list(LineageEdge.objects.filter(child_id__in=ids).select_related("parent__model").order_by("id"))
+    return checkpoints, edges
+
+
+def checkpoint_adapter_chain(*, checkpoint):
+    """The chain an adapter checkpoint needs, root (full or reference) first.
+
+    Follows each adapter's first parent edge; one recursive statement."""
+    if checkpoint.kind != CheckpointKind.ADAPTER:
+        return [checkpoint]
+    chain = [checkpoint]
+    ancestors = {c.pk: c for c, _ in checkpoint_ancestors(checkpoint=checkpoint)}
+    edges = {}
+    for edge in LineageEdge.objects.filter(child_id__in=[checkpoint.pk, *ancestors]).order_by("id"):
+        edges.setdefault(edge.child_id, edge.parent_id)
+    current = checkpoint
+    while current.kind == CheckpointKind.ADAPTER:
+        parent_id = edges.get(current.pk)
+        if parent_id is None:
+            raise ValidationFailed(f"Adapter checkpoint {current} has no parent to apply to.")
+        current = ancestors[parent_id]
+        chain.append(current)
+    return list(reversed(chain))
+
+
+# ---------------------------------------------------------------- labels
+
+
+def labels_for_project(*, project):
+    return Label.objects.filter(project=project).select_related("prompt", "prompt_version", "model", "checkpoint").order_by("name", "id")
+
+
+def label_get(*, project, owner_kind, owner_name, name):
+    filters = {"prompt__name": owner_name} if owner_kind == "prompt" else {"model__name": owner_name}
+    label = Label.objects.filter(project=project, name=name, **filters).select_related("prompt", "prompt_version", "model", "checkpoint").first()
+    if label is None:
+        raise NotFound(f"No label {name!r} on {owner_kind} {owner_name!r}.")
+    return label
+
+
+def label_events(*, label):
+    return (
+        LabelEvent.objects.filter(label=label)
+        .select_related("actor", "from_prompt_version", "to_prompt_version", "from_checkpoint", "to_checkpoint")
+        .order_by("-id")
+    )
+
+
+def label_events_for_model(*, model):
+    return (
+        LabelEvent.objects.filter(label__model=model)
+        .select_related("label", "actor", "from_checkpoint", "to_checkpoint")
+        .order_by("-id")
+    )
+
+
+def label_resolve(*, project, ref, kind=None):
+    """Resolve ``name@label`` or ``name@<number>`` to a PromptVersion or Checkpoint.
+
+    ``kind`` ("prompt" or "model") settles a name used by both; otherwise that is an error."""
+    if not isinstance(ref, str) or ref.count("@") != 1:
+        raise ValidationFailed(f"Malformed reference {ref!r}: expected name@label or name@number.")
+    name, selector = ref.split("@")
+    prompt = Prompt.objects.filter(project=project, name=name).first() if kind in (None, "prompt") else None
+    model = Model.objects.filter(project=project, name=name).first() if kind in (None, "model") else None
+    if prompt and model:
+        raise ValidationFailed(f"{name!r} is both a prompt and a model; say which (kind=prompt or kind=model).")
+    owner = prompt or model
+    if owner is None:
+        raise NotFound(f"No prompt or model named {name!r} in {project.slug}.")
+    if selector.isdigit():
+        if prompt:
+            return prompt_version_get(prompt=prompt, number=int(selector))
+        return checkpoint_get(model=model, number=int(selector))
+    if prompt:
+        label = Label.objects.filter(prompt=prompt, name=selector).select_related("prompt_version__prompt").first()
+        if label is None:
+            raise NotFound(f"Prompt {name!r} has no label {selector!r}.")
+        return label.prompt_version
+    label = Label.objects.filter(model=model, name=selector).select_related("checkpoint__model").first()
+    if label is None:
+        raise NotFound(f"Model {name!r} has no label {selector!r}.")
+    return label.checkpoint
+
+
+# ---------------------------------------------------------------- datasets and audit
+
+
+def dataset_version_rows(*, dataset_version):
+    from versions.artifacts import blob_read_bytes
+
+    content = blob_read_bytes(dataset_version.blob).decode("utf-8")
+    return [json.loads(line) for line in content.splitlines() if line]
+
+
+def audit_events(*, project):
+    return AuditEvent.objects.filter(project=project).select_related("actor").order_by("-id")
+
+
+def versions_diff(*, old, new):
+    """Unified diff and side-by-side rows between two prompt versions' templates and params."""
+    from versions.diffing import side_by_side, unified
+
+    old_params = json.dumps(old.model_params, indent=2, sort_keys=True)
+    new_params = json.dumps(new.model_params, indent=2, sort_keys=True)
+    return {
+        "old": old.number,
+        "new": new.number,
+        "unified": unified(old.template, new.template, f"{old.prompt.name}@v{old.number}", f"{new.prompt.name}@v{new.number}"),
+        "side_by_side": side_by_side(old.template, new.template),
+        "model_params_unified": unified(old_params, new_params, "model_params(old)", "model_params(new)"),
+        "identical": old.sha256 == new.sha256,
+    }

@@ -1,0 +1,580 @@
+"""Writes to the registry. Every function here is keyword-only and transactional; views, commands
+and runs call these and nothing else to change registry state."""
+import hashlib
+import json
+import re
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.text import slugify
+
+from versions import artifacts
+from versions.errors import Conflict, Forbidden, NotFound, RetryableConflict, ValidationFailed
+from versions.models import (
+    ApiToken,
+    AuditEvent,
+    Checkpoint,
+    CheckpointFile,
+    CheckpointKind,
+    Dataset,
+    DatasetVersion,
+    Label,
+    LabelAction,
+    LabelEvent,
+    LineageEdge,
+    Membership,
+    Model,
+    Project,
+    Prompt,
+    PromptVersion,
+    Relation,
+    Role,
+    Tag,
+)
+from versions.permissions import forget_cached_roles, role_require, user_role
+
+VARIABLE_PATTERN = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def _emit(*, project, event, payload):
+    """Webhooks never block or fail the action that triggers them."""
+    from jobs.webhooks import webhook_emit
+
+    webhook_emit(project=project, event=event, payload=payload)
+
+
+def _check_name(kind, name):
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise ValidationFailed(
+            f"Invalid {kind} name {name!r}: use 1-200 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+            fields={"name": ["Invalid name."]},
+        )
+
+
+def canonical_json(value):
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256_text(text):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# ---------------------------------------------------------------- audit
+
+
+def audit_record(*, project, actor, action, object_type, object_id, data=None):
+    return AuditEvent.objects.create(
+        project=project,
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        data=data or {},
+    )
+
+
+# ---------------------------------------------------------------- projects, members, tokens
+
+
+@transaction.atomic
+def project_create(*, slug, name, creator, description="", is_demo=False):
+    slug = slug or slugify(name)
+    if not re.match(r"^[a-z0-9][a-z0-9-]{0,99}$", slug or ""):
+        raise ValidationFailed(f"Invalid project slug {slug!r}: lowercase letters, digits and '-'.", fields={"slug": ["Invalid slug."]})
+    if Project.objects.filter(slug=slug).exists():
+        raise Conflict(f"A project with slug {slug!r} already exists.", fields={"slug": ["Already exists."]})
+    project = Project.objects.create(slug=slug, name=name or slug, description=description, is_demo=is_demo)
+    Membership.objects.create(project=project, user=creator, role=Role.ADMIN)
+    forget_cached_roles(creator)
+    audit_record(project=project, actor=creator, action="project.create", object_type="project", object_id=project.pk, data={"slug": slug})
+    return project
+
+
+@transaction.atomic
+def project_settings_update(*, project, actor, **changes):
+    role_require(project=project, user=actor, role=Role.ADMIN)
+    allowed = {"name", "description", "protected_label_role", "protected_labels", "require_evaluation_for_promotion", "milestone_thresholds"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationFailed(f"Unknown project settings: {', '.join(sorted(unknown))}.")
+    before = {key: getattr(project, key) for key in changes}
+    for key, value in changes.items():
+        setattr(project, key, value)
+    project.save(update_fields=list(changes))
+    audit_record(project=project, actor=actor, action="project.settings", object_type="project", object_id=project.pk,
+                 data={"before": before, "after": changes})
+    return project
+
+
+@transaction.atomic
+def member_set(*, project, user, role, actor):
+    role = Role(role)
+    role_require(project=project, user=actor, role=Role.ADMIN)
+    membership = Membership.objects.select_for_update().filter(project=project, user=user).first()
+    previous = membership.role if membership else None
+    if previous == Role.ADMIN and role != Role.ADMIN and not Membership.objects.filter(project=project, role=Role.ADMIN).exclude(user=user).exists():
+        raise Conflict("A project needs at least one admin; promote someone else first.")
+    if membership:
+        membership.role = role
+        membership.save(update_fields=["role"])
+    else:
+        membership = Membership.objects.create(project=project, user=user, role=role)
+    forget_cached_roles(user)
+    audit_record(project=project, actor=actor, action="member.role", object_type="user", object_id=user.pk,
+                 data={"username": user.username, "from": Role(previous).label if previous else None, "to": role.label})
+    return membership
+
+
+@transaction.atomic
+def member_remove(*, project, user, actor):
+    role_require(project=project, user=actor, role=Role.ADMIN)
+    membership = Membership.objects.select_for_update().filter(project=project, user=user).first()
+    if membership is None:
+        raise NotFound(f"{user.username} is not a member of {project.slug}.")
+    if membership.role == Role.ADMIN and not Membership.objects.filter(project=project, role=Role.ADMIN).exclude(user=user).exists():
+        raise Conflict("A project needs at least one admin; promote someone else first.")
+    membership.delete()
+    forget_cached_roles(user)
+    audit_record(project=project, actor=actor, action="member.remove", object_type="user", object_id=user.pk,
+                 data={"username": user.username, "role": Role(membership.role).label})
+
+
+def user_create(*, username, password=None, email=""):
+    User = get_user_model()
+    if User.objects.filter(username=username).exists():
+        raise Conflict(f"User {username!r} already exists.")
+    return User.objects.create_user(username=username, password=password, email=email)
+
+
+def token_create(*, user, name):
+    """Create a token; the key is returned once and only its hash is kept."""
+    if not name or len(name) > 100:
+        raise ValidationFailed("A token needs a name of 1-100 characters.", fields={"name": ["Required."]})
+    key = "lethe_" + secrets.token_urlsafe(32)
+    from versions.authentication import token_sha256
+
+    token = ApiToken.objects.create(user=user, name=name, prefix=key[:12], key_sha256=token_sha256(key))
+    return token, key
+
+
+def token_revoke(*, token, actor):
+    if token.user_id != actor.pk and not actor.is_superuser:
+        raise NotFound("Token not found.")
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit_record(project=None, actor=actor, action="token.revoke", object_type="token", object_id=token.pk, data={"name": token.name})
+    return token
+
+
+# ---------------------------------------------------------------- prompts
+
+
+def template_variables(template):
+    seen = []
+    for name in VARIABLE_PATTERN.findall(template):
+        if name not in seen:
+            seen.append(name)
+    return seen
+
+
+def prompt_render(*, prompt_version, variables):
+    """Fill a version's ``{{ name }}`` placeholders; a missing or unknown variable is an error naming it."""
+    if not isinstance(variables, dict):
+        raise ValidationFailed("variables must be an object of name -> value.")
+    expected = set(prompt_version.variables)
+    missing = [name for name in prompt_version.variables if name not in variables]
+    unknown = sorted(set(variables) - expected)
+    fields = {}
+    if missing:
+        fields.update({name: ["Missing variable."] for name in missing})
+    if unknown:
+        fields.update({name: ["Unknown variable."] for name in unknown})
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"missing variable{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
+        if unknown:
+            parts.append(f"unknown variable{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
+        raise ValidationFailed(f"Cannot render {prompt_version}: {'; '.join(parts)}.", fields=fields)
+    return VARIABLE_PATTERN.sub(lambda match: str(variables[match.group(1)]), prompt_version.template)
+
+
+@transaction.atomic
+def prompt_create(*, project, name, actor, description=""):
+    role_require(project=project, user=actor, role=Role.EDITOR)
+    _check_name("prompt", name)
+    try:
+        with transaction.atomic():
+            prompt = Prompt.objects.create(project=project, name=name, description=description, created_by=actor)
+    except IntegrityError:
+        raise Conflict(f"Prompt {name!r} already exists in {project.slug}.", fields={"name": ["Already exists."]})
+    return prompt
+
+
+def prompt_content_sha256(*, template, model_params):
+    return sha256_text(canonical_json({"template": template, "model_params": model_params}))
+
+
+def prompt_version_commit(*, prompt, template, actor, model_params=None, message="", parent=None):
+    """Append version n+1. Numbers are gap-free under concurrency: the prompt row's counter is
+    bumped first in the transaction, which serialises committers on that row (a row lock on
+    PostgreSQL, the write lock on SQLite)."""
+    role_require(project=prompt.project, user=actor, role=Role.EDITOR)
+    model_params = model_params if model_params is not None else {}
+    if not isinstance(template, str) or not template.strip():
+        raise ValidationFailed("The template is empty.", fields={"template": ["Required."]})
+    if not isinstance(model_params, dict):
+        raise ValidationFailed("model_params must be a JSON object.", fields={"model_params": ["Must be an object."]})
+    if parent is not None and parent.prompt_id != prompt.pk:
+        raise ValidationFailed(f"Parent version belongs to another prompt ({parent}).", fields={"parent": ["Wrong prompt."]})
+    digest = prompt_content_sha256(template=template, model_params=model_params)
+    try:
+        with transaction.atomic():
+            Prompt.objects.filter(pk=prompt.pk).update(version_count=F("version_count") + 1)
+            number = Prompt.objects.values_list("version_count", flat=True).get(pk=prompt.pk)
+            head = PromptVersion.objects.filter(prompt=prompt, number=number - 1).first() if number > 1 else None
+            if head is not None and head.sha256 == digest:
+                raise Conflict(
+                    f"Nothing to commit: the content is identical to the head, version {head.number} of {prompt.name}.",
+                    fields={"template": ["Identical to the head version."]},
+                )
+            version = PromptVersion.objects.create(
+                prompt=prompt,
+                number=number,
+                template=template,
+                variables=template_variables(template),
+                model_params=model_params,
+                message=message,
+                author=actor,
+                parent=parent if parent is not None else head,
+                sha256=digest,
+            )
+    except IntegrityError:
+        raise RetryableConflict(f"Another commit to {prompt.name} happened at the same moment; send the request again.")
+    prompt.version_count = number
+    transaction.on_commit(lambda: _emit(project=prompt.project, event="prompt_version.committed",
+                                        payload={"prompt": prompt.name, "version": number, "sha256": digest}))
+    return version
+
+
+# ---------------------------------------------------------------- models and checkpoints
+
+
+@transaction.atomic
+def model_create(*, project, name, actor, base_ref="", base_revision="", description=""):
+    role_require(project=project, user=actor, role=Role.EDITOR)
+    _check_name("model", name)
+    try:
+        with transaction.atomic():
+            return Model.objects.create(project=project, name=name, base_ref=base_ref, base_revision=base_revision,
+                                        description=description, created_by=actor)
+    except IntegrityError:
+        raise Conflict(f"Model {name!r} already exists in {project.slug}.", fields={"name": ["Already exists."]})
+
+
+def _manifest_sha256(entries):
+    return sha256_text(canonical_json(sorted(entries)))
+
+
+def checkpoint_register(
+    *,
+    model,
+    kind,
+    actor,
+    files=None,
+    external_ref="",
+    external_revision="",
+    architecture="causal-lm",
+    metadata=None,
+    weight_change=None,
+    message="",
+    parents=(),
+    lineage_method="",
+    forget_dataset_sha256="",
+    retain_dataset_sha256="",
+    run=None,
+):
+    """Register a checkpoint: validate the files, store each once by hash, then write the rows.
+
+    Validation happens before anything is stored; a refused checkpoint stores nothing."""
+    role_require(project=model.project, user=actor, role=Role.EDITOR)
+    if kind not in CheckpointKind.values:
+        raise ValidationFailed(f"Unknown checkpoint kind {kind!r}; expected one of {', '.join(CheckpointKind.values)}.")
+    if architecture not in ("causal-lm", "vision-language"):
+        raise ValidationFailed(f"Unknown architecture {architecture!r}; expected causal-lm or vision-language.")
+    for parent, relation in parents:
+        if relation not in Relation.values:
+            raise ValidationFailed(f"Unknown lineage relation {relation!r}; expected one of {', '.join(Relation.values)}.")
+        if parent.model.project_id != model.project_id:
+            raise ValidationFailed("A lineage parent must belong to the same project.")
+    if kind == CheckpointKind.REFERENCE:
+        if files:
+            raise ValidationFailed("A reference checkpoint points at external weights and takes no files.")
+        if not external_ref:
+            raise ValidationFailed("A reference checkpoint needs external_ref (a hub id or a local path).",
+                                   fields={"external_ref": ["Required."]})
+        cleaned = {}
+        digest = sha256_text(canonical_json({"ref": external_ref, "revision": external_revision}))
+    else:
+        cleaned = artifacts.checkpoint_files_validate(kind=kind, files=files or {})
+        if kind == CheckpointKind.ADAPTER and not parents:
+            raise ValidationFailed("An adapter checkpoint needs a parent checkpoint to apply to (its base).",
+                                   fields={"parents": ["Required for adapters."]})
+        digest = None
+    stored = {name: artifacts.blob_put_path(path) for name, path in cleaned.items()}
+    if digest is None:
+        digest = _manifest_sha256([(name, blob.sha256) for name, blob in stored.items()])
+    with transaction.atomic():
+        Model.objects.filter(pk=model.pk).update(checkpoint_count=F("checkpoint_count") + 1)
+        number = Model.objects.values_list("checkpoint_count", flat=True).get(pk=model.pk)
+        checkpoint = Checkpoint.objects.create(
+            model=model,
+            number=number,
+            kind=kind,
+            external_ref=external_ref,
+            external_revision=external_revision,
+            architecture=architecture,
+            message=message,
+            metadata=metadata or {},
+            weight_change=weight_change or {},
+            sha256=digest,
+            total_size=sum(blob.size for blob in stored.values()),
+            created_by=actor,
+            created_by_run=run,
+        )
+        CheckpointFile.objects.bulk_create(
+            [CheckpointFile(checkpoint=checkpoint, path=name, blob=blob, size=blob.size) for name, blob in sorted(stored.items())]
+        )
+        LineageEdge.objects.bulk_create(
+            [
+                LineageEdge(child=checkpoint, parent=parent, relation=relation, method=lineage_method,
+                            forget_dataset_sha256=forget_dataset_sha256, retain_dataset_sha256=retain_dataset_sha256)
+                for parent, relation in parents
+            ]
+        )
+        model.checkpoint_count = number
+        transaction.on_commit(lambda: _emit(project=model.project, event="checkpoint.registered",
+                                            payload={"model": model.name, "checkpoint": number, "id": checkpoint.pk, "kind": kind}))
+    return checkpoint
+
+
+def checkpoint_register_directory(*, model, directory, actor, kind=None, **options):
+    from pathlib import Path
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ValidationFailed(f"{directory} is not a directory.")
+    files = {}
+    for path in sorted(directory.rglob("*")):
+        if path.is_symlink():
+            raise artifacts.UnsafeInput(f"{path.relative_to(directory)}: symbolic links are refused.")
+        if path.is_file() and not path.name.startswith(".lethe-"):
+            files[path.relative_to(directory).as_posix()] = path
+    kind = kind or artifacts.infer_kind(files)
+    return checkpoint_register(model=model, kind=kind, actor=actor, files=files, **options)
+
+
+@transaction.atomic
+def lineage_edge_add(*, child, parent, relation, actor, method=""):
+    role_require(project=child.model.project, user=actor, role=Role.EDITOR)
+    if relation not in Relation.values:
+        raise ValidationFailed(f"Unknown lineage relation {relation!r}.")
+    if child.pk == parent.pk:
+        raise ValidationFailed("A checkpoint cannot be its own parent.")
+    if child.model.project_id != parent.model.project_id:
+        raise ValidationFailed("A lineage parent must belong to the same project.")
+    from versions.selectors import checkpoint_ancestors
+
+    if any(ancestor.pk == child.pk for ancestor, _ in checkpoint_ancestors(checkpoint=parent)):
+        raise ValidationFailed(f"{parent} descends from {child}: the edge would make a cycle.")
+    edge, created = LineageEdge.objects.get_or_create(child=child, parent=parent, relation=relation, defaults={"method": method})
+    if not created:
+        raise Conflict("That lineage edge exists already.")
+    return edge
+
+
+# ---------------------------------------------------------------- labels
+
+
+def _label_lock(*, project, name, prompt=None, model=None):
+    """The label row, locked for this transaction; None if it does not exist yet."""
+    target = {"prompt": prompt} if prompt is not None else {"model": model}
+    return Label.objects.select_for_update().filter(name=name, **target).first()
+
+
+def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", evaluation=None, branch=None):
+    """Point a label at a version: a promote (newer), a rollback (older), or its creation.
+
+    Each move appends a LabelEvent and an audit event in the same transaction as the move, so
+    the label always equals its last event, whatever runs concurrently."""
+    if (checkpoint is None) == (prompt_version is None):
+        raise ValidationFailed("Give exactly one of checkpoint or prompt_version.")
+    _check_name("label", name)
+    owner = checkpoint.model if checkpoint is not None else prompt_version.prompt
+    project = owner.project
+    role = role_require(project=project, user=actor, role=Role.EDITOR)
+    protected = name in project.protected_label_names()
+    if protected and role < project.protected_label_role:
+        raise Forbidden(f"Moving {name!r} needs the {Role(project.protected_label_role).label} role; you are {role.label}.")
+    target = checkpoint if checkpoint is not None else prompt_version
+    try:
+        with transaction.atomic():
+            label = _label_lock(project=project, name=name, prompt=owner if prompt_version else None, model=owner if checkpoint else None)
+            if label is None:
+                with transaction.atomic():
+                    label = Label.objects.create(
+                        project=project, name=name, is_branch=bool(branch),
+                        **({"prompt": owner, "prompt_version": target} if prompt_version else {"model": owner, "checkpoint": target}),
+                    )
+                previous = None
+                action = LabelAction.CREATE
+            else:
+                previous = label.checkpoint if checkpoint is not None else label.prompt_version
+                if previous.pk == target.pk:
+                    raise Conflict(f"{name!r} already points at {target}.")
+                if branch:
+                    action = LabelAction.ADVANCE
+                elif target.number > previous.number:
+                    action = LabelAction.PROMOTE
+                else:
+                    action = LabelAction.ROLLBACK
+                if checkpoint is not None and protected and project.require_evaluation_for_promotion and action == LabelAction.PROMOTE:
+                    _promotion_gate(model=owner, checkpoint=checkpoint, current=previous, evaluation=evaluation)
+                if checkpoint is not None:
+                    label.checkpoint = checkpoint
+                else:
+                    label.prompt_version = prompt_version
+                if branch is not None:
+                    label.is_branch = bool(branch)
+                label.save()
+            event = LabelEvent.objects.create(
+                label=label,
+                action=action,
+                actor=actor,
+                reason=reason,
+                evaluation=evaluation,
+                **(
+                    {"from_checkpoint": previous, "to_checkpoint": checkpoint}
+                    if checkpoint is not None
+                    else {"from_prompt_version": previous, "to_prompt_version": prompt_version}
+                ),
+            )
+            audit_record(
+                project=project, actor=actor, action="label.move", object_type="label", object_id=label.pk,
+                data={"name": name, "on": f"{'model' if checkpoint else 'prompt'}:{owner.name}", "action": action,
+                      "from": previous.number if previous else None, "to": target.number, "reason": reason,
+                      "evaluation": evaluation.pk if evaluation else None},
+            )
+    except IntegrityError:
+        raise RetryableConflict(f"Label {name!r} was created concurrently; send the request again.")
+    transaction.on_commit(lambda: _emit(project=project, event="label.moved", payload={
+        "label": name, "on": owner.name, "action": action, "from": previous.number if previous else None, "to": target.number}))
+    return event
+
+
+def _promotion_gate(*, model, checkpoint, current, evaluation):
+    if evaluation is None:
+        raise Forbidden(
+            "This project requires promotions of production to cite an evaluation of the new checkpoint "
+            f"against the current production ({current}); none was given.",
+            fields={"evaluation": ["Required by the promotion gate."]},
+        )
+    from evals.gate import promotion_gate_check
+
+    failures = promotion_gate_check(model=model, checkpoint=checkpoint, current_checkpoint=current, evaluation=evaluation)
+    if failures:
+        raise Forbidden("Promotion refused by the gate: " + " ".join(failures), fields={"evaluation": failures})
+
+
+def label_branch_advance(*, run_checkpoint, parent, name, actor):
+    """A branch label follows its head: advance it when a run produced a child of its head."""
+    label = Label.objects.filter(model=parent.model, name=name).first()
+    if label is not None and label.checkpoint_id != parent.pk:
+        return None
+    return label_move(name=name, actor=actor, checkpoint=run_checkpoint, reason=f"branch follows run output of {parent}", branch=True)
+
+
+# ---------------------------------------------------------------- tags
+
+
+def tag_add(*, name, actor=None, checkpoint=None, prompt_version=None):
+    if (checkpoint is None) == (prompt_version is None):
+        raise ValidationFailed("Give exactly one of checkpoint or prompt_version.")
+    if not isinstance(name, str) or not 0 < len(name) <= 100 or name.strip() != name:
+        raise ValidationFailed("A tag is 1-100 characters without surrounding spaces.", fields={"name": ["Invalid tag."]})
+    owner = checkpoint.model if checkpoint is not None else prompt_version.prompt
+    if actor is not None:
+        role_require(project=owner.project, user=actor, role=Role.EDITOR)
+    target = {"checkpoint": checkpoint} if checkpoint is not None else {"prompt_version": prompt_version}
+    try:
+        with transaction.atomic():
+            tag, _ = Tag.objects.get_or_create(name=name, **target, defaults={"created_by": actor})
+    except IntegrityError:
+        tag = Tag.objects.get(name=name, **target)
+    return tag
+
+
+@transaction.atomic
+def tag_remove(*, tag, actor):
+    owner = tag.checkpoint.model if tag.checkpoint_id else tag.prompt_version.prompt
+    role_require(project=owner.project, user=actor, role=Role.EDITOR)
+    audit_record(project=owner.project, actor=actor, action="tag.remove", object_type="tag", object_id=tag.pk,
+                 data={"name": tag.name, "on": str(tag.checkpoint or tag.prompt_version)})
+    tag.delete()
+
+
+# ---------------------------------------------------------------- datasets
+
+
+@transaction.atomic
+def dataset_create(*, project, name, actor, description=""):
+    role_require(project=project, user=actor, role=Role.EDITOR)
+    _check_name("dataset", name)
+    try:
+        with transaction.atomic():
+            return Dataset.objects.create(project=project, name=name, description=description, created_by=actor)
+    except IntegrityError:
+        raise Conflict(f"Dataset {name!r} already exists in {project.slug}.", fields={"name": ["Already exists."]})
+
+
+def dataset_rows_validate(rows):
+    """Rows are objects with non-empty string ``prompt`` and ``response`` (and optional string
+    ``category``). Errors name the row (1-based)."""
+    if not isinstance(rows, list) or not rows:
+        raise ValidationFailed("A dataset version needs at least one row.", fields={"rows": ["Required."]})
+    cleaned = []
+    for index, row in enumerate(rows, start=1):
+        if not isinstance(row, dict):
+            raise ValidationFailed(f"Row {index}: expected an object with prompt and response.", fields={"rows": [f"row {index}"]})
+        for key in ("prompt", "response"):
+            if not isinstance(row.get(key), str) or not row[key].strip():
+                raise ValidationFailed(f"Row {index}: '{key}' must be a non-empty string.", fields={"rows": [f"row {index}: {key}"]})
+        extra = set(row) - {"prompt", "response", "category"}
+        if extra:
+            raise ValidationFailed(f"Row {index}: unknown field(s) {', '.join(sorted(extra))}.", fields={"rows": [f"row {index}"]})
+        if "category" in row and not isinstance(row["category"], str):
+            raise ValidationFailed(f"Row {index}: 'category' must be a string.", fields={"rows": [f"row {index}: category"]})
+        cleaned.append({key: row[key] for key in ("prompt", "response", "category") if key in row})
+    return cleaned
+
+
+def dataset_version_create(*, dataset, rows, actor, message=""):
+    role_require(project=dataset.project, user=actor, role=Role.EDITOR)
+    cleaned = dataset_rows_validate(rows)
+    content = "".join(canonical_json(row) + "\n" for row in cleaned).encode("utf-8")
+    blob = artifacts.blob_put_bytes(content)
+    with transaction.atomic():
+        Dataset.objects.filter(pk=dataset.pk).update(version_count=F("version_count") + 1)
+        number = Dataset.objects.values_list("version_count", flat=True).get(pk=dataset.pk)
+        head = DatasetVersion.objects.filter(dataset=dataset, number=number - 1).first()
+        if head is not None and head.sha256 == blob.sha256:
+            raise Conflict(f"Nothing to commit: identical to version {head.number} of {dataset.name}.")
+        version = DatasetVersion.objects.create(dataset=dataset, number=number, blob=blob, sha256=blob.sha256,
+                                                row_count=len(cleaned), message=message, created_by=actor)
+    dataset.version_count = number
+    return version
