@@ -126,6 +126,14 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "/static/"
+# plotly.js is served from our own static files (never a CDN): the copy that ships inside the
+# pinned plotly package, so the Python figures and the JS always match.
+import plotly as _plotly  # noqa: E402
+
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    ("vendor/plotly", str(Path(_plotly.__file__).parent / "package_data")),
+]
 STATIC_ROOT = Path(env_str("LETHE_STATIC_ROOT", str(VAR_DIR / "static")))
 MEDIA_ROOT = Path(env_str("LETHE_MEDIA_ROOT", str(VAR_DIR / "media")))
 
@@ -172,6 +180,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "jobs.models.RunStatus",
+        "RoleEnum": "versions.models.Role",
+        "CheckpointKindEnum": "versions.models.CheckpointKind",
+    },
 }
 
 # Runs (see docs/deploy.md): "inprocess" (worker threads in this process) or "celery".

@@ -6,6 +6,7 @@ token is refused on its next request: revocation is a column checked on every lo
 import hashlib
 
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from versions.models import ApiToken
@@ -41,3 +42,13 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return "Bearer"
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    """Describes the bearer token in the OpenAPI schema, so generated clients know to send it."""
+
+    target_class = "versions.authentication.ApiTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "A Lethe API token: `Authorization: Bearer lethe_...`"}
