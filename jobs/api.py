@@ -1,0 +1,120 @@
+"""REST API for runs and webhooks: thin views that check the role, call a selector or a
+service and serialize. Viewers read runs, editors cancel and retry, admins manage webhooks."""
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs import selectors, services, webhooks
+from jobs.serializers import (
+    RunDetailSerializer,
+    RunListQuerySerializer,
+    RunSerializer,
+    WebhookCreatedSerializer,
+    WebhookCreateSerializer,
+    WebhookDeliverySerializer,
+    WebhookSerializer,
+    WebhookUpdateSerializer,
+)
+from versions.api.pagination import StandardPagination
+from versions.models import Role
+
+
+def _project(request, project_slug, role):
+    from versions.api.permissions import project_for_request
+
+    return project_for_request(request, project_slug, role)
+
+
+def _paginated(view, request, queryset, serializer_class):
+    paginator = StandardPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+class RunListApi(APIView):
+    @extend_schema(
+        operation_id="runs_list",
+        parameters=[RunListQuerySerializer],
+        responses=RunSerializer(many=True),
+        tags=["runs"],
+    )
+    def get(self, request, project_slug):
+        project = _project(request, project_slug, Role.VIEWER)
+        query = RunListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        runs = selectors.run_list(project=project, **query.validated_data)
+        return _paginated(self, request, runs, RunSerializer)
+
+
+class RunDetailApi(APIView):
+    @extend_schema(operation_id="runs_retrieve", responses=RunDetailSerializer, tags=["runs"])
+    def get(self, request, project_slug, run_id):
+        project = _project(request, project_slug, Role.VIEWER)
+        return Response(RunDetailSerializer(selectors.run_get(project=project, run_id=run_id)).data)
+
+
+class RunCancelApi(APIView):
+    @extend_schema(operation_id="runs_cancel", request=None, responses=RunDetailSerializer, tags=["runs"])
+    def post(self, request, project_slug, run_id):
+        project = _project(request, project_slug, Role.EDITOR)
+        run = services.run_cancel(run=selectors.run_get(project=project, run_id=run_id), actor=request.user)
+        return Response(RunDetailSerializer(run).data)
+
+
+class RunRetryApi(APIView):
+    @extend_schema(operation_id="runs_retry", request=None, responses={201: RunDetailSerializer}, tags=["runs"])
+    def post(self, request, project_slug, run_id):
+        project = _project(request, project_slug, Role.EDITOR)
+        new_run = services.run_retry(run=selectors.run_get(project=project, run_id=run_id), actor=request.user)
+        return Response(RunDetailSerializer(selectors.run_get(project=project, run_id=new_run.pk)).data, status=status.HTTP_201_CREATED)
+
+
+class WebhookListApi(APIView):
+    @extend_schema(operation_id="webhooks_list", responses=WebhookSerializer(many=True), tags=["webhooks"])
+    def get(self, request, project_slug):
+        project = _project(request, project_slug, Role.ADMIN)
+        return _paginated(self, request, selectors.webhook_list(project=project).select_related("created_by"), WebhookSerializer)
+
+    @extend_schema(operation_id="webhooks_create", request=WebhookCreateSerializer, responses={201: WebhookCreatedSerializer}, tags=["webhooks"])
+    def post(self, request, project_slug):
+        project = _project(request, project_slug, Role.ADMIN)
+        data = WebhookCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        webhook = webhooks.webhook_create(project=project, actor=request.user, **data.validated_data)
+        return Response(WebhookCreatedSerializer(webhook).data, status=status.HTTP_201_CREATED)
+
+
+class WebhookDetailApi(APIView):
+    @extend_schema(operation_id="webhooks_retrieve", responses=WebhookSerializer, tags=["webhooks"])
+    def get(self, request, project_slug, webhook_id):
+        project = _project(request, project_slug, Role.ADMIN)
+        return Response(WebhookSerializer(selectors.webhook_get(project=project, webhook_id=webhook_id)).data)
+
+    @extend_schema(operation_id="webhooks_update", request=WebhookUpdateSerializer, responses=WebhookSerializer, tags=["webhooks"])
+    def patch(self, request, project_slug, webhook_id):
+        project = _project(request, project_slug, Role.ADMIN)
+        webhook = selectors.webhook_get(project=project, webhook_id=webhook_id)
+        data = WebhookUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        webhook = webhooks.webhook_update(webhook=webhook, actor=request.user, **data.validated_data)
+        return Response(WebhookSerializer(webhook).data)
+
+    @extend_schema(operation_id="webhooks_destroy", responses={204: None}, tags=["webhooks"])
+    def delete(self, request, project_slug, webhook_id):
+        project = _project(request, project_slug, Role.ADMIN)
+        webhooks.webhook_delete(webhook=selectors.webhook_get(project=project, webhook_id=webhook_id), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookDeliveryListApi(APIView):
+    @extend_schema(
+        operation_id="webhooks_deliveries_list",
+        responses=WebhookDeliverySerializer(many=True),
+        tags=["webhooks"],
+        parameters=[OpenApiParameter("page", int, required=False)],
+    )
+    def get(self, request, project_slug, webhook_id):
+        project = _project(request, project_slug, Role.ADMIN)
+        webhook = selectors.webhook_get(project=project, webhook_id=webhook_id)
+        return _paginated(self, request, selectors.webhook_delivery_list(webhook=webhook), WebhookDeliverySerializer)

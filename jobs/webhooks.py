@@ -1,0 +1,323 @@
+"""Webhooks: a project registers URLs for events; each delivery is a signed JSON POST, retried
+with exponential backoff and logged with its response code.
+
+Other apps call ``webhook_emit(project=..., event=..., payload=...)`` inside their own
+transaction. It only writes delivery rows (in a savepoint) and schedules sending on commit, on
+a background dispatcher in this process; it never raises, so a failing endpoint (or a broken
+hook) never blocks or fails the action that triggered it. Deliveries whose process died are
+picked up again by the dispatcher's periodic sweep of due rows in the database.
+
+Settings (all optional): LETHE_WEBHOOK_TIMEOUT_SECONDS (5), LETHE_WEBHOOK_MAX_ATTEMPTS (5),
+LETHE_WEBHOOK_BACKOFF_SECONDS (2: first retry after 2 s, then 4, 8, ...),
+LETHE_WEBHOOK_SWEEP_SECONDS (30), LETHE_WEBHOOK_SENDERS (2 threads).
+"""
+import heapq
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from jobs.models import DeliveryStatus, Webhook, WebhookDelivery, WebhookEvent
+from versions.errors import ValidationFailed
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Lethe-Signature"
+EVENT_HEADER = "X-Lethe-Event"
+DELIVERY_HEADER = "X-Lethe-Delivery"
+ATTEMPT_ERROR_MAX_CHARS = 1000
+
+
+def _setting(name, default):
+    return getattr(settings, name, default)
+
+
+def webhook_signature(*, secret: str, body: bytes) -> str:
+    """The value of X-Lethe-Signature: ``sha256=<hex HMAC-SHA256 of the body with the secret>``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _validate_url(url):
+    parts = urlsplit(url or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationFailed(f"Webhook URL {url!r} must be an absolute http:// or https:// URL.", fields={"url": ["Enter an http(s) URL."]})
+
+
+def _validate_events(events):
+    if not isinstance(events, (list, tuple)) or not events:
+        raise ValidationFailed("A webhook needs at least one event.", fields={"events": ["Give a non-empty list of events."]})
+    unknown = sorted(set(events) - set(WebhookEvent.values))
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown webhook event(s) {', '.join(unknown)}; expected some of {', '.join(WebhookEvent.values)}.",
+            fields={"events": [f"Unknown event {name!r}." for name in unknown]},
+        )
+    return sorted(set(events))
+
+
+def _audit(*, webhook, actor, action, data=None):
+    from versions.services import audit_record
+
+    audit_record(project=webhook.project, actor=actor, action=action, object_type="webhook", object_id=str(webhook.pk), data=data or {})
+
+
+@transaction.atomic
+def webhook_create(*, project, url, events, actor, secret="", active=True) -> Webhook:
+    """Register a hook; a random secret is generated when none is given."""
+    _validate_url(url)
+    webhook = Webhook.objects.create(
+        project=project, url=url, events=_validate_events(events), secret=secret or secrets.token_hex(32), active=active, created_by=actor
+    )
+    _audit(webhook=webhook, actor=actor, action="webhook.create", data={"url": url, "events": webhook.events})
+    return webhook
+
+
+@transaction.atomic
+def webhook_update(*, webhook, actor, url=None, events=None, active=None) -> Webhook:
+    changed = {}
+    if url is not None:
+        _validate_url(url)
+        webhook.url = changed["url"] = url
+    if events is not None:
+        webhook.events = changed["events"] = _validate_events(events)
+    if active is not None:
+        webhook.active = changed["active"] = bool(active)
+    if changed:
+        webhook.save(update_fields=list(changed))
+        _audit(webhook=webhook, actor=actor, action="webhook.update", data=changed)
+    return webhook
+
+
+@transaction.atomic
+def webhook_delete(*, webhook, actor) -> None:
+    _audit(webhook=webhook, actor=actor, action="webhook.delete", data={"url": webhook.url})
+    webhook.delete()
+
+
+def webhook_emit(*, project, event, payload) -> list[WebhookDelivery]:
+    """Record one delivery per active hook of the project subscribed to ``event`` and send them
+    after the surrounding transaction commits. Never raises; returns the deliveries created."""
+    try:
+        if event not in WebhookEvent.values:
+            raise ValueError(f"unknown webhook event {event!r}")
+        data = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
+        # Hooks per project are few: the event filter runs in Python, the same on every database.
+        hooks = [hook for hook in Webhook.objects.filter(project=project, active=True) if event in hook.events]
+        if not hooks:
+            return []
+        with transaction.atomic():  # a savepoint: a failure here leaves the caller's transaction usable
+            now = timezone.now()
+            deliveries = WebhookDelivery.objects.bulk_create(
+                [WebhookDelivery(webhook=hook, event=event, payload=data, next_attempt_at=now) for hook in hooks]
+            )
+        ids = [delivery.pk for delivery in deliveries]  # set by bulk_create on SQLite and PostgreSQL
+        transaction.on_commit(lambda: _schedule_quietly(ids))
+        return deliveries
+    except Exception:
+        logger.exception("webhook_emit(%s) for project %s failed; the action goes on without it", event, getattr(project, "pk", project))
+        return []
+
+
+def _schedule_quietly(ids):
+    try:
+        dispatcher = webhook_dispatcher()
+        for pk in ids:
+            dispatcher.schedule(pk)
+    except Exception:
+        logger.exception("scheduling webhook deliveries %s failed; the periodic sweep will send them", ids)
+
+
+def webhook_delivery_body(delivery) -> bytes:
+    """The exact bytes POSTed (and signed) for a delivery."""
+    body = {
+        "delivery": delivery.pk,
+        "event": delivery.event,
+        "project": delivery.webhook.project.slug,
+        "created_at": delivery.created_at.isoformat(),
+        "data": delivery.payload,
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def webhook_retry_delay_seconds(attempts) -> float:
+    """Seconds to wait after the ``attempts``-th failed attempt: the base, doubling each time."""
+    return float(_setting("LETHE_WEBHOOK_BACKOFF_SECONDS", 2.0)) * 2 ** (attempts - 1)
+
+
+def _is_retryable(response_code) -> bool:
+    # Network errors, timeouts, 5xx and "slow down" answers may pass later; other 4xx will not.
+    return response_code is None or response_code >= 500 or response_code in (408, 429)
+
+
+def webhook_delivery_attempt(*, delivery_id) -> WebhookDelivery | None:
+    """Send one attempt of a due pending delivery and record its outcome.
+
+    Returns the delivery as it stands afterwards, or None when it was not due (already sent,
+    given up, or leased by another sender).
+    """
+    timeout = float(_setting("LETHE_WEBHOOK_TIMEOUT_SECONDS", 5.0))
+    now = timezone.now()
+    leased = WebhookDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now).update(
+        next_attempt_at=now + timedelta(seconds=timeout + 30)
+    )
+    if not leased:
+        return None
+    delivery = WebhookDelivery.objects.select_related("webhook__project").get(pk=delivery_id)
+    body = webhook_delivery_body(delivery)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Lethe-Webhooks/1",
+        SIGNATURE_HEADER: webhook_signature(secret=delivery.webhook.secret, body=body),
+        EVENT_HEADER: delivery.event,
+        DELIVERY_HEADER: str(delivery.pk),
+    }
+    response_code, error = None, ""
+    try:
+        response = requests.post(delivery.webhook.url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+        response_code = response.status_code
+        if not 200 <= response_code < 300:
+            error = f"HTTP {response_code}"
+    except requests.RequestException as exc:
+        error = f"{type(exc).__name__}: {exc}"[:ATTEMPT_ERROR_MAX_CHARS]
+
+    finished_at = timezone.now()
+    attempts = delivery.attempts + 1
+    fields = {
+        "attempts": attempts,
+        "response_code": response_code,
+        "error": error,
+        "attempt_log": delivery.attempt_log
+        + [{"attempt": attempts, "at": finished_at.isoformat(), "response_code": response_code, "error": error}],
+    }
+    if not error:
+        fields.update(status=DeliveryStatus.DELIVERED, delivered_at=finished_at, next_attempt_at=None)
+    elif attempts >= int(_setting("LETHE_WEBHOOK_MAX_ATTEMPTS", 5)) or not _is_retryable(response_code):
+        fields.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
+    else:
+        fields.update(next_attempt_at=finished_at + timedelta(seconds=webhook_retry_delay_seconds(attempts)))
+    WebhookDelivery.objects.filter(pk=delivery_id).update(**fields)
+    delivery.refresh_from_db()
+    return delivery
+
+
+def webhook_deliveries_due() -> list[int]:
+    return list(
+        WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=timezone.now())
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)
+    )
+
+
+class WebhookDispatcher:
+    """Sends deliveries on a few threads at the time they are due.
+
+    A scheduler thread keeps a heap of (due time, delivery id) for this process's deliveries
+    and retries, and every sweep interval also looks in the database for due rows that no
+    process has in memory (its process stopped before sending).
+    """
+
+    def __init__(self, *, senders, sweep_seconds):
+        self._pool = ThreadPoolExecutor(max_workers=senders, thread_name_prefix="lethe-webhook")
+        self._due = []
+        self._condition = threading.Condition()
+        self._stopped = False
+        self._sweep_seconds = sweep_seconds
+        self._thread = threading.Thread(target=self._schedule_loop, name="lethe-webhook-scheduler", daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def schedule(self, delivery_id, at=None):
+        due = time.time() if at is None else at.timestamp()
+        with self._condition:
+            heapq.heappush(self._due, (due, delivery_id))
+            self._condition.notify()
+
+    def shutdown(self, *, wait=True):
+        with self._condition:
+            self._stopped = True
+            self._condition.notify()
+        if wait:
+            self._thread.join()
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+    def _schedule_loop(self):
+        next_sweep = time.monotonic()
+        while True:
+            with self._condition:
+                while True:
+                    if self._stopped:
+                        return
+                    sweep = time.monotonic() >= next_sweep
+                    ready = []
+                    while self._due and self._due[0][0] <= time.time():
+                        ready.append(heapq.heappop(self._due)[1])
+                    if ready or sweep:
+                        break
+                    wait = next_sweep - time.monotonic()
+                    if self._due:
+                        wait = min(wait, self._due[0][0] - time.time())
+                    self._condition.wait(max(wait, 0.0))
+            for delivery_id in dict.fromkeys(ready):
+                self._pool.submit(self._send, delivery_id)
+            if sweep:
+                next_sweep = time.monotonic() + self._sweep_seconds
+                self._pool.submit(self._sweep)
+
+    def _send(self, delivery_id):
+        close_old_connections()
+        try:
+            delivery = webhook_delivery_attempt(delivery_id=delivery_id)
+            if delivery is not None and delivery.status == DeliveryStatus.PENDING:
+                self.schedule(delivery_id, delivery.next_attempt_at)
+        except Exception:
+            logger.exception("webhook delivery %s: attempt failed unexpectedly; the sweep will retry it", delivery_id)
+        finally:
+            connection.close()
+
+    def _sweep(self):
+        close_old_connections()
+        try:
+            for delivery_id in webhook_deliveries_due():
+                self.schedule(delivery_id)
+        except Exception:
+            logger.exception("sweeping due webhook deliveries failed")
+        finally:
+            connection.close()
+
+
+_dispatcher: WebhookDispatcher | None = None
+_dispatcher_lock = threading.Lock()
+
+
+def webhook_dispatcher() -> WebhookDispatcher:
+    """This process's dispatcher, started on first use."""
+    global _dispatcher
+    with _dispatcher_lock:
+        if _dispatcher is None:
+            dispatcher = WebhookDispatcher(
+                senders=int(_setting("LETHE_WEBHOOK_SENDERS", 2)), sweep_seconds=float(_setting("LETHE_WEBHOOK_SWEEP_SECONDS", 30.0))
+            )
+            dispatcher.start()
+            _dispatcher = dispatcher
+        return _dispatcher
+
+
+def webhook_dispatcher_shutdown(*, wait=True) -> None:
+    global _dispatcher
+    with _dispatcher_lock:
+        dispatcher, _dispatcher = _dispatcher, None
+    if dispatcher is not None:
+        dispatcher.shutdown(wait=wait)
