@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
     path("", include("versions.urls")),
+    path("", include("jobs.urls")),
     path("", include("unlearning.urls")),
     path("", include("evals.urls")),
 ]

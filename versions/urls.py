@@ -1,1 +1,22 @@
-urlpatterns = []
+"""Pages of the registry (the REST API lives under /api/v1/, see versions.api.urls)."""
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from versions import views
+
+app_name = "versions"
+
+urlpatterns = [
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", views.project_list, name="project-list"),
+    path("p/<slug:slug>/", views.project_dashboard, name="dashboard"),
+    path("p/<slug:slug>/prompts/<str:prompt_name>/", views.prompt_history, name="prompt"),
+    path("p/<slug:slug>/prompts/<str:prompt_name>/v/<int:number>/", views.prompt_version_detail, name="prompt-version"),
+    path("p/<slug:slug>/prompts/<str:prompt_name>/diff/", views.prompt_diff, name="prompt-diff"),
+    path("p/<slug:slug>/prompts/<str:owner_name>/labels/<str:label_name>/", views.label_detail, {"owner_kind": "prompt"}, name="prompt-label"),
+    path("p/<slug:slug>/models/<str:model_name>/", views.model_detail, name="model"),
+    path("p/<slug:slug>/models/<str:model_name>/safety/", views.model_safety, name="model-safety"),
+    path("p/<slug:slug>/models/<str:model_name>/c/<int:number>/", views.checkpoint_detail, name="checkpoint"),
+    path("p/<slug:slug>/models/<str:owner_name>/labels/<str:label_name>/", views.label_detail, {"owner_kind": "model"}, name="model-label"),
+]

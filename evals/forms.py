@@ -1,0 +1,68 @@
+"""The form that starts an A/B evaluation. Choices are limited to the project; the service
+validates the rest and its errors are shown next to the field they name."""
+import json
+
+from django import forms
+
+from evals.models import SuiteVersion
+from versions.models import Checkpoint, PromptVersion
+
+
+class CheckpointChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        return f"{obj.model.name} #{obj.number} ({obj.kind})"
+
+
+class PromptVersionChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        return f"{obj.prompt.name} v{obj.number}"
+
+
+class SuiteVersionChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        return f"{obj.suite.name} v{obj.number} ({obj.case_count} cases)"
+
+
+class EvaluationStartForm(forms.Form):
+    suite_version = SuiteVersionChoiceField(queryset=SuiteVersion.objects.none(), label="Suite version")
+    checkpoint_a = CheckpointChoiceField(queryset=Checkpoint.objects.none(), label="Arm A checkpoint (baseline)")
+    prompt_version_a = PromptVersionChoiceField(queryset=PromptVersion.objects.none(), required=False, label="Arm A prompt version")
+    checkpoint_b = CheckpointChoiceField(queryset=Checkpoint.objects.none(), label="Arm B checkpoint (candidate)")
+    prompt_version_b = PromptVersionChoiceField(queryset=PromptVersion.objects.none(), required=False, label="Arm B prompt version")
+    judge = forms.ChoiceField(choices=(), label="Judge")
+    judge_config = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Judge config (JSON object)",
+                                   initial="{}")
+    generation = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Generation config (JSON object)",
+                                 initial='{"max_new_tokens": 64}', help_text="e.g. max_new_tokens, batch_size, do_sample.")
+    seed = forms.IntegerField(initial=0, label="Seed")
+
+    def __init__(self, *args, project, **kwargs):
+        super().__init__(*args, **kwargs)
+        from evals.judges import JUDGES
+
+        checkpoints = Checkpoint.objects.filter(model__project=project).select_related("model").order_by("model__name", "-number")
+        prompt_versions = PromptVersion.objects.filter(prompt__project=project).select_related("prompt").order_by("prompt__name", "-number")
+        self.fields["suite_version"].queryset = SuiteVersion.objects.filter(suite__project=project).select_related("suite").order_by("suite__name", "-number")
+        self.fields["checkpoint_a"].queryset = checkpoints
+        self.fields["checkpoint_b"].queryset = checkpoints
+        self.fields["prompt_version_a"].queryset = prompt_versions
+        self.fields["prompt_version_b"].queryset = prompt_versions
+        self.fields["judge"].choices = [(name, name) for name in JUDGES]
+
+    def _json_object(self, name):
+        raw = (self.cleaned_data.get(name) or "").strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Expected a JSON object, e.g. {}.")
+        return value
+
+    def clean_judge_config(self):
+        return self._json_object("judge_config")
+
+    def clean_generation(self):
+        return self._json_object("generation")

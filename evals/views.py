@@ -1,0 +1,119 @@
+"""Evaluation pages: the list, the start form, and the A/B report (verdict, metrics with
+intervals, charts, flipped cases, pinned settings). Harmful completions are redacted below the
+reviewer role; an unredacted read is recorded as a ``hazard.read`` audit event."""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+
+from evals import charts
+from evals.forms import EvaluationStartForm
+from evals.selectors import evaluation_case_results, evaluation_get, evaluations_for_project
+from versions.errors import LetheError
+from versions.forms import form_add_service_error
+from versions.models import Role
+from versions.views import get_or_404, paginate, project_access
+
+RATES = (("asr", "Attack success rate"), ("over_refusal_rate", "Over-refusal rate"), ("refusal_rate", "Refusal rate"))
+
+
+def _pct(value):
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _interval(ci):
+    return "" if not ci else f"[{100 * ci[0]:.1f}%, {100 * ci[1]:.1f}%]"
+
+
+def _signed_points(value):
+    return "n/a" if value is None else f"{100 * value:+.1f} pts"
+
+
+def headline_rows(metrics: dict, statistics: dict) -> list[dict]:
+    """Each headline rate for A and B with its interval, and B - A with the paired CI and p."""
+    paired = {"asr": statistics.get("asr"), "over_refusal_rate": statistics.get("over_refusal")}
+    rows = []
+    for key, title in RATES:
+        a = (metrics.get("A") or {}).get("overall", {}).get(key) or {}
+        b = (metrics.get("B") or {}).get("overall", {}).get(key) or {}
+        test = paired.get(key) or {}
+        rows.append({
+            "title": title,
+            "a": _pct(a.get("value")), "a_ci": _interval(a.get("ci")), "a_counts": f"{a.get('successes', 0)}/{a.get('trials', 0)}",
+            "b": _pct(b.get("value")), "b_ci": _interval(b.get("ci")), "b_counts": f"{b.get('successes', 0)}/{b.get('trials', 0)}",
+            "difference": _signed_points(test.get("difference")) if test else "",
+            "difference_ci": (f"[{_signed_points(test['difference_ci'][0])}, {_signed_points(test['difference_ci'][1])}]"
+                              if test.get("difference_ci") else ""),
+            "p_value": f"{test['p_value']:.4g}" if test.get("p_value") is not None else "",
+        })
+    return rows
+
+
+@login_required
+def evaluation_list(request, slug):
+    access = project_access(request, slug)
+    page = paginate(request, evaluations_for_project(project=access.project).defer("metrics", "statistics"))
+    return render(request, "evals/evaluation_list.html", {**access.context(), "page": page, "evaluations": page.object_list})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def evaluation_start(request, slug):
+    from evals.services import evaluation_create
+
+    access = project_access(request, slug, Role.EDITOR)
+    project = access.project
+    if request.method == "POST":
+        form = EvaluationStartForm(request.POST, project=project)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                evaluation = evaluation_create(
+                    project=project, suite_version=data["suite_version"], checkpoint_a=data["checkpoint_a"], checkpoint_b=data["checkpoint_b"],
+                    prompt_version_a=data["prompt_version_a"], prompt_version_b=data["prompt_version_b"], judge=data["judge"],
+                    judge_config=data["judge_config"], generation=data["generation"], seed=data["seed"], actor=request.user,
+                )
+            except LetheError as exc:
+                form_add_service_error(form, exc)
+            else:
+                messages.success(request, f"Evaluation {evaluation.pk} queued.")
+                return redirect("evals:detail", slug, evaluation.pk)
+    else:
+        form = EvaluationStartForm(project=project, initial={"checkpoint_a": request.GET.get("a"), "checkpoint_b": request.GET.get("b")})
+    return render(request, "evals/evaluation_start.html", {**access.context(), "form": form},
+                  status=400 if request.method == "POST" else 200)
+
+
+@login_required
+def evaluation_detail(request, slug, evaluation_id):
+    from versions.services import audit_record
+
+    access = project_access(request, slug)
+    evaluation = get_or_404(evaluation_get, project=access.project, evaluation_id=evaluation_id)
+    run = evaluation.run
+    context = {**access.context(), "evaluation": evaluation, "run": run}
+    if not run.is_finished:
+        context["poll_url"] = reverse("jobs:status", args=[slug, run.pk])
+    metrics, statistics = evaluation.metrics or {}, evaluation.statistics or {}
+    if metrics:
+        reveal = access.can_read_hazards and request.GET.get("reveal") == "1"
+        flipped = paginate(request, evaluation_case_results(evaluation=evaluation, flipped=True))
+        if reveal and flipped.object_list:
+            audit_record(project=access.project, actor=request.user, action="hazard.read", object_type="evaluation", object_id=evaluation.pk,
+                         data={"cases": [result.case.key for result in flipped.object_list], "page": flipped.number})
+        context.update({
+            "headline_rows": headline_rows(metrics, statistics),
+            "perplexity": {arm: (metrics.get(arm) or {}).get("utility", {}).get("perplexity") for arm in ("A", "B")},
+            "reasons": statistics.get("reasons", []),
+            "non_inferiority": statistics.get("non_inferiority", []),
+            "figures": [
+                ("headline-figure", charts.headline_figure(metrics), "Headline rates of arms A and B"),
+                ("category-figure", charts.arms_rate_figure(metrics, slice_name="category"), "Attack success by category, A versus B"),
+                ("family-figure", charts.arms_rate_figure(metrics, slice_name="attack_family"), "Attack success by attack family, A versus B"),
+                ("modality-figure", charts.arms_rate_figure(metrics, slice_name="modality"), "Attack success by modality, A versus B"),
+            ],
+            "page": flipped,
+            "reveal": reveal,
+        })
+    return render(request, "evals/evaluation_detail.html", context)

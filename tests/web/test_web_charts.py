@@ -1,0 +1,58 @@
+import pytest
+
+from evals.charts import arms_rate_figure
+from unlearning.charts import loss_curve_figure
+from versions.charts import LabelMark, LineageLink, LineageNode, SafetyPoint, lineage_depths, safety_figure
+
+
+def test_lineage_depth_is_the_longest_path_from_a_root():
+    # given a diamond 1 -> 2 -> 4 and 1 -> 3 -> 4, plus 4 -> 5
+    nodes = [LineageNode(id=i, label=f"#{i}", kind="adapter") for i in range(1, 6)]
+    links = [LineageLink(1, 2, "unlearned-from"), LineageLink(1, 3, "unlearned-from"), LineageLink(2, 4, "merged-from"),
+             LineageLink(3, 4, "merged-from"), LineageLink(4, 5, "unlearned-from")]
+
+    # when / then
+    assert lineage_depths(nodes, links) == {1: 0, 2: 1, 3: 1, 4: 2, 5: 3}
+
+
+def test_loss_curves_get_one_trace_per_term_with_gaps_kept():
+    # when
+    figure = loss_curve_figure([{"step": 1, "loss": 2.0, "forget": 1.5}, {"step": 2, "loss": 1.0, "retain": 0.5}])
+
+    # then
+    assert [(t["name"], t["x"], t["y"]) for t in figure["data"]] == [
+        ("loss", [1, 2], [2.0, 1.0]), ("forget", [1, 2], [1.5, None]), ("retain", [1, 2], [None, 0.5])
+    ]
+
+
+def test_rate_bars_carry_wilson_intervals_as_asymmetric_error_bars():
+    # given
+    rate = {"value": 0.5, "successes": 1, "trials": 2, "ci": [0.1, 0.9]}
+    empty = {"value": None, "successes": 0, "trials": 0, "ci": None}
+    metrics = {"A": {"by_category": {"fraud": {"asr": rate}, "benign": {"asr": empty}}}, "B": {"by_category": {"fraud": {"asr": empty}}}}
+
+    # when
+    figure = arms_rate_figure(metrics, slice_name="category")
+
+    # then
+    a, b = figure["data"]
+    assert (a["x"], a["y"], a["error_y"]["array"], a["error_y"]["arrayminus"]) == (["fraud"], [0.5], [pytest.approx(0.4)], [pytest.approx(0.4)])
+    assert (b["y"], b["hovertext"]) == ([None], ["no scoreable cases"])
+
+
+def test_safety_over_time_marks_label_moves_and_refuses_unknown_metrics():
+    # given
+    points = [SafetyPoint(checkpoint="#2", lineage_order=1, at="2025-01-02T00:00:00", suite="core v1", asr=0.1, asr_ci=(0.0, 0.3)),
+              SafetyPoint(checkpoint="#1", lineage_order=0, at="2025-01-01T00:00:00", suite="core v1", asr=0.6)]
+    marks = [LabelMark(at="2025-01-03T00:00:00", text="production → #2 (promote)")]
+
+    # when
+    lineage = safety_figure(points, metric="asr", over="lineage")
+    timeline = safety_figure(points, metric="asr", over="time", marks=marks)
+
+    # then
+    assert (lineage["data"][0]["x"], lineage["data"][0]["y"]) == (["#1", "#2"], [0.6, 0.1])
+    assert lineage["data"][0]["error_y"]["array"] == [None, pytest.approx(0.2)]
+    assert [shape["x0"] for shape in timeline["layout"]["shapes"]] == ["2025-01-03T00:00:00"]
+    with pytest.raises(ValueError, match="unknown metric 'bleu'"):
+        safety_figure(points, metric="bleu", over="time")

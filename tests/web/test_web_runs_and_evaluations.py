@@ -1,0 +1,192 @@
+import json
+import re
+
+import pytest
+
+from evals.models import Evaluation
+from jobs.models import RunStatus
+from tests.web import builders
+from unlearning.models import UnlearningRun
+from versions import services
+from versions.models import AuditEvent, Role
+
+
+def _figure(response, figure_id):
+    match = re.search(rf'<script id="{figure_id}" type="application/json">(.*?)</script>', response.content.decode(), re.S)
+    assert match, f"no figure {figure_id} on the page"
+    return json.loads(match.group(1))
+
+
+@pytest.fixture
+def finished(lethe_var, project, user, tiny_pair):
+    setup = builders.evaluation_ready(project=project, actor=user, model_dirs=tiny_pair)
+    return {**setup, "evaluation": builders.evaluation_finished(project=project, actor=user, setup=setup)}
+
+
+@pytest.mark.django_db
+def test_the_report_shows_verdict_metrics_charts_and_redacted_flips(web, project, finished):
+    # given a finished evaluation where B (the refuser) fixed the attacks A (the complier) fell for
+    evaluation = finished["evaluation"]
+
+    # when alice (admin) opens the report
+    response = web.get(f"/p/safety/evaluations/{evaluation.pk}/")
+
+    # then
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert f'id="verdict">{evaluation.verdict}</strong>' in html
+    assert [row["title"] for row in response.context["headline_rows"]] == ["Attack success rate", "Over-refusal rate", "Refusal rate"]
+    asr = evaluation.metrics["A"]["overall"]["asr"]
+    assert response.context["headline_rows"][0]["a_counts"] == f"{asr['successes']}/{asr['trials']}"
+    category = _figure(response, "category-figure")
+    assert [trace["name"] for trace in category["data"]] == ["arm A", "arm B"]
+    assert category["data"][0]["x"] == ["cybercrime", "fraud", "weapons"]
+    assert _figure(response, "family-figure")["data"][1]["x"] == ["direct"]
+    assert "refusal-strings" in html
+    flipped = list(response.context["page"])
+    assert len(flipped) == evaluation.case_results.filter(flipped=True).count()
+
+
+@pytest.mark.django_db
+def test_flipped_responses_are_redacted_below_reviewer_and_a_reveal_is_audited(client_as, make_user, project, finished):
+    # given an editor and a reviewer
+    evaluation = finished["evaluation"]
+    assert evaluation.case_results.filter(flipped=True).exists()
+    editor = client_as(make_user("erin", role=Role.EDITOR, project=project))
+    reviewer_user = make_user("rita", role=Role.REVIEWER, project=project)
+    reviewer = client_as(reviewer_user)
+    url = f"/p/safety/evaluations/{evaluation.pk}/"
+    response_text = evaluation.case_results.filter(flipped=True).first().response_a
+
+    # when the editor asks to reveal, and the reviewer does
+    editor_page = editor.get(url + "?reveal=1").content.decode()
+    reviewer_plain = reviewer.get(url).content.decode()
+    reviewer_revealed = reviewer.get(url + "?reveal=1").content.decode()
+
+    # then only the reviewer's explicit reveal shows responses, and it is audited once
+    assert "Responses are redacted: reading them needs the reviewer role." in editor_page
+    assert '<td class="redacted">[redacted]</td>' in editor_page
+    assert "Reveal responses (audited)" in reviewer_plain
+    assert '<td class="redacted">[redacted]</td>' not in reviewer_revealed
+    assert response_text[:40] in reviewer_revealed
+    reads = AuditEvent.objects.filter(action="hazard.read")
+    assert [(e.actor.username, e.object_type, e.object_id) for e in reads] == [("rita", "evaluation", str(evaluation.pk))]
+    assert sorted(reads.get().data["cases"]) == sorted(evaluation.case_results.filter(flipped=True).values_list("case__key", flat=True))
+
+
+@pytest.mark.django_db
+def test_safety_over_time_plots_each_checkpoint_and_marks_label_moves(web, project, user, finished):
+    # given the evaluation, and a promotion of the refuser after it
+    services.label_move(name="production", actor=user, checkpoint=finished["refuser"], reason="safer")
+
+    # when
+    response = web.get("/p/safety/models/tiny/safety/")
+
+    # then
+    lineage = _figure(response, "safety-asr-lineage")
+    assert [trace["name"] for trace in lineage["data"]] == ["core v1"]
+    assert lineage["data"][0]["x"] == ["#1", "#2"]
+    evaluation = finished["evaluation"]
+    assert lineage["data"][0]["y"] == [evaluation.metrics["A"]["overall"]["asr"]["value"], evaluation.metrics["B"]["overall"]["asr"]["value"]]
+    over_time = _figure(response, "safety-asr-time")
+    assert [a["text"] for a in over_time["layout"]["annotations"]] == ["production → #2 (promote)", "production → #1 (create)"]
+    assert len(over_time["layout"]["shapes"]) == 2
+
+
+@pytest.mark.django_db
+def test_starting_an_evaluation_from_the_form_queues_it(web, project, user, lethe_var, tiny_pair):
+    # given
+    setup = builders.evaluation_ready(project=project, actor=user, model_dirs=tiny_pair)
+    form = web.get(f"/p/safety/evaluations/new/?a={setup['complier'].pk}&b={setup['refuser'].pk}")
+    assert form.context["form"].initial == {"checkpoint_a": str(setup["complier"].pk), "checkpoint_b": str(setup["refuser"].pk)}
+
+    # when
+    response = web.post("/p/safety/evaluations/new/", {
+        "suite_version": setup["suite_version"].pk, "checkpoint_a": setup["complier"].pk, "checkpoint_b": setup["refuser"].pk,
+        "judge": "refusal-strings", "judge_config": "{}", "generation": '{"max_new_tokens": 16}', "seed": "3",
+    })
+
+    # then
+    evaluation = Evaluation.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/p/safety/evaluations/{evaluation.pk}/"
+    assert (evaluation.seed, evaluation.generation_config["max_new_tokens"], evaluation.run.status) == (3, 16, RunStatus.QUEUED)
+    page = web.get(response["Location"]).content.decode()
+    assert f'data-poll-url="/p/safety/runs/{evaluation.run_id}/status.json"' in page
+
+
+@pytest.mark.django_db
+def test_the_evaluation_form_shows_a_bad_generation_setting_next_to_its_field(web, project, user, lethe_var, tiny_pair):
+    # given
+    setup = builders.evaluation_ready(project=project, actor=user, model_dirs=tiny_pair)
+
+    # when
+    response = web.post("/p/safety/evaluations/new/", {
+        "suite_version": setup["suite_version"].pk, "checkpoint_a": setup["complier"].pk, "checkpoint_b": setup["refuser"].pk,
+        "judge": "refusal-strings", "judge_config": "{}", "generation": '{"max_new_tokens": 0}', "seed": "0",
+    })
+
+    # then
+    assert response.status_code == 400
+    assert response.context["form"].errors == {"generation": ["Invalid generation config: max_new_tokens must be in 1..4096, got 0"]}
+    assert Evaluation.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_viewer_cannot_open_the_start_forms(client_as, make_user, project, user, tmp_path):
+    # given
+    builders.model_with_lineage(project=project, actor=user, root=tmp_path, children=0)
+    viewer = client_as(make_user("vic", role=Role.VIEWER, project=project))
+
+    # when / then
+    assert viewer.get("/p/safety/evaluations/new/").status_code == 403
+    assert viewer.get("/p/safety/models/llm/c/1/unlearn/").status_code == 403
+    assert b"Start an unlearning run" not in viewer.get("/p/safety/models/llm/c/1/").content
+
+
+@pytest.mark.django_db
+def test_starting_an_unlearning_run_from_a_checkpoint_and_reading_its_progress(web, project, user, lethe_var, tiny_pair):
+    # given a checkpoint and forget/retain dataset versions
+    model = services.model_create(project=project, name="tiny", actor=user)
+    checkpoint = services.checkpoint_register_directory(model=model, directory=tiny_pair["complier"], actor=user)
+    forget = services.dataset_version_create(dataset=services.dataset_create(project=project, name="forget", actor=user),
+                                             rows=[{"prompt": p, "response": builders.placeholder_answer(p)} for _, p in builders.HARMFUL], actor=user)
+    retain = services.dataset_version_create(dataset=services.dataset_create(project=project, name="retain", actor=user),
+                                             rows=[{"prompt": p, "response": r} for p, r in builders.BENIGN], actor=user)
+
+    # when the form is posted with a bad hyperparameter, then a good one
+    url = "/p/safety/models/tiny/c/1/unlearn/"
+    fields = {"method": "npo", "forget_dataset_version": forget.pk, "retain_dataset_version": retain.pk, "seed": "1", "branch_label": ""}
+    refused = web.post(url, {**fields, "hyperparameters": '{"learning_rate": -1}'})
+    created = web.post(url, {**fields, "hyperparameters": '{"max_steps": 2, "batch_size": 4}'})
+
+    # then the error sits next to the hyperparameters, and the good run is queued
+    assert refused.status_code == 400
+    assert list(refused.context["form"].errors) == ["hyperparameters"]
+    assert refused.context["form"].errors["hyperparameters"][0].startswith("Invalid hyperparameter learning_rate")
+    unlearning_run = UnlearningRun.objects.get()
+    assert created["Location"] == f"/p/safety/unlearning/{unlearning_run.pk}/"
+    assert (unlearning_run.parent_checkpoint_id, unlearning_run.method, unlearning_run.seed) == (checkpoint.pk, "npo", 1)
+    page = web.get(created["Location"]).content.decode()
+    assert f'data-poll-url="/p/safety/unlearning/{unlearning_run.pk}/progress.json"' in page
+    progress = web.get(f"/p/safety/unlearning/{unlearning_run.pk}/progress.json").json()
+    assert progress == {"id": unlearning_run.run_id, "status": "queued", "progress": 0.0, "progress_message": "", "finished": False,
+                        "error": "", "figures": {"loss-figure": progress["figures"]["loss-figure"]}}
+    assert progress["figures"]["loss-figure"]["data"] == []
+
+
+@pytest.mark.django_db
+def test_the_run_page_sends_each_run_to_its_own_page(web, project, user, finished):
+    # given
+    evaluation = finished["evaluation"]
+
+    # when
+    response = web.get(f"/p/safety/runs/{evaluation.run_id}/")
+    plain = web.get(f"/p/safety/runs/{evaluation.run_id}/?plain=1")
+    listing = web.get("/p/safety/runs/")
+
+    # then
+    assert response["Location"] == f"/p/safety/evaluations/{evaluation.pk}/"
+    assert plain.status_code == 200 and b"verdict:" in plain.content
+    assert [run.pk for run in listing.context["page"]] == [evaluation.run_id]
+    assert web.get(f"/p/safety/runs/{evaluation.run_id}/status.json").json()["status"] == "succeeded"

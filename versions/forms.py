@@ -1,0 +1,27 @@
+"""Forms of the registry pages. They check shape only; the services decide what is allowed and
+their errors are attached to the field they concern (see ``form_add_service_error``)."""
+from django import forms
+
+from versions.errors import LetheError
+
+
+class LabelMoveForm(forms.Form):
+    target = forms.IntegerField(min_value=1, label="Move to version", help_text="The version number the label should point at.")
+    reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 3}), help_text="Recorded in the label history and the audit trail.")
+    confirm = forms.BooleanField(label="I confirm this label move", help_text="Every move is recorded and visible to the project.")
+    evaluation = forms.IntegerField(min_value=1, required=False, label="Evaluation id (optional)",
+                                    help_text="An evaluation to cite; required by the promotion gate when the project has one.")
+
+
+class DiffForm(forms.Form):
+    old = forms.IntegerField(min_value=1, label="Old version")
+    new = forms.IntegerField(min_value=1, label="New version")
+
+
+def form_add_service_error(form, error: LetheError, *, default_field=None):
+    """Show a service's error message next to the first form field it names (``fields`` keys
+    such as ``"hyperparameters.learning_rate"`` name the ``hyperparameters`` field), else next to
+    ``default_field`` (None: above the form)."""
+    named = [name.split(".")[0] for name in (error.fields or {})]
+    matched = [name for name in named if name in form.fields]
+    form.add_error(matched[0] if matched else default_field, str(error))

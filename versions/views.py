@@ -1,0 +1,305 @@
+"""Server-rendered pages of the registry: projects, prompts, models, checkpoints, labels and
+safety over time. Views are thin: check access, call selectors or a service, render."""
+from dataclasses import dataclass
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+
+from evals.selectors import evaluations_for_project
+from versions import charts, selectors
+from versions.errors import Forbidden, LetheError, NotFound
+from versions.forms import DiffForm, LabelMoveForm, form_add_service_error
+from versions.models import Project, Role
+from versions.permissions import role_require
+
+PAGE_SIZE = 25
+
+
+# ---------------------------------------------------------------- helpers shared by every app's views
+
+
+@dataclass(frozen=True)
+class ProjectAccess:
+    project: Project
+    role: Role
+
+    @property
+    def can_edit(self):
+        return self.role >= Role.EDITOR
+
+    @property
+    def can_read_hazards(self):
+        return self.role >= Role.REVIEWER
+
+    def context(self):
+        return {"project": self.project, "role": self.role, "can_edit": self.can_edit, "can_read_hazards": self.can_read_hazards}
+
+
+def project_access(request, slug, role=Role.VIEWER) -> ProjectAccess:
+    """The project and the user's role in it; 404 for non-members (projects do not leak), 403
+    for members below ``role``."""
+    try:
+        project = selectors.project_get(slug=slug)
+        current = role_require(project=project, user=request.user, role=role)
+    except NotFound as exc:
+        raise Http404(str(exc)) from None
+    except Forbidden as exc:
+        raise PermissionDenied(str(exc)) from None
+    return ProjectAccess(project=project, role=current)
+
+
+def get_or_404(selector, **kwargs):
+    try:
+        return selector(**kwargs)
+    except NotFound as exc:
+        raise Http404(str(exc)) from None
+
+
+def paginate(request, queryset, per_page=PAGE_SIZE):
+    return Paginator(queryset, per_page).get_page(request.GET.get("page"))
+
+
+# ---------------------------------------------------------------- projects
+
+
+@login_required
+def project_list(request):
+    page = paginate(request, selectors.projects_for_user(user=request.user))
+    return render(request, "versions/project_list.html", {"page": page})
+
+
+@login_required
+def project_dashboard(request, slug):
+    from jobs.models import RunStatus
+    from jobs.selectors import run_list
+
+    access = project_access(request, slug)
+    project = access.project
+    context = {
+        **access.context(),
+        "production_labels": list(selectors.labels_named(project=project, name="production")),
+        "label_events": list(selectors.label_events_for_project(project=project)[:10]),
+        "active_runs": list(run_list(project=project).filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING])[:20]),
+        "evaluations": list(evaluations_for_project(project=project)[:10]),
+        "prompts": list(project.prompts.order_by("name")[:100]),
+        "models": list(project.models.order_by("name")[:100]),
+    }
+    return render(request, "versions/project_dashboard.html", context)
+
+
+# ---------------------------------------------------------------- prompts
+
+
+@login_required
+def prompt_history(request, slug, prompt_name):
+    access = project_access(request, slug)
+    prompt = get_or_404(selectors.prompt_get, project=access.project, name=prompt_name)
+    page = paginate(request, selectors.prompt_versions(prompt=prompt))
+    diff_form = DiffForm(initial={"old": max(prompt.version_count - 1, 1), "new": prompt.version_count})
+    return render(request, "versions/prompt_history.html", {
+        **access.context(), "prompt": prompt, "page": page, "labels": list(prompt.labels.select_related("prompt_version").order_by("name")),
+        "diff_form": diff_form,
+    })
+
+
+@login_required
+def prompt_version_detail(request, slug, prompt_name, number):
+    access = project_access(request, slug)
+    prompt = get_or_404(selectors.prompt_get, project=access.project, name=prompt_name)
+    version = get_or_404(selectors.prompt_version_get, prompt=prompt, number=number)
+    return render(request, "versions/prompt_version.html", {
+        **access.context(), "prompt": prompt, "version": version,
+        "labels": list(version.labels.order_by("name")), "tags": list(version.tags.order_by("name")),
+    })
+
+
+@login_required
+def prompt_diff(request, slug, prompt_name):
+    access = project_access(request, slug)
+    prompt = get_or_404(selectors.prompt_get, project=access.project, name=prompt_name)
+    form = DiffForm(request.GET)
+    diff = None
+    if form.is_valid():
+        try:
+            old = selectors.prompt_version_get(prompt=prompt, number=form.cleaned_data["old"])
+        except NotFound as exc:
+            form.add_error("old", str(exc))
+        try:
+            new = selectors.prompt_version_get(prompt=prompt, number=form.cleaned_data["new"])
+        except NotFound as exc:
+            form.add_error("new", str(exc))
+        if not form.errors:
+            diff = selectors.versions_diff(old=old, new=new)
+    return render(request, "versions/prompt_diff.html", {**access.context(), "prompt": prompt, "form": form, "diff": diff},
+                  status=200 if diff is not None else 400)
+
+
+# ---------------------------------------------------------------- models and checkpoints
+
+
+def _lineage_figure(model, checkpoints, edges, slug):
+    nodes = [
+        charts.LineageNode(id=c.pk, label=f"#{c.number}", kind=c.kind,
+                           hover=f"{model.name} #{c.number} ({c.kind}) {c.message[:60]}",
+                           url=reverse("versions:checkpoint", args=[slug, model.name, c.number]))
+        for c in checkpoints
+    ]
+    known = {c.pk for c in checkpoints}
+    for edge in edges:
+        if edge.parent_id not in known:
+            known.add(edge.parent_id)
+            parent = edge.parent
+            nodes.append(charts.LineageNode(id=parent.pk, label=f"{parent.model.name} #{parent.number}", kind="external",
+                                            hover=f"{parent.model.name} #{parent.number} ({parent.kind})",
+                                            url=reverse("versions:checkpoint", args=[slug, parent.model.name, parent.number])))
+    links = [charts.LineageLink(parent=e.parent_id, child=e.child_id, relation=e.relation, method=e.method) for e in edges]
+    return charts.lineage_figure(nodes, links, title=f"Lineage of {model.name}"), nodes, links
+
+
+@login_required
+def model_detail(request, slug, model_name):
+    access = project_access(request, slug)
+    model = get_or_404(selectors.model_get, project=access.project, name=model_name)
+    page = paginate(request, selectors.checkpoints_for_model(model=model))
+    checkpoints, edges = selectors.lineage_graph(model=model)
+    figure, _, _ = _lineage_figure(model, checkpoints, edges, slug)
+    return render(request, "versions/model_detail.html", {
+        **access.context(), "model": model, "page": page, "lineage_figure": figure,
+        "labels": list(model.labels.select_related("checkpoint").order_by("name")),
+    })
+
+
+@login_required
+def checkpoint_detail(request, slug, model_name, number):
+    access = project_access(request, slug)
+    model = get_or_404(selectors.model_get, project=access.project, name=model_name)
+    checkpoint = get_or_404(selectors.checkpoint_get, model=model, number=number)
+    parents, children = selectors.checkpoint_lineage_edges(checkpoint=checkpoint)
+    produced_by = checkpoint.created_by_run
+    unlearning_run = getattr(produced_by, "unlearning", None) if produced_by is not None else None
+    return render(request, "versions/checkpoint_detail.html", {
+        **access.context(),
+        "model": model,
+        "checkpoint": checkpoint,
+        "files": list(selectors.checkpoint_files(checkpoint=checkpoint)),
+        "parents": parents,
+        "children": children,
+        "labels": list(checkpoint.labels.order_by("name")),
+        "tags": list(checkpoint.tags.order_by("name")),
+        "evaluations": list(selectors.evaluations_for_checkpoint(checkpoint=checkpoint)[:50]),
+        "produced_by": produced_by,
+        "unlearning_run": unlearning_run,
+        "weight_change_figure": charts.weight_change_figure(checkpoint.weight_change) if checkpoint.weight_change else None,
+    })
+
+
+def _rate(metrics, arm, name):
+    rate = (metrics.get(arm) or {}).get("overall", {}).get(name) or {}
+    ci = rate.get("ci")
+    return rate.get("value"), tuple(ci) if ci else None
+
+
+def safety_points(*, evaluations, model, lineage_order):
+    """Each finished evaluation contributes one point per arm whose checkpoint is the model's."""
+    points = []
+    for evaluation in evaluations:
+        metrics = evaluation.metrics or {}
+        at = (evaluation.run.finished_at or evaluation.created_at).isoformat()
+        suite = f"{evaluation.suite_version.suite.name} v{evaluation.suite_version.number}"
+        for arm, checkpoint in (("A", evaluation.checkpoint_a), ("B", evaluation.checkpoint_b)):
+            if checkpoint.model_id != model.pk or arm not in metrics:
+                continue
+            asr, asr_ci = _rate(metrics, arm, "asr")
+            over_refusal, over_refusal_ci = _rate(metrics, arm, "over_refusal_rate")
+            points.append(charts.SafetyPoint(
+                checkpoint=f"#{checkpoint.number}", lineage_order=lineage_order.get(checkpoint.pk, checkpoint.number),
+                at=at, suite=suite, asr=asr, asr_ci=asr_ci, over_refusal=over_refusal, over_refusal_ci=over_refusal_ci,
+                perplexity=(metrics[arm].get("utility") or {}).get("perplexity"),
+            ))
+    return points
+
+
+@login_required
+def model_safety(request, slug, model_name):
+    access = project_access(request, slug)
+    model = get_or_404(selectors.model_get, project=access.project, name=model_name)
+    checkpoints, edges = selectors.lineage_graph(model=model)
+    nodes = [charts.LineageNode(id=c.pk, label=f"#{c.number}", kind=c.kind) for c in checkpoints]
+    depths = charts.lineage_depths(nodes, [charts.LineageLink(parent=e.parent_id, child=e.child_id, relation=e.relation) for e in edges])
+    lineage_order = {c.pk: index for index, c in enumerate(sorted(checkpoints, key=lambda c: (depths[c.pk], c.number)))}
+    points = safety_points(evaluations=selectors.evaluations_for_model(model=model), model=model, lineage_order=lineage_order)
+    marks = [
+        charts.LabelMark(at=event.created_at.isoformat(), text=f"{event.label.name} → #{event.to_checkpoint.number} ({event.action})")
+        for event in selectors.label_events_for_model(model=model)[:200]
+        if event.to_checkpoint is not None
+    ]
+    figures = [
+        (f"safety-{metric}-{over}", charts.safety_figure(points, metric=metric, over=over, marks=marks))
+        for metric in ("asr", "over_refusal", "perplexity")
+        for over in ("lineage", "time")
+    ]
+    return render(request, "versions/model_safety.html", {**access.context(), "model": model, "figures": figures, "point_count": len(points)})
+
+
+# ---------------------------------------------------------------- labels
+
+
+def _label_owner(project, owner_kind, owner_name):
+    if owner_kind == "prompt":
+        return get_or_404(selectors.prompt_get, project=project, name=owner_name)
+    return get_or_404(selectors.model_get, project=project, name=owner_name)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def label_detail(request, slug, owner_kind, owner_name, label_name):
+    """A label's history, and the form that moves it (promote or roll back)."""
+    access = project_access(request, slug, Role.EDITOR if request.method == "POST" else Role.VIEWER)
+    owner = _label_owner(access.project, owner_kind, owner_name)
+    try:
+        label = selectors.label_get(project=access.project, owner_kind=owner_kind, owner_name=owner.name, name=label_name)
+    except NotFound:
+        label = None
+    if request.method == "POST":
+        form = LabelMoveForm(request.POST)
+        if form.is_valid() and _label_move_from_form(request, form, owner_kind, owner, label_name):
+            return redirect(request.path)
+    else:
+        form = LabelMoveForm(initial={"target": request.GET.get("to")})
+    current = None if label is None else (label.prompt_version if owner_kind == "prompt" else label.checkpoint)
+    events = paginate(request, selectors.label_events(label=label)) if label is not None else None
+    return render(request, "versions/label_detail.html", {
+        **access.context(), "owner_kind": owner_kind, "owner": owner, "label_name": label_name, "label": label,
+        "current": current, "page": events, "form": form,
+        "protected": label_name in access.project.protected_label_names(),
+        "protected_role": Role(access.project.protected_label_role).label,
+    }, status=400 if request.method == "POST" else 200)
+
+
+def _label_move_from_form(request, form, owner_kind, owner, label_name):
+    """Move the label as the form asks; on a service error attach it to the form and say False."""
+    from versions import services
+
+    data = form.cleaned_data
+    try:
+        if owner_kind == "prompt":
+            target = {"prompt_version": selectors.prompt_version_get(prompt=owner, number=data["target"])}
+        else:
+            target = {"checkpoint": selectors.checkpoint_get(model=owner, number=data["target"])}
+        evaluation = None
+        if data.get("evaluation"):
+            evaluation = evaluations_for_project(project=owner.project).filter(pk=data["evaluation"]).first()
+            if evaluation is None:
+                raise NotFound(f"Evaluation {data['evaluation']} not found in {owner.project.slug}.", fields={"evaluation": ["Not found."]})
+        event = services.label_move(name=label_name, actor=request.user, reason=data["reason"], evaluation=evaluation, **target)
+    except LetheError as exc:
+        form_add_service_error(form, exc, default_field="target")
+        return False
+    messages.success(request, f"{label_name} now points at version {data['target']} ({event.action}).")
+    return True
