@@ -3,16 +3,21 @@ of rows (lineage included: one recursive statement at any depth)."""
 import json
 
 from django.db import connection
-from django.db.models import Prefetch
+from django.db.models import OuterRef, Prefetch, Subquery
 
 from versions.errors import NotFound, ValidationFailed
 from versions.models import (
+    ApiToken,
     AuditEvent,
     Checkpoint,
+    CheckpointFile,
     CheckpointKind,
+    Dataset,
+    DatasetVersion,
     Label,
     LabelEvent,
     LineageEdge,
+    Membership,
     Model,
     Project,
     Prompt,
@@ -23,10 +28,46 @@ from versions.models import (
 
 
 def projects_for_user(*, user):
+    """Projects the user can see, each annotated with ``my_role`` (None for a superuser who is
+    not a member)."""
     qs = Project.objects.all()
     if not user.is_superuser:
         qs = qs.filter(memberships__user=user)
-    return qs.order_by("slug")
+    my_role = Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
+    return qs.annotate(my_role=Subquery(my_role)).order_by("slug")
+
+
+def memberships_for_project(*, project):
+    return Membership.objects.filter(project=project).select_related("user").order_by("user__username")
+
+
+def tokens_for_user(*, user):
+    return ApiToken.objects.filter(user=user).order_by("-created_at", "-id")
+
+
+def token_get(*, user, token_id):
+    token = ApiToken.objects.filter(user=user, pk=token_id).first()
+    if token is None:
+        raise NotFound(f"Token {token_id} not found.")
+    return token
+
+
+def prompts_for_project(*, project):
+    return (
+        Prompt.objects.filter(project=project)
+        .select_related("created_by")
+        .prefetch_related(Prefetch("labels", queryset=Label.objects.select_related("prompt_version").order_by("name")))
+        .order_by("name")
+    )
+
+
+def models_for_project(*, project):
+    return (
+        Model.objects.filter(project=project)
+        .select_related("created_by")
+        .prefetch_related(Prefetch("labels", queryset=Label.objects.select_related("checkpoint").order_by("name")))
+        .order_by("name")
+    )
 
 
 def project_get(*, slug):
@@ -74,10 +115,14 @@ def checkpoints_for_model(*, model):
         .prefetch_related(
             Prefetch("labels", queryset=Label.objects.order_by("name")),
             Prefetch("tags", queryset=Tag.objects.order_by("name")),
-            Prefetch("parent_edges", queryset=LineageEdge.objects.select_related("parent")),
+            Prefetch("parent_edges", queryset=LineageEdge.objects.select_related("parent__model").order_by("id")),
         )
         .order_by("-number")
     )
+
+
+def checkpoint_files(*, checkpoint):
+    return CheckpointFile.objects.filter(checkpoint=checkpoint).select_related("blob").order_by("path")
 
 
 def checkpoint_get(*, model, number):
@@ -172,6 +217,11 @@ def checkpoint_adapter_chain(*, checkpoint):
 # ---------------------------------------------------------------- labels
 
 
+def labels_for_owner(*, prompt=None, model=None):
+    qs = Label.objects.filter(prompt=prompt) if prompt is not None else Label.objects.filter(model=model)
+    return qs.select_related("prompt", "prompt_version", "model", "checkpoint").order_by("name")
+
+
 def labels_for_project(*, project):
     return Label.objects.filter(project=project).select_related("prompt", "prompt_version", "model", "checkpoint").order_by("name", "id")
 
@@ -239,6 +289,28 @@ def dataset_version_rows(*, dataset_version):
     return [json.loads(line) for line in content.splitlines() if line]
 
 
+def datasets_for_project(*, project):
+    return Dataset.objects.filter(project=project).select_related("created_by").order_by("name")
+
+
+def dataset_get(*, project, name):
+    dataset = Dataset.objects.filter(project=project, name=name).select_related("project", "created_by").first()
+    if dataset is None:
+        raise NotFound(f"Dataset {name!r} not found in {project.slug}.")
+    return dataset
+
+
+def dataset_versions(*, dataset):
+    return DatasetVersion.objects.filter(dataset=dataset).select_related("created_by").order_by("-number")
+
+
+def dataset_version_get(*, dataset, number):
+    version = DatasetVersion.objects.filter(dataset=dataset, number=number).select_related("created_by", "blob").first()
+    if version is None:
+        raise NotFound(f"Dataset {dataset.name} has no version {number}.")
+    return version
+
+
 def audit_events(*, project):
     return AuditEvent.objects.filter(project=project).select_related("actor").order_by("-id")
 
@@ -257,3 +329,60 @@ def versions_diff(*, old, new):
         "model_params_unified": unified(old_params, new_params, "model_params(old)", "model_params(new)"),
         "identical": old.sha256 == new.sha256,
     }
+
+
+# ---------------------------------------------------------------- web pages (fixed query counts)
+
+
+def label_events_for_project(*, project):
+    """Label moves of every prompt and model of the project, newest first."""
+    return (
+        LabelEvent.objects.filter(label__project=project)
+        .select_related("label__prompt", "label__model", "actor", "from_prompt_version", "to_prompt_version", "from_checkpoint", "to_checkpoint")
+        .order_by("-id")
+    )
+
+
+def labels_named(*, project, name):
+    """Every label called ``name`` in the project (e.g. all the `production` pointers)."""
+    return (
+        Label.objects.filter(project=project, name=name)
+        .select_related("prompt", "prompt_version", "model", "checkpoint")
+        .order_by("prompt__name", "model__name")
+    )
+
+
+def checkpoint_files(*, checkpoint):
+    return checkpoint.files.select_related("blob").order_by("path")
+
+
+def checkpoint_lineage_edges(*, checkpoint):
+    """(parent edges, child edges) of one checkpoint, with the checkpoints at their other end."""
+    parents = list(LineageEdge.objects.filter(child=checkpoint).select_related("parent__model").order_by("id"))
+    children = list(LineageEdge.objects.filter(parent=checkpoint).select_related("child__model").order_by("id"))
+    return parents, children
+
+
+def evaluations_for_checkpoint(*, checkpoint):
+    """Evaluations with either arm on this checkpoint, newest first."""
+    from django.db.models import Q
+
+    from evals.selectors import evaluations_for_project
+
+    return evaluations_for_project(project=checkpoint.model.project).filter(Q(checkpoint_a=checkpoint) | Q(checkpoint_b=checkpoint))
+
+
+def evaluations_for_model(*, model):
+    """Finished evaluations with either arm on one of the model's checkpoints, oldest first,
+    with their metrics (for safety-over-time charts)."""
+    from django.db.models import Q
+
+    from evals.selectors import evaluations_for_project
+    from jobs.models import RunStatus
+
+    return (
+        evaluations_for_project(project=model.project)
+        .filter(Q(checkpoint_a__model=model) | Q(checkpoint_b__model=model), run__status=RunStatus.SUCCEEDED)
+        .defer("statistics")
+        .order_by("run__finished_at", "id")
+    )

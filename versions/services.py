@@ -578,3 +578,34 @@ def dataset_version_create(*, dataset, rows, actor, message=""):
                                                 row_count=len(cleaned), message=message, created_by=actor)
     dataset.version_count = number
     return version
+
+
+DATASET_COLUMNS = ("prompt", "response", "category")
+
+
+def dataset_version_import(*, dataset, data, fmt, actor, message="", max_line_bytes=64 * 1024):
+    """A dataset version from an uploaded JSONL or CSV file of prompt/response rows.
+
+    Errors name the file's line ("line 7: 'response' is missing or empty"); the whole file is
+    refused on the first problem, so nothing is half-imported."""
+    from versions.tabular import TabularError, read_records
+
+    role_require(project=dataset.project, user=actor, role=Role.EDITOR)
+    try:
+        records = read_records(data, fmt, max_line_bytes=max_line_bytes, required=("prompt", "response"))
+    except TabularError as exc:
+        raise ValidationFailed(str(exc), fields={"file": [str(exc)]})
+    rows = []
+    for line, record in records:
+        extra = sorted(set(record) - set(DATASET_COLUMNS))
+        if extra:
+            problem = f"line {line}: unknown column(s) {', '.join(extra)}; expected prompt, response and optional category"
+            raise ValidationFailed(problem, fields={"file": [problem]})
+        category = record.get("category")
+        if category is not None and not isinstance(category, str):
+            raise ValidationFailed(f"line {line}: 'category' must be a string", fields={"file": [f"line {line}: category"]})
+        row = {"prompt": record["prompt"], "response": record["response"]}
+        if category:  # an empty CSV cell means no category
+            row["category"] = category
+        rows.append(row)
+    return dataset_version_create(dataset=dataset, rows=rows, actor=actor, message=message)

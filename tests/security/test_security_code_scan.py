@@ -18,7 +18,7 @@ VETTED = {
 }
 
 PATTERNS = {
-    "pickle": re.compile(r"\b(import\s+pickle|from\s+pickle\s+import|pickle\.loads?|cPickle|dill\.|joblib\.load)"),
+    "pickle": re.compile(r"\b(import\s+pickle\b|from\s+pickle\s+import|pickle\.loads?\b|cPickle|dill\.|joblib\.load)"),
     "torch.load": re.compile(r"torch\.load\((?![^)]*weights_only\s*=\s*True)"),
     "trust_remote_code": re.compile(r"trust_remote_code\s*=\s*True"),
 }

@@ -1,0 +1,455 @@
+"""Request and response shapes of the registry API. Output serializers read model instances
+loaded by selectors (related rows prefetched); input serializers only check shapes, the
+services check meaning."""
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from versions.models import CheckpointKind, Relation, Role
+
+ROLE_NAMES = [role.label for role in Role]
+
+
+# A pattern, not an enum: one enum under two field names (role, protected_label_role) would be
+# split into two components by the schema generator.
+@extend_schema_field({"type": "string", "pattern": "^(viewer|editor|reviewer|admin)$", "description": "viewer < editor < reviewer < admin"})
+class RoleField(serializers.ChoiceField):
+    """A role by name ("viewer", "editor", "reviewer", "admin"); the value is a Role."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=ROLE_NAMES, **kwargs)
+
+    def to_internal_value(self, data):
+        return Role.from_name(super().to_internal_value(data))
+
+    def to_representation(self, value):
+        return Role(value).label if value is not None else None
+
+
+# ---------------------------------------------------------------- projects, members, tokens
+
+
+class ProjectSerializer(serializers.Serializer):
+    slug = serializers.SlugField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    role = serializers.SerializerMethodField(help_text="Your role in this project.")
+    protected_labels = serializers.SerializerMethodField()
+    protected_label_role = RoleField()
+    require_evaluation_for_promotion = serializers.BooleanField()
+    milestone_thresholds = serializers.JSONField()
+    is_demo = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+    def get_role(self, project) -> str | None:
+        user = self.context["request"].user
+        if user.is_superuser:
+            return Role.ADMIN.label
+        role = getattr(project, "my_role", None)
+        if role is None:
+            from versions.permissions import user_role
+
+            role = user_role(project=project, user=user)
+        return Role(role).label if role is not None else None
+
+    def get_protected_labels(self, project) -> list[str]:
+        return project.protected_label_names()
+
+
+class ProjectCreateSerializer(serializers.Serializer):
+    slug = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ProjectUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    protected_labels = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+    protected_label_role = RoleField(required=False)
+    require_evaluation_for_promotion = serializers.BooleanField(required=False)
+    milestone_thresholds = serializers.DictField(
+        child=serializers.ListField(child=serializers.FloatField(min_value=0, max_value=1)), required=False,
+        help_text='Metric -> thresholds, e.g. {"asr": [0.05, 0.01]}.',
+    )
+
+
+class MemberSerializer(serializers.Serializer):
+    username = serializers.CharField(source="user.username")
+    role = RoleField()
+    created_at = serializers.DateTimeField()
+
+
+class MemberAddSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    role = RoleField()
+
+
+class MemberRoleSerializer(serializers.Serializer):
+    role = RoleField()
+
+
+class TokenSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    prefix = serializers.CharField(help_text="The first characters of the key, to recognise it.")
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+    revoked_at = serializers.DateTimeField(allow_null=True)
+
+
+class TokenCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+
+
+class TokenCreatedSerializer(TokenSerializer):
+    key = serializers.CharField(help_text="The secret: shown once, only in this response.")
+
+
+# ---------------------------------------------------------------- prompts
+
+
+class LabelRefSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    number = serializers.SerializerMethodField(help_text="The version or checkpoint number it points at.")
+
+    def get_number(self, label) -> int:
+        return label.prompt_version.number if label.prompt_version_id else label.checkpoint.number
+
+
+class PromptSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    version_count = serializers.IntegerField()
+    labels = LabelRefSerializer(many=True)
+    created_by = serializers.CharField(source="created_by.username")
+    created_at = serializers.DateTimeField()
+
+
+class PromptCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+def _names(related) -> list[str]:
+    return [item.name for item in related.all()]
+
+
+class PromptVersionSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    template = serializers.CharField()
+    variables = serializers.ListField(child=serializers.CharField())
+    model_params = serializers.JSONField()
+    message = serializers.CharField()
+    author = serializers.CharField(source="author.username")
+    parent = serializers.SerializerMethodField()
+    sha256 = serializers.CharField()
+    labels = serializers.SerializerMethodField()
+    tags = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+
+    def get_parent(self, version) -> int | None:
+        return version.parent.number if version.parent_id else None
+
+    def get_labels(self, version) -> list[str]:
+        return _names(version.labels)
+
+    def get_tags(self, version) -> list[str]:
+        return _names(version.tags)
+
+
+class PromptVersionCommitSerializer(serializers.Serializer):
+    template = serializers.CharField(trim_whitespace=False)
+    model_params = serializers.JSONField(required=False, default=dict, help_text="Generation parameters, a JSON object.")
+    message = serializers.CharField(required=False, allow_blank=True, default="")
+    parent = serializers.IntegerField(required=False, min_value=1, help_text="Version number; defaults to the head.")
+
+
+class DiffQuerySerializer(serializers.Serializer):
+    old = serializers.IntegerField(min_value=1)
+    new = serializers.IntegerField(min_value=1)
+
+
+class DiffRowSerializer(serializers.Serializer):
+    op = serializers.ChoiceField(choices=["equal", "replace", "delete", "insert"])
+    old_line = serializers.IntegerField(allow_null=True)
+    old = serializers.CharField(allow_null=True)
+    new_line = serializers.IntegerField(allow_null=True)
+    new = serializers.CharField(allow_null=True)
+
+
+class DiffSerializer(serializers.Serializer):
+    old = serializers.IntegerField()
+    new = serializers.IntegerField()
+    unified = serializers.CharField()
+    side_by_side = DiffRowSerializer(many=True)
+    model_params_unified = serializers.CharField()
+    identical = serializers.BooleanField()
+
+
+class RenderSerializer(serializers.Serializer):
+    variables = serializers.DictField(child=serializers.CharField(allow_blank=True, trim_whitespace=False))
+
+
+class RenderedSerializer(serializers.Serializer):
+    text = serializers.CharField()
+
+
+class TagSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+
+
+class TagCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, trim_whitespace=False)
+
+
+# ---------------------------------------------------------------- labels
+
+
+class LabelSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    owner_kind = serializers.SerializerMethodField()
+    owner = serializers.SerializerMethodField()
+    number = serializers.SerializerMethodField(help_text="The version or checkpoint number it points at.")
+    is_branch = serializers.BooleanField()
+    updated_at = serializers.DateTimeField()
+
+    def get_owner_kind(self, label) -> str:
+        return "prompt" if label.prompt_id else "model"
+
+    def get_owner(self, label) -> str:
+        return label.prompt.name if label.prompt_id else label.model.name
+
+    def get_number(self, label) -> int:
+        return label.prompt_version.number if label.prompt_version_id else label.checkpoint.number
+
+
+class LabelEventSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    action = serializers.CharField()
+    actor = serializers.CharField(source="actor.username")
+    from_number = serializers.SerializerMethodField()
+    to_number = serializers.SerializerMethodField()
+    reason = serializers.CharField()
+    evaluation = serializers.IntegerField(source="evaluation_id", allow_null=True)
+    created_at = serializers.DateTimeField()
+
+    def get_from_number(self, event) -> int | None:
+        previous = event.from_prompt_version or event.from_checkpoint
+        return previous.number if previous else None
+
+    def get_to_number(self, event) -> int:
+        return (event.to_prompt_version or event.to_checkpoint).number
+
+
+class PromptLabelMoveSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1)
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    evaluation = serializers.IntegerField(required=False, allow_null=True, default=None)
+
+
+class ModelLabelMoveSerializer(serializers.Serializer):
+    checkpoint = serializers.IntegerField(min_value=1)
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    evaluation = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="A passing evaluation, when the promotion gate asks for one."
+    )
+
+
+class ResolveQuerySerializer(serializers.Serializer):
+    ref = serializers.CharField(help_text="name@label or name@number")
+    kind = serializers.ChoiceField(choices=["prompt", "model"], required=False)
+
+
+class ResolvedSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["prompt_version", "checkpoint"])
+    name = serializers.CharField(help_text="The prompt or model name.")
+    number = serializers.IntegerField()
+    sha256 = serializers.CharField()
+
+
+# ---------------------------------------------------------------- models and checkpoints
+
+
+class ModelSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    base_ref = serializers.CharField()
+    base_revision = serializers.CharField()
+    checkpoint_count = serializers.IntegerField()
+    labels = LabelRefSerializer(many=True)
+    created_by = serializers.CharField(source="created_by.username")
+    created_at = serializers.DateTimeField()
+
+
+class ModelCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    base_ref = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+    base_revision = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+
+
+class ParentRefSerializer(serializers.Serializer):
+    model = serializers.CharField(required=False, help_text="Defaults to the checkpoint's own model.")
+    number = serializers.IntegerField(min_value=1)
+    relation = serializers.ChoiceField(choices=Relation.values)
+
+
+class CheckpointParentSerializer(serializers.Serializer):
+    model = serializers.CharField(source="parent.model.name")
+    number = serializers.IntegerField(source="parent.number")
+    relation = serializers.CharField()
+    method = serializers.CharField()
+
+
+class CheckpointSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=CheckpointKind.values)
+    external_ref = serializers.CharField()
+    external_revision = serializers.CharField()
+    architecture = serializers.CharField()
+    message = serializers.CharField()
+    metadata = serializers.JSONField()
+    weight_change = serializers.JSONField()
+    sha256 = serializers.CharField()
+    total_size = serializers.IntegerField()
+    parents = CheckpointParentSerializer(source="parent_edges", many=True)
+    labels = serializers.SerializerMethodField()
+    tags = serializers.SerializerMethodField()
+    created_by = serializers.CharField(source="created_by.username")
+    created_by_run = serializers.IntegerField(source="created_by_run_id", allow_null=True)
+    created_at = serializers.DateTimeField()
+
+    def get_labels(self, checkpoint) -> list[str]:
+        return _names(checkpoint.labels)
+
+    def get_tags(self, checkpoint) -> list[str]:
+        return _names(checkpoint.tags)
+
+
+@extend_schema_field(ParentRefSerializer(many=True))
+class ParentsField(serializers.JSONField):
+    """A list of parent references; a JSON string in multipart requests, a list in JSON ones."""
+
+    def to_internal_value(self, data):
+        parents = ParentRefSerializer(data=super().to_internal_value(data), many=True)
+        if not parents.is_valid():
+            raise serializers.ValidationError(parents.errors)
+        return parents.validated_data
+
+
+class CheckpointRegisterOptionsSerializer(serializers.Serializer):
+    """Fields shared by both ways of registering (JSON reference, multipart upload)."""
+
+    architecture = serializers.ChoiceField(choices=["causal-lm", "vision-language"], required=False, default="causal-lm")
+    message = serializers.CharField(required=False, allow_blank=True, default="")
+    metadata = serializers.JSONField(required=False, default=dict)
+    parents = ParentsField(required=False, default=list)
+    lineage_method = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
+    forget_dataset_sha256 = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
+    retain_dataset_sha256 = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
+
+
+class CheckpointReferenceSerializer(CheckpointRegisterOptionsSerializer):
+    kind = serializers.ChoiceField(
+        choices=[CheckpointKind.REFERENCE.value],
+        error_messages={"invalid_choice": "JSON registers only references to external weights (kind 'reference'); "
+                        "upload adapter and full checkpoints as multipart/form-data."},
+    )
+    external_ref = serializers.CharField(max_length=500, help_text="A hub id or a local path.")
+    external_revision = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class CheckpointUploadSerializer(CheckpointRegisterOptionsSerializer):
+    """multipart/form-data. Either one ``archive`` (.tar, .tar.gz, .tgz, .zip), or the files
+    themselves: each part named by its relative path, or parts named ``files`` with a parallel
+    ``paths`` list. ``metadata`` and ``parents`` are JSON strings."""
+
+    kind = serializers.ChoiceField(choices=[CheckpointKind.ADAPTER.value, CheckpointKind.FULL.value], required=False,
+                                   help_text="Inferred from the files when left out.")
+    archive = serializers.FileField(required=False)
+    files = serializers.ListField(child=serializers.FileField(), required=False)
+    paths = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class CheckpointFileSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField(source="blob_id")
+
+
+class LineageQuerySerializer(serializers.Serializer):
+    method = serializers.CharField(required=False, help_text="Only descendants made by this unlearning method.")
+    dataset = serializers.RegexField(r"^[0-9a-f]{64}$", required=False,
+                                     help_text="Only descendants whose forget or retain dataset had this sha256.")
+
+
+class LineageNodeSerializer(serializers.Serializer):
+    model = serializers.CharField(source="model.name")
+    number = serializers.IntegerField()
+    kind = serializers.CharField()
+    sha256 = serializers.CharField()
+    depth = serializers.IntegerField()
+
+
+class LineageSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    number = serializers.IntegerField()
+    ancestors = LineageNodeSerializer(many=True)
+    descendants = LineageNodeSerializer(many=True)
+
+
+# ---------------------------------------------------------------- datasets and audit
+
+
+class DatasetSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    version_count = serializers.IntegerField()
+    created_by = serializers.CharField(source="created_by.username")
+    created_at = serializers.DateTimeField()
+
+
+class DatasetCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class DatasetRowSerializer(serializers.Serializer):
+    prompt = serializers.CharField(trim_whitespace=False)
+    response = serializers.CharField(trim_whitespace=False)
+    category = serializers.CharField(required=False, trim_whitespace=False)
+
+
+class DatasetVersionSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    row_count = serializers.IntegerField()
+    message = serializers.CharField()
+    created_by = serializers.CharField(source="created_by.username")
+    created_at = serializers.DateTimeField()
+
+
+class DatasetVersionCreateSerializer(serializers.Serializer):
+    """JSON ``rows``, or (multipart) a ``file`` of JSONL or CSV with prompt/response columns."""
+
+    rows = serializers.ListField(child=serializers.JSONField(), required=False)
+    file = serializers.FileField(required=False)
+    format = serializers.ChoiceField(choices=["jsonl", "csv"], required=False, help_text="Inferred from the file name when left out.")
+    message = serializers.CharField(required=False, allow_blank=True, default="")
+
+    def validate(self, attrs):
+        if ("rows" in attrs) == ("file" in attrs):
+            raise serializers.ValidationError("Give exactly one of rows (JSON) or file (multipart upload).")
+        return attrs
+
+
+class AuditEventSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
+    action = serializers.CharField()
+    object_type = serializers.CharField()
+    object_id = serializers.CharField()
+    data = serializers.JSONField()
+    created_at = serializers.DateTimeField()

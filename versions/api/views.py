@@ -1,0 +1,697 @@
+"""Registry REST API. Views are thin: scope the project by role, validate the request's shape,
+call a selector or a service, serialize. Domain errors raised by services become the one error
+body in versions.api.errors; versions and checkpoints have no DELETE route."""
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import prefetch_related_objects
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import status
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from versions import artifacts, selectors, services
+from versions.api import archives
+from versions.api import serializers as s
+from versions.api.pagination import StandardPagination, paginated_response
+from versions.api.permissions import project_for_request
+from versions.api.schema import WRITE_ERRORS, api_schema
+from versions.errors import Conflict, NotFound, TooLarge, ValidationFailed
+from versions.models import CheckpointKind, Role
+
+
+def _valid(serializer_class, data, **kwargs):
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class ListApi(APIView):
+    """Base of views with a paginated GET: the schema shows the page envelope and parameters."""
+
+    pagination_class = StandardPagination
+
+
+# ---------------------------------------------------------------- tokens
+
+
+class TokenListApi(ListApi):
+    @api_schema(operation_id="tokens_list", tags=["tokens"], responses=s.TokenSerializer(many=True), errors=(401,))
+    def get(self, request):
+        return paginated_response(view=self, request=request, queryset=selectors.tokens_for_user(user=request.user),
+                                  serializer_class=s.TokenSerializer)
+
+    @api_schema(operation_id="tokens_create", tags=["tokens"], request=s.TokenCreateSerializer,
+                responses={201: s.TokenCreatedSerializer}, errors=(400, 401))
+    def post(self, request):
+        data = _valid(s.TokenCreateSerializer, request.data)
+        token, key = services.token_create(user=request.user, name=data["name"])
+        token.key = key
+        return Response(s.TokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
+
+
+class TokenDetailApi(APIView):
+    @api_schema(operation_id="tokens_revoke", tags=["tokens"], responses={204: None}, errors=(401, 404),
+                description="Revoke a token: it is refused from the next request on.")
+    def delete(self, request, token_id):
+        services.token_revoke(token=selectors.token_get(user=request.user, token_id=token_id), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# ---------------------------------------------------------------- projects and members
+
+
+class ProjectListApi(ListApi):
+    @api_schema(operation_id="projects_list", tags=["projects"], responses=s.ProjectSerializer(many=True), errors=(401,))
+    def get(self, request):
+        return paginated_response(view=self, request=request, queryset=selectors.projects_for_user(user=request.user),
+                                  serializer_class=s.ProjectSerializer)
+
+    @api_schema(operation_id="projects_create", tags=["projects"], request=s.ProjectCreateSerializer,
+                responses={201: s.ProjectSerializer}, errors=(400, 401, 409))
+    def post(self, request):
+        data = _valid(s.ProjectCreateSerializer, request.data)
+        project = services.project_create(slug=data["slug"], name=data["name"], description=data["description"], creator=request.user)
+        return Response(s.ProjectSerializer(project, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+
+class ProjectDetailApi(APIView):
+    @api_schema(operation_id="projects_retrieve", tags=["projects"], responses=s.ProjectSerializer)
+    def get(self, request, project_slug):
+        project = project_for_request(request, project_slug, Role.VIEWER)
+        return Response(s.ProjectSerializer(project, context={"request": request}).data)
+
+    @api_schema(operation_id="projects_update", tags=["projects"], request=s.ProjectUpdateSerializer,
+                responses=s.ProjectSerializer, errors=WRITE_ERRORS)
+    def patch(self, request, project_slug):
+        project = project_for_request(request, project_slug, Role.ADMIN)
+        changes = _valid(s.ProjectUpdateSerializer, request.data)
+        project = services.project_settings_update(project=project, actor=request.user, **changes)
+        return Response(s.ProjectSerializer(project, context={"request": request}).data)
+
+
+def _user_by_username(username):
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise ValidationFailed(f"No user named {username!r}.", fields={"username": ["Unknown user."]})
+    return user
+
+
+def _membership(project, username):
+    membership = selectors.memberships_for_project(project=project).filter(user__username=username).first()
+    if membership is None:
+        raise NotFound(f"{username!r} is not a member of {project.slug}.")
+    return membership
+
+
+class MemberListApi(ListApi):
+    @api_schema(operation_id="members_list", tags=["members"], responses=s.MemberSerializer(many=True))
+    def get(self, request, project_slug):
+        project = project_for_request(request, project_slug, Role.VIEWER)
+        return paginated_response(view=self, request=request, queryset=selectors.memberships_for_project(project=project),
+                                  serializer_class=s.MemberSerializer)
+
+    @api_schema(operation_id="members_add", tags=["members"], request=s.MemberAddSerializer,
+                responses={201: s.MemberSerializer}, errors=WRITE_ERRORS)
+    def post(self, request, project_slug):
+        project = project_for_request(request, project_slug, Role.ADMIN)
+        data = _valid(s.MemberAddSerializer, request.data)
+        user = _user_by_username(data["username"])
+        if selectors.memberships_for_project(project=project).filter(user=user).exists():
+            raise Conflict(f"{user.username} is already a member of {project.slug}; change the role with PATCH.",
+                           fields={"username": ["Already a member."]})
+        services.member_set(project=project, user=user, role=data["role"], actor=request.user)
+        return Response(s.MemberSerializer(_membership(project, user.username)).data, status=status.HTTP_201_CREATED)
+
+
+class MemberDetailApi(APIView):
+    @api_schema(operation_id="members_update", tags=["members"], request=s.MemberRoleSerializer,
+                responses=s.MemberSerializer, errors=WRITE_ERRORS)
+    def patch(self, request, project_slug, username):
+        project = project_for_request(request, project_slug, Role.ADMIN)
+        data = _valid(s.MemberRoleSerializer, request.data)
+        membership = _membership(project, username)
+        services.member_set(project=project, user=membership.user, role=data["role"], actor=request.user)
+        return Response(s.MemberSerializer(_membership(project, username)).data)
+
+    @api_schema(operation_id="members_remove", tags=["members"], responses={204: None}, errors=(401, 403, 404, 409))
+    def delete(self, request, project_slug, username):
+        project = project_for_request(request, project_slug, Role.ADMIN)
+        services.member_remove(project=project, user=_membership(project, username).user, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AuditEventListApi(ListApi):
+    @api_schema(operation_id="audit_events_list", tags=["audit"], responses=s.AuditEventSerializer(many=True),
+                description="The project's audit trail, newest first. Reviewers and admins only.")
+    def get(self, request, project_slug):
+        project = project_for_request(request, project_slug, Role.REVIEWER)
+        return paginated_response(view=self, request=request, queryset=selectors.audit_events(project=project),
+                                  serializer_class=s.AuditEventSerializer)
+
+
+# ---------------------------------------------------------------- prompts
+
+
+def _prompt(request, project_slug, name, role):
+    project = project_for_request(request, project_slug, role)
+    return project, selectors.prompt_get(project=project, name=name)
+
+
+def _prompt_version(prompt, number):
+    """A version with its labels and tags prefetched, as the serializer reads them."""
+    version = selectors.prompt_versions(prompt=prompt).filter(number=number).first()
+    if version is None:
+        raise NotFound(f"{prompt.name} has no version {number}.")
+    return version
+
+
+class PromptListApi(ListApi):
+    @api_schema(operation_id="prompts_list", tags=["prompts"], responses=s.PromptSerializer(many=True))
+    def get(self, request, project_slug):
+        project = project_for_request(request, project_slug, Role.VIEWER)
+        return paginated_response(view=self, request=request, queryset=selectors.prompts_for_project(project=project),
+                                  serializer_class=s.PromptSerializer)
+
+    @api_schema(operation_id="prompts_create", tags=["prompts"], request=s.PromptCreateSerializer,
+                responses={201: s.PromptSerializer}, errors=WRITE_ERRORS)
+    def post(self, request, project_slug):
+        project = project_for_request(request, project_slug, Role.EDITOR)
+        data = _valid(s.PromptCreateSerializer, request.data)
+        prompt = services.prompt_create(project=project, name=data["name"], description=data["description"], actor=request.user)
+        return Response(s.PromptSerializer(selectors.prompts_for_project(project=project).get(pk=prompt.pk)).data,
+                        status=status.HTTP_201_CREATED)
+
+
+class PromptDetailApi(APIView):
+    @api_schema(operation_id="prompts_retrieve", tags=["prompts"], responses=s.PromptSerializer)
+    def get(self, request, project_slug, name):
+        project, prompt = _prompt(request, project_slug, name, Role.VIEWER)
+        return Response(s.PromptSerializer(selectors.prompts_for_project(project=project).get(pk=prompt.pk)).data)
+
+
+class PromptVersionListApi(ListApi):
+    @api_schema(operation_id="prompt_versions_list", tags=["prompts"], responses=s.PromptVersionSerializer(many=True))
+    def get(self, request, project_slug, name):
+        _, prompt = _prompt(request, project_slug, name, Role.VIEWER)
+        return paginated_response(view=self, request=request, queryset=selectors.prompt_versions(prompt=prompt),
+                                  serializer_class=s.PromptVersionSerializer)
+
+    @api_schema(operation_id="prompt_versions_commit", tags=["prompts"], request=s.PromptVersionCommitSerializer,
+                responses={201: s.PromptVersionSerializer}, errors=WRITE_ERRORS,
+                description="Commit version n+1. Content identical to the head is refused (409).")
+    def post(self, request, project_slug, name):
+        _, prompt = _prompt(request, project_slug, name, Role.EDITOR)
+        data = _valid(s.PromptVersionCommitSerializer, request.data)
+        parent = selectors.prompt_version_get(prompt=prompt, number=data["parent"]) if "parent" in data else None
+        version = services.prompt_version_commit(prompt=prompt, template=data["template"], model_params=data["model_params"],
+                                                 message=data["message"], parent=parent, actor=request.user)
+        return Response(s.PromptVersionSerializer(_prompt_version(prompt, version.number)).data, status=status.HTTP_201_CREATED)
+
+
+class PromptVersionDetailApi(APIView):
+    @api_schema(operation_id="prompt_versions_retrieve", tags=["prompts"], responses=s.PromptVersionSerializer)
+    def get(self, request, project_slug, name, number):
+        _, prompt = _prompt(request, project_slug, name, Role.VIEWER)
+        return Response(s.PromptVersionSerializer(_prompt_version(prompt, number)).data)
+
+
+class PromptDiffApi(APIView):
+    @api_schema(operation_id="prompt_versions_diff", tags=["prompts"], responses=s.DiffSerializer, parameters=[s.DiffQuerySerializer],
+                errors=(400, 401, 403, 404))
+    def get(self, request, project_slug, name):
+        _, prompt = _prompt(request, project_slug, name, Role.VIEWER)
+        query = _valid(s.DiffQuerySerializer, request.query_params)
+        old = selectors.prompt_version_get(prompt=prompt, number=query["old"])
+        new = selectors.prompt_version_get(prompt=prompt, number=query["new"])
+        return Response(s.DiffSerializer(selectors.versions_diff(old=old, new=new)).data)
+
+
+class PromptRenderApi(APIView):
+    @api_schema(operation_id="prompt_versions_render", tags=["prompts"], request=s.RenderSerializer, responses=s.RenderedSerializer,
+                errors=(400, 401, 403, 404), description="Fill the version's {{ variables }}; a read, so viewers may render.")
+    def post(self, request, project_slug, name, number):
+        _, prompt = _prompt(request, project_slug, name, Role.VIEWER)
+        data = _valid(s.RenderSerializer, request.data)
+        version = selectors.prompt_version_get(prompt=prompt, number=number)
+        return Response({"text": services.prompt_render(prompt_version=version, variables=data["variables"])})
+
+
+class PromptVersionTagListApi(APIView):
+    @api_schema(operation_id="prompt_version_tags_add", tags=["tags"], request=s.TagCreateSerializer,
+                responses={201: s.TagSerializer}, errors=WRITE_ERRORS)
+    def post(self, request, project_slug, name, number):
+        _, prompt = _prompt(request, project_slug, name, Role.EDITOR)
+        data = _valid(s.TagCreateSerializer, request.data)
+        tag = services.tag_add(name=data["name"], prompt_version=selectors.prompt_version_get(prompt=prompt, number=number),
+                               actor=request.user)
+        return Response(s.TagSerializer(tag).data, status=status.HTTP_201_CREATED)
+
+
+class PromptVersionTagDetailApi(APIView):
+    @api_schema(operation_id="prompt_version_tags_remove", tags=["tags"], responses={204: None}, errors=(401, 403, 404))
+    def delete(self, request, project_slug, name, number, tag):
+        _, prompt = _prompt(request, project_slug, name, Role.EDITOR)
+        version = selectors.prompt_version_get(prompt=prompt, number=number)
+        found = version.tags.filter(name=tag).first()
+        if found is None:
+            raise NotFound(f"{version} has no tag {tag!r}.")
+        services.tag_remove(tag=found, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# ---------------------------------------------------------------- labels
+
+
+def _evaluation(project, evaluation_id):
+    if evaluation_id is None:
+        return None
+    from evals.models import Evaluation
+
+    evaluation = Evaluation.objects.filter(project=project, pk=evaluation_id).first()
+    if evaluation is None:
+        raise ValidationFailed(f"Evaluation {evaluation_id} not found in {project.slug}.", fields={"evaluation": ["Not found."]})
+    return evaluation
+
+
+def _label_moved(event):
+    code = status.HTTP_201_CREATED if event.action == "create" else status.HTTP_200_OK
+    event = selectors.label_events(label=event.label).get(pk=event.pk)
+    return Response(s.LabelEventSerializer(event).data, status=code)
+
+
+LABEL_MOVE_RESPONSES = {200: s.LabelEventSerializer, 201: OpenApiResponse(s.LabelEventSerializer, description="The label was created.")}
+LABEL_MOVE_DESCRIPTION = (
+    "Point the label at a version: a promote (newer), a rollback (older) or its creation (201). Protected labels need the "
+    "project's protected role; with the promotion gate on, promoting a model's protected label must cite a passing evaluation."
+)
+
+
+class PromptLabelListApi(ListApi):
+    @api_schema(operation_id="prompt_labels_list", tags=["labels"], responses=s.LabelSerializer(many=True))
+    def get(self, request, project_slug, name):
+        _, prompt = _prompt(request, project_slug, name, Role.VIEWER)
+        return paginated_response(view=self, request=request, queryset=selectors.labels_for_owner(prompt=prompt),
+                                  serializer_class=s.LabelSerializer)
+
+
+class PromptLabelDetailApi(APIView):
+    @api_schema(operation_id="prompt_labels_retrieve", tags=["labels"], responses=s.LabelSerializer)
+    def get(self, request, project_slug, name, label):
+        project, _ = _prompt(request, project_slug, name, Role.VIEWER)
+        return Response(s.LabelSerializer(selectors.label_get(project=project, owner_kind="prompt", owner_name=name, name=label)).data)
+
+    @api_schema(operation_id="prompt_labels_move", tags=["labels"], request=s.PromptLabelMoveSerializer, responses=LABEL_MOVE_RESPONSES,
+                errors=WRITE_ERRORS, description=LABEL_MOVE_DESCRIPTION)
+    def put(self, request, project_slug, name, label):
+        project, prompt = _prompt(request, project_slug, name, Role.EDITOR)
+        data = _valid(s.PromptLabelMoveSerializer, request.data)
+        event = services.label_move(name=label, actor=request.user, reason=data["reason"],
+                                    prompt_version=selectors.prompt_version_get(prompt=prompt, number=data["version"]),
+                                    evaluation=_evaluation(project, data["evaluation"]))
+        return _label_moved(event)
+
+
+class PromptLabelHistoryApi(ListApi):
+    @api_schema(operation_id="prompt_labels_history", tags=["labels"], responses=s.LabelEventSerializer(many=True))
+    def get(self, request, project_slug, name, label):
+        project, _ = _prompt(request, project_slug, name, Role.VIEWER)
+        found = selectors.label_get(project=project, owner_kind="prompt", owner_name=name, name=label)
+        return paginated_response(view=self, request=request, queryset=selectors.label_events(label=found),
+                                  serializer_class=s.LabelEventSerializer)
+
+
+class ModelLabelListApi(ListApi):
+    @api_schema(operation_id="model_labels_list", tags=["labels"], responses=s.LabelSerializer(many=True))
+    def get(self, request, project_slug, name):
+        _, model = _model(request, project_slug, name, Role.VIEWER)
+        return paginated_response(view=self, request=request, queryset=selectors.labels_for_owner(model=model),
+                                  serializer_class=s.LabelSerializer)
+
+
+class ModelLabelDetailApi(APIView):
+    @api_schema(operation_id="model_labels_retrieve", tags=["labels"], responses=s.LabelSerializer)
+    def get(self, request, project_slug, name, label):
+        project, _ = _model(request, project_slug, name, Role.VIEWER)
+        return Response(s.LabelSerializer(selectors.label_get(project=project, owner_kind="model", owner_name=name, name=label)).data)
+
+    @api_schema(operation_id="model_labels_move", tags=["labels"], request=s.ModelLabelMoveSerializer, responses=LABEL_MOVE_RESPONSES,
+                errors=WRITE_ERRORS, description=LABEL_MOVE_DESCRIPTION)
+    def put(self, request, project_slug, name, label):
+        project, model = _model(request, project_slug, name, Role.EDITOR)
+        data = _valid(s.ModelLabelMoveSerializer, request.data)
+        event = services.label_move(name=label, actor=request.user, reason=data["reason"],
+                                    checkpoint=selectors.checkpoint_get(model=model, number=data["checkpoint"]),
+                                    evaluation=_evaluation(project, data["evaluation"]))
+        return _label_moved(event)
+
+
+class ModelLabelHistoryApi(ListApi):
+    @api_schema(operation_id="model_labels_history", tags=["labels"], responses=s.LabelEventSerializer(many=True))
+    def get(self, request, project_slug, name, label):
+        project, _ = _model(request, project_slug, name, Role.VIEWER)
+        found = selectors.label_get(project=project, owner_kind="model", owner_name=name, name=label)
+        return paginated_response(view=self, request=request, queryset=selectors.label_events(label=found),
+                                  serializer_class=s.LabelEventSerializer)
+
+
+class ResolveApi(APIView):
+    @api_schema(operation_id="refs_resolve", tags=["labels"], responses=s.ResolvedSerializer, parameters=[s.ResolveQuerySerializer],
+                errors=(400, 401, 403, 404), description="Resolve name@label or name@number to a prompt version or a checkpoint.")
+    def get(self, request, project_slug):
+        project = project_for_request(request, project_slug, Role.VIEWER)
+        query = _valid(s.ResolveQuerySerializer, request.query_params)
+        target = selectors.label_resolve(project=project, ref=query["ref"], kind=query.get("kind"))
+        if hasattr(target, "prompt_id"):
+            body = {"kind": "prompt_version", "name": target.prompt.name, "number": target.number, "sha256": target.sha256}
+        else:
+            body = {"kind": "checkpoint", "name": target.model.name, "number": target.number, "sha256": target.sha256}
+        return Response(s.ResolvedSerializer(body).data)
+
+
+# ---------------------------------------------------------------- models and checkpoints
+
+
+def _model(request, project_slug, name, role):
+    project = project_for_request(request, project_slug, role)
+    return project, selectors.model_get(project=project, name=name)
+
+
+def _checkpoint(request, project_slug, name, number, role):
+    _, model = _model(request, project_slug, name, role)
+    return selectors.checkpoint_get(model=model, number=number)
+
+
+def _checkpoint_loaded(model, number):
+    checkpoint = selectors.checkpoints_for_model(model=model).filter(number=number).first()
+    if checkpoint is None:
+        raise NotFound(f"{model.name} has no checkpoint {number}.")
+    return checkpoint
+
+
+class ModelListApi(ListApi):
+    @api_schema(operation_id="models_list", tags=["models"], responses=s.ModelSerializer(many=True))
+    def get(self, request, project_slug):
+        project = project_for_request(request, project_slug, Role.VIEWER)
+        return paginated_response(view=self, request=request, queryset=selectors.models_for_project(project=project),
+                                  serializer_class=s.ModelSerializer)
+
+    @api_schema(operation_id="models_create", tags=["models"], request=s.ModelCreateSerializer,
+                responses={201: s.ModelSerializer}, errors=WRITE_ERRORS)
+    def post(self, request, project_slug):
+        project = project_for_request(request, project_slug, Role.EDITOR)
+        data = _valid(s.ModelCreateSerializer, request.data)
+        model = services.model_create(project=project, actor=request.user, **data)
+        return Response(s.ModelSerializer(selectors.models_for_project(project=project).get(pk=model.pk)).data,
+                        status=status.HTTP_201_CREATED)
+
+
+class ModelDetailApi(APIView):
+    @api_schema(operation_id="models_retrieve", tags=["models"], responses=s.ModelSerializer)
+    def get(self, request, project_slug, name):
+        project, model = _model(request, project_slug, name, Role.VIEWER)
+        return Response(s.ModelSerializer(selectors.models_for_project(project=project).get(pk=model.pk)).data)
+
+
+def _parents(project, model, refs):
+    parents = []
+    for ref in refs:
+        owner = selectors.model_get(project=project, name=ref["model"]) if ref.get("model") else model
+        parents.append((selectors.checkpoint_get(model=owner, number=ref["number"]), ref["relation"]))
+    return parents
+
+
+def _register_options(project, model, data):
+    return {
+        "architecture": data["architecture"],
+        "message": data["message"],
+        "metadata": data["metadata"],
+        "parents": _parents(project, model, data["parents"]),
+        "lineage_method": data["lineage_method"],
+        "forget_dataset_sha256": data["forget_dataset_sha256"],
+        "retain_dataset_sha256": data["retain_dataset_sha256"],
+    }
+
+
+def _uploaded_files(request, directory):
+    """{relative name: local path} from a multipart request: one archive, parts named by their
+    paths, or ``files`` parts with a parallel ``paths`` list."""
+    uploads = request.FILES
+    part_names = list(uploads.keys())
+    if "archive" in part_names:
+        if part_names != ["archive"] or len(uploads.getlist("archive")) != 1:
+            raise ValidationFailed("Send either one archive or the checkpoint's files, not both.", fields={"archive": ["Send it alone."]})
+        archive = uploads["archive"]
+        path = archives.upload_spool(archive, directory, 0)
+        extracted = Path(directory) / "extracted"
+        extracted.mkdir()
+        return archives.archive_extract(path=path, filename=archive.name, directory=extracted)
+    if "paths" in request.data:
+        paths, parts = request.data.getlist("paths"), uploads.getlist("files")
+        if part_names != ["files"] or len(paths) != len(parts):
+            raise ValidationFailed(f"paths has {len(paths)} entries for {len(parts)} 'files' parts; give one path per file part.",
+                                   fields={"paths": ["One path per file."]})
+        pairs = list(zip(paths, parts))
+    else:
+        pairs = []
+        for name, parts in uploads.lists():
+            if len(parts) != 1:
+                raise ValidationFailed(f"File {name!r} is given twice.", fields={name: ["Given twice."]})
+            pairs.append((name, parts[0]))
+    if not pairs:
+        raise ValidationFailed(
+            "No files: send the checkpoint's files as multipart parts named by their relative paths, or one 'archive'; "
+            "register external weights with JSON (kind 'reference').",
+            fields={"files": ["Required."]},
+        )
+    files = {}
+    for index, (name, uploaded) in enumerate(pairs):
+        if name in files:
+            raise ValidationFailed(f"File {name!r} is given twice.", fields={"paths": ["Given twice."]})
+        files[name] = archives.upload_spool(uploaded, directory, index)
+    return files
+
+
+CHECKPOINT_REGISTER_DESCRIPTION = (
+    "Register checkpoint n+1. JSON registers a reference to external weights (kind 'reference', external_ref, "
+    "external_revision). multipart/form-data uploads stored weights: one 'archive' (.tar, .tar.gz, .tgz, .zip), or the files, "
+    "each part named by its relative path (or parts named 'files' with a parallel 'paths' list); 'metadata' and 'parents' "
+    "are JSON strings there. Weights only as safetensors; pickles, links, '..' and archive bombs are refused and nothing is stored."
+)
+
+
+class CheckpointListApi(ListApi):
+    parser_classes = [JSONParser, MultiPartParser]
+
+    @api_schema(operation_id="checkpoints_list", tags=["checkpoints"], responses=s.CheckpointSerializer(many=True))
+    def get(self, request, project_slug, name):
+        _, model = _model(request, project_slug, name, Role.VIEWER)
+        return paginated_response(view=self, request=request, queryset=selectors.checkpoints_for_model(model=model),
+                                  serializer_class=s.CheckpointSerializer)
+
+    @api_schema(
+        operation_id="checkpoints_register",
+        tags=["checkpoints"],
+        request={"application/json": s.CheckpointReferenceSerializer, "multipart/form-data": s.CheckpointUploadSerializer},
+        responses={201: s.CheckpointSerializer},
+        errors=(*WRITE_ERRORS, 413, 415),
+        description=CHECKPOINT_REGISTER_DESCRIPTION,
+    )
+    def post(self, request, project_slug, name):
+        project, model = _model(request, project_slug, name, Role.EDITOR)
+        if request.content_type.startswith("multipart/form-data"):
+            data = _valid(s.CheckpointUploadSerializer, request.data)
+            with tempfile.TemporaryDirectory(prefix="lethe-upload-") as directory:
+                files = _uploaded_files(request, directory)
+                checkpoint = services.checkpoint_register(
+                    model=model, kind=data.get("kind") or artifacts.infer_kind(files), files=files, actor=request.user,
+                    **_register_options(project, model, data),
+                )
+        else:
+            data = _valid(s.CheckpointReferenceSerializer, request.data)
+            checkpoint = services.checkpoint_register(
+                model=model, kind=CheckpointKind.REFERENCE, external_ref=data["external_ref"],
+                external_revision=data["external_revision"], actor=request.user, **_register_options(project, model, data),
+            )
+        return Response(s.CheckpointSerializer(_checkpoint_loaded(model, checkpoint.number)).data, status=status.HTTP_201_CREATED)
+
+
+class CheckpointDetailApi(APIView):
+    @api_schema(operation_id="checkpoints_retrieve", tags=["checkpoints"], responses=s.CheckpointSerializer)
+    def get(self, request, project_slug, name, number):
+        _, model = _model(request, project_slug, name, Role.VIEWER)
+        return Response(s.CheckpointSerializer(_checkpoint_loaded(model, number)).data)
+
+
+class CheckpointFileListApi(ListApi):
+    @api_schema(operation_id="checkpoint_files_list", tags=["checkpoints"], responses=s.CheckpointFileSerializer(many=True))
+    def get(self, request, project_slug, name, number):
+        checkpoint = _checkpoint(request, project_slug, name, number, Role.VIEWER)
+        return paginated_response(view=self, request=request, queryset=selectors.checkpoint_files(checkpoint=checkpoint),
+                                  serializer_class=s.CheckpointFileSerializer)
+
+
+class CheckpointDownloadApi(APIView):
+    @api_schema(
+        operation_id="checkpoints_download",
+        tags=["checkpoints"],
+        responses={(200, "application/x-tar"): OpenApiResponse(OpenApiTypes.BINARY, description="A tar of the checkpoint's files.")},
+        errors=(401, 403, 404, 409),
+        description="Stream the checkpoint's files as a tar, each blob verified against its sha256 on the way out. "
+        "Extract it and load the folder with from_pretrained.",
+    )
+    def get(self, request, project_slug, name, number):
+        checkpoint = _checkpoint(request, project_slug, name, number, Role.VIEWER)
+        if checkpoint.kind == CheckpointKind.REFERENCE:
+            raise Conflict(f"{checkpoint} is a reference to external weights ({checkpoint.external_ref}); it has no stored files.")
+        files = [(item.path, item.blob) for item in selectors.checkpoint_files(checkpoint=checkpoint)]
+        length, chunks = archives.checkpoint_tar(files=files, mtime=int(checkpoint.created_at.timestamp()))
+        response = StreamingHttpResponse(chunks, content_type="application/x-tar")
+        response["Content-Length"] = str(length)
+        response["Content-Disposition"] = f'attachment; filename="{checkpoint.model.name}-{checkpoint.number}.tar"'
+        response["X-Lethe-Checkpoint-Sha256"] = checkpoint.sha256
+        return response
+
+
+class CheckpointLineageApi(APIView):
+    @api_schema(operation_id="checkpoints_lineage", tags=["checkpoints"], responses=s.LineageSerializer,
+                parameters=[s.LineageQuerySerializer], errors=(400, 401, 403, 404),
+                description="Ancestors and descendants at any depth (one recursive query each), nearest first. "
+                "method= and dataset= filter the descendants.")
+    def get(self, request, project_slug, name, number):
+        checkpoint = _checkpoint(request, project_slug, name, number, Role.VIEWER)
+        query = _valid(s.LineageQuerySerializer, request.query_params)
+        ancestors = selectors.checkpoint_ancestors(checkpoint=checkpoint)
+        descendants = selectors.checkpoint_descendants(checkpoint=checkpoint, method=query.get("method"),
+                                                       dataset_sha256=query.get("dataset"))
+        nodes = [node for node, _ in ancestors + descendants]
+        prefetch_related_objects(nodes, "model")
+        for node, depth in ancestors + descendants:
+            node.depth = depth
+        return Response(s.LineageSerializer({
+            "model": checkpoint.model.name,
+            "number": checkpoint.number,
+            "ancestors": [node for node, _ in ancestors],
+            "descendants": [node for node, _ in descendants],
+        }).data)
+
+
+class CheckpointTagListApi(APIView):
+    @api_schema(operation_id="checkpoint_tags_add", tags=["tags"], request=s.TagCreateSerializer,
+                responses={201: s.TagSerializer}, errors=WRITE_ERRORS)
+    def post(self, request, project_slug, name, number):
+        checkpoint = _checkpoint(request, project_slug, name, number, Role.EDITOR)
+        data = _valid(s.TagCreateSerializer, request.data)
+        tag = services.tag_add(name=data["name"], checkpoint=checkpoint, actor=request.user)
+        return Response(s.TagSerializer(tag).data, status=status.HTTP_201_CREATED)
+
+
+class CheckpointTagDetailApi(APIView):
+    @api_schema(operation_id="checkpoint_tags_remove", tags=["tags"], responses={204: None}, errors=(401, 403, 404))
+    def delete(self, request, project_slug, name, number, tag):
+        checkpoint = _checkpoint(request, project_slug, name, number, Role.EDITOR)
+        found = checkpoint.tags.filter(name=tag).first()
+        if found is None:
+            raise NotFound(f"{checkpoint} has no tag {tag!r}.")
+        services.tag_remove(tag=found, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# ---------------------------------------------------------------- datasets
+
+
+def _dataset(request, project_slug, name, role):
+    project = project_for_request(request, project_slug, role)
+    return selectors.dataset_get(project=project, name=name)
+
+
+class DatasetListApi(ListApi):
+    @api_schema(operation_id="datasets_list", tags=["datasets"], responses=s.DatasetSerializer(many=True))
+    def get(self, request, project_slug):
+        project = project_for_request(request, project_slug, Role.VIEWER)
+        return paginated_response(view=self, request=request, queryset=selectors.datasets_for_project(project=project),
+                                  serializer_class=s.DatasetSerializer)
+
+    @api_schema(operation_id="datasets_create", tags=["datasets"], request=s.DatasetCreateSerializer,
+                responses={201: s.DatasetSerializer}, errors=WRITE_ERRORS)
+    def post(self, request, project_slug):
+        project = project_for_request(request, project_slug, Role.EDITOR)
+        data = _valid(s.DatasetCreateSerializer, request.data)
+        dataset = services.dataset_create(project=project, actor=request.user, **data)
+        return Response(s.DatasetSerializer(selectors.dataset_get(project=project, name=dataset.name)).data, status=status.HTTP_201_CREATED)
+
+
+class DatasetDetailApi(APIView):
+    @api_schema(operation_id="datasets_retrieve", tags=["datasets"], responses=s.DatasetSerializer)
+    def get(self, request, project_slug, name):
+        return Response(s.DatasetSerializer(_dataset(request, project_slug, name, Role.VIEWER)).data)
+
+
+class DatasetVersionListApi(ListApi):
+    parser_classes = [JSONParser, MultiPartParser]
+
+    @api_schema(operation_id="dataset_versions_list", tags=["datasets"], responses=s.DatasetVersionSerializer(many=True))
+    def get(self, request, project_slug, name):
+        dataset = _dataset(request, project_slug, name, Role.VIEWER)
+        return paginated_response(view=self, request=request, queryset=selectors.dataset_versions(dataset=dataset),
+                                  serializer_class=s.DatasetVersionSerializer)
+
+    @api_schema(
+        operation_id="dataset_versions_create",
+        tags=["datasets"],
+        request={"application/json": s.DatasetVersionCreateSerializer, "multipart/form-data": s.DatasetVersionCreateSerializer},
+        responses={201: s.DatasetVersionSerializer},
+        errors=(*WRITE_ERRORS, 413, 415),
+        description="A new immutable, hashed version: JSON rows, or a JSONL/CSV file of prompt/response rows (multipart 'file'). "
+        "Errors name the line; nothing is half-imported.",
+    )
+    def post(self, request, project_slug, name):
+        dataset = _dataset(request, project_slug, name, Role.EDITOR)
+        data = _valid(s.DatasetVersionCreateSerializer, request.data)
+        if "rows" in data:
+            version = services.dataset_version_create(dataset=dataset, rows=data["rows"], actor=request.user, message=data["message"])
+        else:
+            upload = data["file"]
+            # The file is parsed in memory, so it is held to the in-memory request body limit.
+            if upload.size > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+                raise TooLarge(f"{upload.name}: {upload.size} bytes is over the limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes "
+                               "for a dataset file (LETHE_MAX_REQUEST_BODY_BYTES).")
+            fmt = data.get("format") or _table_format(upload.name)
+            version = services.dataset_version_import(dataset=dataset, data=upload.read(), fmt=fmt, actor=request.user,
+                                                      message=data["message"], max_line_bytes=settings.LETHE_MAX_IMPORT_LINE_BYTES)
+        return Response(s.DatasetVersionSerializer(selectors.dataset_version_get(dataset=dataset, number=version.number)).data,
+                        status=status.HTTP_201_CREATED)
+
+
+def _table_format(filename):
+    lowered = (filename or "").lower()
+    if lowered.endswith((".jsonl", ".ndjson")):
+        return "jsonl"
+    if lowered.endswith(".csv"):
+        return "csv"
+    raise ValidationFailed(f"Cannot tell the format of {filename!r}: name it .jsonl or .csv, or give format=jsonl|csv.",
+                           fields={"format": ["Required for this file name."]})
+
+
+class DatasetVersionDetailApi(APIView):
+    @api_schema(operation_id="dataset_versions_retrieve", tags=["datasets"], responses=s.DatasetVersionSerializer)
+    def get(self, request, project_slug, name, number):
+        dataset = _dataset(request, project_slug, name, Role.VIEWER)
+        return Response(s.DatasetVersionSerializer(selectors.dataset_version_get(dataset=dataset, number=number)).data)
+
+
+class DatasetVersionRowListApi(ListApi):
+    @api_schema(operation_id="dataset_versions_rows", tags=["datasets"], responses=s.DatasetRowSerializer(many=True),
+                description="The rows. Forget sets hold harmful completions: reviewers and admins only, and every read is audited.")
+    def get(self, request, project_slug, name, number):
+        dataset = _dataset(request, project_slug, name, Role.REVIEWER)
+        version = selectors.dataset_version_get(dataset=dataset, number=number)
+        services.audit_record(project=dataset.project, actor=request.user, action="hazard.read", object_type="dataset_version",
+                              object_id=version.pk, data={"dataset": dataset.name, "version": version.number})
+        return paginated_response(view=self, request=request, queryset=selectors.dataset_version_rows(dataset_version=version),
+                                  serializer_class=s.DatasetRowSerializer)
