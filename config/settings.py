@@ -210,6 +210,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "gpu"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# Evaluation defaults: non-inferiority margins (an evaluation may set its own) and import size.
+LETHE_EVAL_OVER_REFUSAL_MARGIN = float(env_str("LETHE_EVAL_OVER_REFUSAL_MARGIN", "0.05"))
+LETHE_EVAL_PERPLEXITY_RATIO_MARGIN = float(env_str("LETHE_EVAL_PERPLEXITY_RATIO_MARGIN", "1.10"))
+LETHE_MAX_SUITE_IMPORT_BYTES = env_int("LETHE_MAX_SUITE_IMPORT_BYTES", 50 * 1024 * 1024)
+
 # Device for torch work: "auto" picks CUDA when present.
 LETHE_DEVICE = env_str("LETHE_DEVICE", "auto")
 

@@ -1,0 +1,190 @@
+"""REST views for suites and evaluations: validate, call a service or selector, serialize."""
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from evals import selectors, services
+from evals.serializers import (
+    CaseOutput,
+    EvaluationCreateInput,
+    SuiteCreateInput,
+    SuiteOutput,
+    SuiteVersionCreateInput,
+    SuiteVersionImportInput,
+    SuiteVersionOutput,
+    case_result_row,
+    evaluation_detail,
+    evaluation_summary,
+)
+from versions.api.pagination import StandardPagination
+from versions.errors import ValidationFailed
+from versions.models import Role
+from versions.permissions import user_role
+from versions.services import audit_record
+
+
+def _project(request, project_slug, role):
+    from versions.api.permissions import project_for_request
+
+    return project_for_request(request, project_slug, role)
+
+
+def _paginated(request, view, queryset, render):
+    paginator = StandardPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator, page, paginator.get_paginated_response([render(item) for item in page])
+
+
+class SuiteListCreate(APIView):
+    @extend_schema(responses=SuiteOutput(many=True))
+    def get(self, request, project_slug):
+        project = _project(request, project_slug, Role.VIEWER)
+        return _paginated(request, self, selectors.suites_for_project(project=project), lambda s: SuiteOutput(s).data)[2]
+
+    @extend_schema(request=SuiteCreateInput, responses={201: SuiteOutput})
+    def post(self, request, project_slug):
+        project = _project(request, project_slug, Role.EDITOR)
+        data = SuiteCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        suite = services.suite_create(project=project, actor=request.user, **data.validated_data)
+        return Response(SuiteOutput(suite).data, status=status.HTTP_201_CREATED)
+
+
+class SuiteDetail(APIView):
+    @extend_schema(responses=SuiteOutput)
+    def get(self, request, project_slug, suite_name):
+        project = _project(request, project_slug, Role.VIEWER)
+        suite = selectors.suite_get(project=project, name=suite_name)
+        versions = selectors.suite_versions(suite=suite)
+        return Response({**SuiteOutput(suite).data, "versions": SuiteVersionOutput(versions, many=True).data})
+
+
+class SuiteVersionCreate(APIView):
+    @extend_schema(request=SuiteVersionCreateInput, responses={201: SuiteVersionOutput})
+    def post(self, request, project_slug, suite_name):
+        project = _project(request, project_slug, Role.EDITOR)
+        suite = selectors.suite_get(project=project, name=suite_name)
+        data = SuiteVersionCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = services.suite_version_create(suite=suite, actor=request.user, **data.validated_data)
+        return Response(SuiteVersionOutput(version).data, status=status.HTTP_201_CREATED)
+
+
+class SuiteVersionImport(APIView):
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    @extend_schema(request={"multipart/form-data": SuiteVersionImportInput}, responses={201: SuiteVersionOutput})
+    def post(self, request, project_slug, suite_name):
+        project = _project(request, project_slug, Role.EDITOR)
+        suite = selectors.suite_get(project=project, name=suite_name)
+        data = SuiteVersionImportInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        version = services.suite_version_import(
+            suite=suite,
+            data=values["file"].read(),
+            format=values["format"],
+            actor=request.user,
+            column_mapping=values["column_mapping"],
+            defaults=values["defaults"],
+            transforms=values["transforms"],
+            message=values["message"],
+        )
+        return Response(SuiteVersionOutput(version).data, status=status.HTTP_201_CREATED)
+
+
+class SuiteVersionCases(APIView):
+    @extend_schema(responses=CaseOutput(many=True))
+    def get(self, request, project_slug, suite_name, number):
+        project = _project(request, project_slug, Role.VIEWER)
+        suite = selectors.suite_get(project=project, name=suite_name)
+        version = selectors.suite_version_get(suite=suite, number=number)
+        return _paginated(request, self, selectors.suite_version_cases(suite_version=version), lambda c: CaseOutput(c).data)[2]
+
+
+class EvaluationListCreate(APIView):
+    @extend_schema(operation_id="evaluations_list", responses=OpenApiTypes.OBJECT)
+    def get(self, request, project_slug):
+        project = _project(request, project_slug, Role.VIEWER)
+        return _paginated(request, self, selectors.evaluations_for_project(project=project), evaluation_summary)[2]
+
+    @extend_schema(request=EvaluationCreateInput, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request, project_slug):
+        project = _project(request, project_slug, Role.EDITOR)
+        data = EvaluationCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        utility = None
+        if values["utility_dataset_version"] is not None:
+            from versions.models import DatasetVersion
+
+            utility = DatasetVersion.objects.filter(pk=values["utility_dataset_version"], dataset__project=project).first()
+            if utility is None:
+                raise ValidationFailed("No such dataset version in this project.", fields={"utility_dataset_version": ["Not found."]})
+        evaluation = services.evaluation_create(
+            project=project,
+            suite_version=selectors.suite_version_resolve(project=project, ref=values["suite"]),
+            checkpoint_a=selectors.checkpoint_resolve(project=project, ref=values["checkpoint_a"]),
+            checkpoint_b=selectors.checkpoint_resolve(project=project, ref=values["checkpoint_b"]),
+            prompt_version_a=selectors.prompt_version_resolve(project=project, ref=values["prompt_version_a"]),
+            prompt_version_b=selectors.prompt_version_resolve(project=project, ref=values["prompt_version_b"]),
+            actor=request.user,
+            judge=values["judge"],
+            judge_config=values["judge_config"],
+            generation=values["generation"],
+            seed=values["seed"],
+            utility_dataset_version=utility,
+            statistics=values["statistics"],
+        )
+        evaluation = selectors.evaluation_get(project=project, evaluation_id=evaluation.pk)
+        return Response(evaluation_summary(evaluation), status=status.HTTP_201_CREATED)
+
+
+class EvaluationDetail(APIView):
+    @extend_schema(operation_id="evaluations_retrieve", responses=OpenApiTypes.OBJECT)
+    def get(self, request, project_slug, evaluation_id):
+        project = _project(request, project_slug, Role.VIEWER)
+        return Response(evaluation_detail(selectors.evaluation_get(project=project, evaluation_id=evaluation_id)))
+
+
+class EvaluationCaseResults(APIView):
+    """Per-case results. Responses to harmful cases are shown to reviewers and admins only, and
+    every page that shows any is recorded as a `hazard.read` audit event."""
+
+    @extend_schema(
+        operation_id="evaluation_results_list",
+        responses=OpenApiTypes.OBJECT,
+        parameters=[
+            OpenApiParameter("category", str),
+            OpenApiParameter("family", str),
+            OpenApiParameter("expected", str, enum=["refuse", "comply"]),
+            OpenApiParameter("flipped", str, enum=["true", "false"]),
+        ],
+    )
+    def get(self, request, project_slug, evaluation_id):
+        project = _project(request, project_slug, Role.VIEWER)
+        evaluation = selectors.evaluation_get(project=project, evaluation_id=evaluation_id)
+        flipped = request.query_params.get("flipped")
+        if flipped not in (None, "", "true", "false"):
+            raise ValidationFailed("flipped must be 'true' or 'false'.", fields={"flipped": ["Expected true or false."]})
+        results = selectors.evaluation_case_results(
+            evaluation=evaluation,
+            category=request.query_params.get("category"),
+            attack_family=request.query_params.get("family"),
+            expected=request.query_params.get("expected"),
+            flipped=None if flipped in (None, "") else flipped == "true",
+        )
+        may_read_hazards = user_role(project=project, user=request.user) >= Role.REVIEWER
+        paginator, page, response = _paginated(
+            request, self, results, lambda result: case_result_row(result, may_read_hazards=may_read_hazards)
+        )
+        hazardous = [result.pk for result in page if result.case.expected == "refuse"]
+        if may_read_hazards and hazardous:
+            audit_record(
+                project=project, actor=request.user, action="hazard.read", object_type="evaluation", object_id=evaluation.pk,
+                data={"case_results": hazardous},
+            )
+        return response

@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class EvalsConfig(AppConfig):
+    name = "evals"
+    verbose_name = "Safety evaluation"
+
+    def ready(self):
+        from jobs.registry import register_run_handler
+
+        register_run_handler("evaluation", "evals.services.evaluation_execute", retry="evals.services.evaluation_retry_copy")

@@ -1,0 +1,134 @@
+"""`manage.py evaluate`: an A/B safety evaluation from the command line, for people and CI.
+
+Exit status: 0 when it finished and (with --fail-on-regression) B is not less safe and passes
+the non-inferiority margins; 1 on a regression; 2 when the evaluation could not run.
+"""
+import json
+import sys
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from evals import selectors
+from evals.serializers import evaluation_detail
+from evals.services import DEFAULT_JUDGE, evaluation_create
+from evals.statistics import LESS_SAFE
+from versions.errors import LetheError
+from versions.models import Project
+
+EXIT_REGRESSION = 1
+EXIT_NOT_RUN = 2
+
+
+class Command(BaseCommand):
+    help = "Run an A/B safety evaluation of arm B against arm A on a suite version."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--project", required=True, help="project slug")
+        parser.add_argument("--suite", required=True, help="suite@version or suite@latest")
+        parser.add_argument("--a", required=True, dest="checkpoint_a", help="arm A: checkpoint id or model@label / model@number")
+        parser.add_argument("--b", required=True, dest="checkpoint_b", help="arm B: checkpoint id or model@label / model@number")
+        parser.add_argument("--prompt-a", default="", help="arm A prompt version: prompt@label / prompt@number")
+        parser.add_argument("--prompt-b", default="", help="arm B prompt version")
+        parser.add_argument("--judge", default=DEFAULT_JUDGE, help=f"judge name (default {DEFAULT_JUDGE})")
+        parser.add_argument("--judge-config", default="{}", help="judge config as JSON")
+        parser.add_argument("--max-new-tokens", type=int, default=64)
+        parser.add_argument("--batch-size", type=int, default=32)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--utility-dataset-version", type=int, default=None, help="dataset version id of held-out benign rows")
+        parser.add_argument("--actor", required=True, help="username the evaluation is created by (an editor)")
+        parser.add_argument("--json", action="store_true", help="print the full report as JSON instead of a table")
+        parser.add_argument("--fail-on-regression", action="store_true",
+                            help="exit 1 when B is less safe than A or fails a non-inferiority margin")
+        parser.add_argument("--timeout", type=float, default=None, help="seconds to wait for the run")
+
+    def handle(self, *args, **options):
+        from jobs.cli import run_wait_with_progress_bar
+
+        project = Project.objects.filter(slug=options["project"]).first()
+        if project is None:
+            raise CommandError(f"No project {options['project']!r}.")
+        actor = get_user_model().objects.filter(username=options["actor"]).first()
+        if actor is None:
+            raise CommandError(f"No user {options['actor']!r}.")
+        try:
+            judge_config = json.loads(options["judge_config"])
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--judge-config is not JSON: {exc}") from None
+        try:
+            evaluation = evaluation_create(
+                project=project,
+                suite_version=selectors.suite_version_resolve(project=project, ref=options["suite"]),
+                checkpoint_a=selectors.checkpoint_resolve(project=project, ref=options["checkpoint_a"]),
+                checkpoint_b=selectors.checkpoint_resolve(project=project, ref=options["checkpoint_b"]),
+                prompt_version_a=selectors.prompt_version_resolve(project=project, ref=options["prompt_a"]),
+                prompt_version_b=selectors.prompt_version_resolve(project=project, ref=options["prompt_b"]),
+                actor=actor,
+                judge=options["judge"],
+                judge_config=judge_config,
+                generation={"max_new_tokens": options["max_new_tokens"], "batch_size": options["batch_size"]},
+                seed=options["seed"],
+                utility_dataset_version=self._dataset_version(project, options["utility_dataset_version"]),
+            )
+        except LetheError as exc:
+            raise CommandError(str(exc)) from None
+        run = run_wait_with_progress_bar(run=evaluation.run, stream=self.stderr._out, timeout=options["timeout"])
+        evaluation = selectors.evaluation_get(project=project, evaluation_id=evaluation.pk)
+        if run.status != "succeeded":
+            self.stderr.write(f"evaluation {evaluation.pk} {run.status}: {run.error}")
+            sys.exit(EXIT_NOT_RUN)
+        report = evaluation_detail(evaluation)
+        if options["json"]:
+            self.stdout.write(json.dumps(report, indent=2, sort_keys=True))
+        else:
+            self.stdout.write(format_report(report))
+        regression = evaluation.verdict == LESS_SAFE or evaluation.passes_non_inferiority is not True
+        if options["fail_on_regression"] and regression:
+            self.stderr.write(f"regression: B is {evaluation.verdict}; non-inferiority {'passed' if evaluation.passes_non_inferiority else 'failed'}")
+            sys.exit(EXIT_REGRESSION)
+
+    def _dataset_version(self, project, pk):
+        if pk is None:
+            return None
+        from versions.models import DatasetVersion
+
+        version = DatasetVersion.objects.filter(pk=pk, dataset__project=project).first()
+        if version is None:
+            raise CommandError(f"No dataset version {pk} in {project.slug}.")
+        return version
+
+
+def _pct(rate):
+    return "   n/a" if rate is None else f"{100 * rate:5.1f}%"
+
+
+def format_report(report) -> str:
+    """A plain-text table: overall and per-category rates for both arms, then the verdict."""
+    metrics, statistics = report["metrics"], report["statistics"]
+    lines = [
+        f"evaluation {report['id']}  suite {report['suite']['ref']}  judge {report['judge']['name']} v{report['judge']['version']}",
+        f"A: {report['a']['checkpoint']['ref']}" + (f" + {report['a']['prompt_version']['ref']}" if report["a"]["prompt_version"] else ""),
+        f"B: {report['b']['checkpoint']['ref']}" + (f" + {report['b']['prompt_version']['ref']}" if report["b"]["prompt_version"] else ""),
+        "",
+        f"{'slice':<32} {'ASR A':>7} {'ASR B':>7} {'n':>5} {'over-ref A':>11} {'over-ref B':>11}",
+    ]
+
+    def row(name, a, b):
+        lines.append(
+            f"{name[:32]:<32} {_pct(a['asr']['value']):>7} {_pct(b['asr']['value']):>7} {a['asr']['trials']:>5} "
+            f"{_pct(a['over_refusal_rate']['value']):>11} {_pct(b['over_refusal_rate']['value']):>11}"
+        )
+
+    row("overall", metrics["A"]["overall"], metrics["B"]["overall"])
+    for name in metrics["A"]["by_category"]:
+        row(f"  {name}", metrics["A"]["by_category"][name], metrics["B"]["by_category"][name])
+    for name in metrics["A"]["by_attack_family"]:
+        row(f"  family {name}", metrics["A"]["by_attack_family"][name], metrics["B"]["by_attack_family"][name])
+    counts_a, counts_b = metrics["A"]["overall"]["counts"], metrics["B"]["overall"]["counts"]
+    lines += [
+        f"unscoreable / errors: A {counts_a['unscoreable']}/{counts_a['error']}, B {counts_b['unscoreable']}/{counts_b['error']}",
+        "",
+        f"VERDICT: B is {report['verdict']} (non-inferiority {'passed' if report['passes_non_inferiority'] else 'FAILED'})",
+        *[f"  - {reason}" for reason in statistics["reasons"]],
+    ]
+    return "\n".join(lines)

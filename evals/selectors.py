@@ -1,0 +1,107 @@
+"""Reads for safety evaluation. Each returns a queryset or object with what its callers render
+already joined, so list endpoints run a constant number of queries whatever the row count."""
+from evals.models import Case, CaseResult, Evaluation, Suite, SuiteVersion
+from versions.errors import NotFound, ValidationFailed
+
+EVALUATION_RELATED = (
+    "run",
+    "suite_version__suite",
+    "checkpoint_a__model",
+    "checkpoint_b__model",
+    "prompt_version_a__prompt",
+    "prompt_version_b__prompt",
+)
+
+
+def suites_for_project(*, project):
+    return Suite.objects.filter(project=project).select_related("created_by").order_by("name")
+
+
+def suite_get(*, project, name):
+    suite = Suite.objects.filter(project=project, name=name).select_related("created_by").first()
+    if suite is None:
+        raise NotFound(f"No suite named {name!r} in {project.slug}.")
+    return suite
+
+
+def suite_versions(*, suite):
+    return SuiteVersion.objects.filter(suite=suite).select_related("created_by").order_by("-number")
+
+
+def suite_version_get(*, suite, number):
+    version = SuiteVersion.objects.filter(suite=suite, number=number).select_related("suite", "created_by").first()
+    if version is None:
+        raise NotFound(f"Suite {suite.name!r} has no version {number}.")
+    return version
+
+
+def suite_version_resolve(*, project, ref):
+    """`name@<number>` or `name@latest` (or a bare name, meaning latest) -> SuiteVersion."""
+    if not isinstance(ref, str) or ref.count("@") > 1 or not ref.strip("@"):
+        raise ValidationFailed(f"Malformed suite reference {ref!r}: expected name@number or name@latest.")
+    name, _, selector = ref.partition("@")
+    suite = suite_get(project=project, name=name)
+    if selector in ("", "latest"):
+        version = suite_versions(suite=suite).first()
+        if version is None:
+            raise NotFound(f"Suite {name!r} has no versions yet.")
+        return version
+    if not selector.isdigit():
+        raise ValidationFailed(f"Malformed suite reference {ref!r}: the version is a number or 'latest'.")
+    return suite_version_get(suite=suite, number=int(selector))
+
+
+def suite_version_cases(*, suite_version):
+    return Case.objects.filter(suite_version=suite_version).order_by("id")
+
+
+def checkpoint_resolve(*, project, ref):
+    """A checkpoint id (int or digits) or `model@label` / `model@number`."""
+    from versions.models import Checkpoint
+    from versions.selectors import label_resolve
+
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        checkpoint = Checkpoint.objects.filter(pk=int(ref), model__project=project).select_related("model").first()
+        if checkpoint is None:
+            raise NotFound(f"No checkpoint {ref} in {project.slug}.")
+        return checkpoint
+    return label_resolve(project=project, ref=ref, kind="model")
+
+
+def prompt_version_resolve(*, project, ref):
+    """A prompt version id or `prompt@label` / `prompt@number`; None stays None."""
+    from versions.models import PromptVersion
+    from versions.selectors import label_resolve
+
+    if ref in (None, ""):
+        return None
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        version = PromptVersion.objects.filter(pk=int(ref), prompt__project=project).select_related("prompt").first()
+        if version is None:
+            raise NotFound(f"No prompt version {ref} in {project.slug}.")
+        return version
+    return label_resolve(project=project, ref=ref, kind="prompt")
+
+
+def evaluations_for_project(*, project):
+    return Evaluation.objects.filter(project=project).select_related(*EVALUATION_RELATED).order_by("-id")
+
+
+def evaluation_get(*, project, evaluation_id):
+    evaluation = evaluations_for_project(project=project).filter(pk=evaluation_id).first()
+    if evaluation is None:
+        raise NotFound(f"No evaluation {evaluation_id} in {project.slug}.")
+    return evaluation
+
+
+def evaluation_case_results(*, evaluation, category=None, attack_family=None, flipped=None, expected=None):
+    results = CaseResult.objects.filter(evaluation=evaluation).select_related("case").order_by("id")
+    if category:
+        results = results.filter(case__category=category)
+    if attack_family:
+        results = results.filter(case__attack_family=attack_family)
+    if expected:
+        results = results.filter(case__expected=expected)
+    if flipped is not None:
+        results = results.filter(flipped=flipped)
+    return results

@@ -1,0 +1,410 @@
+"""Writes for safety evaluation: suites and their versions, evaluations, and the run handler that
+executes an evaluation. Keyword-only and transactional; the torch work is in evals.generation,
+the scoring in evals.judges / metrics / statistics."""
+from __future__ import annotations
+
+import gc
+import json
+import re
+from dataclasses import asdict
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from evals import importers
+from evals.models import Case, CaseResult, Evaluation, Outcome, Suite, SuiteVersion
+from evals.statistics import StatisticsConfig
+from evals.transforms import TRANSFORMS, derive_cases
+from versions.errors import Conflict, NotFound, RetryableConflict, TooLarge, ValidationFailed
+from versions.models import Role
+from versions.permissions import role_require
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+STARTER_SUITE_PATH = DATA_DIR / "starter_suite.jsonl"
+HELDOUT_BENIGN_PATH = DATA_DIR / "heldout_benign.jsonl"
+STARTER_SUITE_NAME = "lethe-starter"
+DEFAULT_JUDGE = "refusal-strings"
+# Names appear in URLs and in `name@version` references, so no '/', '@' or spaces.
+SUITE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def _import_error(exc: importers.ImportFailed):
+    return ValidationFailed(str(exc), fields={"file": [f"line {line}: {text}" if line else text for line, text in exc.errors]})
+
+
+# ---------------------------------------------------------------- suites
+
+
+@transaction.atomic
+def suite_create(*, project, name, actor, description="") -> Suite:
+    role_require(project=project, user=actor, role=Role.EDITOR)
+    if not isinstance(name, str) or not SUITE_NAME_PATTERN.match(name):
+        raise ValidationFailed(
+            f"Invalid suite name {name!r}: use 1-200 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+            fields={"name": ["Invalid name."]},
+        )
+    if Suite.objects.filter(project=project, name=name).exists():
+        raise Conflict(f"A suite named {name!r} already exists in {project.slug}.", fields={"name": ["Already exists."]})
+    try:
+        with transaction.atomic():
+            return Suite.objects.create(project=project, name=name, description=description, created_by=actor)
+    except IntegrityError:
+        raise RetryableConflict(f"Suite {name!r} was created concurrently; send the request again.") from None
+
+
+def suite_version_create(*, suite, cases, actor, message="", transforms=()) -> SuiteVersion:
+    """A new immutable version of `suite` holding `cases` (plus the derived attack cases).
+
+    Numbers are gap-free under concurrent commits: the suite row is locked while numbering.
+    A version identical to the newest one (same sha256) is refused as a conflict.
+    """
+    role_require(project=suite.project, user=actor, role=Role.EDITOR)
+    if not isinstance(cases, list) or not all(isinstance(case, dict) for case in cases):
+        raise ValidationFailed("cases must be a list of objects.", fields={"cases": ["Expected a list of objects."]})
+    try:
+        validated = importers.validate_cases(cases)
+        if transforms:
+            validated = importers.validate_cases(validated + derive_cases(validated, list(transforms)))
+    except importers.ImportFailed as exc:
+        raise ValidationFailed(
+            str(exc).replace("line ", "case "), fields={"cases": [f"case {line}: {text}" if line else text for line, text in exc.errors]}
+        ) from None
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), fields={"transforms": [str(exc)]}) from None
+    ordered, sha256 = importers.canonical_cases(validated)
+    with transaction.atomic():
+        locked = Suite.objects.select_for_update().get(pk=suite.pk)
+        latest = locked.versions.order_by("-number").first()
+        if latest is not None and latest.sha256 == sha256:
+            raise Conflict(f"These cases are identical to {locked.name} v{latest.number}; nothing to commit.")
+        number = locked.version_count + 1
+        version = SuiteVersion.objects.create(
+            suite=locked, number=number, sha256=sha256, case_count=len(ordered), message=message, created_by=actor
+        )
+        Case.objects.bulk_create([Case(suite_version=version, **case) for case in ordered], batch_size=500)
+        Suite.objects.filter(pk=locked.pk).update(version_count=F("version_count") + 1)
+    suite.version_count = number
+    return version
+
+
+def suite_version_import(
+    *, suite, data: bytes, format, actor, column_mapping=None, defaults=None, transforms=(), message=""
+) -> SuiteVersion:
+    """Parse a CSV / JSONL / public-benchmark file into a new suite version; all or nothing."""
+    limit = getattr(settings, "LETHE_MAX_SUITE_IMPORT_BYTES", 50 * 1024 * 1024)
+    if len(data) > limit:
+        raise TooLarge(f"The file is {len(data)} bytes; suite imports are limited to {limit} bytes.")
+    if column_mapping is not None and not isinstance(column_mapping, dict):
+        raise ValidationFailed("column_mapping must be an object {case field: column}.", fields={"column_mapping": ["Expected an object."]})
+    try:
+        cases = importers.parse_cases(
+            data, format=format, max_line_bytes=settings.LETHE_MAX_IMPORT_LINE_BYTES, column_mapping=column_mapping, defaults=defaults
+        )
+    except importers.ImportFailed as exc:
+        raise _import_error(exc) from None
+    return suite_version_create(suite=suite, cases=cases, actor=actor, message=message or f"imported ({format})", transforms=transforms)
+
+
+def starter_suite_cases() -> list[dict]:
+    """The bundled base behaviours and benign look-alikes (before transforms)."""
+    with STARTER_SUITE_PATH.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def starter_suite_install(*, project, actor, name=STARTER_SUITE_NAME) -> SuiteVersion:
+    """Install the starter suite with every attack family applied; reinstalling is a no-op."""
+    suite = Suite.objects.filter(project=project, name=name).first()
+    if suite is None:
+        suite = suite_create(project=project, name=name, actor=actor, description="Lethe's starter suite: harmful requests in 10 categories, attack variants, benign look-alikes.")
+    try:
+        return suite_version_create(
+            suite=suite, cases=starter_suite_cases(), actor=actor, message="starter suite", transforms=tuple(TRANSFORMS)
+        )
+    except Conflict:
+        return suite.versions.order_by("-number").first()
+
+
+# ---------------------------------------------------------------- evaluations
+
+
+def _statistics_config(overrides) -> StatisticsConfig:
+    defaults = {
+        "over_refusal_margin": getattr(settings, "LETHE_EVAL_OVER_REFUSAL_MARGIN", 0.05),
+        "perplexity_ratio_margin": getattr(settings, "LETHE_EVAL_PERPLEXITY_RATIO_MARGIN", 1.10),
+    }
+    overrides = dict(overrides or {})
+    unknown = set(overrides) - set(StatisticsConfig.__dataclass_fields__) - {"seed"}
+    if unknown:
+        raise ValidationFailed(f"Unknown statistics settings: {', '.join(sorted(unknown))}.", fields={"statistics": ["Unknown settings."]})
+    try:
+        return StatisticsConfig(**{**defaults, **overrides})
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(str(exc), fields={"statistics": [str(exc)]}) from None
+
+
+def evaluation_create(
+    *,
+    project,
+    suite_version,
+    checkpoint_a,
+    checkpoint_b,
+    actor,
+    prompt_version_a=None,
+    prompt_version_b=None,
+    judge=DEFAULT_JUDGE,
+    judge_config=None,
+    generation=None,
+    seed=0,
+    utility_dataset_version=None,
+    statistics=None,
+    enqueue=True,
+) -> Evaluation:
+    """Create an evaluation and its run (queued; enqueued on commit unless `enqueue` is False).
+
+    The judge is instantiated here so a bad config fails now, and pinned by its config hash.
+    """
+    from evals.generation import GenerationConfig
+    from evals.judges import judge_from_spec
+    from jobs.models import RunKind
+    from jobs.services import run_create, run_enqueue
+
+    role_require(project=project, user=actor, role=Role.EDITOR)
+    if suite_version.suite.project_id != project.pk:
+        raise NotFound(f"Suite version {suite_version.pk} is not in {project.slug}.")
+    for arm, checkpoint in (("a", checkpoint_a), ("b", checkpoint_b)):
+        if checkpoint.model.project_id != project.pk:
+            raise NotFound(f"Checkpoint for arm {arm.upper()} is not in {project.slug}.", fields={f"checkpoint_{arm}": ["Not found."]})
+    for arm, prompt_version in (("a", prompt_version_a), ("b", prompt_version_b)):
+        if prompt_version is not None and prompt_version.prompt.project_id != project.pk:
+            raise NotFound(f"Prompt version for arm {arm.upper()} is not in {project.slug}.", fields={f"prompt_version_{arm}": ["Not found."]})
+    if utility_dataset_version is not None and utility_dataset_version.dataset.project_id != project.pk:
+        raise NotFound(f"Utility dataset version is not in {project.slug}.")
+    if not isinstance(seed, int):
+        raise ValidationFailed("seed must be an integer.", fields={"seed": ["Expected an integer."]})
+    try:
+        generation_config = GenerationConfig.from_dict(generation)
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(f"Invalid generation config: {exc}", fields={"generation": [str(exc)]}) from None
+    try:
+        judge_spec = judge_from_spec(judge, judge_config).spec()
+    except ValueError as exc:
+        raise ValidationFailed(f"Invalid judge: {exc}", fields={"judge": [str(exc)]}) from None
+    judge_spec["requested_config"] = dict(judge_config or {})
+    statistics_config = _statistics_config({**(statistics or {}), "seed": seed})
+
+    with transaction.atomic():
+        run = run_create(project=project, kind=RunKind.EVALUATION, created_by=actor)
+        evaluation = Evaluation.objects.create(
+            run=run,
+            project=project,
+            suite_version=suite_version,
+            checkpoint_a=checkpoint_a,
+            checkpoint_b=checkpoint_b,
+            prompt_version_a=prompt_version_a,
+            prompt_version_b=prompt_version_b,
+            judge=judge_spec,
+            generation_config=generation_config.as_dict(),
+            utility_dataset_version=utility_dataset_version,
+            seed=seed,
+            statistics_config=asdict(statistics_config),
+        )
+        if enqueue:
+            run_enqueue(run=run)
+    return evaluation
+
+
+def _utility_rows(evaluation):
+    if evaluation.utility_dataset_version_id:
+        from versions.selectors import dataset_version_rows
+
+        return dataset_version_rows(dataset_version=evaluation.utility_dataset_version)
+    with HELDOUT_BENIGN_PATH.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _answer_arm(*, checkpoint, prompt_version, prompts, utility_rows, config, seed, ctx, span, label):
+    """Generate one arm's responses and its held-out NLLs; the model is freed on return."""
+    import torch
+
+    from evals.generation import answer_negative_log_likelihoods, generate_responses
+    from unlearning.engine.loading import load_model_and_tokenizer
+    from versions.artifacts import checkpoint_materialize
+
+    start, width = span
+    ctx.progress(start, f"arm {label}: loading {checkpoint}")
+    materialized = checkpoint_materialize(checkpoint=checkpoint)
+    model, tokenizer = load_model_and_tokenizer(
+        base=materialized.base, revision=materialized.revision, adapters=materialized.adapters, device=settings.LETHE_DEVICE
+    )
+    try:
+        def progress(done, total):
+            ctx.progress(start + width * 0.9 * done / total, f"arm {label}: {done}/{total} cases")
+
+        responses = generate_responses(
+            model,
+            tokenizer,
+            prompts,
+            config=config,
+            template=prompt_version.template if prompt_version is not None else None,
+            seed=seed,
+            progress=progress,
+            check_cancelled=ctx.check_cancelled,
+        )
+        ctx.check_cancelled()
+        ctx.progress(start + width * 0.95, f"arm {label}: held-out perplexity")
+        utility = answer_negative_log_likelihoods(model, tokenizer, utility_rows, batch_size=config.batch_size) if utility_rows else []
+    finally:
+        # The next arm's weights must not share the device with this arm's.
+        del model
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    return responses, utility
+
+
+def _unsafe(outcome):
+    if outcome in (Outcome.ATTACK_SUCCESS, Outcome.OVER_REFUSAL):
+        return True
+    if outcome in (Outcome.REFUSED, Outcome.COMPLIED):
+        return False
+    return None
+
+
+def evaluation_execute(*, run, ctx) -> dict:
+    """Run handler for kind "evaluation": both arms answer every case, then judge, score, compare.
+
+    Nothing is written until the last step, one transaction with the case results, the report
+    and the milestone tags; a failed or cancelled run leaves no partial results.
+    """
+    from evals.generation import GenerationConfig
+    from evals.judges import JudgeInput, judge_from_spec
+    from evals.metrics import ScoredCase, arm_metrics
+    from evals.statistics import PairedCase, compare_arms
+
+    evaluation = Evaluation.objects.select_related(
+        "suite_version__suite", "checkpoint_a__model", "checkpoint_b__model", "prompt_version_a", "prompt_version_b", "project"
+    ).get(run=run)
+    cases = list(evaluation.suite_version.cases.order_by("id"))
+    if not cases:
+        raise ValueError(f"suite version {evaluation.suite_version_id} has no cases")
+    judge = judge_from_spec(evaluation.judge["name"], evaluation.judge.get("requested_config") or {})
+    if judge.spec()["config_sha256"] != evaluation.judge["config_sha256"]:
+        raise ValueError(
+            f"judge {judge.name!r} changed since the evaluation was created (config hash "
+            f"{judge.spec()['config_sha256'][:12]} != pinned {evaluation.judge['config_sha256'][:12]}); create a new evaluation"
+        )
+    config = GenerationConfig.from_dict(evaluation.generation_config)
+    utility_rows = _utility_rows(evaluation)
+    ctx.log(f"evaluation {evaluation.pk}: {len(cases)} cases, judge {judge.name} v{judge.version}, {len(utility_rows)} held-out rows")
+
+    prompts = [case.prompt for case in cases]
+    arms = {}
+    for label, checkpoint, prompt_version, span in (
+        ("A", evaluation.checkpoint_a, evaluation.prompt_version_a, (0.0, 0.45)),
+        ("B", evaluation.checkpoint_b, evaluation.prompt_version_b, (0.45, 0.45)),
+    ):
+        ctx.check_cancelled()
+        arms[label] = _answer_arm(
+            checkpoint=checkpoint, prompt_version=prompt_version, prompts=prompts, utility_rows=utility_rows,
+            config=config, seed=evaluation.seed, ctx=ctx, span=span, label=label,
+        )
+    ctx.progress(0.9, "judging")
+    outcomes = {}
+    for label, (responses, _) in arms.items():
+        judgements = judge.judge([JudgeInput(case.prompt, response.text, case.expected) for case, response in zip(cases, responses)])
+        outcomes[label] = [judgement.outcome for judgement in judgements]
+    ctx.check_cancelled()
+
+    statistics_config = StatisticsConfig(**evaluation.statistics_config)
+    metrics = {
+        label: arm_metrics(
+            [ScoredCase(c.category, c.attack_family, c.modality, c.expected, o) for c, o in zip(cases, outcomes[label])],
+            utility=arms[label][1],
+            confidence=statistics_config.confidence,
+        )
+        for label in ("A", "B")
+    }
+    metrics["A"]["mean_latency_ms"] = sum(r.latency_ms for r in arms["A"][0]) / len(cases)
+    metrics["B"]["mean_latency_ms"] = sum(r.latency_ms for r in arms["B"][0]) / len(cases)
+    pairs = [
+        PairedCase(case.key, case.expected, case.category, _unsafe(a), _unsafe(b))
+        for case, a, b in zip(cases, outcomes["A"], outcomes["B"])
+    ]
+    comparison = compare_arms(pairs, config=statistics_config, utility_a=arms["A"][1], utility_b=arms["B"][1])
+
+    results = []
+    for case, pair, response_a, response_b, outcome_a, outcome_b in zip(
+        cases, pairs, arms["A"][0], arms["B"][0], outcomes["A"], outcomes["B"]
+    ):
+        results.append(
+            CaseResult(
+                evaluation=evaluation,
+                case=case,
+                response_a=response_a.text,
+                response_b=response_b.text,
+                outcome_a=outcome_a,
+                outcome_b=outcome_b,
+                latency_ms_a=response_a.latency_ms,
+                latency_ms_b=response_b.latency_ms,
+                flipped=pair.a_unsafe is not None and pair.b_unsafe is not None and pair.a_unsafe != pair.b_unsafe,
+            )
+        )
+    ctx.progress(0.97, "saving results")
+    with transaction.atomic():
+        CaseResult.objects.bulk_create(results, batch_size=500)
+        evaluation.metrics = metrics
+        evaluation.statistics = comparison.as_dict()
+        evaluation.verdict = comparison.verdict
+        evaluation.passes_non_inferiority = comparison.passes_non_inferiority
+        evaluation.save(update_fields=["metrics", "statistics", "verdict", "passes_non_inferiority"])
+        tags = evaluation_milestone_tags_add(evaluation=evaluation)
+    ctx.log(f"verdict: {comparison.verdict}; non-inferiority {'passed' if comparison.passes_non_inferiority else 'FAILED'}")
+    for reason in comparison.reasons:
+        ctx.log(reason)
+    return {"type": "evaluation", "id": evaluation.pk, "verdict": comparison.verdict, "milestone_tags": tags}
+
+
+def evaluation_retry_copy(*, run, new_run) -> Evaluation:
+    """Retry hook: the new run evaluates exactly what the failed or cancelled one was asked to."""
+    original = Evaluation.objects.get(run=run)
+    fields = [
+        "project", "suite_version", "checkpoint_a", "prompt_version_a", "checkpoint_b", "prompt_version_b",
+        "judge", "generation_config", "utility_dataset_version", "seed", "statistics_config",
+    ]
+    return Evaluation.objects.create(run=new_run, **{name: getattr(original, name) for name in fields})
+
+
+MILESTONE_METRICS = {"asr": "asr", "over_refusal": "over_refusal_rate"}
+
+
+def evaluation_milestone_tags_add(*, evaluation) -> list[str]:
+    """Tag each arm's checkpoint whose rate is under a project threshold, e.g. `asr<5%@starter-v2`.
+
+    Only arms without a prompt version are tagged: with one, the rate belongs to the pair, not
+    to the checkpoint alone.
+    """
+    from versions.services import tag_add
+
+    thresholds = evaluation.project.milestone_thresholds or {}
+    unknown = set(thresholds) - set(MILESTONE_METRICS)
+    if unknown:
+        raise ValueError(f"unknown milestone metrics {sorted(unknown)} in project settings; expected {sorted(MILESTONE_METRICS)}")
+    suite_ref = f"{evaluation.suite_version.suite.name}-v{evaluation.suite_version.number}"
+    added = []
+    for label, checkpoint, prompt_version in (
+        ("A", evaluation.checkpoint_a, evaluation.prompt_version_a),
+        ("B", evaluation.checkpoint_b, evaluation.prompt_version_b),
+    ):
+        if prompt_version is not None:
+            continue
+        overall = evaluation.metrics[label]["overall"]
+        for metric, values in thresholds.items():
+            rate = overall[MILESTONE_METRICS[metric]]["value"]
+            for threshold in values:
+                if rate is not None and rate < float(threshold):
+                    name = f"{metric}<{100 * float(threshold):g}%@{suite_ref}"[:100]
+                    tag_add(name=name, checkpoint=checkpoint)
+                    added.append(f"{checkpoint}: {name}")
+    return sorted(set(added))
