@@ -1,0 +1,75 @@
+"""REST endpoints for unlearning runs: thin views over services and selectors."""
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs.services import run_cancel
+from unlearning.selectors import unlearning_run_get, unlearning_runs_for_project
+from unlearning.serializers import UnlearningRunCreateSerializer, UnlearningRunDetailSerializer, UnlearningRunSerializer
+from unlearning.services import unlearning_run_create
+from versions.api.pagination import paginated_response
+from versions.api.permissions import project_for_request
+from versions.api.schema import WRITE_ERRORS, api_schema
+from versions.errors import ValidationFailed
+from versions.models import Checkpoint, DatasetVersion, Role
+
+TAGS = ["unlearning"]
+
+
+def _in_project(model_class, pk, project, field, project_path):
+    if pk is None:
+        return None
+    instance = model_class.objects.filter(pk=pk, **{project_path: project}).first()
+    if instance is None:
+        raise ValidationFailed(f"No {field.replace('_', ' ')} with id {pk} in project {project.slug!r}.", fields={field: ["Not found."]})
+    return instance
+
+
+class UnlearningRunListView(APIView):
+    @api_schema(operation_id="unlearning_runs_list", tags=TAGS, responses=UnlearningRunSerializer(many=True))
+    def get(self, request, project_slug):
+        project = project_for_request(request, project_slug, Role.VIEWER)
+        return paginated_response(
+            view=self, request=request, queryset=unlearning_runs_for_project(project=project), serializer_class=UnlearningRunSerializer
+        )
+
+    @api_schema(
+        operation_id="unlearning_runs_create",
+        tags=TAGS,
+        request=UnlearningRunCreateSerializer,
+        responses={201: UnlearningRunDetailSerializer},
+        errors=WRITE_ERRORS,
+    )
+    def post(self, request, project_slug):
+        project = project_for_request(request, project_slug, Role.EDITOR)
+        serializer = UnlearningRunCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        unlearning_run = unlearning_run_create(
+            parent_checkpoint=_in_project(Checkpoint, data["parent_checkpoint"], project, "parent_checkpoint", "model__project"),
+            method=data["method"],
+            hyperparameters=data["hyperparameters"],
+            forget_dataset_version=_in_project(DatasetVersion, data["forget_dataset_version"], project, "forget_dataset_version", "dataset__project"),
+            retain_dataset_version=_in_project(DatasetVersion, data["retain_dataset_version"], project, "retain_dataset_version", "dataset__project"),
+            seed=data["seed"],
+            branch_label=data["branch_label"],
+            actor=request.user,
+        )
+        unlearning_run = unlearning_run_get(project=project, unlearning_run_id=unlearning_run.pk)
+        return Response(UnlearningRunDetailSerializer(unlearning_run).data, status=status.HTTP_201_CREATED)
+
+
+class UnlearningRunDetailView(APIView):
+    @api_schema(operation_id="unlearning_runs_retrieve", tags=TAGS, responses=UnlearningRunDetailSerializer)
+    def get(self, request, project_slug, unlearning_run_id):
+        project = project_for_request(request, project_slug, Role.VIEWER)
+        return Response(UnlearningRunDetailSerializer(unlearning_run_get(project=project, unlearning_run_id=unlearning_run_id)).data)
+
+
+class UnlearningRunCancelView(APIView):
+    @api_schema(operation_id="unlearning_runs_cancel", tags=TAGS, request=None, responses=UnlearningRunDetailSerializer, errors=WRITE_ERRORS)
+    def post(self, request, project_slug, unlearning_run_id):
+        project = project_for_request(request, project_slug, Role.EDITOR)
+        unlearning_run = unlearning_run_get(project=project, unlearning_run_id=unlearning_run_id)
+        run_cancel(run=unlearning_run.run, actor=request.user)
+        return Response(UnlearningRunDetailSerializer(unlearning_run_get(project=project, unlearning_run_id=unlearning_run_id)).data)

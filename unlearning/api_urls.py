@@ -1,0 +1,13 @@
+from django.urls import path
+
+from unlearning import api
+
+urlpatterns = [
+    path("projects/<slug:project_slug>/unlearning-runs/", api.UnlearningRunListView.as_view(), name="unlearning-runs"),
+    path("projects/<slug:project_slug>/unlearning-runs/<int:unlearning_run_id>/", api.UnlearningRunDetailView.as_view(), name="unlearning-run"),
+    path(
+        "projects/<slug:project_slug>/unlearning-runs/<int:unlearning_run_id>/cancel/",
+        api.UnlearningRunCancelView.as_view(),
+        name="unlearning-run-cancel",
+    ),
+]
