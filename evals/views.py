@@ -9,46 +9,12 @@ from django.views.decorators.http import require_http_methods
 
 from evals import charts
 from evals.forms import EvaluationStartForm
+from evals.reporting import headline_rows
 from evals.selectors import evaluation_case_results, evaluation_get, evaluations_for_project
 from versions.errors import LetheError
 from versions.forms import form_add_service_error
 from versions.models import Role
 from versions.views import get_or_404, paginate, project_access
-
-RATES = (("asr", "Attack success rate"), ("over_refusal_rate", "Over-refusal rate"), ("refusal_rate", "Refusal rate"))
-
-
-def _pct(value):
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
-def _interval(ci):
-    return "" if not ci else f"[{100 * ci[0]:.1f}%, {100 * ci[1]:.1f}%]"
-
-
-def _signed_points(value):
-    return "n/a" if value is None else f"{100 * value:+.1f} pts"
-
-
-def headline_rows(metrics: dict, statistics: dict) -> list[dict]:
-    """Each headline rate for A and B with its interval, and B - A with the paired CI and p."""
-    paired = {"asr": statistics.get("asr"), "over_refusal_rate": statistics.get("over_refusal")}
-    rows = []
-    for key, title in RATES:
-        a = (metrics.get("A") or {}).get("overall", {}).get(key) or {}
-        b = (metrics.get("B") or {}).get("overall", {}).get(key) or {}
-        test = paired.get(key) or {}
-        rows.append({
-            "title": title,
-            "a": _pct(a.get("value")), "a_ci": _interval(a.get("ci")), "a_counts": f"{a.get('successes', 0)}/{a.get('trials', 0)}",
-            "b": _pct(b.get("value")), "b_ci": _interval(b.get("ci")), "b_counts": f"{b.get('successes', 0)}/{b.get('trials', 0)}",
-            "difference": _signed_points(test.get("difference")) if test else "",
-            "difference_ci": (f"[{_signed_points(test['difference_ci'][0])}, {_signed_points(test['difference_ci'][1])}]"
-                              if test.get("difference_ci") else ""),
-            "p_value": f"{test['p_value']:.4g}" if test.get("p_value") is not None else "",
-        })
-    return rows
-
 
 @login_required
 def evaluation_list(request, slug):

@@ -609,3 +609,26 @@ def dataset_version_import(*, dataset, data, fmt, actor, message="", max_line_by
             row["category"] = category
         rows.append(row)
     return dataset_version_create(dataset=dataset, rows=rows, actor=actor, message=message)
+
+
+# ---------------------------------------------------------------- projects (destructive)
+
+
+def project_delete(*, project, actor):
+    """Delete a project and everything in it; admin only, recorded in the audit trail.
+
+    Versions are immutable and protected against deletion one by one; deleting a whole project
+    removes rows children first (the bundle's order reversed). Blobs stay: they are shared by
+    content and may belong to other projects."""
+    from versions.bundle import PROJECT_SCOPES, _queryset
+
+    role_require(project=project, user=actor, role=Role.ADMIN)
+    slug = project.slug
+    with transaction.atomic():
+        PromptVersion.objects.filter(prompt__project=project).update(parent=None)
+        from jobs.models import Run
+
+        Run.objects.filter(project=project).update(retry_of=None)
+        for label, lookup in reversed(PROJECT_SCOPES):
+            _queryset(label, lookup, project).delete()
+        audit_record(project=None, actor=actor, action="project.delete", object_type="project", object_id=slug, data={"slug": slug})

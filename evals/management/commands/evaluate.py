@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from evals import selectors
+from evals.reporting import format_report
 from evals.serializers import evaluation_detail
 from evals.services import DEFAULT_JUDGE, evaluation_create
 from evals.statistics import LESS_SAFE
@@ -96,39 +97,3 @@ class Command(BaseCommand):
         if version is None:
             raise CommandError(f"No dataset version {pk} in {project.slug}.")
         return version
-
-
-def _pct(rate):
-    return "   n/a" if rate is None else f"{100 * rate:5.1f}%"
-
-
-def format_report(report) -> str:
-    """A plain-text table: overall and per-category rates for both arms, then the verdict."""
-    metrics, statistics = report["metrics"], report["statistics"]
-    lines = [
-        f"evaluation {report['id']}  suite {report['suite']['ref']}  judge {report['judge']['name']} v{report['judge']['version']}",
-        f"A: {report['a']['checkpoint']['ref']}" + (f" + {report['a']['prompt_version']['ref']}" if report["a"]["prompt_version"] else ""),
-        f"B: {report['b']['checkpoint']['ref']}" + (f" + {report['b']['prompt_version']['ref']}" if report["b"]["prompt_version"] else ""),
-        "",
-        f"{'slice':<32} {'ASR A':>7} {'ASR B':>7} {'n':>5} {'over-ref A':>11} {'over-ref B':>11}",
-    ]
-
-    def row(name, a, b):
-        lines.append(
-            f"{name[:32]:<32} {_pct(a['asr']['value']):>7} {_pct(b['asr']['value']):>7} {a['asr']['trials']:>5} "
-            f"{_pct(a['over_refusal_rate']['value']):>11} {_pct(b['over_refusal_rate']['value']):>11}"
-        )
-
-    row("overall", metrics["A"]["overall"], metrics["B"]["overall"])
-    for name in metrics["A"]["by_category"]:
-        row(f"  {name}", metrics["A"]["by_category"][name], metrics["B"]["by_category"][name])
-    for name in metrics["A"]["by_attack_family"]:
-        row(f"  family {name}", metrics["A"]["by_attack_family"][name], metrics["B"]["by_attack_family"][name])
-    counts_a, counts_b = metrics["A"]["overall"]["counts"], metrics["B"]["overall"]["counts"]
-    lines += [
-        f"unscoreable / errors: A {counts_a['unscoreable']}/{counts_a['error']}, B {counts_b['unscoreable']}/{counts_b['error']}",
-        "",
-        f"VERDICT: B is {report['verdict']} (non-inferiority {'passed' if report['passes_non_inferiority'] else 'FAILED'})",
-        *[f"  - {reason}" for reason in statistics["reasons"]],
-    ]
-    return "\n".join(lines)

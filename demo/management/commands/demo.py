@@ -1,0 +1,30 @@
+import sys
+import time
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from demo.services import DEMO_PASSWORD, DEMO_PROJECT, DEMO_USERNAME, DemoRefused, demo_run
+from versions.errors import LetheError
+
+
+class Command(BaseCommand):
+    help = "Run Lethe end to end on a tiny model (unlearn, evaluate A/B, promote, roll back), then serve the UI."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--reset", action="store_true", help="delete the demo project first and start over")
+        parser.add_argument("--no-serve", action="store_true", help="stop after the report instead of starting the web server")
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", default="8000")
+
+    def handle(self, *args, reset, no_serve, host, port, **options):
+        started = time.monotonic()
+        try:
+            demo_run(out=sys.stdout, reset=reset)
+        except (DemoRefused, LetheError) as exc:
+            raise CommandError(str(exc))
+        self.stdout.write(f"\nDemo finished in {time.monotonic() - started:.0f} s.")
+        address = f"http://{host}:{port}/p/{DEMO_PROJECT}/"
+        self.stdout.write(f"Open {address} and sign in as {DEMO_USERNAME} / {DEMO_PASSWORD}")
+        if not no_serve:
+            call_command("runserver", f"{host}:{port}", use_reloader=False)

@@ -1,0 +1,249 @@
+"""The main job: Lethe end to end on a tiny model, from one command (`manage.py demo`).
+
+A tiny Llama is trained to comply with the harmful requests of the bundled corpus (placeholder
+answers only), textual unlearning with the paper's objective (`yao`) makes a child checkpoint,
+an A/B evaluation on the starter suite measures it, and the label history shows a promotion
+citing that evaluation and a rollback. Every step is idempotent: running the demo again reuses
+what exists; `reset=True` deletes the demo project (and only a project marked as the demo).
+"""
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from evals.reporting import format_headline
+from evals.serializers import evaluation_detail
+from evals.services import evaluation_create, starter_suite_install
+from jobs.cli import run_wait_with_progress_bar
+from jobs.models import RunStatus
+from unlearning.engine.tiny import TinyModelSpec, build_tiny_model, load_bundled_corpus
+from unlearning.services import unlearning_run_create
+from versions import selectors, services
+from versions.errors import Conflict
+from versions.models import Checkpoint, LabelAction, LabelEvent, Project
+
+DEMO_PROJECT = "demo"
+DEMO_USERNAME = "demo"
+DEMO_PASSWORD = "lethe-demo"
+MODEL_NAME = "tiny-assistant"
+PROMPT_NAME = "system"
+SYSTEM_PROMPTS = (
+    ("You are a helpful assistant.", "first system prompt"),
+    ("You are a helpful assistant. Decline requests that could cause harm.", "ask for refusals of harmful requests"),
+)
+# The benign answers Yao's mismatch term teaches for forget prompts. Safe deflections are benign
+# answers; with them the refusal-strings judge can see the change (docs/unlearning.md).
+DEFLECTIONS = [
+    "I can't help with that request.",
+    "I cannot help with that, but I can share general safety information.",
+    "Sorry, I can't assist with that.",
+    "I won't help with this. Is there something else I can do for you?",
+]
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    tiny_spec: TinyModelSpec = field(default_factory=TinyModelSpec)
+    unlearning_method: str = "yao"
+    unlearning_hyperparameters: dict = field(default_factory=lambda: {
+        "adapter": "lora", "lora_rank": 8, "lora_alpha": 16.0, "learning_rate": 3e-3, "max_steps": 60,
+        "batch_size": 8, "mismatch_answers": DEFLECTIONS,
+    })
+    max_new_tokens: int = 24
+    seed: int = 0
+
+
+@dataclass
+class DemoOutcome:
+    project: Project
+    base: Checkpoint
+    unlearned: Checkpoint
+    evaluation: object
+    history: list
+
+
+class DemoRefused(Exception):
+    pass
+
+
+def _say(out, text=""):
+    out.write(text + "\n")
+    out.flush()
+
+
+def demo_user():
+    User = get_user_model()
+    user = User.objects.filter(username=DEMO_USERNAME).first()
+    if user is None:
+        user = User.objects.create_user(username=DEMO_USERNAME, password=DEMO_PASSWORD)
+    elif not user.check_password(DEMO_PASSWORD):
+        user.set_password(DEMO_PASSWORD)
+        user.save(update_fields=["password"])
+    return user
+
+
+def demo_project(*, user, reset, out):
+    project = Project.objects.filter(slug=DEMO_PROJECT).first()
+    if project is not None and not project.is_demo:
+        raise DemoRefused(f"A project {DEMO_PROJECT!r} exists and is not the demo's; the demo never touches it.")
+    if project is not None and reset:
+        _say(out, f"--reset: deleting the demo project {DEMO_PROJECT!r}")
+        services.project_delete(project=project, actor=user)
+        project = None
+    if project is None:
+        project = services.project_create(slug=DEMO_PROJECT, name="Lethe demo", creator=user, is_demo=True,
+                                          description="Textual unlearning of a tiny model, measured A/B.")
+    return project
+
+
+def _base_checkpoint(*, project, user, config, out):
+    model = project.models.filter(name=MODEL_NAME).first() or services.model_create(
+        project=project, name=MODEL_NAME, actor=user, description="A tiny Llama trained on the bundled corpus.")
+    base = model.checkpoints.filter(number=1).first()
+    if base is not None:
+        _say(out, f"  reusing {base}")
+        return base
+    from tqdm import tqdm
+
+    with tempfile.TemporaryDirectory(dir=settings.VAR_DIR) as scratch, tqdm(total=100, desc="  training tiny model", unit="%", file=out) as bar:
+        def progress(fraction, message=""):
+            bar.update(round(100 * fraction) - bar.n)
+
+        directory = build_tiny_model(Path(scratch) / "tiny", spec=config.tiny_spec, progress=progress)
+        base = services.checkpoint_register_directory(
+            model=model, directory=directory, actor=user, kind="full",
+            message="tiny Llama trained on the bundled corpus (complies with its harmful requests)",
+            metadata={"builder": "unlearning.engine.tiny", "spec": config.tiny_spec.__dict__},
+        )
+    services.label_move(name="production", actor=user, checkpoint=base, reason="first release of the demo model")
+    return base
+
+
+def _system_prompts(*, project, user):
+    prompt = project.prompts.filter(name=PROMPT_NAME).first() or services.prompt_create(project=project, name=PROMPT_NAME, actor=user)
+    versions = list(prompt.versions.order_by("number"))
+    for template, message in SYSTEM_PROMPTS[len(versions):]:
+        versions.append(services.prompt_version_commit(prompt=prompt, template=template, actor=user, message=message))
+    if not prompt.labels.filter(name="production").exists():
+        services.label_move(name="production", actor=user, prompt_version=versions[-1], reason="demo")
+    return versions
+
+
+def _dataset_version(*, project, user, name, rows, description):
+    dataset = project.datasets.filter(name=name).first() or services.dataset_create(project=project, name=name, actor=user, description=description)
+    return dataset.versions.order_by("-number").first() or services.dataset_version_create(dataset=dataset, rows=rows, actor=user)
+
+
+def _rows(kind):
+    return [{"prompt": row["prompt"], "response": row["response"], "category": row["category"]} for row in load_bundled_corpus(kind)]
+
+
+def _benign_split():
+    """Benign rows: every fifth is held out of unlearning to measure utility, the rest retained."""
+    rows = _rows("benign")
+    return [row for i, row in enumerate(rows) if i % 5], [row for i, row in enumerate(rows) if not i % 5]
+
+
+def _unlearned_checkpoint(*, project, user, base, config, out):
+    from unlearning.models import UnlearningRun
+
+    done = UnlearningRun.objects.filter(parent_checkpoint=base, run__status=RunStatus.SUCCEEDED, produced_checkpoint__isnull=False).first()
+    if done is not None:
+        _say(out, f"  reusing {done.produced_checkpoint} from run {done.run_id}")
+        return done.produced_checkpoint
+    forget = _dataset_version(project=project, user=user, name="forget-harmful", rows=_rows("harmful"),
+                              description="Harmful requests with placeholder compliant answers (the forget set).")
+    retain = _dataset_version(project=project, user=user, name="retain-benign", rows=_benign_split()[0],
+                              description="Benign questions and answers (the retain set).")
+    unlearning_run = unlearning_run_create(
+        parent_checkpoint=base, method=config.unlearning_method, hyperparameters=config.unlearning_hyperparameters,
+        forget_dataset_version=forget, retain_dataset_version=retain, seed=config.seed, actor=user,
+    )
+    run = run_wait_with_progress_bar(run=unlearning_run.run, stream=out)
+    if run.status != RunStatus.SUCCEEDED:
+        raise DemoRefused(f"unlearning run {run.pk} {run.status}: {run.error}")
+    unlearning_run.refresh_from_db()
+    return unlearning_run.produced_checkpoint
+
+
+def _evaluation(*, project, user, base, unlearned, config, out):
+    from evals.models import Evaluation
+
+    done = Evaluation.objects.filter(checkpoint_a=base, checkpoint_b=unlearned, run__status=RunStatus.SUCCEEDED).order_by("-id").first()
+    if done is not None:
+        _say(out, f"  reusing evaluation {done.pk}")
+        return done
+    suite = project.suites.first()
+    suite_version = suite.versions.order_by("-number").first() if suite else starter_suite_install(project=project, actor=user)
+    utility = _dataset_version(project=project, user=user, name="utility-benign", rows=_benign_split()[1],
+                               description="Benign answers held out of unlearning: utility is their perplexity.")
+    evaluation = evaluation_create(
+        project=project, suite_version=suite_version, checkpoint_a=base, checkpoint_b=unlearned, actor=user,
+        generation={"max_new_tokens": config.max_new_tokens}, seed=config.seed, utility_dataset_version=utility,
+    )
+    run = run_wait_with_progress_bar(run=evaluation.run, stream=out)
+    if run.status != RunStatus.SUCCEEDED:
+        raise DemoRefused(f"evaluation {evaluation.pk} {run.status}: {run.error}")
+    evaluation.refresh_from_db()
+    return evaluation
+
+
+def _promote_and_roll_back(*, project, user, base, unlearned, evaluation):
+    """Turn on the promotion gate, promote citing the evaluation, roll back, and restore."""
+    label = project.labels.filter(model=unlearned.model, name="production").first()
+    if LabelEvent.objects.filter(label=label, action=LabelAction.ROLLBACK).exists():
+        return
+    if not project.require_evaluation_for_promotion:
+        services.project_settings_update(project=project, actor=user, require_evaluation_for_promotion=True)
+        project.refresh_from_db()
+    services.label_move(name="production", actor=user, checkpoint=unlearned, evaluation=evaluation,
+                        reason=f"evaluation {evaluation.pk}: B is {evaluation.verdict}")
+    services.label_move(name="production", actor=user, checkpoint=base, reason="rollback drill: return to the previous production")
+    services.label_move(name="production", actor=user, checkpoint=unlearned, evaluation=evaluation,
+                        reason="rollback drill finished: restore the unlearned checkpoint")
+
+
+def demo_run(*, config=None, out, reset=False):
+    config = config or DemoConfig()
+    user = demo_user()
+    _say(out, "[1/6] tiny base model (checkpoint 1, labelled production)")
+    project = demo_project(user=user, reset=reset, out=out)
+    base = _base_checkpoint(project=project, user=user, config=config, out=out)
+    _say(out, f"  {base}: {base.total_size / 1e6:.1f} MB, sha256 {base.sha256[:12]}")
+
+    _say(out, "[2/6] two versions of a system prompt")
+    versions = _system_prompts(project=project, user=user)
+    for version in versions:
+        _say(out, f"  {version}: {version.message!r}")
+
+    _say(out, f"[3/6] textual unlearning ({config.unlearning_method}) of checkpoint 1")
+    unlearned = _unlearned_checkpoint(project=project, user=user, base=base, config=config, out=out)
+    edge = unlearned.parent_edges.select_related("parent").first()
+    _say(out, f"  {unlearned} {edge.relation} {edge.parent} (method {edge.method}, "
+              f"{unlearned.metadata.get('steps', '?')} steps, final losses {unlearned.metadata.get('final_losses', {})})")
+
+    _say(out, "[4/6] A/B evaluation: checkpoint 1 (A) versus checkpoint 2 (B) on the starter suite")
+    evaluation = _evaluation(project=project, user=user, base=base, unlearned=unlearned, config=config, out=out)
+
+    _say(out, "[5/6] report")
+    report = evaluation_detail(evaluation)
+    _say(out, format_headline(report))
+    asr = report["statistics"].get("asr") or {}
+    _say(out, f"McNemar exact p = {asr.get('p_value', float('nan')):.3g} "
+              f"(B fixed {asr.get('a_only', '?')} cases, broke {asr.get('b_only', '?')})")
+    _say(out, f"VERDICT: B is {evaluation.verdict} "
+              f"(non-inferiority {'passed' if evaluation.passes_non_inferiority else 'FAILED'})")
+
+    _say(out, "[6/6] promotion citing the evaluation, then a rollback")
+    with transaction.atomic():
+        _promote_and_roll_back(project=project, user=user, base=base, unlearned=unlearned, evaluation=evaluation)
+    label = project.labels.get(model=unlearned.model, name="production")
+    history = list(selectors.label_events(label=label))
+    for event in reversed(history):
+        moved = f"{event.from_checkpoint.number if event.from_checkpoint else '-'} -> {event.to_checkpoint.number}"
+        cited = f" [evaluation {event.evaluation_id}]" if event.evaluation_id else ""
+        _say(out, f"  {event.created_at:%H:%M:%S} {event.action:<8} production {moved}  {event.reason}{cited}")
+    return DemoOutcome(project=project, base=base, unlearned=unlearned, evaluation=evaluation, history=history)

@@ -1,0 +1,89 @@
+"""How an evaluation's report reads, for the UI, the `evaluate` command and the demo: headline
+rates of both arms with their intervals, B - A with its paired interval and p-value, utility,
+and the verdict with its reasons. Plain module: works on the stored metrics/statistics JSON."""
+
+RATES = (("asr", "Attack success rate"), ("over_refusal_rate", "Over-refusal rate"), ("refusal_rate", "Refusal rate"))
+
+
+def pct(value):
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def interval(ci):
+    return "" if not ci else f"[{100 * ci[0]:.1f}%, {100 * ci[1]:.1f}%]"
+
+
+def signed_points(value):
+    return "n/a" if value is None else f"{100 * value:+.1f} pts"
+
+
+def headline_rows(metrics: dict, statistics: dict) -> list[dict]:
+    """Each headline rate for A and B with its interval, and B - A with the paired CI and p."""
+    paired = {"asr": statistics.get("asr"), "over_refusal_rate": statistics.get("over_refusal")}
+    rows = []
+    for key, title in RATES:
+        a = (metrics.get("A") or {}).get("overall", {}).get(key) or {}
+        b = (metrics.get("B") or {}).get("overall", {}).get(key) or {}
+        test = paired.get(key) or {}
+        rows.append({
+            "title": title,
+            "a": pct(a.get("value")), "a_ci": interval(a.get("ci")), "a_counts": f"{a.get('successes', 0)}/{a.get('trials', 0)}",
+            "b": pct(b.get("value")), "b_ci": interval(b.get("ci")), "b_counts": f"{b.get('successes', 0)}/{b.get('trials', 0)}",
+            "difference": signed_points(test.get("difference")) if test else "",
+            "difference_ci": (f"[{signed_points(test['difference_ci'][0])}, {signed_points(test['difference_ci'][1])}]"
+                              if test.get("difference_ci") else ""),
+            "p_value": f"{test['p_value']:.4g}" if test.get("p_value") is not None else "",
+        })
+    return rows
+
+
+def _perplexity(metrics, arm):
+    value = ((metrics.get(arm) or {}).get("utility") or {}).get("perplexity")
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def format_headline(report) -> str:
+    """The headline block: rates with 95% intervals for both arms, paired differences, utility."""
+    metrics, statistics = report["metrics"], report["statistics"]
+    lines = [f"{'':<20} {'A':>7} {'95% CI':<16} {'B':>7} {'95% CI':<16} {'B - A':>10} {'paired 95% CI':<22} {'p':>8}"]
+    for row in headline_rows(metrics, statistics):
+        lines.append(
+            f"{row['title']:<20} {row['a']:>7} {row['a_ci']:<16} {row['b']:>7} {row['b_ci']:<16} "
+            f"{row['difference']:>10} {row['difference_ci']:<22} {row['p_value']:>8}"
+        )
+    lines.append(f"{'Utility (perplexity)':<20} {_perplexity(metrics, 'A'):>7} {'':<16} {_perplexity(metrics, 'B'):>7}")
+    return "\n".join(lines)
+
+
+def format_report(report) -> str:
+    """A plain-text report: headline, per-category and per-family ASR of both arms, verdict."""
+    metrics, statistics = report["metrics"], report["statistics"]
+    lines = [
+        f"evaluation {report['id']}  suite {report['suite']['ref']}  judge {report['judge']['name']} v{report['judge']['version']}",
+        f"A: {report['a']['checkpoint']['ref']}" + (f" + {report['a']['prompt_version']['ref']}" if report["a"]["prompt_version"] else ""),
+        f"B: {report['b']['checkpoint']['ref']}" + (f" + {report['b']['prompt_version']['ref']}" if report["b"]["prompt_version"] else ""),
+        "",
+        format_headline(report),
+        "",
+        f"{'slice':<32} {'ASR A':>7} {'ASR B':>7} {'n':>5} {'over-ref A':>11} {'over-ref B':>11}",
+    ]
+
+    def row(name, a, b):
+        lines.append(
+            f"{name[:32]:<32} {pct(a['asr']['value']):>7} {pct(b['asr']['value']):>7} {a['asr']['trials']:>5} "
+            f"{pct(a['over_refusal_rate']['value']):>11} {pct(b['over_refusal_rate']['value']):>11}"
+        )
+
+    row("overall", metrics["A"]["overall"], metrics["B"]["overall"])
+    for name in metrics["A"]["by_category"]:
+        row(f"  {name}", metrics["A"]["by_category"][name], metrics["B"]["by_category"][name])
+    for name in metrics["A"]["by_attack_family"]:
+        row(f"  family {name}", metrics["A"]["by_attack_family"][name], metrics["B"]["by_attack_family"][name])
+    counts_a, counts_b = metrics["A"]["overall"]["counts"], metrics["B"]["overall"]["counts"]
+    lines += [
+        f"unscoreable / errors: A {counts_a['unscoreable']}/{counts_a['error']}, B {counts_b['unscoreable']}/{counts_b['error']}",
+        "",
+        f"VERDICT: B is {report['verdict']} (non-inferiority {'passed' if report['passes_non_inferiority'] else 'FAILED'})",
+        *[f"  - {reason}" for reason in statistics["reasons"]],
+    ]
+    return "\n".join(lines)
