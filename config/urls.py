@@ -19,3 +19,6 @@ urlpatterns = [
     path("", include("unlearning.urls")),
     path("", include("evals.urls")),
 ]
+
+# URLs under /api/ that match no route answer the API's JSON error body, not an HTML page.
+handler404 = "versions.api.errors.not_found"

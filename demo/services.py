@@ -14,11 +14,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from evals.gate import promotion_gate_check
 from evals.reporting import format_headline
 from evals.serializers import evaluation_detail
 from evals.services import evaluation_create, starter_suite_install
 from jobs.cli import run_wait_with_progress_bar
 from jobs.models import RunStatus
+from unlearning.engine.methods import hyperparameters_resolve
 from unlearning.engine.tiny import TinyModelSpec, build_tiny_model, load_bundled_corpus
 from unlearning.services import unlearning_run_create
 from versions import selectors, services
@@ -50,10 +52,12 @@ class DemoConfig:
     unlearning_method: str = "yao"
     unlearning_hyperparameters: dict = field(default_factory=lambda: {
         "adapter": "lora", "lora_rank": 8, "lora_alpha": 16.0, "learning_rate": 3e-3, "max_steps": 60,
-        "batch_size": 8, "mismatch_answers": DEFLECTIONS,
+        "batch_size": 8, "forget_weight": 0.1, "mismatch_weight": 2.0, "mismatch_answers": DEFLECTIONS,
     })
     max_new_tokens: int = 24
     seed: int = 0
+    # A tiny model already built with `tiny_spec` (tests reuse one); None builds it here.
+    base_model_dir: Path | None = None
 
 
 @dataclass
@@ -112,7 +116,7 @@ def _base_checkpoint(*, project, user, config, out):
         def progress(fraction, message=""):
             bar.update(round(100 * fraction) - bar.n)
 
-        directory = build_tiny_model(Path(scratch) / "tiny", spec=config.tiny_spec, progress=progress)
+        directory = config.base_model_dir or build_tiny_model(Path(scratch) / "tiny", spec=config.tiny_spec, progress=progress)
         base = services.checkpoint_register_directory(
             model=model, directory=directory, actor=user, kind="full",
             message="tiny Llama trained on the bundled corpus (complies with its harmful requests)",
@@ -141,22 +145,21 @@ def _rows(kind):
     return [{"prompt": row["prompt"], "response": row["response"], "category": row["category"]} for row in load_bundled_corpus(kind)]
 
 
-def _benign_split():
-    """Benign rows: every fifth is held out of unlearning to measure utility, the rest retained."""
-    rows = _rows("benign")
-    return [row for i, row in enumerate(rows) if i % 5], [row for i, row in enumerate(rows) if not i % 5]
-
-
 def _unlearned_checkpoint(*, project, user, base, config, out):
     from unlearning.models import UnlearningRun
 
-    done = UnlearningRun.objects.filter(parent_checkpoint=base, run__status=RunStatus.SUCCEEDED, produced_checkpoint__isnull=False).first()
+    resolved = hyperparameters_resolve(config.unlearning_method, config.unlearning_hyperparameters).as_dict()
+    done = next((
+        run for run in UnlearningRun.objects.filter(parent_checkpoint=base, method=config.unlearning_method,
+                                                    run__status=RunStatus.SUCCEEDED, produced_checkpoint__isnull=False)
+        if run.hyperparameters == resolved
+    ), None)
     if done is not None:
         _say(out, f"  reusing {done.produced_checkpoint} from run {done.run_id}")
         return done.produced_checkpoint
     forget = _dataset_version(project=project, user=user, name="forget-harmful", rows=_rows("harmful"),
                               description="Harmful requests with placeholder compliant answers (the forget set).")
-    retain = _dataset_version(project=project, user=user, name="retain-benign", rows=_benign_split()[0],
+    retain = _dataset_version(project=project, user=user, name="retain-benign", rows=_rows("benign"),
                               description="Benign questions and answers (the retain set).")
     unlearning_run = unlearning_run_create(
         parent_checkpoint=base, method=config.unlearning_method, hyperparameters=config.unlearning_hyperparameters,
@@ -178,11 +181,9 @@ def _evaluation(*, project, user, base, unlearned, config, out):
         return done
     suite = project.suites.first()
     suite_version = suite.versions.order_by("-number").first() if suite else starter_suite_install(project=project, actor=user)
-    utility = _dataset_version(project=project, user=user, name="utility-benign", rows=_benign_split()[1],
-                               description="Benign answers held out of unlearning: utility is their perplexity.")
     evaluation = evaluation_create(
         project=project, suite_version=suite_version, checkpoint_a=base, checkpoint_b=unlearned, actor=user,
-        generation={"max_new_tokens": config.max_new_tokens}, seed=config.seed, utility_dataset_version=utility,
+        generation={"max_new_tokens": config.max_new_tokens}, seed=config.seed,
     )
     run = run_wait_with_progress_bar(run=evaluation.run, stream=out)
     if run.status != RunStatus.SUCCEEDED:
@@ -192,13 +193,10 @@ def _evaluation(*, project, user, base, unlearned, config, out):
 
 
 def _promote_and_roll_back(*, project, user, base, unlearned, evaluation):
-    """Turn on the promotion gate, promote citing the evaluation, roll back, and restore."""
+    """Promote citing the evaluation, roll back, and restore: the label history shows all three."""
     label = project.labels.filter(model=unlearned.model, name="production").first()
     if LabelEvent.objects.filter(label=label, action=LabelAction.ROLLBACK).exists():
         return
-    if not project.require_evaluation_for_promotion:
-        services.project_settings_update(project=project, actor=user, require_evaluation_for_promotion=True)
-        project.refresh_from_db()
     services.label_move(name="production", actor=user, checkpoint=unlearned, evaluation=evaluation,
                         reason=f"evaluation {evaluation.pk}: B is {evaluation.verdict}")
     services.label_move(name="production", actor=user, checkpoint=base, reason="rollback drill: return to the previous production")
@@ -236,6 +234,10 @@ def demo_run(*, config=None, out, reset=False):
               f"(B fixed {asr.get('a_only', '?')} cases, broke {asr.get('b_only', '?')})")
     _say(out, f"VERDICT: B is {evaluation.verdict} "
               f"(non-inferiority {'passed' if evaluation.passes_non_inferiority else 'FAILED'})")
+
+    failures = promotion_gate_check(model=base.model, checkpoint=unlearned, current_checkpoint=base, evaluation=evaluation)
+    _say(out, "Promotion gate (off in the demo project; `require_evaluation_for_promotion` turns it on): "
+              + ("this evaluation passes it." if not failures else "it would refuse: " + " ".join(failures)))
 
     _say(out, "[6/6] promotion citing the evaluation, then a rollback")
     with transaction.atomic():

@@ -33,6 +33,8 @@ def _paginated(view, request, queryset, serializer_class):
 
 
 class RunListApi(APIView):
+    pagination_class = StandardPagination  # the schema shows the page envelope
+
     @extend_schema(
         operation_id="runs_list",
         parameters=[RunListQuerySerializer],
@@ -71,6 +73,8 @@ class RunRetryApi(APIView):
 
 
 class WebhookListApi(APIView):
+    pagination_class = StandardPagination  # the schema shows the page envelope
+
     @extend_schema(operation_id="webhooks_list", responses=WebhookSerializer(many=True), tags=["webhooks"])
     def get(self, request, project_slug):
         project = _project(request, project_slug, Role.ADMIN)
@@ -108,6 +112,8 @@ class WebhookDetailApi(APIView):
 
 
 class WebhookDeliveryListApi(APIView):
+    pagination_class = StandardPagination  # the schema shows the page envelope
+
     @extend_schema(
         operation_id="webhooks_deliveries_list",
         responses=WebhookDeliverySerializer(many=True),

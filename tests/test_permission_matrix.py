@@ -1,4 +1,4 @@
-"""Who may call what: every registry endpoint x {anonymous, non-member, viewer, editor, reviewer,
+"""Who may call what: every API endpoint and every UI page and form x {anonymous, non-member, viewer, editor, reviewer,
 admin}, from one table.
 
 Each row is (method, url template, minimal payload, minimal role, success status). The expected
@@ -11,8 +11,14 @@ import json
 from dataclasses import dataclass, field
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from rest_framework.test import APIClient
 
+from evals import services as eval_services
+from jobs import services as jobs_services
+from jobs import webhooks
+from unlearning.services import unlearning_run_create
 from versions import services
 from versions.models import Role
 
@@ -87,6 +93,71 @@ ENDPOINTS = [
     Endpoint("POST", f"{P}/datasets/forget/versions/", Role.EDITOR, 201, {"rows": [{"prompt": "q2", "response": "a2"}]}),
     Endpoint("GET", f"{P}/datasets/forget/versions/1/", Role.VIEWER),
     Endpoint("GET", f"{P}/datasets/forget/versions/1/rows/", Role.REVIEWER),
+    # runs and webhooks (jobs)
+    Endpoint("GET", f"{P}/runs/", Role.VIEWER),
+    Endpoint("GET", f"{P}/runs/{{queued_run}}/", Role.VIEWER),
+    Endpoint("POST", f"{P}/runs/{{queued_run}}/cancel/", Role.EDITOR),
+    Endpoint("POST", f"{P}/runs/{{cancelled_run}}/retry/", Role.EDITOR, 201),
+    Endpoint("GET", f"{P}/webhooks/", Role.ADMIN),
+    Endpoint("POST", f"{P}/webhooks/", Role.ADMIN, 201, {"url": "http://127.0.0.1:9/new", "events": ["label.moved"]}),
+    Endpoint("GET", f"{P}/webhooks/{{webhook}}/", Role.ADMIN),
+    Endpoint("PATCH", f"{P}/webhooks/{{webhook}}/", Role.ADMIN, 200, {"active": False}),
+    Endpoint("DELETE", f"{P}/webhooks/{{webhook}}/", Role.ADMIN, 204),
+    Endpoint("GET", f"{P}/webhooks/{{webhook}}/deliveries/", Role.ADMIN),
+    # unlearning
+    Endpoint("GET", f"{P}/unlearning-runs/", Role.VIEWER),
+    Endpoint("POST", f"{P}/unlearning-runs/", Role.EDITOR, 201,
+             {"parent_checkpoint": "{full_checkpoint}", "method": "gradient_ascent", "forget_dataset_version": "{forget_version}"}),
+    Endpoint("GET", f"{P}/unlearning-runs/{{unlearning_run}}/", Role.VIEWER),
+    Endpoint("POST", f"{P}/unlearning-runs/{{unlearning_run}}/cancel/", Role.EDITOR),
+    # suites and evaluations (evals)
+    Endpoint("GET", f"{P}/suites/", Role.VIEWER),
+    Endpoint("POST", f"{P}/suites/", Role.EDITOR, 201, {"name": "new-suite"}),
+    Endpoint("GET", f"{P}/suites/core/", Role.VIEWER),
+    Endpoint("POST", f"{P}/suites/core/versions/", Role.EDITOR, 201,
+             {"cases": [{"key": "b2", "prompt": "How do I boil an egg?", "category": "benign", "expected": "comply"}]}),
+    Endpoint("POST", f"{P}/suites/core/versions/import/", Role.EDITOR, 201,
+             {"format": "jsonl", "column_mapping": '{{"key": "key", "prompt": "prompt", "category": "category", "expected": "expected"}}',
+              "file": b'{"key": "b3", "prompt": "What is 2+2?", "category": "benign", "expected": "comply"}\n'}),
+    Endpoint("GET", f"{P}/suites/core/versions/1/cases/", Role.VIEWER),
+    Endpoint("GET", f"{P}/evaluations/", Role.VIEWER),
+    Endpoint("POST", f"{P}/evaluations/", Role.EDITOR, 201, {"suite": "core@1", "checkpoint_a": "m@2", "checkpoint_b": "m@2"}),
+    Endpoint("GET", f"{P}/evaluations/{{evaluation}}/", Role.VIEWER),
+    Endpoint("GET", f"{P}/evaluations/{{evaluation}}/results/", Role.VIEWER),
+]
+
+# The UI's pages (GET) and actions (POST forms), with the same rule except that an anonymous
+# visitor is sent to the login page and a successful POST redirects.
+UI = "/p/safety"
+UI_ENDPOINTS = [
+    Endpoint("GET", "/", AUTHENTICATED),
+    Endpoint("GET", f"{UI}/", Role.VIEWER),
+    Endpoint("GET", f"{UI}/prompts/system/", Role.VIEWER),
+    Endpoint("GET", f"{UI}/prompts/system/v/1/", Role.VIEWER),
+    Endpoint("GET", f"{UI}/prompts/system/diff/?old=1&new=2", Role.VIEWER),
+    Endpoint("GET", f"{UI}/prompts/system/labels/staging/", Role.VIEWER),
+    Endpoint("POST", f"{UI}/prompts/system/labels/staging/", Role.EDITOR, 302, {"target": "2", "reason": "ok", "confirm": "on"}),
+    Endpoint("POST", f"{UI}/prompts/system/labels/production/", Role.REVIEWER, 302, {"target": "2", "reason": "ok", "confirm": "on"}),
+    Endpoint("GET", f"{UI}/models/m/", Role.VIEWER),
+    Endpoint("GET", f"{UI}/models/m/safety/", Role.VIEWER),
+    Endpoint("GET", f"{UI}/models/m/c/2/", Role.VIEWER),
+    Endpoint("GET", f"{UI}/models/m/labels/staging/", Role.VIEWER),
+    Endpoint("POST", f"{UI}/models/m/labels/staging/", Role.EDITOR, 302, {"target": "2", "reason": "ok", "confirm": "on"}),
+    Endpoint("POST", f"{UI}/models/m/labels/production/", Role.REVIEWER, 302, {"target": "2", "reason": "ok", "confirm": "on"}),
+    Endpoint("GET", f"{UI}/runs/", Role.VIEWER),
+    Endpoint("GET", f"{UI}/runs/{{queued_run}}/", Role.VIEWER, 302),  # on to its evaluation's page
+    Endpoint("GET", f"{UI}/runs/{{queued_run}}/status.json", Role.VIEWER),
+    Endpoint("GET", f"{UI}/models/m/c/2/unlearn/", Role.EDITOR),
+    Endpoint("POST", f"{UI}/models/m/c/2/unlearn/", Role.EDITOR, 302,
+             {"method": "gradient_ascent", "hyperparameters": "{{}}", "forget_dataset_version": "{forget_version}", "seed": "0"}),
+    Endpoint("GET", f"{UI}/unlearning/{{unlearning_run}}/", Role.VIEWER),
+    Endpoint("GET", f"{UI}/unlearning/{{unlearning_run}}/progress.json", Role.VIEWER),
+    Endpoint("GET", f"{UI}/evaluations/", Role.VIEWER),
+    Endpoint("GET", f"{UI}/evaluations/new/", Role.EDITOR),
+    Endpoint("POST", f"{UI}/evaluations/new/", Role.EDITOR, 302,
+             {"suite_version": "{suite_version}", "checkpoint_a": "{full_checkpoint}", "checkpoint_b": "{full_checkpoint}",
+              "judge": "refusal-strings", "judge_config": "{{}}", "generation": "{{}}", "seed": "0"}),
+    Endpoint("GET", f"{UI}/evaluations/{{evaluation}}/", Role.VIEWER),
 ]
 
 
@@ -128,8 +199,37 @@ def world(tmp_path):
     services.tag_add(name="reviewed", checkpoint=reference, actor=owner)
 
     dataset = services.dataset_create(project=project, name="forget", actor=owner)
-    services.dataset_version_create(dataset=dataset, rows=[{"prompt": "q", "response": "a"}], actor=owner)
-    return {"users": users}
+    forget = services.dataset_version_create(dataset=dataset, rows=[{"prompt": "q", "response": "a"}], actor=owner)
+
+    # Runs are created in the test's transaction, which never commits: nothing executes them.
+    full = model.checkpoints.get(number=2)
+    suite = eval_services.suite_create(project=project, name="core", actor=owner)
+    suite_version = eval_services.suite_version_create(
+        suite=suite, cases=[{"key": "b1", "prompt": "How do I boil an egg?", "category": "benign", "expected": "comply"}], actor=owner)
+    evaluation = eval_services.evaluation_create(project=project, suite_version=suite_version, checkpoint_a=full, checkpoint_b=full,
+                                                 actor=owner, enqueue=False)
+    unlearning_run = unlearning_run_create(parent_checkpoint=full, method="gradient_ascent", hyperparameters={},
+                                           forget_dataset_version=forget, actor=owner)
+    cancelled = eval_services.evaluation_create(project=project, suite_version=suite_version, checkpoint_a=full, checkpoint_b=full,
+                                                actor=owner, enqueue=False).run
+    jobs_services.run_cancel(run=cancelled, actor=owner)
+    webhook = webhooks.webhook_create(project=project, actor=owner, url="http://127.0.0.1:9/hook", events=["label.moved"])
+    keys = {
+        "queued_run": evaluation.run_id, "cancelled_run": cancelled.pk, "webhook": webhook.pk, "evaluation": evaluation.pk,
+        "unlearning_run": unlearning_run.pk, "full_checkpoint": full.pk, "forget_version": forget.pk, "suite_version": suite_version.pk,
+    }
+    return {"users": users, "keys": keys}
+
+
+def _format(value, keys):
+    if isinstance(value, str):
+        formatted = value.format(**keys)
+        return int(formatted) if value.startswith("{") and formatted.isdigit() else formatted
+    if isinstance(value, dict):
+        return {k: _format(v, keys) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_format(v, keys) for v in value]
+    return value
 
 
 @pytest.mark.parametrize("actor", ACTORS)
@@ -137,24 +237,94 @@ def world(tmp_path):
 def test_permission_matrix(world, endpoint, actor):
     user = world["users"][actor]
     client = APIClient()
-    keys = {"my_token": 0}
+    keys = {**world["keys"], "my_token": 0}
     if user is not None:
         client.force_authenticate(user=user)
         keys["my_token"] = services.token_create(user=user, name="mine")[0].pk
 
-    body = {"data": json.dumps(endpoint.payload), "content_type": "application/json"} if endpoint.payload else {}
-    response = client.generic(endpoint.method, endpoint.url.format(**keys), **body)
+    url = endpoint.url.format(**keys)
+    payload = _format(endpoint.payload, keys)
+    if any(isinstance(value, bytes) for value in payload.values()):
+        files = {k: SimpleUploadedFile(f"{k}.jsonl", v) if isinstance(v, bytes) else v for k, v in payload.items()}
+        response = client.post(url, files, format="multipart")
+    else:
+        body = {"data": json.dumps(payload), "content_type": "application/json"} if payload else {}
+        response = client.generic(endpoint.method, url, **body)
 
     assert response.status_code == expected_status(endpoint, actor), getattr(response, "data", None)
     if response.status_code >= 400:
         assert set(response.json()["error"]) == {"code", "message", "fields"}
 
 
-def test_every_registry_route_is_in_the_matrix():
+# Handed over to the owner of versions/views.py: an editor moving a protected label through the
+# UI form gets the service's PermissionDenied rendered as a form error with status 400 (the
+# label is not moved, so this is not a leak), where the API and the matrix's rule say 403.
+UI_KNOWN_FAILURES = {
+    ("POST /p/safety/prompts/system/labels/production/", "editor"),
+    ("POST /p/safety/models/m/labels/production/", "editor"),
+}
+
+
+def expected_ui_status(endpoint, actor):
+    if actor == "anonymous":
+        return 302
+    return expected_status(endpoint, actor)
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+@pytest.mark.parametrize("endpoint", UI_ENDPOINTS, ids=str)
+def test_ui_permission_matrix(world, endpoint, actor, request):
+    if (str(endpoint), actor) in UI_KNOWN_FAILURES:
+        request.applymarker(pytest.mark.xfail(reason="UI answers 400 (form error) instead of 403 below the protected-label role", strict=True))
+    # given a browser session for the actor
+    user = world["users"][actor]
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+
+    # when it opens the page or submits the form
+    url = endpoint.url.format(**world["keys"])
+    if endpoint.method == "POST":
+        response = client.post(url, {k: v.format(**world["keys"]) for k, v in endpoint.payload.items()})
+    else:
+        response = client.get(url)
+
+    # then the role decides, and an anonymous visitor is sent to log in
+    assert response.status_code == expected_ui_status(endpoint, actor), response.content[:2000]
+    if actor == "anonymous":
+        assert response["Location"].startswith("/login/?next=")
+
+
+FIXED_KEYS = {"my_token": 1, "queued_run": 1, "cancelled_run": 1, "webhook": 1, "evaluation": 1, "unlearning_run": 1}
+
+
+def _routes(endpoints, prefix):
     from django.urls import resolve
 
+    return {str(resolve(e.url.split("?")[0].format(**FIXED_KEYS)).route).removeprefix(prefix) for e in endpoints}
+
+
+def test_every_api_route_is_in_the_matrix():
+    from evals import api_urls as evals_urls
+    from jobs import api_urls as jobs_urls
+    from unlearning import api_urls as unlearning_urls
     from versions.api import urls
 
-    covered = {str(resolve(endpoint.url.split("?")[0].format(my_token=1)).route).removeprefix("api/v1/") for endpoint in ENDPOINTS}
+    covered = _routes(ENDPOINTS, "api/v1/")
+    every = {str(p.pattern) for module in (urls, jobs_urls, unlearning_urls, evals_urls) for p in module.urlpatterns}
 
-    assert {str(pattern.pattern) for pattern in urls.urlpatterns} - covered == set()
+    assert every - covered == set()
+
+
+def test_every_ui_route_is_in_the_matrix():
+    from evals import urls as evals_urls
+    from jobs import urls as jobs_urls
+    from unlearning import urls as unlearning_urls
+    from versions import urls
+
+    covered = _routes(UI_ENDPOINTS, "")
+    every = {str(p.pattern) for module in (urls, jobs_urls, unlearning_urls, evals_urls) for p in module.urlpatterns}
+
+    # The image of an image+text case (evals.views.case_image) needs a rendered image case; it is
+    # not in this table yet (see docs/security.md).
+    assert every - covered == {"login/", "logout/", "cases/<int:case_id>/image.png"}

@@ -7,7 +7,7 @@ from jobs.services import run_cancel
 from unlearning.selectors import unlearning_run_get, unlearning_runs_for_project
 from unlearning.serializers import UnlearningRunCreateSerializer, UnlearningRunDetailSerializer, UnlearningRunSerializer
 from unlearning.services import unlearning_run_create
-from versions.api.pagination import paginated_response
+from versions.api.pagination import StandardPagination, paginated_response
 from versions.api.permissions import project_for_request
 from versions.api.schema import WRITE_ERRORS, api_schema
 from versions.errors import ValidationFailed
@@ -26,6 +26,8 @@ def _in_project(model_class, pk, project, field, project_path):
 
 
 class UnlearningRunListView(APIView):
+    pagination_class = StandardPagination  # so the schema documents the page envelope
+
     @api_schema(operation_id="unlearning_runs_list", tags=TAGS, responses=UnlearningRunSerializer(many=True))
     def get(self, request, project_slug):
         project = project_for_request(request, project_slug, Role.VIEWER)

@@ -18,7 +18,7 @@ def executor(settings):
 
 def evaluate(project, user, *options):
     out, err = io.StringIO(), io.StringIO()
-    args = ["evaluate", "--project", project.slug, "--suite", "core@latest", "--actor", user.username,
+    args = ["evaluate", "--project", project.slug, "--suite", "core@latest", "--user", user.username,
             "--max-new-tokens", "96", *options]
     code = 0
     try:

@@ -29,6 +29,8 @@ def _findings():
     for folder in SCANNED:
         for path in sorted((ROOT / folder).rglob("*.py")):
             relative = path.relative_to(ROOT).as_posix()
+            if any(part.startswith(".") for part in path.relative_to(ROOT).parts):
+                continue  # virtual environments and caches (e.g. bench/.venv-*): not our code
             text = path.read_text(encoding="utf-8")
             for name, pattern in PATTERNS.items():
                 if pattern.search(text) and (relative, name) not in VETTED:

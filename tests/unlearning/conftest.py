@@ -6,17 +6,12 @@ import pytest
 
 from jobs.executors import inprocess_executor_shutdown
 from jobs.models import Run, RunStatus
-from unlearning.engine.tiny import build_tiny_model, load_bundled_corpus
+from unlearning.engine.tiny import load_bundled_corpus
 from versions import services
 
 # Small slices of the bundled corpus keep each run to a fraction of a second per step.
 FORGET_ROWS = [{"prompt": row["prompt"], "response": row["response"]} for row in load_bundled_corpus("harmful")[:12]]
 RETAIN_ROWS = [{"prompt": row["prompt"], "response": row["response"]} for row in load_bundled_corpus("benign")[:24]]
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
 @pytest.fixture

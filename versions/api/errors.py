@@ -4,30 +4,43 @@
 by services (``versions.errors.LetheError`` subclasses) map to their HTTP status here, so views
 never translate them by hand.
 """
+import logging
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from versions.errors import LetheError
 
+logger = logging.getLogger(__name__)
 
-def _flatten(detail):
+
+def _flatten(detail, prefix=""):
+    """DRF's nested error detail as ``{"field": [message, ...]}``, every value a list of strings:
+    nested fields become dotted paths (``cases.0.prompt``), as the schema documents."""
     if isinstance(detail, dict):
-        return {key: _flatten_list(value) for key, value in detail.items()}
-    return {"non_field_errors": _flatten_list(detail)}
-
-
-def _flatten_list(value):
-    if isinstance(value, (list, tuple)):
-        out = []
-        for item in value:
-            out.extend(_flatten_list(item) if isinstance(item, (list, tuple)) else [str(item) if not isinstance(item, dict) else item])
+        out = {}
+        for key, value in detail.items():
+            out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
         return out
-    if isinstance(value, dict):
-        return [_flatten(value)]
-    return [str(value)]
+    if isinstance(detail, (list, tuple)):
+        messages, nested = [], {}
+        for index, item in enumerate(detail):
+            if isinstance(item, (dict, list, tuple)):
+                # A list of messages nests as lists; a list of objects (one per item) as dicts.
+                for key, value in _flatten(item, f"{prefix}.{index}" if isinstance(item, dict) else prefix).items():
+                    nested.setdefault(key, []).extend(value)
+            else:
+                messages.append(str(item))
+        out = {prefix or "non_field_errors": messages} if messages else {}
+        for key, value in nested.items():
+            out.setdefault(key, []).extend(value)
+        return out
+    return {prefix or "non_field_errors": [str(detail)]}
 
 
 def error_body(code, message, fields=None):
@@ -37,6 +50,15 @@ def error_body(code, message, fields=None):
 def error_handler(exc, context):
     if isinstance(exc, LetheError):
         return Response(error_body(exc.code, str(exc), exc.fields), status=exc.status_code)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The connection dropped or the server is gone: the service's transaction was rolled
+        # back with it, so nothing half-written remains and the client may simply retry.
+        logger.error("database unavailable during %s", context["request"].path, exc_info=exc)
+        return Response(
+            error_body("database_unavailable", "The database is unavailable; nothing was changed. Retry in a moment."),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -56,3 +78,10 @@ def error_handler(exc, context):
     if response.status_code == status.HTTP_401_UNAUTHORIZED and "WWW-Authenticate" not in response:
         response["WWW-Authenticate"] = "Bearer"
     return response
+
+
+def not_found(request, exception=None):
+    """``handler404``: under /api/ a URL that matches no route answers the JSON error body."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("not_found", f"No API endpoint at {request.path}."), status=404)
+    return defaults.page_not_found(request, exception)

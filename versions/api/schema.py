@@ -28,6 +28,7 @@ ERROR_DESCRIPTIONS = {
     409: "Conflicts with the current state.",
     413: "Upload over a size limit.",
     415: "Unsupported content type.",
+    503: "The database is unavailable; retry later (code database_unavailable).",
 }
 
 READ_ERRORS = (401, 403, 404)
@@ -51,3 +52,39 @@ def api_schema(*, operation_id, tags, responses, request=None, errors=READ_ERROR
         parameters=parameters,
         description=description,
     )
+
+
+def _error_response(code):
+    return {
+        "description": ERROR_DESCRIPTIONS[code],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def add_error_responses(result, generator, request, public):
+    """drf-spectacular postprocessing hook: every operation documents the errors it can answer,
+    whichever app declared it and however (``api_schema`` or a bare ``extend_schema``).
+
+    401 and 503 (database unavailable) can come from any operation; 403 and 404 from anything
+    inside a project or naming an object; 400 and 404 (a page past the end) from anything with a
+    query; 400, 413 and 415 from anything with a body; 409 from anything that writes.
+    Statuses an operation already documents are left as they are.
+    """
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            if method not in {"get", "post", "put", "patch", "delete"}:
+                continue
+            parameters = operation.get("parameters", [])
+            codes = {401, 503}
+            if "{project_slug}" in path or any(p.get("in") == "path" for p in parameters):
+                codes |= {403, 404}
+            if any(p.get("in") == "query" for p in parameters):
+                codes |= {400, 404}
+            if "requestBody" in operation:
+                codes |= {400, 413, 415}
+            if method != "get":
+                codes.add(409)
+            responses = operation.setdefault("responses", {})
+            for code in sorted(codes):
+                responses.setdefault(str(code), _error_response(code))
+    return result

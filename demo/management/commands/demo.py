@@ -1,10 +1,11 @@
 import sys
 import time
+import warnings
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from demo.services import DEMO_PASSWORD, DEMO_PROJECT, DEMO_USERNAME, DemoRefused, demo_run
+from demo.services import DEMO_PASSWORD, DEMO_PROJECT, DEMO_USERNAME, DemoRefused, demo_run, demo_user
 from versions.errors import LetheError
 
 
@@ -16,8 +17,16 @@ class Command(BaseCommand):
         parser.add_argument("--no-serve", action="store_true", help="stop after the report instead of starting the web server")
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", default="8000")
+        parser.add_argument("--multimodal", action="store_true",
+                            help="then build a tiny vision-language model, unlearn it with text only, and measure text and image attacks")
 
     def handle(self, *args, reset, no_serve, host, port, **options):
+        # The demo draws its own progress bars; the libraries' bars and notices would interleave.
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
+        warnings.filterwarnings("ignore", category=FutureWarning)
         started = time.monotonic()
         try:
             demo_run(out=sys.stdout, reset=reset)

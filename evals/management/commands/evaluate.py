@@ -37,7 +37,7 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=32)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--utility-dataset-version", type=int, default=None, help="dataset version id of held-out benign rows")
-        parser.add_argument("--actor", required=True, help="username the evaluation is created by (an editor)")
+        parser.add_argument("--user", required=True, help="username the evaluation is created by (an editor)")
         parser.add_argument("--json", action="store_true", help="print the full report as JSON instead of a table")
         parser.add_argument("--fail-on-regression", action="store_true",
                             help="exit 1 when B is less safe than A or fails a non-inferiority margin")
@@ -49,9 +49,9 @@ class Command(BaseCommand):
         project = Project.objects.filter(slug=options["project"]).first()
         if project is None:
             raise CommandError(f"No project {options['project']!r}.")
-        actor = get_user_model().objects.filter(username=options["actor"]).first()
+        actor = get_user_model().objects.filter(username=options["user"]).first()
         if actor is None:
-            raise CommandError(f"No user {options['actor']!r}.")
+            raise CommandError(f"No user {options["user"]!r}.")
         try:
             judge_config = json.loads(options["judge_config"])
         except json.JSONDecodeError as exc:

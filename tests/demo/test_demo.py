@@ -1,0 +1,57 @@
+"""The main job end to end, with the default tiny model built once per session."""
+import io
+
+import pytest
+
+from demo.services import DEMO_PROJECT, DemoConfig, DemoRefused, demo_run
+from jobs.executors import inprocess_executor_shutdown
+from versions import selectors, services
+from versions.models import Checkpoint, LabelEvent, Project
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+@pytest.fixture
+def demo_settings(settings, tmp_path):
+    settings.VAR_DIR = tmp_path / "var"
+    settings.VAR_DIR.mkdir()
+    settings.LETHE_EXECUTOR = "inprocess"
+    settings.LETHE_DEVICE = "cpu"
+    yield settings
+    inprocess_executor_shutdown(wait=True)
+
+
+def test_demo_unlearns_evaluates_promotes_and_rolls_back(demo_settings, tiny_model_dir):
+    out = io.StringIO()
+
+    outcome = demo_run(config=DemoConfig(base_model_dir=tiny_model_dir, max_new_tokens=16), out=out)
+
+    project = Project.objects.get(slug=DEMO_PROJECT)
+    assert project.is_demo
+    base, unlearned = outcome.base, outcome.unlearned
+    assert (base.number, unlearned.number) == (1, 2)
+    assert [(c.number, depth) for c, depth in selectors.checkpoint_ancestors(checkpoint=unlearned)] == [(1, 1)]
+    edge = unlearned.parent_edges.get()
+    assert (edge.relation, edge.method) == ("unlearned-from", "yao")
+    assert outcome.evaluation.verdict == "safer"
+    actions = [event.action for event in LabelEvent.objects.filter(label__model=base.model, label__name="production").order_by("id")]
+    assert actions == ["create", "promote", "rollback", "promote"]
+    promotion = LabelEvent.objects.filter(label__model=base.model, action="promote").first()
+    assert promotion.evaluation_id == outcome.evaluation.pk
+    assert selectors.label_resolve(project=project, ref=f"{base.model.name}@production") == unlearned
+    printed = out.getvalue()
+    assert "VERDICT: B is safer" in printed and "McNemar exact p" in printed and "rollback" in printed
+
+    # Running it again reuses everything: no new checkpoints, runs or label events.
+    counts = (Checkpoint.objects.count(), LabelEvent.objects.count(), project.runs.count())
+    demo_run(config=DemoConfig(base_model_dir=tiny_model_dir, max_new_tokens=16), out=io.StringIO())
+    assert (Checkpoint.objects.count(), LabelEvent.objects.count(), project.runs.count()) == counts
+
+
+def test_demo_never_touches_a_project_that_is_not_the_demo(demo_settings, user):
+    services.project_create(slug=DEMO_PROJECT, name="Somebody's real project", creator=user)
+
+    with pytest.raises(DemoRefused, match="is not the demo's"):
+        demo_run(config=DemoConfig(), out=io.StringIO(), reset=True)
+
+    assert Project.objects.get(slug=DEMO_PROJECT).name == "Somebody's real project"
