@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from demo.services import DEFLECTIONS, _benign_split, _dataset_version, _rows, _say
+from demo.services import DEFLECTIONS, _dataset_version, _rows, _say
 from evals.reporting import format_cross_modal
 from evals.services import evaluation_create, starter_suite_install
 from jobs.cli import run_wait_with_progress_bar
@@ -79,7 +79,7 @@ def _vlm_unlearned(*, project, user, base, config, out):
         return done.produced_checkpoint
     forget = _dataset_version(project=project, user=user, name="forget-harmful", rows=_rows("harmful"),
                               description="Harmful requests with placeholder compliant answers (the forget set).")
-    retain = _dataset_version(project=project, user=user, name="retain-benign", rows=_benign_split()[0],
+    retain = _dataset_version(project=project, user=user, name="retain-benign", rows=_rows("benign"),
                               description="Benign questions and answers (the retain set).")
     spec = unlearning_run_create(
         parent_checkpoint=base, method="yao", hyperparameters=config.unlearning_hyperparameters,
@@ -100,11 +100,9 @@ def _vlm_evaluation(*, project, user, base, unlearned, config, out):
         _say(out, f"  reusing evaluation {done.pk}")
         return done
     suite_version = starter_suite_install(project=project, actor=user, typographic=True)
-    utility = _dataset_version(project=project, user=user, name="utility-benign", rows=_benign_split()[1],
-                               description="Benign answers held out of unlearning: utility is their perplexity.")
     evaluation = evaluation_create(
         project=project, suite_version=suite_version, checkpoint_a=base, checkpoint_b=unlearned, actor=user,
-        generation={"max_new_tokens": config.max_new_tokens}, seed=config.seed, utility_dataset_version=utility,
+        generation={"max_new_tokens": config.max_new_tokens}, seed=config.seed,
     )
     run = run_wait_with_progress_bar(run=evaluation.run, stream=out)
     if run.status != RunStatus.SUCCEEDED:

@@ -39,6 +39,8 @@ def _paginated(request, view, queryset, render):
 
 
 class SuiteListCreate(APIView):
+    pagination_class = StandardPagination  # so the schema documents the page envelope
+
     @extend_schema(responses=SuiteOutput(many=True))
     def get(self, request, project_slug):
         project = _project(request, project_slug, Role.VIEWER)

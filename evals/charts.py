@@ -63,3 +63,69 @@ def headline_figure(metrics: dict) -> dict:
             "height": 340,
         },
     }
+
+
+MODALITY_LABELS = {"text": "Text attacks", "image+text": "Image attacks"}
+
+
+def cross_modal_figure(cross_modal: dict) -> dict:
+    """ASR by modality (text attacks, image attacks), A versus B with Wilson error bars, and the
+    transfer ratio (with its bootstrap CI, or why it is undefined) annotated above the bars."""
+    by_modality = cross_modal.get("by_modality") or {}
+    modalities = [name for name in MODALITY_LABELS if name in by_modality]
+    labels = [MODALITY_LABELS[name] for name in modalities]
+    data = [_bar(arm, labels, [by_modality[name][f"asr_{arm.lower()}"] for name in modalities]) for arm in ("A", "B")]
+    transfer = cross_modal.get("transfer") or {}
+    if transfer.get("ratio") is not None:
+        ci = transfer.get("ci")
+        text = f"transfer ratio {transfer['ratio']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else " (no interval)")
+    else:
+        text = "transfer ratio " + (transfer.get("undefined_reason") or "undefined")
+    return {
+        "data": data,
+        "layout": {
+            "title": {"text": "Attack success by modality, A versus B"},
+            "barmode": "group",
+            "yaxis": {"title": {"text": "Attack success rate"}, "tickformat": ".0%", "range": [0, 1.15]},
+            "legend": {"orientation": "h"},
+            "annotations": [{"text": text, "xref": "paper", "yref": "paper", "x": 0.5, "y": 1.0, "showarrow": False,
+                             "font": {"size": 12}, "xanchor": "center", "yanchor": "bottom"}],
+            "height": 360,
+        },
+    }
+
+
+def modality_asr_figure(points: list[dict]) -> dict:
+    """ASR per modality per checkpoint along the lineage: one line per (suite, modality).
+
+    Each point: {"checkpoint": "#3", "lineage_order": int, "at": iso, "suite": str, "modality": str,
+    "asr": float, "ci": [low, high] | None}.
+    """
+    ordered = sorted(points, key=lambda p: (p["lineage_order"], p["at"]))
+    series: dict[tuple[str, str], dict] = {}
+    for point in ordered:
+        if point["asr"] is None:
+            continue
+        trace = series.setdefault((point["suite"], point["modality"]), {"x": [], "y": [], "plus": [], "minus": []})
+        ci = point.get("ci")
+        trace["x"].append(point["checkpoint"])
+        trace["y"].append(point["asr"])
+        trace["plus"].append(ci[1] - point["asr"] if ci else None)
+        trace["minus"].append(point["asr"] - ci[0] if ci else None)
+    data = [
+        {"type": "scatter", "mode": "lines+markers", "name": f"{MODALITY_LABELS.get(modality, modality)} ({suite})",
+         "x": trace["x"], "y": trace["y"], "line": {"dash": "dot" if modality == "image+text" else "solid"},
+         "error_y": {"type": "data", "symmetric": False, "array": trace["plus"], "arrayminus": trace["minus"]}}
+        for (suite, modality), trace in sorted(series.items())
+    ]
+    return {
+        "data": data,
+        "layout": {
+            "title": {"text": "Attack success rate by modality along the lineage"},
+            "yaxis": {"title": {"text": "Attack success rate"}, "tickformat": ".0%", "rangemode": "tozero"},
+            "xaxis": {"title": {"text": "checkpoint (lineage order)"}, "type": "category", "categoryorder": "array",
+                      "categoryarray": list(dict.fromkeys(p["checkpoint"] for p in ordered))},
+            "legend": {"orientation": "h"},
+            "height": 360,
+        },
+    }

@@ -3,7 +3,9 @@
 Prompts are formatted exactly as the unlearning engine formats them (chat template when the
 tokenizer has one, else its plain template), sorted by token length into buckets so a batch
 pads little, left-padded so every row's new tokens start at the same column, and decoded with
-the KV cache; greedy unless the config asks for sampling.
+the KV cache; greedy unless the config asks for sampling. Vision-language models
+(``generate_vision_language_responses``) answer image cases through their processor and text
+cases through the same model without an image.
 """
 from __future__ import annotations
 
@@ -145,6 +147,97 @@ def generate_responses(
         elapsed_ms = (time.perf_counter() - began) * 1000 / len(indices)
         new_tokens = output[:, input_ids.shape[1] :].tolist()
         for i, tokens in zip(indices, new_tokens):
+            if tokenizer.eos_token_id is not None and tokenizer.eos_token_id in tokens:
+                tokens = tokens[: tokens.index(tokenizer.eos_token_id)]
+            tokens = [t for t in tokens if t != pad_id]
+            results[i] = Generated(tokenizer.decode(tokens, skip_special_tokens=True).strip(), elapsed_ms, len(tokens))
+        done += len(indices)
+        if progress is not None:
+            progress(done, len(prompts))
+    return results
+
+
+def render_image_prompt(processor, prompt: str, template: str | None = None) -> str:
+    """The text a vision-language model sees before answering an image case: the processor's chat
+    template, the image placeholder before the user's text (LLaVA's layout), the prompt
+    version's system prompt or wrapper applied as for text."""
+    from unlearning.engine.vision import as_content_parts
+
+    system, user = apply_prompt_template(prompt, template)
+    messages = ([{"role": "system", "content": system}] if system is not None else []) + [{"role": "user", "content": user}]
+    if not getattr(processor, "chat_template", None):
+        raise ValueError("the processor has no chat template; image prompts need one to place the image")
+    return processor.apply_chat_template(as_content_parts(messages, image_first_user_turn=True), tokenize=False, add_generation_prompt=True)
+
+
+def generate_vision_language_responses(
+    model,
+    processor,
+    prompts: list[str],
+    images: list[bytes | None],
+    *,
+    config: GenerationConfig = GenerationConfig(),
+    template: str | None = None,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    check_cancelled: Callable[[], None] | None = None,
+) -> list[Generated]:
+    """One response per prompt on a vision-language model, in the input order.
+
+    Prompts without an image go through the same model as text (``generate_responses`` with the
+    processor's text side); prompts with a PNG image are rendered with the image placeholder,
+    batched through the processor (which expands the placeholder into the image's tokens) with
+    left padding, sorted by length. Image prompts are not truncated: cutting from the left could
+    cut the image tokens.
+    """
+    from unlearning.engine.vision import ProcessorTextTokenizer, image_from_png
+
+    if len(prompts) != len(images):
+        raise ValueError(f"{len(prompts)} prompts but {len(images)} images; pass None for text-only prompts")
+    text_indices = [i for i, image in enumerate(images) if image is None]
+    image_indices = [i for i, image in enumerate(images) if image is not None]
+    results: list[Generated | None] = [None] * len(prompts)
+    text_tokenizer = ProcessorTextTokenizer(processor)
+
+    def text_progress(done, _total):
+        if progress is not None:
+            progress(done, len(prompts))
+
+    for i, generated in zip(text_indices, generate_responses(
+        model, text_tokenizer, [prompts[i] for i in text_indices], config=config, template=template, seed=seed,
+        progress=text_progress, check_cancelled=check_cancelled,
+    )):
+        results[i] = generated
+    if not image_indices:
+        return results
+
+    tokenizer = processor.tokenizer
+    pad_id = _pad_id(tokenizer)
+    device = next(model.parameters()).device
+    rendered = {i: render_image_prompt(processor, prompts[i], template) for i in image_indices}
+    lengths = {i: len(tokenizer(rendered[i], add_special_tokens=False)["input_ids"]) for i in image_indices}
+    order = sorted(image_indices, key=lambda i: -lengths[i])
+    torch.manual_seed(seed)
+    sampling = {"do_sample": True, "temperature": config.temperature, "top_p": config.top_p} if config.do_sample else {"do_sample": False}
+    done = len(text_indices)
+    model.eval()
+    for start in range(0, len(order), config.batch_size):
+        if check_cancelled is not None:
+            check_cancelled()
+        indices = order[start : start + config.batch_size]
+        inputs = processor(
+            images=[image_from_png(images[i]) for i in indices], text=[rendered[i] for i in indices], padding=True, return_tensors="pt"
+        ).to(device)
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+        began = time.perf_counter()
+        with torch.inference_mode():
+            output = model.generate(
+                **inputs, max_new_tokens=config.max_new_tokens, use_cache=True, pad_token_id=pad_id,
+                eos_token_id=tokenizer.eos_token_id, **sampling,
+            )
+        elapsed_ms = (time.perf_counter() - began) * 1000 / len(indices)
+        for i, tokens in zip(indices, output[:, inputs["input_ids"].shape[1] :].tolist()):
             if tokenizer.eos_token_id is not None and tokenizer.eos_token_id in tokens:
                 tokens = tokens[: tokens.index(tokenizer.eos_token_id)]
             tokens = [t for t in tokens if t != pad_id]

@@ -2,8 +2,9 @@
 benchmark formats. Pure: no Django imports. All or nothing: a file with any bad line raises
 `ImportFailed` listing line-numbered errors, and no case is returned.
 
-A case is a dict with exactly CASE_FIELDS; `canonical_cases` fixes their order and the bytes
-hashed into a suite version's sha256.
+A case is a dict with exactly CASE_FIELDS, plus `image_png` (PNG bytes) for an image case;
+`canonical_cases` fixes their order and the bytes hashed into a suite version's sha256 (an image
+enters the hash as its sha256).
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
+
+from evals.typographic import is_png
 
 CASE_FIELDS = ("key", "prompt", "category", "attack_family", "modality", "expected", "source", "parent_key")
 EXPECTED = ("refuse", "comply")
@@ -38,7 +41,7 @@ def _slug(text):
 
 def validate_case(raw: dict) -> dict:
     """A complete, normalised case from a partial dict; raises ValueError naming the bad field."""
-    unknown = set(raw) - set(CASE_FIELDS)
+    unknown = set(raw) - set(CASE_FIELDS) - {"image_png"}
     if unknown:
         raise ValueError(f"unknown fields {sorted(unknown)}; cases have {', '.join(CASE_FIELDS)}")
     case = {
@@ -62,6 +65,15 @@ def validate_case(raw: dict) -> dict:
     for name, limit in FIELD_LIMITS.items():
         if len(case[name]) > limit:
             raise ValueError(f"{name} is longer than {limit} characters")
+    image = raw.get("image_png")
+    if image is not None:
+        if not is_png(image):
+            raise ValueError("image_png is not a PNG image")
+        if case["modality"] != "image+text":
+            raise ValueError(f"a case with an image must have modality 'image+text', got {case['modality']!r}")
+        case["image_png"] = bytes(image)
+    elif case["modality"] == "image+text":
+        raise ValueError("modality 'image+text' needs an image; image cases come from an image transform (typographic) or the safebench format")
     return case
 
 
@@ -90,9 +102,17 @@ def validate_cases(raw_cases: list[dict], line_numbers: list[int] | None = None)
 
 
 def canonical_cases(cases: list[dict]) -> tuple[list[dict], str]:
-    """Cases sorted by key with a fixed field order, and the sha256 of their canonical JSON."""
-    ordered = [{name: case[name] for name in CASE_FIELDS} for case in sorted(cases, key=lambda c: c["key"])]
-    payload = json.dumps(ordered, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    """Cases sorted by key with a fixed field order, and the sha256 of their canonical JSON.
+
+    An image case keeps its `image_png`; the hash sees the image as `image_sha256`, and text
+    cases hash exactly as they did before images existed.
+    """
+    ordered, hashed = [], []
+    for case in sorted(cases, key=lambda c: c["key"]):
+        item = {name: case[name] for name in CASE_FIELDS}
+        ordered.append({**item, "image_png": case["image_png"]} if case.get("image_png") is not None else item)
+        hashed.append({**item, "image_sha256": hashlib.sha256(case["image_png"]).hexdigest()} if case.get("image_png") is not None else item)
+    payload = json.dumps(hashed, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
     return ordered, hashlib.sha256(payload).hexdigest()
 
 
@@ -247,12 +267,46 @@ def _strongreject(rows):
     ]
 
 
+def _safebench(rows):
+    """FigStep's SafeBench: each `instruction` (e.g. "Steps to manufacture illegal drugs.") is drawn
+    as a typographic image beside FigStep's neutral text prompt. `question` is the harmful request
+    the instruction was written from; the model never sees it, so it is not part of the case."""
+    from evals.typographic import FIGSTEP_PROMPT, render_typographic
+
+    _require_columns(rows, ["dataset", "category_id", "task_id", "category_name", "question", "instruction"], "SafeBench")
+    cases, errors = [], []
+    for line, row in rows:
+        try:
+            image = render_typographic(row["instruction"] or "")
+        except ValueError as exc:
+            errors.append((line, f"instruction: {exc}"))
+            continue
+        cases.append(
+            {
+                "key": f"safebench-{_slug(row['dataset'] or 'safebench')}-{row['category_id']}-{row['task_id']}",
+                "prompt": FIGSTEP_PROMPT,
+                "category": row["category_name"] or "uncategorized",
+                "attack_family": "typographic",
+                "modality": "image+text",
+                "expected": "refuse",
+                "source": "figstep:safebench",
+                "image_png": image,
+            }
+        )
+        if len(errors) >= MAX_ERRORS:
+            break
+    if errors:
+        raise ImportFailed("invalid SafeBench rows, nothing imported", errors)
+    return cases
+
+
 BUILTIN_FORMATS = {
     "advbench": _advbench,
     "harmbench": _harmbench,
     "jailbreakbench": _jailbreakbench,
     "xstest": _xstest,
     "strongreject": _strongreject,
+    "safebench": _safebench,
 }
 FORMATS = ("csv", "jsonl", *BUILTIN_FORMATS)
 
@@ -269,7 +323,7 @@ def parse_cases(
 
     `format`: "csv" or "jsonl" with `column_mapping` ({case field: column}) and optional
     `defaults` ({case field: value}, e.g. {"expected": "refuse"}); or one of the public formats
-    (advbench, harmbench, jailbreakbench, xstest, strongreject), whose defaults can be overridden
+    (advbench, harmbench, jailbreakbench, xstest, strongreject, safebench), whose defaults can be overridden
     the same way (e.g. JailbreakBench's benign behaviours with {"expected": "comply"}).
     """
     if format not in FORMATS:

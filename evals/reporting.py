@@ -80,10 +80,53 @@ def format_report(report) -> str:
     for name in metrics["A"]["by_attack_family"]:
         row(f"  family {name}", metrics["A"]["by_attack_family"][name], metrics["B"]["by_attack_family"][name])
     counts_a, counts_b = metrics["A"]["overall"]["counts"], metrics["B"]["overall"]["counts"]
+    cross_modal = format_cross_modal(statistics)
+    if cross_modal:
+        lines += ["", cross_modal]
     lines += [
         f"unscoreable / errors: A {counts_a['unscoreable']}/{counts_a['error']}, B {counts_b['unscoreable']}/{counts_b['error']}",
         "",
         f"VERDICT: B is {report['verdict']} (non-inferiority {'passed' if report['passes_non_inferiority'] else 'FAILED'})",
         *[f"  - {reason}" for reason in statistics["reasons"]],
     ]
+    return "\n".join(lines)
+
+
+MODALITY_TITLES = {"text": "Text attacks", "image+text": "Image attacks"}
+
+
+def cross_modal_rows(statistics: dict) -> list[dict]:
+    """Per modality: ASR of A and B with Wilson intervals, B - A with the paired CI, McNemar p
+    and its Holm adjustment across the modalities. Empty when the evaluation has no image attacks."""
+    cross_modal = (statistics or {}).get("cross_modal") or {}
+    rows = []
+    for modality, result in (cross_modal.get("by_modality") or {}).items():
+        a, b, paired = result["asr_a"], result["asr_b"], result["paired"]
+        rows.append({
+            "modality": modality, "title": MODALITY_TITLES.get(modality, modality),
+            "a": pct(a["value"]), "a_ci": interval(a["ci"]), "a_counts": f"{a['successes']}/{a['trials']}",
+            "b": pct(b["value"]), "b_ci": interval(b["ci"]), "b_counts": f"{b['successes']}/{b['trials']}",
+            "difference": signed_points(paired["difference"]),
+            "difference_ci": (f"[{signed_points(paired['difference_ci'][0])}, {signed_points(paired['difference_ci'][1])}]"
+                              if paired.get("difference_ci") else ""),
+            "discordant": f"{paired['a_only']} fixed / {paired['b_only']} broken",
+            "p_value": f"{paired['p_value']:.4g}",
+            "p_value_holm": "" if paired.get("p_value_holm") is None else f"{paired['p_value_holm']:.4g}",
+        })
+    return rows
+
+
+def format_cross_modal(statistics: dict) -> str:
+    """The cross-modal block: ASR per modality for both arms, the tests, and the transfer summary;
+    empty string when the evaluation has no image attacks."""
+    rows = cross_modal_rows(statistics)
+    if not rows:
+        return ""
+    lines = [f"{'ASR by modality':<16} {'A':>7} {'95% CI':<16} {'B':>7} {'95% CI':<16} {'B - A':>10} {'McNemar p':>10} {'Holm p':>8}"]
+    for row in rows:
+        lines.append(
+            f"{row['title']:<16} {row['a']:>7} {row['a_ci']:<16} {row['b']:>7} {row['b_ci']:<16} "
+            f"{row['difference']:>10} {row['p_value']:>10} {row['p_value_holm']:>8}"
+        )
+    lines.append(statistics["cross_modal"]["transfer"]["summary"])
     return "\n".join(lines)

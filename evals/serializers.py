@@ -2,7 +2,7 @@
 from rest_framework import serializers
 
 from evals.importers import FORMATS
-from evals.transforms import TRANSFORMS
+from evals.transforms import ALL_TRANSFORMS
 
 REDACTED = "[redacted: reviewer role required]"
 
@@ -15,7 +15,7 @@ class SuiteCreateInput(serializers.Serializer):
 class SuiteVersionCreateInput(serializers.Serializer):
     cases = serializers.ListField(child=serializers.DictField(), allow_empty=False)
     message = serializers.CharField(required=False, allow_blank=True, default="")
-    transforms = serializers.ListField(child=serializers.ChoiceField(choices=sorted(TRANSFORMS)), required=False, default=list)
+    transforms = serializers.ListField(child=serializers.ChoiceField(choices=sorted(ALL_TRANSFORMS)), required=False, default=list)
 
 
 class SuiteVersionImportInput(serializers.Serializer):
@@ -23,7 +23,7 @@ class SuiteVersionImportInput(serializers.Serializer):
     format = serializers.ChoiceField(choices=FORMATS)
     column_mapping = serializers.JSONField(required=False, default=None)
     defaults = serializers.JSONField(required=False, default=None)
-    transforms = serializers.ListField(child=serializers.ChoiceField(choices=sorted(TRANSFORMS)), required=False, default=list)
+    transforms = serializers.ListField(child=serializers.ChoiceField(choices=sorted(ALL_TRANSFORMS)), required=False, default=list)
     message = serializers.CharField(required=False, allow_blank=True, default="")
 
     def validate_column_mapping(self, value):
@@ -81,6 +81,20 @@ class CaseOutput(serializers.Serializer):
     source = serializers.CharField()
     parent_key = serializers.CharField()
     image_sha256 = serializers.CharField(source="image_blob_id", allow_null=True)
+    image_url = serializers.SerializerMethodField()
+
+    def get_image_url(self, case) -> str | None:
+        return case_image_url(case)
+
+
+def case_image_url(case):
+    """Where the UI and API clients fetch an image case's picture (project members only). Keyed by
+    case id alone, so listing cases costs no extra query per row."""
+    from django.urls import reverse
+
+    if not case.image_blob_id:
+        return None
+    return reverse("evals:case-image", args=[case.pk])
 
 
 def _arm(checkpoint, prompt_version):
@@ -125,7 +139,8 @@ def case_result_row(result, *, may_read_hazards):
     return {
         "id": result.pk,
         "case": {"id": case.pk, "key": case.key, "prompt": case.prompt, "category": case.category, "attack_family": case.attack_family,
-                 "modality": case.modality, "expected": case.expected, "parent_key": case.parent_key},
+                 "modality": case.modality, "expected": case.expected, "parent_key": case.parent_key,
+                 "image_url": case_image_url(case)},
         "response_a": REDACTED if hidden else result.response_a,
         "response_b": REDACTED if hidden else result.response_b,
         "outcome_a": result.outcome_a,

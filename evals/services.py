@@ -16,7 +16,7 @@ from django.db.models import F
 from evals import importers
 from evals.models import Case, CaseResult, Evaluation, Outcome, Suite, SuiteVersion
 from evals.statistics import StatisticsConfig
-from evals.transforms import TRANSFORMS, derive_cases
+from evals.transforms import IMAGE_TRANSFORMS, TRANSFORMS, derive_cases
 from versions.errors import Conflict, NotFound, RetryableConflict, TooLarge, ValidationFailed
 from versions.models import Role
 from versions.permissions import role_require
@@ -25,6 +25,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 STARTER_SUITE_PATH = DATA_DIR / "starter_suite.jsonl"
 HELDOUT_BENIGN_PATH = DATA_DIR / "heldout_benign.jsonl"
 STARTER_SUITE_NAME = "lethe-starter"
+MULTIMODAL_STARTER_SUITE_NAME = "lethe-starter-multimodal"
 DEFAULT_JUDGE = "refusal-strings"
 # Names appear in URLs and in `name@version` references, so no '/', '@' or spaces.
 SUITE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -74,6 +75,7 @@ def suite_version_create(*, suite, cases, actor, message="", transforms=()) -> S
     except ValueError as exc:
         raise ValidationFailed(str(exc), fields={"transforms": [str(exc)]}) from None
     ordered, sha256 = importers.canonical_cases(validated)
+    images = _case_images_store(ordered)
     with transaction.atomic():
         locked = Suite.objects.select_for_update().get(pk=suite.pk)
         latest = locked.versions.order_by("-number").first()
@@ -83,10 +85,24 @@ def suite_version_create(*, suite, cases, actor, message="", transforms=()) -> S
         version = SuiteVersion.objects.create(
             suite=locked, number=number, sha256=sha256, case_count=len(ordered), message=message, created_by=actor
         )
-        Case.objects.bulk_create([Case(suite_version=version, **case) for case in ordered], batch_size=500)
+        Case.objects.bulk_create(
+            [
+                Case(suite_version=version, image_blob=images.get(case["key"]), **{k: v for k, v in case.items() if k != "image_png"})
+                for case in ordered
+            ],
+            batch_size=500,
+        )
         Suite.objects.filter(pk=locked.pk).update(version_count=F("version_count") + 1)
     suite.version_count = number
     return version
+
+
+def _case_images_store(cases) -> dict:
+    """Store each image case's PNG as a blob (content-addressed, so a re-render is stored once);
+    {case key: Blob}. Done before the version's transaction: an orphan blob is harmless."""
+    from versions.artifacts import blob_put_bytes
+
+    return {case["key"]: blob_put_bytes(case["image_png"]) for case in cases if case.get("image_png") is not None}
 
 
 def suite_version_import(
@@ -113,14 +129,24 @@ def starter_suite_cases() -> list[dict]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def starter_suite_install(*, project, actor, name=STARTER_SUITE_NAME) -> SuiteVersion:
-    """Install the starter suite with every attack family applied; reinstalling is a no-op."""
+def starter_suite_install(*, project, actor, name=None, typographic=False) -> SuiteVersion:
+    """Install the starter suite with every text attack family applied; reinstalling is a no-op.
+
+    ``typographic=True`` adds the FigStep image form of every base case, harmful and benign, as
+    the suite ``lethe-starter-multimodal`` (unless ``name`` says otherwise), for vision-language
+    checkpoints.
+    """
+    name = name or (MULTIMODAL_STARTER_SUITE_NAME if typographic else STARTER_SUITE_NAME)
     suite = Suite.objects.filter(project=project, name=name).first()
     if suite is None:
-        suite = suite_create(project=project, name=name, actor=actor, description="Lethe's starter suite: harmful requests in 10 categories, attack variants, benign look-alikes.")
+        description = "Lethe's starter suite: harmful requests in 10 categories, attack variants, benign look-alikes."
+        if typographic:
+            description += " With typographic (FigStep) image forms of every request, for vision-language models."
+        suite = suite_create(project=project, name=name, actor=actor, description=description)
+    transforms = (*TRANSFORMS, *IMAGE_TRANSFORMS) if typographic else tuple(TRANSFORMS)
     try:
         return suite_version_create(
-            suite=suite, cases=starter_suite_cases(), actor=actor, message="starter suite", transforms=tuple(TRANSFORMS)
+            suite=suite, cases=starter_suite_cases(), actor=actor, message="starter suite", transforms=transforms
         )
     except Conflict:
         return suite.versions.order_by("-number").first()
@@ -183,6 +209,14 @@ def evaluation_create(
         raise NotFound(f"Utility dataset version is not in {project.slug}.")
     if not isinstance(seed, int):
         raise ValidationFailed("seed must be an integer.", fields={"seed": ["Expected an integer."]})
+    image_cases = suite_version.cases.filter(image_blob__isnull=False).count()
+    for arm, checkpoint in (("a", checkpoint_a), ("b", checkpoint_b)):
+        if image_cases and checkpoint.architecture != "vision-language":
+            raise ValidationFailed(
+                f"Suite version {suite_version.suite.name}@{suite_version.number} has {image_cases} image case(s), and checkpoint "
+                f"{checkpoint} (arm {arm.upper()}) is {checkpoint.architecture}: only vision-language checkpoints can see images.",
+                fields={f"checkpoint_{arm}": ["Cannot answer image cases."]},
+            )
     try:
         generation_config = GenerationConfig.from_dict(generation)
     except (TypeError, ValueError) as exc:
@@ -224,34 +258,38 @@ def _utility_rows(evaluation):
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def _answer_arm(*, checkpoint, prompt_version, prompts, utility_rows, config, seed, ctx, span, label):
-    """Generate one arm's responses and its held-out NLLs; the model is freed on return."""
+def _answer_arm(*, checkpoint, prompt_version, prompts, images, utility_rows, config, seed, ctx, span, label):
+    """Generate one arm's responses and its held-out NLLs; the model is freed on return.
+
+    A vision-language checkpoint answers through its processor: image cases with their image,
+    text cases without one, through the same model.
+    """
     import torch
 
-    from evals.generation import answer_negative_log_likelihoods, generate_responses
-    from unlearning.engine.loading import load_model_and_tokenizer
+    from evals.generation import answer_negative_log_likelihoods, generate_responses, generate_vision_language_responses
+    from unlearning.engine.loading import load_checkpoint_model
     from versions.artifacts import checkpoint_materialize
 
     start, width = span
     ctx.progress(start, f"arm {label}: loading {checkpoint}")
     materialized = checkpoint_materialize(checkpoint=checkpoint)
-    model, tokenizer = load_model_and_tokenizer(
-        base=materialized.base, revision=materialized.revision, adapters=materialized.adapters, device=settings.LETHE_DEVICE
+    loaded = load_checkpoint_model(
+        architecture=checkpoint.architecture, base=materialized.base, revision=materialized.revision,
+        adapters=materialized.adapters, device=settings.LETHE_DEVICE,
     )
+    model, tokenizer = loaded.model, loaded.tokenizer
     try:
         def progress(done, total):
             ctx.progress(start + width * 0.9 * done / total, f"arm {label}: {done}/{total} cases")
 
-        responses = generate_responses(
-            model,
-            tokenizer,
-            prompts,
-            config=config,
-            template=prompt_version.template if prompt_version is not None else None,
-            seed=seed,
-            progress=progress,
-            check_cancelled=ctx.check_cancelled,
-        )
+        options = {
+            "config": config, "template": prompt_version.template if prompt_version is not None else None, "seed": seed,
+            "progress": progress, "check_cancelled": ctx.check_cancelled,
+        }
+        if loaded.processor is not None:
+            responses = generate_vision_language_responses(model, loaded.processor, prompts, images, **options)
+        else:
+            responses = generate_responses(model, tokenizer, prompts, **options)
         ctx.check_cancelled()
         ctx.progress(start + width * 0.95, f"arm {label}: held-out perplexity")
         utility = answer_negative_log_likelihoods(model, tokenizer, utility_rows, batch_size=config.batch_size) if utility_rows else []
@@ -262,6 +300,18 @@ def _answer_arm(*, checkpoint, prompt_version, prompts, utility_rows, config, se
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     return responses, utility
+
+
+def _case_images_read(cases) -> list[bytes | None]:
+    """Each case's PNG, verified against its blob hash (a damaged blob fails the run), or None;
+    an image shared by several cases is read once."""
+    from versions.artifacts import blob_read_bytes
+
+    blobs = {}
+    for case in cases:
+        if case.image_blob_id and case.image_blob_id not in blobs:
+            blobs[case.image_blob_id] = blob_read_bytes(case.image_blob)
+    return [blobs.get(case.image_blob_id) for case in cases]
 
 
 def _unsafe(outcome):
@@ -286,7 +336,7 @@ def evaluation_execute(*, run, ctx) -> dict:
     evaluation = Evaluation.objects.select_related(
         "suite_version__suite", "checkpoint_a__model", "checkpoint_b__model", "prompt_version_a", "prompt_version_b", "project"
     ).get(run=run)
-    cases = list(evaluation.suite_version.cases.order_by("id"))
+    cases = list(evaluation.suite_version.cases.select_related("image_blob").order_by("id"))
     if not cases:
         raise ValueError(f"suite version {evaluation.suite_version_id} has no cases")
     judge = judge_from_spec(evaluation.judge["name"], evaluation.judge.get("requested_config") or {})
@@ -300,6 +350,7 @@ def evaluation_execute(*, run, ctx) -> dict:
     ctx.log(f"evaluation {evaluation.pk}: {len(cases)} cases, judge {judge.name} v{judge.version}, {len(utility_rows)} held-out rows")
 
     prompts = [case.prompt for case in cases]
+    images = _case_images_read(cases)
     arms = {}
     for label, checkpoint, prompt_version, span in (
         ("A", evaluation.checkpoint_a, evaluation.prompt_version_a, (0.0, 0.45)),
@@ -307,7 +358,7 @@ def evaluation_execute(*, run, ctx) -> dict:
     ):
         ctx.check_cancelled()
         arms[label] = _answer_arm(
-            checkpoint=checkpoint, prompt_version=prompt_version, prompts=prompts, utility_rows=utility_rows,
+            checkpoint=checkpoint, prompt_version=prompt_version, prompts=prompts, images=images, utility_rows=utility_rows,
             config=config, seed=evaluation.seed, ctx=ctx, span=span, label=label,
         )
     ctx.progress(0.9, "judging")
@@ -329,7 +380,7 @@ def evaluation_execute(*, run, ctx) -> dict:
     metrics["A"]["mean_latency_ms"] = sum(r.latency_ms for r in arms["A"][0]) / len(cases)
     metrics["B"]["mean_latency_ms"] = sum(r.latency_ms for r in arms["B"][0]) / len(cases)
     pairs = [
-        PairedCase(case.key, case.expected, case.category, _unsafe(a), _unsafe(b))
+        PairedCase(case.key, case.expected, case.category, _unsafe(a), _unsafe(b), modality=case.modality)
         for case, a, b in zip(cases, outcomes["A"], outcomes["B"])
     ]
     comparison = compare_arms(pairs, config=statistics_config, utility_a=arms["A"][1], utility_b=arms["B"][1])

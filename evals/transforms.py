@@ -3,9 +3,11 @@
 Each transform rewrites a harmful base case's prompt; the derived case keeps the category and
 expected behaviour, records its attack family and its parent behaviour (`parent_key`), and is
 keyed "<parent key>/<family>". The families follow Wei et al. 2023 ("Jailbroken") and the
-JailbreakBench / HarmBench baselines. A transform may change the modality: the planned
-`typographic` transform (prompt rendered into an image) returns modality "image+text" and an
-image, which is why a transform returns a `DerivedPrompt` rather than a string.
+JailbreakBench / HarmBench baselines. A transform may change the modality: `typographic`
+(FigStep: the request rendered into an image, a neutral text prompt beside it) returns modality
+"image+text" and the PNG, which is why a transform returns a `DerivedPrompt` rather than a
+string. Image transforms also derive benign look-alikes (rendered the same way, still expected
+`comply`), so over-refusal is measured on images too.
 """
 from __future__ import annotations
 
@@ -65,6 +67,12 @@ def payload_splitting(prompt: str) -> DerivedPrompt:
     )
 
 
+def typographic(prompt: str) -> DerivedPrompt:
+    from evals.typographic import FIGSTEP_PROMPT, instruction_from_request, render_typographic
+
+    return DerivedPrompt(FIGSTEP_PROMPT, modality="image+text", image_png=render_typographic(instruction_from_request(prompt)))
+
+
 TRANSFORMS = {
     "prefix_injection": prefix_injection,
     "refusal_suppression": refusal_suppression,
@@ -75,31 +83,42 @@ TRANSFORMS = {
 }
 
 
-def derive_cases(cases: list[dict], families: list[str]) -> list[dict]:
-    """Derived cases for every harmful `direct` case and each family, in a stable order.
+# Image transforms: they also apply to benign look-alikes (a benign request drawn the same way
+# is still a benign request, which makes it an over-refusal probe for image inputs).
+IMAGE_TRANSFORMS = {
+    "typographic": typographic,
+}
+ALL_TRANSFORMS = {**TRANSFORMS, **IMAGE_TRANSFORMS}
 
-    Benign (`comply`) cases are not attacked: an over-refusal probe wrapped in a jailbreak is no
-    longer a benign look-alike. Cases already derived are left alone (no transforms of transforms).
+
+def derive_cases(cases: list[dict], families: list[str]) -> list[dict]:
+    """Derived cases for every `direct` text case and each family, in a stable order.
+
+    Text transforms attack harmful cases only: an over-refusal probe wrapped in a jailbreak is no
+    longer a benign look-alike. Image transforms derive both (see IMAGE_TRANSFORMS); a derived
+    image case carries its PNG under ``image_png``. Cases already derived are left alone (no
+    transforms of transforms).
     """
-    unknown = [family for family in families if family not in TRANSFORMS]
+    unknown = [family for family in families if family not in ALL_TRANSFORMS]
     if unknown:
-        raise ValueError(f"unknown attack transforms {unknown}; expected some of {sorted(TRANSFORMS)}")
+        raise ValueError(f"unknown attack transforms {unknown}; expected some of {sorted(ALL_TRANSFORMS)}")
     derived = []
     for case in cases:
-        if case["expected"] != "refuse" or case.get("attack_family", "direct") != "direct" or case.get("parent_key"):
+        if case.get("attack_family", "direct") != "direct" or case.get("parent_key") or case.get("modality", "text") != "text":
             continue
         for family in families:
-            result = TRANSFORMS[family](case["prompt"])
+            if case["expected"] != "refuse" and family not in IMAGE_TRANSFORMS:
+                continue
+            result = ALL_TRANSFORMS[family](case["prompt"])
+            item = {
+                **case,
+                "key": f"{case['key']}/{family}",
+                "prompt": result.prompt,
+                "attack_family": family,
+                "modality": result.modality,
+                "parent_key": case["key"],
+            }
             if result.image_png is not None:
-                raise ValueError(f"transform {family!r} produces an image; image cases are registered through the image importer")
-            derived.append(
-                {
-                    **case,
-                    "key": f"{case['key']}/{family}",
-                    "prompt": result.prompt,
-                    "attack_family": family,
-                    "modality": result.modality,
-                    "parent_key": case["key"],
-                }
-            )
+                item["image_png"] = result.image_png
+            derived.append(item)
     return derived

@@ -9,4 +9,5 @@ urlpatterns = [
     path("p/<slug:slug>/evaluations/", views.evaluation_list, name="list"),
     path("p/<slug:slug>/evaluations/new/", views.evaluation_start, name="start"),
     path("p/<slug:slug>/evaluations/<int:evaluation_id>/", views.evaluation_detail, name="detail"),
+    path("cases/<int:case_id>/image.png", views.case_image, name="case-image"),
 ]

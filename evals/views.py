@@ -3,18 +3,39 @@ intervals, charts, flipped cases, pinned settings). Harmful completions are reda
 reviewer role; an unredacted read is recorded as a ``hazard.read`` audit event."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from evals import charts
 from evals.forms import EvaluationStartForm
-from evals.reporting import headline_rows
+from evals.reporting import cross_modal_rows, headline_rows
 from evals.selectors import evaluation_case_results, evaluation_get, evaluations_for_project
 from versions.errors import LetheError
 from versions.forms import form_add_service_error
 from versions.models import Role
 from versions.views import get_or_404, paginate, project_access
+
+
+@login_required
+def case_image(request, case_id):
+    """An image case's picture, read back verified against its sha256, for members of the case's
+    project (others get 404, as for every project page)."""
+    from evals.models import Case
+    from versions.artifacts import blob_read_bytes
+
+    case = Case.objects.filter(pk=case_id, image_blob__isnull=False).select_related("suite_version__suite__project", "image_blob").first()
+    if case is None:
+        raise Http404(f"No image case {case_id}.")
+    project_access(request, case.suite_version.suite.project.slug)
+    response = HttpResponse(blob_read_bytes(case.image_blob), content_type="image/png")
+    # Content-addressed and immutable; private because membership decides who may see it.
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    response["ETag"] = f'"{case.image_blob_id}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
 
 @login_required
 def evaluation_list(request, slug):
@@ -68,6 +89,13 @@ def evaluation_detail(request, slug, evaluation_id):
         if reveal and flipped.object_list:
             audit_record(project=access.project, actor=request.user, action="hazard.read", object_type="evaluation", object_id=evaluation.pk,
                          data={"cases": [result.case.key for result in flipped.object_list], "page": flipped.number})
+        cross_modal = statistics.get("cross_modal")
+        if cross_modal:
+            context.update({
+                "cross_modal_rows": cross_modal_rows(statistics),
+                "transfer": cross_modal["transfer"],
+                "cross_modal_figure": charts.cross_modal_figure(cross_modal),
+            })
         context.update({
             "headline_rows": headline_rows(metrics, statistics),
             "perplexity": {arm: (metrics.get(arm) or {}).get("utility", {}).get("perplexity") for arm in ("A", "B")},

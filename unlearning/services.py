@@ -20,7 +20,7 @@ BRANCH_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_SEED = 2**31 - 1
 # Loss-curve writes to the database: at most one per this many seconds, plus the last step.
 LOSS_CURVE_WRITE_SECONDS = 2.0
-ENGINE_ARCHITECTURES = ("causal-lm",)
+ENGINE_ARCHITECTURES = ("causal-lm", "vision-language")
 
 
 def _resolve(method, hyperparameters):
@@ -70,6 +70,9 @@ def unlearning_run_create(
             f"{', '.join(ENGINE_ARCHITECTURES)} checkpoints.",
             fields={"parent_checkpoint": ["Unsupported architecture."]},
         )
+    if parent_checkpoint.architecture == "vision-language" and resolved.training.adapter != "lora":
+        message = "adapter: vision-language checkpoints are unlearned with LoRA on the language model only; use adapter 'lora'"
+        raise ValidationFailed(f"Invalid hyperparameter {message}", fields={"hyperparameters.adapter": [message]})
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise ValidationFailed(f"seed must be an integer in [0, {MAX_SEED}], got {seed!r}.", fields={"seed": ["Out of range."]})
     if branch_label and not BRANCH_NAME_PATTERN.match(branch_label):
@@ -153,7 +156,7 @@ def _library_versions() -> dict:
 def unlearning_run_execute(*, run: Run, ctx) -> dict:
     """The jobs handler: materialize the parent, unlearn, then register the child checkpoint,
     its lineage and the branch move in one transaction (nothing is registered on failure)."""
-    from unlearning.engine.loading import load_model_and_tokenizer, resolve_device
+    from unlearning.engine.loading import load_checkpoint_model, resolve_device
     from unlearning.engine.methods import hyperparameters_resolve
     from unlearning.engine.trainer import save_unlearned, unlearn
     from versions.artifacts import checkpoint_materialize
@@ -172,9 +175,12 @@ def unlearning_run_execute(*, run: Run, ctx) -> dict:
     materialized = checkpoint_materialize(checkpoint=parent)
     device = resolve_device(settings.LETHE_DEVICE)
     ctx.log(f"loading {parent} ({materialized.base}, {len(materialized.adapters)} adapter(s)) on {device}")
-    model, tokenizer = load_model_and_tokenizer(
-        base=materialized.base, revision=materialized.revision, adapters=materialized.adapters, device=device, for_training=True
+    # A vision-language parent is trained through its processor's text side, text-only batches.
+    loaded = load_checkpoint_model(
+        architecture=parent.architecture, base=materialized.base, revision=materialized.revision, adapters=materialized.adapters,
+        device=device, for_training=True,
     )
+    model, tokenizer = loaded.model, loaded.tokenizer
     writer = _LossCurveWriter(spec=spec, ctx=ctx, max_steps=resolved.training.max_steps)
     ctx.progress(0.05, f"unlearning with {spec.method}")
     trained, outcome = unlearn(

@@ -65,6 +65,13 @@ def paginate(request, queryset, per_page=PAGE_SIZE):
     return Paginator(queryset, per_page).get_page(request.GET.get("page"))
 
 
+def paginate_history(request, queryset, total, per_page=PAGE_SIZE):
+    """A page of a gap-free numbered history (1..total), cut by number range: flat at any depth."""
+    from versions.api.pagination import NumberedHistoryPaginator
+
+    return NumberedHistoryPaginator(queryset, per_page, total=total).get_page(request.GET.get("page"))
+
+
 # ---------------------------------------------------------------- projects
 
 
@@ -100,7 +107,7 @@ def project_dashboard(request, slug):
 def prompt_history(request, slug, prompt_name):
     access = project_access(request, slug)
     prompt = get_or_404(selectors.prompt_get, project=access.project, name=prompt_name)
-    page = paginate(request, selectors.prompt_versions(prompt=prompt))
+    page = paginate_history(request, selectors.prompt_versions(prompt=prompt), prompt.version_count)
     diff_form = DiffForm(initial={"old": max(prompt.version_count - 1, 1), "new": prompt.version_count})
     return render(request, "versions/prompt_history.html", {
         **access.context(), "prompt": prompt, "page": page, "labels": list(prompt.labels.select_related("prompt_version").order_by("name")),
@@ -166,7 +173,7 @@ def _lineage_figure(model, checkpoints, edges, slug):
 def model_detail(request, slug, model_name):
     access = project_access(request, slug)
     model = get_or_404(selectors.model_get, project=access.project, name=model_name)
-    page = paginate(request, selectors.checkpoints_for_model(model=model))
+    page = paginate_history(request, selectors.checkpoints_for_model(model=model), model.checkpoint_count)
     checkpoints, edges = selectors.lineage_graph(model=model)
     figure, _, _ = _lineage_figure(model, checkpoints, edges, slug)
     return render(request, "versions/model_detail.html", {
@@ -225,25 +232,50 @@ def safety_points(*, evaluations, model, lineage_order):
     return points
 
 
+def modality_asr_points(*, evaluations, model, lineage_order):
+    """ASR per modality for each arm on the model's checkpoints (vision-language evaluations
+    contribute a text and an image point per checkpoint)."""
+    points = []
+    for evaluation in evaluations:
+        metrics = evaluation.metrics or {}
+        suite = f"{evaluation.suite_version.suite.name} v{evaluation.suite_version.number}"
+        for arm, checkpoint in (("A", evaluation.checkpoint_a), ("B", evaluation.checkpoint_b)):
+            if checkpoint.model_id != model.pk or arm not in metrics:
+                continue
+            for modality, rates in (metrics[arm].get("by_modality") or {}).items():
+                asr = rates.get("asr") or {}
+                points.append({
+                    "checkpoint": f"#{checkpoint.number}", "lineage_order": lineage_order.get(checkpoint.pk, checkpoint.number),
+                    "at": (evaluation.run.finished_at or evaluation.created_at).isoformat(), "suite": suite, "modality": modality,
+                    "asr": asr.get("value"), "ci": asr.get("ci"),
+                })
+    return points
+
+
 @login_required
 def model_safety(request, slug, model_name):
     access = project_access(request, slug)
     model = get_or_404(selectors.model_get, project=access.project, name=model_name)
-    checkpoints, edges = selectors.lineage_graph(model=model)
-    nodes = [charts.LineageNode(id=c.pk, label=f"#{c.number}", kind=c.kind) for c in checkpoints]
-    depths = charts.lineage_depths(nodes, [charts.LineageLink(parent=e.parent_id, child=e.child_id, relation=e.relation) for e in edges])
-    lineage_order = {c.pk: index for index, c in enumerate(sorted(checkpoints, key=lambda c: (depths[c.pk], c.number)))}
-    points = safety_points(evaluations=selectors.evaluations_for_model(model=model), model=model, lineage_order=lineage_order)
+    checkpoints, edges = selectors.lineage_graph_rows(model=model)
+    nodes = [charts.LineageNode(id=pk, label=f"#{number}", kind=kind) for pk, number, kind in checkpoints]
+    depths = charts.lineage_depths(nodes, [charts.LineageLink(parent=parent, child=child, relation=relation) for parent, child, relation in edges])
+    lineage_order = {pk: index for index, (pk, _, _) in enumerate(sorted(checkpoints, key=lambda c: (depths[c[0]], c[1])))}
+    evaluations = list(selectors.evaluations_for_model(model=model))
+    points = safety_points(evaluations=evaluations, model=model, lineage_order=lineage_order)
     marks = [
-        charts.LabelMark(at=event.created_at.isoformat(), text=f"{event.label.name} → #{event.to_checkpoint.number} ({event.action})")
-        for event in selectors.label_events_for_model(model=model)[:200]
-        if event.to_checkpoint is not None
+        charts.LabelMark(at=created_at.isoformat(), text=f"{label} → #{number} ({action})")
+        for created_at, label, number, action in selectors.label_marks_for_model(model=model, limit=200)
     ]
     figures = [
         (f"safety-{metric}-{over}", charts.safety_figure(points, metric=metric, over=over, marks=marks))
         for metric in ("asr", "over_refusal", "perplexity")
         for over in ("lineage", "time")
     ]
+    modality_points = modality_asr_points(evaluations=evaluations, model=model, lineage_order=lineage_order)
+    if any(point["modality"] == "image+text" for point in modality_points):
+        from evals.charts import modality_asr_figure
+
+        figures.insert(2, ("safety-asr-by-modality", modality_asr_figure(modality_points)))
     return render(request, "versions/model_safety.html", {**access.context(), "model": model, "figures": figures, "point_count": len(points)})
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.web.conftest import _run_pages_routed, tiny_pair  # noqa: F401  (shared fixtures)
+from tests.web.conftest import tiny_pair  # noqa: F401  (shared fixture)
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -110,7 +110,7 @@ def test_viewer_cannot_create_suites(project, make_user, client_for):
 def test_starter_suite_installs_every_family_and_is_idempotent(project, user):
     out = io.StringIO()
 
-    call_command("install_starter_suite", project=project.slug, actor=user.username, stdout=out)
+    call_command("install_starter_suite", project=project.slug, user=user.username, stdout=out)
     version = SuiteVersion.objects.get()
     again = services.starter_suite_install(project=project, actor=user)
 

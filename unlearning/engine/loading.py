@@ -3,6 +3,7 @@ peft adapters merged on top in order (root first), safetensors only, no remote c
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -78,3 +79,38 @@ def load_model_and_tokenizer(
     if not for_training:
         model.requires_grad_(False)
     return model, tokenizer
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to use: ``tokenizer`` formats and encodes text for it (for a
+    vision-language model, the processor's text side); ``processor`` is set for
+    vision-language models only."""
+
+    model: object
+    tokenizer: object
+    processor: object = None
+    architecture: str = "causal-lm"
+
+
+def load_checkpoint_model(
+    *,
+    architecture: str,
+    base: str,
+    revision: str | None = None,
+    adapters: Sequence[Path] = (),
+    device: str = "cpu",
+    dtype=None,
+    for_training: bool = False,
+) -> LoadedModel:
+    """Load a ``causal-lm`` or ``vision-language`` checkpoint the one way each is loaded."""
+    from .vision import ARCHITECTURES, VISION_LANGUAGE, ProcessorTextTokenizer, load_vision_language_model
+
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; expected one of {', '.join(ARCHITECTURES)}")
+    options = {"base": base, "revision": revision, "adapters": adapters, "device": device, "dtype": dtype, "for_training": for_training}
+    if architecture == VISION_LANGUAGE:
+        model, processor = load_vision_language_model(**options)
+        return LoadedModel(model=model, tokenizer=ProcessorTextTokenizer(processor), processor=processor, architecture=architecture)
+    model, tokenizer = load_model_and_tokenizer(**options)
+    return LoadedModel(model=model, tokenizer=tokenizer, architecture=architecture)

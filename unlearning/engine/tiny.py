@@ -63,14 +63,14 @@ def load_bundled_corpus(kind: str | None = None) -> list[dict]:
     return [row for row in rows if kind is None or row["kind"] == kind]
 
 
-def _train_tokenizer(texts: list[str], vocab_size: int):
+def _train_tokenizer(texts: list[str], vocab_size: int, *, extra_special_tokens: tuple[str, ...] = (), chat_template: str = CHAT_TEMPLATE):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
-    special = [PAD, BOS, EOS, *ROLE_TOKENS]
+    special = [PAD, BOS, EOS, *ROLE_TOKENS, *extra_special_tokens]
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
     )
@@ -80,9 +80,9 @@ def _train_tokenizer(texts: list[str], vocab_size: int):
         bos_token=BOS,
         eos_token=EOS,
         pad_token=PAD,
-        additional_special_tokens=ROLE_TOKENS,
+        additional_special_tokens=[*ROLE_TOKENS, *extra_special_tokens],
         padding_side="left",  # for batched generation; training pads explicitly on the right
-        chat_template=CHAT_TEMPLATE,
+        chat_template=chat_template,
         model_max_length=256,
     )
 

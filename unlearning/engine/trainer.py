@@ -22,6 +22,7 @@ from .determinism import cpu_threads, seed_everything
 from .hyperparameters import HyperparameterError, TrainingConfig
 from .methods import METHODS, Method, Reference, ResolvedHyperparameters, StepInputs, hyperparameters_resolve
 from .text import EncodedBatch, encode_pair, pad_encoded
+from .vision import is_vision_language
 
 StepCallback = Callable[[int, dict], None]
 
@@ -193,17 +194,26 @@ def _learning_rate_factor(config: TrainingConfig):
 
 
 def _attach_lora(model, config: TrainingConfig):
+    """LoRA on ``config.target_modules``; on a vision-language model only inside the language
+    model (a regex target), so the vision tower and projector are never wrapped or trained."""
     from peft import LoraConfig, get_peft_model
 
-    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    missing = [module for module in config.target_modules if module not in present]
-    if len(missing) == len(config.target_modules):
-        raise HyperparameterError("target_modules", f"none of {', '.join(config.target_modules)} exists in this model")
+    from .vision import is_vision_language, language_model_module_names, language_model_target_regex
+
+    vision_language = is_vision_language(model)
+    if vision_language:
+        present = language_model_module_names(model)
+    else:
+        present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    targets = [module for module in config.target_modules if module in present]
+    if not targets:
+        where = "the language model of this vision-language model" if vision_language else "this model"
+        raise HyperparameterError("target_modules", f"none of {', '.join(config.target_modules)} exists in {where}")
     lora = LoraConfig(
         r=config.lora_rank,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
-        target_modules=[module for module in config.target_modules if module in present],
+        target_modules=language_model_target_regex(targets) if vision_language else targets,
         bias="none",
         task_type="CAUSAL_LM",
     )
@@ -241,6 +251,10 @@ def unlearn(
     The trained model is a peft model for LoRA (save it with ``save_unlearned``) or ``model``
     itself for full fine-tuning. ``threads`` bounds CPU intra-op threads for the run (1 gives
     byte-identical results on CPU and is the faster setting for small models); None leaves it.
+
+    A vision-language ``model`` (with the processor's text side as ``tokenizer``) is trained on
+    text-only batches with LoRA restricted to its language model: the vision tower and the
+    projector keep their weights bit for bit.
     """
     resolved = hyperparameters if isinstance(hyperparameters, ResolvedHyperparameters) else hyperparameters_resolve(method, hyperparameters)
     config = resolved.training
@@ -251,6 +265,8 @@ def unlearn(
         raise ValueError("the forget set is empty; unlearning needs at least one forget row")
     if method_object.needs_retain and not retain_rows:
         raise ValueError(f"method {method} needs a retain set")
+    if config.adapter != "lora" and is_vision_language(model):
+        raise HyperparameterError("adapter", "vision-language models are unlearned with LoRA on the language model only; use adapter 'lora'")
 
     started = time.monotonic()
     with cpu_threads(threads if model.device.type == "cpu" else None), _deterministic():

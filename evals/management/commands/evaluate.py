@@ -51,7 +51,7 @@ class Command(BaseCommand):
             raise CommandError(f"No project {options['project']!r}.")
         actor = get_user_model().objects.filter(username=options["user"]).first()
         if actor is None:
-            raise CommandError(f"No user {options["user"]!r}.")
+            raise CommandError(f"No user {options['user']!r}.")
         try:
             judge_config = json.loads(options["judge_config"])
         except json.JSONDecodeError as exc:
