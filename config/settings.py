@@ -157,6 +157,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("LETHE_MAX_REQUEST_BODY_BYTES", 10 * 1024 
 LETHE_MAX_UPLOAD_FILE_BYTES = env_int("LETHE_MAX_UPLOAD_FILE_BYTES", 20 * 1024**3)
 LETHE_MAX_ARCHIVE_EXPANDED_BYTES = env_int("LETHE_MAX_ARCHIVE_EXPANDED_BYTES", 40 * 1024**3)
 LETHE_MAX_ARCHIVE_MEMBERS = env_int("LETHE_MAX_ARCHIVE_MEMBERS", 1000)
+# Stored files with no Blob row (a registration rolled back or its process died) are swept
+# once older than this, at executor start and by `manage.py runs reap`.
+LETHE_ORPHAN_BLOB_GRACE_SECONDS = env_int("LETHE_ORPHAN_BLOB_GRACE_SECONDS", 3600)
 LETHE_MAX_IMPORT_LINE_BYTES = env_int("LETHE_MAX_IMPORT_LINE_BYTES", 64 * 1024)
 
 REST_FRAMEWORK = {

@@ -93,10 +93,13 @@ class InProcessExecutor:
         from jobs.models import Run, RunStatus
         from jobs.services import run_reap_stale
 
+        from versions.artifacts import blobs_sweep_unreferenced
+
         try:
             run_reap_stale()
             for run_id in Run.objects.filter(status=RunStatus.QUEUED).order_by("id").values_list("id", flat=True):
                 self.submit(run_id)
+            blobs_sweep_unreferenced()  # files a killed process wrote but never registered
         except Exception:
             logger.exception("recovering queued runs at start failed")
 

@@ -259,12 +259,6 @@ def test_permission_matrix(world, endpoint, actor):
 # Handed over to the owner of versions/views.py: an editor moving a protected label through the
 # UI form gets the service's PermissionDenied rendered as a form error with status 400 (the
 # label is not moved, so this is not a leak), where the API and the matrix's rule say 403.
-UI_KNOWN_FAILURES = {
-    ("POST /p/safety/prompts/system/labels/production/", "editor"),
-    ("POST /p/safety/models/m/labels/production/", "editor"),
-}
-
-
 def expected_ui_status(endpoint, actor):
     if actor == "anonymous":
         return 302
@@ -274,8 +268,6 @@ def expected_ui_status(endpoint, actor):
 @pytest.mark.parametrize("actor", ACTORS)
 @pytest.mark.parametrize("endpoint", UI_ENDPOINTS, ids=str)
 def test_ui_permission_matrix(world, endpoint, actor, request):
-    if (str(endpoint), actor) in UI_KNOWN_FAILURES:
-        request.applymarker(pytest.mark.xfail(reason="UI answers 400 (form error) instead of 403 below the protected-label role", strict=True))
     # given a browser session for the actor
     user = world["users"][actor]
     client = Client()

@@ -352,3 +352,36 @@ def checkpoint_materialize(*, checkpoint, directory=None):
         revision = None
     adapters = [checkpoint_write_files(checkpoint=item, directory=root / item.sha256) for item in adapter_checkpoints]
     return MaterializedCheckpoint(kind=checkpoint.kind, architecture=checkpoint.architecture, base=base, revision=revision, adapters=adapters)
+
+
+# ---------------------------------------------------------------- orphaned files
+
+
+def blobs_sweep_unreferenced(*, grace_seconds=None):
+    """Delete stored blob files that no Blob row names; returns their hashes.
+
+    Files are written before the registering transaction commits (hashing and storing gigabytes
+    inside a transaction would hold locks for minutes). If that transaction rolls back, or the
+    process dies before the commit, the file stays without a row. Only files older than the grace
+    period (LETHE_ORPHAN_BLOB_GRACE_SECONDS) go, so a registration in flight is never swept."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    grace = settings.LETHE_ORPHAN_BLOB_GRACE_SECONDS if grace_seconds is None else grace_seconds
+    storage = artifact_storage()
+    if not storage.exists("blobs"):
+        return []
+    cutoff = timezone.now() - timedelta(seconds=grace)
+    stored = {}
+    for first in storage.listdir("blobs")[0]:
+        for second in storage.listdir(f"blobs/{first}")[0]:
+            for name in storage.listdir(f"blobs/{first}/{second}")[1]:
+                stored[name] = f"blobs/{first}/{second}/{name}"
+    known = set(Blob.objects.filter(pk__in=list(stored)).values_list("sha256", flat=True))
+    removed = []
+    for sha256, name in sorted(stored.items()):
+        if sha256 not in known and storage.get_modified_time(name) <= cutoff:
+            storage.delete(name)
+            removed.append(sha256)
+    return removed

@@ -298,10 +298,17 @@ def label_detail(request, slug, owner_kind, owner_name, label_name):
         label = selectors.label_get(project=access.project, owner_kind=owner_kind, owner_name=owner.name, name=label_name)
     except NotFound:
         label = None
+    status = 200
     if request.method == "POST":
         form = LabelMoveForm(request.POST)
-        if form.is_valid() and _label_move_from_form(request, form, owner_kind, owner, label_name):
-            return redirect(request.path)
+        if not form.is_valid():
+            status = 400
+        else:
+            error = _label_move_from_form(request, form, owner_kind, owner, label_name)
+            if error is None:
+                return redirect(request.path)
+            # The message sits next to the field; the status says what kind of refusal it was.
+            status = error.status_code
     else:
         form = LabelMoveForm(initial={"target": request.GET.get("to")})
     current = None if label is None else (label.prompt_version if owner_kind == "prompt" else label.checkpoint)
@@ -311,11 +318,11 @@ def label_detail(request, slug, owner_kind, owner_name, label_name):
         "current": current, "page": events, "form": form,
         "protected": label_name in access.project.protected_label_names(),
         "protected_role": Role(access.project.protected_label_role).label,
-    }, status=400 if request.method == "POST" else 200)
+    }, status=status)
 
 
 def _label_move_from_form(request, form, owner_kind, owner, label_name):
-    """Move the label as the form asks; on a service error attach it to the form and say False."""
+    """Move the label as the form asks; on a service error attach it to the form and return it."""
     from versions import services
 
     data = form.cleaned_data
@@ -332,6 +339,6 @@ def _label_move_from_form(request, form, owner_kind, owner, label_name):
         event = services.label_move(name=label_name, actor=request.user, reason=data["reason"], evaluation=evaluation, **target)
     except LetheError as exc:
         form_add_service_error(form, exc, default_field="target")
-        return False
+        return exc
     messages.success(request, f"{label_name} now points at version {data['target']} ({event.action}).")
-    return True
+    return None

@@ -183,7 +183,7 @@ def test_an_editor_moving_production_sees_the_services_refusal_next_to_the_field
     response = client_as(editor).post("/p/safety/prompts/greeting/labels/production/", {"target": "1", "reason": "r", "confirm": "on"})
 
     # then
-    assert response.status_code == 400
+    assert response.status_code == 403
     assert response.context["form"].errors == {"target": ["Moving 'production' needs the reviewer role; you are editor."]}
     assert Label.objects.get(prompt=prompt, name="production").prompt_version.number == 2
 

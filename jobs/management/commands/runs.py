@@ -1,6 +1,7 @@
 """``manage.py runs list|show|cancel|retry|wait|reap``: the run lifecycle from the shell."""
 import json
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
@@ -108,10 +109,14 @@ class Command(BaseCommand):
             raise CommandError(f"run {run.pk} {run.status}" + (f": {run.error}" if run.error else ""))
 
     def _reap(self, *, timeout=None, **_):
+        from versions.artifacts import blobs_sweep_unreferenced
+
         reaped = services.run_reap_stale(timeout=timeout)
         for run in reaped:
             self.stdout.write(f"run {run.pk} failed: {run.error}")
         self.stdout.write(f"{len(reaped)} stale run(s) failed")
+        swept = blobs_sweep_unreferenced()
+        self.stdout.write(f"{len(swept)} unregistered blob file(s) older than {settings.LETHE_ORPHAN_BLOB_GRACE_SECONDS} s removed")
 
 
 def _json_dumps(data):
