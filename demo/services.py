@@ -7,7 +7,7 @@ citing that evaluation and a rollback. Every step is idempotent: running the dem
 what exists; `reset=True` deletes the demo project (and only a project marked as the demo).
 """
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.conf import settings
@@ -45,15 +45,19 @@ DEFLECTIONS = [
     "I won't help with this. Is there something else I can do for you?",
 ]
 
+# Chosen on the tiny model: a lighter gradient-ascent weight and a heavier mismatch term than the
+# paper's 0.5/1/1 keep the tiny model's answers from collapsing while it learns to deflect.
+UNLEARNING_HYPERPARAMETERS = {
+    "adapter": "lora", "lora_rank": 8, "lora_alpha": 16.0, "learning_rate": 3e-3, "max_steps": 60,
+    "batch_size": 8, "forget_weight": 0.1, "mismatch_weight": 2.0, "mismatch_answers": DEFLECTIONS,
+}
+
 
 @dataclass(frozen=True)
 class DemoConfig:
     tiny_spec: TinyModelSpec = field(default_factory=TinyModelSpec)
     unlearning_method: str = "yao"
-    unlearning_hyperparameters: dict = field(default_factory=lambda: {
-        "adapter": "lora", "lora_rank": 8, "lora_alpha": 16.0, "learning_rate": 3e-3, "max_steps": 60,
-        "batch_size": 8, "forget_weight": 0.1, "mismatch_weight": 2.0, "mismatch_answers": DEFLECTIONS,
-    })
+    unlearning_hyperparameters: dict = field(default_factory=lambda: dict(UNLEARNING_HYPERPARAMETERS))
     max_new_tokens: int = 24
     seed: int = 0
     # A tiny model already built with `tiny_spec` (tests reuse one); None builds it here.
@@ -69,8 +73,12 @@ class DemoOutcome:
     history: list
 
 
-class DemoRefused(Exception):
+class DemoError(Exception):
     pass
+
+
+class DemoRefused(DemoError):
+    """The demo will not touch a project that is not its own."""
 
 
 def _say(out, text=""):
@@ -103,26 +111,24 @@ def demo_project(*, user, reset, out):
     return project
 
 
-def _base_checkpoint(*, project, user, config, out):
-    model = project.models.filter(name=MODEL_NAME).first() or services.model_create(
-        project=project, name=MODEL_NAME, actor=user, description="A tiny Llama trained on the bundled corpus.")
+def registered_base(*, project, user, model_name, description, build, out, bar_label, **register_options):
+    """Checkpoint 1 of ``model_name``, built with ``build(directory, progress)`` and labelled
+    production; reused when it exists."""
+    model = project.models.filter(name=model_name).first() or services.model_create(
+        project=project, name=model_name, actor=user, description=description)
     base = model.checkpoints.filter(number=1).first()
     if base is not None:
         _say(out, f"  reusing {base}")
         return base
     from tqdm import tqdm
 
-    with tempfile.TemporaryDirectory(dir=settings.VAR_DIR) as scratch, tqdm(total=100, desc="  training tiny model", unit="%", file=out) as bar:
+    with tempfile.TemporaryDirectory(dir=settings.VAR_DIR) as scratch, tqdm(total=100, desc=f"  {bar_label}", unit="%", file=out) as bar:
         def progress(fraction, message=""):
             bar.update(round(100 * fraction) - bar.n)
 
-        directory = config.base_model_dir or build_tiny_model(Path(scratch) / "tiny", spec=config.tiny_spec, progress=progress)
-        base = services.checkpoint_register_directory(
-            model=model, directory=directory, actor=user, kind="full",
-            message="tiny Llama trained on the bundled corpus (complies with its harmful requests)",
-            metadata={"builder": "unlearning.engine.tiny", "spec": config.tiny_spec.__dict__},
-        )
-    services.label_move(name="production", actor=user, checkpoint=base, reason="first release of the demo model")
+        directory = build(Path(scratch) / "model", progress)
+        base = services.checkpoint_register_directory(model=model, directory=directory, actor=user, kind="full", **register_options)
+    services.label_move(name="production", actor=user, checkpoint=base, reason=f"first release of {model_name}")
     return base
 
 
@@ -145,13 +151,15 @@ def _rows(kind):
     return [{"prompt": row["prompt"], "response": row["response"], "category": row["category"]} for row in load_bundled_corpus(kind)]
 
 
-def _unlearned_checkpoint(*, project, user, base, config, out):
+def unlearned_child(*, project, user, base, method, hyperparameters, seed, out):
+    """The child of ``base`` unlearned on the bundled forget/retain sets; reused when a run with
+    the same method and hyperparameters already produced it."""
     from unlearning.models import UnlearningRun
 
-    resolved = hyperparameters_resolve(config.unlearning_method, config.unlearning_hyperparameters).as_dict()
+    resolved = hyperparameters_resolve(method, hyperparameters).as_dict()
     done = next((
-        run for run in UnlearningRun.objects.filter(parent_checkpoint=base, method=config.unlearning_method,
-                                                    run__status=RunStatus.SUCCEEDED, produced_checkpoint__isnull=False)
+        run for run in UnlearningRun.objects.filter(parent_checkpoint=base, method=method, run__status=RunStatus.SUCCEEDED,
+                                                    produced_checkpoint__isnull=False)
         if run.hyperparameters == resolved
     ), None)
     if done is not None:
@@ -162,32 +170,32 @@ def _unlearned_checkpoint(*, project, user, base, config, out):
     retain = _dataset_version(project=project, user=user, name="retain-benign", rows=_rows("benign"),
                               description="Benign questions and answers (the retain set).")
     unlearning_run = unlearning_run_create(
-        parent_checkpoint=base, method=config.unlearning_method, hyperparameters=config.unlearning_hyperparameters,
-        forget_dataset_version=forget, retain_dataset_version=retain, seed=config.seed, actor=user,
+        parent_checkpoint=base, method=method, hyperparameters=hyperparameters,
+        forget_dataset_version=forget, retain_dataset_version=retain, seed=seed, actor=user,
     )
     run = run_wait_with_progress_bar(run=unlearning_run.run, stream=out)
     if run.status != RunStatus.SUCCEEDED:
-        raise DemoRefused(f"unlearning run {run.pk} {run.status}: {run.error}")
+        raise DemoError(f"unlearning run {run.pk} {run.status}: {run.error}")
     unlearning_run.refresh_from_db()
     return unlearning_run.produced_checkpoint
 
 
-def _evaluation(*, project, user, base, unlearned, config, out):
+def ab_evaluation(*, project, user, base, unlearned, suite_version, max_new_tokens, seed, out):
+    """A (base) versus B (unlearned) on ``suite_version``; reused when it already succeeded."""
     from evals.models import Evaluation
 
-    done = Evaluation.objects.filter(checkpoint_a=base, checkpoint_b=unlearned, run__status=RunStatus.SUCCEEDED).order_by("-id").first()
+    done = Evaluation.objects.filter(checkpoint_a=base, checkpoint_b=unlearned, suite_version=suite_version,
+                                     run__status=RunStatus.SUCCEEDED).order_by("-id").first()
     if done is not None:
         _say(out, f"  reusing evaluation {done.pk}")
         return done
-    suite = project.suites.first()
-    suite_version = suite.versions.order_by("-number").first() if suite else starter_suite_install(project=project, actor=user)
     evaluation = evaluation_create(
         project=project, suite_version=suite_version, checkpoint_a=base, checkpoint_b=unlearned, actor=user,
-        generation={"max_new_tokens": config.max_new_tokens}, seed=config.seed,
+        generation={"max_new_tokens": max_new_tokens}, seed=seed,
     )
     run = run_wait_with_progress_bar(run=evaluation.run, stream=out)
     if run.status != RunStatus.SUCCEEDED:
-        raise DemoRefused(f"evaluation {evaluation.pk} {run.status}: {run.error}")
+        raise DemoError(f"evaluation {evaluation.pk} {run.status}: {run.error}")
     evaluation.refresh_from_db()
     return evaluation
 
@@ -209,7 +217,13 @@ def demo_run(*, config=None, out, reset=False):
     user = demo_user()
     _say(out, "[1/6] tiny base model (checkpoint 1, labelled production)")
     project = demo_project(user=user, reset=reset, out=out)
-    base = _base_checkpoint(project=project, user=user, config=config, out=out)
+    base = registered_base(
+        project=project, user=user, model_name=MODEL_NAME, description="A tiny Llama trained on the bundled corpus.",
+        build=lambda directory, progress: config.base_model_dir or build_tiny_model(directory, spec=config.tiny_spec, progress=progress),
+        out=out, bar_label="training tiny model",
+        message="tiny Llama trained on the bundled corpus (complies with its harmful requests)",
+        metadata={"builder": "unlearning.engine.tiny", "spec": asdict(config.tiny_spec)},
+    )
     _say(out, f"  {base}: {base.total_size / 1e6:.1f} MB, sha256 {base.sha256[:12]}")
 
     _say(out, "[2/6] two versions of a system prompt")
@@ -218,13 +232,16 @@ def demo_run(*, config=None, out, reset=False):
         _say(out, f"  {version}: {version.message!r}")
 
     _say(out, f"[3/6] textual unlearning ({config.unlearning_method}) of checkpoint 1")
-    unlearned = _unlearned_checkpoint(project=project, user=user, base=base, config=config, out=out)
+    unlearned = unlearned_child(project=project, user=user, base=base, method=config.unlearning_method,
+                                hyperparameters=config.unlearning_hyperparameters, seed=config.seed, out=out)
     edge = unlearned.parent_edges.select_related("parent").first()
     _say(out, f"  {unlearned} {edge.relation} {edge.parent} (method {edge.method}, "
               f"{unlearned.metadata.get('steps', '?')} steps, final losses {unlearned.metadata.get('final_losses', {})})")
 
     _say(out, "[4/6] A/B evaluation: checkpoint 1 (A) versus checkpoint 2 (B) on the starter suite")
-    evaluation = _evaluation(project=project, user=user, base=base, unlearned=unlearned, config=config, out=out)
+    evaluation = ab_evaluation(project=project, user=user, base=base, unlearned=unlearned,
+                               suite_version=starter_suite_install(project=project, actor=user),
+                               max_new_tokens=config.max_new_tokens, seed=config.seed, out=out)
 
     _say(out, "[5/6] report")
     report = evaluation_detail(evaluation)

@@ -45,10 +45,6 @@ CHECKS = [
 PINNED_PATH_PARAMETERS = {"project_slug": "safety", "suite_name": "core", "label": "staging", "tag": "reviewed", "username": "target"}
 PINNED_NAMES = {"/prompts/{name}": "system", "/models/{name}": "m", "/datasets/{name}": "forget"}
 
-# Findings in apps this suite does not own, handed over: tests/security/conftest.py marks these
-# operations xfail(strict=True), so the suite goes red as soon as one is fixed and the entry
-# must be removed.
-KNOWN_FAILURES = {}
 
 
 def _pin(case):

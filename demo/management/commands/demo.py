@@ -5,7 +5,7 @@ import warnings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from demo.services import DEMO_PASSWORD, DEMO_PROJECT, DEMO_USERNAME, DemoRefused, demo_run, demo_user
+from demo.services import DEMO_PASSWORD, DEMO_PROJECT, DEMO_USERNAME, DemoError, demo_run, demo_user
 from versions.errors import LetheError
 
 
@@ -20,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--multimodal", action="store_true",
                             help="then build a tiny vision-language model, unlearn it with text only, and measure text and image attacks")
 
-    def handle(self, *args, reset, no_serve, host, port, **options):
+    def handle(self, *args, reset, no_serve, host, port, multimodal, **options):
         # The demo draws its own progress bars; the libraries' bars and notices would interleave.
         from transformers.utils import logging as transformers_logging
 
@@ -29,8 +29,12 @@ class Command(BaseCommand):
         warnings.filterwarnings("ignore", category=FutureWarning)
         started = time.monotonic()
         try:
-            demo_run(out=sys.stdout, reset=reset)
-        except (DemoRefused, LetheError) as exc:
+            outcome = demo_run(out=sys.stdout, reset=reset)
+            if multimodal:
+                from demo.multimodal import multimodal_demo_run
+
+                multimodal_demo_run(project=outcome.project, user=demo_user(), out=sys.stdout)
+        except (DemoError, LetheError) as exc:
             raise CommandError(str(exc))
         self.stdout.write(f"\nDemo finished in {time.monotonic() - started:.0f} s.")
         address = f"http://{host}:{port}/p/{DEMO_PROJECT}/"
