@@ -5,13 +5,14 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
 from jobs.executors import inprocess_executor_shutdown
 from jobs.models import Run, RunStatus
-from tests.jobs.conftest import worker_database_url
+from tests.jobs.conftest import CeleryWorker, redis_broker, worker_database_url  # noqa: F401 (redis_broker is a fixture)
 from unlearning.engine.tiny import load_bundled_corpus
 from versions import services
 
@@ -97,3 +98,21 @@ def unreferenced_blobs() -> set[str]:
     referenced |= set(DatasetVersion.objects.values_list("blob_id", flat=True))
     referenced |= set(Case.objects.exclude(image_blob=None).values_list("image_blob_id", flat=True))
     return set(Blob.objects.values_list("sha256", flat=True)) - referenced
+
+
+@pytest.fixture
+def unlearning_worker(redis_broker, background, reliability_settings, subprocess_env, tmp_path):  # noqa: F811 (the fixture)
+    """`celery -A config worker -Q <private queue> -c 1` on this test's database and Redis DB."""
+    queue = f"lethe-test-reliability-{uuid.uuid4().hex[:12]}"
+    reliability_settings.LETHE_EXECUTOR = "celery"
+    reliability_settings.CELERY_BROKER_URL = redis_broker
+    reliability_settings.CELERY_TASK_DEFAULT_QUEUE = queue
+    worker = CeleryWorker(queue=queue, log_path=tmp_path / "worker.log", env={**subprocess_env, "CELERY_BROKER_URL": redis_broker})
+    try:
+        worker.wait_ready()
+        yield worker
+    finally:
+        worker.stop()
+        import redis
+
+        redis.Redis.from_url(redis_broker).delete(queue)

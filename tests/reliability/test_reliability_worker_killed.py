@@ -1,11 +1,8 @@
 """kill -9 of a real Celery worker in the middle of a real unlearning run on a tiny checkpoint."""
-import uuid
-
 import pytest
 
 from jobs.models import Run, RunStatus
 from jobs.services import run_reap_stale, run_scratch_dir
-from tests.jobs.conftest import CeleryWorker, redis_broker  # noqa: F401 (redis_broker is a fixture)
 from tests.jobs.conftest import wait_until
 from tests.reliability.conftest import HEARTBEAT_TIMEOUT_SECONDS, LONG_RUN, blobs_in_storage, unreferenced_blobs
 from unlearning.models import UnlearningRun
@@ -13,24 +10,6 @@ from unlearning.services import unlearning_run_create
 from versions.models import Blob, Checkpoint
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
-
-
-@pytest.fixture
-def unlearning_worker(redis_broker, background, reliability_settings, subprocess_env, tmp_path):  # noqa: F811
-    """`celery -A config worker -Q <private queue> -c 1` on this test's database and Redis DB."""
-    queue = f"lethe-test-reliability-{uuid.uuid4().hex[:12]}"
-    reliability_settings.LETHE_EXECUTOR = "celery"
-    reliability_settings.CELERY_BROKER_URL = redis_broker
-    reliability_settings.CELERY_TASK_DEFAULT_QUEUE = queue
-    worker = CeleryWorker(queue=queue, log_path=tmp_path / "worker.log", env={**subprocess_env, "CELERY_BROKER_URL": redis_broker})
-    try:
-        worker.wait_ready()
-        yield worker
-    finally:
-        worker.stop()
-        import redis
-
-        redis.Redis.from_url(redis_broker).delete(queue)
 
 
 def test_sigkill_mid_unlearning_fails_the_run_and_leaves_nothing_behind(
