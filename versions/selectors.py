@@ -91,11 +91,14 @@ def model_get(*, project, name):
     return model
 
 
-def prompt_versions(*, prompt):
-    """History of a prompt, newest first, with labels and tags in two extra queries per page."""
+def prompt_versions(*, prompt, tag=None):
+    """History of a prompt, newest first, with labels and tags in two extra queries per page;
+    ``tag`` keeps the versions carrying that tag."""
+    versions = PromptVersion.objects.filter(prompt=prompt)
+    if tag:
+        versions = versions.filter(pk__in=Tag.objects.filter(name=tag, prompt_version__prompt=prompt).values("prompt_version_id"))
     return (
-        PromptVersion.objects.filter(prompt=prompt)
-        .select_related("author", "parent")
+        versions.select_related("author", "parent")
         .prefetch_related(Prefetch("labels", queryset=Label.objects.order_by("name")), Prefetch("tags", queryset=Tag.objects.order_by("name")))
         .order_by("-number")
     )
@@ -108,10 +111,13 @@ def prompt_version_get(*, prompt, number):
     return version
 
 
-def checkpoints_for_model(*, model):
+def checkpoints_for_model(*, model, tag=None):
+    """A model's checkpoints, newest first; ``tag`` keeps those carrying that tag."""
+    checkpoints = Checkpoint.objects.filter(model=model)
+    if tag:
+        checkpoints = checkpoints.filter(pk__in=Tag.objects.filter(name=tag, checkpoint__model=model).values("checkpoint_id"))
     return (
-        Checkpoint.objects.filter(model=model)
-        .select_related("created_by")
+        checkpoints.select_related("created_by")
         .prefetch_related(
             Prefetch("labels", queryset=Label.objects.order_by("name")),
             Prefetch("tags", queryset=Tag.objects.order_by("name")),
@@ -185,11 +191,48 @@ def checkpoint_descendants(*, checkpoint, method=None, dataset_sha256=None):
     return [(row, row.depth) for row in rows]
 
 
+_NODE_COLUMNS = "SELECT m.name, c.number, c.kind, c.sha256, d.depth FROM versions_checkpoint c JOIN versions_model m ON m.id = c.model_id"
+
+
+def lineage_nodes(*, checkpoint, method=None, dataset_sha256=None):
+    """(ancestors, descendants) of a checkpoint as plain rows {model, number, kind, sha256,
+    depth}, nearest first: the same two recursive statements as checkpoint_ancestors and
+    checkpoint_descendants, without building a model instance per node (the API at depth
+    thousands)."""
+    conditions, params = [], [checkpoint.pk]
+    if method:
+        conditions.append("EXISTS (SELECT 1 FROM versions_lineageedge f WHERE f.child_id = c.id AND f.method = %s)")
+        params.append(method)
+    if dataset_sha256:
+        conditions.append(
+            "EXISTS (SELECT 1 FROM versions_lineageedge f WHERE f.child_id = c.id "
+            "AND (f.forget_dataset_sha256 = %s OR f.retain_dataset_sha256 = %s))"
+        )
+        params.extend([dataset_sha256, dataset_sha256])
+    where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+    select_all = "SELECT c.*, d.depth AS depth FROM versions_checkpoint c"
+    columns = ("model", "number", "kind", "sha256", "depth")
+    with connection.cursor() as cursor:
+        cursor.execute(_ANCESTORS_SQL.replace(select_all, _NODE_COLUMNS), [checkpoint.pk])
+        ancestors = [dict(zip(columns, row)) for row in cursor.fetchall()]
+        cursor.execute(_DESCENDANTS_SQL.format(where=where).replace(select_all, _NODE_COLUMNS), params)
+        descendants = [dict(zip(columns, row)) for row in cursor.fetchall()]
+    return ancestors, descendants
+
+
 def lineage_graph(*, model):
     """Nodes and edges of a model's lineage (edges may cross into other models of the project)."""
     checkpoints = list(Checkpoint.objects.filter(model=model).order_by("number"))
     ids = [c.pk for c in checkpoints]
     edges = list(LineageEdge.objects.filter(child_id__in=ids).select_related("parent__model").order_by("id"))
+    return checkpoints, edges
+
+
+def lineage_graph_rows(*, model):
+    """A model's lineage as tuples: [(id, number, kind)] and [(parent_id, child_id, relation)]
+    of the edges into its checkpoints; two queries, no model instances (charts of long chains)."""
+    checkpoints = list(Checkpoint.objects.filter(model=model).order_by("number").values_list("pk", "number", "kind"))
+    edges = list(LineageEdge.objects.filter(child__model=model).order_by("id").values_list("parent_id", "child_id", "relation"))
     return checkpoints, edges
 
 
@@ -247,6 +290,16 @@ def label_events_for_model(*, model):
         LabelEvent.objects.filter(label__model=model)
         .select_related("label", "actor", "from_checkpoint", "to_checkpoint")
         .order_by("-id")
+    )
+
+
+def label_marks_for_model(*, model, limit):
+    """The newest ``limit`` label moves on a model as (created_at, label name, to number,
+    action) tuples, newest first."""
+    return list(
+        LabelEvent.objects.filter(label__model=model, to_checkpoint__isnull=False)
+        .order_by("-id")
+        .values_list("created_at", "label__name", "to_checkpoint__number", "action")[:limit]
     )
 
 

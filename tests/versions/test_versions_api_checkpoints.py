@@ -403,7 +403,7 @@ def test_model_and_checkpoint_lists_do_not_grow_in_queries(project, model, user,
 
     with django_assert_num_queries(5):  # project, role, count, page, labels
         assert api_client.get(f"{MODELS}/?page_size=100").json()["count"] == rows + 1
-    with django_assert_num_queries(8):  # project, role, model, count, page, labels, tags, parent edges
+    with django_assert_num_queries(7):  # project, role, model, page (by number: no count), labels, tags, parent edges
         assert api_client.get(f"{CHECKPOINTS}/?page_size=100").json()["count"] == rows
-    with django_assert_num_queries(7):  # project, role, model, checkpoint, ancestors, descendants, their models
+    with django_assert_num_queries(6):  # project, role, model, checkpoint, ancestors, descendants (with their models)
         assert len(api_client.get(f"{CHECKPOINTS}/{rows}/lineage/").json()["ancestors"]) == rows - 1

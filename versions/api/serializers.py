@@ -164,6 +164,10 @@ class PromptVersionCommitSerializer(serializers.Serializer):
     parent = serializers.IntegerField(required=False, min_value=1, help_text="Version number; defaults to the head.")
 
 
+class VersionListQuerySerializer(serializers.Serializer):
+    tag = serializers.CharField(required=False, max_length=100, help_text="Only the versions carrying this tag.")
+
+
 class DiffQuerySerializer(serializers.Serializer):
     old = serializers.IntegerField(min_value=1)
     new = serializers.IntegerField(min_value=1)

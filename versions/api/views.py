@@ -6,7 +6,6 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import prefetch_related_objects
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
@@ -196,11 +195,14 @@ class PromptDetailApi(APIView):
 
 
 class PromptVersionListApi(ListApi):
-    @api_schema(operation_id="prompt_versions_list", tags=["prompts"], responses=s.PromptVersionSerializer(many=True))
+    @api_schema(operation_id="prompt_versions_list", tags=["prompts"], responses=s.PromptVersionSerializer(many=True),
+                parameters=[s.VersionListQuerySerializer])
     def get(self, request, project_slug, name):
         _, prompt = _prompt(request, project_slug, name, Role.VIEWER)
-        return paginated_response(view=self, request=request, queryset=selectors.prompt_versions(prompt=prompt),
-                                  serializer_class=s.PromptVersionSerializer)
+        query = _valid(s.VersionListQuerySerializer, request.query_params)
+        tag = query.get("tag")
+        return paginated_response(view=self, request=request, queryset=selectors.prompt_versions(prompt=prompt, tag=tag),
+                                  serializer_class=s.PromptVersionSerializer, numbered_total=None if tag else prompt.version_count)
 
     @api_schema(operation_id="prompt_versions_commit", tags=["prompts"], request=s.PromptVersionCommitSerializer,
                 responses={201: s.PromptVersionSerializer}, errors=WRITE_ERRORS,
@@ -488,11 +490,14 @@ CHECKPOINT_REGISTER_DESCRIPTION = (
 class CheckpointListApi(ListApi):
     parser_classes = [JSONParser, MultiPartParser]
 
-    @api_schema(operation_id="checkpoints_list", tags=["checkpoints"], responses=s.CheckpointSerializer(many=True))
+    @api_schema(operation_id="checkpoints_list", tags=["checkpoints"], responses=s.CheckpointSerializer(many=True),
+                parameters=[s.VersionListQuerySerializer])
     def get(self, request, project_slug, name):
         _, model = _model(request, project_slug, name, Role.VIEWER)
-        return paginated_response(view=self, request=request, queryset=selectors.checkpoints_for_model(model=model),
-                                  serializer_class=s.CheckpointSerializer)
+        query = _valid(s.VersionListQuerySerializer, request.query_params)
+        tag = query.get("tag")
+        return paginated_response(view=self, request=request, queryset=selectors.checkpoints_for_model(model=model, tag=tag),
+                                  serializer_class=s.CheckpointSerializer, numbered_total=None if tag else model.checkpoint_count)
 
     @api_schema(
         operation_id="checkpoints_register",
@@ -566,19 +571,11 @@ class CheckpointLineageApi(APIView):
     def get(self, request, project_slug, name, number):
         checkpoint = _checkpoint(request, project_slug, name, number, Role.VIEWER)
         query = _valid(s.LineageQuerySerializer, request.query_params)
-        ancestors = selectors.checkpoint_ancestors(checkpoint=checkpoint)
-        descendants = selectors.checkpoint_descendants(checkpoint=checkpoint, method=query.get("method"),
-                                                       dataset_sha256=query.get("dataset"))
-        nodes = [node for node, _ in ancestors + descendants]
-        prefetch_related_objects(nodes, "model")
-        for node, depth in ancestors + descendants:
-            node.depth = depth
-        return Response(s.LineageSerializer({
-            "model": checkpoint.model.name,
-            "number": checkpoint.number,
-            "ancestors": [node for node, _ in ancestors],
-            "descendants": [node for node, _ in descendants],
-        }).data)
+        # Plain rows in the LineageSerializer's shape: at depth thousands, one serializer object
+        # per node costs more than the recursive statements themselves.
+        ancestors, descendants = selectors.lineage_nodes(checkpoint=checkpoint, method=query.get("method"),
+                                                         dataset_sha256=query.get("dataset"))
+        return Response({"model": checkpoint.model.name, "number": checkpoint.number, "ancestors": ancestors, "descendants": descendants})
 
 
 class CheckpointTagListApi(APIView):

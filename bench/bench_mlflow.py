@@ -1,0 +1,184 @@
+"""Lethe against MLflow's model and prompt registry, side by side, in one run, on the same
+PostgreSQL server and machine: register 5,000 model versions and 5,000 prompt versions, move and
+resolve aliases/labels, list one model's versions, search versions by tag. Each system through
+its own Python client in-process: MLflow's ``MlflowClient`` (model registry and prompt registry,
+SQLAlchemy store, no tracking server) in a subprocess using bench/.venv-mlflow; Lethe through its
+services, and through its REST API with Django's test client.
+
+    python bench/bench_mlflow.py [--count 5000]
+
+The MLflow environment is created on first use (``pip install mlflow psycopg2-binary``); MLflow
+is not a dependency of Lethe. Goal (issue 9): Lethe >= 3x MLflow on every operation.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchdb import PG_SERVER, ROOT, django_setup, recreate_database, write_result  # noqa: E402
+
+MLFLOW_VENV = ROOT / "bench" / ".venv-mlflow"
+TAGGED_EVERY = 10
+GOAL = 3.0
+
+
+def mlflow_python():
+    python = MLFLOW_VENV / "bin" / "python"
+    if not python.exists():
+        print("creating bench/.venv-mlflow (pip install mlflow psycopg2-binary)", flush=True)
+        venv.create(MLFLOW_VENV, with_pip=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "mlflow", "psycopg2-binary"], check=True)
+    return python
+
+
+def run_mlflow(args):
+    recreate_database("bench_mlflow")
+    url = PG_SERVER.replace("postgres://", "postgresql+psycopg2://", 1) + "/bench_mlflow"
+    output = subprocess.run(
+        [str(mlflow_python()), str(ROOT / "bench" / "mlflow_side.py"), "--db", url, "--count", str(args.count),
+         "--alias-ops", str(args.alias_ops), "--read-ops", str(args.read_ops), "--page", str(args.page)],
+        check=True, capture_output=True, text=True, cwd="/tmp",
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def timed(results, name, count, action):
+    began = time.perf_counter()
+    for i in range(count):
+        action(i)
+    results[name] = {"count": count, "seconds": time.perf_counter() - began}
+
+
+def run_lethe_services(args, project, user):
+    from versions import selectors, services
+
+    model = services.model_create(project=project, name="svc-model", actor=user)
+    prompt = services.prompt_create(project=project, name="svc-prompt", actor=user)
+    results = {}
+    checkpoints = {}
+
+    def register_model_version(i):
+        checkpoint = services.checkpoint_register(model=model, kind="reference", external_ref=f"file:///bench/checkpoints/{i}", actor=user)
+        checkpoints[checkpoint.number] = checkpoint
+        if i % TAGGED_EVERY == 0:
+            services.tag_add(name="validated", checkpoint=checkpoint, actor=user)
+
+    timed(results, "register model version", args.count, register_model_version)
+    versions = {}
+
+    def register_prompt_version(i):
+        version = services.prompt_version_commit(
+            prompt=prompt, template=f"You are the bench assistant (revision {i}). Answer {{{{question}}}} about {{{{topic}}}}.",
+            message=f"revision {i}", actor=user)
+        versions[version.number] = version
+
+    timed(results, "register prompt version", args.count, register_prompt_version)
+    timed(results, "set alias (model)", args.alias_ops,
+          lambda i: services.label_move(name="production", checkpoint=checkpoints[i % args.count + 1], actor=user))
+    timed(results, "set alias (prompt)", args.alias_ops,
+          lambda i: services.label_move(name="production", prompt_version=versions[i % args.count + 1], actor=user))
+    timed(results, "resolve alias (model)", args.alias_ops, lambda i: selectors.label_resolve(project=project, ref="svc-model@production", kind="model"))
+    timed(results, "resolve alias (prompt)", args.alias_ops,
+          lambda i: selectors.label_resolve(project=project, ref="svc-prompt@production", kind="prompt"))
+
+    def list_versions(i):
+        page = list(selectors.checkpoints_for_model(model=model)[:args.page])
+        assert len(page) == args.page
+
+    timed(results, "list versions of one model", args.read_ops, list_versions)
+
+    def search_by_tag(i):
+        page = list(selectors.checkpoints_for_model(model=model, tag="validated")[:args.page])
+        assert len(page) == min(args.page, args.count // TAGGED_EVERY)
+
+    timed(results, "search versions by tag", args.read_ops, search_by_tag)
+    return results
+
+
+def run_lethe_api(args, user):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    base = "/api/v1/projects/bench"
+
+    def ok(response, status=(200, 201)):
+        assert response.status_code in status, (response.status_code, response.content[:300])
+        return response
+
+    ok(client.post(f"{base}/models/", {"name": "api-model"}, content_type="application/json"))
+    ok(client.post(f"{base}/prompts/", {"name": "api-prompt"}, content_type="application/json"))
+    results = {}
+
+    def register_model_version(i):
+        response = ok(client.post(f"{base}/models/api-model/checkpoints/", {"kind": "reference", "external_ref": f"file:///bench/checkpoints/{i}"},
+                                  content_type="application/json"))
+        if i % TAGGED_EVERY == 0:
+            ok(client.post(f"{base}/models/api-model/checkpoints/{response.json()['number']}/tags/", {"name": "validated"},
+                           content_type="application/json"))
+
+    timed(results, "register model version", args.count, register_model_version)
+    timed(results, "register prompt version", args.count, lambda i: ok(client.post(
+        f"{base}/prompts/api-prompt/versions/",
+        {"template": f"You are the bench assistant (revision {i}). Answer {{{{question}}}} about {{{{topic}}}}.", "message": f"revision {i}"},
+        content_type="application/json")))
+    timed(results, "set alias (model)", args.alias_ops, lambda i: ok(client.put(
+        f"{base}/models/api-model/labels/production/", {"checkpoint": i % args.count + 1}, content_type="application/json")))
+    timed(results, "set alias (prompt)", args.alias_ops, lambda i: ok(client.put(
+        f"{base}/prompts/api-prompt/labels/production/", {"version": i % args.count + 1}, content_type="application/json")))
+    timed(results, "resolve alias (model)", args.alias_ops, lambda i: ok(client.get(f"{base}/resolve/?ref=api-model@production&kind=model")))
+    timed(results, "resolve alias (prompt)", args.alias_ops, lambda i: ok(client.get(f"{base}/resolve/?ref=api-prompt@production&kind=prompt")))
+
+    def list_versions(i):
+        assert len(ok(client.get(f"{base}/models/api-model/checkpoints/?page_size={args.page}")).json()["results"]) == args.page
+
+    timed(results, "list versions of one model", args.read_ops, list_versions)
+
+    def search_by_tag(i):
+        found = ok(client.get(f"{base}/models/api-model/checkpoints/?tag=validated&page_size={args.page}")).json()["results"]
+        assert len(found) == min(args.page, args.count // TAGGED_EVERY)
+
+    timed(results, "search versions by tag", args.read_ops, search_by_tag)
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=5000, help="model versions and prompt versions registered by each system")
+    parser.add_argument("--alias-ops", type=int, default=1000)
+    parser.add_argument("--read-ops", type=int, default=200)
+    parser.add_argument("--page", type=int, default=100)
+    args = parser.parse_args()
+
+    print(f"MLflow side: {args.count} model versions, {args.count} prompt versions ...", flush=True)
+    mlflow = run_mlflow(args)
+    mlflow_version = mlflow.pop("_version")
+    django_setup(database="bench_lethe_vs_mlflow")
+    from versions import services
+
+    user = services.user_create(username="bench", password="bench-password")
+    project = services.project_create(slug="bench", name="Benchmark", creator=user)
+    print("Lethe side: services ...", flush=True)
+    lethe_services = run_lethe_services(args, project, user)
+    print("Lethe side: REST API ...", flush=True)
+    lethe_api = run_lethe_api(args, user)
+
+    rows = []
+    print(f"\n{'operation':30s} {'MLflow ops/s':>13s} {'Lethe svc ops/s':>16s} {'ratio':>7s} {'Lethe API ops/s':>16s} {'ratio':>7s}")
+    for name, theirs in mlflow.items():
+        rate = lambda r: r["count"] / r["seconds"]  # noqa: E731
+        m, s, a = rate(theirs), rate(lethe_services[name]), rate(lethe_api[name])
+        rows.append({"operation": name, "mlflow_ops_s": m, "lethe_services_ops_s": s, "lethe_api_ops_s": a,
+                     "ratio_services": s / m, "ratio_api": a / m, "meets_goal": min(s, a) / m >= GOAL})
+        print(f"{name:30s} {m:13.1f} {s:16.1f} {s / m:6.1f}x {a:16.1f} {a / m:6.1f}x {'ok' if min(s, a) / m >= GOAL else 'MISSES GOAL'}")
+    write_result("mlflow", {"mlflow_version": mlflow_version, "count": args.count, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""MLflow's half of bench_mlflow.py. Runs in bench/.venv-mlflow (MLflow is not a dependency of
+Lethe), in-process through ``MlflowClient`` against a PostgreSQL database, and prints one JSON
+object: {operation: {"count", "seconds"}}.
+
+    bench/.venv-mlflow/bin/python bench/mlflow_side.py --db postgresql://postgres@127.0.0.1:5432/bench_mlflow --count 5000
+"""
+import argparse
+import json
+import logging
+import os
+import time
+import warnings
+
+TAGGED_EVERY = 10
+
+
+def timed(results, name, count, action):
+    began = time.perf_counter()
+    for i in range(count):
+        action(i)
+    results[name] = {"count": count, "seconds": time.perf_counter() - began}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--count", type=int, default=5000)
+    parser.add_argument("--alias-ops", type=int, default=1000)
+    parser.add_argument("--read-ops", type=int, default=200)
+    parser.add_argument("--page", type=int, default=100)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=args.db, registry_uri=args.db)
+    model, prompt = "bench-model", "bench-prompt"
+    client.create_registered_model(model)
+    results = {}
+
+    def register_model_version(i):
+        tags = {"validated": "true"} if i % TAGGED_EVERY == 0 else None
+        client.create_model_version(model, source=f"file:///bench/checkpoints/{i}", tags=tags, await_creation_for=0)
+
+    timed(results, "register model version", args.count, register_model_version)
+
+    def register_prompt_version(i):
+        client.register_prompt(prompt, f"You are the bench assistant (revision {i}). Answer {{{{question}}}} about {{{{topic}}}}.",
+                               commit_message=f"revision {i}")
+
+    timed(results, "register prompt version", args.count, register_prompt_version)
+    timed(results, "set alias (model)", args.alias_ops,
+          lambda i: client.set_registered_model_alias(model, "production", str(i % args.count + 1)))
+    timed(results, "set alias (prompt)", args.alias_ops, lambda i: client.set_prompt_alias(prompt, "production", i % args.count + 1))
+    timed(results, "resolve alias (model)", args.alias_ops, lambda i: client.get_model_version_by_alias(model, "production"))
+    timed(results, "resolve alias (prompt)", args.alias_ops, lambda i: client.get_prompt_version_by_alias(prompt, "production"))
+
+    def list_versions(i):
+        page = client.search_model_versions(f"name='{model}'", max_results=args.page)
+        assert len(page) == args.page, len(page)
+
+    timed(results, "list versions of one model", args.read_ops, list_versions)
+
+    def search_by_tag(i):
+        page = client.search_model_versions(f"name='{model}' and tags.validated='true'", max_results=args.page)
+        assert len(page) == min(args.page, args.count // TAGGED_EVERY), len(page)
+
+    timed(results, "search versions by tag", args.read_ops, search_by_tag)
+    import mlflow
+
+    results["_version"] = mlflow.__version__
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
