@@ -235,8 +235,9 @@ def demo_run(*, config=None, out, reset=False):
     unlearned = unlearned_child(project=project, user=user, base=base, method=config.unlearning_method,
                                 hyperparameters=config.unlearning_hyperparameters, seed=config.seed, out=out)
     edge = unlearned.parent_edges.select_related("parent").first()
+    losses = ", ".join(f"{name} {value:.3f}" for name, value in unlearned.metadata.get("final_losses", {}).items())
     _say(out, f"  {unlearned} {edge.relation} {edge.parent} (method {edge.method}, "
-              f"{unlearned.metadata.get('steps', '?')} steps, final losses {unlearned.metadata.get('final_losses', {})})")
+              f"{unlearned.metadata.get('steps', '?')} steps; final {losses})")
 
     _say(out, "[4/6] A/B evaluation: checkpoint 1 (A) versus checkpoint 2 (B) on the starter suite")
     evaluation = ab_evaluation(project=project, user=user, base=base, unlearned=unlearned,
