@@ -101,7 +101,9 @@ class Prompt(models.Model):
 
 
 class PromptVersion(models.Model):
-    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="versions")
+    # No index of its own: the unique (prompt, number) index serves every lookup by prompt, and a
+    # second one tempts PostgreSQL into filtering a hot prompt's rows instead of ranging numbers.
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="versions", db_index=False)
     number = models.PositiveIntegerField()
     template = models.TextField()
     variables = models.JSONField(default=list)
@@ -115,7 +117,6 @@ class PromptVersion(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["prompt", "number"], name="prompt_version_unique_number")]
         ordering = ["-number"]
-        indexes = [models.Index(fields=["prompt", "-number"], name="prompt_version_history")]
 
     def __str__(self):
         return f"{self.prompt.name}@v{self.number}"
@@ -147,7 +148,8 @@ class CheckpointKind(models.TextChoices):
 
 
 class Checkpoint(models.Model):
-    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="checkpoints")
+    # As for prompt versions: the unique (model, number) index serves lookups by model.
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="checkpoints", db_index=False)
     number = models.PositiveIntegerField()
     kind = models.CharField(max_length=16, choices=CheckpointKind.choices)
     # For `reference`: the external id (hub id or local path) and revision.
@@ -169,7 +171,6 @@ class Checkpoint(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["model", "number"], name="checkpoint_unique_number")]
         ordering = ["-number"]
-        indexes = [models.Index(fields=["model", "-number"], name="checkpoint_history")]
 
     def __str__(self):
         return f"{self.model.name}@{self.number}"
