@@ -9,7 +9,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _manage(*args, env_overrides):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LETHE_")}
+    # A clean deployment environment: none of this test session's settings, nor the async guard
+    # the browser tests lift for their session.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LETHE_") and k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env.update(env_overrides)
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
