@@ -41,9 +41,11 @@ def arms_rate_figure(metrics: dict, *, slice_name: str, rate: str = "asr") -> di
             "title": {"text": f"{RATE_TITLES[rate]} by {slice_name.replace('_', ' ')}"},
             "barmode": "group",
             "yaxis": {"title": {"text": RATE_TITLES[rate]}, "tickformat": ".0%", "range": [0, 1.05]},
-            "xaxis": {"automargin": True},
-            "legend": {"orientation": "h"},
-            "height": 380,
+            "xaxis": {"automargin": True, "tickangle": -35},
+            # Above the plot: below it, the legend would sit on the slanted category names.
+            "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
+            "margin": {"t": 90},
+            "height": 400,
         },
     }
 
@@ -59,8 +61,10 @@ def headline_figure(metrics: dict) -> dict:
             "title": {"text": "Headline rates, A versus B"},
             "barmode": "group",
             "yaxis": {"tickformat": ".0%", "range": [0, 1.05]},
-            "legend": {"orientation": "h"},
-            "height": 340,
+            "xaxis": {"automargin": True},
+            "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
+            "margin": {"t": 90},
+            "height": 360,
         },
     }
 
