@@ -352,9 +352,10 @@ def _finished_evaluation(*, population, suite_version, checkpoint_a, checkpoint_
     pairs = [PairedCase(c.key, c.expected, c.category, _unsafe(a), _unsafe(b)) for c, a, b in zip(cases, outcomes["A"], outcomes["B"])]
     comparison = compare_arms(pairs, config=config, utility_a=None, utility_b=None)
     CaseResult.objects.bulk_create([
-        CaseResult(evaluation=evaluation, case=case, response_a=ra, response_b=rb, outcome_a=oa, outcome_b=ob, latency_ms_a=12.0,
+        CaseResult(evaluation=evaluation, case=case, position=position, response_a=ra, response_b=rb, outcome_a=oa, outcome_b=ob, latency_ms_a=12.0,
                    latency_ms_b=12.0, flipped=pair.a_unsafe is not None and pair.b_unsafe is not None and pair.a_unsafe != pair.b_unsafe)
-        for case, pair, ra, rb, oa, ob in zip(cases, pairs, responses["A"], responses["B"], outcomes["A"], outcomes["B"])
+        for position, (case, pair, ra, rb, oa, ob) in enumerate(
+            zip(cases, pairs, responses["A"], responses["B"], outcomes["A"], outcomes["B"]), start=1)
     ], batch_size=BATCH)
     evaluation.metrics = metrics
     evaluation.statistics = comparison.as_dict()

@@ -1,4 +1,6 @@
 """REST views for suites and evaluations: validate, call a service or selector, serialize."""
+from functools import partial
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -19,7 +21,7 @@ from evals.serializers import (
     evaluation_detail,
     evaluation_summary,
 )
-from versions.api.pagination import StandardPagination
+from versions.api.pagination import NumberedPaginator, StandardPagination
 from versions.errors import ValidationFailed
 from versions.models import Role
 from versions.permissions import user_role
@@ -32,8 +34,12 @@ def _project(request, project_slug, role):
     return project_for_request(request, project_slug, role)
 
 
-def _paginated(request, view, queryset, render):
+def _paginated(request, view, queryset, render, *, numbered=None):
+    """``numbered`` (a NumberedPaginator's keyword arguments) pages by an index range instead of
+    COUNT(*) and OFFSET."""
     paginator = StandardPagination()
+    if numbered is not None:
+        paginator.django_paginator_class = partial(NumberedPaginator, **numbered)
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator, page, paginator.get_paginated_response([render(item) for item in page])
 
@@ -172,16 +178,21 @@ class EvaluationCaseResults(APIView):
         flipped = request.query_params.get("flipped")
         if flipped not in (None, "", "true", "false"):
             raise ValidationFailed("flipped must be 'true' or 'false'.", fields={"flipped": ["Expected true or false."]})
-        results = selectors.evaluation_case_results(
-            evaluation=evaluation,
-            category=request.query_params.get("category"),
-            attack_family=request.query_params.get("family"),
-            expected=request.query_params.get("expected"),
-            flipped=None if flipped in (None, "") else flipped == "true",
-        )
+        filters = {
+            "category": request.query_params.get("category"),
+            "attack_family": request.query_params.get("family"),
+            "expected": request.query_params.get("expected"),
+            "flipped": None if flipped in (None, "") else flipped == "true",
+        }
+        results = selectors.evaluation_case_results(evaluation=evaluation, **filters)
+        # All results: a range of positions (deep pages cost what the first does). Filtered:
+        # COUNT and OFFSET, bounded by the one evaluation's size.
+        numbered = None
+        if all(value in (None, "") for value in filters.values()):
+            numbered = {"total": selectors.evaluation_case_result_count(evaluation=evaluation), "field": "position", "newest_first": False}
         may_read_hazards = user_role(project=project, user=request.user) >= Role.REVIEWER
         paginator, page, response = _paginated(
-            request, self, results, lambda result: case_result_row(result, may_read_hazards=may_read_hazards)
+            request, self, results, lambda result: case_result_row(result, may_read_hazards=may_read_hazards), numbered=numbered
         )
         hazardous = [result.pk for result in page if result.case.expected == "refuse"]
         if may_read_hazards and hazardous:

@@ -105,6 +105,9 @@ class CaseResult(models.Model):
 
     evaluation = models.ForeignKey(Evaluation, on_delete=models.CASCADE, related_name="case_results")
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="+")
+    # 1..n within the evaluation, in case order: pages of all results are a range of this
+    # (evaluation, position) index, so a deep page costs what the first one does.
+    position = models.PositiveIntegerField()
     response_a = models.TextField(blank=True)
     response_b = models.TextField(blank=True)
     outcome_a = models.CharField(max_length=16, choices=Outcome.choices)
@@ -114,5 +117,8 @@ class CaseResult(models.Model):
     flipped = models.BooleanField(default=False, db_index=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["evaluation", "case"], name="case_result_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["evaluation", "case"], name="case_result_unique"),
+            models.UniqueConstraint(fields=["evaluation", "position"], name="case_result_position_unique"),
+        ]
         ordering = ["id"]

@@ -1,5 +1,7 @@
 """Reads for safety evaluation. Each returns a queryset or object with what its callers render
 already joined, so list endpoints run a constant number of queries whatever the row count."""
+from django.db.models import Max
+
 from evals.models import Case, CaseResult, Evaluation, Suite, SuiteVersion
 from versions.errors import NotFound, ValidationFailed
 
@@ -94,8 +96,14 @@ def evaluation_get(*, project, evaluation_id):
     return evaluation
 
 
+def evaluation_case_result_count(*, evaluation):
+    """How many case results the evaluation has: positions are 1..n, so the highest one (an
+    index lookup, not a COUNT over the rows)."""
+    return CaseResult.objects.filter(evaluation=evaluation).aggregate(highest=Max("position"))["highest"] or 0
+
+
 def evaluation_case_results(*, evaluation, category=None, attack_family=None, flipped=None, expected=None):
-    results = CaseResult.objects.filter(evaluation=evaluation).select_related("case").order_by("id")
+    results = CaseResult.objects.filter(evaluation=evaluation).select_related("case").order_by("position")
     if category:
         results = results.filter(case__category=category)
     if attack_family:

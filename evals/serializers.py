@@ -138,6 +138,7 @@ def case_result_row(result, *, may_read_hazards):
     hidden = case.expected == "refuse" and not may_read_hazards
     return {
         "id": result.pk,
+        "position": result.position,
         "case": {"id": case.pk, "key": case.key, "prompt": case.prompt, "category": case.category, "attack_family": case.attack_family,
                  "modality": case.modality, "expected": case.expected, "parent_key": case.parent_key,
                  "image_url": case_image_url(case)},

@@ -386,13 +386,14 @@ def evaluation_execute(*, run, ctx) -> dict:
     comparison = compare_arms(pairs, config=statistics_config, utility_a=arms["A"][1], utility_b=arms["B"][1])
 
     results = []
-    for case, pair, response_a, response_b, outcome_a, outcome_b in zip(
+    for position, (case, pair, response_a, response_b, outcome_a, outcome_b) in enumerate(zip(
         cases, pairs, arms["A"][0], arms["B"][0], outcomes["A"], outcomes["B"]
-    ):
+    ), start=1):
         results.append(
             CaseResult(
                 evaluation=evaluation,
                 case=case,
+                position=position,
                 response_a=response_a.text,
                 response_b=response_b.text,
                 outcome_a=outcome_a,

@@ -145,6 +145,7 @@ def project_import(*, path):
         if Project.objects.filter(slug=manifest["project"]).exists():
             raise Conflict(f"Project {manifest['project']!r} already exists here; restore into an installation without it.")
         _check_no_collisions(objects)
+        _number_case_results(objects)
         for sha256, size in manifest["blobs"].items():
             blob_path = scratch / "blobs" / sha256
             digest, actual = artifacts.sha256_of_path(blob_path)
@@ -162,6 +163,18 @@ def project_import(*, path):
             connection.check_constraints(table_names=sorted({m._meta.db_table for m in restored}))
             _reset_sequences(set(restored))
         return manifest
+
+
+def _number_case_results(objects):
+    """Bundles written before case results had positions: number them 1..n per evaluation in id
+    order, as the migration numbered existing rows."""
+    results = sorted((item for item in objects if item["model"] == "evals.caseresult" and "position" not in item["fields"]),
+                     key=lambda item: item["pk"])
+    next_position = {}
+    for item in results:
+        evaluation = item["fields"]["evaluation"]
+        next_position[evaluation] = next_position.get(evaluation, 0) + 1
+        item["fields"]["position"] = next_position[evaluation]
 
 
 def _check_no_collisions(objects):

@@ -67,9 +67,9 @@ def paginate(request, queryset, per_page=PAGE_SIZE):
 
 def paginate_history(request, queryset, total, per_page=PAGE_SIZE):
     """A page of a gap-free numbered history (1..total), cut by number range: flat at any depth."""
-    from versions.api.pagination import NumberedHistoryPaginator
+    from versions.api.pagination import NumberedPaginator
 
-    return NumberedHistoryPaginator(queryset, per_page, total=total).get_page(request.GET.get("page"))
+    return NumberedPaginator(queryset, per_page, total=total).get_page(request.GET.get("page"))
 
 
 # ---------------------------------------------------------------- projects

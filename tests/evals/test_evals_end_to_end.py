@@ -104,6 +104,34 @@ def test_case_results_query_count_does_not_grow_with_rows(project, user, make_us
 
 
 @pytest.mark.django_db
+def test_all_case_results_page_by_position_in_case_order(project, user, make_user, client_for, evaluation_setup):
+    # given a finished evaluation whose results are numbered 1..n in case order
+    evaluation = run_evaluation(project, user, evaluation_setup, a="complier", b="refuser")
+    cases = list(evaluation.suite_version.cases.order_by("id").values_list("key", flat=True))
+    total = len(cases)
+    assert list(evaluation.case_results.order_by("position").values_list("position", flat=True)) == list(range(1, total + 1))
+    # (a viewer: no hazard.read audit insert, whose presence depends on the page's cases)
+    client = client_for(make_user("vic", role=Role.VIEWER, project=project))
+    url = f"/api/v1/projects/{project.slug}/evaluations/{evaluation.pk}/results/?page_size=3"
+
+    # when reading the first, a middle and the last page, then each holds the cases at those
+    # positions, the count is the whole evaluation, and every page costs the same queries
+    last = -(-total // 3)
+    counts = []
+    for page in (1, 2, last):
+        with CaptureQueriesContext(connection) as queries:
+            body = client.get(f"{url}&page={page}").json()
+        counts.append(len(queries))
+        assert body["count"] == total
+        assert [row["case"]["key"] for row in body["results"]] == cases[(page - 1) * 3:page * 3]
+    assert body["next"] is None
+    assert counts == [5, 5, 5]  # project, role, evaluation, highest position, page
+
+    # when asking past the end, then it is a 404, as with any page number
+    assert client.get(f"{url}&page={last + 1}").status_code == 404
+
+
+@pytest.mark.django_db
 def test_promotion_requires_a_passing_evaluation_when_the_project_says_so(project, user, evaluation_setup):
     # given production on the complying checkpoint and a gated project
     version_services.label_move(name="production", actor=user, checkpoint=evaluation_setup["complier"])

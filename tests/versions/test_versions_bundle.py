@@ -1,4 +1,5 @@
 """Backup and restore: export a project, wipe the installation, import: identical hashes and history."""
+import io
 import json
 import shutil
 import tarfile
@@ -144,3 +145,29 @@ def test_bundle_with_a_real_unlearning_run_and_evaluation_round_trips(executed_p
     assert Evaluation.objects.get().verdict == executed_project["evaluation"].verdict
     for item in restored_child.files.select_related("blob"):
         assert len(artifacts.blob_read_bytes(item.blob)) == item.size  # verified against its hash
+
+
+def test_bundle_written_before_case_result_positions_restores_them_in_case_order(executed_project, tmp_path, _artifact_root):
+    # given a bundle whose case results carry no position (written before positions existed)
+    project = Project.objects.get(slug="safety")
+    bundle.project_export(project=project, path=tmp_path / "new.tar.gz")
+    old = tmp_path / "old.tar.gz"
+    with tarfile.open(tmp_path / "new.tar.gz") as source, tarfile.open(old, "w:gz") as target:
+        for member in source.getmembers():
+            data = source.extractfile(member).read()
+            if member.name == "objects.json":
+                objects = json.loads(data)
+                for item in objects:
+                    if item["model"] == "evals.caseresult":
+                        del item["fields"]["position"]
+                data = json.dumps(objects).encode()
+                member.size = len(data)
+            target.addfile(member, io.BytesIO(data))
+
+    # when the installation is wiped and the old bundle imported
+    call_command("flush", interactive=False, verbosity=0)
+    shutil.rmtree(_artifact_root)
+    bundle.project_import(path=old)
+
+    # then the results are numbered 1..n in the order they were written
+    assert list(CaseResult.objects.order_by("pk").values_list("position", flat=True)) == [1, 2]

@@ -9,15 +9,16 @@ class StandardPagination(PageNumberPagination):
     max_page_size = 500
 
 
-class NumberedHistoryPaginator(Paginator):
-    """Pages of a gap-free history numbered 1..total, newest first (prompt versions,
-    checkpoints). Page p holds numbers (total - p*size, total - (p-1)*size]: a range scan of the
-    (owner, number) index however deep the page, and the count is the owner's counter, so no
-    COUNT(*) and no OFFSET that grow with history."""
+class NumberedPaginator(Paginator):
+    """Pages of a gap-free sequence numbered 1..total: prompt versions and checkpoints (``number``,
+    newest first) and an evaluation's case results (``position``, in case order). Page p is a
+    range of the (owner, field) index, e.g. numbers (total - p*size, total - (p-1)*size] newest
+    first, however deep the page; the count is known without COUNT(*) (the owner's counter), so
+    nothing grows with history, and no OFFSET."""
 
-    def __init__(self, object_list, per_page, *, total, **kwargs):
+    def __init__(self, object_list, per_page, *, total, field="number", newest_first=True, **kwargs):
         super().__init__(object_list, per_page, **kwargs)
-        self.total = total
+        self.total, self.field, self.newest_first = total, field, newest_first
 
     @cached_property
     def count(self):
@@ -25,8 +26,13 @@ class NumberedHistoryPaginator(Paginator):
 
     def page(self, number):
         number = self.validate_number(number)
-        top = self.total - (number - 1) * self.per_page
-        rows = list(self.object_list.filter(number__gt=max(top - self.per_page, 0), number__lte=top))
+        if self.newest_first:
+            top = self.total - (number - 1) * self.per_page
+            low = max(top - self.per_page, 0)
+        else:
+            low = (number - 1) * self.per_page
+            top = min(low + self.per_page, self.total)
+        rows = list(self.object_list.filter(**{f"{self.field}__gt": low, f"{self.field}__lte": top}))
         return self._get_page(rows, number, self)
 
 
@@ -34,9 +40,9 @@ def paginated_response(*, view, request, queryset, serializer_class, context=Non
     """One page of ``queryset`` (a queryset or a list) serialized with ``serializer_class``.
 
     ``numbered_total`` (the owner's version counter) pages a whole gap-free history by number
-    range instead of OFFSET (see NumberedHistoryPaginator)."""
+    range instead of OFFSET (see NumberedPaginator)."""
     paginator = StandardPagination()
     if numbered_total is not None:
-        paginator.django_paginator_class = partial(NumberedHistoryPaginator, total=numbered_total)
+        paginator.django_paginator_class = partial(NumberedPaginator, total=numbered_total)
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True, context=context or {"request": request}).data)
