@@ -97,8 +97,13 @@ def prompt_versions(*, prompt, tag=None):
     versions = PromptVersion.objects.filter(prompt=prompt)
     if tag:
         versions = versions.filter(pk__in=Tag.objects.filter(name=tag, prompt_version__prompt=prompt).values("prompt_version_id"))
+    # The parent's number as a per-row index lookup, not a join: PostgreSQL overestimates a
+    # hot prompt's page (thousands of rows for 50) and then hash-joins every version of every
+    # prompt to find the parents, which made deep pages grow with the whole table.
+    parent_number = Subquery(PromptVersion.objects.filter(pk=OuterRef("parent_id")).values("number")[:1])
     return (
-        versions.select_related("author", "parent")
+        versions.select_related("author")
+        .annotate(parent_number=parent_number)
         .prefetch_related(Prefetch("labels", queryset=Label.objects.order_by("name")), Prefetch("tags", queryset=Tag.objects.order_by("name")))
         .order_by("-number")
     )

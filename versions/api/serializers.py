@@ -148,7 +148,7 @@ class PromptVersionSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
     def get_parent(self, version) -> int | None:
-        return version.parent.number if version.parent_id else None
+        return version.parent_number  # annotated by selectors.prompt_versions
 
     def get_labels(self, version) -> list[str]:
         return _names(version.labels)
