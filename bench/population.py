@@ -174,18 +174,22 @@ def _checkpoints(population, log):
     ids = _Ids(Checkpoint)
     checkpoints, edges = [], []
 
+    generations = {}
+
     def add(model, number, parent_pk, message):
         pk = ids.take()
+        generations[pk] = 0 if parent_pk is None else generations[parent_pk] + 1
         if parent_pk is None:
             ref = {"ref": "bench/tiny-base", "revision": "main"}
             checkpoints.append(Checkpoint(
                 pk=pk, model=model, number=number, kind=CheckpointKind.REFERENCE, external_ref=ref["ref"], external_revision=ref["revision"],
-                message=message, sha256=sha256_text(canonical_json(ref)), created_by=user,
+                message=message, sha256=sha256_text(canonical_json(ref)), generation=0, created_by=user,
             ))
         else:
             checkpoints.append(Checkpoint(
                 pk=pk, model=model, number=number, kind=CheckpointKind.ADAPTER, message=message,
-                metadata={"method": "gradient_difference", "seed": number}, sha256=adapter_sha256, total_size=adapter_size, created_by=user,
+                metadata={"method": "gradient_difference", "seed": number}, sha256=adapter_sha256, total_size=adapter_size,
+                generation=generations[pk], created_by=user,
             ))
             edges.append(LineageEdge(child_id=pk, parent_id=parent_pk, relation=Relation.UNLEARNED_FROM, method="gradient_difference"))
         return pk

@@ -145,7 +145,7 @@ def project_import(*, path):
         if Project.objects.filter(slug=manifest["project"]).exists():
             raise Conflict(f"Project {manifest['project']!r} already exists here; restore into an installation without it.")
         _check_no_collisions(objects)
-        _number_case_results(objects)
+        _fill_fields_added_since(objects)
         for sha256, size in manifest["blobs"].items():
             blob_path = scratch / "blobs" / sha256
             digest, actual = artifacts.sha256_of_path(blob_path)
@@ -165,9 +165,10 @@ def project_import(*, path):
         return manifest
 
 
-def _number_case_results(objects):
-    """Bundles written before case results had positions: number them 1..n per evaluation in id
-    order, as the migration numbered existing rows."""
+def _fill_fields_added_since(objects):
+    """Bundles written by an earlier release lack fields added since; derive them as the
+    migrations that added them did: case result positions 1..n per evaluation in id order, and
+    checkpoint generations from the bundle's lineage edges (parents come before children in id order)."""
     results = sorted((item for item in objects if item["model"] == "evals.caseresult" and "position" not in item["fields"]),
                      key=lambda item: item["pk"])
     next_position = {}
@@ -175,6 +176,16 @@ def _number_case_results(objects):
         evaluation = item["fields"]["evaluation"]
         next_position[evaluation] = next_position.get(evaluation, 0) + 1
         item["fields"]["position"] = next_position[evaluation]
+    checkpoints = sorted((item for item in objects if item["model"] == "versions.checkpoint"), key=lambda item: item["pk"])
+    if any("generation" not in item["fields"] for item in checkpoints):
+        parents = {}
+        for item in objects:
+            if item["model"] == "versions.lineageedge":
+                parents.setdefault(item["fields"]["child"], []).append(item["fields"]["parent"])
+        generations = {}
+        for item in checkpoints:
+            generations[item["pk"]] = 1 + max((generations.get(parent, 0) for parent in parents.get(item["pk"], ())), default=-1)
+            item["fields"].setdefault("generation", generations[item["pk"]])
 
 
 def _check_no_collisions(objects):

@@ -164,6 +164,10 @@ class Checkpoint(models.Model):
     # sha256 over the sorted manifest (path + blob sha) or the external reference.
     sha256 = models.CharField(max_length=64)
     total_size = models.BigIntegerField(default=0)
+    # Generations from a root: 0 for a root, else 1 + its parents' highest generation. Edges are only
+    # written at registration, so it never changes; charts order checkpoints along their lineage
+    # by it without reading the model's whole graph.
+    generation = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_by_run = models.ForeignKey("jobs.Run", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -233,14 +233,6 @@ def lineage_graph(*, model):
     return checkpoints, edges
 
 
-def lineage_graph_rows(*, model):
-    """A model's lineage as tuples: [(id, number, kind)] and [(parent_id, child_id, relation)]
-    of the edges into its checkpoints; two queries, no model instances (charts of long chains)."""
-    checkpoints = list(Checkpoint.objects.filter(model=model).order_by("number").values_list("pk", "number", "kind"))
-    edges = list(LineageEdge.objects.filter(child__model=model).order_by("id").values_list("parent_id", "child_id", "relation"))
-    return checkpoints, edges
-
-
 def checkpoint_adapter_chain(*, checkpoint):
     """The chain an adapter checkpoint needs, root (full or reference) first.
 
@@ -432,15 +424,18 @@ def evaluations_for_checkpoint(*, checkpoint):
 
 def evaluations_for_model(*, model):
     """Finished evaluations with either arm on one of the model's checkpoints, oldest first,
-    with their metrics (for safety-over-time charts)."""
+    with only what safety-over-time charts read: metrics, when, the suite, and each arm's
+    checkpoint (model, number, generation). The other JSON columns are not loaded."""
     from django.db.models import Q
 
-    from evals.selectors import evaluations_for_project
+    from evals.models import Evaluation
     from jobs.models import RunStatus
 
     return (
-        evaluations_for_project(project=model.project)
-        .filter(Q(checkpoint_a__model=model) | Q(checkpoint_b__model=model), run__status=RunStatus.SUCCEEDED)
-        .defer("statistics")
+        Evaluation.objects.filter(Q(checkpoint_a__model=model) | Q(checkpoint_b__model=model), project=model.project,
+                                  run__status=RunStatus.SUCCEEDED)
+        .select_related("run", "suite_version__suite", "checkpoint_a", "checkpoint_b")
+        .only("metrics", "created_at", "run__finished_at", "suite_version__number", "suite_version__suite__name",
+              *(f"{arm}__{field}" for arm in ("checkpoint_a", "checkpoint_b") for field in ("model_id", "number", "generation")))
         .order_by("run__finished_at", "id")
     )

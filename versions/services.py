@@ -344,6 +344,7 @@ def checkpoint_register(
             weight_change=weight_change or {},
             sha256=digest,
             total_size=sum(blob.size for blob in stored.values()),
+            generation=1 + max((parent.generation for parent, _ in parents), default=-1),
             created_by=actor,
             created_by_run=run,
         )

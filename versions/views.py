@@ -256,11 +256,12 @@ def modality_asr_points(*, evaluations, model, lineage_order):
 def model_safety(request, slug, model_name):
     access = project_access(request, slug)
     model = get_or_404(selectors.model_get, project=access.project, name=model_name)
-    checkpoints, edges = selectors.lineage_graph_rows(model=model)
-    nodes = [charts.LineageNode(id=pk, label=f"#{number}", kind=kind) for pk, number, kind in checkpoints]
-    depths = charts.lineage_depths(nodes, [charts.LineageLink(parent=parent, child=child, relation=relation) for parent, child, relation in edges])
-    lineage_order = {pk: index for index, (pk, _, _) in enumerate(sorted(checkpoints, key=lambda c: (depths[c[0]], c[1])))}
     evaluations = list(selectors.evaluations_for_model(model=model))
+    # Along the lineage: the evaluated checkpoints by generation, then number. Only those are
+    # read, not the model's whole graph (thousands of checkpoints on a long chain).
+    evaluated = {checkpoint.pk: checkpoint for evaluation in evaluations for checkpoint in (evaluation.checkpoint_a, evaluation.checkpoint_b)
+                 if checkpoint is not None and checkpoint.model_id == model.pk}
+    lineage_order = {pk: index for index, pk in enumerate(sorted(evaluated, key=lambda pk: (evaluated[pk].generation, evaluated[pk].number)))}
     points = safety_points(evaluations=evaluations, model=model, lineage_order=lineage_order)
     marks = [
         charts.LabelMark(at=created_at.isoformat(), text=f"{label} → #{number} ({action})")

@@ -13,7 +13,7 @@ EXPECTED_QUERIES = {
     "history page (web)": 9, "history page (web), last page": 9, "versions API, first page": 8, "versions API, last page": 8,
     "versions API, by tag": 9, "resolve prompt@label": 7, "resolve model@label": 7, "diff (API)": 7, "diff page (web)": 7,
     "ancestors (API)": 8, "descendants (API)": 8, "checkpoints API, first page": 9, "model page (web)": 12,
-    "safety over time (web)": 9, "label history (API)": 8,
+    "safety over time (web)": 7, "label history (API)": 8,
 }
 SHORT, LONG = {"versions": 3, "depth": 2, "moves": 2}, {"versions": 60, "depth": 12, "moves": 8}
 

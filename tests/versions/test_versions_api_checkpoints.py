@@ -78,7 +78,7 @@ def test_register_a_reference_with_json(model, api_client):
     del body["created_at"]
     assert body == {
         "number": 1, "kind": "reference", "external_ref": "org/llama", "external_revision": "abc123", "architecture": "causal-lm",
-        "message": "base", "metadata": {"seed": 1}, "weight_change": {}, "sha256": checkpoint.sha256, "total_size": 0,
+        "message": "base", "metadata": {"seed": 1}, "weight_change": {}, "sha256": checkpoint.sha256, "total_size": 0, "generation": 0,
         "parents": [], "labels": [], "tags": [], "created_by": "alice", "created_by_run": None,
     }
 

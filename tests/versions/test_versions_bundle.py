@@ -147,8 +147,9 @@ def test_bundle_with_a_real_unlearning_run_and_evaluation_round_trips(executed_p
         assert len(artifacts.blob_read_bytes(item.blob)) == item.size  # verified against its hash
 
 
-def test_bundle_written_before_case_result_positions_restores_them_in_case_order(executed_project, tmp_path, _artifact_root):
-    # given a bundle whose case results carry no position (written before positions existed)
+def test_bundle_from_before_positions_and_generations_restores_both(executed_project, tmp_path, _artifact_root):
+    # given a bundle whose case results carry no position and checkpoints no generation (written
+    # before those fields existed)
     project = Project.objects.get(slug="safety")
     bundle.project_export(project=project, path=tmp_path / "new.tar.gz")
     old = tmp_path / "old.tar.gz"
@@ -160,6 +161,8 @@ def test_bundle_written_before_case_result_positions_restores_them_in_case_order
                 for item in objects:
                     if item["model"] == "evals.caseresult":
                         del item["fields"]["position"]
+                    if item["model"] == "versions.checkpoint":
+                        del item["fields"]["generation"]
                 data = json.dumps(objects).encode()
                 member.size = len(data)
             target.addfile(member, io.BytesIO(data))
@@ -169,5 +172,8 @@ def test_bundle_written_before_case_result_positions_restores_them_in_case_order
     shutil.rmtree(_artifact_root)
     bundle.project_import(path=old)
 
-    # then the results are numbered 1..n in the order they were written
+    # then the results are numbered 1..n in the order they were written, and the unlearned child
+    # is one generation below its parent
     assert list(CaseResult.objects.order_by("pk").values_list("position", flat=True)) == [1, 2]
+    assert Checkpoint.objects.get(pk=executed_project["parent"].pk).generation == 0
+    assert Checkpoint.objects.get(pk=executed_project["child"].pk).generation == 1

@@ -154,3 +154,17 @@ def test_lineage_of_depth_2000_is_one_statement(model, user, django_assert_num_q
 
     assert len(ancestors) == 1999 and ancestors[-1] == (chain[0], 1999)
     assert len(descendants) == 1999 and descendants[-1][1] == 1999
+
+
+def test_generation_counts_steps_from_a_root_through_the_longest_parent(model, user, api_client):
+    # given a root, two unlearning steps, and a merge of step 2 with the root
+    root = services.checkpoint_register(model=model, kind="reference", external_ref="org/base", actor=user)
+    step1 = services.checkpoint_register(model=model, kind="reference", external_ref="org/s1", actor=user, parents=[(root, "unlearned-from")])
+    step2 = services.checkpoint_register(model=model, kind="reference", external_ref="org/s2", actor=user, parents=[(step1, "unlearned-from")])
+    merged = services.checkpoint_register(model=model, kind="reference", external_ref="org/m", actor=user,
+                                          parents=[(root, "merged-from"), (step2, "merged-from")])
+
+    # then each is one generation below its highest parent, in the rows and through the API
+    assert [c.generation for c in (root, step1, step2, merged)] == [0, 1, 2, 3]
+    body = api_client.get(f"/api/v1/projects/{model.project.slug}/models/{model.name}/checkpoints/").json()
+    assert [(row["number"], row["generation"]) for row in body["results"]] == [(4, 3), (3, 2), (2, 1), (1, 0)]

@@ -318,6 +318,7 @@ class CheckpointSerializer(serializers.Serializer):
     weight_change = serializers.JSONField()
     sha256 = serializers.CharField()
     total_size = serializers.IntegerField()
+    generation = serializers.IntegerField(help_text="Generations from a root checkpoint: 0 for a root, else 1 + its parents' highest.")
     parents = CheckpointParentSerializer(source="parent_edges", many=True)
     labels = serializers.SerializerMethodField()
     tags = serializers.SerializerMethodField()
