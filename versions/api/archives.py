@@ -15,8 +15,10 @@ from pathlib import Path
 
 from django.conf import settings
 
-from versions.artifacts import CHUNK, blob_open, clean_relative_path
+from versions.api.uploads import received_file
+from versions.artifacts import CHUNK, ReceivedFile, blob_open, clean_relative_path
 from versions.errors import TooLarge, UnsafeInput, ValidationFailed
+from versions.hashing import OverlappedSha256
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
 MAX_COMPRESSION_RATIO = 200
@@ -28,13 +30,15 @@ def max_archive_members():
 
 
 def upload_spool(uploaded, directory, index):
-    """A local path holding an uploaded file's bytes: large uploads already sit in a temporary
-    file; small ones (kept in memory by Django) are written out."""
+    """A local file holding an uploaded file's bytes: the hashed spool file the upload handler
+    wrote (a ReceivedFile), else Django's temporary file, else (kept in memory) written out."""
     if uploaded.size > settings.LETHE_MAX_UPLOAD_FILE_BYTES:
         raise TooLarge(
             f"{uploaded.name}: {uploaded.size} bytes is over the limit of {settings.LETHE_MAX_UPLOAD_FILE_BYTES} bytes "
             "(LETHE_MAX_UPLOAD_FILE_BYTES)."
         )
+    if (received := received_file(uploaded)) is not None:
+        return received
     if hasattr(uploaded, "temporary_file_path"):
         return Path(uploaded.temporary_file_path())
     path = Path(directory) / f"upload-{index}"
@@ -90,11 +94,14 @@ def _member_name(raw):
 
 
 def _copy(source, destination, budget, name):
+    """Write one member out, hashing it on the way, so registering it needs no second read."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    with open(destination, "wb") as out:
+    with open(destination, "wb") as out, OverlappedSha256() as hasher:
         while chunk := source.read(CHUNK):
             budget.spend(len(chunk), name)
+            hasher.update(chunk)
             out.write(chunk)
+        return ReceivedFile(path=destination, sha256=hasher.hexdigest(), size=hasher.size)
 
 
 def _strip_common_folder(names):
@@ -157,8 +164,7 @@ def _extract_zip(path, directory, budget, limit, extracted):
             clean_relative_path(name)
             local = directory / f"member-{len(extracted)}"
             with archive.open(info) as source:
-                _copy(source, local, budget, info.filename)
-            extracted[name] = local
+                extracted[name] = _copy(source, local, budget, info.filename)
 
 
 def _extract_tar(path, mode, directory, budget, limit, extracted):
@@ -178,8 +184,7 @@ def _extract_tar(path, mode, directory, budget, limit, extracted):
             clean_relative_path(name)
             local = directory / f"member-{len(extracted)}"
             source = archive.extractfile(member)
-            _copy(source, local, budget, member.name)
-            extracted[name] = local
+            extracted[name] = _copy(source, local, budget, member.name)
 
 
 def discard(directory):

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from versions import artifacts, selectors, services
-from versions.api import archives
+from versions.api import archives, uploads
 from versions.api import serializers as s
 from versions.api.pagination import StandardPagination, paginated_response
 from versions.api.permissions import project_for_request
@@ -488,7 +488,7 @@ CHECKPOINT_REGISTER_DESCRIPTION = (
 
 
 class CheckpointListApi(ListApi):
-    parser_classes = [JSONParser, MultiPartParser]
+    parser_classes = [JSONParser, uploads.HashingMultiPartParser]
 
     @api_schema(operation_id="checkpoints_list", tags=["checkpoints"], responses=s.CheckpointSerializer(many=True),
                 parameters=[s.VersionListQuerySerializer])
@@ -511,7 +511,8 @@ class CheckpointListApi(ListApi):
         project, model = _model(request, project_slug, name, Role.EDITOR)
         if request.content_type.startswith("multipart/form-data"):
             data = _valid(s.CheckpointUploadSerializer, request.data)
-            with tempfile.TemporaryDirectory(prefix="lethe-upload-") as directory:
+            # In the spool folder: extracted members are then on the store's filesystem and move in.
+            with tempfile.TemporaryDirectory(prefix="lethe-upload-", dir=artifacts.spool_directory()) as directory:
                 files = _uploaded_files(request, directory)
                 checkpoint = services.checkpoint_register(
                     model=model, kind=data.get("kind") or artifacts.infer_kind(files), files=files, actor=request.user,
