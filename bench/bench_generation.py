@@ -3,6 +3,10 @@ evaluation end to end (generation, judging, database writes), per arm, on the sa
 and the same cases. Prints the ratios; every figure comes from this one run.
 
     python bench/bench_generation.py [--cases 512] [--batch-size 32] [--max-new-tokens 32]
+        [--hidden-size 64] [--layers 2] [--heads 4] [--intermediate-size 128]
+
+The model-size options default to the tiny model of the tests (unlearning.engine.tiny.TinyModelSpec),
+so figures taken without them stay comparable; the model's size is printed with the ratios.
 
 Goals (issue 5): Lethe >= 8x the naive loop and >= 0.9x the hand-written batched loop.
 """
@@ -96,11 +100,18 @@ def lethe_evaluation(model_dir, cases, max_new_tokens, batch_size):
 
 
 def main():
+    from unlearning.engine.tiny import TinyModelSpec
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads; 1 keeps figures stable on a shared 2-core machine")
+    tiny = TinyModelSpec()
+    parser.add_argument("--hidden-size", type=int, default=tiny.hidden_size)
+    parser.add_argument("--layers", type=int, default=tiny.num_layers)
+    parser.add_argument("--heads", type=int, default=tiny.num_heads)
+    parser.add_argument("--intermediate-size", type=int, default=tiny.intermediate_size)
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="lethe-bench-"))
@@ -113,14 +124,20 @@ def main():
     import torch
 
     from unlearning.engine.loading import load_model_and_tokenizer
-    from unlearning.engine.tiny import TinyModelSpec, build_tiny_model
+    from unlearning.engine.tiny import build_tiny_model
 
     torch.set_num_threads(args.threads)
     print(f"device cpu, {args.threads} threads; {args.cases} cases, batch {args.batch_size}, max_new_tokens {args.max_new_tokens}")
-    model_dir = build_tiny_model(workdir / "tiny", spec=TinyModelSpec(train_steps=150))
+    spec = TinyModelSpec(
+        hidden_size=args.hidden_size, num_layers=args.layers, num_heads=args.heads, intermediate_size=args.intermediate_size, train_steps=150,
+    )
+    model_dir = build_tiny_model(workdir / "tiny", spec=spec)
     cases = bench_cases(args.cases)
     prompts = [case["prompt"] for case in cases]
     model, tokenizer = load_model_and_tokenizer(base=str(model_dir))
+    # "ratios" in the line keeps it in docs/benchmarks.md, which bench/run_all.py fills from lines like it.
+    print(f"model for these ratios: Llama, hidden {spec.hidden_size}, {spec.num_layers} layers, {spec.num_heads} heads, "
+          f"intermediate {spec.intermediate_size}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
 
     began = time.perf_counter()
     naive_loop(model, tokenizer, prompts, args.max_new_tokens)

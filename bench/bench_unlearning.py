@@ -8,10 +8,13 @@
    torch's allocations; ru_maxrss does). Goal: <= 1.15x. Reported both as the whole process
    and as the increase over the process right after loading the model (the training part).
 
-Run: ``python bench/bench_unlearning.py`` (about a minute on 2 CPU cores).
+Run: ``python bench/bench_unlearning.py [--hidden-size 256] [--layers 4] [--heads 4] [--intermediate-size 768]``
+(about a minute on 2 CPU cores at the defaults, which are kept so earlier figures stay comparable;
+the model's size is printed with the ratios).
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -24,7 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-# Wider than the test model, so activations (not Python and library overhead) dominate memory.
+# The default model: wider than the test model, so activations (not Python and library overhead)
+# dominate memory. One training step: the ratios need the model's shape, not what it has learnt.
 BENCH_SPEC = {"hidden_size": 256, "num_layers": 4, "num_heads": 4, "intermediate_size": 768, "train_steps": 1}
 HYPERPARAMETERS = {"learning_rate": 1e-4, "batch_size": 16, "max_steps": 30, "forget_loss_ceiling": None, "max_length": 128}
 MEMORY_STEPS = 4
@@ -38,12 +42,6 @@ def rows():
     forget = [{"prompt": r["prompt"], "response": r["response"]} for r in load_bundled_corpus("harmful")]
     retain = [{"prompt": r["prompt"], "response": r["response"]} for r in load_bundled_corpus("benign")]
     return forget, retain
-
-
-def build(directory: Path) -> Path:
-    from unlearning.engine.tiny import TinyModelSpec, build_tiny_model
-
-    return build_tiny_model(directory, spec=TinyModelSpec(**BENCH_SPEC))
 
 
 def hand_written_loop(model_dir, forget, retain, steps):
@@ -143,9 +141,25 @@ def measure_memory(model_dir: Path, variant: str) -> dict:
 
 
 def main():
+    from unlearning.engine.loading import load_model_and_tokenizer
+    from unlearning.engine.tiny import TinyModelSpec, build_tiny_model
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hidden-size", type=int, default=BENCH_SPEC["hidden_size"])
+    parser.add_argument("--layers", type=int, default=BENCH_SPEC["num_layers"])
+    parser.add_argument("--heads", type=int, default=BENCH_SPEC["num_heads"])
+    parser.add_argument("--intermediate-size", type=int, default=BENCH_SPEC["intermediate_size"])
+    args = parser.parse_args()
+    spec = TinyModelSpec(**{**BENCH_SPEC, "hidden_size": args.hidden_size, "num_layers": args.layers, "num_heads": args.heads,
+                            "intermediate_size": args.intermediate_size})
     forget, retain = rows()
     with tempfile.TemporaryDirectory(prefix="lethe-bench-") as scratch:
-        model_dir = build(Path(scratch) / "model")
+        model_dir = build_tiny_model(Path(scratch) / "model", spec=spec)
+        model, _ = load_model_and_tokenizer(base=str(model_dir))
+        # "ratios" in the line keeps it in docs/benchmarks.md, which bench/run_all.py fills from lines like it.
+        print(f"model for these ratios: Llama, hidden {spec.hidden_size}, {spec.num_layers} layers, {spec.num_heads} heads, "
+              f"intermediate {spec.intermediate_size}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters", flush=True)
+        del model
         steps = 20
         hand_written_loop(model_dir, forget, retain, 3)  # warm-up: first-call allocations
         baseline = hand_written_loop(model_dir, forget, retain, steps)

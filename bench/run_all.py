@@ -36,8 +36,8 @@ def steps(quick):
         ("scale", ["bench_scale.py", "--scale", "0.01", "--scale", "1.0"]),
         ("mlflow", ["bench_mlflow.py", "--count", "5000"]),
         ("artifacts", ["bench_artifacts.py", "--gib", "1.0"]),
-        ("generation", ["bench_generation.py", "--cases", "2048"]),
-        ("unlearning", ["bench_unlearning.py"]),
+        ("generation", ["bench_generation.py", "--cases", "2048", "--hidden-size", "256", "--layers", "4", "--heads", "4", "--intermediate-size", "768"]),
+        ("unlearning", ["bench_unlearning.py", "--hidden-size", "512", "--layers", "6", "--heads", "8", "--intermediate-size", "1536"]),
     ]
 
 
