@@ -70,8 +70,13 @@ def models_for_project(*, project):
     )
 
 
-def project_get(*, slug):
-    project = Project.objects.filter(slug=slug).first()
+def project_get(*, slug, member=None):
+    """The project named ``slug``; with ``member``, annotated with that user's ``member_role``
+    (None for non-members) in the same statement."""
+    projects = Project.objects.filter(slug=slug)
+    if member is not None:
+        projects = projects.annotate(member_role=Subquery(Membership.objects.filter(project=OuterRef("pk"), user_id=member.pk).values("role")[:1]))
+    project = projects.first()
     if project is None:
         raise NotFound(f"Project {slug!r} not found.")
     return project
@@ -307,6 +312,16 @@ def label_resolve(*, project, ref, kind=None):
     if not isinstance(ref, str) or ref.count("@") != 1:
         raise ValidationFailed(f"Malformed reference {ref!r}: expected name@label or name@number.")
     name, selector = ref.split("@")
+    if kind in ("prompt", "model") and not selector.isdigit():
+        # The hot path (serving reads name@production): the label and its target in one
+        # statement. Misses fall through to the lookups below, which say what is missing.
+        if kind == "prompt":
+            label = (Label.objects.filter(prompt__project=project, prompt__name=name, name=selector)
+                     .select_related("prompt_version__prompt").first())
+        else:
+            label = Label.objects.filter(model__project=project, model__name=name, name=selector).select_related("checkpoint__model").first()
+        if label is not None:
+            return label.prompt_version if kind == "prompt" else label.checkpoint
     prompt = Prompt.objects.filter(project=project, name=name).first() if kind in (None, "prompt") else None
     model = Model.objects.filter(project=project, name=name).first() if kind in (None, "model") else None
     if prompt and model:

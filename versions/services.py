@@ -6,8 +6,7 @@ import re
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -45,6 +44,17 @@ def _emit(*, project, event, payload):
     from jobs.webhooks import webhook_emit
 
     webhook_emit(project=project, event=event, payload=payload)
+
+
+def _counter_next(owner, counter):
+    """Bump ``owner``'s version counter and return the new number in one statement (UPDATE ...
+    RETURNING, on PostgreSQL and SQLite >= 3.35). The row lock it takes serialises concurrent
+    writers of the same owner until their transaction ends, so numbers stay gap-free and unique."""
+    table = connection.ops.quote_name(owner._meta.db_table)
+    column = connection.ops.quote_name(owner._meta.get_field(counter).column)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET {column} = {column} + 1 WHERE id = %s RETURNING {column}", [owner.pk])
+        return cursor.fetchone()[0]
 
 
 def _check_name(kind, name):
@@ -235,8 +245,7 @@ def prompt_version_commit(*, prompt, template, actor, model_params=None, message
     digest = prompt_content_sha256(template=template, model_params=model_params)
     try:
         with transaction.atomic():
-            Prompt.objects.filter(pk=prompt.pk).update(version_count=F("version_count") + 1)
-            number = Prompt.objects.values_list("version_count", flat=True).get(pk=prompt.pk)
+            number = _counter_next(prompt, "version_count")
             head = PromptVersion.objects.filter(prompt=prompt, number=number - 1).first() if number > 1 else None
             if head is not None and head.sha256 == digest:
                 raise Conflict(
@@ -330,8 +339,7 @@ def checkpoint_register(
     if digest is None:
         digest = _manifest_sha256([(name, blob.sha256) for name, blob in stored.items()])
     with transaction.atomic():
-        Model.objects.filter(pk=model.pk).update(checkpoint_count=F("checkpoint_count") + 1)
-        number = Model.objects.values_list("checkpoint_count", flat=True).get(pk=model.pk)
+        number = _counter_next(model, "checkpoint_count")
         checkpoint = Checkpoint.objects.create(
             model=model,
             number=number,
@@ -570,8 +578,7 @@ def dataset_version_create(*, dataset, rows, actor, message=""):
     content = "".join(canonical_json(row) + "\n" for row in cleaned).encode("utf-8")
     blob = artifacts.blob_put_bytes(content)
     with transaction.atomic():
-        Dataset.objects.filter(pk=dataset.pk).update(version_count=F("version_count") + 1)
-        number = Dataset.objects.values_list("version_count", flat=True).get(pk=dataset.pk)
+        number = _counter_next(dataset, "version_count")
         head = DatasetVersion.objects.filter(dataset=dataset, number=number - 1).first()
         if head is not None and head.sha256 == blob.sha256:
             raise Conflict(f"Nothing to commit: identical to version {head.number} of {dataset.name}.")

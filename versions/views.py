@@ -16,7 +16,7 @@ from versions import charts, selectors
 from versions.errors import Forbidden, LetheError, NotFound
 from versions.forms import DiffForm, LabelMoveForm, form_add_service_error
 from versions.models import Project, Role
-from versions.permissions import role_require
+from versions.permissions import project_require
 
 PAGE_SIZE = 25
 
@@ -45,8 +45,7 @@ def project_access(request, slug, role=Role.VIEWER) -> ProjectAccess:
     """The project and the user's role in it; 404 for non-members (projects do not leak), 403
     for members below ``role``."""
     try:
-        project = selectors.project_get(slug=slug)
-        current = role_require(project=project, user=request.user, role=role)
+        project, current = project_require(slug=slug, user=request.user, role=role)
     except NotFound as exc:
         raise Http404(str(exc)) from None
     except Forbidden as exc:

@@ -8,12 +8,12 @@ from django.test.utils import CaptureQueriesContext
 
 from versions import services
 
-# Session and user, project and role, then the endpoint's own statements (see each selector).
+# Session and user, project and role (one statement), then the endpoint's own statements (see each selector).
 EXPECTED_QUERIES = {
-    "history page (web)": 9, "history page (web), last page": 9, "versions API, first page": 8, "versions API, last page": 8,
-    "versions API, by tag": 9, "resolve prompt@label": 7, "resolve model@label": 7, "diff (API)": 7, "diff page (web)": 7,
-    "ancestors (API)": 8, "descendants (API)": 8, "checkpoints API, first page": 9, "model page (web)": 12,
-    "safety over time (web)": 7, "label history (API)": 8,
+    "history page (web)": 8, "history page (web), last page": 8, "versions API, first page": 7, "versions API, last page": 7,
+    "versions API, by tag": 8, "resolve prompt@label": 6, "resolve model@label": 6, "diff (API)": 6, "diff page (web)": 6,
+    "ancestors (API)": 7, "descendants (API)": 7, "checkpoints API, first page": 8, "model page (web)": 11,
+    "safety over time (web)": 6, "label history (API)": 7,
 }
 SHORT, LONG = {"versions": 3, "depth": 2, "moves": 2}, {"versions": 60, "depth": 12, "moves": 8}
 

@@ -401,9 +401,9 @@ def test_model_and_checkpoint_lists_do_not_grow_in_queries(project, model, user,
         services.label_move(name="staging", actor=user, checkpoint=previous)
         services.model_create(project=project, name=f"other-{n}", actor=user)
 
-    with django_assert_num_queries(5):  # project, role, count, page, labels
+    with django_assert_num_queries(4):  # project and role, count, page, labels
         assert api_client.get(f"{MODELS}/?page_size=100").json()["count"] == rows + 1
-    with django_assert_num_queries(7):  # project, role, model, page (by number: no count), labels, tags, parent edges
+    with django_assert_num_queries(6):  # project and role, model, page (by number: no count), labels, tags, parent edges
         assert api_client.get(f"{CHECKPOINTS}/?page_size=100").json()["count"] == rows
-    with django_assert_num_queries(6):  # project, role, model, checkpoint, ancestors, descendants (with their models)
+    with django_assert_num_queries(5):  # project and role, model, checkpoint, ancestors, descendants (with their models)
         assert len(api_client.get(f"{CHECKPOINTS}/{rows}/lineage/").json()["ancestors"]) == rows - 1

@@ -106,7 +106,7 @@ def test_dataset_lists_do_not_grow_in_queries(project, user, api_client, count, 
         services.dataset_create(project=project, name=f"d{n}", actor=user)
         services.dataset_version_create(dataset=hot, rows=[{"prompt": f"p{n}", "response": "r"}], actor=user)
 
-    with django_assert_num_queries(4):  # project, role, count, page
+    with django_assert_num_queries(3):  # project and role, count, page
         assert api_client.get(f"{BASE}/?page_size=100").json()["count"] == count + 1
-    with django_assert_num_queries(5):  # project, role, dataset, count, page
+    with django_assert_num_queries(4):  # project and role, dataset, count, page
         assert api_client.get(f"{BASE}/hot/versions/?page_size=100").json()["count"] == count

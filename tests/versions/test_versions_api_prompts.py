@@ -166,9 +166,9 @@ def test_prompt_lists_do_not_grow_in_queries(project, user, api_client, rows, dj
                             prompt_version=services.prompt_version_commit(prompt=hot, template=f"v{n}", actor=user))
         services.tag_add(name=f"t{n}", prompt_version=hot.versions.get(number=n + 1), actor=user)
 
-    with django_assert_num_queries(5):  # project, role, count, page, labels
+    with django_assert_num_queries(4):  # project and role, count, page, labels
         assert api_client.get(f"{BASE}/?page_size=100").json()["count"] == rows + 1
-    with django_assert_num_queries(6):  # project, role, prompt, page (by number: no count), labels, tags
+    with django_assert_num_queries(5):  # project and role, prompt, page (by number: no count), labels, tags
         assert api_client.get(f"{BASE}/hot/versions/?page_size=100").json()["count"] == rows
-    with django_assert_num_queries(6):  # project, role, prompt, label, count, page
+    with django_assert_num_queries(5):  # project and role, prompt, label, count, page
         assert api_client.get(f"{BASE}/hot/labels/staging/history/?page_size=100").json()["count"] == rows
