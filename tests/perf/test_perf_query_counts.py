@@ -11,7 +11,7 @@ from versions import services
 # Session and user, project and role (one statement), then the endpoint's own statements (see each selector).
 EXPECTED_QUERIES = {
     "history page (web)": 8, "history page (web), last page": 8, "versions API, first page": 7, "versions API, last page": 7,
-    "versions API, by tag": 8, "resolve prompt@label": 6, "resolve model@label": 6, "diff (API)": 6, "diff page (web)": 6,
+    "versions API, by tag": 8, "resolve prompt@label": 6, "resolve model@label": 6, "resolve model@label, kind given": 4, "diff (API)": 6, "diff page (web)": 6,
     "ancestors (API)": 7, "descendants (API)": 7, "checkpoints API, first page": 8, "model page (web)": 11,
     "safety over time (web)": 6, "label history (API)": 7,
 }
@@ -48,6 +48,7 @@ def endpoints(slug, prompt, chain):
         "versions API, by tag": f"{api}/prompts/greeting/versions/?tag=reviewed",
         "resolve prompt@label": f"{api}/resolve/?ref=greeting@production",
         "resolve model@label": f"{api}/resolve/?ref=base@production",
+        "resolve model@label, kind given": f"{api}/resolve/?ref=base@production&kind=model",
         "diff (API)": f"{api}/prompts/greeting/diff/?old=1&new={head}",
         "diff page (web)": f"/p/{slug}/prompts/greeting/diff/?old=1&new={head}",
         "ancestors (API)": f"{api}/models/base/checkpoints/{chain[-1].number}/lineage/",
