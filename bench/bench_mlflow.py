@@ -48,6 +48,15 @@ def run_mlflow(args):
     return json.loads(output.strip().splitlines()[-1])
 
 
+def analyze():
+    """Fresh planner statistics after the bulk of writes, as on a settled database (mlflow_side.py
+    does the same): otherwise plans depend on when autovacuum happens to run."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
 def timed(results, name, count, action):
     began = time.perf_counter()
     for i in range(count):
@@ -79,6 +88,7 @@ def run_lethe_services(args, project, user):
         versions[version.number] = version
 
     timed(results, "register prompt version", args.count, register_prompt_version)
+    analyze()
     timed(results, "set alias (model)", args.alias_ops,
           lambda i: services.label_move(name="production", checkpoint=checkpoints[i % args.count + 1], actor=user))
     timed(results, "set alias (prompt)", args.alias_ops,
@@ -132,6 +142,7 @@ def run_lethe_api(args, user):
         f"{base}/prompts/api-prompt/versions/",
         {"template": f"You are the bench assistant (revision {i}). Answer {{{{question}}}} about {{{{topic}}}}.", "message": f"revision {i}"},
         content_type="application/json")))
+    analyze()
     timed(results, "set alias (model)", args.alias_ops, lambda i: ok(client.put(
         f"{base}/models/api-model/labels/production/", {"checkpoint": i % args.count + 1}, content_type="application/json")))
     timed(results, "set alias (prompt)", args.alias_ops, lambda i: ok(client.put(

@@ -21,6 +21,17 @@ def timed(results, name, count, action):
     results[name] = {"count": count, "seconds": time.perf_counter() - began}
 
 
+def analyze(url):
+    """Fresh planner statistics after the bulk of writes, as on a settled database (bench_mlflow.py
+    does the same on Lethe's side): otherwise plans depend on when autovacuum happens to run."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text("ANALYZE"))
+    engine.dispose()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", required=True)
@@ -51,6 +62,7 @@ def main():
                                commit_message=f"revision {i}")
 
     timed(results, "register prompt version", args.count, register_prompt_version)
+    analyze(args.db)
     timed(results, "set alias (model)", args.alias_ops,
           lambda i: client.set_registered_model_alias(model, "production", str(i % args.count + 1)))
     timed(results, "set alias (prompt)", args.alias_ops, lambda i: client.set_prompt_alias(prompt, "production", i % args.count + 1))

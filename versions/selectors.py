@@ -315,13 +315,17 @@ def label_resolve(*, project, ref, kind=None):
     if kind in ("prompt", "model") and not selector.isdigit():
         # The hot path (serving reads name@production): the label and its target in one
         # statement. Misses fall through to the lookups below, which say what is missing.
-        if kind == "prompt":
-            label = (Label.objects.filter(prompt__project=project, prompt__name=name, name=selector)
-                     .select_related("prompt_version__prompt").first())
-        else:
-            label = Label.objects.filter(model__project=project, model__name=name, name=selector).select_related("checkpoint__model").first()
-        if label is not None:
-            return label.prompt_version if kind == "prompt" else label.checkpoint
+        # The owner is joined once and handed to the target (a label's target always belongs to
+        # its owner); [:1] rather than first() needs no ORDER BY.
+        found = list(Label.objects.filter(project=project, name=selector, **{f"{kind}__name": name}).select_related(
+            kind, "prompt_version" if kind == "prompt" else "checkpoint")[:1])
+        if found:
+            label = found[0]
+            if kind == "prompt":
+                label.prompt_version.prompt = label.prompt
+                return label.prompt_version
+            label.checkpoint.model = label.model
+            return label.checkpoint
     prompt = Prompt.objects.filter(project=project, name=name).first() if kind in (None, "prompt") else None
     model = Model.objects.filter(project=project, name=name).first() if kind in (None, "model") else None
     if prompt and model:
