@@ -86,12 +86,17 @@ def markdown(outcomes, took):
             lines.append(f"| {row['operation']} | {row['mlflow_ops_s']:.1f} | {row['lethe_services_ops_s']:.1f} | {row['ratio_services']:.1f}x | "
                          f"{row['lethe_api_ops_s']:.1f} | {row['ratio_api']:.1f}x | {'met' if row['meets_goal'] else 'missed'} |")
         lines.append("")
+        if "api_floor_ops_s" in mlflow:
+            lines += [f"REST floor in the same run (an authenticated read of the project, no registry work): {mlflow['api_floor_ops_s']:.1f} ops/s.", ""]
     artifacts = load("artifacts")
     if artifacts:
         mib_s = lambda s: artifacts["bytes"] / s / 1024**2  # noqa: E731
-        lines += [f"### Artifacts ({artifacts['bytes'] / 1024**3:.2f} GiB safetensors through the API, runserver process)", "",
+        server = artifacts.get("server", "manage.py runserver").split(" --bind")[0]
+        lines += [f"### Artifacts ({artifacts['bytes'] / 1024**3:.2f} GiB safetensors through the API, `{server}`, best of {artifacts.get('repeat', 1)})", "",
                   "| figure | value | goal |", "|---|---|---|",
                   f"| plain file copy | {mib_s(artifacts['plain_copy_s']):.0f} MiB/s | baseline |",
+                  *([f"| sha256 of the same bytes (one core; bounds upload and download) | {mib_s(artifacts['sha256_s']):.0f} MiB/s = "
+                     f"{artifacts['sha256_ratio']:.2f}x | - |"] if "sha256_s" in artifacts else []),
                   f"| upload | {mib_s(artifacts['upload_s']):.0f} MiB/s = {artifacts['upload_ratio']:.2f}x | >= 0.7x |",
                   f"| download | {mib_s(artifacts['download_s']):.0f} MiB/s = {artifacts['download_ratio']:.2f}x | >= 0.7x |",
                   f"| server peak RSS growth | {artifacts['peak_growth_mib']:.1f} MiB | <= 64 MiB |",
