@@ -130,8 +130,8 @@ class PromptCreateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-def _names(related) -> list[str]:
-    return [item.name for item in related.all()]
+def _names(items) -> list[str]:
+    return [item.name for item in items]
 
 
 class PromptVersionSerializer(serializers.Serializer):
@@ -151,10 +151,10 @@ class PromptVersionSerializer(serializers.Serializer):
         return version.parent_number  # annotated by selectors.prompt_versions
 
     def get_labels(self, version) -> list[str]:
-        return _names(version.labels)
+        return _names(version.label_list)  # prefetched by selectors.prompt_versions
 
     def get_tags(self, version) -> list[str]:
-        return _names(version.tags)
+        return _names(version.tag_list)
 
 
 class PromptVersionCommitSerializer(serializers.Serializer):
@@ -319,7 +319,7 @@ class CheckpointSerializer(serializers.Serializer):
     sha256 = serializers.CharField()
     total_size = serializers.IntegerField()
     generation = serializers.IntegerField(help_text="Generations from a root checkpoint: 0 for a root, else 1 + its parents' highest.")
-    parents = CheckpointParentSerializer(source="parent_edges", many=True)
+    parents = CheckpointParentSerializer(source="parent_edge_list", many=True)
     labels = serializers.SerializerMethodField()
     tags = serializers.SerializerMethodField()
     created_by = serializers.CharField(source="created_by.username")
@@ -327,10 +327,10 @@ class CheckpointSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
     def get_labels(self, checkpoint) -> list[str]:
-        return _names(checkpoint.labels)
+        return _names(checkpoint.label_list)  # prefetched by selectors.checkpoints_for_model
 
     def get_tags(self, checkpoint) -> list[str]:
-        return _names(checkpoint.tags)
+        return _names(checkpoint.tag_list)
 
 
 @extend_schema_field(ParentRefSerializer(many=True))
