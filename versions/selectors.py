@@ -109,7 +109,7 @@ def prompt_versions(*, prompt, tag=None):
     ``tag`` keeps the versions carrying that tag."""
     versions = PromptVersion.objects.filter(prompt=prompt)
     if tag:
-        versions = versions.filter(pk__in=Tag.objects.filter(name=tag, prompt_version__prompt=prompt).values("prompt_version_id"))
+        versions = versions.filter(tags__name=tag)  # a join: a tag name is unique per version
     # The parent's number as a per-row index lookup, not a join: PostgreSQL overestimates a
     # hot prompt's page (thousands of rows for 50) and then hash-joins every version of every
     # prompt to find the parents, which made deep pages grow with the whole table.
@@ -133,7 +133,10 @@ def checkpoints_for_model(*, model, tag=None):
     """A model's checkpoints, newest first; ``tag`` keeps those carrying that tag."""
     checkpoints = Checkpoint.objects.filter(model=model)
     if tag:
-        checkpoints = checkpoints.filter(pk__in=Tag.objects.filter(name=tag, checkpoint__model=model).values("checkpoint_id"))
+        # A join (a tag name is unique per checkpoint): walking the (model, number) index newest
+        # first and probing each checkpoint's tags stops at the page, where the former IN
+        # (subquery) hashed every checkpoint of the model.
+        checkpoints = checkpoints.filter(tags__name=tag)
     return (
         checkpoints.select_related("created_by")
         .prefetch_related(
