@@ -194,9 +194,9 @@ def checkpoint_ancestors(*, checkpoint):
     return [(row, row.depth) for row in rows]
 
 
-def checkpoint_descendants(*, checkpoint, method=None, dataset_sha256=None):
-    """[(checkpoint, depth)] of every descendant, optionally only those produced by an edge with
-    the given unlearning method or forget/retain dataset hash."""
+def _descendant_filter(*, checkpoint, method, dataset_sha256):
+    """The WHERE clause and parameters of _DESCENDANTS_SQL: descendants produced by an edge with
+    the given unlearning method and/or forget or retain dataset hash."""
     conditions, params = [], [checkpoint.pk]
     if method:
         conditions.append("EXISTS (SELECT 1 FROM versions_lineageedge f WHERE f.child_id = c.id AND f.method = %s)")
@@ -207,7 +207,13 @@ def checkpoint_descendants(*, checkpoint, method=None, dataset_sha256=None):
             "AND (f.forget_dataset_sha256 = %s OR f.retain_dataset_sha256 = %s))"
         )
         params.extend([dataset_sha256, dataset_sha256])
-    where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+    return ("WHERE " + " AND ".join(conditions)) if conditions else "", params
+
+
+def checkpoint_descendants(*, checkpoint, method=None, dataset_sha256=None):
+    """[(checkpoint, depth)] of every descendant, optionally only those produced by an edge with
+    the given unlearning method or forget/retain dataset hash."""
+    where, params = _descendant_filter(checkpoint=checkpoint, method=method, dataset_sha256=dataset_sha256)
     rows = Checkpoint.objects.raw(_DESCENDANTS_SQL.format(where=where), params)
     return [(row, row.depth) for row in rows]
 
@@ -220,17 +226,7 @@ def lineage_nodes(*, checkpoint, method=None, dataset_sha256=None):
     depth}, nearest first: the same two recursive statements as checkpoint_ancestors and
     checkpoint_descendants, without building a model instance per node (the API at depth
     thousands)."""
-    conditions, params = [], [checkpoint.pk]
-    if method:
-        conditions.append("EXISTS (SELECT 1 FROM versions_lineageedge f WHERE f.child_id = c.id AND f.method = %s)")
-        params.append(method)
-    if dataset_sha256:
-        conditions.append(
-            "EXISTS (SELECT 1 FROM versions_lineageedge f WHERE f.child_id = c.id "
-            "AND (f.forget_dataset_sha256 = %s OR f.retain_dataset_sha256 = %s))"
-        )
-        params.extend([dataset_sha256, dataset_sha256])
-    where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+    where, params = _descendant_filter(checkpoint=checkpoint, method=method, dataset_sha256=dataset_sha256)
     select_all = "SELECT c.*, d.depth AS depth FROM versions_checkpoint c"
     columns = ("model", "number", "kind", "sha256", "depth")
     with connection.cursor() as cursor:
