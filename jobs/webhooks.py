@@ -106,21 +106,35 @@ def webhook_delete(*, webhook, actor) -> None:
     webhook.delete()
 
 
+_ACTIVE_HOOK_EVENTS_SQL = f"SELECT id, events FROM {Webhook._meta.db_table} WHERE project_id = %s AND active"
+
+
+def _active_hook_events(project):
+    """(id, events) of the project's active hooks. Every registration, commit and label move asks,
+    and nearly always gets nothing: a plain statement, because compiling the ORM query cost 3x
+    running it (0.75 of 1.0 ms). Hooks per project are few, so the event filter runs in Python,
+    the same on every database."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ACTIVE_HOOK_EVENTS_SQL, [project.pk])
+        rows = cursor.fetchall()
+    # The JSON column arrives as text from both backends' raw cursors (Django decodes it in the field).
+    return [(pk, json.loads(events) if isinstance(events, str) else events) for pk, events in rows]
+
+
 def webhook_emit(*, project, event, payload) -> list[WebhookDelivery]:
     """Record one delivery per active hook of the project subscribed to ``event`` and send them
     after the surrounding transaction commits. Never raises; returns the deliveries created."""
     try:
         if event not in WebhookEvent.values:
             raise ValueError(f"unknown webhook event {event!r}")
-        data = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
-        # Hooks per project are few: the event filter runs in Python, the same on every database.
-        hooks = [hook for hook in Webhook.objects.filter(project=project, active=True) if event in hook.events]
-        if not hooks:
+        hook_ids = [pk for pk, events in _active_hook_events(project) if event in events]
+        if not hook_ids:
             return []
+        data = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
         with transaction.atomic():  # a savepoint: a failure here leaves the caller's transaction usable
             now = timezone.now()
             deliveries = WebhookDelivery.objects.bulk_create(
-                [WebhookDelivery(webhook=hook, event=event, payload=data, next_attempt_at=now) for hook in hooks]
+                [WebhookDelivery(webhook_id=pk, event=event, payload=data, next_attempt_at=now) for pk in hook_ids]
             )
         ids = [delivery.pk for delivery in deliveries]  # set by bulk_create on SQLite and PostgreSQL
         transaction.on_commit(lambda: _schedule_quietly(ids))

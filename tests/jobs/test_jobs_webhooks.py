@@ -182,3 +182,23 @@ def test_webhook_create_refuses_bad_input(project, user, url, events, message):
     with pytest.raises(ValidationFailed) as error:
         webhook_create(project=project, url=url, events=events, actor=user)
     assert str(error.value) == message
+
+
+@pytest.mark.django_db
+def test_deliveries_commit_and_roll_back_with_the_action(project, user, closed_port_url):
+    # given a hook on registrations
+    from django.db import transaction
+
+    from versions.services import checkpoint_register, model_create
+
+    hook = webhook_create(project=project, url=closed_port_url, events=["checkpoint.registered"], actor=user)
+    model = model_create(project=project, name="m", actor=user)
+
+    # when one registration commits and another is rolled back by its caller after it returned
+    checkpoint_register(model=model, kind="reference", external_ref="org/m", actor=user)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        checkpoint_register(model=model, kind="reference", external_ref="org/m2", actor=user)
+        raise RuntimeError("the caller's transaction fails afterwards")
+
+    # then only the committed registration has a delivery: its row was written in the action's transaction
+    assert [d.payload["checkpoint"] for d in WebhookDelivery.objects.filter(webhook=hook)] == [1]
