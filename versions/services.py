@@ -40,7 +40,8 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
 def _emit(*, project, event, payload):
-    """Webhooks never block or fail the action that triggers them."""
+    """Called inside the action's transaction, so its delivery rows commit (or roll back) with
+    the action. Webhooks never block or fail the action that triggers them."""
     from jobs.webhooks import webhook_emit
 
     webhook_emit(project=project, event=event, payload=payload)
@@ -230,7 +231,7 @@ def prompt_content_sha256(*, template, model_params):
     return sha256_text(canonical_json({"template": template, "model_params": model_params}))
 
 
-def prompt_version_commit(*, prompt, template, actor, model_params=None, message="", parent=None):
+def prompt_version_commit(*, prompt, template, actor, model_params=None, message="", parent=None, tags=()):
     """Append version n+1. Numbers are gap-free under concurrency: the prompt row's counter is
     bumped first in the transaction, which serialises committers on that row (a row lock on
     PostgreSQL, the write lock on SQLite)."""
@@ -242,6 +243,7 @@ def prompt_version_commit(*, prompt, template, actor, model_params=None, message
         raise ValidationFailed("model_params must be a JSON object.", fields={"model_params": ["Must be an object."]})
     if parent is not None and parent.prompt_id != prompt.pk:
         raise ValidationFailed(f"Parent version belongs to another prompt ({parent}).", fields={"parent": ["Wrong prompt."]})
+    tags = _tag_names_valid(tags)
     digest = prompt_content_sha256(template=template, model_params=model_params)
     try:
         with transaction.atomic():
@@ -263,11 +265,11 @@ def prompt_version_commit(*, prompt, template, actor, model_params=None, message
                 parent=parent if parent is not None else head,
                 sha256=digest,
             )
+            _tags_create(names=tags, actor=actor, prompt_version=version)
+            _emit(project=prompt.project, event="prompt_version.committed", payload={"prompt": prompt.name, "version": number, "sha256": digest})
     except IntegrityError:
         raise RetryableConflict(f"Another commit to {prompt.name} happened at the same moment; send the request again.")
     prompt.version_count = number
-    transaction.on_commit(lambda: _emit(project=prompt.project, event="prompt_version.committed",
-                                        payload={"prompt": prompt.name, "version": number, "sha256": digest}))
     return version
 
 
@@ -307,8 +309,10 @@ def checkpoint_register(
     forget_dataset_sha256="",
     retain_dataset_sha256="",
     run=None,
+    tags=(),
 ):
-    """Register a checkpoint: validate the files, store each once by hash, then write the rows.
+    """Register a checkpoint: validate the files, store each once by hash, then write the rows
+    (the checkpoint, its files, lineage edges and ``tags``) in one transaction.
 
     Validation happens before anything is stored; a refused checkpoint stores nothing."""
     role_require(project=model.project, user=actor, role=Role.EDITOR)
@@ -321,6 +325,7 @@ def checkpoint_register(
             raise ValidationFailed(f"Unknown lineage relation {relation!r}; expected one of {', '.join(Relation.values)}.")
         if parent.model.project_id != model.project_id:
             raise ValidationFailed("A lineage parent must belong to the same project.")
+    tags = _tag_names_valid(tags)
     if kind == CheckpointKind.REFERENCE:
         if files:
             raise ValidationFailed("A reference checkpoint points at external weights and takes no files.")
@@ -366,9 +371,9 @@ def checkpoint_register(
                 for parent, relation in parents
             ]
         )
-        model.checkpoint_count = number
-        transaction.on_commit(lambda: _emit(project=model.project, event="checkpoint.registered",
-                                            payload={"model": model.name, "checkpoint": number, "id": checkpoint.pk, "kind": kind}))
+        _tags_create(names=tags, actor=actor, checkpoint=checkpoint)
+        _emit(project=model.project, event="checkpoint.registered", payload={"model": model.name, "checkpoint": number, "id": checkpoint.pk, "kind": kind})
+    model.checkpoint_count = number
     return checkpoint
 
 
@@ -479,10 +484,10 @@ def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", 
                       "from": previous.number if previous else None, "to": target.number, "reason": reason,
                       "evaluation": evaluation.pk if evaluation else None},
             )
+            _emit(project=project, event="label.moved", payload={
+                "label": name, "on": owner.name, "action": action, "from": previous.number if previous else None, "to": target.number})
     except IntegrityError:
         raise RetryableConflict(f"Label {name!r} was created concurrently; send the request again.")
-    transaction.on_commit(lambda: _emit(project=project, event="label.moved", payload={
-        "label": name, "on": owner.name, "action": action, "from": previous.number if previous else None, "to": target.number}))
     return event
 
 
@@ -509,6 +514,18 @@ def label_branch_advance(*, run_checkpoint, parent, name, actor):
 
 
 # ---------------------------------------------------------------- tags
+
+
+def _tag_names_valid(names):
+    """``names`` as a sorted list without repeats, each 1-100 characters without surrounding spaces."""
+    if isinstance(names, str) or not all(isinstance(name, str) and 0 < len(name) <= 100 and name.strip() == name for name in names):
+        raise ValidationFailed("A tag is 1-100 characters without surrounding spaces.", fields={"tags": ["Invalid tag."]})
+    return sorted(set(names))
+
+
+def _tags_create(*, names, actor, checkpoint=None, prompt_version=None):
+    """Tags of a version being created, in its transaction (nothing to collide with yet)."""
+    Tag.objects.bulk_create([Tag(name=name, checkpoint=checkpoint, prompt_version=prompt_version, created_by=actor) for name in names])
 
 
 def tag_add(*, name, actor=None, checkpoint=None, prompt_version=None):

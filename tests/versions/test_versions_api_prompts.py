@@ -38,6 +38,15 @@ def test_create_prompt_then_commit_and_read_a_version(project, api_client):
     }
 
 
+def test_a_commit_can_carry_tags(prompt, api_client):
+    committed = api_client.post(f"{BASE}/system/versions/", {"template": "Hi", "tags": ["reviewed", "canary"]}, format="json")
+    refused = api_client.post(f"{BASE}/system/versions/", {"template": "Hi again", "tags": [" reviewed"]}, format="json")
+
+    assert committed.status_code == 201 and committed.json()["tags"] == ["canary", "reviewed"]
+    assert api_client.get(f"{BASE}/system/versions/?tag=canary").json()["results"][0]["number"] == 3
+    assert refused.status_code == 400 and PromptVersion.objects.filter(prompt=prompt).count() == 3
+
+
 def test_identical_commit_is_409_and_empty_template_is_400(prompt, api_client):
     same = api_client.post(f"{BASE}/system/versions/", {"template": "You are {{ role }} for {{ team }}.\nBe safe.\n",
                                                          "model_params": {"temperature": 0}}, format="json")

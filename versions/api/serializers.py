@@ -162,6 +162,8 @@ class PromptVersionCommitSerializer(serializers.Serializer):
     model_params = serializers.JSONField(required=False, default=dict, help_text="Generation parameters, a JSON object.")
     message = serializers.CharField(required=False, allow_blank=True, default="")
     parent = serializers.IntegerField(required=False, min_value=1, help_text="Version number; defaults to the head.")
+    tags = serializers.ListField(child=serializers.CharField(max_length=100, trim_whitespace=False), required=False, default=list,
+                                 max_length=100, help_text="Tags to create with the version, in the same transaction.")
 
 
 class VersionListQuerySerializer(serializers.Serializer):
@@ -354,6 +356,8 @@ class CheckpointRegisterOptionsSerializer(serializers.Serializer):
     lineage_method = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
     forget_dataset_sha256 = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
     retain_dataset_sha256 = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
+    tags = serializers.ListField(child=serializers.CharField(max_length=100, trim_whitespace=False), required=False, default=list,
+                                 max_length=100, help_text="Tags to create with the version, in the same transaction.")
 
 
 class CheckpointReferenceSerializer(CheckpointRegisterOptionsSerializer):

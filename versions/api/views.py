@@ -212,7 +212,7 @@ class PromptVersionListApi(ListApi):
         data = _valid(s.PromptVersionCommitSerializer, request.data)
         parent = selectors.prompt_version_get(prompt=prompt, number=data["parent"]) if "parent" in data else None
         version = services.prompt_version_commit(prompt=prompt, template=data["template"], model_params=data["model_params"],
-                                                 message=data["message"], parent=parent, actor=request.user)
+                                                 message=data["message"], parent=parent, tags=data["tags"], actor=request.user)
         return Response(s.PromptVersionSerializer(_prompt_version(prompt, version.number)).data, status=status.HTTP_201_CREATED)
 
 
@@ -437,6 +437,7 @@ def _register_options(project, model, data):
         "lineage_method": data["lineage_method"],
         "forget_dataset_sha256": data["forget_dataset_sha256"],
         "retain_dataset_sha256": data["retain_dataset_sha256"],
+        "tags": data["tags"],
     }
 
 
