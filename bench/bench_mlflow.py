@@ -73,10 +73,10 @@ def run_lethe_services(args, project, user):
     checkpoints = {}
 
     def register_model_version(i):
-        checkpoint = services.checkpoint_register(model=model, kind="reference", external_ref=f"file:///bench/checkpoints/{i}", actor=user)
+        # Tags in the same call, as MLflow's create_model_version(tags=...) takes them.
+        checkpoint = services.checkpoint_register(model=model, kind="reference", external_ref=f"file:///bench/checkpoints/{i}", actor=user,
+                                                  tags=["validated"] if i % TAGGED_EVERY == 0 else ())
         checkpoints[checkpoint.number] = checkpoint
-        if i % TAGGED_EVERY == 0:
-            services.tag_add(name="validated", checkpoint=checkpoint, actor=user)
 
     timed(results, "register model version", args.count, register_model_version)
     versions = {}
@@ -98,13 +98,13 @@ def run_lethe_services(args, project, user):
           lambda i: selectors.label_resolve(project=project, ref="svc-prompt@production", kind="prompt"))
 
     def list_versions(i):
-        page = list(selectors.checkpoints_for_model(model=model)[:args.page])
+        page = selectors.checkpoint_rows_complete(selectors.checkpoints_for_model(model=model)[:args.page])
         assert len(page) == args.page
 
     timed(results, "list versions of one model", args.read_ops, list_versions)
 
     def search_by_tag(i):
-        page = list(selectors.checkpoints_for_model(model=model, tag="validated")[:args.page])
+        page = selectors.checkpoint_rows_complete(selectors.checkpoints_for_model(model=model, tag="validated")[:args.page])
         assert len(page) == min(args.page, args.count // TAGGED_EVERY)
 
     timed(results, "search versions by tag", args.read_ops, search_by_tag)
@@ -131,11 +131,9 @@ def run_lethe_api(args, user):
     results = {}
 
     def register_model_version(i):
-        response = ok(client.post(f"{base}/models/api-model/checkpoints/", {"kind": "reference", "external_ref": f"file:///bench/checkpoints/{i}"},
-                                  content_type="application/json"))
-        if i % TAGGED_EVERY == 0:
-            ok(client.post(f"{base}/models/api-model/checkpoints/{response.json()['number']}/tags/", {"name": "validated"},
-                           content_type="application/json"))
+        ok(client.post(f"{base}/models/api-model/checkpoints/", {"kind": "reference", "external_ref": f"file:///bench/checkpoints/{i}",
+                                                                "tags": ["validated"] if i % TAGGED_EVERY == 0 else []},
+                       content_type="application/json"))
 
     timed(results, "register model version", args.count, register_model_version)
     timed(results, "register prompt version", args.count, lambda i: ok(client.post(

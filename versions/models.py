@@ -244,6 +244,9 @@ class Label(models.Model):
         ]
         ordering = ["name"]
 
+    def __str__(self):
+        return self.name  # what badges and lists show
+
 
 class LabelAction(models.TextChoices):
     CREATE = "create"
@@ -290,6 +293,9 @@ class Tag(models.Model):
         ]
         ordering = ["name"]
         indexes = [models.Index(fields=["name"], name="tag_by_name")]
+
+    def __str__(self):
+        return self.name  # what badges and lists show
 
 
 class Dataset(models.Model):

@@ -173,6 +173,7 @@ def model_detail(request, slug, model_name):
     access = project_access(request, slug)
     model = get_or_404(selectors.model_get, project=access.project, name=model_name)
     page = paginate_history(request, selectors.checkpoints_for_model(model=model), model.checkpoint_count)
+    page.object_list = selectors.checkpoint_rows_complete(page.object_list)
     checkpoints, edges = selectors.lineage_graph(model=model)
     figure, _, _ = _lineage_figure(model, checkpoints, edges, slug)
     return render(request, "versions/model_detail.html", {

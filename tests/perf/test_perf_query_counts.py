@@ -12,7 +12,7 @@ from versions import services
 EXPECTED_QUERIES = {
     "history page (web)": 8, "history page (web), last page": 8, "versions API, first page": 7, "versions API, last page": 7,
     "versions API, by tag": 8, "resolve prompt@label": 6, "resolve model@label": 6, "resolve model@label, kind given": 4, "diff (API)": 6, "diff page (web)": 6,
-    "ancestors (API)": 7, "descendants (API)": 7, "checkpoints API, first page": 8, "model page (web)": 11,
+    "ancestors (API)": 7, "descendants (API)": 7, "checkpoints API, first page": 6, "model page (web)": 9,
     "safety over time (web)": 6, "label history (API)": 7,
 }
 SHORT, LONG = {"versions": 3, "depth": 2, "moves": 2}, {"versions": 60, "depth": 12, "moves": 8}

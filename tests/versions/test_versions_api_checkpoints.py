@@ -403,7 +403,43 @@ def test_model_and_checkpoint_lists_do_not_grow_in_queries(project, model, user,
 
     with django_assert_num_queries(4):  # project and role, count, page, labels
         assert api_client.get(f"{MODELS}/?page_size=100").json()["count"] == rows + 1
-    with django_assert_num_queries(6):  # project and role, model, page (by number: no count), labels, tags, parent edges
+    with django_assert_num_queries(4):  # project and role, model, page (by number: no count), labels, tags and parents
         assert api_client.get(f"{CHECKPOINTS}/?page_size=100").json()["count"] == rows
     with django_assert_num_queries(5):  # project and role, model, checkpoint, ancestors, descendants (with their models)
         assert len(api_client.get(f"{CHECKPOINTS}/{rows}/lineage/").json()["ancestors"]) == rows - 1
+
+
+def test_tags_at_registration_and_the_list_rows(model, user, api_client):
+    # given a checkpoint registered with tags, one with two parents (second added first), and a label
+    from rest_framework.fields import DateTimeField
+
+    first = api_client.post(f"{CHECKPOINTS}/", {"kind": "reference", "external_ref": "org/a", "tags": ["validated", "base"]}, format="json")
+    other = services.checkpoint_register(model=model, kind="reference", external_ref="org/b", actor=user)
+    services.checkpoint_register(model=model, kind="reference", external_ref="org/c", actor=user,
+                                 parents=[(other, "merged-from"), (Checkpoint.objects.get(number=1), "fine-tuned-from")],
+                                 lineage_method="merge")
+    services.label_move(name="production", checkpoint=other, actor=user)
+
+    # when the list and one checkpoint are read
+    listed = api_client.get(f"{CHECKPOINTS}/").json()["results"]
+    detail = api_client.get(f"{CHECKPOINTS}/1/").json()
+    tagged = api_client.get(f"{CHECKPOINTS}/?tag=validated").json()["results"]
+
+    # then tags were stored with the registration, and each row carries its labels, tags and parents in order
+    assert first.status_code == 201 and first.json()["tags"] == ["base", "validated"]
+    assert [(row["number"], row["labels"], row["tags"], row["parents"]) for row in listed] == [
+        (3, [], [], [{"model": "llama-tiny", "number": 2, "relation": "merged-from", "method": "merge"},
+                     {"model": "llama-tiny", "number": 1, "relation": "fine-tuned-from", "method": "merge"}]),
+        (2, ["production"], [], []),
+        (1, [], ["base", "validated"], []),
+    ]
+    assert detail == listed[2] == tagged[0] and len(tagged) == 1
+    assert detail["created_at"] == DateTimeField().to_representation(Checkpoint.objects.get(number=1).created_at)
+
+
+@pytest.mark.parametrize("tags", [[" padded"], [""], ["x" * 101], "validated"])
+def test_invalid_tags_refuse_the_registration(model, api_client, tags):
+    response = api_client.post(f"{CHECKPOINTS}/", {"kind": "reference", "external_ref": "org/a", "tags": tags}, format="json")
+
+    assert response.status_code == 400
+    assert Checkpoint.objects.count() == 0

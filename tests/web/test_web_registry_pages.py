@@ -240,7 +240,9 @@ def test_the_model_page_draws_the_lineage_layered_by_depth(web, project, user, t
     assert nodes["full"]["x"] == [0] and nodes["full"]["text"] == ["#1"]
     assert nodes["adapter"]["x"] == [1, 2] and nodes["adapter"]["text"] == ["#2", "#3"]
     assert figure["data"][1]["text"] == ["unlearned-from (npo)", "unlearned-from (npo)"]
-    assert [c.number for c in response.context["page"]] == [3, 2, 1]
+    assert [c["number"] for c in response.context["page"]] == [3, 2, 1]
+    assert [(c["number"], [p["number"] for p in c["parents"]]) for c in response.context["page"]] == [(3, [2]), (2, [1]), (1, [])]
+    assert '#1 <span class="muted">unlearned-from (npo)</span>' in response.content.decode()
 
 
 @pytest.mark.django_db

@@ -389,11 +389,12 @@ def _checkpoint(request, project_slug, name, number, role):
     return selectors.checkpoint_get(model=model, number=number)
 
 
-def _checkpoint_loaded(model, number):
-    checkpoint = selectors.checkpoints_for_model(model=model).filter(number=number).first()
-    if checkpoint is None:
+def _checkpoint_row(model, number):
+    """One checkpoint in the API's shape (the same rows as the list)."""
+    rows = selectors.checkpoint_rows_complete(selectors.checkpoints_for_model(model=model).filter(number=number))
+    if not rows:
         raise NotFound(f"{model.name} has no checkpoint {number}.")
-    return checkpoint
+    return rows[0]
 
 
 class ModelListApi(ListApi):
@@ -498,7 +499,7 @@ class CheckpointListApi(ListApi):
         query = _valid(s.VersionListQuerySerializer, request.query_params)
         tag = query.get("tag")
         return paginated_response(view=self, request=request, queryset=selectors.checkpoints_for_model(model=model, tag=tag),
-                                  serializer_class=s.CheckpointSerializer, numbered_total=None if tag else model.checkpoint_count)
+                                  rows=selectors.checkpoint_rows_complete, numbered_total=None if tag else model.checkpoint_count)
 
     @api_schema(
         operation_id="checkpoints_register",
@@ -525,14 +526,14 @@ class CheckpointListApi(ListApi):
                 model=model, kind=CheckpointKind.REFERENCE, external_ref=data["external_ref"],
                 external_revision=data["external_revision"], actor=request.user, **_register_options(project, model, data),
             )
-        return Response(s.CheckpointSerializer(_checkpoint_loaded(model, checkpoint.number)).data, status=status.HTTP_201_CREATED)
+        return Response(_checkpoint_row(model, checkpoint.number), status=status.HTTP_201_CREATED)
 
 
 class CheckpointDetailApi(APIView):
     @api_schema(operation_id="checkpoints_retrieve", tags=["checkpoints"], responses=s.CheckpointSerializer)
     def get(self, request, project_slug, name, number):
         _, model = _model(request, project_slug, name, Role.VIEWER)
-        return Response(s.CheckpointSerializer(_checkpoint_loaded(model, number)).data)
+        return Response(_checkpoint_row(model, number))
 
 
 class CheckpointFileListApi(ListApi):
