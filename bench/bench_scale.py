@@ -21,6 +21,9 @@ from benchdb import OUT, ROOT, django_setup, percentile, write_result  # noqa: E
 
 GOAL_P50_MS = 25.0
 GOAL_FLAT = 1.5
+# Marks an endpoint whose answer itself grows with the population (the whole lineage: 2,000 nodes
+# against 20): judged on p50 only; its full/small ratio is reported, not held to GOAL_FLAT.
+WHOLE = " *"
 
 
 def endpoints(population):
@@ -43,8 +46,10 @@ def endpoints(population):
         ("resolve name@label (model)", f"{api}/resolve/?ref={deep}@production"),
         ("diff (API), first vs head", f"{api}/prompts/{hot}/diff/?old=1&new={population.hot_versions}"),
         ("diff page (web)", f"/p/{slug}/prompts/{hot}/diff/?old=1&new={population.hot_versions}"),
-        (f"ancestors at depth {len(chain) - 1} (API)", f"{api}/models/{deep}/checkpoints/{chain[-1]}/lineage/"),
-        (f"descendants at depth {len(chain) - 1} (API)", f"{api}/models/{deep}/checkpoints/{chain[0]}/lineage/"),
+        (f"ancestors at depth {len(chain) - 1} (API, first 100 generations)", f"{api}/models/{deep}/checkpoints/{chain[-1]}/lineage/"),
+        (f"descendants at depth {len(chain) - 1} (API, first 100 generations)", f"{api}/models/{deep}/checkpoints/{chain[0]}/lineage/"),
+        (f"ancestors at depth {len(chain) - 1} (API, whole walk){WHOLE}", f"{api}/models/{deep}/checkpoints/{chain[-1]}/lineage/?depth={len(chain)}"),
+        (f"descendants at depth {len(chain) - 1} (API, whole walk){WHOLE}", f"{api}/models/{deep}/checkpoints/{chain[0]}/lineage/?depth={len(chain)}"),
         ("safety over time, deepest model (web)", f"/p/{slug}/models/{deep}/safety/"),
         ("evaluation report (API)", f"{api}/evaluations/{population.evaluation_id}/"),
         ("evaluation report (web)", f"/p/{slug}/evaluations/{population.evaluation_id}/"),
@@ -125,7 +130,7 @@ def main():
                     sorted(small["endpoints"].values(), key=lambda r: r["order"]))
         for (name, big), little in pairs:
             ratio = big["p50_ms"] / little["p50_ms"]
-            ok = big["p50_ms"] <= GOAL_P50_MS and ratio <= GOAL_FLAT
+            ok = big["p50_ms"] <= GOAL_P50_MS and (ratio <= GOAL_FLAT or name.endswith(WHOLE))
             rows.append({"endpoint": name, "small_p50_ms": little["p50_ms"], "small_p95_ms": little["p95_ms"], "full_p50_ms": big["p50_ms"],
                          "full_p95_ms": big["p95_ms"], "ratio": ratio, "queries_small": little["queries"], "queries_full": big["queries"], "meets_goal": ok})
             print(f"{name:45s} {little['p50_ms']:8.2f}ms {big['p50_ms']:8.2f}ms {big['p95_ms']:8.2f}ms {ratio:9.2f}x {little['queries']:4d}/{big['queries']:<4d}"

@@ -205,11 +205,14 @@ def checkpoint_get(*, model, number):
 
 # ---------------------------------------------------------------- lineage
 
+# Both walks take (checkpoint id, deepest generation to walk) as their first two parameters.
+UNBOUNDED = 2**31 - 1
+
 _ANCESTORS_SQL = """
 WITH RECURSIVE walk(id, depth) AS (
     SELECT parent_id, 1 FROM versions_lineageedge WHERE child_id = %s
     UNION
-    SELECT e.parent_id, walk.depth + 1 FROM versions_lineageedge e JOIN walk ON e.child_id = walk.id
+    SELECT e.parent_id, walk.depth + 1 FROM versions_lineageedge e JOIN walk ON e.child_id = walk.id WHERE walk.depth < %s
 )
 SELECT c.*, d.depth AS depth FROM versions_checkpoint c
 JOIN (SELECT id, MIN(depth) AS depth FROM walk GROUP BY id) d ON c.id = d.id
@@ -220,7 +223,7 @@ _DESCENDANTS_SQL = """
 WITH RECURSIVE walk(id, depth) AS (
     SELECT child_id, 1 FROM versions_lineageedge WHERE parent_id = %s
     UNION
-    SELECT e.child_id, walk.depth + 1 FROM versions_lineageedge e JOIN walk ON e.parent_id = walk.id
+    SELECT e.child_id, walk.depth + 1 FROM versions_lineageedge e JOIN walk ON e.parent_id = walk.id WHERE walk.depth < %s
 )
 SELECT c.*, d.depth AS depth FROM versions_checkpoint c
 JOIN (SELECT id, MIN(depth) AS depth FROM walk GROUP BY id) d ON c.id = d.id
@@ -234,14 +237,14 @@ def checkpoint_ancestors(*, checkpoint):
 
     UNION (not UNION ALL) drops repeated (id, depth) pairs, so diamonds in the DAG do not
     multiply rows."""
-    rows = Checkpoint.objects.raw(_ANCESTORS_SQL, [checkpoint.pk])
+    rows = Checkpoint.objects.raw(_ANCESTORS_SQL, [checkpoint.pk, UNBOUNDED])
     return [(row, row.depth) for row in rows]
 
 
-def _descendant_filter(*, checkpoint, method, dataset_sha256):
+def _descendant_filter(*, checkpoint, method, dataset_sha256, bound=UNBOUNDED):
     """The WHERE clause and parameters of _DESCENDANTS_SQL: descendants produced by an edge with
-    the given unlearning method and/or forget or retain dataset hash."""
-    conditions, params = [], [checkpoint.pk]
+    the given unlearning method and/or forget or retain dataset hash, ``bound`` generations down."""
+    conditions, params = [], [checkpoint.pk, bound]
     if method:
         conditions.append("EXISTS (SELECT 1 FROM versions_lineageedge f WHERE f.child_id = c.id AND f.method = %s)")
         params.append(method)
@@ -251,7 +254,11 @@ def _descendant_filter(*, checkpoint, method, dataset_sha256):
             "AND (f.forget_dataset_sha256 = %s OR f.retain_dataset_sha256 = %s))"
         )
         params.extend([dataset_sha256, dataset_sha256])
-    return ("WHERE " + " AND ".join(conditions)) if conditions else "", params
+    if not conditions:
+        return "", params
+    # Nodes of the generation past the bound always come back: lineage_nodes tells from them
+    # whether the walk was cut, whatever the filter keeps.
+    return f"WHERE ({' AND '.join(conditions)}) OR d.depth >= %s", [*params, bound]
 
 
 def checkpoint_descendants(*, checkpoint, method=None, dataset_sha256=None):
@@ -265,20 +272,27 @@ def checkpoint_descendants(*, checkpoint, method=None, dataset_sha256=None):
 _NODE_COLUMNS = "SELECT m.name, c.number, c.kind, c.sha256, d.depth FROM versions_checkpoint c JOIN versions_model m ON m.id = c.model_id"
 
 
-def lineage_nodes(*, checkpoint, method=None, dataset_sha256=None):
-    """(ancestors, descendants) of a checkpoint as plain rows {model, number, kind, sha256,
-    depth}, nearest first: the same two recursive statements as checkpoint_ancestors and
-    checkpoint_descendants, without building a model instance per node (the API at depth
-    thousands)."""
-    where, params = _descendant_filter(checkpoint=checkpoint, method=method, dataset_sha256=dataset_sha256)
+def lineage_nodes(*, checkpoint, method=None, dataset_sha256=None, depth=None):
+    """(ancestors, descendants, ancestors_truncated, descendants_truncated) of a checkpoint:
+    plain rows {model, number, kind, sha256, depth}, nearest first, from the same two recursive
+    statements as checkpoint_ancestors and checkpoint_descendants, without a model instance per
+    node. ``depth`` keeps the nearest generations: each walk stops one generation further, and
+    *_truncated says whether that generation exists, so a page costs what its answer holds
+    however deep the lineage goes."""
+    bound = UNBOUNDED if depth is None else depth + 1
+    where, params = _descendant_filter(checkpoint=checkpoint, method=method, dataset_sha256=dataset_sha256, bound=bound)
     select_all = "SELECT c.*, d.depth AS depth FROM versions_checkpoint c"
     columns = ("model", "number", "kind", "sha256", "depth")
     with connection.cursor() as cursor:
-        cursor.execute(_ANCESTORS_SQL.replace(select_all, _NODE_COLUMNS), [checkpoint.pk])
+        cursor.execute(_ANCESTORS_SQL.replace(select_all, _NODE_COLUMNS), [checkpoint.pk, bound])
         ancestors = [dict(zip(columns, row)) for row in cursor.fetchall()]
         cursor.execute(_DESCENDANTS_SQL.format(where=where).replace(select_all, _NODE_COLUMNS), params)
         descendants = [dict(zip(columns, row)) for row in cursor.fetchall()]
-    return ancestors, descendants
+    if depth is None:
+        return ancestors, descendants, False, False
+    kept_ancestors = [node for node in ancestors if node["depth"] <= depth]
+    kept_descendants = [node for node in descendants if node["depth"] <= depth]
+    return kept_ancestors, kept_descendants, len(kept_ancestors) < len(ancestors), len(kept_descendants) < len(descendants)
 
 
 def lineage_graph(*, model):

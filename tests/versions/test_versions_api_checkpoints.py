@@ -346,6 +346,27 @@ def test_lineage_ancestors_descendants_and_filters(model, user, api_client):
     assert bad.status_code == 400 and list(bad.json()["error"]["fields"]) == ["dataset"]
 
 
+def test_lineage_walks_the_nearest_generations_and_says_when_it_stopped(model, user, api_client):
+    # given a chain 1 <- 2 <- ... <- 6 whose last edge alone was made by "yao"
+    chain = [services.checkpoint_register(model=model, kind="reference", actor=user, external_ref="org/0")]
+    for n in range(1, 6):
+        chain.append(services.checkpoint_register(model=model, kind="reference", actor=user, external_ref=f"org/{n}",
+                                                  parents=[(chain[-1], "unlearned-from")], lineage_method="yao" if n == 5 else "npo"))
+
+    # when the middle is read two generations each way, the whole walk is read, and the root's yao descendants two deep
+    near = api_client.get(f"{CHECKPOINTS}/3/lineage/?depth=2").json()
+    whole = api_client.get(f"{CHECKPOINTS}/3/lineage/").json()
+    filtered = api_client.get(f"{CHECKPOINTS}/1/lineage/?depth=2&method=yao").json()
+    refused = api_client.get(f"{CHECKPOINTS}/3/lineage/?depth=0")
+
+    # then each side stops at the bound and says whether more lies beyond it, also when the filter keeps nothing near
+    assert ([n["number"] for n in near["ancestors"]], near["ancestors_truncated"]) == ([2, 1], False)
+    assert ([n["number"] for n in near["descendants"]], near["descendants_truncated"]) == ([4, 5], True)
+    assert (whole["depth"], [n["number"] for n in whole["descendants"]], whole["descendants_truncated"]) == (100, [4, 5, 6], False)
+    assert (filtered["descendants"], filtered["descendants_truncated"]) == ([], True)
+    assert refused.status_code == 400 and list(refused.json()["error"]["fields"]) == ["depth"]
+
+
 def test_checkpoint_tags_and_model_labels(model, user, api_client):
     for n in range(2):
         services.checkpoint_register(model=model, kind="reference", actor=user, external_ref=f"org/m{n}")

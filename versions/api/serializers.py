@@ -389,6 +389,8 @@ class CheckpointFileSerializer(serializers.Serializer):
 
 
 class LineageQuerySerializer(serializers.Serializer):
+    depth = serializers.IntegerField(required=False, default=100, min_value=1, max_value=100_000,
+                                     help_text="Generations to walk each way, nearest first (default 100).")
     method = serializers.CharField(required=False, help_text="Only descendants made by this unlearning method.")
     dataset = serializers.RegexField(r"^[0-9a-f]{64}$", required=False,
                                      help_text="Only descendants whose forget or retain dataset had this sha256.")
@@ -405,8 +407,11 @@ class LineageNodeSerializer(serializers.Serializer):
 class LineageSerializer(serializers.Serializer):
     model = serializers.CharField()
     number = serializers.IntegerField()
+    depth = serializers.IntegerField(help_text="The generations walked each way.")
     ancestors = LineageNodeSerializer(many=True)
+    ancestors_truncated = serializers.BooleanField(help_text="Whether older generations exist past depth.")
     descendants = LineageNodeSerializer(many=True)
+    descendants_truncated = serializers.BooleanField(help_text="Whether newer generations exist past depth.")
 
 
 # ---------------------------------------------------------------- datasets and audit

@@ -569,16 +569,19 @@ class CheckpointDownloadApi(APIView):
 class CheckpointLineageApi(APIView):
     @api_schema(operation_id="checkpoints_lineage", tags=["checkpoints"], responses=s.LineageSerializer,
                 parameters=[s.LineageQuerySerializer], errors=(400, 401, 403, 404),
-                description="Ancestors and descendants at any depth (one recursive query each), nearest first. "
-                "method= and dataset= filter the descendants.")
+                description="Ancestors and descendants, nearest first, up to depth= generations each way (default 100; one "
+                "recursive query each). ancestors_truncated / descendants_truncated say whether deeper ones exist: ask again "
+                "with a larger depth. method= and dataset= filter the descendants.")
     def get(self, request, project_slug, name, number):
         checkpoint = _checkpoint(request, project_slug, name, number, Role.VIEWER)
         query = _valid(s.LineageQuerySerializer, request.query_params)
         # Plain rows in the LineageSerializer's shape: at depth thousands, one serializer object
         # per node costs more than the recursive statements themselves.
-        ancestors, descendants = selectors.lineage_nodes(checkpoint=checkpoint, method=query.get("method"),
-                                                         dataset_sha256=query.get("dataset"))
-        return Response({"model": checkpoint.model.name, "number": checkpoint.number, "ancestors": ancestors, "descendants": descendants})
+        ancestors, descendants, ancestors_truncated, descendants_truncated = selectors.lineage_nodes(
+            checkpoint=checkpoint, method=query.get("method"), dataset_sha256=query.get("dataset"), depth=query["depth"])
+        return Response({"model": checkpoint.model.name, "number": checkpoint.number, "depth": query["depth"],
+                         "ancestors": ancestors, "ancestors_truncated": ancestors_truncated,
+                         "descendants": descendants, "descendants_truncated": descendants_truncated})
 
 
 class CheckpointTagListApi(APIView):
