@@ -129,8 +129,10 @@ def prompt_version_get(*, prompt, number):
     return version
 
 
-_CHECKPOINT_ROW_FIELDS = ("id", "number", "kind", "external_ref", "external_revision", "architecture", "message", "metadata",
-                          "weight_change", "sha256", "total_size", "generation", "created_by_run_id", "created_at")
+# Columns the API returns as they are, then those checkpoint_rows_complete renames or needs.
+_CHECKPOINT_API_COLUMNS = ("number", "kind", "external_ref", "external_revision", "architecture", "message", "metadata",
+                           "weight_change", "sha256", "total_size", "generation")
+_CHECKPOINT_ROW_FIELDS = ("id", *_CHECKPOINT_API_COLUMNS, "created_by_run_id", "created_at")
 
 
 def checkpoints_for_model(*, model, tag=None):
@@ -176,7 +178,7 @@ def checkpoint_rows_complete(rows):
     complete = {}
     for row in rows:
         complete[row["id"]] = {
-            **{field: row[field] for field in _CHECKPOINT_ROW_FIELDS[1:-2]},
+            **{column: row[column] for column in _CHECKPOINT_API_COLUMNS},
             "parents": [], "labels": [], "tags": [],
             "created_by": row["creator"], "created_by_run": row["created_by_run_id"], "created_at": row["created_at"],
         }
@@ -272,14 +274,14 @@ def checkpoint_descendants(*, checkpoint, method=None, dataset_sha256=None):
 _NODE_COLUMNS = "SELECT m.name, c.number, c.kind, c.sha256, d.depth FROM versions_checkpoint c JOIN versions_model m ON m.id = c.model_id"
 
 
-def lineage_nodes(*, checkpoint, method=None, dataset_sha256=None, depth=None):
+def lineage_nodes(*, checkpoint, depth, method=None, dataset_sha256=None):
     """(ancestors, descendants, ancestors_truncated, descendants_truncated) of a checkpoint:
     plain rows {model, number, kind, sha256, depth}, nearest first, from the same two recursive
     statements as checkpoint_ancestors and checkpoint_descendants, without a model instance per
     node. ``depth`` keeps the nearest generations: each walk stops one generation further, and
     *_truncated says whether that generation exists, so a page costs what its answer holds
     however deep the lineage goes."""
-    bound = UNBOUNDED if depth is None else depth + 1
+    bound = depth + 1
     where, params = _descendant_filter(checkpoint=checkpoint, method=method, dataset_sha256=dataset_sha256, bound=bound)
     select_all = "SELECT c.*, d.depth AS depth FROM versions_checkpoint c"
     columns = ("model", "number", "kind", "sha256", "depth")
@@ -288,8 +290,6 @@ def lineage_nodes(*, checkpoint, method=None, dataset_sha256=None, depth=None):
         ancestors = [dict(zip(columns, row)) for row in cursor.fetchall()]
         cursor.execute(_DESCENDANTS_SQL.format(where=where).replace(select_all, _NODE_COLUMNS), params)
         descendants = [dict(zip(columns, row)) for row in cursor.fetchall()]
-    if depth is None:
-        return ancestors, descendants, False, False
     kept_ancestors = [node for node in ancestors if node["depth"] <= depth]
     kept_descendants = [node for node in descendants if node["depth"] <= depth]
     return kept_ancestors, kept_descendants, len(kept_ancestors) < len(ancestors), len(kept_descendants) < len(descendants)
