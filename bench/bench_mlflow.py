@@ -26,6 +26,10 @@ from benchdb import PG_SERVER, ROOT, django_setup, recreate_database, write_resu
 MLFLOW_VENV = ROOT / "bench" / ".venv-mlflow"
 TAGGED_EVERY = 10
 GOAL = 3.0
+OPERATIONS = (
+    "register model version", "register prompt version", "set alias (model)", "set alias (prompt)",
+    "resolve alias (model)", "resolve alias (prompt)", "list versions of one model", "search versions by tag",
+)
 
 
 def mlflow_python():
@@ -37,15 +41,33 @@ def mlflow_python():
     return python
 
 
-def run_mlflow(args):
-    recreate_database("bench_mlflow")
-    url = PG_SERVER.replace("postgres://", "postgresql+psycopg2://", 1) + "/bench_mlflow"
-    output = subprocess.run(
-        [str(mlflow_python()), str(ROOT / "bench" / "mlflow_side.py"), "--db", url, "--count", str(args.count),
-         "--alias-ops", str(args.alias_ops), "--read-ops", str(args.read_ops), "--page", str(args.page)],
-        check=True, capture_output=True, text=True, cwd="/tmp",
-    ).stdout
-    return json.loads(output.strip().splitlines()[-1])
+class MlflowSide:
+    """MLflow's half in its own environment (bench/mlflow_side.py), driven one phase at a time."""
+
+    def __init__(self, args):
+        recreate_database("bench_mlflow")
+        url = PG_SERVER.replace("postgres://", "postgresql+psycopg2://", 1) + "/bench_mlflow"
+        self.process = subprocess.Popen(
+            [str(mlflow_python()), str(ROOT / "bench" / "mlflow_side.py"), "--db", url, "--count", str(args.count),
+             "--alias-ops", str(args.alias_ops), "--read-ops", str(args.read_ops), "--page", str(args.page)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd="/tmp",
+        )
+        self.version = self._answer()["version"]
+
+    def _answer(self):
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"mlflow_side.py stopped (exit status {self.process.wait()}); its stderr is above")
+        return json.loads(line)
+
+    def run(self, command):
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        return self._answer()
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait()
 
 
 def analyze():
@@ -57,20 +79,21 @@ def analyze():
         cursor.execute("ANALYZE")
 
 
-def timed(results, name, count, action):
+def timed(count, action):
     began = time.perf_counter()
     for i in range(count):
         action(i)
-    results[name] = {"count": count, "seconds": time.perf_counter() - began}
+    return {"count": count, "seconds": time.perf_counter() - began}
 
 
-def run_lethe_services(args, project, user):
+def lethe_services_phases(args, project, user):
+    """{operation: (count, action(i))} through Lethe's services, as bench/mlflow_side.py has them."""
     from versions import selectors, services
 
     model = services.model_create(project=project, name="svc-model", actor=user)
     prompt = services.prompt_create(project=project, name="svc-prompt", actor=user)
-    results = {}
     checkpoints = {}
+    versions = {}
 
     def register_model_version(i):
         # Tags in the same call, as MLflow's create_model_version(tags=...) takes them.
@@ -78,40 +101,36 @@ def run_lethe_services(args, project, user):
                                                   tags=["validated"] if i % TAGGED_EVERY == 0 else ())
         checkpoints[checkpoint.number] = checkpoint
 
-    timed(results, "register model version", args.count, register_model_version)
-    versions = {}
-
     def register_prompt_version(i):
         version = services.prompt_version_commit(
             prompt=prompt, template=f"You are the bench assistant (revision {i}). Answer {{{{question}}}} about {{{{topic}}}}.",
             message=f"revision {i}", actor=user)
         versions[version.number] = version
 
-    timed(results, "register prompt version", args.count, register_prompt_version)
-    analyze()
-    timed(results, "set alias (model)", args.alias_ops,
-          lambda i: services.label_move(name="production", checkpoint=checkpoints[i % args.count + 1], actor=user))
-    timed(results, "set alias (prompt)", args.alias_ops,
-          lambda i: services.label_move(name="production", prompt_version=versions[i % args.count + 1], actor=user))
-    timed(results, "resolve alias (model)", args.alias_ops, lambda i: selectors.label_resolve(project=project, ref="svc-model@production", kind="model"))
-    timed(results, "resolve alias (prompt)", args.alias_ops,
-          lambda i: selectors.label_resolve(project=project, ref="svc-prompt@production", kind="prompt"))
-
     def list_versions(i):
         page = selectors.checkpoint_rows_complete(selectors.checkpoints_for_model(model=model)[:args.page])
         assert len(page) == args.page
-
-    timed(results, "list versions of one model", args.read_ops, list_versions)
 
     def search_by_tag(i):
         page = selectors.checkpoint_rows_complete(selectors.checkpoints_for_model(model=model, tag="validated")[:args.page])
         assert len(page) == min(args.page, args.count // TAGGED_EVERY)
 
-    timed(results, "search versions by tag", args.read_ops, search_by_tag)
-    return results
+    return {
+        "register model version": (args.count, register_model_version),
+        "register prompt version": (args.count, register_prompt_version),
+        "set alias (model)": (args.alias_ops, lambda i: services.label_move(name="production", checkpoint=checkpoints[i % args.count + 1], actor=user)),
+        "set alias (prompt)": (args.alias_ops, lambda i: services.label_move(name="production", prompt_version=versions[i % args.count + 1], actor=user)),
+        "resolve alias (model)": (args.alias_ops, lambda i: selectors.label_resolve(project=project, ref="svc-model@production", kind="model")),
+        "resolve alias (prompt)": (args.alias_ops, lambda i: selectors.label_resolve(project=project, ref="svc-prompt@production", kind="prompt")),
+        "list versions of one model": (args.read_ops, list_versions),
+        "search versions by tag": (args.read_ops, search_by_tag),
+    }
 
 
-def run_lethe_api(args, user):
+def lethe_api_phases(args, user):
+    """{operation: (count, action(i))} through Lethe's REST API (Django's test client, in-process),
+    and the REST floor: an authenticated request that only reads the project and the caller's
+    role (token, project and role, JSON rendering), no registry work."""
     from django.test import Client
 
     from versions import services
@@ -128,40 +147,35 @@ def run_lethe_api(args, user):
 
     ok(client.post(f"{base}/models/", {"name": "api-model"}, content_type="application/json"))
     ok(client.post(f"{base}/prompts/", {"name": "api-prompt"}, content_type="application/json"))
-    results = {}
 
     def register_model_version(i):
         ok(client.post(f"{base}/models/api-model/checkpoints/", {"kind": "reference", "external_ref": f"file:///bench/checkpoints/{i}",
                                                                 "tags": ["validated"] if i % TAGGED_EVERY == 0 else []},
                        content_type="application/json"))
 
-    timed(results, "register model version", args.count, register_model_version)
-    timed(results, "register prompt version", args.count, lambda i: ok(client.post(
-        f"{base}/prompts/api-prompt/versions/",
-        {"template": f"You are the bench assistant (revision {i}). Answer {{{{question}}}} about {{{{topic}}}}.", "message": f"revision {i}"},
-        content_type="application/json")))
-    analyze()
-    timed(results, "set alias (model)", args.alias_ops, lambda i: ok(client.put(
-        f"{base}/models/api-model/labels/production/", {"checkpoint": i % args.count + 1}, content_type="application/json")))
-    timed(results, "set alias (prompt)", args.alias_ops, lambda i: ok(client.put(
-        f"{base}/prompts/api-prompt/labels/production/", {"version": i % args.count + 1}, content_type="application/json")))
-    timed(results, "resolve alias (model)", args.alias_ops, lambda i: ok(client.get(f"{base}/resolve/?ref=api-model@production&kind=model")))
-    timed(results, "resolve alias (prompt)", args.alias_ops, lambda i: ok(client.get(f"{base}/resolve/?ref=api-prompt@production&kind=prompt")))
-
     def list_versions(i):
         assert len(ok(client.get(f"{base}/models/api-model/checkpoints/?page_size={args.page}")).json()["results"]) == args.page
-
-    timed(results, "list versions of one model", args.read_ops, list_versions)
 
     def search_by_tag(i):
         found = ok(client.get(f"{base}/models/api-model/checkpoints/?tag=validated&page_size={args.page}")).json()["results"]
         assert len(found) == min(args.page, args.count // TAGGED_EVERY)
 
-    timed(results, "search versions by tag", args.read_ops, search_by_tag)
-    # The floor under every REST figure: an authenticated request that only reads the project and
-    # the caller's role (token, project and role, JSON rendering), no registry work.
-    timed(results, "floor", args.alias_ops, lambda i: ok(client.get(base + "/")))
-    return results
+    return {
+        "register model version": (args.count, register_model_version),
+        "register prompt version": (args.count, lambda i: ok(client.post(
+            f"{base}/prompts/api-prompt/versions/",
+            {"template": f"You are the bench assistant (revision {i}). Answer {{{{question}}}} about {{{{topic}}}}.", "message": f"revision {i}"},
+            content_type="application/json"))),
+        "set alias (model)": (args.alias_ops, lambda i: ok(client.put(
+            f"{base}/models/api-model/labels/production/", {"checkpoint": i % args.count + 1}, content_type="application/json"))),
+        "set alias (prompt)": (args.alias_ops, lambda i: ok(client.put(
+            f"{base}/prompts/api-prompt/labels/production/", {"version": i % args.count + 1}, content_type="application/json"))),
+        "resolve alias (model)": (args.alias_ops, lambda i: ok(client.get(f"{base}/resolve/?ref=api-model@production&kind=model"))),
+        "resolve alias (prompt)": (args.alias_ops, lambda i: ok(client.get(f"{base}/resolve/?ref=api-prompt@production&kind=prompt"))),
+        "list versions of one model": (args.read_ops, list_versions),
+        "search versions by tag": (args.read_ops, search_by_tag),
+        "floor": (args.alias_ops, lambda i: ok(client.get(base + "/"))),
+    }
 
 
 def main():
@@ -172,23 +186,34 @@ def main():
     parser.add_argument("--page", type=int, default=100)
     args = parser.parse_args()
 
-    print(f"MLflow side: {args.count} model versions, {args.count} prompt versions ...", flush=True)
-    mlflow = run_mlflow(args)
-    mlflow_version = mlflow.pop("_version")
     django_setup(database="bench_lethe_vs_mlflow")
     from versions import services
 
     user = services.user_create(username="bench", password="bench-password")
     project = services.project_create(slug="bench", name="Benchmark", creator=user)
-    print("Lethe side: services ...", flush=True)
-    lethe_services = run_lethe_services(args, project, user)
-    print("Lethe side: REST API ...", flush=True)
-    lethe_api = run_lethe_api(args, user)
-    floor = lethe_api.pop("floor")
+    mlflow_side = MlflowSide(args)
+    sides = {"services": lethe_services_phases(args, project, user), "api": lethe_api_phases(args, user)}
+    mlflow, lethe = {}, {"services": {}, "api": {}}
+    # Phase by phase, MLflow's side and then Lethe's two, so all three see the same moment of a
+    # shared host whose speed drifts over a run (it went 1.6x slower within one earlier run, and
+    # timing one system wholly before the other charged that drift to the later one).
+    for name in OPERATIONS:
+        if name == OPERATIONS[2]:  # reads and label moves on a settled database: fresh planner statistics
+            mlflow_side.run("analyze")
+            analyze()
+        print(f"{name} ...", flush=True)
+        mlflow[name] = mlflow_side.run(name)
+        for side, phases in sides.items():
+            lethe[side][name] = timed(*phases[name])
+    floor = timed(*sides["api"]["floor"])
+    mlflow_side.close()
+    mlflow_version = mlflow_side.version
+    lethe_services, lethe_api = lethe["services"], lethe["api"]
 
     rows = []
     print(f"\n{'operation':30s} {'MLflow ops/s':>13s} {'Lethe svc ops/s':>16s} {'ratio':>7s} {'Lethe API ops/s':>16s} {'ratio':>7s}")
-    for name, theirs in mlflow.items():
+    for name in OPERATIONS:
+        theirs = mlflow[name]
         rate = lambda r: r["count"] / r["seconds"]  # noqa: E731
         m, s, a = rate(theirs), rate(lethe_services[name]), rate(lethe_api[name])
         rows.append({"operation": name, "mlflow_ops_s": m, "lethe_services_ops_s": s, "lethe_api_ops_s": a,

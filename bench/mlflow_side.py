@@ -1,24 +1,37 @@
 """MLflow's half of bench_mlflow.py. Runs in bench/.venv-mlflow (MLflow is not a dependency of
-Lethe), in-process through ``MlflowClient`` against a PostgreSQL database, and prints one JSON
-object: {operation: {"count", "seconds"}}.
+Lethe), in-process through ``MlflowClient`` against a PostgreSQL database. It prints
+{"version"}, then runs one phase per line it reads on stdin (an operation's name, or
+"analyze") and answers each with one JSON line ({"count", "seconds"}).
 
-    bench/.venv-mlflow/bin/python bench/mlflow_side.py --db postgresql://postgres@127.0.0.1:5432/bench_mlflow --count 5000
+    echo "register model version" | bench/.venv-mlflow/bin/python bench/mlflow_side.py \
+        --db postgresql+psycopg2://postgres@127.0.0.1:5432/bench_mlflow --count 5000
 """
 import argparse
 import json
 import logging
 import os
+import sys
 import time
 import warnings
 
 TAGGED_EVERY = 10
 
 
-def timed(results, name, count, action):
+def timed(count, action):
     began = time.perf_counter()
     for i in range(count):
         action(i)
-    results[name] = {"count": count, "seconds": time.perf_counter() - began}
+    return {"count": count, "seconds": time.perf_counter() - began}
+
+
+# Answers go to the real stdout; anything MLflow or its libraries print goes to stderr.
+PROTOCOL = sys.stdout
+sys.stdout = sys.stderr
+
+
+def answer(data):
+    PROTOCOL.write(json.dumps(data) + "\n")
+    PROTOCOL.flush()
 
 
 def analyze(url):
@@ -49,41 +62,49 @@ def main():
     client = MlflowClient(tracking_uri=args.db, registry_uri=args.db)
     model, prompt = "bench-model", "bench-prompt"
     client.create_registered_model(model)
-    results = {}
 
     def register_model_version(i):
         tags = {"validated": "true"} if i % TAGGED_EVERY == 0 else None
         client.create_model_version(model, source=f"file:///bench/checkpoints/{i}", tags=tags, await_creation_for=0)
 
-    timed(results, "register model version", args.count, register_model_version)
-
     def register_prompt_version(i):
         client.register_prompt(prompt, f"You are the bench assistant (revision {i}). Answer {{{{question}}}} about {{{{topic}}}}.",
                                commit_message=f"revision {i}")
-
-    timed(results, "register prompt version", args.count, register_prompt_version)
-    analyze(args.db)
-    timed(results, "set alias (model)", args.alias_ops,
-          lambda i: client.set_registered_model_alias(model, "production", str(i % args.count + 1)))
-    timed(results, "set alias (prompt)", args.alias_ops, lambda i: client.set_prompt_alias(prompt, "production", i % args.count + 1))
-    timed(results, "resolve alias (model)", args.alias_ops, lambda i: client.get_model_version_by_alias(model, "production"))
-    timed(results, "resolve alias (prompt)", args.alias_ops, lambda i: client.get_prompt_version_by_alias(prompt, "production"))
 
     def list_versions(i):
         page = client.search_model_versions(f"name='{model}'", max_results=args.page)
         assert len(page) == args.page, len(page)
 
-    timed(results, "list versions of one model", args.read_ops, list_versions)
-
     def search_by_tag(i):
         page = client.search_model_versions(f"name='{model}' and tags.validated='true'", max_results=args.page)
         assert len(page) == min(args.page, args.count // TAGGED_EVERY), len(page)
 
-    timed(results, "search versions by tag", args.read_ops, search_by_tag)
+    phases = {
+        "register model version": (args.count, register_model_version),
+        "register prompt version": (args.count, register_prompt_version),
+        "set alias (model)": (args.alias_ops, lambda i: client.set_registered_model_alias(model, "production", str(i % args.count + 1))),
+        "set alias (prompt)": (args.alias_ops, lambda i: client.set_prompt_alias(prompt, "production", i % args.count + 1)),
+        "resolve alias (model)": (args.alias_ops, lambda i: client.get_model_version_by_alias(model, "production")),
+        "resolve alias (prompt)": (args.alias_ops, lambda i: client.get_prompt_version_by_alias(prompt, "production")),
+        "list versions of one model": (args.read_ops, list_versions),
+        "search versions by tag": (args.read_ops, search_by_tag),
+    }
     import mlflow
 
-    results["_version"] = mlflow.__version__
-    print(json.dumps(results))
+    answer({"version": mlflow.__version__})
+    # One command per line from bench_mlflow.py, which runs Lethe's side of each phase right
+    # after MLflow's: a shared host's speed drifts over a run, and phase by phase both sides see
+    # the same moment.
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "analyze":
+            analyze(args.db)
+            answer({"analyzed": True})
+        elif command in phases:
+            count, action = phases[command]
+            answer(timed(count, action))
+        else:
+            raise SystemExit(f"unknown command {command!r}")
 
 
 if __name__ == "__main__":
