@@ -107,6 +107,7 @@ def prompt_history(request, slug, prompt_name):
     access = project_access(request, slug)
     prompt = get_or_404(selectors.prompt_get, project=access.project, name=prompt_name)
     page = paginate_history(request, selectors.prompt_versions(prompt=prompt), prompt.version_count)
+    page.object_list = selectors.prompt_version_rows_complete(page.object_list)
     diff_form = DiffForm(initial={"old": max(prompt.version_count - 1, 1), "new": prompt.version_count})
     return render(request, "versions/prompt_history.html", {
         **access.context(), "prompt": prompt, "page": page, "labels": list(prompt.labels.select_related("prompt_version").order_by("name")),

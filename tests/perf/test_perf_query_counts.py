@@ -10,8 +10,8 @@ from versions import services
 
 # Session and user, project and role (one statement), then the endpoint's own statements (see each selector).
 EXPECTED_QUERIES = {
-    "history page (web)": 8, "history page (web), last page": 8, "versions API, first page": 7, "versions API, last page": 7,
-    "versions API, by tag": 8, "resolve prompt@label": 6, "resolve model@label": 6, "resolve model@label, kind given": 4, "diff (API)": 6, "diff page (web)": 6,
+    "history page (web)": 7, "history page (web), last page": 7, "versions API, first page": 6, "versions API, last page": 6,
+    "versions API, by tag": 7, "resolve prompt@label": 6, "resolve model@label": 6, "resolve model@label, kind given": 4, "diff (API)": 6, "diff page (web)": 6,
     "ancestors (API)": 7, "descendants (API)": 7, "checkpoints API, first page": 6, "model page (web)": 9,
     "safety over time (web)": 6, "label history (API)": 7,
 }

@@ -177,7 +177,7 @@ def test_prompt_lists_do_not_grow_in_queries(project, user, api_client, rows, dj
 
     with django_assert_num_queries(4):  # project and role, count, page, labels
         assert api_client.get(f"{BASE}/?page_size=100").json()["count"] == rows + 1
-    with django_assert_num_queries(5):  # project and role, prompt, page (by number: no count), labels, tags
+    with django_assert_num_queries(4):  # project and role, prompt, page (by number: no count), labels and tags in one
         assert api_client.get(f"{BASE}/hot/versions/?page_size=100").json()["count"] == rows
     with django_assert_num_queries(5):  # project and role, prompt, label, count, page
         assert api_client.get(f"{BASE}/hot/labels/staging/history/?page_size=100").json()["count"] == rows

@@ -80,7 +80,7 @@ def test_prompt_history_lists_versions_with_labels_and_tags(web, project, user):
 
     # then
     html = response.content.decode()
-    assert [v.number for v in response.context["page"]] == [3, 2, 1]
+    assert [v["number"] for v in response.context["page"]] == [3, 2, 1]
     assert '<span class="badge label">production</span>' in html
     assert '<span class="badge tag">reviewed</span>' in html
     assert "take 3" in html

@@ -130,31 +130,20 @@ class PromptCreateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-def _names(items) -> list[str]:
-    return [item.name for item in items]
-
-
+# The shape of selectors.prompt_version_rows_complete's rows, which the views return as they
+# are: it documents the schema and is not run per version.
 class PromptVersionSerializer(serializers.Serializer):
     number = serializers.IntegerField()
     template = serializers.CharField()
     variables = serializers.ListField(child=serializers.CharField())
     model_params = serializers.JSONField()
     message = serializers.CharField()
-    author = serializers.CharField(source="author.username")
-    parent = serializers.SerializerMethodField()
+    author = serializers.CharField()
+    parent = serializers.IntegerField(allow_null=True, read_only=True)  # the parent version's number
     sha256 = serializers.CharField()
-    labels = serializers.SerializerMethodField()
-    tags = serializers.SerializerMethodField()
+    labels = serializers.ListField(child=serializers.CharField(), read_only=True)
+    tags = serializers.ListField(child=serializers.CharField(), read_only=True)
     created_at = serializers.DateTimeField()
-
-    def get_parent(self, version) -> int | None:
-        return version.parent_number  # annotated by selectors.prompt_versions
-
-    def get_labels(self, version) -> list[str]:
-        return _names(version.label_list)  # prefetched by selectors.prompt_versions
-
-    def get_tags(self, version) -> list[str]:
-        return _names(version.tag_list)
 
 
 class PromptVersionCommitSerializer(serializers.Serializer):

@@ -162,12 +162,12 @@ def _prompt(request, project_slug, name, role):
     return project, selectors.prompt_get(project=project, name=name)
 
 
-def _prompt_version(prompt, number):
-    """A version with its labels and tags prefetched, as the serializer reads them."""
-    version = selectors.prompt_versions(prompt=prompt).filter(number=number).first()
-    if version is None:
+def _prompt_version_row(prompt, number):
+    """One prompt version in the API's shape (the same rows as the list)."""
+    rows = selectors.prompt_version_rows_complete(selectors.prompt_versions(prompt=prompt).filter(number=number))
+    if not rows:
         raise NotFound(f"{prompt.name} has no version {number}.")
-    return version
+    return rows[0]
 
 
 class PromptListApi(ListApi):
@@ -202,7 +202,7 @@ class PromptVersionListApi(ListApi):
         query = _valid(s.VersionListQuerySerializer, request.query_params)
         tag = query.get("tag")
         return paginated_response(view=self, request=request, queryset=selectors.prompt_versions(prompt=prompt, tag=tag),
-                                  serializer_class=s.PromptVersionSerializer, numbered_total=None if tag else prompt.version_count)
+                                  rows=selectors.prompt_version_rows_complete, numbered_total=None if tag else prompt.version_count)
 
     @api_schema(operation_id="prompt_versions_commit", tags=["prompts"], request=s.PromptVersionCommitSerializer,
                 responses={201: s.PromptVersionSerializer}, errors=WRITE_ERRORS,
@@ -213,14 +213,14 @@ class PromptVersionListApi(ListApi):
         parent = selectors.prompt_version_get(prompt=prompt, number=data["parent"]) if "parent" in data else None
         version = services.prompt_version_commit(prompt=prompt, template=data["template"], model_params=data["model_params"],
                                                  message=data["message"], parent=parent, tags=data["tags"], actor=request.user)
-        return Response(s.PromptVersionSerializer(_prompt_version(prompt, version.number)).data, status=status.HTTP_201_CREATED)
+        return Response(_prompt_version_row(prompt, version.number), status=status.HTTP_201_CREATED)
 
 
 class PromptVersionDetailApi(APIView):
     @api_schema(operation_id="prompt_versions_retrieve", tags=["prompts"], responses=s.PromptVersionSerializer)
     def get(self, request, project_slug, name, number):
         _, prompt = _prompt(request, project_slug, name, Role.VIEWER)
-        return Response(s.PromptVersionSerializer(_prompt_version(prompt, number)).data)
+        return Response(_prompt_version_row(prompt, number))
 
 
 class PromptDiffApi(APIView):
