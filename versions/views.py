@@ -207,49 +207,37 @@ def checkpoint_detail(request, slug, model_name, number):
     })
 
 
-def _rate(metrics, arm, name):
-    rate = (metrics.get(arm) or {}).get("overall", {}).get(name) or {}
+def _rate(overall, name):
+    rate = overall.get(name) or {}
     ci = rate.get("ci")
     return rate.get("value"), tuple(ci) if ci else None
 
 
-def safety_points(*, evaluations, model, lineage_order):
-    """Each finished evaluation contributes one point per arm whose checkpoint is the model's."""
+def safety_points(*, arms, lineage_order):
+    """One point per evaluated arm (selectors.safety_arms_for_model)."""
     points = []
-    for evaluation in evaluations:
-        metrics = evaluation.metrics or {}
-        at = (evaluation.run.finished_at or evaluation.created_at).isoformat()
-        suite = f"{evaluation.suite_version.suite.name} v{evaluation.suite_version.number}"
-        for arm, checkpoint in (("A", evaluation.checkpoint_a), ("B", evaluation.checkpoint_b)):
-            if checkpoint.model_id != model.pk or arm not in metrics:
-                continue
-            asr, asr_ci = _rate(metrics, arm, "asr")
-            over_refusal, over_refusal_ci = _rate(metrics, arm, "over_refusal_rate")
-            points.append(charts.SafetyPoint(
-                checkpoint=f"#{checkpoint.number}", lineage_order=lineage_order.get(checkpoint.pk, checkpoint.number),
-                at=at, suite=suite, asr=asr, asr_ci=asr_ci, over_refusal=over_refusal, over_refusal_ci=over_refusal_ci,
-                perplexity=(metrics[arm].get("utility") or {}).get("perplexity"),
-            ))
+    for arm in arms:
+        asr, asr_ci = _rate(arm["overall"], "asr")
+        over_refusal, over_refusal_ci = _rate(arm["overall"], "over_refusal_rate")
+        points.append(charts.SafetyPoint(
+            checkpoint=f"#{arm['number']}", lineage_order=lineage_order[arm["checkpoint_id"]], at=arm["at"], suite=arm["suite"],
+            asr=asr, asr_ci=asr_ci, over_refusal=over_refusal, over_refusal_ci=over_refusal_ci,
+            perplexity=arm["utility"].get("perplexity"),
+        ))
     return points
 
 
-def modality_asr_points(*, evaluations, model, lineage_order):
-    """ASR per modality for each arm on the model's checkpoints (vision-language evaluations
-    contribute a text and an image point per checkpoint)."""
+def modality_asr_points(*, arms, lineage_order):
+    """ASR per modality for each evaluated arm (vision-language evaluations contribute a text
+    and an image point per checkpoint)."""
     points = []
-    for evaluation in evaluations:
-        metrics = evaluation.metrics or {}
-        suite = f"{evaluation.suite_version.suite.name} v{evaluation.suite_version.number}"
-        for arm, checkpoint in (("A", evaluation.checkpoint_a), ("B", evaluation.checkpoint_b)):
-            if checkpoint.model_id != model.pk or arm not in metrics:
-                continue
-            for modality, rates in (metrics[arm].get("by_modality") or {}).items():
-                asr = rates.get("asr") or {}
-                points.append({
-                    "checkpoint": f"#{checkpoint.number}", "lineage_order": lineage_order.get(checkpoint.pk, checkpoint.number),
-                    "at": (evaluation.run.finished_at or evaluation.created_at).isoformat(), "suite": suite, "modality": modality,
-                    "asr": asr.get("value"), "ci": asr.get("ci"),
-                })
+    for arm in arms:
+        for modality, rates in arm["by_modality"].items():
+            asr = rates.get("asr") or {}
+            points.append({
+                "checkpoint": f"#{arm['number']}", "lineage_order": lineage_order[arm["checkpoint_id"]], "at": arm["at"],
+                "suite": arm["suite"], "modality": modality, "asr": asr.get("value"), "ci": asr.get("ci"),
+            })
     return points
 
 
@@ -257,13 +245,12 @@ def modality_asr_points(*, evaluations, model, lineage_order):
 def model_safety(request, slug, model_name):
     access = project_access(request, slug)
     model = get_or_404(selectors.model_get, project=access.project, name=model_name)
-    evaluations = list(selectors.evaluations_for_model(model=model))
+    arms = selectors.safety_arms_for_model(model=model)
     # Along the lineage: the evaluated checkpoints by generation, then number. Only those are
     # read, not the model's whole graph (thousands of checkpoints on a long chain).
-    evaluated = {checkpoint.pk: checkpoint for evaluation in evaluations for checkpoint in (evaluation.checkpoint_a, evaluation.checkpoint_b)
-                 if checkpoint is not None and checkpoint.model_id == model.pk}
-    lineage_order = {pk: index for index, pk in enumerate(sorted(evaluated, key=lambda pk: (evaluated[pk].generation, evaluated[pk].number)))}
-    points = safety_points(evaluations=evaluations, model=model, lineage_order=lineage_order)
+    evaluated = {arm["checkpoint_id"]: (arm["generation"], arm["number"]) for arm in arms}
+    lineage_order = {pk: index for index, pk in enumerate(sorted(evaluated, key=evaluated.get))}
+    points = safety_points(arms=arms, lineage_order=lineage_order)
     marks = [
         charts.LabelMark(at=created_at.isoformat(), text=f"{label} → #{number} ({action})")
         for created_at, label, number, action in selectors.label_marks_for_model(model=model, limit=200)
@@ -273,7 +260,7 @@ def model_safety(request, slug, model_name):
         for metric in ("asr", "over_refusal", "perplexity")
         for over in ("lineage", "time")
     ]
-    modality_points = modality_asr_points(evaluations=evaluations, model=model, lineage_order=lineage_order)
+    modality_points = modality_asr_points(arms=arms, lineage_order=lineage_order)
     if any(point["modality"] == "image+text" for point in modality_points):
         from evals.charts import modality_asr_figure
 
