@@ -3,7 +3,8 @@ of rows (lineage included: one recursive statement at any depth)."""
 import json
 
 from django.db import connection
-from django.db.models import F, OuterRef, Prefetch, Subquery
+from django.db.models import BooleanField, ExpressionWrapper, F, OuterRef, Prefetch, Q, Subquery
+from django.db.models.fields.json import KeyTransform
 
 from versions.errors import NotFound, ValidationFailed
 from versions.models import (
@@ -22,8 +23,6 @@ from versions.models import (
     Project,
     Prompt,
     PromptVersion,
-    Relation,
-    Tag,
 )
 
 
@@ -539,8 +538,6 @@ def checkpoint_lineage_edges(*, checkpoint):
 
 def evaluations_for_checkpoint(*, checkpoint):
     """Evaluations with either arm on this checkpoint, newest first."""
-    from django.db.models import Q
-
     from evals.selectors import evaluations_for_project
 
     return evaluations_for_project(project=checkpoint.model.project).filter(Q(checkpoint_a=checkpoint) | Q(checkpoint_b=checkpoint))
@@ -556,9 +553,6 @@ def safety_arms_for_model(*, model):
     checkpoint_id, number, generation, overall, utility, by_modality}. Plain rows with the metric
     keys extracted in SQL: evaluations as model instances with their whole metrics cost twice
     as much as the rest of the safety page."""
-    from django.db.models import BooleanField, ExpressionWrapper, F, Q
-    from django.db.models.fields.json import KeyTransform
-
     from evals.models import Evaluation
     from jobs.models import RunStatus
 
