@@ -174,7 +174,7 @@ class EvaluationCaseResults(APIView):
     )
     def get(self, request, project_slug, evaluation_id):
         project = _project(request, project_slug, Role.VIEWER)
-        evaluation = selectors.evaluation_get(project=project, evaluation_id=evaluation_id)
+        evaluation = selectors.evaluation_get(project=project, evaluation_id=evaluation_id, with_arms=False)
         flipped = request.query_params.get("flipped")
         if flipped not in (None, "", "true", "false"):
             raise ValidationFailed("flipped must be 'true' or 'false'.", fields={"flipped": ["Expected true or false."]})

@@ -1,17 +1,20 @@
 """Reads for safety evaluation. Each returns a queryset or object with what its callers render
 already joined, so list endpoints run a constant number of queries whatever the row count."""
-from django.db.models import Max
+from django.db.models import Max, Prefetch
 
 from evals.models import Case, CaseResult, Evaluation, Suite, SuiteVersion
 from versions.errors import NotFound, ValidationFailed
+from versions.models import Checkpoint, PromptVersion
 
-EVALUATION_RELATED = (
-    "run",
-    "suite_version__suite",
-    "checkpoint_a__model",
-    "checkpoint_b__model",
-    "prompt_version_a__prompt",
-    "prompt_version_b__prompt",
+# Joined with every evaluation: its run and suite.
+EVALUATION_RELATED = ("run", "suite_version__suite")
+# Each arm read by key, one statement per kind of arm (none when that arm is null everywhere):
+# joining them too made a 12-relation join that PostgreSQL took 4.2 ms to plan for 0.2 ms of work.
+EVALUATION_ARMS = (
+    Prefetch("checkpoint_a", queryset=Checkpoint.objects.select_related("model")),
+    Prefetch("checkpoint_b", queryset=Checkpoint.objects.select_related("model")),
+    Prefetch("prompt_version_a", queryset=PromptVersion.objects.select_related("prompt")),
+    Prefetch("prompt_version_b", queryset=PromptVersion.objects.select_related("prompt")),
 )
 
 
@@ -86,11 +89,16 @@ def prompt_version_resolve(*, project, ref):
 
 
 def evaluations_for_project(*, project):
-    return Evaluation.objects.filter(project=project).select_related(*EVALUATION_RELATED).order_by("-id")
+    return Evaluation.objects.filter(project=project).select_related(*EVALUATION_RELATED).prefetch_related(*EVALUATION_ARMS).order_by("-id")
 
 
-def evaluation_get(*, project, evaluation_id):
-    evaluation = evaluations_for_project(project=project).filter(pk=evaluation_id).first()
+def evaluation_get(*, project, evaluation_id, with_arms=True):
+    """One evaluation; ``with_arms=False`` for callers that never read its checkpoints or prompt
+    versions (the per-case results pages), which then cost no statement for them."""
+    evaluations = evaluations_for_project(project=project)
+    if not with_arms:
+        evaluations = evaluations.prefetch_related(None)
+    evaluation = evaluations.filter(pk=evaluation_id).first()
     if evaluation is None:
         raise NotFound(f"No evaluation {evaluation_id} in {project.slug}.")
     return evaluation
