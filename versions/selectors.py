@@ -95,7 +95,8 @@ def model_get(*, project, name):
     return model
 
 
-# Columns the API returns as they are, then those prompt_version_rows_complete renames or needs.
+# Columns the API returns as they are and first, then the rest prompt_version_rows_complete
+# places in the API's order (sha256 after author and parent) or needs (id).
 _PROMPT_VERSION_API_COLUMNS = ("number", "template", "variables", "model_params", "message")
 _PROMPT_VERSION_ROW_FIELDS = ("id", *_PROMPT_VERSION_API_COLUMNS, "sha256", "created_at")
 
@@ -134,12 +135,8 @@ def prompt_version_rows_complete(rows):
             "author": row["author_name"], "parent": row["parent_number"], "sha256": row["sha256"],
             "labels": [], "tags": [], "created_at": row["created_at"],
         }
-    if complete:
-        page_sql, params = _id_list_sql(complete)
-        with connection.cursor() as cursor:
-            cursor.execute(_PROMPT_VERSION_RELATED_SQL.format(ids=page_sql), params)
-            for version_id, what, name in cursor.fetchall():
-                complete[version_id][f"{what}s"].append(name)
+    for version_id, what, name in _page_related_rows(_PROMPT_VERSION_RELATED_SQL, complete):
+        complete[version_id][f"{what}s"].append(name)
     return list(complete.values())
 
 
@@ -192,6 +189,17 @@ def _id_list_sql(ids):
     return "SELECT value FROM json_each(%s)", [json.dumps(list(ids))]
 
 
+def _page_related_rows(sql, ids):
+    """Rows of ``sql`` (a template whose ``{ids}`` is the page's ids as one SELECT) for a page of
+    ids; none, and no statement, for an empty page."""
+    if not ids:
+        return []
+    page_sql, params = _id_list_sql(ids)
+    with connection.cursor() as cursor:
+        cursor.execute(sql.format(ids=page_sql), params)
+        return cursor.fetchall()
+
+
 def checkpoint_rows_complete(rows):
     """Rows of checkpoints_for_model (a page of them) in the API's shape (CheckpointSerializer):
     with ``labels`` and ``tags`` (names, by name) and ``parents`` ({model, number, relation,
@@ -203,15 +211,11 @@ def checkpoint_rows_complete(rows):
             "parents": [], "labels": [], "tags": [],
             "created_by": row["creator"], "created_by_run": row["created_by_run_id"], "created_at": row["created_at"],
         }
-    if complete:
-        page_sql, params = _id_list_sql(complete)
-        with connection.cursor() as cursor:
-            cursor.execute(_CHECKPOINT_RELATED_SQL.format(ids=page_sql), params)
-            for checkpoint_id, what, name, number, relation, method, _ in cursor.fetchall():
-                if what == "parent":
-                    complete[checkpoint_id]["parents"].append({"model": name, "number": number, "relation": relation, "method": method})
-                else:
-                    complete[checkpoint_id][f"{what}s"].append(name)
+    for checkpoint_id, what, name, number, relation, method, _ in _page_related_rows(_CHECKPOINT_RELATED_SQL, complete):
+        if what == "parent":
+            complete[checkpoint_id]["parents"].append({"model": name, "number": number, "relation": relation, "method": method})
+        else:
+            complete[checkpoint_id][f"{what}s"].append(name)
     return list(complete.values())
 
 
