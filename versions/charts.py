@@ -177,6 +177,9 @@ def _metric_series(points: list[SafetyPoint], metric: str, x_of) -> dict[str, _S
     return by_suite
 
 
+MARK_COLOR = "#b3261e"  # label moves on the time charts
+
+
 def safety_figure(points: list[SafetyPoint], *, metric: str, over: str, marks: list[LabelMark] = ()) -> dict:
     """One metric per suite, along the lineage (``over="lineage"``) or over calendar time
     (``over="time"``, with label moves as vertical lines)."""
@@ -208,14 +211,15 @@ def safety_figure(points: list[SafetyPoint], *, metric: str, over: str, marks: l
         "height": 360,
     }
     if over == "time" and marks:
-        layout["shapes"] = [
-            {"type": "line", "xref": "x", "yref": "paper", "x0": mark.at, "x1": mark.at, "y0": 0, "y1": 1,
-             "line": {"color": "#b3261e", "width": 1, "dash": "dot"}}
-            for mark in marks
-        ]
-        layout["annotations"] = [
-            {"x": mark.at, "xref": "x", "y": 1, "yref": "paper", "text": mark.text, "showarrow": False,
-             "textangle": -90, "xanchor": "right", "yanchor": "top", "font": {"size": 10, "color": "#b3261e"}}
-            for mark in marks
-        ]
+        # A mark's style is said once, as the template's defaults for every shape and annotation:
+        # a safety page carries up to 200 marks in each of its three time charts, and the style
+        # repeated per mark was most of the page's bytes.
+        layout["template"] = {"layout": {
+            "shapedefaults": {"type": "line", "xref": "x", "yref": "paper", "y0": 0, "y1": 1,
+                              "line": {"color": MARK_COLOR, "width": 1, "dash": "dot"}},
+            "annotationdefaults": {"xref": "x", "y": 1, "yref": "paper", "showarrow": False, "textangle": -90,
+                                   "xanchor": "right", "yanchor": "top", "font": {"size": 10, "color": MARK_COLOR}},
+        }}
+        layout["shapes"] = [{"x0": mark.at, "x1": mark.at} for mark in marks]
+        layout["annotations"] = [{"x": mark.at, "text": mark.text} for mark in marks]
     return {"data": data, "layout": layout}

@@ -53,6 +53,12 @@ def test_safety_over_time_marks_label_moves_and_refuses_unknown_metrics():
     # then
     assert (lineage["data"][0]["x"], lineage["data"][0]["y"]) == (["#1", "#2"], [0.6, 0.1])
     assert lineage["data"][0]["error_y"]["array"] == [None, pytest.approx(0.2)]
-    assert [shape["x0"] for shape in timeline["layout"]["shapes"]] == ["2025-01-03T00:00:00"]
+    assert timeline["layout"]["shapes"] == [{"x0": "2025-01-03T00:00:00", "x1": "2025-01-03T00:00:00"}]
+    assert timeline["layout"]["annotations"] == [{"x": "2025-01-03T00:00:00", "text": "production → #2 (promote)"}]
+    # every mark's style is said once, as the template's defaults (plotly applies them per item)
+    defaults = timeline["layout"]["template"]["layout"]
+    assert (defaults["shapedefaults"]["yref"], defaults["shapedefaults"]["line"]["dash"]) == ("paper", "dot")
+    assert (defaults["annotationdefaults"]["textangle"], defaults["annotationdefaults"]["yref"]) == (-90, "paper")
+    assert "template" not in lineage["layout"]
     with pytest.raises(ValueError, match="unknown metric 'bleu'"):
         safety_figure(points, metric="bleu", over="time")
