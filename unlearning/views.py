@@ -33,8 +33,7 @@ def unlearning_start(request, slug, model_name, number):
     from unlearning.services import unlearning_run_create
 
     access = project_access(request, slug, Role.EDITOR)
-    model = get_or_404(selectors.model_get, project=access.project, name=model_name)
-    checkpoint = get_or_404(selectors.checkpoint_get, model=model, number=number)
+    checkpoint = get_or_404(selectors.checkpoint_get_by_name, project=access.project, model_name=model_name, number=number)
     form_options = {"project": access.project, "methods": _method_names()}
     if request.method == "POST":
         form = UnlearningStartForm(request.POST, **form_options)
@@ -53,7 +52,7 @@ def unlearning_start(request, slug, model_name, number):
                 return redirect("unlearning:detail", slug, unlearning_run.pk)
     else:
         form = UnlearningStartForm(**form_options)
-    return render(request, "unlearning/unlearning_start.html", {**access.context(), "model": model, "checkpoint": checkpoint, "form": form},
+    return render(request, "unlearning/unlearning_start.html", {**access.context(), "model": checkpoint.model, "checkpoint": checkpoint, "form": form},
                   status=400 if request.method == "POST" else 200)
 
 

@@ -230,6 +230,17 @@ def checkpoint_get(*, model, number):
     return checkpoint
 
 
+def checkpoint_get_by_name(*, project, model_name, number):
+    """Checkpoint ``number`` of the project's model named ``model_name``, with its model, in one
+    statement (every checkpoint URL names both); when it is missing, the error says whether the
+    model or the checkpoint is."""
+    checkpoint = (Checkpoint.objects.filter(model__project=project, model__name=model_name, number=number)
+                  .select_related("model__project", "created_by").first())
+    if checkpoint is None:
+        checkpoint_get(model=model_get(project=project, name=model_name), number=number)
+    return checkpoint
+
+
 # ---------------------------------------------------------------- lineage
 
 # Both walks take (checkpoint id, deepest generation to walk) as their first two parameters.

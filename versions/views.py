@@ -186,14 +186,13 @@ def model_detail(request, slug, model_name):
 @login_required
 def checkpoint_detail(request, slug, model_name, number):
     access = project_access(request, slug)
-    model = get_or_404(selectors.model_get, project=access.project, name=model_name)
-    checkpoint = get_or_404(selectors.checkpoint_get, model=model, number=number)
+    checkpoint = get_or_404(selectors.checkpoint_get_by_name, project=access.project, model_name=model_name, number=number)
     parents, children = selectors.checkpoint_lineage_edges(checkpoint=checkpoint)
     produced_by = checkpoint.created_by_run
     unlearning_run = getattr(produced_by, "unlearning", None) if produced_by is not None else None
     return render(request, "versions/checkpoint_detail.html", {
         **access.context(),
-        "model": model,
+        "model": checkpoint.model,
         "checkpoint": checkpoint,
         "files": list(selectors.checkpoint_files(checkpoint=checkpoint)),
         "parents": parents,

@@ -346,6 +346,19 @@ def test_lineage_ancestors_descendants_and_filters(model, user, api_client):
     assert bad.status_code == 400 and list(bad.json()["error"]["fields"]) == ["dataset"]
 
 
+def test_a_checkpoint_url_says_whether_the_model_or_the_checkpoint_is_missing(model, user, api_client):
+    # given llama-tiny with one checkpoint, read with its model in one statement
+    services.checkpoint_register(model=model, kind="reference", actor=user, external_ref="org/root")
+
+    # when a missing checkpoint of it, and a checkpoint of a missing model, are asked for
+    no_checkpoint = api_client.get(f"{CHECKPOINTS}/2/lineage/")
+    no_model = api_client.get(f"{MODELS}/llama-huge/checkpoints/1/lineage/")
+
+    # then each answers 404 naming what is missing
+    assert (no_checkpoint.status_code, no_checkpoint.json()["error"]["message"]) == (404, "llama-tiny has no checkpoint 2.")
+    assert (no_model.status_code, no_model.json()["error"]["message"]) == (404, "Model 'llama-huge' not found in safety.")
+
+
 def test_lineage_walks_the_nearest_generations_and_says_when_it_stopped(model, user, api_client):
     # given a chain 1 <- 2 <- ... <- 6 whose last edge alone was made by "yao"
     chain = [services.checkpoint_register(model=model, kind="reference", actor=user, external_ref="org/0")]
@@ -426,7 +439,7 @@ def test_model_and_checkpoint_lists_do_not_grow_in_queries(project, model, user,
         assert api_client.get(f"{MODELS}/?page_size=100").json()["count"] == rows + 1
     with django_assert_num_queries(4):  # project and role, model, page (by number: no count), labels, tags and parents
         assert api_client.get(f"{CHECKPOINTS}/?page_size=100").json()["count"] == rows
-    with django_assert_num_queries(5):  # project and role, model, checkpoint, ancestors, descendants (with their models)
+    with django_assert_num_queries(4):  # project and role, checkpoint with its model, ancestors, descendants (with their models)
         assert len(api_client.get(f"{CHECKPOINTS}/{rows}/lineage/").json()["ancestors"]) == rows - 1
 
 

@@ -385,8 +385,8 @@ def _model(request, project_slug, name, role):
 
 
 def _checkpoint(request, project_slug, name, number, role):
-    _, model = _model(request, project_slug, name, role)
-    return selectors.checkpoint_get(model=model, number=number)
+    project = project_for_request(request, project_slug, role)
+    return selectors.checkpoint_get_by_name(project=project, model_name=name, number=number)
 
 
 def _checkpoint_row(model, number):
