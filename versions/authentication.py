@@ -2,14 +2,26 @@
 
 Only the sha256 of a key is stored, so a database dump does not leak usable tokens. A revoked
 token is refused on its next request: revocation is a column checked on every lookup.
+``request.auth`` is the token's id.
 """
 import hashlib
+from datetime import timedelta
 
+from django.contrib.auth import get_user_model
+from django.db import connection
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from versions.models import ApiToken
+
+
+LAST_USED_EVERY = timedelta(seconds=60)  # how fresh a token's last_used_at is kept
+_TOKEN_USER_SQL = (
+    "SELECT u.*, t.id AS token_id, t.revoked_at IS NOT NULL AS token_revoked, "
+    "(t.last_used_at IS NULL OR t.last_used_at < %s) AS token_stale "
+    "FROM versions_apitoken t JOIN {user_table} u ON u.id = t.user_id WHERE t.key_sha256 = %s"
+)
 
 
 def token_sha256(key):
@@ -29,16 +41,21 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             key = header[1].decode()
         except UnicodeError:
             raise exceptions.AuthenticationFailed("Token contains invalid characters.")
-        token = ApiToken.objects.select_related("user").filter(key_sha256=token_sha256(key)).first()
-        if token is None or token.revoked_at is not None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
-        if not token.user.is_active:
-            raise exceptions.AuthenticationFailed("User inactive.")
         now = timezone.now()
-        if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+        # The user, with whether the token is revoked and whether its last use is older than a
+        # minute, in one statement: every API request runs it, and compiling it through the ORM
+        # took twice as long as running it.
+        stale_before = connection.ops.adapt_datetimefield_value(now - LAST_USED_EVERY)
+        users = get_user_model().objects
+        user = next(iter(users.raw(_TOKEN_USER_SQL.format(user_table=users.model._meta.db_table), [stale_before, token_sha256(key)])), None)
+        if user is None or user.token_revoked:
+            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        if not user.is_active:
+            raise exceptions.AuthenticationFailed("User inactive.")
+        if user.token_stale:
             # Throttled so a busy client does not turn every read into a write.
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        return token.user, token
+            ApiToken.objects.filter(pk=user.token_id).update(last_used_at=now)
+        return user, user.token_id
 
     def authenticate_header(self, request):
         return "Bearer"

@@ -69,13 +69,23 @@ def models_for_project(*, project):
     )
 
 
+# Every project-scoped request starts here. Written as SQL because building it through the ORM
+# (compiling a filter and a subquery annotation) took about 1 ms, three times what running it takes.
+_PROJECT_SQL = "SELECT p.* FROM versions_project p WHERE p.slug = %s"
+_PROJECT_WITH_ROLE_SQL = (
+    "SELECT p.*, (SELECT m.role FROM versions_membership m WHERE m.project_id = p.id AND m.user_id = %s) AS member_role "
+    "FROM versions_project p WHERE p.slug = %s"
+)
+
+
 def project_get(*, slug, member=None):
     """The project named ``slug``; with ``member``, annotated with that user's ``member_role``
     (None for non-members) in the same statement."""
-    projects = Project.objects.filter(slug=slug)
-    if member is not None:
-        projects = projects.annotate(member_role=Subquery(Membership.objects.filter(project=OuterRef("pk"), user_id=member.pk).values("role")[:1]))
-    project = projects.first()
+    if member is None:
+        projects = Project.objects.raw(_PROJECT_SQL, [slug])
+    else:
+        projects = Project.objects.raw(_PROJECT_WITH_ROLE_SQL, [member.pk, slug])
+    project = next(iter(projects), None)
     if project is None:
         raise NotFound(f"Project {slug!r} not found.")
     return project

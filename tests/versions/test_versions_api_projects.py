@@ -1,5 +1,8 @@
 """API: projects, members, tokens, audit events, and the error body shape."""
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from versions import services
@@ -42,6 +45,31 @@ def test_token_create_list_and_revoke_refuses_the_token_at_once(user, project, a
     assert refused.status_code == 401
     assert refused.json()["error"] == {"code": "authentication_failed", "message": "Invalid or revoked token.", "fields": {}}
     assert ApiToken.objects.get(pk=token_id).revoked_at is not None
+
+
+def test_a_token_records_its_last_use_at_most_once_a_minute_and_an_inactive_user_is_refused(user, project):
+    # given a token never used, and one last used 30 s ago and another 2 minutes ago
+    fresh, fresh_key = services.token_create(user=user, name="fresh")
+    recent, recent_key = services.token_create(user=user, name="recent")
+    old, old_key = services.token_create(user=user, name="old")
+    now = timezone.now()
+    ApiToken.objects.filter(pk=recent.pk).update(last_used_at=now - timedelta(seconds=30))
+    ApiToken.objects.filter(pk=old.pk).update(last_used_at=now - timedelta(minutes=2))
+
+    # when each reads the project
+    statuses = [bearer(key).get("/api/v1/projects/safety/").status_code for key in (fresh_key, recent_key, old_key)]
+
+    # then all are let in; the unused and the two-minute-old one record this use, the recent one is not written
+    assert statuses == [200, 200, 200]
+    used = {token.name: token.last_used_at for token in ApiToken.objects.filter(user=user)}
+    assert used["fresh"] >= now and used["old"] >= now
+    assert used["recent"] == now - timedelta(seconds=30)
+
+    # when the user is deactivated, the same token is refused
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    refused = bearer(fresh_key).get("/api/v1/projects/safety/")
+    assert (refused.status_code, refused.json()["error"]["message"]) == (401, "User inactive.")
 
 
 def test_someone_elses_token_cannot_be_revoked(user, other_user, client_for):
