@@ -369,11 +369,13 @@ class ResolveApi(APIView):
         project = project_for_request(request, project_slug, Role.VIEWER)
         query = _valid(s.ResolveQuerySerializer, request.query_params)
         target = selectors.label_resolve(project=project, ref=query["ref"], kind=query.get("kind"))
+        # Built in ResolvedSerializer's shape (the schema's); serializing four plain values through
+        # it cost a tenth of this request.
         if hasattr(target, "prompt_id"):
             body = {"kind": "prompt_version", "name": target.prompt.name, "number": target.number, "sha256": target.sha256}
         else:
             body = {"kind": "checkpoint", "name": target.model.name, "number": target.number, "sha256": target.sha256}
-        return Response(s.ResolvedSerializer(body).data)
+        return Response(body)
 
 
 # ---------------------------------------------------------------- models and checkpoints
