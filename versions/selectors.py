@@ -91,15 +91,25 @@ def project_get(*, slug, member=None):
     return project
 
 
+def _named_in_project(model_class, *, project, name):
+    """The project's prompt or model named ``name`` (None if there is none), its ``project`` the
+    instance given. SQL for the reason project_get is: nearly every request names one."""
+    found = next(iter(model_class.objects.raw(
+        f"SELECT * FROM {model_class._meta.db_table} WHERE project_id = %s AND name = %s", [project.pk, name])), None)
+    if found is not None:
+        found.project = project
+    return found
+
+
 def prompt_get(*, project, name):
-    prompt = Prompt.objects.filter(project=project, name=name).select_related("project").first()
+    prompt = _named_in_project(Prompt, project=project, name=name)
     if prompt is None:
         raise NotFound(f"Prompt {name!r} not found in {project.slug}.")
     return prompt
 
 
 def model_get(*, project, name):
-    model = Model.objects.filter(project=project, name=name).select_related("project").first()
+    model = _named_in_project(Model, project=project, name=name)
     if model is None:
         raise NotFound(f"Model {name!r} not found in {project.slug}.")
     return model
@@ -123,6 +133,13 @@ def prompt_versions(*, prompt, tag=None):
     # prompt to find the parents, which made deep pages grow with the whole table.
     parent_number = Subquery(PromptVersion.objects.filter(pk=OuterRef("parent_id")).values("number")[:1])
     return versions.order_by("-number").values(*_PROMPT_VERSION_ROW_FIELDS, author_name=F("author__username"), parent_number=parent_number)
+
+
+def prompt_version_row_of(version):
+    """The row prompt_versions gives for ``version``, from the instance itself: a version just
+    committed is answered without reading it back (its author and parent are in hand)."""
+    return {**{field: getattr(version, field) for field in _PROMPT_VERSION_ROW_FIELDS},
+            "author_name": version.author.username, "parent_number": version.parent.number if version.parent_id else None}
 
 
 # Labels and tags of a page of prompt versions in one statement (see _CHECKPOINT_RELATED_SQL).
@@ -174,6 +191,13 @@ def checkpoints_for_model(*, model, tag=None):
         # (subquery) hashed every checkpoint of the model.
         checkpoints = checkpoints.filter(tags__name=tag)
     return checkpoints.order_by("-number").values(*_CHECKPOINT_ROW_FIELDS, creator=F("created_by__username"))
+
+
+def checkpoint_row_of(checkpoint):
+    """The row checkpoints_for_model gives for ``checkpoint``, from the instance itself: a
+    checkpoint just registered is answered without reading it back (building the values query
+    took most of the 1.8 ms that cost)."""
+    return {**{field: getattr(checkpoint, field) for field in _CHECKPOINT_ROW_FIELDS}, "creator": checkpoint.created_by.username}
 
 
 # Labels, tags and parents of a page of checkpoints in one statement. The CASTs give each column

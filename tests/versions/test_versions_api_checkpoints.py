@@ -359,6 +359,23 @@ def test_a_checkpoint_url_says_whether_the_model_or_the_checkpoint_is_missing(mo
     assert (no_model.status_code, no_model.json()["error"]["message"]) == (404, "Model 'llama-huge' not found in safety.")
 
 
+def test_a_registration_answers_the_checkpoint_exactly_as_reading_it_back_does(model, user, api_client):
+    # given a parent checkpoint
+    services.checkpoint_register(model=model, kind="reference", actor=user, external_ref="org/root")
+
+    # when a child is registered with metadata, tags and its parent (answered from the new instance, not re-read)
+    registered = api_client.post(f"{CHECKPOINTS}/", {
+        "kind": "reference", "external_ref": "org/child", "external_revision": "r1", "message": "unlearned", "metadata": {"seed": 3},
+        "tags": ["validated", "a-first"], "parents": [{"number": 1, "relation": "unlearned-from"}], "lineage_method": "npo"}, format="json")
+
+    # then its body is the one a later read gives, field for field
+    assert registered.status_code == 201, registered.content
+    read_back = api_client.get(f"{CHECKPOINTS}/2/").json()
+    assert registered.json() == read_back
+    assert (read_back["tags"], read_back["parents"], read_back["created_by"]) == (
+        ["a-first", "validated"], [{"model": "llama-tiny", "number": 1, "relation": "unlearned-from", "method": "npo"}], "alice")
+
+
 def test_lineage_walks_the_nearest_generations_and_says_when_it_stopped(model, user, api_client):
     # given a chain 1 <- 2 <- ... <- 6 whose last edge alone was made by "yao"
     chain = [services.checkpoint_register(model=model, kind="reference", actor=user, external_ref="org/0")]

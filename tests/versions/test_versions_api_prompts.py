@@ -181,3 +181,16 @@ def test_prompt_lists_do_not_grow_in_queries(project, user, api_client, rows, dj
         assert api_client.get(f"{BASE}/hot/versions/?page_size=100").json()["count"] == rows
     with django_assert_num_queries(5):  # project and role, prompt, label, count, page
         assert api_client.get(f"{BASE}/hot/labels/staging/history/?page_size=100").json()["count"] == rows
+
+
+def test_a_commit_answers_the_version_exactly_as_reading_it_back_does(prompt, api_client):
+    # when v3 is committed on v1 with parameters and tags (answered from the new instance, not re-read)
+    committed = api_client.post(f"{BASE}/system/versions/", {
+        "template": "You are {{ role }}.\nBe brief.\n", "parent": 1, "model_params": {"temperature": 0.2},
+        "message": "shorter", "tags": ["reviewed", "a-first"]}, format="json")
+
+    # then its body is the one a later read gives, field for field
+    assert committed.status_code == 201
+    read_back = api_client.get(f"{BASE}/system/versions/3/").json()
+    assert committed.json() == read_back
+    assert (read_back["parent"], read_back["tags"], read_back["variables"], read_back["author"]) == (1, ["a-first", "reviewed"], ["role"], "alice")
