@@ -6,6 +6,13 @@ SQLAlchemy store, no tracking server) in a subprocess using bench/.venv-mlflow; 
 services, and through its REST API with Django's test client.
 
     python bench/bench_mlflow.py [--count 5000]
+    python bench/bench_mlflow.py --http --count 1000   # both as servers, over HTTP
+
+With ``--http`` both systems run as servers on this machine, under gunicorn with the flags of
+platform/Dockerfile (2 workers, 4 threads), and are driven over HTTP on 127.0.0.1 with
+keep-alive: MLflow's tracking server (``mlflow server``) through ``MlflowClient``, Lethe
+through ``requests`` with an API token. That is how teams run either, and it compares like with like
+where the in-process comparison sets an HTTP API against a library call.
 
 The MLflow environment is created on first use (``pip install mlflow psycopg2-binary``); MLflow
 is not a dependency of Lethe. Goal (issue 9): Lethe >= 3x MLflow on every operation.
@@ -15,12 +22,14 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import venv
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_artifacts import deploy_server_command, free_port  # noqa: E402
 from benchdb import PG_SERVER, ROOT, django_setup, recreate_database, write_result  # noqa: E402
 
 MLFLOW_VENV = ROOT / "bench" / ".venv-mlflow"
@@ -41,14 +50,63 @@ def mlflow_python():
     return python
 
 
-class MlflowSide:
-    """MLflow's half in its own environment (bench/mlflow_side.py), driven one phase at a time."""
+def wait_for(url, server, what):
+    import requests
 
-    def __init__(self, args):
+    for _ in range(300):
+        if server.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {server.returncode}; its log is in {tempfile.gettempdir()}")
+        try:
+            requests.get(url, timeout=5)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{what} did not answer at {url} within a minute")
+
+
+def warm_up(url):
+    """Concurrent requests until every worker of a server has answered some (each loads its code
+    on its first requests), then a pause for the processes that start with it to settle."""
+    import requests
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: requests.get(url, timeout=30), range(200)))
+    time.sleep(5)
+
+
+class MlflowSide:
+    """MLflow's half in its own environment (bench/mlflow_side.py), driven one phase at a time;
+    with ``http``, through an MLflow tracking server started here on the same database."""
+
+    def __init__(self, args, *, http=False):
         recreate_database("bench_mlflow")
         url = PG_SERVER.replace("postgres://", "postgresql+psycopg2://", 1) + "/bench_mlflow"
+        python = mlflow_python()
+        self.server = None
+        tracking = []
+        if http:
+            port = free_port()
+            scratch = tempfile.mkdtemp(prefix="bench-mlflow-server-")
+            # Under gunicorn with Lethe's deployed flags (workers, threads): MLflow's default server,
+            # uvicorn, stalled each request on a kept-alive connection by 40 ms on this host (a
+            # health check took 44 ms with keep-alive, 2.7 ms on a fresh connection; Nagle's
+            # algorithm against delayed ACKs), which would have measured that, not MLflow.
+            deployed = deploy_server_command(port)
+            workers, threads = (deployed[deployed.index(flag) + 1] for flag in ("--workers", "--threads"))
+            self.server = subprocess.Popen(
+                [str(python), "-m", "mlflow", "server", "--backend-store-uri", url, "--host", "127.0.0.1", "--port", str(port),
+                 "--workers", workers, "--gunicorn-opts", f"--threads {threads}"],
+                cwd=scratch, stdout=subprocess.DEVNULL, stderr=open(Path(scratch) / "server.log", "wb"),
+                # Without its job runner (huey consumers for MLflow's own background jobs, which no
+                # registry call uses): they take the 2 cores for seconds while they start.
+                env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            )
+            wait_for(f"http://127.0.0.1:{port}/health", self.server, f"mlflow server (log: {scratch}/server.log)")
+            warm_up(f"http://127.0.0.1:{port}/health")
+            tracking = ["--tracking-uri", f"http://127.0.0.1:{port}"]
         self.process = subprocess.Popen(
-            [str(mlflow_python()), str(ROOT / "bench" / "mlflow_side.py"), "--db", url, "--count", str(args.count),
+            [str(python), str(ROOT / "bench" / "mlflow_side.py"), "--db", url, *tracking, "--count", str(args.count),
              "--alias-ops", str(args.alias_ops), "--read-ops", str(args.read_ops), "--page", str(args.page)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd="/tmp",
         )
@@ -68,6 +126,50 @@ class MlflowSide:
     def close(self):
         self.process.stdin.close()
         self.process.wait()
+        if self.server is not None:
+            stop(self.server)
+
+
+def stop(server):
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+class LetheServer:
+    """Lethe as deployed (gunicorn with platform/Dockerfile's flags) on this benchmark's database,
+    and a keep-alive HTTP client with the test client's calls (get, post, put), so that
+    lethe_api_phases drives it unchanged."""
+
+    def __init__(self, key):
+        import requests
+        from django.db import connections
+
+        connections.close_all()  # the server's workers open their own
+        port = free_port()
+        self.log = Path(tempfile.mkdtemp(prefix="bench-lethe-server-")) / "server.log"
+        self.server = subprocess.Popen(deploy_server_command(port), cwd=ROOT, env=dict(os.environ),
+                                       stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"))
+        self.base = f"http://127.0.0.1:{port}"
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {key}"
+        wait_for(f"{self.base}/api/v1/", self.server, f"Lethe's gunicorn (log: {self.log})")
+        warm_up(f"{self.base}/api/v1/")
+
+    def get(self, path):
+        return self.session.get(self.base + path)
+
+    def post(self, path, data, content_type):
+        return self.session.post(self.base + path, data=json.dumps(data), headers={"Content-Type": content_type})
+
+    def put(self, path, data, content_type):
+        return self.session.put(self.base + path, data=json.dumps(data), headers={"Content-Type": content_type})
+
+    def close(self):
+        self.session.close()
+        stop(self.server)
 
 
 def analyze():
@@ -97,7 +199,7 @@ def lethe_services_phases(args, project, user):
 
     def register_model_version(i):
         # Tags in the same call, as MLflow's create_model_version(tags=...) takes them.
-        checkpoint = services.checkpoint_register(model=model, kind="reference", external_ref=f"file:///bench/checkpoints/{i}", actor=user,
+        checkpoint = services.checkpoint_register(model=model, kind="reference", external_ref=f"s3://bench/checkpoints/{i}", actor=user,
                                                   tags=["validated"] if i % TAGGED_EVERY == 0 else ())
         checkpoints[checkpoint.number] = checkpoint
 
@@ -127,18 +229,11 @@ def lethe_services_phases(args, project, user):
     }
 
 
-def lethe_api_phases(args, user):
-    """{operation: (count, action(i))} through Lethe's REST API (Django's test client, in-process),
-    and the REST floor: an authenticated request that only reads the project and the caller's
-    role (token, project and role, JSON rendering), no registry work."""
-    from django.test import Client
-
-    from versions import services
-
-    # An API token, as API clients and MLflow's client users authenticate (the browser's session
-    # cookie costs a session and a user read per request).
-    _, key = services.token_create(user=user, name="bench")
-    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+def lethe_api_phases(args, client):
+    """{operation: (count, action(i))} through Lethe's REST API with ``client`` (Django's test
+    client in-process, or LetheServer over HTTP), and the REST floor: an authenticated request
+    that only reads the project and the caller's role (token, project and role, JSON rendering),
+    no registry work."""
     base = "/api/v1/projects/bench"
 
     def ok(response, status=(200, 201)):
@@ -149,7 +244,7 @@ def lethe_api_phases(args, user):
     ok(client.post(f"{base}/prompts/", {"name": "api-prompt"}, content_type="application/json"))
 
     def register_model_version(i):
-        ok(client.post(f"{base}/models/api-model/checkpoints/", {"kind": "reference", "external_ref": f"file:///bench/checkpoints/{i}",
+        ok(client.post(f"{base}/models/api-model/checkpoints/", {"kind": "reference", "external_ref": f"s3://bench/checkpoints/{i}",
                                                                 "tags": ["validated"] if i % TAGGED_EVERY == 0 else []},
                        content_type="application/json"))
 
@@ -184,15 +279,27 @@ def main():
     parser.add_argument("--alias-ops", type=int, default=1000)
     parser.add_argument("--read-ops", type=int, default=200)
     parser.add_argument("--page", type=int, default=100)
+    parser.add_argument("--http", action="store_true", help="both systems as servers, driven over HTTP (see above)")
     args = parser.parse_args()
 
     django_setup(database="bench_lethe_vs_mlflow")
+    from django.test import Client
+
     from versions import services
 
     user = services.user_create(username="bench", password="bench-password")
     project = services.project_create(slug="bench", name="Benchmark", creator=user)
-    mlflow_side = MlflowSide(args)
-    sides = {"services": lethe_services_phases(args, project, user), "api": lethe_api_phases(args, user)}
+    # An API token, as API clients and MLflow's client users authenticate (the browser's session
+    # cookie costs a session and a user read per request).
+    _, key = services.token_create(user=user, name="bench")
+    if args.http:
+        lethe_server = LetheServer(key)
+        mlflow_side = MlflowSide(args, http=True)
+        sides = {"api": lethe_api_phases(args, lethe_server)}
+    else:
+        lethe_server = None
+        mlflow_side = MlflowSide(args)
+        sides = {"services": lethe_services_phases(args, project, user), "api": lethe_api_phases(args, Client(HTTP_AUTHORIZATION=f"Bearer {key}"))}
     mlflow, lethe = {}, {"services": {}, "api": {}}
     # Phase by phase, MLflow's side and then Lethe's two, so all three see the same moment of a
     # shared host whose speed drifts over a run (it went 1.6x slower within one earlier run, and
@@ -207,21 +314,39 @@ def main():
             lethe[side][name] = timed(*phases[name])
     floor = timed(*sides["api"]["floor"])
     mlflow_side.close()
-    mlflow_version = mlflow_side.version
-    lethe_services, lethe_api = lethe["services"], lethe["api"]
+    if lethe_server is not None:
+        lethe_server.close()
+    rate = lambda r: r["count"] / r["seconds"]  # noqa: E731
+    floor_ops_s = rate(floor)
+    if args.http:
+        report_http(args, mlflow_side.version, mlflow, lethe["api"], floor_ops_s)
+    else:
+        report_in_process(args, mlflow_side.version, mlflow, lethe, floor_ops_s)
 
+
+def report_in_process(args, mlflow_version, mlflow, lethe, floor_ops_s):
+    rate = lambda r: r["count"] / r["seconds"]  # noqa: E731
     rows = []
     print(f"\n{'operation':30s} {'MLflow ops/s':>13s} {'Lethe svc ops/s':>16s} {'ratio':>7s} {'Lethe API ops/s':>16s} {'ratio':>7s}")
     for name in OPERATIONS:
-        theirs = mlflow[name]
-        rate = lambda r: r["count"] / r["seconds"]  # noqa: E731
-        m, s, a = rate(theirs), rate(lethe_services[name]), rate(lethe_api[name])
+        m, s, a = rate(mlflow[name]), rate(lethe["services"][name]), rate(lethe["api"][name])
         rows.append({"operation": name, "mlflow_ops_s": m, "lethe_services_ops_s": s, "lethe_api_ops_s": a,
                      "ratio_services": s / m, "ratio_api": a / m, "meets_goal": min(s, a) / m >= GOAL})
         print(f"{name:30s} {m:13.1f} {s:16.1f} {s / m:6.1f}x {a:16.1f} {a / m:6.1f}x {'ok' if min(s, a) / m >= GOAL else 'MISSES GOAL'}")
-    floor_ops_s = floor["count"] / floor["seconds"]
     print(f"\nREST floor (authenticated read of the project, no registry work): {floor_ops_s:.1f} ops/s")
     write_result("mlflow", {"mlflow_version": mlflow_version, "count": args.count, "rows": rows, "api_floor_ops_s": floor_ops_s})
+
+
+def report_http(args, mlflow_version, mlflow, lethe_api, floor_ops_s):
+    rate = lambda r: r["count"] / r["seconds"]  # noqa: E731
+    rows = []
+    print(f"\n{'operation (both over HTTP)':30s} {'MLflow server ops/s':>20s} {'Lethe server ops/s':>19s} {'ratio':>7s}")
+    for name in OPERATIONS:
+        m, a = rate(mlflow[name]), rate(lethe_api[name])
+        rows.append({"operation": name, "mlflow_ops_s": m, "lethe_ops_s": a, "ratio": a / m, "meets_goal": a / m >= GOAL})
+        print(f"{name:30s} {m:20.1f} {a:19.1f} {a / m:6.1f}x {'ok' if a / m >= GOAL else 'below 3x'}")
+    print(f"\nLethe's floor over HTTP (authenticated read of the project, no registry work): {floor_ops_s:.1f} ops/s")
+    write_result("mlflow-http", {"mlflow_version": mlflow_version, "count": args.count, "rows": rows, "lethe_floor_ops_s": floor_ops_s})
 
 
 if __name__ == "__main__":

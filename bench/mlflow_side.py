@@ -1,5 +1,6 @@
 """MLflow's half of bench_mlflow.py. Runs in bench/.venv-mlflow (MLflow is not a dependency of
-Lethe), in-process through ``MlflowClient`` against a PostgreSQL database. It prints
+Lethe), through ``MlflowClient`` against a PostgreSQL database: in-process, or with
+``--tracking-uri`` through an MLflow tracking server on that database. It prints
 {"version"}, then runs one phase per line it reads on stdin (an operation's name, or
 "analyze") and answers each with one JSON line ({"count", "seconds"}).
 
@@ -48,6 +49,7 @@ def analyze(url):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", required=True)
+    parser.add_argument("--tracking-uri", help="an MLflow tracking server's URL; default: the database itself, in-process")
     parser.add_argument("--count", type=int, default=5000)
     parser.add_argument("--alias-ops", type=int, default=1000)
     parser.add_argument("--read-ops", type=int, default=200)
@@ -59,13 +61,14 @@ def main():
     os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=args.db, registry_uri=args.db)
+    uri = args.tracking_uri or args.db
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     model, prompt = "bench-model", "bench-prompt"
     client.create_registered_model(model)
 
     def register_model_version(i):
         tags = {"validated": "true"} if i % TAGGED_EVERY == 0 else None
-        client.create_model_version(model, source=f"file:///bench/checkpoints/{i}", tags=tags, await_creation_for=0)
+        client.create_model_version(model, source=f"s3://bench/checkpoints/{i}", tags=tags, await_creation_for=0)
 
     def register_prompt_version(i):
         client.register_prompt(prompt, f"You are the bench assistant (revision {i}). Answer {{{{question}}}} about {{{{topic}}}}.",

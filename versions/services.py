@@ -448,6 +448,9 @@ def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", 
                 previous = None
                 action = LabelAction.CREATE
             else:
+                # Read after the lock, not joined into the locking statement: a row locked after
+                # a concurrent move is re-read by PostgreSQL, but a joined row is not (it came
+                # back NULL in test_concurrent_promote_and_rollback_leave_label_equal_to_last_event).
                 previous = label.checkpoint if checkpoint is not None else label.prompt_version
                 if previous.pk == target.pk:
                     raise Conflict(f"{name!r} already points at {target}.")

@@ -417,6 +417,7 @@ def test_checkpoint_tags_and_model_labels(model, user, api_client):
     assert unknown_eval.status_code == 400 and unknown_eval.json()["error"]["fields"] == {"evaluation": ["Not found."]}
     assert (detail["labels"], detail["tags"]) == (["production"], ["asr<5%@starter-v1"])
     assert [(e["action"], e["to_number"]) for e in history["results"]] == [("promote", 2), ("create", 1)]
+    assert history["results"] == [promoted.json(), created.json()]  # each move answered its event as the history shows it
     assert (resolved["kind"], resolved["number"]) == ("checkpoint", 2)
     assert untagged.status_code == 204
     assert api_client.get(f"{MODELS}/llama-tiny/").json()["labels"] == [{"name": "production", "number": 2}]

@@ -129,6 +129,8 @@ def test_label_create_promote_rollback_history_and_resolve(prompt, api_client):
     history = api_client.get(f"{BASE}/system/labels/production/history/?page_size=2").json()
     assert history["count"] == 3 and history["next"].endswith("page=2&page_size=2")
     assert [(e["action"], e["from_number"], e["to_number"]) for e in history["results"]] == [("rollback", 2, 1), ("promote", 1, 2)]
+    # each move answered its event exactly as the history shows it
+    assert history["results"] == [rolled_back.json(), promoted.json()]
     listed = api_client.get(f"{BASE}/system/labels/").json()["results"]
     assert [(item["name"], item["number"]) for item in listed] == [("production", 1)]
     resolved = api_client.get("/api/v1/projects/safety/resolve/?ref=system@production&kind=prompt").json()
