@@ -28,6 +28,7 @@ def steps(quick):
         return [
             ("scale", ["bench_scale.py", "--scale", "0.01", "--scale", "0.02", "--repeats", "10"]),
             ("mlflow", ["bench_mlflow.py", "--count", "100", "--alias-ops", "50", "--read-ops", "10", "--page", "10"]),
+            ("mlflow-http", ["bench_mlflow.py", "--http", "--count", "100", "--alias-ops", "50", "--read-ops", "10", "--page", "10"]),
             ("artifacts", ["bench_artifacts.py", "--gib", "0.05"]),
             ("generation", ["bench_generation.py", "--cases", "64"]),
             ("unlearning", ["bench_unlearning.py"]),
@@ -35,6 +36,8 @@ def steps(quick):
     return [
         ("scale", ["bench_scale.py", "--scale", "0.01", "--scale", "1.0"]),
         ("mlflow", ["bench_mlflow.py", "--count", "5000"]),
+        # 1,000, not 5,000: MLflow registers prompts at a few per second once it holds thousands.
+        ("mlflow-http", ["bench_mlflow.py", "--http", "--count", "1000", "--alias-ops", "200", "--read-ops", "100"]),
         ("artifacts", ["bench_artifacts.py", "--gib", "1.0"]),
         ("generation", ["bench_generation.py", "--cases", "2048", "--hidden-size", "256", "--layers", "4", "--heads", "4", "--intermediate-size", "768"]),
         ("unlearning", ["bench_unlearning.py", "--hidden-size", "512", "--layers", "6", "--heads", "8", "--intermediate-size", "1536"]),
@@ -110,6 +113,16 @@ def markdown(outcomes, took, speeds):
         lines.append("")
         if "api_floor_ops_s" in mlflow:
             lines += [f"REST floor in the same run (an authenticated read of the project, no registry work): {mlflow['api_floor_ops_s']:.1f} ops/s.", ""]
+    http = load("mlflow-http")
+    if http:
+        lines += [f"### Both as servers, over HTTP: MLflow {http['mlflow_version']} tracking server and Lethe ({http['count']} model versions "
+                  f"and {http['count']} prompt versions each; gunicorn with the same flags for both, keep-alive clients)", "",
+                  "| operation | MLflow server ops/s | Lethe server ops/s | ratio | >= 3x |", "|---|---|---|---|---|"]
+        for row in http["rows"]:
+            lines.append(f"| {row['operation']} | {row['mlflow_ops_s']:.1f} | {row['lethe_ops_s']:.1f} | {row['ratio']:.1f}x | "
+                         f"{'yes' if row['meets_goal'] else 'no'} |")
+        lines += ["", f"Lethe's floor over HTTP in the same run (an authenticated read of the project, no registry work): "
+                      f"{http['lethe_floor_ops_s']:.1f} ops/s.", ""]
     artifacts = load("artifacts")
     if artifacts:
         mib_s = lambda s: artifacts["bytes"] / s / 1024**2  # noqa: E731
@@ -134,7 +147,7 @@ def markdown(outcomes, took, speeds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", action="append", help="run only these steps (scale, mlflow, artifacts, generation, unlearning)")
+    parser.add_argument("--only", action="append", help="run only these steps (scale, mlflow, mlflow-http, artifacts, generation, unlearning)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
