@@ -3,7 +3,12 @@ evaluation endpoints on a full population (scale 1.0) and on one a hundred times
 one run, each on its own fresh PostgreSQL database.
 
     python bench/bench_scale.py                      # both scales, prints the table and ratios
-    python bench/bench_scale.py --scale 0.01 --child  # one scale (what the parent runs)
+
+Both populations are built first, each in its own database; then the endpoints are timed in
+rounds that alternate between the two (small then full, then full then small, ...), and each
+percentile is taken over every round's requests. A shared host's speed drifts over minutes:
+timing one population wholly before the other charged the drift to the ratio, which compares
+figures of 5-10 ms.
 
 Goals (issue 9): every endpoint under 25 ms p50 at full scale, and full/small p50 within 1.5x;
 query counts per request the same at both scales.
@@ -79,13 +84,23 @@ def measure(client, url, repeats):
         if hasattr(response, "streaming_content"):
             b"".join(response.streaming_content)
         timings.append((time.perf_counter() - began) * 1000)
-    return {"p50_ms": percentile(timings, 0.5), "p95_ms": percentile(timings, 0.95), "queries": len(statements), "bytes": len(response.content)}
+    return {"timings_ms": timings, "queries": len(statements), "bytes": len(response.content)}
 
 
-def child(scale, repeats):
-    django_setup(database=f"bench_lethe_{str(scale).replace('.', '_')}")
-    from django.test import Client
+def database(scale):
+    return f"bench_lethe_{str(scale).replace('.', '_')}"
 
+
+def population_file(scale):
+    return OUT / f"scale-{scale}-population.json"
+
+
+def round_file(scale, number):
+    return OUT / f"scale-{scale}-round-{number}.json"
+
+
+def child_populate(scale):
+    django_setup(database=database(scale))
     from population import populate
 
     print(f"scale {scale}: populating", flush=True)
@@ -99,29 +114,70 @@ def child(scale, repeats):
     # (2 cores), and so the visibility map allows index-only scans as on a settled database.
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
+        # And write the load's dirty pages out now, not in a background checkpoint while timing.
+        cursor.execute("CHECKPOINT")
+    OUT.mkdir(parents=True, exist_ok=True)
+    population_file(scale).write_text(json.dumps({"scale": scale, "populate_s": populate_s, "counts": population.counts,
+                                                  "user": population.user.username, "endpoints": endpoints(population)}))
+
+
+def child_measure(scale, repeats, number):
+    django_setup(database=database(scale), fresh=False)
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    info = json.loads(population_file(scale).read_text())
     client = Client()
-    client.force_login(population.user)
+    client.force_login(get_user_model().objects.get(username=info["user"]))
     results = {}
-    for order, (name, url) in enumerate(endpoints(population)):
+    print(f"scale {scale}, round {number + 1}", flush=True)
+    for order, (name, url) in enumerate(info["endpoints"]):
         results[name] = {"url": url, "order": order, **measure(client, url, repeats)}
-        r = results[name]
-        print(f"  {name:45s} p50 {r['p50_ms']:7.2f} ms  p95 {r['p95_ms']:7.2f} ms  {r['queries']:3d} queries", flush=True)
-    write_result(f"scale-{scale}", {"scale": scale, "populate_s": populate_s, "counts": population.counts, "endpoints": results})
+    round_file(scale, number).write_text(json.dumps(results))
+
+
+def pooled(scale, rounds):
+    """One scale's result over every round: percentiles of all its requests together."""
+    info = json.loads(population_file(scale).read_text())
+    measured = [json.loads(round_file(scale, number).read_text()) for number in range(rounds)]
+    endpoints_ = {}
+    for name, first in measured[0].items():
+        timings = [t for one in measured for t in one[name]["timings_ms"]]
+        endpoints_[name] = {"url": first["url"], "order": first["order"], "p50_ms": percentile(timings, 0.5), "p95_ms": percentile(timings, 0.95),
+                            "queries": first["queries"], "bytes": first["bytes"], "requests": len(timings)}
+        queries = {one[name]["queries"] for one in measured}
+        assert len(queries) == 1, (name, queries)  # the same count in every round
+    result = {"scale": scale, "populate_s": info["populate_s"], "counts": info["counts"], "endpoints": endpoints_}
+    write_result(f"scale-{scale}", result)
+    for name, r in sorted(endpoints_.items(), key=lambda item: item[1]["order"]):
+        print(f"  {scale:<5g} {name:45s} p50 {r['p50_ms']:7.2f} ms  p95 {r['p95_ms']:7.2f} ms  {r['queries']:3d} queries", flush=True)
+    return result
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, action="append", help="scale(s) to run; default 0.01 and 1.0")
-    parser.add_argument("--repeats", type=int, default=40)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, default=40, help="timed requests per endpoint and scale, over all rounds")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--populate", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--measure-round", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     scales = args.scale or [0.01, 1.0]
-    if args.child:
-        child(scales[0], args.repeats)
+    per_round = -(-args.repeats // args.rounds)
+    if args.populate:
+        child_populate(scales[0])
         return
+    if args.measure_round is not None:
+        child_measure(scales[0], per_round, args.measure_round)
+        return
+    this = [sys.executable, __file__]
     for scale in scales:
-        subprocess.run([sys.executable, __file__, "--child", "--scale", str(scale), "--repeats", str(args.repeats)], check=True, cwd=ROOT)
-    report = {str(scale): json.loads((OUT / f"scale-{scale}.json").read_text()) for scale in scales}
+        subprocess.run([*this, "--populate", "--scale", str(scale)], check=True, cwd=ROOT)
+    for number in range(args.rounds):
+        for scale in (scales if number % 2 == 0 else scales[::-1]):
+            subprocess.run([*this, "--measure-round", str(number), "--scale", str(scale), "--repeats", str(args.repeats),
+                            "--rounds", str(args.rounds)], check=True, cwd=ROOT)
+    report = {str(scale): pooled(scale, args.rounds) for scale in scales}
     if len(scales) == 2:
         small, full = report[str(min(scales))], report[str(max(scales))]
         print(f"\n{'endpoint':45s} {'small p50':>10s} {'full p50':>10s} {'full p95':>10s} {'full/small':>10s} {'queries':>9s}")
