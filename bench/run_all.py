@@ -5,7 +5,7 @@ same run; the raw numbers land in bench/out/*.json and each script's output in b
     python bench/run_all.py [--quick]   # --quick: small sizes, to check the scripts work
 
 Needs PostgreSQL on 127.0.0.1:5432 (LETHE_BENCH_PG to change) and, for the MLflow comparison,
-PyPI to create bench/.venv-mlflow on first use. Takes about 35 minutes on 2 cores.
+PyPI to create bench/.venv-mlflow on first use. Takes about 45 minutes on 2 cores.
 """
 import argparse
 import json
