@@ -270,8 +270,8 @@ def checkpoint_get_by_name(*, project, model_name, number):
     model or the checkpoint is."""
     checkpoint = (Checkpoint.objects.filter(model__project=project, model__name=model_name, number=number)
                   .select_related("model__project", "created_by").first())
-    if checkpoint is None:
-        checkpoint_get(model=model_get(project=project, name=model_name), number=number)
+    if checkpoint is None:  # raises, naming what is missing (or finds one registered meanwhile)
+        return checkpoint_get(model=model_get(project=project, name=model_name), number=number)
     return checkpoint
 
 
