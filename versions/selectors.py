@@ -136,10 +136,12 @@ def prompt_versions(*, prompt, tag=None):
 
 
 def prompt_version_row_of(version):
-    """The row prompt_versions gives for ``version``, from the instance itself: a version just
-    committed is answered without reading it back (its author and parent are in hand)."""
-    return {**{field: getattr(version, field) for field in _PROMPT_VERSION_ROW_FIELDS},
-            "author_name": version.author.username, "parent_number": version.parent.number if version.parent_id else None}
+    """``version`` in the API's shape, as prompt_version_rows_complete gives it, built from the
+    instance: a version just committed is answered without reading it back (its author and
+    parent are in hand)."""
+    row = {**{field: getattr(version, field) for field in _PROMPT_VERSION_ROW_FIELDS},
+           "author_name": version.author.username, "parent_number": version.parent.number if version.parent_id else None}
+    return prompt_version_rows_complete([row])[0]
 
 
 # Labels and tags of a page of prompt versions in one statement (see _CHECKPOINT_RELATED_SQL).
@@ -194,10 +196,11 @@ def checkpoints_for_model(*, model, tag=None):
 
 
 def checkpoint_row_of(checkpoint):
-    """The row checkpoints_for_model gives for ``checkpoint``, from the instance itself: a
-    checkpoint just registered is answered without reading it back (building the values query
-    took most of the 1.8 ms that cost)."""
-    return {**{field: getattr(checkpoint, field) for field in _CHECKPOINT_ROW_FIELDS}, "creator": checkpoint.created_by.username}
+    """``checkpoint`` in the API's shape, as checkpoint_rows_complete gives it, built from the
+    instance: a checkpoint just registered is answered without reading it back (building the
+    values query took most of the 1.8 ms that cost)."""
+    row = {**{field: getattr(checkpoint, field) for field in _CHECKPOINT_ROW_FIELDS}, "creator": checkpoint.created_by.username}
+    return checkpoint_rows_complete([row])[0]
 
 
 # Labels, tags and parents of a page of checkpoints in one statement. The CASTs give each column
@@ -269,9 +272,10 @@ def checkpoint_get_by_name(*, project, model_name, number):
     statement (every checkpoint URL names both); when it is missing, the error says whether the
     model or the checkpoint is."""
     checkpoint = (Checkpoint.objects.filter(model__project=project, model__name=model_name, number=number)
-                  .select_related("model__project", "created_by").first())
+                  .select_related("model", "created_by").first())
     if checkpoint is None:  # raises, naming what is missing (or finds one registered meanwhile)
         return checkpoint_get(model=model_get(project=project, name=model_name), number=number)
+    checkpoint.model.project = project  # the caller's, not joined again
     return checkpoint
 
 

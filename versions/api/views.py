@@ -213,7 +213,7 @@ class PromptVersionListApi(ListApi):
         parent = selectors.prompt_version_get(prompt=prompt, number=data["parent"]) if "parent" in data else None
         version = services.prompt_version_commit(prompt=prompt, template=data["template"], model_params=data["model_params"],
                                                  message=data["message"], parent=parent, tags=data["tags"], actor=request.user)
-        return Response(selectors.prompt_version_rows_complete([selectors.prompt_version_row_of(version)])[0], status=status.HTTP_201_CREATED)
+        return Response(selectors.prompt_version_row_of(version), status=status.HTTP_201_CREATED)
 
 
 class PromptVersionDetailApi(APIView):
@@ -529,7 +529,7 @@ class CheckpointListApi(ListApi):
                 model=model, kind=CheckpointKind.REFERENCE, external_ref=data["external_ref"],
                 external_revision=data["external_revision"], actor=request.user, **_register_options(project, model, data),
             )
-        return Response(selectors.checkpoint_rows_complete([selectors.checkpoint_row_of(checkpoint)])[0], status=status.HTTP_201_CREATED)
+        return Response(selectors.checkpoint_row_of(checkpoint), status=status.HTTP_201_CREATED)
 
 
 class CheckpointDetailApi(APIView):
