@@ -7,6 +7,7 @@ restored users sign in after ``manage.py changepassword``) and ``blobs/<sha256>`
 the project references). Restoring into an empty installation keeps primary keys, so every hash
 and every history is identical; users are matched by username.
 """
+import datetime
 import io
 import json
 import tarfile
@@ -18,6 +19,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import serializers
 from django.core.management.color import no_style
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -26,6 +28,17 @@ from versions.errors import Conflict, ValidationFailed
 
 FORMAT = "lethe-bundle"
 FORMAT_VERSION = 1
+
+
+class _ExactTimeEncoder(DjangoJSONEncoder):
+    """Django's encoder cuts times to the millisecond; a restore must give back every timestamp as
+    it was, to the microsecond (two events in one millisecond keep their order, and exporting a
+    restored project gives the same bundle). Bundles written with milliseconds still read."""
+
+    def default(self, o):
+        if isinstance(o, (datetime.datetime, datetime.time)):
+            return o.isoformat()
+        return super().default(o)
 
 # Parents before children, so a restore inserts rows in an order the constraints accept.
 PROJECT_SCOPES = [
@@ -83,7 +96,7 @@ def project_export(*, project, path):
         for row in rows:
             user_ids.update(getattr(row, attname) for attname in _user_fields(model))
             blob_ids.update(getattr(row, attname) for attname in _blob_fields(model))
-        objects.extend(json.loads(serializers.serialize("json", rows)))
+        objects.extend(json.loads(serializers.serialize("json", rows, cls=_ExactTimeEncoder)))
     user_ids.discard(None)
     blob_ids.discard(None)
     users = [

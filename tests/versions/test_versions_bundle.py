@@ -3,6 +3,7 @@ import io
 import json
 import shutil
 import tarfile
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
@@ -18,7 +19,7 @@ from unlearning.models import UnlearningRun
 from unlearning.services import unlearning_run_create
 from versions import artifacts, bundle, selectors, services
 from versions.errors import Conflict
-from versions.models import Blob, Checkpoint, LineageEdge, Project
+from versions.models import AuditEvent, Blob, Checkpoint, LineageEdge, Project, PromptVersion
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,6 +75,27 @@ def test_export_wipe_import_restores_identical_hashes_and_history(project, user,
     # New rows after a restore get fresh ids (sequences were moved past the restored ones).
     new_version = services.prompt_version_commit(prompt=restored.prompts.get(), template="v3", actor=restored.memberships.get().user)
     assert new_version.number == 3
+
+
+def test_restore_keeps_every_timestamp_to_the_microsecond(project, user, tmp_path, _artifact_root):
+    """Times inside one millisecond (Django's JSON encoder keeps only milliseconds) come back as
+    they were: a history whose events share a millisecond keeps its times and its order."""
+    _populate(project, user, tmp_path)
+    start = AuditEvent.objects.order_by("pk").first().created_at.replace(microsecond=0)
+    for offset, event in enumerate(AuditEvent.objects.filter(project=project).order_by("pk")):
+        AuditEvent.objects.filter(pk=event.pk).update(created_at=start + timedelta(microseconds=1 + 7 * offset))
+    PromptVersion.objects.filter(prompt__project=project).update(created_at=start + timedelta(microseconds=999))
+    before_events = list(AuditEvent.objects.filter(project=project).order_by("created_at").values_list("pk", "created_at"))
+    before_versions = list(PromptVersion.objects.order_by("pk").values_list("pk", "created_at"))
+    bundle.project_export(project=project, path=tmp_path / "backup.tar.gz")
+
+    call_command("flush", interactive=False, verbosity=0)
+    shutil.rmtree(_artifact_root)
+    bundle.project_import(path=tmp_path / "backup.tar.gz")
+
+    assert list(AuditEvent.objects.exclude(project=None).order_by("created_at").values_list("pk", "created_at")) == before_events
+    assert list(PromptVersion.objects.order_by("pk").values_list("pk", "created_at")) == before_versions
+    assert before_events[1][1] - before_events[0][1] == timedelta(microseconds=7)
 
 
 def test_import_refuses_a_project_that_exists(project, user, tmp_path):
