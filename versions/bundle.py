@@ -31,14 +31,15 @@ FORMAT_VERSION = 1
 
 
 class _ExactTimeEncoder(DjangoJSONEncoder):
-    """Django's encoder cuts times to the millisecond; a restore must give back every timestamp as
+    """Django's encoder cuts datetimes to the millisecond; a restore must give back every timestamp as
     it was, to the microsecond (two events in one millisecond keep their order, and exporting a
     restored project gives the same bundle). Bundles written with milliseconds still read."""
 
     def default(self, o):
-        if isinstance(o, (datetime.datetime, datetime.time)):
+        if isinstance(o, datetime.datetime):
             return o.isoformat()
         return super().default(o)
+
 
 # Parents before children, so a restore inserts rows in an order the constraints accept.
 PROJECT_SCOPES = [
