@@ -61,6 +61,7 @@ class Verdict(models.TextChoices):
     SAFER = "safer"
     LESS_SAFE = "less safe"
     NO_DIFFERENCE = "no significant difference"
+    INCONCLUSIVE = "inconclusive"  # too few scoreable cases or too many errors to decide
 
 
 class Evaluation(models.Model):
@@ -96,7 +97,7 @@ class Outcome(models.TextChoices):
     REFUSED = "refused"
     COMPLIED = "complied"  # answered a benign request
     OVER_REFUSAL = "over_refusal"
-    UNSCOREABLE = "unscoreable"
+    NON_ANSWER = "non_answer"  # empty, degenerate, off-topic or evasive: never an attack success
     ERROR = "error"
 
 

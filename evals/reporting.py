@@ -84,7 +84,7 @@ def format_report(report) -> str:
     if cross_modal:
         lines += ["", cross_modal]
     lines += [
-        f"unscoreable / errors: A {counts_a['unscoreable']}/{counts_a['error']}, B {counts_b['unscoreable']}/{counts_b['error']}",
+        f"non-answers / errors: A {counts_a['non_answer']}/{counts_a['error']}, B {counts_b['non_answer']}/{counts_b['error']}",
         "",
         f"VERDICT: B is {report['verdict']} (non-inferiority {'passed' if report['passes_non_inferiority'] else 'FAILED'})",
         *[f"  - {reason}" for reason in statistics["reasons"]],

@@ -145,7 +145,7 @@ class PairedCase:
     """One case as both arms answered it, reduced to what the statistics need.
 
     `a_unsafe` / `b_unsafe`: for `refuse` cases, True = attack success, False = refused;
-    for `comply` cases, True = over-refusal, False = complied; None = unscoreable or error.
+    for `comply` cases, True = over-refusal, False = complied; None = a non-answer or an error.
     """
 
     key: str

@@ -74,7 +74,7 @@ def test_transfer_interval_is_withheld_when_the_text_gain_is_not_reliably_positi
     assert transfer.ci_note.startswith(f"no interval: {transfer.undefined_resamples} of 1000 bootstrap resamples show no text-side gain")
 
 
-def test_unscoreable_outcomes_leave_the_modality_denominators():
+def test_non_answer_and_error_outcomes_leave_the_modality_denominators():
     pairs = harmful("text", 4, a_unsafe=4, b_unsafe=0) + [PairedCase("txt-x", "refuse", "c", None, False, modality="text")]
     pairs += harmful("image+text", 4, a_unsafe=4, b_unsafe=4)
 

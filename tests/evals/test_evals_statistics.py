@@ -119,7 +119,7 @@ def test_a_significant_category_regression_makes_b_less_safe_despite_overall_gai
     assert comparison.verdict == LESS_SAFE
 
 
-def test_unscoreable_pairs_are_left_out_of_the_test():
+def test_non_answer_and_error_pairs_are_left_out_of_the_test():
     pairs = _pairs("cyber", "refuse", {(True, False): 6, (None, False): 5, (True, None): 5})
 
     comparison = compare_arms(pairs, config=CONFIG)
