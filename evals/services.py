@@ -418,6 +418,23 @@ def evaluation_execute(*, run, ctx) -> dict:
     return {"type": "evaluation", "id": evaluation.pk, "verdict": comparison.verdict, "milestone_tags": tags}
 
 
+def evaluation_finished_emit(*, run) -> None:
+    """Finished hook of evaluation runs (any final state): the ``evaluation.finished`` webhook,
+    whose data is the evaluation's API summary (run state, suite, arms, judge pin, verdict)."""
+    from evals.serializers import evaluation_summary
+    from jobs.webhooks import webhook_emit
+
+    evaluation = (
+        Evaluation.objects.filter(run_id=run.pk)
+        .select_related("suite_version__suite", "checkpoint_a__model", "checkpoint_b__model", "prompt_version_a__prompt", "prompt_version_b__prompt")
+        .first()
+    )
+    if evaluation is None:
+        return
+    evaluation.run = run
+    webhook_emit(project=run.project, event="evaluation.finished", payload={"evaluation": evaluation_summary(evaluation)})
+
+
 def evaluation_retry_copy(*, run, new_run) -> Evaluation:
     """Retry hook: the new run evaluates exactly what the failed or cancelled one was asked to."""
     original = Evaluation.objects.get(run=run)
