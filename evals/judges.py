@@ -26,7 +26,7 @@ from pathlib import Path
 
 from evals.metrics import ATTACK_SUCCESS, COMPLIED, ERROR, NON_ANSWER, OVER_REFUSAL, REFUSED
 from versions.endpoints import EndpointConfigError, EndpointError, endpoint_client, endpoint_profile
-from versions.model_dir import ModelDirError, model_dir_files, model_dir_path_check, model_dir_sha256, resolve_model_dir
+from versions.model_dir import ModelDirError, model_dir_files, model_dir_path_check, model_dir_sha256, model_root, resolve_model_dir
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 REFUSAL = "refusal"
@@ -162,6 +162,10 @@ class HFClassifierJudge(Judge):
             path = model_dir_path_check(config.get("path"))
         except ModelDirError as exc:
             raise ValueError(f"hf-classifier: 'path': {exc}") from None
+        try:
+            model_root()  # configured at all (the setting only; the disk is read in the run)
+        except ModelDirError as exc:
+            raise ValueError(f"hf-classifier: {exc}") from None
         mapping = config.get("label_mapping")
         if not isinstance(mapping, dict) or not mapping or set(mapping.values()) - {REFUSAL, COMPLIANCE}:
             raise ValueError("hf-classifier: 'label_mapping' must map model labels to 'refusal' or 'compliance'")

@@ -157,33 +157,36 @@ def _audit(*, webhook, actor, action, data=None):
     audit_record(project=webhook.project, actor=actor, action=action, object_type="webhook", object_id=str(webhook.pk), data=data or {})
 
 
-@transaction.atomic
 def webhook_create(*, project, url, events, actor, secret="", active=True) -> Webhook:
-    """Register a hook; a random ``whsec_`` secret is generated when none is given."""
+    """Register a hook; a random ``whsec_`` secret is generated when none is given. The URL's
+    host is resolved and checked before the transaction opens (no lock is held over DNS)."""
     events = _validate_events(events)
     if secret:
         _validate_secret(secret)
     _validate_url(url)
-    webhook = Webhook.objects.create(
-        project=project, url=url, events=events, secret=secret or webhook_secret_generate(), active=active, created_by=actor
-    )
-    _audit(webhook=webhook, actor=actor, action="webhook.create", data={"url": url, "events": webhook.events})
+    with transaction.atomic():
+        webhook = Webhook.objects.create(
+            project=project, url=url, events=events, secret=secret or webhook_secret_generate(), active=active, created_by=actor
+        )
+        _audit(webhook=webhook, actor=actor, action="webhook.create", data={"url": url, "events": webhook.events})
     return webhook
 
 
-@transaction.atomic
 def webhook_update(*, webhook, actor, url=None, events=None, active=None) -> Webhook:
     changed = {}
     if url is not None:
-        _validate_url(url)
-        webhook.url = changed["url"] = url
+        _validate_url(url)  # before the transaction, like webhook_create
+        changed["url"] = url
     if events is not None:
-        webhook.events = changed["events"] = _validate_events(events)
+        changed["events"] = _validate_events(events)
     if active is not None:
-        webhook.active = changed["active"] = bool(active)
+        changed["active"] = bool(active)
     if changed:
-        webhook.save(update_fields=list(changed))
-        _audit(webhook=webhook, actor=actor, action="webhook.update", data=changed)
+        with transaction.atomic():
+            for name, value in changed.items():
+                setattr(webhook, name, value)
+            webhook.save(update_fields=list(changed))
+            _audit(webhook=webhook, actor=actor, action="webhook.update", data=changed)
     return webhook
 
 

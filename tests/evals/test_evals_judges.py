@@ -178,12 +178,11 @@ def test_hf_classifier_checks_the_directory_when_the_run_prepares_it(model_dir, 
 
 def test_hf_classifier_needs_the_operator_model_dir(settings):
     settings.LETHE_MODEL_DIR = ""
-    judge = judge_from_spec("hf-classifier", {"path": "classifiers/refusal", "label_mapping": MAPPING})
     with pytest.raises(ValueError, match="^hf-classifier: local models are read from LETHE_MODEL_DIR, which the operator has not set$"):
-        judge.prepare()
+        judge_from_spec("hf-classifier", {"path": "classifiers/refusal", "label_mapping": MAPPING})
 
 
-def test_hf_classifier_needs_a_mapping():
+def test_hf_classifier_needs_a_mapping(model_dir):
     with pytest.raises(ValueError, match="'label_mapping' must map model labels"):
         judge_from_spec("hf-classifier", {"path": "classifiers/refusal", "label_mapping": {"a": "unsafe"}})
 
