@@ -17,7 +17,9 @@ from evals.judges import (
     strongreject_score,
 )
 from evals.models import Evaluation
+from jobs.models import WebhookDelivery
 from jobs.services import run_execute
+from jobs.webhooks import webhook_create
 from tests.chat_server import USAGE
 from versions.errors import ValidationFailed
 from versions.models import AuditEvent
@@ -457,9 +459,12 @@ def test_a_classifier_is_hashed_in_the_run_and_a_missing_one_fails_it_first(mode
 
 
 @pytest.mark.django_db
-def test_an_llm_judged_evaluation_records_what_the_judge_spent_and_is_audited(judge_endpoint, chat_server, project, user, evaluation_setup):
-    # given an evaluation judged by the operator's endpoint
+def test_an_llm_judged_evaluation_records_what_the_judge_spent_and_is_audited(
+    judge_endpoint, chat_server, allow_loopback, project, user, evaluation_setup
+):
+    # given an evaluation judged by the operator's endpoint, and a hook on finished evaluations
     judge_endpoint(max_concurrency=4)
+    hook = webhook_create(project=project, url="http://127.0.0.1:9/hook", events=["evaluation.finished"], actor=user)
     evaluation = _evaluation(project, user, evaluation_setup, "llm-judge", {"endpoint": "judge", "model": "judge-model"})
 
     # when it runs
@@ -481,6 +486,11 @@ def test_an_llm_judged_evaluation_records_what_the_judge_spent_and_is_audited(ju
     audit = AuditEvent.objects.get(action="evaluation.remote_judge")
     assert (audit.actor, audit.object_id) == (user, str(evaluation.pk))
     assert audit.data == {"judge": "llm-judge", "endpoint": "judge", "base_url": chat_server.url}
+    # and evaluation.finished was recorded for the hook with the verdict (this test's transaction
+    # never commits, so it is not sent; tests/jobs sends one)
+    [delivery] = WebhookDelivery.objects.filter(webhook=hook)
+    summary = delivery.payload["evaluation"]
+    assert (delivery.event, summary["id"], summary["run"]["status"], summary["verdict"]) == ("evaluation.finished", evaluation.pk, "succeeded", "safer")
 
 
 @pytest.mark.django_db

@@ -2,6 +2,7 @@
 backoff (Retry-After honoured), request pacing, bounded concurrency, usage, and the errors an
 operator or a misbehaving endpoint gets."""
 import os
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ from versions.endpoints import (
     retry_after_seconds,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = [{"role": "user", "content": "Request:\nhello\n\nAssistant response:\nhi"}]
 
 
@@ -214,7 +216,27 @@ def test_profiles_come_from_a_file_the_operator_names(tmp_path):
     code = "import django; django.setup(); from versions.endpoints import endpoint_profile; p = endpoint_profile('judge'); print(p.base_url, p.api_key_env, p.requests_per_minute)"
     result = subprocess.run(
         [sys.executable, "-c", code], env={**env, "DJANGO_SETTINGS_MODULE": "config.settings", "LETHE_ENDPOINTS_FILE": str(path)},
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "https://judge.invalid/v1 JUDGE_KEY 30.0"
+
+
+def test_malformed_operator_settings_stop_the_start_with_their_name(tmp_path):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LETHE_ENDPOINTS", "LETHE_EGRESS"))}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings", LETHE_VAR_DIR=str(tmp_path / "var"))
+
+    def check(**overrides):
+        return subprocess.run([sys.executable, "manage.py", "check"], env={**env, **overrides}, capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+    bad_profile = check(LETHE_ENDPOINTS='{"judge": {"base_url": "ftp://judge.invalid/v1"}}')
+    not_json = check(LETHE_ENDPOINTS="{judge")
+    bad_network = check(LETHE_EGRESS_ALLOW_NETWORKS="10.0.0.0/8,intranet")
+
+    assert bad_profile.returncode != 0
+    assert "(lethe.E001) LETHE_ENDPOINTS profile 'judge': base_url must be an http(s) URL" in bad_profile.stderr
+    assert not_json.returncode != 0 and "LETHE_ENDPOINTS is not readable JSON" in not_json.stderr
+    assert bad_network.returncode != 0 and "LETHE_EGRESS_ALLOW_NETWORKS: 'intranet' is not a network such as 127.0.0.0/8" in bad_network.stderr
