@@ -3,6 +3,8 @@
 Production is ``LETHE_ENV=production``: secret from the environment (required), secure
 cookies, HSTS and an explicit host list; this is what platform/ deploys.
 """
+import ipaddress
+import json
 import os
 from pathlib import Path
 
@@ -206,6 +208,28 @@ LETHE_WEBHOOK_MAX_ATTEMPTS = env_int("LETHE_WEBHOOK_MAX_ATTEMPTS", 5)
 LETHE_WEBHOOK_BACKOFF_SECONDS = float(env_str("LETHE_WEBHOOK_BACKOFF_SECONDS", "2"))
 LETHE_WEBHOOK_SWEEP_SECONDS = float(env_str("LETHE_WEBHOOK_SWEEP_SECONDS", "30"))
 LETHE_WEBHOOK_SENDERS = env_int("LETHE_WEBHOOK_SENDERS", 2)
+
+# Outgoing requests (see docs/deploy.md, "Endpoints and egress"). Judge and served-model
+# endpoints are named profiles: JSON {name: profile} in LETHE_ENDPOINTS, or in the file
+# LETHE_ENDPOINTS_FILE names. Requests never reach loopback, private, link-local or metadata
+# addresses unless their network is listed in LETHE_EGRESS_ALLOW_NETWORKS (comma-separated).
+_endpoints_json, _endpoints_file = env_str("LETHE_ENDPOINTS"), env_str("LETHE_ENDPOINTS_FILE")
+if _endpoints_json and _endpoints_file:
+    raise ImproperlyConfigured("Set LETHE_ENDPOINTS or LETHE_ENDPOINTS_FILE, not both")
+try:
+    LETHE_ENDPOINTS = json.loads(Path(_endpoints_file).read_text(encoding="utf-8") if _endpoints_file else (_endpoints_json or "{}"))
+except (OSError, ValueError) as _exc:
+    raise ImproperlyConfigured(f"{'LETHE_ENDPOINTS_FILE' if _endpoints_file else 'LETHE_ENDPOINTS'} is not readable JSON: {_exc}") from None
+if not isinstance(LETHE_ENDPOINTS, dict):
+    raise ImproperlyConfigured('LETHE_ENDPOINTS must be a JSON object {"name": {"base_url": ...}}')
+LETHE_EGRESS_ALLOW_NETWORKS = env_list("LETHE_EGRESS_ALLOW_NETWORKS")
+for _network in LETHE_EGRESS_ALLOW_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"LETHE_EGRESS_ALLOW_NETWORKS: {_network!r} is not a network such as 127.0.0.0/8 ({_exc})") from None
+# Local models that judges load (hf-classifier, causal-LM judges) are named relative to this directory.
+LETHE_MODEL_DIR = env_str("LETHE_MODEL_DIR", "")
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = None

@@ -244,6 +244,15 @@ def evaluation_create(
             seed=seed,
             statistics_config=asdict(statistics_config),
         )
+        if judge_spec["config"].get("endpoint"):
+            # The project's prompts and responses, harmful ones included, leave the machine for
+            # the operator's endpoint: who sent them where is on the record.
+            from versions.services import audit_record
+
+            audit_record(
+                project=project, actor=actor, action="evaluation.remote_judge", object_type="evaluation", object_id=evaluation.pk,
+                data={"judge": judge_spec["name"], "endpoint": judge_spec["config"]["endpoint"], "base_url": judge_spec["config"]["base_url"]},
+            )
         if enqueue:
             run_enqueue(run=run)
     return evaluation
@@ -329,7 +338,7 @@ def evaluation_execute(*, run, ctx) -> dict:
     and the milestone tags; a failed or cancelled run leaves no partial results.
     """
     from evals.generation import GenerationConfig
-    from evals.judges import JudgeInput, judge_from_spec
+    from evals.judges import JudgeInput, judge_from_spec, judgement_totals
     from evals.metrics import ScoredCase, arm_metrics
     from evals.statistics import PairedCase, compare_arms
 
@@ -345,6 +354,9 @@ def evaluation_execute(*, run, ctx) -> dict:
             f"judge {judge.name!r} changed since the evaluation was created (config hash "
             f"{judge.spec()['config_sha256'][:12]} != pinned {evaluation.judge['config_sha256'][:12]}); create a new evaluation"
         )
+    # Before any generation: a judge that cannot work here (a missing model directory, an unset
+    # key) fails the run at once, and what it pins at run time (a model's content hash) is kept.
+    judge_pins = judge.prepare()
     config = GenerationConfig.from_dict(evaluation.generation_config)
     utility_rows = _utility_rows(evaluation)
     ctx.log(f"evaluation {evaluation.pk}: {len(cases)} cases, judge {judge.name} v{judge.version}, {len(utility_rows)} held-out rows")
@@ -362,10 +374,11 @@ def evaluation_execute(*, run, ctx) -> dict:
             config=config, seed=evaluation.seed, ctx=ctx, span=span, label=label,
         )
     ctx.progress(0.9, "judging")
-    outcomes = {}
+    outcomes, judge_totals = {}, {}
     for label, (responses, _) in arms.items():
         judgements = judge.judge([JudgeInput(case.prompt, response.text, case.expected) for case, response in zip(cases, responses)])
         outcomes[label] = [judgement.outcome for judgement in judgements]
+        judge_totals[label] = judgement_totals(judgements)
     ctx.check_cancelled()
 
     statistics_config = StatisticsConfig(**evaluation.statistics_config)
@@ -410,12 +423,36 @@ def evaluation_execute(*, run, ctx) -> dict:
         evaluation.statistics = comparison.as_dict()
         evaluation.verdict = comparison.verdict
         evaluation.passes_non_inferiority = comparison.passes_non_inferiority
-        evaluation.save(update_fields=["metrics", "statistics", "verdict", "passes_non_inferiority"])
+        evaluation.judge = {**evaluation.judge, **judge_pins}
+        evaluation.save(update_fields=["metrics", "statistics", "verdict", "passes_non_inferiority", "judge"])
         tags = evaluation_milestone_tags_add(evaluation=evaluation)
     ctx.log(f"verdict: {comparison.verdict}; non-inferiority {'passed' if comparison.passes_non_inferiority else 'FAILED'}")
     for reason in comparison.reasons:
         ctx.log(reason)
-    return {"type": "evaluation", "id": evaluation.pk, "verdict": comparison.verdict, "milestone_tags": tags}
+    result = {"type": "evaluation", "id": evaluation.pk, "verdict": comparison.verdict, "milestone_tags": tags}
+    if any(judge_totals.values()):
+        # A remote judge's requests, tokens and latency per arm: what the run cost, not a metric.
+        result["judge"] = judge_totals
+        for label, totals in judge_totals.items():
+            ctx.log(f"judge, arm {label}: " + ", ".join(f"{key} {value:g}" for key, value in totals.items() if value is not None))
+    return result
+
+
+def evaluation_finished_emit(*, run) -> None:
+    """Finished hook of evaluation runs (any final state): the ``evaluation.finished`` webhook,
+    whose data is the evaluation's API summary (run state, suite, arms, judge pin, verdict)."""
+    from evals.serializers import evaluation_summary
+    from jobs.webhooks import webhook_emit
+
+    evaluation = (
+        Evaluation.objects.filter(run_id=run.pk)
+        .select_related("suite_version__suite", "checkpoint_a__model", "checkpoint_b__model", "prompt_version_a__prompt", "prompt_version_b__prompt")
+        .first()
+    )
+    if evaluation is None:
+        return
+    evaluation.run = run
+    webhook_emit(project=run.project, event="evaluation.finished", payload={"evaluation": evaluation_summary(evaluation)})
 
 
 def evaluation_retry_copy(*, run, new_run) -> Evaluation:

@@ -7,7 +7,10 @@ Besides the handler, a kind may name two optional hooks, also by dotted path:
   whatever the handler left outside the run's scratch directory (which the lifecycle removes
   itself);
 - ``retry(*, run, new_run)``: called inside the transaction that creates a retry, to copy the
-  kind's own spec (e.g. the ``UnlearningRun`` row) onto the new run.
+  kind's own spec (e.g. the ``UnlearningRun`` row) onto the new run;
+- ``finished(*, run)``: called inside the transaction that records the run as finished, in any
+  state (succeeded, failed, cancelled, reaped), beside the ``run.finished`` webhook, e.g. to emit
+  the kind's own event (``evaluation.finished``).
 """
 from dataclasses import dataclass
 
@@ -19,13 +22,14 @@ class RunKindHooks:
     handler: str
     cleanup: str = ""
     retry: str = ""
+    finished: str = ""
 
 
 _HANDLERS: dict[str, RunKindHooks] = {}
 
 
-def register_run_handler(kind: str, dotted_path: str, *, cleanup: str = "", retry: str = "") -> None:
-    _HANDLERS[kind] = RunKindHooks(handler=dotted_path, cleanup=cleanup, retry=retry)
+def register_run_handler(kind: str, dotted_path: str, *, cleanup: str = "", retry: str = "", finished: str = "") -> None:
+    _HANDLERS[kind] = RunKindHooks(handler=dotted_path, cleanup=cleanup, retry=retry, finished=finished)
 
 
 def _hooks_for(kind: str) -> RunKindHooks:
@@ -50,6 +54,12 @@ def run_retry_hook_for(kind: str):
     """The callable ``retry(*, run, new_run)`` for a run kind, or None when it has none."""
     hooks = _HANDLERS.get(kind)
     return import_string(hooks.retry) if hooks and hooks.retry else None
+
+
+def run_finished_hook_for(kind: str):
+    """The callable ``finished(*, run)`` for a run kind, or None when it has none."""
+    hooks = _HANDLERS.get(kind)
+    return import_string(hooks.finished) if hooks and hooks.finished else None
 
 
 def register_run_handlers_from_spec(spec: str) -> None:

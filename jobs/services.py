@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from jobs.context import RunCancelled, RunContext
 from jobs.models import Run, RunStatus, WebhookEvent
-from jobs.registry import run_cleanup_for, run_handler_for, run_retry_hook_for
+from jobs.registry import run_cleanup_for, run_finished_hook_for, run_handler_for, run_retry_hook_for
 from versions.errors import Conflict, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -195,9 +195,18 @@ def run_payload(run) -> dict:
 
 
 def _run_finished_emit(run) -> None:
+    """Inside the transaction that records the finish: ``run.finished``, then the kind's own
+    finished hook (in a savepoint: a failing hook is logged and never undoes the finish)."""
     from jobs.webhooks import webhook_emit
 
     webhook_emit(project=run.project, event=WebhookEvent.RUN_FINISHED, payload={"run": run_payload(run)})
+    try:
+        hook = run_finished_hook_for(run.kind)
+        if hook is not None:
+            with transaction.atomic():
+                hook(run=run)
+    except Exception:
+        logger.exception("finished hook of run %s failed; the run is recorded as %s all the same", run.pk, run.status)
 
 
 def run_wait(*, run, timeout=None, poll_seconds=0.5, on_update=None) -> Run:

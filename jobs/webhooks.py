@@ -1,5 +1,14 @@
-"""Webhooks: a project registers URLs for events; each delivery is a signed JSON POST, retried
-with exponential backoff and logged with its response code.
+"""Webhooks: a project registers URLs for events; each delivery is a JSON POST signed per the
+Standard Webhooks specification (https://www.standardwebhooks.com: ``webhook-id``,
+``webhook-timestamp``, ``webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">``, so
+a captured delivery cannot be replayed outside the receiver's timestamp tolerance), retried with
+exponential backoff and logged with its response code. The old ``X-Lethe-Signature`` (HMAC of the
+body alone) is still sent for one release.
+
+Targets go through the egress rules (``versions.egress``): a URL whose host is or resolves to a
+loopback, private, link-local or metadata address is refused when the hook is created or
+changed, and again at every delivery (DNS can change), where the connection goes to the address
+that was checked.
 
 Other apps call ``webhook_emit(project=..., event=..., payload=...)`` inside their own
 transaction. It only writes delivery rows (in a savepoint) and schedules sending on commit, on
@@ -11,32 +20,45 @@ Settings (all optional): LETHE_WEBHOOK_TIMEOUT_SECONDS (5), LETHE_WEBHOOK_MAX_AT
 LETHE_WEBHOOK_BACKOFF_SECONDS (2: first retry after 2 s, then 4, 8, ...),
 LETHE_WEBHOOK_SWEEP_SECONDS (30), LETHE_WEBHOOK_SENDERS (2 threads).
 """
-import heapq
+import base64
+import binascii
 import hashlib
+import heapq
 import hmac
 import json
 import logging
 import secrets
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from urllib.parse import urlsplit
 
 import requests
+import standardwebhooks
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from jobs.models import DeliveryStatus, Webhook, WebhookDelivery, WebhookEvent
+from versions.egress import EgressRefused, EgressSession, egress_policy
 from versions.errors import ValidationFailed
 
 logger = logging.getLogger(__name__)
 
+# Standard Webhooks headers.
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+STANDARD_SIGNATURE_HEADER = "webhook-signature"
+# Lethe's own headers; X-Lethe-Signature is deprecated, sent for one more release.
 SIGNATURE_HEADER = "X-Lethe-Signature"
 EVENT_HEADER = "X-Lethe-Event"
 DELIVERY_HEADER = "X-Lethe-Delivery"
+SECRET_PREFIX = "whsec_"
+SECRET_BYTES = 32
 ATTEMPT_ERROR_MAX_CHARS = 1000
 
 
@@ -44,15 +66,77 @@ def _setting(name, default):
     return getattr(settings, name, default)
 
 
+def webhook_secret_generate() -> str:
+    """A new ``whsec_<base64 of 32 random bytes>`` secret, the Standard Webhooks form."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def _validate_secret(secret):
+    message = f"A webhook secret must be {SECRET_PREFIX}<base64 of 24 to 64 random bytes>; leave it out to have one generated."
+    if not isinstance(secret, str) or not secret.startswith(SECRET_PREFIX):
+        raise ValidationFailed(message, fields={"secret": ["Expected whsec_<base64>."]})
+    try:
+        key = base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationFailed(message, fields={"secret": ["Not base64."]}) from None
+    if not 24 <= len(key) <= 64:
+        raise ValidationFailed(message, fields={"secret": [f"Decodes to {len(key)} bytes."]})
+
+
+def _signer(secret: str) -> standardwebhooks.Webhook:
+    # Secrets from before Standard Webhooks (hex, or whatever an admin chose) are used as their
+    # UTF-8 bytes: receivers verify with Webhook(secret.encode()), new secrets with Webhook(secret).
+    return standardwebhooks.Webhook(secret if secret.startswith(SECRET_PREFIX) else secret.encode())
+
+
 def webhook_signature(*, secret: str, body: bytes) -> str:
-    """The value of X-Lethe-Signature: ``sha256=<hex HMAC-SHA256 of the body with the secret>``."""
+    """The deprecated X-Lethe-Signature: ``sha256=<hex HMAC-SHA256 of the body with the secret>``
+    (no timestamp, so replayable; kept one release for receivers that still check it)."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def webhook_standard_signature(*, secret: str, msg_id: str, timestamp: datetime, body: bytes) -> str:
+    """The ``webhook-signature`` value: ``v1,<base64 HMAC-SHA256 of "msg_id.timestamp.body">``."""
+    return _signer(secret).sign(msg_id=msg_id, timestamp=timestamp, data=body.decode())
+
+
+def webhook_delivery_headers(*, delivery, body: bytes, now: datetime) -> dict:
+    """The headers of one attempt: signed at the attempt's own time, so retries carry a fresh
+    timestamp while ``webhook-id`` stays the delivery's."""
+    msg_id = str(delivery.pk)
+    now = now.astimezone(dt_timezone.utc)
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "Lethe-Webhooks/2",
+        ID_HEADER: msg_id,
+        TIMESTAMP_HEADER: str(int(now.timestamp())),
+        STANDARD_SIGNATURE_HEADER: webhook_standard_signature(secret=delivery.webhook.secret, msg_id=msg_id, timestamp=now, body=body),
+        SIGNATURE_HEADER: webhook_signature(secret=delivery.webhook.secret, body=body),
+        EVENT_HEADER: delivery.event,
+        DELIVERY_HEADER: msg_id,
+    }
+
+
 def _validate_url(url):
+    """An absolute http(s) URL whose host the egress rules let deliveries reach (resolved now;
+    every delivery checks again)."""
     parts = urlsplit(url or "")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
         raise ValidationFailed(f"Webhook URL {url!r} must be an absolute http:// or https:// URL.", fields={"url": ["Enter an http(s) URL."]})
+    if parts.username or parts.password:
+        raise ValidationFailed("A webhook URL may not carry credentials; the signature authenticates Lethe.", fields={"url": ["Remove user:password@."]})
+    try:
+        egress_policy().check(parts.hostname, port or (443 if parts.scheme == "https" else 80))
+    except EgressRefused as exc:
+        raise ValidationFailed(str(exc), fields={"url": ["This address is not allowed."]}) from None
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ValidationFailed(
+            f"Webhook URL host {parts.hostname!r} does not resolve ({exc}).", fields={"url": ["The host does not resolve."]}
+        ) from None
 
 
 def _validate_events(events):
@@ -73,30 +157,36 @@ def _audit(*, webhook, actor, action, data=None):
     audit_record(project=webhook.project, actor=actor, action=action, object_type="webhook", object_id=str(webhook.pk), data=data or {})
 
 
-@transaction.atomic
 def webhook_create(*, project, url, events, actor, secret="", active=True) -> Webhook:
-    """Register a hook; a random secret is generated when none is given."""
+    """Register a hook; a random ``whsec_`` secret is generated when none is given. The URL's
+    host is resolved and checked before the transaction opens (no lock is held over DNS)."""
+    events = _validate_events(events)
+    if secret:
+        _validate_secret(secret)
     _validate_url(url)
-    webhook = Webhook.objects.create(
-        project=project, url=url, events=_validate_events(events), secret=secret or secrets.token_hex(32), active=active, created_by=actor
-    )
-    _audit(webhook=webhook, actor=actor, action="webhook.create", data={"url": url, "events": webhook.events})
+    with transaction.atomic():
+        webhook = Webhook.objects.create(
+            project=project, url=url, events=events, secret=secret or webhook_secret_generate(), active=active, created_by=actor
+        )
+        _audit(webhook=webhook, actor=actor, action="webhook.create", data={"url": url, "events": webhook.events})
     return webhook
 
 
-@transaction.atomic
 def webhook_update(*, webhook, actor, url=None, events=None, active=None) -> Webhook:
     changed = {}
     if url is not None:
-        _validate_url(url)
-        webhook.url = changed["url"] = url
+        _validate_url(url)  # before the transaction, like webhook_create
+        changed["url"] = url
     if events is not None:
-        webhook.events = changed["events"] = _validate_events(events)
+        changed["events"] = _validate_events(events)
     if active is not None:
-        webhook.active = changed["active"] = bool(active)
+        changed["active"] = bool(active)
     if changed:
-        webhook.save(update_fields=list(changed))
-        _audit(webhook=webhook, actor=actor, action="webhook.update", data=changed)
+        with transaction.atomic():
+            for name, value in changed.items():
+                setattr(webhook, name, value)
+            webhook.save(update_fields=list(changed))
+            _audit(webhook=webhook, actor=actor, action="webhook.update", data=changed)
     return webhook
 
 
@@ -119,6 +209,11 @@ def _active_hook_events(project):
         rows = cursor.fetchall()
     # The JSON column arrives as text from both backends' raw cursors (Django decodes it in the field).
     return [(pk, json.loads(events) if isinstance(events, str) else events) for pk, events in rows]
+
+
+def webhook_emit_for_registry_event(sender, *, project, event, payload, **kwargs) -> None:
+    """Receiver of ``versions.events.registry_event``, connected in ``JobsConfig.ready``."""
+    webhook_emit(project=project, event=event, payload=payload)
 
 
 def webhook_emit(*, project, event, payload) -> list[WebhookDelivery]:
@@ -154,12 +249,17 @@ def _schedule_quietly(ids):
 
 
 def webhook_delivery_body(delivery) -> bytes:
-    """The exact bytes POSTed (and signed) for a delivery."""
+    """The exact bytes POSTed (and signed) for a delivery: the Standard Webhooks payload
+    (``type``, ``timestamp``, ``data``) plus Lethe's ``delivery``, ``event``, ``project`` and
+    ``created_at``. The same bytes on every attempt."""
+    created_at = delivery.created_at.isoformat()
     body = {
+        "type": delivery.event,
+        "timestamp": created_at,
         "delivery": delivery.pk,
         "event": delivery.event,
         "project": delivery.webhook.project.slug,
-        "created_at": delivery.created_at.isoformat(),
+        "created_at": created_at,
         "data": delivery.payload,
     }
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
@@ -190,19 +290,19 @@ def webhook_delivery_attempt(*, delivery_id) -> WebhookDelivery | None:
         return None
     delivery = WebhookDelivery.objects.select_related("webhook__project").get(pk=delivery_id)
     body = webhook_delivery_body(delivery)
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "Lethe-Webhooks/1",
-        SIGNATURE_HEADER: webhook_signature(secret=delivery.webhook.secret, body=body),
-        EVENT_HEADER: delivery.event,
-        DELIVERY_HEADER: str(delivery.pk),
-    }
-    response_code, error = None, ""
+    headers = webhook_delivery_headers(delivery=delivery, body=body, now=timezone.now())
+    response_code, error, refused = None, "", False
     try:
-        response = requests.post(delivery.webhook.url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+        # The host is checked again now, on the connection itself: DNS may have changed since
+        # the hook was registered. Redirects are never followed (a 3xx is a failed attempt).
+        with EgressSession(egress_policy(), pool_maxsize=1) as session:
+            response = session.post(delivery.webhook.url, data=body, headers=headers, timeout=timeout)
+            response.close()
         response_code = response.status_code
         if not 200 <= response_code < 300:
             error = f"HTTP {response_code}"
+    except EgressRefused as exc:
+        error, refused = str(exc)[:ATTEMPT_ERROR_MAX_CHARS], True
     except requests.RequestException as exc:
         error = f"{type(exc).__name__}: {exc}"[:ATTEMPT_ERROR_MAX_CHARS]
 
@@ -217,7 +317,7 @@ def webhook_delivery_attempt(*, delivery_id) -> WebhookDelivery | None:
     }
     if not error:
         fields.update(status=DeliveryStatus.DELIVERED, delivered_at=finished_at, next_attempt_at=None)
-    elif attempts >= int(_setting("LETHE_WEBHOOK_MAX_ATTEMPTS", 5)) or not _is_retryable(response_code):
+    elif refused or attempts >= int(_setting("LETHE_WEBHOOK_MAX_ATTEMPTS", 5)) or not _is_retryable(response_code):
         fields.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
     else:
         fields.update(next_attempt_at=finished_at + timedelta(seconds=webhook_retry_delay_seconds(attempts)))

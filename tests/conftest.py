@@ -1,5 +1,6 @@
 """Shared fixtures. Data is set up through the real services, never by writing rows directly."""
 import os
+import socket
 
 import pytest
 from django.db import connection
@@ -22,6 +23,58 @@ def _artifact_root(settings, tmp_path):
     storages._storages.pop("artifacts", None)
     yield root
     storages._storages.pop("artifacts", None)
+
+
+@pytest.fixture(autouse=True)
+def dns_stub(monkeypatch):
+    """The product never resolves a name through real DNS in a test: the egress check's resolver
+    answers from this table ({name: [addresses]}, which a test may extend) and fails for any other
+    name, so a bug cannot send a request anywhere a test did not say."""
+    from versions import egress
+
+    names = {"localhost": ["127.0.0.1"]}
+
+    def resolve(host, port):
+        try:
+            return list(names[host.lower().rstrip(".")])
+        except KeyError:
+            raise socket.gaierror(socket.EAI_NONAME, f"{host!r} is not in this test's DNS stub") from None
+
+    monkeypatch.setattr(egress, "resolve_host", resolve)
+    return names
+
+
+@pytest.fixture
+def allow_loopback(settings):
+    """Outgoing requests may reach 127.0.0.0/8 (test servers listen there), as an operator would
+    allow with LETHE_EGRESS_ALLOW_NETWORKS=127.0.0.0/8."""
+    settings.LETHE_EGRESS_ALLOW_NETWORKS = ["127.0.0.0/8"]
+    return settings
+
+
+@pytest.fixture
+def chat_server():
+    """A real OpenAI-compatible server on 127.0.0.1 (tests/chat_server.py)."""
+    from tests.chat_server import ChatServer
+
+    server = ChatServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def judge_endpoint(settings, chat_server):
+    """An operator profile "judge" for the chat server, whose loopback network the profile allows;
+    returns a function that changes the profile's settings."""
+
+    def configure(**profile):
+        settings.LETHE_ENDPOINTS = {
+            "judge": {"base_url": chat_server.url, "allow_networks": ["127.0.0.1/32"], "backoff_seconds": 0, "max_concurrency": 1, **profile}
+        }
+        return settings.LETHE_ENDPOINTS["judge"]
+
+    configure()
+    return configure
 
 
 @pytest.fixture

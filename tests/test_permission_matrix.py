@@ -172,7 +172,7 @@ def expected_status(endpoint, actor):
 
 
 @pytest.fixture
-def world(tmp_path):
+def world(tmp_path, allow_loopback):
     """One project with an object of every kind, and a user per actor."""
     from tests.versions.checkpoint_files import write_full
 

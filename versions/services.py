@@ -12,6 +12,7 @@ from django.utils.text import slugify
 
 from versions import artifacts
 from versions.errors import Conflict, Forbidden, NotFound, RetryableConflict, ValidationFailed
+from versions.events import event_publish
 from versions.models import (
     ApiToken,
     AuditEvent,
@@ -40,11 +41,9 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
 def _emit(*, project, event, payload):
-    """Called inside the action's transaction, so its delivery rows commit (or roll back) with
-    the action. Webhooks never block or fail the action that triggers them."""
-    from jobs.webhooks import webhook_emit
-
-    webhook_emit(project=project, event=event, payload=payload)
+    """Called inside the action's transaction, so what subscribers write (webhook delivery rows)
+    commits or rolls back with the action; subscribers never block or fail it."""
+    event_publish(project=project, event=event, payload=payload)
 
 
 def _counter_next(owner, counter):

@@ -37,6 +37,8 @@ def jobs_settings(settings, tmp_path):
     settings.LETHE_EXECUTOR = "inprocess"
     settings.LETHE_WEBHOOK_BACKOFF_SECONDS = 0.05
     settings.LETHE_WEBHOOK_TIMEOUT_SECONDS = 5
+    # The recording endpoints listen on 127.0.0.1, which outgoing requests may reach only when allowed.
+    settings.LETHE_EGRESS_ALLOW_NETWORKS = ["127.0.0.0/8"]
     return settings
 
 
@@ -65,6 +67,7 @@ class RecordingEndpoint:
     def __init__(self):
         self.requests = []
         self.codes = []  # answered in order; 200 once exhausted
+        self.location = ""  # sent as Location with a 3xx code
         self.release = threading.Event()
         self.release.set()
         endpoint = self
@@ -76,6 +79,8 @@ class RecordingEndpoint:
                 endpoint.requests.append({"headers": dict(self.headers), "body": body, "path": self.path})
                 code = endpoint.codes.pop(0) if endpoint.codes else 200
                 self.send_response(code)
+                if 300 <= code < 400 and endpoint.location:
+                    self.send_header("Location", endpoint.location)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")

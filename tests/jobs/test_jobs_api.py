@@ -146,17 +146,18 @@ def test_cancel_of_a_finished_run_is_a_conflict(api_client, project, user):
     assert response.json()["error"]["message"] == f"Run {run.pk} is already failed; only a queued or running run can be cancelled."
 
 
-def test_admin_creates_a_webhook_and_sees_its_secret_once(api_client, project):
-    # when an admin creates a hook without a secret
-    created = api_client.post(hooks_url(project), {"url": "https://hooks.example.org/lethe", "events": ["run.finished", "label.moved"]})
+def test_admin_creates_a_webhook_and_sees_its_secret_once(api_client, project, dns_stub):
+    # when an admin creates a hook without a secret (its host resolves to the allowed loopback)
+    dns_stub["hooks.partner.test"] = ["127.0.0.1"]
+    created = api_client.post(hooks_url(project), {"url": "https://hooks.partner.test/lethe", "events": ["run.finished", "label.moved"]})
     listed = api_client.get(hooks_url(project))
 
-    # then a secret was generated and shown once; the list does not show it
+    # then a Standard Webhooks secret was generated and shown once; the list does not show it
     assert created.status_code == 201
-    assert len(created.json()["secret"]) == 64
+    assert created.json()["secret"].startswith("whsec_") and len(created.json()["secret"]) == 50
     assert Webhook.objects.get().secret == created.json()["secret"]
     assert created.json()["events"] == ["label.moved", "run.finished"]
-    assert [hook["url"] for hook in listed.json()["results"]] == ["https://hooks.example.org/lethe"]
+    assert [hook["url"] for hook in listed.json()["results"]] == ["https://hooks.partner.test/lethe"]
     assert "secret" not in listed.json()["results"][0]
 
 
@@ -187,7 +188,7 @@ def test_webhooks_need_the_admin_role(client_for, project, make_user):
     # when the editor lists or creates hooks
     client = client_for(editor)
     listed = client.get(hooks_url(project))
-    created = client.post(hooks_url(project), {"url": "https://hooks.example.org/x", "events": ["run.finished"]})
+    created = client.post(hooks_url(project), {"url": "https://hooks.partner.test/x", "events": ["run.finished"]})
 
     # then both are forbidden
     assert listed.status_code == 403
@@ -196,7 +197,7 @@ def test_webhooks_need_the_admin_role(client_for, project, make_user):
 
 
 def test_webhook_create_validates_its_input(api_client, project):
-    response = api_client.post(hooks_url(project), {"url": "https://hooks.example.org/x", "events": ["label.deleted"]})
+    response = api_client.post(hooks_url(project), {"url": "https://hooks.partner.test/x", "events": ["label.deleted"]})
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {"events": ["Unknown event 'label.deleted'."]}
     assert response.json()["error"]["message"].startswith("Unknown webhook event(s) label.deleted; expected some of ")

@@ -98,7 +98,7 @@ def _seed(tmp_path):
 
 
 @pytest.fixture
-def admin_headers(db, tmp_path):
+def admin_headers(db, tmp_path, allow_loopback):
     # As Django's test client does: the WSGI handler would otherwise close the connection that
     # holds the test's transaction at the end of each request.
     signals.request_started.disconnect(close_old_connections)
