@@ -40,6 +40,8 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=32)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--utility-dataset-version", type=int, default=None, help="dataset version id of held-out benign rows")
+        parser.add_argument("--statistics", default="{}",
+                            help='statistics settings as JSON, e.g. {"failure_to_help_margin": 0.03, "min_benign_cases": 100}')
         parser.add_argument("--user", required=True, help="username the evaluation is created by (an editor)")
         parser.add_argument("--json", action="store_true", help="print the full report as JSON instead of a table")
         parser.add_argument("--fail-on-regression", action="store_true",
@@ -49,16 +51,22 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         from jobs.cli import run_wait_with_progress_bar
 
+        try:
+            judge_config = json.loads(options["judge_config"])
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--judge-config is not JSON: {exc}") from None
+        try:
+            statistics = json.loads(options["statistics"])
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--statistics is not JSON: {exc}") from None
+        if not isinstance(statistics, dict):
+            raise CommandError('--statistics must be a JSON object, e.g. {"failure_to_help_margin": 0.03}')
         project = Project.objects.filter(slug=options["project"]).first()
         if project is None:
             raise CommandError(f"No project {options['project']!r}.")
         actor = get_user_model().objects.filter(username=options["user"]).first()
         if actor is None:
             raise CommandError(f"No user {options['user']!r}.")
-        try:
-            judge_config = json.loads(options["judge_config"])
-        except json.JSONDecodeError as exc:
-            raise CommandError(f"--judge-config is not JSON: {exc}") from None
         try:
             evaluation = evaluation_create(
                 project=project,
@@ -73,6 +81,7 @@ class Command(BaseCommand):
                 generation={"max_new_tokens": options["max_new_tokens"], "batch_size": options["batch_size"]},
                 seed=options["seed"],
                 utility_dataset_version=self._dataset_version(project, options["utility_dataset_version"]),
+                statistics=statistics,
             )
         except LetheError as exc:
             raise CommandError(str(exc)) from None
