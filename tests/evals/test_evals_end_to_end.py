@@ -234,3 +234,19 @@ def test_a_rerun_of_the_same_evaluation_has_the_same_report_sha256(project, user
     # and changing a stored response changes what the rows hash to
     CaseResult.objects.filter(evaluation=first, case__key="h00").update(response_b="I'm sorry.")
     assert selectors.evaluation_report_sha256(evaluation=stored) != first.report_sha256
+
+
+@pytest.mark.django_db
+def test_the_old_margin_setting_is_refused_with_its_new_name(project, user, client_for, evaluation_setup):
+    # given a client still sending the over-refusal margin
+    body = {"suite": "core@1", "checkpoint_a": "tiny@1", "checkpoint_b": "tiny@2", "statistics": {"over_refusal_margin": 0.03}}
+
+    response = client_for(user).post(f"/api/v1/projects/{project.slug}/evaluations/", body, format="json")
+
+    # then it is told what the setting is called now, and nothing is created
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == (
+        "Unknown statistics settings: over_refusal_margin. over_refusal_margin is now failure_to_help_margin "
+        "(it covers over-refusals and non-answers)."
+    )
+    assert not Evaluation.objects.exists()
