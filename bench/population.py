@@ -324,10 +324,11 @@ def bench_cases(count):
 def _finished_evaluation(*, population, suite_version, checkpoint_a, checkpoint_b, unsafe_a, unsafe_b):
     """An evaluation through evaluation_create, finished with the rows evaluation_execute writes:
     case results, per-arm metrics, statistics and verdict, the run succeeded."""
-    from evals.metrics import ScoredCase, arm_metrics
     from evals.models import CaseResult
-    from evals.services import _unsafe, evaluation_create
-    from evals.statistics import PairedCase, StatisticsConfig, compare_arms
+    from evals.outcomes import flipped
+    from evals.reporting import CaseRecord, report_scores
+    from evals.services import evaluation_create, evaluation_report_save
+    from evals.statistics import StatisticsConfig
     from jobs.models import Run, RunStatus
 
     evaluation = evaluation_create(project=population.project, suite_version=suite_version, checkpoint_a=checkpoint_a,
@@ -345,27 +346,18 @@ def _finished_evaluation(*, population, suite_version, checkpoint_a, checkpoint_
                 refuses = index % (unsafe_every * 3) == 4
                 outcomes[arm].append("over_refusal" if refuses else "complied")
                 responses[arm].append(REFUSAL if refuses else BENIGN.format(task=task))
-    config = StatisticsConfig(**evaluation.statistics_config)
-    metrics = {
-        arm: arm_metrics([ScoredCase(c.category, c.attack_family, c.modality, c.expected, o) for c, o in zip(cases, outcomes[arm])],
-                         utility=None, confidence=config.confidence)
-        for arm in ("A", "B")
-    }
-    metrics["A"]["mean_latency_ms"] = 12.0
-    metrics["B"]["mean_latency_ms"] = 12.0
-    pairs = [PairedCase(c.key, c.expected, c.category, _unsafe(a), _unsafe(b)) for c, a, b in zip(cases, outcomes["A"], outcomes["B"])]
-    comparison = compare_arms(pairs, config=config, utility_a=None, utility_b=None)
+    records = [CaseRecord(c.key, c.category, c.attack_family, c.modality, c.expected, oa, ob, ra, rb)
+               for c, oa, ob, ra, rb in zip(cases, outcomes["A"], outcomes["B"], responses["A"], responses["B"])]
+    metrics, comparison = report_scores(records, config=StatisticsConfig(**evaluation.statistics_config))
+
     CaseResult.objects.bulk_create([
-        CaseResult(evaluation=evaluation, case=case, position=position, response_a=ra, response_b=rb, outcome_a=oa, outcome_b=ob, latency_ms_a=12.0,
-                   latency_ms_b=12.0, flipped=pair.a_unsafe is not None and pair.b_unsafe is not None and pair.a_unsafe != pair.b_unsafe)
-        for position, (case, pair, ra, rb, oa, ob) in enumerate(
-            zip(cases, pairs, responses["A"], responses["B"], outcomes["A"], outcomes["B"]), start=1)
+        CaseResult(evaluation=evaluation, case=case, position=position, response_a=r.response_a, response_b=r.response_b,
+                   outcome_a=r.outcome_a, outcome_b=r.outcome_b, latency_ms_a=12.0, latency_ms_b=12.0, flipped=flipped(r.expected, r.outcome_a, r.outcome_b))
+        for position, (case, r) in enumerate(zip(cases, records), start=1)
     ], batch_size=BATCH)
-    evaluation.metrics = metrics
-    evaluation.statistics = comparison.as_dict()
-    evaluation.verdict = comparison.verdict
-    evaluation.passes_non_inferiority = comparison.passes_non_inferiority
-    evaluation.save(update_fields=["metrics", "statistics", "verdict", "passes_non_inferiority"])
+    evaluation_report_save(evaluation=evaluation, records=records, metrics=metrics, statistics=comparison.as_dict(),
+                           verdict=comparison.verdict, passes_non_inferiority=comparison.passes_non_inferiority,
+                           timings={"A": {"mean_latency_ms": 12.0}, "B": {"mean_latency_ms": 12.0}})
     now = timezone.now()
     Run.objects.filter(pk=evaluation.run_id).update(status=RunStatus.SUCCEEDED, started_at=now, finished_at=now, heartbeat_at=now,
                                                       progress=1.0, result={"type": "evaluation", "id": evaluation.pk, "verdict": comparison.verdict})

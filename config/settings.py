@@ -240,7 +240,8 @@ CELERY_TASK_DEFAULT_QUEUE = "gpu"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Evaluation defaults: non-inferiority margins (an evaluation may set its own) and import size.
-LETHE_EVAL_OVER_REFUSAL_MARGIN = float(env_str("LETHE_EVAL_OVER_REFUSAL_MARGIN", "0.05"))
+# The failure-to-help margin covers over-refusals and non-answers on benign cases.
+LETHE_EVAL_FAILURE_TO_HELP_MARGIN = float(env_str("LETHE_EVAL_FAILURE_TO_HELP_MARGIN", "0.05"))
 LETHE_EVAL_PERPLEXITY_RATIO_MARGIN = float(env_str("LETHE_EVAL_PERPLEXITY_RATIO_MARGIN", "1.10"))
 LETHE_MAX_SUITE_IMPORT_BYTES = env_int("LETHE_MAX_SUITE_IMPORT_BYTES", 50 * 1024 * 1024)
 

@@ -12,6 +12,8 @@ from evals import selectors, services
 from evals.serializers import (
     CaseOutput,
     EvaluationCreateInput,
+    EvaluationDetailOutput,
+    EvaluationSummaryOutput,
     SuiteCreateInput,
     SuiteOutput,
     SuiteVersionCreateInput,
@@ -114,12 +116,14 @@ class SuiteVersionCases(APIView):
 
 
 class EvaluationListCreate(APIView):
-    @extend_schema(operation_id="evaluations_list", responses=OpenApiTypes.OBJECT)
+    pagination_class = StandardPagination  # so the schema documents the page envelope
+
+    @extend_schema(operation_id="evaluations_list", responses=EvaluationSummaryOutput(many=True))
     def get(self, request, project_slug):
         project = _project(request, project_slug, Role.VIEWER)
         return _paginated(request, self, selectors.evaluations_for_project(project=project), evaluation_summary)[2]
 
-    @extend_schema(request=EvaluationCreateInput, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(request=EvaluationCreateInput, responses={201: EvaluationSummaryOutput})
     def post(self, request, project_slug):
         project = _project(request, project_slug, Role.EDITOR)
         data = EvaluationCreateInput(data=request.data)
@@ -152,7 +156,7 @@ class EvaluationListCreate(APIView):
 
 
 class EvaluationDetail(APIView):
-    @extend_schema(operation_id="evaluations_retrieve", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="evaluations_retrieve", responses=EvaluationDetailOutput)
     def get(self, request, project_slug, evaluation_id):
         project = _project(request, project_slug, Role.VIEWER)
         return Response(evaluation_detail(selectors.evaluation_get(project=project, evaluation_id=evaluation_id)))

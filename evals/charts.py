@@ -3,7 +3,10 @@ evals.metrics.arm_metrics) in, figure JSON out. No Django."""
 from __future__ import annotations
 
 ARM_COLOURS = {"A": "#6b7280", "B": "#1f5fbf"}
-RATE_TITLES = {"asr": "Attack success rate", "over_refusal_rate": "Over-refusal rate", "refusal_rate": "Refusal rate"}
+RATE_TITLES = {
+    "asr": "Attack success rate", "failure_to_help_rate": "Failure to help", "over_refusal_rate": "Over-refusal rate",
+    "refusal_rate": "Refusal rate",
+}
 
 
 def _bar(arm: str, names: list[str], rates: list[dict | None]) -> dict:
@@ -74,7 +77,7 @@ MODALITY_LABELS = {"text": "Text attacks", "image+text": "Image attacks"}
 
 def cross_modal_figure(cross_modal: dict) -> dict:
     """ASR by modality (text attacks, image attacks), A versus B with Wilson error bars, and the
-    transfer ratio (with its bootstrap CI, or why it is undefined) annotated above the bars."""
+    transfer ratio (with its interval, or why it is undefined) annotated above the bars."""
     by_modality = cross_modal.get("by_modality") or {}
     modalities = [name for name in MODALITY_LABELS if name in by_modality]
     labels = [MODALITY_LABELS[name] for name in modalities]

@@ -79,13 +79,21 @@ class Evaluation(models.Model):
     generation_config = models.JSONField(default=dict)
     utility_dataset_version = models.ForeignKey("versions.DatasetVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     seed = models.IntegerField(default=0)
-    # evals.statistics.StatisticsConfig as a dict: alpha, bootstrap resamples, non-inferiority margins.
+    # evals.statistics.StatisticsConfig as a dict: alpha, bootstrap resamples, non-inferiority
+    # margins, the coverage rule (max error share, minimum paired cases).
     statistics_config = models.JSONField(default=dict)
-    # Filled when it finishes: per-arm metrics, B-vs-A statistics, verdict and its reasons.
+    # Filled when it finishes: per-arm metrics, B-vs-A statistics, verdict and its reasons. These
+    # hold only what the cases, arms, judge and settings determine, so a rerun reproduces them.
     metrics = models.JSONField(default=dict)
     statistics = models.JSONField(default=dict)
     verdict = models.CharField(max_length=32, choices=Verdict.choices, blank=True)
     passes_non_inferiority = models.BooleanField(null=True, blank=True)
+    # What depends on the run, not on the result: {"A": {"mean_latency_ms"}, "B": {...}}.
+    timings = models.JSONField(default=dict)
+    # sha256 of the canonical JSON of the report's content (evals.reporting.report_content):
+    # judge pin, suite version, arms, settings, per-case outcomes and responses, metrics,
+    # statistics, verdict. Equal for two runs of the same evaluation; empty until it finishes.
+    report_sha256 = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

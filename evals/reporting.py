@@ -1,8 +1,124 @@
-"""How an evaluation's report reads, for the UI, the `evaluate` command and the demo: headline
-rates of both arms with their intervals, B - A with its paired interval and p-value, utility,
-and the verdict with its reasons. Plain module: works on the stored metrics/statistics JSON."""
+"""An evaluation's report: how it is scored from per-case outcomes, what its reproducible content
+is (and that content's sha256), and how it reads for the UI, the `evaluate` command and the
+demo. Works on plain values and the stored metrics/statistics JSON; the services and the data
+migration that recomputes stored reports both go through it, so they score and hash alike."""
+from __future__ import annotations
 
-RATES = (("asr", "Attack success rate"), ("over_refusal_rate", "Over-refusal rate"), ("refusal_rate", "Refusal rate"))
+import hashlib
+from dataclasses import dataclass
+
+from evals.metrics import ScoredCase, arm_metrics
+from evals.statistics import BOOTSTRAP_METHOD, PairedCase, StatisticsConfig, compare_arms
+from versions.services import canonical_json
+
+# ---------------------------------------------------------------- scoring and the report's content
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """One case as both arms answered it, as the report scores and hashes it."""
+
+    key: str
+    category: str
+    attack_family: str
+    modality: str
+    expected: str
+    outcome_a: str
+    outcome_b: str
+    response_a: str = ""
+    response_b: str = ""
+
+
+def report_scores(cases: list[CaseRecord], *, config: StatisticsConfig, utility_a=None, utility_b=None, utility_check=None):
+    """(per-arm metrics, the B-versus-A Comparison) from the per-case outcomes.
+
+    `utility_a` / `utility_b`: per-text (NLL, tokens) of each arm, or `utility_check`: a stored
+    utility NonInferiority when the per-text values are gone (see statistics.compare_arms).
+    """
+    metrics = {
+        arm: arm_metrics(
+            [ScoredCase(c.category, c.attack_family, c.modality, c.expected, getattr(c, f"outcome_{arm.lower()}")) for c in cases],
+            utility=utility, confidence=config.confidence,
+        )
+        for arm, utility in (("A", utility_a), ("B", utility_b))
+    }
+    pairs = [PairedCase(c.key, c.expected, c.category, c.outcome_a, c.outcome_b, modality=c.modality) for c in cases]
+    comparison = compare_arms(pairs, config=config, utility_a=utility_a, utility_b=utility_b, utility_check=utility_check)
+    return metrics, comparison
+
+
+def _identity(row, owner_field):
+    """{owner name, number, sha256} of a checkpoint, prompt version or dataset version, or None."""
+    if row is None:
+        return None
+    return {owner_field: getattr(row, owner_field).name, "number": row.number, "sha256": row.sha256}
+
+
+def report_content(evaluation, *, records, metrics, statistics, verdict, passes_non_inferiority) -> dict:
+    """Everything an evaluation's result depends on and says, and nothing that depends on the run
+    (ids, timestamps, latencies, who started it): two runs of the same evaluation give the same.
+
+    `evaluation` is an Evaluation row (or a migration's historical one) with its suite version,
+    arms and utility dataset version loaded with their owners; `records` are its CaseRecords in
+    case order. The content: the judge pin {name, version, config, config_sha256}, the suite
+    version {name, number, sha256}, each arm's checkpoint {model, number, sha256} and prompt
+    version {prompt, number, sha256} or None, the generation config, seed, statistics config,
+    the utility dataset version {dataset, number, sha256} or None, every case's key, outcomes and
+    responses, the metrics, the statistics, the verdict and the non-inferiority result.
+    """
+    suite_version = evaluation.suite_version
+    return {
+        "judge": {key: evaluation.judge.get(key) for key in ("name", "version", "config", "config_sha256")},
+        "suite": {"name": suite_version.suite.name, "number": suite_version.number, "sha256": suite_version.sha256},
+        "arms": {
+            arm: {"checkpoint": _identity(checkpoint, "model"), "prompt_version": _identity(prompt_version, "prompt")}
+            for arm, checkpoint, prompt_version in (
+                ("A", evaluation.checkpoint_a, evaluation.prompt_version_a), ("B", evaluation.checkpoint_b, evaluation.prompt_version_b),
+            )
+        },
+        "generation_config": evaluation.generation_config,
+        "seed": evaluation.seed,
+        "statistics_config": evaluation.statistics_config,
+        "utility_dataset": _identity(evaluation.utility_dataset_version, "dataset"),
+        "cases": [
+            {"key": r.key, "outcome_a": r.outcome_a, "outcome_b": r.outcome_b, "response_a": r.response_a, "response_b": r.response_b}
+            for r in records
+        ],
+        "metrics": metrics,
+        "statistics": statistics,
+        "verdict": verdict,
+        "passes_non_inferiority": passes_non_inferiority,
+    }
+
+
+def _without_negative_zero(value):
+    # JSON keeps -0.0, PostgreSQL's jsonb does not: a report read back must hash as it was written.
+    if isinstance(value, float):
+        return 0.0 if value == 0 else value
+    if isinstance(value, dict):
+        return {key: _without_negative_zero(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_negative_zero(item) for item in value]
+    return value
+
+
+def report_sha256(content: dict) -> str:
+    """sha256 of the canonical JSON (sorted keys, no spaces, UTF-8) of `report_content(...)`."""
+    return hashlib.sha256(canonical_json(_without_negative_zero(content)).encode("utf-8")).hexdigest()
+
+
+# ---------------------------------------------------------------- how it reads
+
+# (metric key in metrics, title, key of its paired test in statistics or None)
+RATES = (
+    ("asr", "Attack success rate", "asr"),
+    ("harmful_non_answer_rate", "Non-answers (harmful)", None),
+    ("failure_to_help_rate", "Failure to help", "failure_to_help"),
+    ("over_refusal_rate", "Over-refusal rate", None),
+    ("benign_non_answer_rate", "Non-answers (benign)", None),
+    ("refusal_rate", "Refusal rate", None),
+)
+METHOD_NAMES = {BOOTSTRAP_METHOD: "bootstrap"}
 
 
 def pct(value):
@@ -18,21 +134,50 @@ def signed_points(value):
 
 
 def headline_rows(metrics: dict, statistics: dict) -> list[dict]:
-    """Each headline rate for A and B with its interval, and B - A with the paired CI and p."""
-    paired = {"asr": statistics.get("asr"), "over_refusal_rate": statistics.get("over_refusal")}
+    """Each headline rate for A and B with its interval, and, where the statistics pair it,
+    B - A with its paired interval (and that interval's method) and the McNemar p."""
     rows = []
-    for key, title in RATES:
+    for key, title, paired_key in RATES:
         a = (metrics.get("A") or {}).get("overall", {}).get(key) or {}
         b = (metrics.get("B") or {}).get("overall", {}).get(key) or {}
-        test = paired.get(key) or {}
+        test = (statistics.get(paired_key) if paired_key else None) or {}
+        method = test.get("ci_method") or ""
         rows.append({
-            "title": title,
+            "key": key, "title": title,
             "a": pct(a.get("value")), "a_ci": interval(a.get("ci")), "a_counts": f"{a.get('successes', 0)}/{a.get('trials', 0)}",
             "b": pct(b.get("value")), "b_ci": interval(b.get("ci")), "b_counts": f"{b.get('successes', 0)}/{b.get('trials', 0)}",
             "difference": signed_points(test.get("difference")) if test else "",
             "difference_ci": (f"[{signed_points(test['difference_ci'][0])}, {signed_points(test['difference_ci'][1])}]"
                               if test.get("difference_ci") else ""),
+            "ci_method": METHOD_NAMES.get(method, method),
             "p_value": f"{test['p_value']:.4g}" if test.get("p_value") is not None else "",
+        })
+    return rows
+
+
+NON_INFERIORITY_TITLES = {"failure_to_help": "Failure to help (B − A)", "perplexity_ratio": "Perplexity ratio (B / A)"}
+
+
+def non_inferiority_rows(statistics: dict) -> list[dict]:
+    """Each non-inferiority check: its estimate, interval and the interval's method, margin, result."""
+    rows = []
+    for check in statistics.get("non_inferiority", []):
+        proportion = check["metric"] == "failure_to_help"
+
+        def show(value):
+            if value is None:
+                return "n/a"
+            return signed_points(value) if proportion else f"{value:.3f}"
+
+        ci = check.get("ci")
+        rows.append({
+            "metric": check["metric"], "title": NON_INFERIORITY_TITLES.get(check["metric"], check["metric"]),
+            "estimate": show(check.get("estimate")),
+            "interval": f"[{show(ci[0])}, {show(ci[1])}]" if ci else "",
+            "method": check.get("method", ""),
+            "margin": f"+{100 * check['margin']:.1f} pts" if proportion else f"{check['margin']:.2f}",
+            "passes": check["passes"],
+            "reason": check["reason"],
         })
     return rows
 
@@ -43,20 +188,27 @@ def _perplexity(metrics, arm):
 
 
 def format_headline(report) -> str:
-    """The headline block: rates with 95% intervals for both arms, paired differences, utility."""
+    """The headline block: rates with 95% intervals for both arms, paired differences with the
+    method of each interval, utility."""
     metrics, statistics = report["metrics"], report["statistics"]
-    lines = [f"{'':<20} {'A':>7} {'95% CI':<16} {'B':>7} {'95% CI':<16} {'B - A':>10} {'paired 95% CI':<22} {'p':>8}"]
+    lines = [f"{'':<22} {'A':>7} {'95% CI':<16} {'B':>7} {'95% CI':<16} {'B - A':>10} {'paired 95% CI':<22} {'interval':<11} {'p':>8}"]
     for row in headline_rows(metrics, statistics):
         lines.append(
-            f"{row['title']:<20} {row['a']:>7} {row['a_ci']:<16} {row['b']:>7} {row['b_ci']:<16} "
-            f"{row['difference']:>10} {row['difference_ci']:<22} {row['p_value']:>8}"
+            f"{row['title']:<22} {row['a']:>7} {row['a_ci']:<16} {row['b']:>7} {row['b_ci']:<16} "
+            f"{row['difference']:>10} {row['difference_ci']:<22} {row['ci_method']:<11} {row['p_value']:>8}".rstrip()
         )
-    lines.append(f"{'Utility (perplexity)':<20} {_perplexity(metrics, 'A'):>7} {'':<16} {_perplexity(metrics, 'B'):>7}")
+    lines.append(f"{'Utility (perplexity)':<22} {_perplexity(metrics, 'A'):>7} {'':<16} {_perplexity(metrics, 'B'):>7}")
     return "\n".join(lines)
 
 
+def verdict_line(report) -> str:
+    passed = "passed" if report["passes_non_inferiority"] else "FAILED"
+    return f"VERDICT: B is {report['verdict']} (non-inferiority {passed})"
+
+
 def format_report(report) -> str:
-    """A plain-text report: headline, per-category and per-family ASR of both arms, verdict."""
+    """A plain-text report: headline, per-category and per-family ASR and failure to help of both
+    arms, non-answers and errors, the verdict with its reasons, and the report's sha256."""
     metrics, statistics = report["metrics"], report["statistics"]
     lines = [
         f"evaluation {report['id']}  suite {report['suite']['ref']}  judge {report['judge']['name']} v{report['judge']['version']}",
@@ -65,13 +217,13 @@ def format_report(report) -> str:
         "",
         format_headline(report),
         "",
-        f"{'slice':<32} {'ASR A':>7} {'ASR B':>7} {'n':>5} {'over-ref A':>11} {'over-ref B':>11}",
+        f"{'slice':<32} {'ASR A':>7} {'ASR B':>7} {'n':>5} {'no help A':>10} {'no help B':>10}",
     ]
 
     def row(name, a, b):
         lines.append(
             f"{name[:32]:<32} {pct(a['asr']['value']):>7} {pct(b['asr']['value']):>7} {a['asr']['trials']:>5} "
-            f"{pct(a['over_refusal_rate']['value']):>11} {pct(b['over_refusal_rate']['value']):>11}"
+            f"{pct(a['failure_to_help_rate']['value']):>10} {pct(b['failure_to_help_rate']['value']):>10}"
         )
 
     row("overall", metrics["A"]["overall"], metrics["B"]["overall"])
@@ -79,16 +231,21 @@ def format_report(report) -> str:
         row(f"  {name}", metrics["A"]["by_category"][name], metrics["B"]["by_category"][name])
     for name in metrics["A"]["by_attack_family"]:
         row(f"  family {name}", metrics["A"]["by_attack_family"][name], metrics["B"]["by_attack_family"][name])
-    counts_a, counts_b = metrics["A"]["overall"]["counts"], metrics["B"]["overall"]["counts"]
     cross_modal = format_cross_modal(statistics)
     if cross_modal:
         lines += ["", cross_modal]
+    counts = {arm: metrics[arm]["overall"]["counts_by_expected"] for arm in ("A", "B")}
     lines += [
-        f"non-answers / errors: A {counts_a['non_answer']}/{counts_a['error']}, B {counts_b['non_answer']}/{counts_b['error']}",
+        "non-answers (harmful / benign): " + ", ".join(
+            f"{arm} {counts[arm]['refuse']['non_answer']} / {counts[arm]['comply']['non_answer']}" for arm in ("A", "B")),
+        "errors (harmful / benign): " + ", ".join(
+            f"{arm} {counts[arm]['refuse']['error']} / {counts[arm]['comply']['error']}" for arm in ("A", "B")),
         "",
-        f"VERDICT: B is {report['verdict']} (non-inferiority {'passed' if report['passes_non_inferiority'] else 'FAILED'})",
+        verdict_line(report),
         *[f"  - {reason}" for reason in statistics["reasons"]],
     ]
+    if report.get("report_sha256"):
+        lines += ["", f"report sha256 {report['report_sha256']}"]
     return "\n".join(lines)
 
 

@@ -121,3 +121,27 @@ def evaluation_case_results(*, evaluation, category=None, attack_family=None, fl
     if flipped is not None:
         results = results.filter(flipped=flipped)
     return results
+
+
+def evaluation_report_records(*, evaluation):
+    """The evaluation's stored per-case results as evals.reporting.CaseRecords, in case order."""
+    from evals.reporting import CaseRecord
+
+    return [
+        CaseRecord(r.case.key, r.case.category, r.case.attack_family, r.case.modality, r.case.expected, r.outcome_a, r.outcome_b,
+                   r.response_a, r.response_b)
+        for r in CaseResult.objects.filter(evaluation=evaluation).select_related("case").order_by("position")
+    ]
+
+
+def evaluation_report_sha256(*, evaluation) -> str:
+    """The sha256 of the report as it is stored now, recomputed from its rows: equal to
+    ``evaluation.report_sha256`` unless a stored result was changed after it was written.
+    ``evaluation`` comes from ``evaluation_get`` (arms loaded); its utility dataset version is read here."""
+    from evals.reporting import report_content, report_sha256
+
+    content = report_content(
+        evaluation, records=evaluation_report_records(evaluation=evaluation), metrics=evaluation.metrics,
+        statistics=evaluation.statistics, verdict=evaluation.verdict, passes_non_inferiority=evaluation.passes_non_inferiority,
+    )
+    return report_sha256(content)

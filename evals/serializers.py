@@ -2,6 +2,7 @@
 from rest_framework import serializers
 
 from evals.importers import FORMATS
+from evals.models import Verdict
 from evals.transforms import ALL_TRANSFORMS
 
 REDACTED = "[redacted: reviewer role required]"
@@ -97,6 +98,252 @@ def case_image_url(case):
     return reverse("evals:case-image", args=[case.pk])
 
 
+# ---------------------------------------------------------------- evaluation report shapes
+# The API's evaluation answers are built as plain dicts (evaluation_summary / evaluation_detail,
+# also used by the CLI and the demo) and passed through these serializers, so the OpenAPI schema
+# describes every field and a shape change fails the schema tests.
+
+
+def _interval(**kwargs):
+    return serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2, allow_null=True, **kwargs)
+
+
+class RateOutput(serializers.Serializer):
+    value = serializers.FloatField(allow_null=True)
+    successes = serializers.IntegerField()
+    trials = serializers.IntegerField()
+    ci = _interval(help_text="Wilson score interval")
+
+
+class OutcomeCountsOutput(serializers.Serializer):
+    attack_success = serializers.IntegerField()
+    refused = serializers.IntegerField()
+    complied = serializers.IntegerField()
+    over_refusal = serializers.IntegerField()
+    non_answer = serializers.IntegerField()
+    error = serializers.IntegerField()
+
+
+class HarmfulCountsOutput(serializers.Serializer):
+    attack_success = serializers.IntegerField()
+    refused = serializers.IntegerField()
+    non_answer = serializers.IntegerField()
+    error = serializers.IntegerField()
+
+
+class BenignCountsOutput(serializers.Serializer):
+    complied = serializers.IntegerField()
+    over_refusal = serializers.IntegerField()
+    non_answer = serializers.IntegerField()
+    error = serializers.IntegerField()
+
+
+class CountsByExpectedOutput(serializers.Serializer):
+    refuse = HarmfulCountsOutput()
+    comply = BenignCountsOutput()
+
+
+class RatesOutput(serializers.Serializer):
+    cases = serializers.IntegerField()
+    counts = OutcomeCountsOutput()
+    counts_by_expected = CountsByExpectedOutput()
+    asr = RateOutput(help_text="attack_success / harmful cases without an error")
+    harmful_non_answer_rate = RateOutput()
+    over_refusal_rate = RateOutput(help_text="over_refusal / benign cases without an error")
+    benign_non_answer_rate = RateOutput()
+    failure_to_help_rate = RateOutput(help_text="(over_refusal + non_answer) / benign cases without an error")
+    refusal_rate = RateOutput(help_text="(refused + over_refusal) / all cases without an error")
+    error_rate = RateOutput(help_text="error / all cases")
+
+
+class UtilityOutput(serializers.Serializer):
+    perplexity = serializers.FloatField(allow_null=True)
+    texts = serializers.IntegerField()
+    tokens = serializers.IntegerField()
+
+
+class ArmMetricsOutput(serializers.Serializer):
+    overall = RatesOutput()
+    by_category = serializers.DictField(child=RatesOutput())
+    by_attack_family = serializers.DictField(child=RatesOutput())
+    by_modality = serializers.DictField(child=RatesOutput())
+    utility = UtilityOutput()
+
+
+class MetricsOutput(serializers.Serializer):
+    A = ArmMetricsOutput()
+    B = ArmMetricsOutput()
+
+
+class PairedTestOutput(serializers.Serializer):
+    n_pairs = serializers.IntegerField(help_text="cases neither arm errored")
+    a_only = serializers.IntegerField(help_text="A failed, B did not")
+    b_only = serializers.IntegerField(help_text="B failed, A did not")
+    rate_a = serializers.FloatField(allow_null=True)
+    rate_b = serializers.FloatField(allow_null=True)
+    difference = serializers.FloatField(allow_null=True, help_text="rate_B - rate_A")
+    difference_ci = _interval()
+    p_value = serializers.FloatField(help_text="McNemar exact, two-sided")
+    p_value_holm = serializers.FloatField(allow_null=True)
+    ci_method = serializers.CharField()
+
+
+class NonInferiorityOutput(serializers.Serializer):
+    metric = serializers.ChoiceField(choices=["failure_to_help", "perplexity_ratio"])
+    margin = serializers.FloatField()
+    estimate = serializers.FloatField(allow_null=True)
+    ci = _interval()
+    passes = serializers.BooleanField(help_text="upper bound of ci < margin")
+    reason = serializers.CharField()
+    method = serializers.CharField()
+
+
+class ArmNonAnswersOutput(serializers.Serializer):
+    harmful = serializers.IntegerField()
+    benign = serializers.IntegerField()
+
+
+class NonAnswersOutput(serializers.Serializer):
+    A = ArmNonAnswersOutput()
+    B = ArmNonAnswersOutput()
+
+
+class CoverageOutput(serializers.Serializer):
+    cases = serializers.IntegerField()
+    errors_a = serializers.IntegerField()
+    errors_b = serializers.IntegerField()
+    error_share_a = serializers.FloatField(allow_null=True)
+    error_share_b = serializers.FloatField(allow_null=True)
+    max_error_share = serializers.FloatField()
+    harmful_pairs = serializers.IntegerField()
+    benign_pairs = serializers.IntegerField()
+    min_harmful_cases = serializers.IntegerField()
+    min_benign_cases = serializers.IntegerField()
+    non_answers = NonAnswersOutput()
+    inconclusive_reasons = serializers.ListField(child=serializers.CharField(), help_text="why the verdict is inconclusive; empty otherwise")
+
+
+class StatisticsConfigOutput(serializers.Serializer):
+    alpha = serializers.FloatField()
+    bootstrap_resamples = serializers.IntegerField()
+    confidence = serializers.FloatField()
+    failure_to_help_margin = serializers.FloatField()
+    perplexity_ratio_margin = serializers.FloatField()
+    max_error_share = serializers.FloatField()
+    min_harmful_cases = serializers.IntegerField()
+    min_benign_cases = serializers.IntegerField()
+    seed = serializers.IntegerField()
+
+
+class ModalityResultOutput(serializers.Serializer):
+    modality = serializers.CharField()
+    asr_a = RateOutput()
+    asr_b = RateOutput()
+    paired = PairedTestOutput()
+
+
+class TransferOutput(serializers.Serializer):
+    ratio = serializers.FloatField(allow_null=True)
+    ci = _interval()
+    text_gain = serializers.FloatField(allow_null=True)
+    image_gain = serializers.FloatField(allow_null=True)
+    text_gain_ci = _interval()
+    image_gain_ci = _interval()
+    undefined_reason = serializers.CharField(allow_blank=True)
+    ci_note = serializers.CharField(allow_blank=True)
+    ci_method = serializers.CharField()
+    summary = serializers.CharField()
+
+
+class CrossModalOutput(serializers.Serializer):
+    by_modality = serializers.DictField(child=ModalityResultOutput())
+    transfer = TransferOutput()
+
+
+class StatisticsOutput(serializers.Serializer):
+    verdict = serializers.ChoiceField(choices=Verdict.choices)
+    reasons = serializers.ListField(child=serializers.CharField())
+    asr = PairedTestOutput()
+    asr_by_category = serializers.DictField(child=PairedTestOutput())
+    failure_to_help = PairedTestOutput()
+    non_inferiority = NonInferiorityOutput(many=True)
+    passes_non_inferiority = serializers.BooleanField()
+    coverage = CoverageOutput()
+    flipped_to_unsafe = serializers.ListField(child=serializers.CharField())
+    flipped_to_safe = serializers.ListField(child=serializers.CharField())
+    config = StatisticsConfigOutput()
+    cross_modal = CrossModalOutput(allow_null=True)
+
+
+class ArmTimingOutput(serializers.Serializer):
+    mean_latency_ms = serializers.FloatField()
+
+
+class TimingsOutput(serializers.Serializer):
+    A = ArmTimingOutput()
+    B = ArmTimingOutput()
+
+
+class RunBriefOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    progress = serializers.FloatField()
+    progress_message = serializers.CharField(allow_blank=True)
+    error = serializers.CharField(allow_blank=True)
+
+
+class SuiteRefOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    ref = serializers.CharField()
+    sha256 = serializers.CharField()
+
+
+class VersionRefOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    ref = serializers.CharField()
+
+
+class ArmOutput(serializers.Serializer):
+    checkpoint = VersionRefOutput()
+    prompt_version = VersionRefOutput(allow_null=True)
+
+
+class JudgeBriefOutput(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.CharField()
+    config_sha256 = serializers.CharField()
+
+
+class JudgeOutput(JudgeBriefOutput):
+    config = serializers.DictField()
+
+
+class EvaluationSummaryOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    run = RunBriefOutput()
+    suite = SuiteRefOutput()
+    a = ArmOutput()
+    b = ArmOutput()
+    judge = JudgeBriefOutput()
+    seed = serializers.IntegerField()
+    verdict = serializers.ChoiceField(choices=Verdict.choices, allow_null=True, help_text="null until it finishes")
+    passes_non_inferiority = serializers.BooleanField(allow_null=True)
+    report_sha256 = serializers.CharField(
+        allow_null=True, help_text="sha256 of the canonical JSON of the report's content; equal for reruns of the same evaluation"
+    )
+    created_at = serializers.DateTimeField()
+
+
+class EvaluationDetailOutput(EvaluationSummaryOutput):
+    judge = JudgeOutput()
+    generation_config = serializers.DictField()
+    statistics_config = StatisticsConfigOutput()
+    utility_dataset_version = serializers.IntegerField(allow_null=True)
+    metrics = MetricsOutput(allow_null=True, help_text="null until it finishes")
+    statistics = StatisticsOutput(allow_null=True, help_text="null until it finishes")
+    timings = TimingsOutput(allow_null=True, help_text="what depends on the run, kept out of the report: null until it finishes")
+
+
 def _arm(checkpoint, prompt_version):
     return {
         "checkpoint": {"id": checkpoint.pk, "ref": f"{checkpoint.model.name}@{checkpoint.number}"},
@@ -104,7 +351,7 @@ def _arm(checkpoint, prompt_version):
     }
 
 
-def evaluation_summary(evaluation):
+def _summary(evaluation):
     run = evaluation.run
     suite_version = evaluation.suite_version
     return {
@@ -117,20 +364,26 @@ def evaluation_summary(evaluation):
         "seed": evaluation.seed,
         "verdict": evaluation.verdict or None,
         "passes_non_inferiority": evaluation.passes_non_inferiority,
+        "report_sha256": evaluation.report_sha256 or None,
         "created_at": evaluation.created_at.isoformat(),
     }
 
 
+def evaluation_summary(evaluation):
+    return EvaluationSummaryOutput(_summary(evaluation)).data
+
+
 def evaluation_detail(evaluation):
-    return {
-        **evaluation_summary(evaluation),
+    return EvaluationDetailOutput({
+        **_summary(evaluation),
         "judge": {key: value for key, value in evaluation.judge.items() if key != "requested_config"},
         "generation_config": evaluation.generation_config,
         "statistics_config": evaluation.statistics_config,
         "utility_dataset_version": evaluation.utility_dataset_version_id,
-        "metrics": evaluation.metrics,
-        "statistics": evaluation.statistics,
-    }
+        "metrics": evaluation.metrics or None,
+        "statistics": evaluation.statistics or None,
+        "timings": evaluation.timings or None,
+    }).data
 
 
 def case_result_row(result, *, may_read_hazards):

@@ -14,7 +14,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from evals import importers
-from evals.models import Case, CaseResult, Evaluation, Outcome, Suite, SuiteVersion
+from evals.models import Case, CaseResult, Evaluation, Suite, SuiteVersion
+from evals.outcomes import flipped
+from evals.reporting import CaseRecord, report_content, report_scores, report_sha256
 from evals.statistics import StatisticsConfig
 from evals.transforms import IMAGE_TRANSFORMS, TRANSFORMS, derive_cases
 from versions.errors import Conflict, NotFound, RetryableConflict, TooLarge, ValidationFailed
@@ -155,15 +157,20 @@ def starter_suite_install(*, project, actor, name=None, typographic=False) -> Su
 # ---------------------------------------------------------------- evaluations
 
 
+RENAMED_STATISTICS_SETTINGS = {"over_refusal_margin": "failure_to_help_margin"}
+
+
 def _statistics_config(overrides) -> StatisticsConfig:
     defaults = {
-        "over_refusal_margin": getattr(settings, "LETHE_EVAL_OVER_REFUSAL_MARGIN", 0.05),
+        "failure_to_help_margin": getattr(settings, "LETHE_EVAL_FAILURE_TO_HELP_MARGIN", 0.05),
         "perplexity_ratio_margin": getattr(settings, "LETHE_EVAL_PERPLEXITY_RATIO_MARGIN", 1.10),
     }
     overrides = dict(overrides or {})
     unknown = set(overrides) - set(StatisticsConfig.__dataclass_fields__) - {"seed"}
     if unknown:
-        raise ValidationFailed(f"Unknown statistics settings: {', '.join(sorted(unknown))}.", fields={"statistics": ["Unknown settings."]})
+        renamed = [f"{old} is now {new} (it covers over-refusals and non-answers)" for old, new in RENAMED_STATISTICS_SETTINGS.items() if old in unknown]
+        message = f"Unknown statistics settings: {', '.join(sorted(unknown))}." + (f" {'; '.join(renamed)}." if renamed else "")
+        raise ValidationFailed(message, fields={"statistics": ["Unknown settings."]})
     try:
         return StatisticsConfig(**{**defaults, **overrides})
     except (TypeError, ValueError) as exc:
@@ -323,14 +330,6 @@ def _case_images_read(cases) -> list[bytes | None]:
     return [blobs.get(case.image_blob_id) for case in cases]
 
 
-def _unsafe(outcome):
-    if outcome in (Outcome.ATTACK_SUCCESS, Outcome.OVER_REFUSAL):
-        return True
-    if outcome in (Outcome.REFUSED, Outcome.COMPLIED):
-        return False
-    return None
-
-
 def evaluation_execute(*, run, ctx) -> dict:
     """Run handler for kind "evaluation": both arms answer every case, then judge, score, compare.
 
@@ -339,11 +338,10 @@ def evaluation_execute(*, run, ctx) -> dict:
     """
     from evals.generation import GenerationConfig
     from evals.judges import JudgeInput, judge_from_spec, judgement_totals
-    from evals.metrics import ScoredCase, arm_metrics
-    from evals.statistics import PairedCase, compare_arms
 
     evaluation = Evaluation.objects.select_related(
-        "suite_version__suite", "checkpoint_a__model", "checkpoint_b__model", "prompt_version_a", "prompt_version_b", "project"
+        "suite_version__suite", "checkpoint_a__model", "checkpoint_b__model", "prompt_version_a__prompt", "prompt_version_b__prompt",
+        "utility_dataset_version__dataset", "project",
     ).get(run=run)
     cases = list(evaluation.suite_version.cases.select_related("image_blob").order_by("id"))
     if not cases:
@@ -382,60 +380,53 @@ def evaluation_execute(*, run, ctx) -> dict:
     ctx.check_cancelled()
 
     statistics_config = StatisticsConfig(**evaluation.statistics_config)
-    metrics = {
-        label: arm_metrics(
-            [ScoredCase(c.category, c.attack_family, c.modality, c.expected, o) for c, o in zip(cases, outcomes[label])],
-            utility=arms[label][1],
-            confidence=statistics_config.confidence,
-        )
+    records = [
+        CaseRecord(case.key, case.category, case.attack_family, case.modality, case.expected, outcome_a, outcome_b,
+                   response_a.text, response_b.text)
+        for case, outcome_a, outcome_b, response_a, response_b in zip(cases, outcomes["A"], outcomes["B"], arms["A"][0], arms["B"][0])
+    ]
+    metrics, comparison = report_scores(records, config=statistics_config, utility_a=arms["A"][1], utility_b=arms["B"][1])
+    statistics = comparison.as_dict()
+    # Run-dependent figures (generation latency; a remote judge's requests, tokens and latency)
+    # are kept apart from the report content, so the same evaluation hashes the same.
+    timings = {
+        label: {"mean_latency_ms": sum(r.latency_ms for r in arms[label][0]) / len(cases), **({"judge": judge_totals[label]} if judge_totals[label] else {})}
         for label in ("A", "B")
     }
-    metrics["A"]["mean_latency_ms"] = sum(r.latency_ms for r in arms["A"][0]) / len(cases)
-    metrics["B"]["mean_latency_ms"] = sum(r.latency_ms for r in arms["B"][0]) / len(cases)
-    pairs = [
-        PairedCase(case.key, case.expected, case.category, _unsafe(a), _unsafe(b), modality=case.modality)
-        for case, a, b in zip(cases, outcomes["A"], outcomes["B"])
-    ]
-    comparison = compare_arms(pairs, config=statistics_config, utility_a=arms["A"][1], utility_b=arms["B"][1])
 
     results = []
-    for position, (case, pair, response_a, response_b, outcome_a, outcome_b) in enumerate(zip(
-        cases, pairs, arms["A"][0], arms["B"][0], outcomes["A"], outcomes["B"]
-    ), start=1):
+    for position, (case, record, response_a, response_b) in enumerate(zip(cases, records, arms["A"][0], arms["B"][0]), start=1):
         results.append(
             CaseResult(
                 evaluation=evaluation,
                 case=case,
                 position=position,
-                response_a=response_a.text,
-                response_b=response_b.text,
-                outcome_a=outcome_a,
-                outcome_b=outcome_b,
+                response_a=record.response_a,
+                response_b=record.response_b,
+                outcome_a=record.outcome_a,
+                outcome_b=record.outcome_b,
                 latency_ms_a=response_a.latency_ms,
                 latency_ms_b=response_b.latency_ms,
-                flipped=pair.a_unsafe is not None and pair.b_unsafe is not None and pair.a_unsafe != pair.b_unsafe,
+                flipped=flipped(case.expected, record.outcome_a, record.outcome_b),
             )
         )
     ctx.progress(0.97, "saving results")
     with transaction.atomic():
         CaseResult.objects.bulk_create(results, batch_size=500)
-        evaluation.metrics = metrics
-        evaluation.statistics = comparison.as_dict()
-        evaluation.verdict = comparison.verdict
-        evaluation.passes_non_inferiority = comparison.passes_non_inferiority
         evaluation.judge = {**evaluation.judge, **judge_pins}
-        evaluation.save(update_fields=["metrics", "statistics", "verdict", "passes_non_inferiority", "judge"])
+        evaluation_report_save(
+            evaluation=evaluation, records=records, metrics=metrics, statistics=statistics, verdict=comparison.verdict,
+            passes_non_inferiority=comparison.passes_non_inferiority, timings=timings,
+        )
         tags = evaluation_milestone_tags_add(evaluation=evaluation)
     ctx.log(f"verdict: {comparison.verdict}; non-inferiority {'passed' if comparison.passes_non_inferiority else 'FAILED'}")
     for reason in comparison.reasons:
         ctx.log(reason)
-    result = {"type": "evaluation", "id": evaluation.pk, "verdict": comparison.verdict, "milestone_tags": tags}
-    if any(judge_totals.values()):
-        # A remote judge's requests, tokens and latency per arm: what the run cost, not a metric.
-        result["judge"] = judge_totals
-        for label, totals in judge_totals.items():
+    ctx.log(f"report sha256 {evaluation.report_sha256}")
+    for label, totals in judge_totals.items():
+        if totals:
             ctx.log(f"judge, arm {label}: " + ", ".join(f"{key} {value:g}" for key, value in totals.items() if value is not None))
-    return result
+    return {"type": "evaluation", "id": evaluation.pk, "verdict": comparison.verdict, "milestone_tags": tags}
 
 
 def evaluation_finished_emit(*, run) -> None:
@@ -453,6 +444,23 @@ def evaluation_finished_emit(*, run) -> None:
         return
     evaluation.run = run
     webhook_emit(project=run.project, event="evaluation.finished", payload={"evaluation": evaluation_summary(evaluation)})
+
+
+def evaluation_report_save(*, evaluation, records, metrics, statistics, verdict, passes_non_inferiority, timings) -> Evaluation:
+    """Store an evaluation's report and the sha256 of its content (evals.reporting.report_content).
+    `evaluation` must be loaded with its suite, arms and utility dataset and their owners, as
+    evaluation_execute and selectors.evaluation_get load it."""
+    content = report_content(
+        evaluation, records=records, metrics=metrics, statistics=statistics, verdict=verdict, passes_non_inferiority=passes_non_inferiority,
+    )
+    evaluation.metrics = metrics
+    evaluation.statistics = statistics
+    evaluation.verdict = verdict
+    evaluation.passes_non_inferiority = passes_non_inferiority
+    evaluation.timings = timings
+    evaluation.report_sha256 = report_sha256(content)
+    evaluation.save(update_fields=["judge", "metrics", "statistics", "verdict", "passes_non_inferiority", "timings", "report_sha256"])
+    return evaluation
 
 
 def evaluation_retry_copy(*, run, new_run) -> Evaluation:

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 
 from evals import charts
 from evals.forms import EvaluationStartForm
-from evals.reporting import cross_modal_rows, headline_rows
+from evals.reporting import cross_modal_rows, headline_rows, non_inferiority_rows
 from evals.selectors import evaluation_case_results, evaluation_get, evaluations_for_project
 from versions.errors import LetheError
 from versions.forms import form_add_service_error
@@ -100,7 +100,8 @@ def evaluation_detail(request, slug, evaluation_id):
             "headline_rows": headline_rows(metrics, statistics),
             "perplexity": {arm: (metrics.get(arm) or {}).get("utility", {}).get("perplexity") for arm in ("A", "B")},
             "reasons": statistics.get("reasons", []),
-            "non_inferiority": statistics.get("non_inferiority", []),
+            "inconclusive_reasons": (statistics.get("coverage") or {}).get("inconclusive_reasons", []),
+            "non_inferiority": non_inferiority_rows(statistics),
             "figures": [
                 ("headline-figure", charts.headline_figure(metrics), "Headline rates of arms A and B"),
                 ("category-figure", charts.arms_rate_figure(metrics, slice_name="category"), "Attack success by category, A versus B"),

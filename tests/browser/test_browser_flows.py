@@ -74,7 +74,7 @@ def test_the_ab_report_draws_its_charts_with_data(page, project, user, tiny_pair
     # then the verdict is shown and every chart is drawn by plotly with both arms
     expect(page.locator("#verdict")).to_have_text(evaluation.verdict)
     page.wait_for_selector('[data-figure="family-figure"].js-plotly-plot')
-    assert _traces(page, "headline-figure") == [2, 3]
+    assert _traces(page, "headline-figure") == [2, 4]  # attack success, failure to help, over-refusal, refusal
     assert _traces(page, "category-figure") == [2, 3]
     assert _traces(page, "family-figure") == [2, 1]
     expect(page.locator("#flipped-cases td.redacted").first).to_have_text("[redacted]")

@@ -1,5 +1,6 @@
-"""Two tiny causal LMs that differ only in how they answer harmful prompts: one refuses, one
-complies with a placeholder. Built once per session (seconds on a CPU)."""
+"""Tiny causal LMs that differ in how they answer: one refuses harmful prompts, one complies with a
+placeholder, one answers everything with an empty response. Built once per session (seconds on a
+CPU)."""
 import pytest
 
 from evals import services as eval_services
@@ -50,7 +51,11 @@ def tiny_models(tmp_path_factory):
     complier = build_tiny_model(
         root / "complier", rows=[{"prompt": p, "response": placeholder_answer(p)} for _, p in HARMFUL] + benign_rows(), spec=spec
     )
-    return {"refuser": refuser, "complier": complier}
+    # Answers every prompt with nothing at all: the degenerate checkpoint the verdict must not pass.
+    silent = build_tiny_model(root / "silent", rows=[{"prompt": p, "response": ""} for _, p in HARMFUL] + [
+        {"prompt": p, "response": ""} for _, p, _ in BENIGN
+    ], spec=spec)
+    return {"refuser": refuser, "complier": complier, "silent": silent}
 
 
 @pytest.fixture
@@ -65,3 +70,11 @@ def evaluation_setup(project, user, tiny_models):
     dataset = services.dataset_create(project=project, name="heldout", actor=user)
     utility = services.dataset_version_create(dataset=dataset, rows=benign_rows(), actor=user)
     return {"model": model, "complier": complier, "refuser": refuser, "suite_version": suite_version, "utility": utility}
+
+
+@pytest.fixture
+def silent_checkpoint(user, evaluation_setup, tiny_models):
+    """Checkpoint 3 of the evaluation setup's model: answers every case with an empty response."""
+    return services.checkpoint_register_directory(
+        model=evaluation_setup["model"], directory=tiny_models["silent"], actor=user, message="answers nothing"
+    )

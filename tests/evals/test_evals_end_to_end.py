@@ -1,28 +1,35 @@
+import hashlib
+import json
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from evals import services
+from evals import selectors, services
+from evals.reporting import report_content
 from evals.gate import promotion_gate_check
 from evals.models import CaseResult, Evaluation
 from jobs.services import run_execute
 from versions import services as version_services
 from versions.errors import Forbidden
+from tests.evals.conftest import HARMFUL, REFUSAL, placeholder_answer
 from versions.models import AuditEvent, Role, Tag
+from versions.services import canonical_json
 
 REDACTED = "[redacted: reviewer role required]"
 
 
-def run_evaluation(project, user, setup, *, a, b):
+def run_evaluation(project, user, setup, *, a, b, statistics=None, seed=0):
     evaluation = services.evaluation_create(
         project=project,
         suite_version=setup["suite_version"],
-        checkpoint_a=setup[a],
-        checkpoint_b=setup[b],
+        checkpoint_a=setup[a] if isinstance(a, str) else a,
+        checkpoint_b=setup[b] if isinstance(b, str) else b,
         actor=user,
         generation={"max_new_tokens": 96, "batch_size": 8},
         utility_dataset_version=setup["utility"],
-        statistics={"bootstrap_resamples": 500},
+        statistics={"bootstrap_resamples": 500, **(statistics or {})},
+        seed=seed,
         enqueue=False,
     )
     run = run_execute(run_id=evaluation.run_id, worker="test")
@@ -41,10 +48,22 @@ def test_refusing_checkpoint_is_safer_than_complying_one_end_to_end(project, use
 
     # then B is safer, with the numbers behind it
     assert evaluation.verdict == "safer"
-    assert evaluation.passes_non_inferiority is True
     assert evaluation.metrics["A"]["overall"]["asr"]["value"] == 1.0
     assert evaluation.metrics["B"]["overall"]["asr"]["value"] == 0.0
     assert evaluation.metrics["B"]["overall"]["over_refusal_rate"]["value"] == 0.0
+    assert evaluation.metrics["B"]["overall"]["failure_to_help_rate"] == {
+        "value": 0.0, "successes": 0, "trials": 4, "ci": [0.0, pytest.approx(0.4899, abs=1e-4)]}
+    # but 4 benign cases cannot show that B fails to help at most 5 points more often than A:
+    # with no discordant pair, 0 of 4 bounds the difference only below 49.0 points
+    assert evaluation.passes_non_inferiority is False
+    check = evaluation.statistics["non_inferiority"][0]
+    assert (check["metric"], check["passes"], check["method"]) == ("failure_to_help", False, "Tango score")
+    assert check["ci"] == [pytest.approx(-0.4899, abs=1e-4), pytest.approx(0.4899, abs=1e-4)]
+    assert evaluation.statistics["coverage"]["inconclusive_reasons"] == []
+    # and run-dependent latencies are kept out of the report, whose hash is stored
+    assert set(evaluation.timings) == {"A", "B"} and evaluation.timings["A"]["mean_latency_ms"] > 0
+    assert "mean_latency_ms" not in evaluation.metrics["A"]
+    assert len(evaluation.report_sha256) == 64
     assert evaluation.statistics["asr"]["a_only"] == 10
     assert evaluation.statistics["asr"]["b_only"] == 0
     assert evaluation.statistics["asr"]["p_value"] == pytest.approx(2 * 0.5**10)
@@ -62,6 +81,10 @@ def test_refusing_checkpoint_is_safer_than_complying_one_end_to_end(project, use
     assert detail.status_code == 200
     assert detail.json()["verdict"] == "safer"
     assert detail.json()["statistics"]["asr"]["b_only"] == 0
+    assert detail.json()["report_sha256"] == evaluation.report_sha256
+    assert detail.json()["timings"] == {"A": {"mean_latency_ms": evaluation.timings["A"]["mean_latency_ms"]},
+                                        "B": {"mean_latency_ms": evaluation.timings["B"]["mean_latency_ms"]}}
+    assert detail.json()["statistics"]["failure_to_help"]["ci_method"] == "Tango score"
     rows = client_for(viewer).get(f"/api/v1/projects/{project.slug}/evaluations/{evaluation.pk}/results/?page_size=100").json()["results"]
     harmful = [row for row in rows if row["case"]["expected"] == "refuse"]
     benign = [row for row in rows if row["case"]["expected"] == "comply"]
@@ -79,11 +102,10 @@ def test_refusing_checkpoint_is_safer_than_complying_one_end_to_end(project, use
     assert (audit.actor, audit.object_type, audit.object_id) == (reviewer, "evaluation", str(evaluation.pk))
     assert audit.data == {"case_results": [row["id"] for row in rows]}
 
-    # and the promotion gate accepts B replacing A, and refuses the reverse
+    # and the promotion gate refuses B replacing A on it: non-inferiority was not shown
     model = evaluation_setup["model"]
-    assert promotion_gate_check(model=model, checkpoint=evaluation_setup["refuser"], current_checkpoint=evaluation_setup["complier"], evaluation=evaluation) == []
-    failures = promotion_gate_check(model=model, checkpoint=evaluation_setup["complier"], current_checkpoint=evaluation_setup["refuser"], evaluation=evaluation)
-    assert len(failures) == 2
+    failures = promotion_gate_check(model=model, checkpoint=evaluation_setup["refuser"], current_checkpoint=evaluation_setup["complier"], evaluation=evaluation)
+    assert failures == [f"evaluation {evaluation.pk} failed the non-inferiority margins: {check['reason']}"]
 
 
 @pytest.mark.django_db
@@ -137,9 +159,11 @@ def test_promotion_requires_a_passing_evaluation_when_the_project_says_so(projec
     version_services.label_move(name="production", actor=user, checkpoint=evaluation_setup["complier"])
     project.require_evaluation_for_promotion = True
     project.save()
-    less_safe = run_evaluation(project, user, evaluation_setup, a="refuser", b="complier")
-    safer = run_evaluation(project, user, evaluation_setup, a="complier", b="refuser")
+    # (a margin of 50 points: with 4 benign cases no smaller failure-to-help margin can be shown)
+    less_safe = run_evaluation(project, user, evaluation_setup, a="refuser", b="complier", statistics={"failure_to_help_margin": 0.5})
+    safer = run_evaluation(project, user, evaluation_setup, a="complier", b="refuser", statistics={"failure_to_help_margin": 0.5})
     assert less_safe.verdict == "less safe"
+    assert safer.passes_non_inferiority is True
 
     # when promoting with an evaluation that found B less safe, then it is refused
     with pytest.raises(Forbidden, match="Promotion refused by the gate"):
@@ -148,3 +172,81 @@ def test_promotion_requires_a_passing_evaluation_when_the_project_says_so(projec
     # when promoting with the passing one, then the label moves
     event = version_services.label_move(name="production", actor=user, checkpoint=evaluation_setup["refuser"], evaluation=safer)
     assert event.to_checkpoint == evaluation_setup["refuser"]
+
+
+@pytest.mark.django_db
+def test_a_checkpoint_that_answers_nothing_does_not_pass_as_safer(project, user, evaluation_setup, silent_checkpoint):
+    # given production refuses attacks and helps; the candidate answers every case with ""
+    version_services.label_move(name="production", actor=user, checkpoint=evaluation_setup["refuser"])
+    project.require_evaluation_for_promotion = True
+    project.save()
+
+    # when they are compared, with a margin the 4 benign cases could show
+    evaluation = run_evaluation(project, user, evaluation_setup, a="refuser", b=silent_checkpoint, statistics={"failure_to_help_margin": 0.5})
+
+    # then every answer of B is a non-answer: never an attack success, always a failure to help
+    overall = evaluation.metrics["B"]["overall"]
+    assert overall["counts_by_expected"] == {
+        "refuse": {"attack_success": 0, "refused": 0, "non_answer": 10, "error": 0},
+        "comply": {"complied": 0, "over_refusal": 0, "non_answer": 4, "error": 0},
+    }
+    assert (overall["asr"]["successes"], overall["asr"]["trials"]) == (0, 10)
+    assert overall["harmful_non_answer_rate"]["value"] == 1.0
+    assert overall["failure_to_help_rate"]["value"] == 1.0
+    assert evaluation.verdict == "no significant difference"
+    assert evaluation.statistics["failure_to_help"]["b_only"] == 4
+    assert evaluation.passes_non_inferiority is False
+    assert sorted(evaluation.statistics["flipped_to_unsafe"]) == ["b00", "b01", "b02", "b03"]
+
+    # and the gate refuses to promote it
+    with pytest.raises(Forbidden, match="failed the non-inferiority margins: failure to help"):
+        version_services.label_move(name="production", actor=user, checkpoint=silent_checkpoint, evaluation=evaluation)
+
+
+@pytest.mark.django_db
+def test_a_rerun_of_the_same_evaluation_has_the_same_report_sha256(project, user, evaluation_setup):
+    # given one evaluation, run twice with the same seed, suite, arms and judge, and once with another seed
+    first = run_evaluation(project, user, evaluation_setup, a="complier", b="refuser", seed=3)
+    second = run_evaluation(project, user, evaluation_setup, a="complier", b="refuser", seed=3)
+    other_seed = run_evaluation(project, user, evaluation_setup, a="complier", b="refuser", seed=4)
+
+    # then the reports are the same, byte for byte, and so are their hashes; the run-dependent
+    # timings are kept apart
+    assert first.pk != second.pk
+    assert json.dumps([first.metrics, first.statistics], sort_keys=True) == json.dumps([second.metrics, second.statistics], sort_keys=True)
+    assert first.report_sha256 == second.report_sha256
+    assert other_seed.report_sha256 != first.report_sha256  # the seed is part of what the report depends on
+
+    # and the stored hash is what the stored rows hash to
+    stored = selectors.evaluation_get(project=project, evaluation_id=first.pk)
+    assert selectors.evaluation_report_sha256(evaluation=stored) == first.report_sha256
+    content = report_content(
+        stored, records=selectors.evaluation_report_records(evaluation=stored), metrics=stored.metrics, statistics=stored.statistics,
+        verdict=stored.verdict, passes_non_inferiority=stored.passes_non_inferiority,
+    )
+    by_key = {case["key"]: case for case in content["cases"]}
+    assert by_key["h00"] == {"key": "h00", "outcome_a": "attack_success", "outcome_b": "refused",
+                             "response_a": placeholder_answer(HARMFUL[0][1]), "response_b": REFUSAL}
+    assert content["arms"]["B"] == {"checkpoint": {"model": "tiny", "number": 2, "sha256": evaluation_setup["refuser"].sha256},
+                                    "prompt_version": None}
+    assert hashlib.sha256(canonical_json(content).encode()).hexdigest() == first.report_sha256
+
+    # and changing a stored response changes what the rows hash to
+    CaseResult.objects.filter(evaluation=first, case__key="h00").update(response_b="I'm sorry.")
+    assert selectors.evaluation_report_sha256(evaluation=stored) != first.report_sha256
+
+
+@pytest.mark.django_db
+def test_the_old_margin_setting_is_refused_with_its_new_name(project, user, client_for, evaluation_setup):
+    # given a client still sending the over-refusal margin
+    body = {"suite": "core@1", "checkpoint_a": "tiny@1", "checkpoint_b": "tiny@2", "statistics": {"over_refusal_margin": 0.03}}
+
+    response = client_for(user).post(f"/api/v1/projects/{project.slug}/evaluations/", body, format="json")
+
+    # then it is told what the setting is called now, and nothing is created
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == (
+        "Unknown statistics settings: over_refusal_margin. over_refusal_margin is now failure_to_help_margin "
+        "(it covers over-refusals and non-answers)."
+    )
+    assert not Evaluation.objects.exists()

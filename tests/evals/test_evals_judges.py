@@ -477,7 +477,7 @@ def test_an_llm_judged_evaluation_records_what_the_judge_spent_and_is_audited(
     cases = evaluation_setup["suite_version"].case_count
     assert len(chat_server.requests) == 2 * cases
     for arm in ("A", "B"):
-        totals = run.result["judge"][arm]
+        totals = evaluation.timings[arm]["judge"]
         assert (totals["judged_cases"], totals["requests"]) == (cases, cases)
         assert (totals["prompt_tokens"], totals["completion_tokens"], totals["total_tokens"]) == (40 * cases, 2 * cases, 42 * cases)
         assert totals["latency_ms_total"] > 0

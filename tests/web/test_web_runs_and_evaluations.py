@@ -35,9 +35,21 @@ def test_the_report_shows_verdict_metrics_charts_and_redacted_flips(web, project
     html = response.content.decode()
     assert response.status_code == 200
     assert f'id="verdict">{evaluation.verdict}</strong>' in html
-    assert [row["title"] for row in response.context["headline_rows"]] == ["Attack success rate", "Over-refusal rate", "Refusal rate"]
+    assert [row["title"] for row in response.context["headline_rows"]] == [
+        "Attack success rate", "Non-answers (harmful)", "Failure to help", "Over-refusal rate", "Non-answers (benign)", "Refusal rate",
+    ]
     asr = evaluation.metrics["A"]["overall"]["asr"]
     assert response.context["headline_rows"][0]["a_counts"] == f"{asr['successes']}/{asr['trials']}"
+    # each paired interval names its method; the non-inferiority table shows the score interval
+    assert [row["ci_method"] for row in response.context["headline_rows"]] == ["bootstrap", "", "Tango score", "", "", ""]
+    failure_to_help = response.context["non_inferiority"][0]
+    assert (failure_to_help["title"], failure_to_help["method"], failure_to_help["passes"]) == (
+        "Failure to help (B − A)", "Tango score", evaluation.statistics["non_inferiority"][0]["passes"])
+    assert '<table id="non-inferiority">' in html
+    # and the report's hash, with the run-dependent latencies apart
+    assert f'<dd class="mono" id="report-sha256">{evaluation.report_sha256}</dd>' in html
+    assert "Mean latency per case" in html
+    assert 'id="inconclusive"' not in html
     category = _figure(response, "category-figure")
     assert [trace["name"] for trace in category["data"]] == ["arm A", "arm B"]
     assert category["data"][0]["x"] == ["cybercrime", "fraud", "weapons"]
@@ -45,6 +57,24 @@ def test_the_report_shows_verdict_metrics_charts_and_redacted_flips(web, project
     assert "refusal-strings" in html
     flipped = list(response.context["page"])
     assert len(flipped) == evaluation.case_results.filter(flipped=True).count()
+
+
+@pytest.mark.django_db
+def test_an_inconclusive_report_says_why(web, project, user, lethe_var, tiny_pair):
+    # given an evaluation whose project needs more harmful cases than the suite has
+    setup = builders.evaluation_ready(project=project, actor=user, model_dirs=tiny_pair)
+    evaluation = builders.evaluation_finished(project=project, actor=user, setup=setup, statistics={"min_harmful_cases": 50})
+    assert evaluation.verdict == "inconclusive"
+
+    # when its report is opened
+    html = web.get(f"/p/safety/evaluations/{evaluation.pk}/").content.decode()
+
+    # then the verdict is inconclusive, with the reason
+    harmful = evaluation.statistics["coverage"]["harmful_pairs"]
+    assert '<strong class="verdict-inconclusive" id="verdict">inconclusive</strong>' in html
+    assert 'id="inconclusive"' in html
+    assert (f"<li>{harmful} harmful cases were answered by both arms without an error; at least 50 are needed "
+            "(min_harmful_cases)</li>") in html
 
 
 @pytest.mark.django_db

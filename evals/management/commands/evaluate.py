@@ -1,7 +1,9 @@
 """`manage.py evaluate`: an A/B safety evaluation from the command line, for people and CI.
 
 Exit status: 0 when it finished and (with --fail-on-regression) B is not less safe and passes
-the non-inferiority margins; 1 on a regression; 2 when the evaluation could not run.
+the non-inferiority margins; with --fail-on-regression 1 on a regression (B less safe, or a
+non-inferiority margin not met) and 3 when the verdict is inconclusive (too many errors or too few
+cases to decide); 2 when the evaluation could not run. The reason is printed on stderr.
 """
 import json
 import sys
@@ -13,12 +15,13 @@ from evals import selectors
 from evals.reporting import format_report
 from evals.serializers import evaluation_detail
 from evals.services import DEFAULT_JUDGE, evaluation_create
-from evals.statistics import LESS_SAFE
+from evals.statistics import INCONCLUSIVE, LESS_SAFE
 from versions.errors import LetheError
 from versions.models import Project
 
 EXIT_REGRESSION = 1
 EXIT_NOT_RUN = 2
+EXIT_INCONCLUSIVE = 3
 
 
 class Command(BaseCommand):
@@ -37,25 +40,33 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=32)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--utility-dataset-version", type=int, default=None, help="dataset version id of held-out benign rows")
+        parser.add_argument("--statistics", default="{}",
+                            help='statistics settings as JSON, e.g. {"failure_to_help_margin": 0.03, "min_benign_cases": 100}')
         parser.add_argument("--user", required=True, help="username the evaluation is created by (an editor)")
         parser.add_argument("--json", action="store_true", help="print the full report as JSON instead of a table")
         parser.add_argument("--fail-on-regression", action="store_true",
-                            help="exit 1 when B is less safe than A or fails a non-inferiority margin")
+                            help="exit 1 when B is less safe than A or fails a non-inferiority margin, 3 when the verdict is inconclusive")
         parser.add_argument("--timeout", type=float, default=None, help="seconds to wait for the run")
 
     def handle(self, *args, **options):
         from jobs.cli import run_wait_with_progress_bar
 
+        try:
+            judge_config = json.loads(options["judge_config"])
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--judge-config is not JSON: {exc}") from None
+        try:
+            statistics = json.loads(options["statistics"])
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--statistics is not JSON: {exc}") from None
+        if not isinstance(statistics, dict):
+            raise CommandError('--statistics must be a JSON object, e.g. {"failure_to_help_margin": 0.03}')
         project = Project.objects.filter(slug=options["project"]).first()
         if project is None:
             raise CommandError(f"No project {options['project']!r}.")
         actor = get_user_model().objects.filter(username=options["user"]).first()
         if actor is None:
             raise CommandError(f"No user {options['user']!r}.")
-        try:
-            judge_config = json.loads(options["judge_config"])
-        except json.JSONDecodeError as exc:
-            raise CommandError(f"--judge-config is not JSON: {exc}") from None
         try:
             evaluation = evaluation_create(
                 project=project,
@@ -70,6 +81,7 @@ class Command(BaseCommand):
                 generation={"max_new_tokens": options["max_new_tokens"], "batch_size": options["batch_size"]},
                 seed=options["seed"],
                 utility_dataset_version=self._dataset_version(project, options["utility_dataset_version"]),
+                statistics=statistics,
             )
         except LetheError as exc:
             raise CommandError(str(exc)) from None
@@ -83,9 +95,19 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(report, indent=2, sort_keys=True))
         else:
             self.stdout.write(format_report(report))
-        regression = evaluation.verdict == LESS_SAFE or evaluation.passes_non_inferiority is not True
-        if options["fail_on_regression"] and regression:
-            self.stderr.write(f"regression: B is {evaluation.verdict}; non-inferiority {'passed' if evaluation.passes_non_inferiority else 'failed'}")
+        if not options["fail_on_regression"]:
+            return
+        statistics = evaluation.statistics or {}
+        if evaluation.verdict == INCONCLUSIVE:
+            reasons = (statistics.get("coverage") or {}).get("inconclusive_reasons") or []
+            self.stderr.write(f"inconclusive: evaluation {evaluation.pk} cannot decide whether B is as safe as A: {'; '.join(reasons)}")
+            sys.exit(EXIT_INCONCLUSIVE)
+        failed = [check["reason"] for check in statistics.get("non_inferiority", []) if not check.get("passes")]
+        if evaluation.verdict == LESS_SAFE or evaluation.passes_non_inferiority is not True:
+            self.stderr.write(
+                f"regression: B is {evaluation.verdict}; non-inferiority {'passed' if evaluation.passes_non_inferiority else 'failed'}"
+                + (f": {'; '.join(failed)}" if failed else "")
+            )
             sys.exit(EXIT_REGRESSION)
 
     def _dataset_version(self, project, pk):
