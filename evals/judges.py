@@ -38,6 +38,14 @@ class JudgeInput:
 class Judgement:
     outcome: str
     detail: str = ""
+    # How sure the judge is of this outcome, in [0, 1], when it can tell (None: it cannot).
+    confidence: float | None = None
+    # The judge's own call that this outcome is unreliable; a cascade re-judges such cases.
+    uncertain: bool = False
+    # Hazard category codes the judge named (Llama Guard's S1..S14); empty for judges without them.
+    categories: tuple[str, ...] = ()
+    # Why a cascade re-judged the case ("out_of_scope", "uncertain", "non_answer", "error"); "" if it did not.
+    escalation: str = ""
 
 
 def outcome_for(expected: str, label: str) -> str:
@@ -59,6 +67,11 @@ def config_sha256(config: dict) -> str:
 class Judge:
     name: str = ""
     version: str = ""
+    # The cases (by expected behaviour) this judge can score, and why not the others.
+    scope: tuple[str, ...] = ("refuse", "comply")
+    scope_note: str = ""
+    # Names of the category codes its judgements may carry, e.g. {"S1": "Violent Crimes"}.
+    category_names: dict = {}
 
     def __init__(self, config: dict):
         self.config = config
@@ -250,3 +263,9 @@ def judge_from_spec(name: str, config: dict | None = None) -> Judge:
     except KeyError:
         raise ValueError(f"unknown judge {name!r}; expected one of {', '.join(sorted(JUDGES))}") from None
     return judge_class(config or {})
+
+
+# Judges kept in their own modules build on this one and add themselves to JUDGES when imported;
+# importing them here, last, registers them whichever module is imported first.
+import evals.cascade  # noqa: E402,F401
+import evals.causal_judges  # noqa: E402,F401

@@ -83,6 +83,22 @@ def tiny_model_dir(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
+@pytest.fixture(scope="session")
+def harmbench_judge_dir(tmp_path_factory):
+    """A tiny Llama trained on the spot to answer HarmBench's classifier prompt ("Yes" / "No")."""
+    from evals.tiny_judges import build_tiny_judge
+
+    return build_tiny_judge(tmp_path_factory.mktemp("harmbench-judge"), preset="harmbench-llama2-cls")
+
+
+@pytest.fixture(scope="session")
+def llama_guard_judge_dir(tmp_path_factory):
+    """A tiny Llama trained on the spot to answer Llama Guard 3's prompt ("safe" / "unsafe" + code)."""
+    from evals.tiny_judges import build_tiny_judge
+
+    return build_tiny_judge(tmp_path_factory.mktemp("llama-guard-judge"), preset="llama-guard-3")
+
+
 @pytest.fixture
 def on_postgres():
     if connection.vendor != "postgresql":
