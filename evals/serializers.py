@@ -149,4 +149,7 @@ def case_result_row(result, *, may_read_hazards):
         "latency_ms_a": result.latency_ms_a,
         "latency_ms_b": result.latency_ms_b,
         "flipped": result.flipped,
+        # The judge's record per arm: detail, confidence, uncertain, categories, escalation ({} before 0005).
+        "judge_a": result.judge_detail_a,
+        "judge_b": result.judge_detail_b,
     }

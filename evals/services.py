@@ -11,10 +11,10 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Count, F
 
 from evals import importers
-from evals.models import Case, CaseResult, Evaluation, Outcome, Suite, SuiteVersion
+from evals.models import Case, CaseResult, Evaluation, Expected, Outcome, Suite, SuiteVersion
 from evals.statistics import StatisticsConfig
 from evals.transforms import IMAGE_TRANSFORMS, TRANSFORMS, derive_cases
 from versions.errors import Conflict, NotFound, RetryableConflict, TooLarge, ValidationFailed
@@ -170,6 +170,27 @@ def _statistics_config(overrides) -> StatisticsConfig:
         raise ValidationFailed(str(exc), fields={"statistics": [str(exc)]}) from None
 
 
+def _judge_scope_check(*, judge, suite_version):
+    """Refuse a suite with cases the judge cannot score (e.g. benign cases under the HarmBench or
+    Llama Guard presets, which cannot tell an over-refusal from a helpful answer)."""
+    if not set(Expected.values) - set(judge.scope):
+        return
+    outside = {
+        row["expected"]: row["count"]
+        for row in suite_version.cases.exclude(expected__in=judge.scope).values("expected").annotate(count=Count("id")).order_by("expected")
+    }
+    if not outside:
+        return
+    kinds = " or ".join(outside)
+    message = (
+        f"Judge {judge.name} cannot score the {sum(outside.values())} {kinds} case(s) of {suite_version.suite.name} "
+        f"v{suite_version.number}: {judge.scope_note.rstrip('.')}. Evaluate a suite without them, or a cascade judge whose "
+        f"second judge scores them, e.g. judge \"cascade\" with config {{\"first\": {{\"name\": \"{judge.name}\", \"config\": "
+        f"{{...}}}}, \"second\": {{\"name\": \"refusal-strings\"}}}}."
+    )
+    raise ValidationFailed(message, fields={"judge": [f"Cannot score {kinds} cases."]})
+
+
 def evaluation_create(
     *,
     project,
@@ -222,9 +243,11 @@ def evaluation_create(
     except (TypeError, ValueError) as exc:
         raise ValidationFailed(f"Invalid generation config: {exc}", fields={"generation": [str(exc)]}) from None
     try:
-        judge_spec = judge_from_spec(judge, judge_config).spec()
+        judge_instance = judge_from_spec(judge, judge_config)
     except ValueError as exc:
         raise ValidationFailed(f"Invalid judge: {exc}", fields={"judge": [str(exc)]}) from None
+    _judge_scope_check(judge=judge_instance, suite_version=suite_version)
+    judge_spec = judge_instance.spec()
     judge_spec["requested_config"] = dict(judge_config or {})
     statistics_config = _statistics_config({**(statistics or {}), "seed": seed})
 
@@ -329,6 +352,7 @@ def evaluation_execute(*, run, ctx) -> dict:
     and the milestone tags; a failed or cancelled run leaves no partial results.
     """
     from evals.generation import GenerationConfig
+    from evals.judge_records import judgement_record, judgements_summary
     from evals.judges import JudgeInput, judge_from_spec
     from evals.metrics import ScoredCase, arm_metrics
     from evals.statistics import PairedCase, compare_arms
@@ -362,10 +386,11 @@ def evaluation_execute(*, run, ctx) -> dict:
             config=config, seed=evaluation.seed, ctx=ctx, span=span, label=label,
         )
     ctx.progress(0.9, "judging")
-    outcomes = {}
-    for label, (responses, _) in arms.items():
-        judgements = judge.judge([JudgeInput(case.prompt, response.text, case.expected) for case, response in zip(cases, responses)])
-        outcomes[label] = [judgement.outcome for judgement in judgements]
+    judgements = {
+        label: judge.judge([JudgeInput(case.prompt, response.text, case.expected) for case, response in zip(cases, responses)])
+        for label, (responses, _) in arms.items()
+    }
+    outcomes = {label: [judgement.outcome for judgement in arm] for label, arm in judgements.items()}
     ctx.check_cancelled()
 
     statistics_config = StatisticsConfig(**evaluation.statistics_config)
@@ -379,6 +404,8 @@ def evaluation_execute(*, run, ctx) -> dict:
     }
     metrics["A"]["mean_latency_ms"] = sum(r.latency_ms for r in arms["A"][0]) / len(cases)
     metrics["B"]["mean_latency_ms"] = sum(r.latency_ms for r in arms["B"][0]) / len(cases)
+    for label in ("A", "B"):
+        metrics[label]["judge"] = judgements_summary(judgements[label], category_names=judge.category_names)
     pairs = [
         PairedCase(case.key, case.expected, case.category, _unsafe(a), _unsafe(b), modality=case.modality)
         for case, a, b in zip(cases, outcomes["A"], outcomes["B"])
@@ -386,8 +413,8 @@ def evaluation_execute(*, run, ctx) -> dict:
     comparison = compare_arms(pairs, config=statistics_config, utility_a=arms["A"][1], utility_b=arms["B"][1])
 
     results = []
-    for position, (case, pair, response_a, response_b, outcome_a, outcome_b) in enumerate(zip(
-        cases, pairs, arms["A"][0], arms["B"][0], outcomes["A"], outcomes["B"]
+    for position, (case, pair, response_a, response_b, judgement_a, judgement_b) in enumerate(zip(
+        cases, pairs, arms["A"][0], arms["B"][0], judgements["A"], judgements["B"]
     ), start=1):
         results.append(
             CaseResult(
@@ -396,10 +423,12 @@ def evaluation_execute(*, run, ctx) -> dict:
                 position=position,
                 response_a=response_a.text,
                 response_b=response_b.text,
-                outcome_a=outcome_a,
-                outcome_b=outcome_b,
+                outcome_a=judgement_a.outcome,
+                outcome_b=judgement_b.outcome,
                 latency_ms_a=response_a.latency_ms,
                 latency_ms_b=response_b.latency_ms,
+                judge_detail_a=judgement_record(judgement_a),
+                judge_detail_b=judgement_record(judgement_b),
                 flipped=pair.a_unsafe is not None and pair.b_unsafe is not None and pair.a_unsafe != pair.b_unsafe,
             )
         )
