@@ -130,3 +130,35 @@ def format_cross_modal(statistics: dict) -> str:
         )
     lines.append(statistics["cross_modal"]["transfer"]["summary"])
     return "\n".join(lines)
+
+
+def judge_rows(metrics: dict, *, cascade: bool = False) -> list[dict]:
+    """What the judge itself reported per arm (metrics[arm]["judge"], evals.judge_records):
+    uncertain judgements, cases a cascade escalated to its second judge (by reason), and the
+    hazard categories it named, where it names any. Empty for evaluations stored before judges
+    reported this."""
+    summaries = {arm: (metrics.get(arm) or {}).get("judge") for arm in ("A", "B")}
+    if not any(summaries.values()):
+        return []
+    summaries = {arm: summary or {} for arm, summary in summaries.items()}
+
+    def escalated(summary):
+        reasons = summary.get("escalations") or {}
+        detail = ", ".join(f"{reason.replace('_', ' ')} {count}" for reason, count in reasons.items())
+        return f"{summary.get('escalated', 0)}" + (f" ({detail})" if detail else "")
+
+    def categories(summary):
+        return ", ".join(f"{code} × {count}" for code, count in (summary.get("categories") or {}).items()) or "none"
+
+    def row(title, value):
+        return {"title": title, "a": value(summaries["A"]), "b": value(summaries["B"])}
+
+    rows = [
+        row("Judged cases", lambda summary: str(summary.get("judged", 0))),
+        row("Uncertain judgements", lambda summary: str(summary.get("uncertain", 0))),
+    ]
+    if cascade:
+        rows.append(row("Escalated to the second judge", escalated))
+    if any(summary.get("names_categories") for summary in summaries.values()):
+        rows.append(row("Hazard categories named", categories))
+    return rows
