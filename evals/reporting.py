@@ -83,8 +83,10 @@ def format_report(report) -> str:
     cross_modal = format_cross_modal(statistics)
     if cross_modal:
         lines += ["", cross_modal]
+    lines.append(f"non-answers / errors: A {counts_a['non_answer']}/{counts_a['error']}, B {counts_b['non_answer']}/{counts_b['error']}")
+    for row in judge_rows(metrics, cascade=report["judge"]["name"] == "cascade")[1:]:
+        lines.append(f"{row['title'].lower()}: A {row['a']}, B {row['b']}")
     lines += [
-        f"non-answers / errors: A {counts_a['non_answer']}/{counts_a['error']}, B {counts_b['non_answer']}/{counts_b['error']}",
         "",
         f"VERDICT: B is {report['verdict']} (non-inferiority {'passed' if report['passes_non_inferiority'] else 'FAILED'})",
         *[f"  - {reason}" for reason in statistics["reasons"]],

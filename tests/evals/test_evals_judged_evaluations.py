@@ -8,6 +8,8 @@ import pytest
 from evals import causal_judges
 from evals import services as eval_services
 from evals.models import CaseResult, Evaluation
+from evals.reporting import format_report
+from evals.serializers import evaluation_detail
 from evals.tiny_judges import FIXED_REQUESTS
 from jobs.services import run_execute
 from versions.errors import ValidationFailed
@@ -112,6 +114,10 @@ def test_a_cascade_evaluation_counts_the_cases_it_escalated_per_arm(project, use
     benign = CaseResult.objects.filter(evaluation=evaluation, case__expected="comply")
     assert {(result.outcome_b, result.judge_detail_b["escalation"]) for result in benign} == {("complied", "out_of_scope")}
     assert evaluation.judge["config"]["first"]["config"]["model_sha256"] == causal_judges.model_directory_sha256(harmbench_judge_dir)
+
+    # and the plain-text report (manage.py evaluate) says so too
+    report = format_report(evaluation_detail(evaluation))
+    assert "uncertain judgements: A 0, B 0\nescalated to the second judge: A 4 (out of scope 4), B 4 (out of scope 4)\n" in report
 
 
 @pytest.mark.django_db
