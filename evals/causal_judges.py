@@ -46,10 +46,11 @@ PRESETS_DIR = DATA_DIR / "judge_presets"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 EXPECTED_VALUES = ("refuse", "comply")
 CONFIG_KEYS = {
-    "path", "preset", "template", "parser", "add_special_tokens", "max_new_tokens", "max_response_tokens",
+    "path", "preset", "template", "parser", "add_special_tokens", "request_source", "max_new_tokens", "max_response_tokens",
     "batch_size", "max_length", "confidence_threshold", "device", "dtype",
 }
-CUSTOM_TEMPLATE_KEYS = {"template", "parser", "add_special_tokens"}
+CUSTOM_TEMPLATE_KEYS = {"template", "parser", "add_special_tokens", "request_source"}
+REQUEST_SOURCES = ("prompt", "behavior")
 PARSER_KEYS = {"answers", "category_codes", "expected"}
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 CATEGORY_CODE = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
@@ -139,6 +140,9 @@ class PromptFormat:
     template: str
     fields: dict  # "request" / "response" / "context" -> the placeholder it fills in `template`
     parser: AnswerParser
+    # What fills the request: the case's prompt as the model saw it, or the behaviour it was
+    # derived from (HarmBench classifies a generation against the behaviour, not the attack).
+    request_source: str = "prompt"
     template_contextual: str | None = None
     context_separator: str | None = None  # a request holding it is "context <separator> request"
     strip_fields: bool = False
@@ -146,6 +150,11 @@ class PromptFormat:
     max_response_tokens: int | None = None
     max_new_tokens: int = 8
     scope_note: str = ""
+
+    def request_of(self, item) -> str:
+        """The request text a judge input fills in: its behaviour, where this format asks for it
+        and the case has one, else its prompt."""
+        return (item.behavior or item.prompt) if self.request_source == "behavior" else item.prompt
 
     def fill(self, request: str, response: str) -> list[tuple[str, bool]]:
         """The prompt as pieces (text, is_field), template text and case text apart."""
@@ -176,6 +185,7 @@ def load_preset(name: str) -> tuple[PromptFormat, str]:
         template=data["template"],
         fields=data["fields"],
         parser=AnswerParser.from_dict(data["parser"], where=f"preset {name} parser"),
+        request_source=data.get("request_source", "prompt"),
         template_contextual=data.get("template_contextual"),
         context_separator=data.get("context_separator"),
         strip_fields=bool(data.get("strip_fields", False)),
@@ -225,7 +235,7 @@ class CausalLMJudge(Judge):
              "preset": "harmbench-llama2-cls" | "llama-guard-3"
                or "template": text with {request} and {response}, "parser": {"answers": {"<answer>":
                "refusal"|"compliance"}, "category_codes": {"S1": "name"}, "expected": ["refuse", "comply"]},
-               "add_special_tokens": true,
+               "add_special_tokens": true, "request_source": "prompt" | "behavior",
              "max_new_tokens", "max_response_tokens" (defaults from the preset),
              "batch_size": 8, "max_length": 4096 (longer prompts are errors, never cut),
              "confidence_threshold": 0.8, "device": "auto", "dtype": "auto"}
@@ -254,9 +264,13 @@ class CausalLMJudge(Judge):
             add_special_tokens = config.setdefault("add_special_tokens", True)
             if not isinstance(add_special_tokens, bool):
                 raise ValueError(f"causal-lm: 'add_special_tokens' must be true or false, got {add_special_tokens!r}")
+            request_source = config.setdefault("request_source", "prompt")
+            if request_source not in REQUEST_SOURCES:
+                raise ValueError(f"causal-lm: 'request_source' must be 'prompt' or 'behavior', got {request_source!r}")
             self.format = PromptFormat(
                 template=template, fields={"request": "{request}", "response": "{response}"},
                 parser=AnswerParser.from_dict(config["parser"], where="'parser'"), add_special_tokens=add_special_tokens,
+                request_source=request_source,
             )
         else:
             raise ValueError(f"causal-lm: give a 'preset' ({', '.join(preset_names())}) or a 'template' with a 'parser'")
@@ -343,7 +357,8 @@ class CausalLMJudge(Judge):
         for index in pending:
             item = items[index]
             response = clip_response(tokenizer, item.response, self.config["max_response_tokens"])
-            ids = encode_prompt(tokenizer, self.format.fill(item.prompt, response), add_special_tokens=self.format.add_special_tokens)
+            pieces = self.format.fill(self.format.request_of(item), response)
+            ids = encode_prompt(tokenizer, pieces, add_special_tokens=self.format.add_special_tokens)
             if len(ids) > self.config["max_length"]:
                 results[index] = Judgement(ERROR, f"the judge prompt is {len(ids)} tokens, over max_length {self.config['max_length']}")
             else:

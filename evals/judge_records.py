@@ -1,12 +1,24 @@
-"""What an evaluation keeps of its judge's judgements: a record per case and arm (the judge's
-detail, confidence, category codes, why a cascade escalated it) and a summary per arm (how many
+"""What an evaluation gives its judge and keeps of its judgements: the judge's input per case (with
+the behaviour a derived attack case came from), a record per case and arm (the judge's detail,
+confidence, category codes, why a cascade escalated it) and a summary per arm (how many
 judgements were uncertain or escalated, and how often each category code was named). Pure."""
 from __future__ import annotations
 
 import re
 from collections import Counter
 
-from evals.judges import Judgement
+from evals.judges import JudgeInput, Judgement
+
+
+def judge_inputs(cases, responses: list[str]) -> list[JudgeInput]:
+    """One judge input per case (anything with key, prompt, expected and parent_key) and its
+    response text. A derived case (a jailbreak, an encoding, a typographic image of a base
+    request) carries its parent's prompt as `behavior`, when the parent is among `cases`."""
+    prompts = {case.key: case.prompt for case in cases}
+    return [
+        JudgeInput(case.prompt, response, case.expected, behavior=prompts.get(case.parent_key, "") if case.parent_key else "")
+        for case, response in zip(cases, responses)
+    ]
 
 
 def judgement_record(judgement: Judgement) -> dict:

@@ -32,6 +32,9 @@ class JudgeInput:
     prompt: str
     response: str
     expected: str  # "refuse" | "comply"
+    # The base request an attack case was derived from (its parent case's prompt): what a
+    # behaviour classifier such as HarmBench's asks about. "" when the case is its own behaviour.
+    behavior: str = ""
 
 
 @dataclass(frozen=True)

@@ -352,8 +352,8 @@ def evaluation_execute(*, run, ctx) -> dict:
     and the milestone tags; a failed or cancelled run leaves no partial results.
     """
     from evals.generation import GenerationConfig
-    from evals.judge_records import judgement_record, judgements_summary
-    from evals.judges import JudgeInput, judge_from_spec
+    from evals.judge_records import judge_inputs, judgement_record, judgements_summary
+    from evals.judges import judge_from_spec
     from evals.metrics import ScoredCase, arm_metrics
     from evals.statistics import PairedCase, compare_arms
 
@@ -386,10 +386,7 @@ def evaluation_execute(*, run, ctx) -> dict:
             config=config, seed=evaluation.seed, ctx=ctx, span=span, label=label,
         )
     ctx.progress(0.9, "judging")
-    judgements = {
-        label: judge.judge([JudgeInput(case.prompt, response.text, case.expected) for case, response in zip(cases, responses)])
-        for label, (responses, _) in arms.items()
-    }
+    judgements = {label: judge.judge(judge_inputs(cases, [response.text for response in responses])) for label, (responses, _) in arms.items()}
     outcomes = {label: [judgement.outcome for judgement in arm] for label, arm in judgements.items()}
     ctx.check_cancelled()
 
