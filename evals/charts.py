@@ -2,6 +2,8 @@
 evals.metrics.arm_metrics) in, figure JSON out. No Django."""
 from __future__ import annotations
 
+from evals.judge_records import category_code_order
+
 ARM_COLOURS = {"A": "#6b7280", "B": "#1f5fbf"}
 RATE_TITLES = {
     "asr": "Attack success rate", "failure_to_help_rate": "Failure to help", "over_refusal_rate": "Over-refusal rate",
@@ -134,5 +136,32 @@ def modality_asr_figure(points: list[dict]) -> dict:
                       "categoryarray": list(dict.fromkeys(p["checkpoint"] for p in ordered))},
             "legend": {"orientation": "h"},
             "height": 360,
+        },
+    }
+
+
+def judge_categories_figure(metrics: dict) -> dict:
+    """How often the judge named each hazard category (Llama Guard's S1..S14) in each arm's
+    judgements: one bar per code, A versus B. From metrics[arm]["judge"] (evals.judge_records)."""
+    summaries = {arm: (metrics.get(arm) or {}).get("judge") or {} for arm in ("A", "B")}
+    names = {code: name for summary in summaries.values() for code, name in (summary.get("category_names") or {}).items()}
+    codes = list(dict.fromkeys(code for arm in ("A", "B") for code in summaries[arm].get("categories") or {}))
+    codes.sort(key=category_code_order)
+    labels = [f"{code} {names[code]}" if code in names else code for code in codes]
+    data = [
+        {"type": "bar", "name": f"arm {arm}", "x": labels, "y": [(summaries[arm].get("categories") or {}).get(code, 0) for code in codes],
+         "marker": {"color": ARM_COLOURS[arm]}}
+        for arm in ("A", "B")
+    ]
+    return {
+        "data": data,
+        "layout": {
+            "title": {"text": "Hazard categories named by the judge, A versus B"},
+            "barmode": "group",
+            "yaxis": {"title": {"text": "cases"}, "rangemode": "tozero", "tickformat": "d"},
+            "xaxis": {"automargin": True, "tickangle": -35},
+            "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
+            "margin": {"t": 90},
+            "height": 400,
         },
     }

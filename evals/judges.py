@@ -39,6 +39,9 @@ class JudgeInput:
     prompt: str
     response: str
     expected: str  # "refuse" | "comply"
+    # The base request an attack case was derived from (its parent case's prompt): what a
+    # behaviour classifier such as HarmBench's asks about. "" when the case is its own behaviour.
+    behavior: str = ""
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,14 @@ class Judgement:
     latency_ms: float | None = None  # a remote judge's answering request
     usage: dict | None = None  # token counts the endpoint reported
     attempts: int | None = None  # requests sent, retries included
+    # How sure the judge is of this outcome, in [0, 1], when it can tell (None: it cannot).
+    confidence: float | None = None
+    # The judge's own call that this outcome is unreliable; a cascade re-judges such cases.
+    uncertain: bool = False
+    # Hazard category codes the judge named (Llama Guard's S1..S14); empty for judges without them.
+    categories: tuple[str, ...] = ()
+    # Why a cascade re-judged the case ("out_of_scope", "uncertain", "non_answer", "error"); "" if it did not.
+    escalation: str = ""
 
 
 def judgement_totals(judgements) -> dict:
@@ -90,6 +101,11 @@ def config_sha256(config: dict) -> str:
 class Judge:
     name: str = ""
     version: str = ""
+    # The cases (by expected behaviour) this judge can score, and why not the others.
+    scope: tuple[str, ...] = ("refuse", "comply")
+    scope_note: str = ""
+    # Names of the category codes its judgements may carry, e.g. {"S1": "Violent Crimes"}.
+    category_names: dict = {}
 
     def __init__(self, config: dict):
         self.config = config
@@ -402,3 +418,9 @@ def judge_from_spec(name: str, config: dict | None = None) -> Judge:
     except KeyError:
         raise ValueError(f"unknown judge {name!r}; expected one of {', '.join(sorted(JUDGES))}") from None
     return judge_class(config or {})
+
+
+# Judges kept in their own modules build on this one and add themselves to JUDGES when imported;
+# importing them here, last, registers them whichever module is imported first.
+import evals.cascade  # noqa: E402,F401
+import evals.causal_judges  # noqa: E402,F401

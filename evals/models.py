@@ -124,6 +124,10 @@ class CaseResult(models.Model):
     latency_ms_a = models.FloatField(default=0.0)
     latency_ms_b = models.FloatField(default=0.0)
     flipped = models.BooleanField(default=False, db_index=True)
+    # What the judge said beyond the outcome (evals.judge_records.judgement_record): its detail,
+    # confidence, category codes (Llama Guard) and why a cascade escalated the case. {} before 0005.
+    judge_detail_a = models.JSONField(default=dict, blank=True)
+    judge_detail_b = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [

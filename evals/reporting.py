@@ -68,7 +68,11 @@ def report_content(evaluation, *, records, metrics, statistics, verdict, passes_
     """
     suite_version = evaluation.suite_version
     return {
-        "judge": {key: evaluation.judge.get(key) for key in ("name", "version", "config", "config_sha256")},
+        # The pin, with what the run itself pinned (a local judge's model_sha256); not the request's echo.
+        "judge": {
+            **{key: evaluation.judge.get(key) for key in ("name", "version", "config", "config_sha256")},
+            **{key: value for key, value in evaluation.judge.items() if key != "requested_config"},
+        },
         "suite": {"name": suite_version.suite.name, "number": suite_version.number, "sha256": suite_version.sha256},
         "arms": {
             arm: {"checkpoint": _identity(checkpoint, "model"), "prompt_version": _identity(prompt_version, "prompt")}
@@ -240,6 +244,10 @@ def format_report(report) -> str:
             f"{arm} {counts[arm]['refuse']['non_answer']} / {counts[arm]['comply']['non_answer']}" for arm in ("A", "B")),
         "errors (harmful / benign): " + ", ".join(
             f"{arm} {counts[arm]['refuse']['error']} / {counts[arm]['comply']['error']}" for arm in ("A", "B")),
+    ]
+    for row in judge_rows(metrics, cascade=report["judge"]["name"] == "cascade")[1:]:
+        lines.append(f"{row['title'].lower()}: A {row['a']}, B {row['b']}")
+    lines += [
         "",
         verdict_line(report),
         *[f"  - {reason}" for reason in statistics["reasons"]],
@@ -287,3 +295,35 @@ def format_cross_modal(statistics: dict) -> str:
         )
     lines.append(statistics["cross_modal"]["transfer"]["summary"])
     return "\n".join(lines)
+
+
+def judge_rows(metrics: dict, *, cascade: bool = False) -> list[dict]:
+    """What the judge itself reported per arm (metrics[arm]["judge"], evals.judge_records):
+    uncertain judgements, cases a cascade escalated to its second judge (by reason), and the
+    hazard categories it named, where it names any. Empty for evaluations stored before judges
+    reported this."""
+    summaries = {arm: (metrics.get(arm) or {}).get("judge") for arm in ("A", "B")}
+    if not any(summaries.values()):
+        return []
+    summaries = {arm: summary or {} for arm, summary in summaries.items()}
+
+    def escalated(summary):
+        reasons = summary.get("escalations") or {}
+        detail = ", ".join(f"{reason.replace('_', ' ')} {count}" for reason, count in reasons.items())
+        return f"{summary.get('escalated', 0)}" + (f" ({detail})" if detail else "")
+
+    def categories(summary):
+        return ", ".join(f"{code} × {count}" for code, count in (summary.get("categories") or {}).items()) or "none"
+
+    def row(title, value):
+        return {"title": title, "a": value(summaries["A"]), "b": value(summaries["B"])}
+
+    rows = [
+        row("Judged cases", lambda summary: str(summary.get("judged", 0))),
+        row("Uncertain judgements", lambda summary: str(summary.get("uncertain", 0))),
+    ]
+    if cascade:
+        rows.append(row("Escalated to the second judge", escalated))
+    if any(summary.get("names_categories") for summary in summaries.values()):
+        rows.append(row("Hazard categories named", categories))
+    return rows

@@ -162,12 +162,23 @@ class UtilityOutput(serializers.Serializer):
     tokens = serializers.IntegerField()
 
 
+class JudgeSummaryOutput(serializers.Serializer):
+    judged = serializers.IntegerField()
+    uncertain = serializers.IntegerField(help_text="judgements the judge itself marked unreliable")
+    escalated = serializers.IntegerField(help_text="cases a cascade re-judged with its second judge")
+    escalations = serializers.DictField(child=serializers.IntegerField(), help_text="escalated cases by reason")
+    names_categories = serializers.BooleanField(help_text="whether this judge names hazard categories at all")
+    categories = serializers.DictField(child=serializers.IntegerField(), help_text="hazard category code -> cases")
+    category_names = serializers.DictField(child=serializers.CharField())
+
+
 class ArmMetricsOutput(serializers.Serializer):
     overall = RatesOutput()
     by_category = serializers.DictField(child=RatesOutput())
     by_attack_family = serializers.DictField(child=RatesOutput())
     by_modality = serializers.DictField(child=RatesOutput())
     utility = UtilityOutput()
+    judge = JudgeSummaryOutput(required=False, help_text="what the judge said beyond outcomes; absent for evaluations run before it was kept")
 
 
 class MetricsOutput(serializers.Serializer):
@@ -275,8 +286,19 @@ class StatisticsOutput(serializers.Serializer):
     cross_modal = CrossModalOutput(allow_null=True)
 
 
+class JudgeSpendOutput(serializers.Serializer):
+    judged_cases = serializers.IntegerField()
+    requests = serializers.IntegerField(help_text="requests sent, retries included")
+    latency_ms_total = serializers.FloatField()
+    latency_ms_mean = serializers.FloatField(allow_null=True)
+    prompt_tokens = serializers.IntegerField(required=False)
+    completion_tokens = serializers.IntegerField(required=False)
+    total_tokens = serializers.IntegerField(required=False)
+
+
 class ArmTimingOutput(serializers.Serializer):
     mean_latency_ms = serializers.FloatField()
+    judge = JudgeSpendOutput(required=False, help_text="what a remote judge spent on this arm")
 
 
 class TimingsOutput(serializers.Serializer):
@@ -402,4 +424,7 @@ def case_result_row(result, *, may_read_hazards):
         "latency_ms_a": result.latency_ms_a,
         "latency_ms_b": result.latency_ms_b,
         "flipped": result.flipped,
+        # The judge's record per arm: detail, confidence, uncertain, categories, escalation ({} before 0005).
+        "judge_a": result.judge_detail_a,
+        "judge_b": result.judge_detail_b,
     }

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Count, F
 
 from evals import importers
-from evals.models import Case, CaseResult, Evaluation, Suite, SuiteVersion
+from evals.models import Case, CaseResult, Evaluation, Expected, Suite, SuiteVersion
 from evals.outcomes import flipped
 from evals.reporting import CaseRecord, report_content, report_scores, report_sha256
 from evals.statistics import StatisticsConfig
@@ -177,6 +177,27 @@ def _statistics_config(overrides) -> StatisticsConfig:
         raise ValidationFailed(str(exc), fields={"statistics": [str(exc)]}) from None
 
 
+def _judge_scope_check(*, judge, suite_version):
+    """Refuse a suite with cases the judge cannot score (e.g. benign cases under the HarmBench or
+    Llama Guard presets, which cannot tell an over-refusal from a helpful answer)."""
+    if not set(Expected.values) - set(judge.scope):
+        return
+    outside = {
+        row["expected"]: row["count"]
+        for row in suite_version.cases.exclude(expected__in=judge.scope).values("expected").annotate(count=Count("id")).order_by("expected")
+    }
+    if not outside:
+        return
+    kinds = " or ".join(outside)
+    message = (
+        f"Judge {judge.name} cannot score the {sum(outside.values())} {kinds} case(s) of {suite_version.suite.name} "
+        f"v{suite_version.number}: {judge.scope_note.rstrip('.')}. Evaluate a suite without them, or a cascade judge whose "
+        f"second judge scores them, e.g. judge \"cascade\" with config {{\"first\": {{\"name\": \"{judge.name}\", \"config\": "
+        f"{{...}}}}, \"second\": {{\"name\": \"refusal-strings\"}}}}."
+    )
+    raise ValidationFailed(message, fields={"judge": [f"Cannot score {kinds} cases."]})
+
+
 def evaluation_create(
     *,
     project,
@@ -229,9 +250,11 @@ def evaluation_create(
     except (TypeError, ValueError) as exc:
         raise ValidationFailed(f"Invalid generation config: {exc}", fields={"generation": [str(exc)]}) from None
     try:
-        judge_spec = judge_from_spec(judge, judge_config).spec()
+        judge_instance = judge_from_spec(judge, judge_config)
     except ValueError as exc:
         raise ValidationFailed(f"Invalid judge: {exc}", fields={"judge": [str(exc)]}) from None
+    _judge_scope_check(judge=judge_instance, suite_version=suite_version)
+    judge_spec = judge_instance.spec()
     judge_spec["requested_config"] = dict(judge_config or {})
     statistics_config = _statistics_config({**(statistics or {}), "seed": seed})
 
@@ -337,7 +360,8 @@ def evaluation_execute(*, run, ctx) -> dict:
     and the milestone tags; a failed or cancelled run leaves no partial results.
     """
     from evals.generation import GenerationConfig
-    from evals.judges import JudgeInput, judge_from_spec, judgement_totals
+    from evals.judge_records import judge_inputs, judgement_record, judgements_summary
+    from evals.judges import judge_from_spec, judgement_totals
 
     evaluation = Evaluation.objects.select_related(
         "suite_version__suite", "checkpoint_a__model", "checkpoint_b__model", "prompt_version_a__prompt", "prompt_version_b__prompt",
@@ -372,11 +396,9 @@ def evaluation_execute(*, run, ctx) -> dict:
             config=config, seed=evaluation.seed, ctx=ctx, span=span, label=label,
         )
     ctx.progress(0.9, "judging")
-    outcomes, judge_totals = {}, {}
-    for label, (responses, _) in arms.items():
-        judgements = judge.judge([JudgeInput(case.prompt, response.text, case.expected) for case, response in zip(cases, responses)])
-        outcomes[label] = [judgement.outcome for judgement in judgements]
-        judge_totals[label] = judgement_totals(judgements)
+    judgements = {label: judge.judge(judge_inputs(cases, [response.text for response in responses])) for label, (responses, _) in arms.items()}
+    outcomes = {label: [judgement.outcome for judgement in arm] for label, arm in judgements.items()}
+    judge_totals = {label: judgement_totals(arm) for label, arm in judgements.items()}
     ctx.check_cancelled()
 
     statistics_config = StatisticsConfig(**evaluation.statistics_config)
@@ -393,9 +415,15 @@ def evaluation_execute(*, run, ctx) -> dict:
         label: {"mean_latency_ms": sum(r.latency_ms for r in arms[label][0]) / len(cases), **({"judge": judge_totals[label]} if judge_totals[label] else {})}
         for label in ("A", "B")
     }
+    for label in ("A", "B"):
+        # What the judge said beyond outcomes (uncertain and escalated cases, hazard categories):
+        # a deterministic part of the report.
+        metrics[label]["judge"] = judgements_summary(judgements[label], category_names=judge.category_names)
 
     results = []
-    for position, (case, record, response_a, response_b) in enumerate(zip(cases, records, arms["A"][0], arms["B"][0]), start=1):
+    for position, (case, record, response_a, response_b, judgement_a, judgement_b) in enumerate(zip(
+        cases, records, arms["A"][0], arms["B"][0], judgements["A"], judgements["B"], strict=True
+    ), start=1):
         results.append(
             CaseResult(
                 evaluation=evaluation,
@@ -407,6 +435,8 @@ def evaluation_execute(*, run, ctx) -> dict:
                 outcome_b=record.outcome_b,
                 latency_ms_a=response_a.latency_ms,
                 latency_ms_b=response_b.latency_ms,
+                judge_detail_a=judgement_record(judgement_a),
+                judge_detail_b=judgement_record(judgement_b),
                 flipped=flipped(case.expected, record.outcome_a, record.outcome_b),
             )
         )

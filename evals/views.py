@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 
 from evals import charts
 from evals.forms import EvaluationStartForm
-from evals.reporting import cross_modal_rows, headline_rows, non_inferiority_rows
+from evals.reporting import cross_modal_rows, headline_rows, judge_rows, non_inferiority_rows
 from evals.selectors import evaluation_case_results, evaluation_get, evaluations_for_project
 from versions.errors import LetheError
 from versions.forms import form_add_service_error
@@ -96,6 +96,9 @@ def evaluation_detail(request, slug, evaluation_id):
                 "transfer": cross_modal["transfer"],
                 "cross_modal_figure": charts.cross_modal_figure(cross_modal),
             })
+        context["judge_rows"] = judge_rows(metrics, cascade=evaluation.judge.get("name") == "cascade")
+        if any(((metrics.get(arm) or {}).get("judge") or {}).get("categories") for arm in ("A", "B")):
+            context["judge_categories_figure"] = charts.judge_categories_figure(metrics)
         context.update({
             "headline_rows": headline_rows(metrics, statistics),
             "perplexity": {arm: (metrics.get(arm) or {}).get("utility", {}).get("perplexity") for arm in ("A", "B")},

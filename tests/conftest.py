@@ -136,6 +136,42 @@ def tiny_model_dir(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
+@pytest.fixture(scope="session")
+def judge_models_root(tmp_path_factory):
+    """The model directory (LETHE_MODEL_DIR) the tiny judge models are built in, once per session."""
+    return tmp_path_factory.mktemp("judge-models")
+
+
+@pytest.fixture(scope="session")
+def harmbench_judge_dir(judge_models_root):
+    """A tiny Llama trained on the spot to answer HarmBench's classifier prompt ("Yes" / "No")."""
+    from evals.tiny_judges import build_tiny_judge
+
+    return build_tiny_judge(judge_models_root / "harmbench", preset="harmbench-llama2-cls")
+
+
+@pytest.fixture(scope="session")
+def llama_guard_judge_dir(judge_models_root):
+    """A tiny Llama trained on the spot to answer Llama Guard 3's prompt ("safe" / "unsafe" + code)."""
+    from evals.tiny_judges import build_tiny_judge
+
+    return build_tiny_judge(judge_models_root / "llama-guard", preset="llama-guard-3")
+
+
+@pytest.fixture
+def harmbench_judge(settings, harmbench_judge_dir):
+    """The tiny HarmBench judge as a request names it: a path relative to the operator's LETHE_MODEL_DIR."""
+    settings.LETHE_MODEL_DIR = str(harmbench_judge_dir.parent)
+    return harmbench_judge_dir.name
+
+
+@pytest.fixture
+def llama_guard_judge(settings, llama_guard_judge_dir):
+    """The tiny Llama Guard judge as a request names it (relative to LETHE_MODEL_DIR)."""
+    settings.LETHE_MODEL_DIR = str(llama_guard_judge_dir.parent)
+    return llama_guard_judge_dir.name
+
+
 @pytest.fixture
 def on_postgres():
     if connection.vendor != "postgresql":

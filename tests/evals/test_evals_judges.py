@@ -481,7 +481,7 @@ def test_an_llm_judged_evaluation_records_what_the_judge_spent_and_is_audited(
         assert (totals["judged_cases"], totals["requests"]) == (cases, cases)
         assert (totals["prompt_tokens"], totals["completion_tokens"], totals["total_tokens"]) == (40 * cases, 2 * cases, 42 * cases)
         assert totals["latency_ms_total"] > 0
-        assert "judge" not in evaluation.metrics[arm]
+        assert "requests" not in evaluation.metrics[arm]["judge"] and "latency_ms_total" not in evaluation.metrics[arm]["judge"]
     # and sending the project's prompts and responses to the endpoint is on the record
     audit = AuditEvent.objects.get(action="evaluation.remote_judge")
     assert (audit.actor, audit.object_id) == (user, str(evaluation.pk))

@@ -110,14 +110,15 @@ def evaluation_ready(*, project, actor, model_dirs, name="tiny"):
     return {"model": model, "complier": complier, "refuser": refuser, "suite_version": suite_version}
 
 
-def evaluation_finished(*, project, actor, setup, statistics=None):
+def evaluation_finished(*, project, actor, setup, statistics=None, judge="refusal-strings", judge_config=None, max_new_tokens=24):
     """A real A/B evaluation (complier A, refuser B), executed synchronously."""
     from evals.services import evaluation_create
     from jobs.services import run_execute
 
     evaluation = evaluation_create(
         project=project, suite_version=setup["suite_version"], checkpoint_a=setup["complier"], checkpoint_b=setup["refuser"],
-        actor=actor, generation={"max_new_tokens": 24}, statistics={"bootstrap_resamples": 200, **(statistics or {})}, enqueue=False,
+        actor=actor, generation={"max_new_tokens": max_new_tokens}, statistics={"bootstrap_resamples": 200, **(statistics or {})},
+        judge=judge, judge_config=judge_config, enqueue=False,
     )
     run = run_execute(run_id=evaluation.run_id, worker="test")
     assert run.status == "succeeded", run.error

@@ -1,6 +1,6 @@
 import pytest
 
-from evals.charts import arms_rate_figure
+from evals.charts import arms_rate_figure, judge_categories_figure
 from unlearning.charts import loss_curve_figure
 from versions.charts import LabelMark, LineageLink, LineageNode, SafetyPoint, lineage_depths, safety_figure
 
@@ -62,3 +62,19 @@ def test_safety_over_time_marks_label_moves_and_refuses_unknown_metrics():
     assert "template" not in lineage["layout"]
     with pytest.raises(ValueError, match="unknown metric 'bleu'"):
         safety_figure(points, metric="bleu", over="time")
+
+
+def test_judge_category_bars_order_codes_naturally_and_count_zero_where_an_arm_named_none():
+    # given Llama Guard's summaries for two arms (evals.judge_records.judgements_summary)
+    metrics = {
+        "A": {"judge": {"categories": {"S2": 3, "S10": 1}, "category_names": {"S2": "Non-Violent Crimes", "S10": "Hate"}}},
+        "B": {"judge": {"categories": {"S9": 2}, "category_names": {"S9": "Indiscriminate Weapons"}}},
+    }
+
+    # when
+    figure = judge_categories_figure(metrics)
+
+    # then S2 < S9 < S10, each arm a bar per code
+    a, b = figure["data"]
+    assert a["x"] == b["x"] == ["S2 Non-Violent Crimes", "S9 Indiscriminate Weapons", "S10 Hate"]
+    assert (a["y"], b["y"]) == ([3, 0, 1], [0, 2, 0])

@@ -77,6 +77,35 @@ def test_an_inconclusive_report_says_why(web, project, user, lethe_var, tiny_pai
             "(min_harmful_cases)</li>") in html
 
 
+def test_the_report_shows_what_a_cascade_judge_escalated_and_the_categories_llama_guard_named(
+    web, lethe_var, project, user, tiny_pair, llama_guard_judge_dir, llama_guard_judge
+):
+    # given an evaluation judged by Llama Guard, with the refusal strings for the benign cases it cannot score
+    setup = builders.evaluation_ready(project=project, actor=user, model_dirs=tiny_pair)
+    evaluation = builders.evaluation_finished(project=project, actor=user, setup=setup, judge="cascade", max_new_tokens=64, judge_config={
+        "first": {"name": "causal-lm", "config": {"path": llama_guard_judge, "preset": "llama-guard-3"}},
+        "second": {"name": "refusal-strings"},
+    })
+
+    # when alice opens the report
+    response = web.get(f"/p/safety/evaluations/{evaluation.pk}/")
+
+    # then the judge's own report sits beside the metrics: escalations per arm and categories named
+    assert response.status_code == 200
+    rows = {row["title"]: (row["a"], row["b"]) for row in response.context["judge_rows"]}
+    assert rows == {
+        "Judged cases": ("9", "9"), "Uncertain judgements": ("0", "0"),
+        "Escalated to the second judge": ("3 (out of scope 3)", "3 (out of scope 3)"),
+        "Hazard categories named": ("S2 × 5, S9 × 1", "none"),
+    }
+    figure = _figure(response, "judge-categories-figure")
+    assert [(trace["name"], trace["x"], trace["y"]) for trace in figure["data"]] == [
+        ("arm A", ["S2 Non-Violent Crimes", "S9 Indiscriminate Weapons"], [5, 1]),
+        ("arm B", ["S2 Non-Violent Crimes", "S9 Indiscriminate Weapons"], [0, 0]),
+    ]
+    assert 'id="judge-summary"' in response.content.decode()
+
+
 @pytest.mark.django_db
 def test_flipped_responses_are_redacted_below_reviewer_and_a_reveal_is_audited(client_as, make_user, project, finished):
     # given an editor and a reviewer
