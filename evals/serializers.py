@@ -122,9 +122,12 @@ def evaluation_summary(evaluation):
 
 
 def evaluation_detail(evaluation):
+    from evals.calibration_selectors import judge_calibration_status
+
     return {
         **evaluation_summary(evaluation),
         "judge": {key: value for key, value in evaluation.judge.items() if key != "requested_config"},
+        "judge_calibration": judge_calibration_status(project=evaluation.project, judge=evaluation.judge),
         "generation_config": evaluation.generation_config,
         "statistics_config": evaluation.statistics_config,
         "utility_dataset_version": evaluation.utility_dataset_version_id,
