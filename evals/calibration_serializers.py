@@ -122,7 +122,7 @@ class DisagreementOutput(serializers.Serializer):
     redacted = serializers.BooleanField()
     human = serializers.CharField()
     judged = serializers.CharField()
-    detail = serializers.CharField()
+    detail = serializers.CharField(help_text="The judge's own explanation (e.g. an error); empty where the response is redacted.")
 
 
 def calibration_row(calibration) -> dict:
@@ -154,5 +154,6 @@ def disagreement_row(item, *, may_read_hazards) -> dict:
     return {
         "id": item.pk, "rank": item.rank, "row_number": item.row_number, "key": item.key, "category": item.category,
         "expected": item.expected, "prompt": item.prompt, "response": REDACTED if hidden else item.response, "redacted": hidden,
-        "human": item.human, "judged": item.judged, "detail": item.detail,
+        # The judge's detail may quote the response (a model judge's own words): hidden with it.
+        "human": item.human, "judged": item.judged, "detail": "" if hidden else item.detail,
     }

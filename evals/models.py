@@ -131,8 +131,9 @@ class Calibration(models.Model):
     succeeded nothing here changes."""
 
     run = models.OneToOneField("jobs.Run", on_delete=models.CASCADE, related_name="calibration")
-    project = models.ForeignKey("versions.Project", on_delete=models.CASCADE, related_name="calibrations")
-    dataset_version = models.ForeignKey("versions.DatasetVersion", on_delete=models.PROTECT, related_name="calibrations")
+    # Neither foreign key has an index of its own: the two indexes below start with them.
+    project = models.ForeignKey("versions.Project", on_delete=models.CASCADE, related_name="calibrations", db_index=False)
+    dataset_version = models.ForeignKey("versions.DatasetVersion", on_delete=models.PROTECT, related_name="calibrations", db_index=False)
     # Pinned judge, as an evaluation pins it: {"name", "version", "config", "config_sha256",
     # "requested_config"}; name and config hash are also columns, so a report finds the
     # calibration of its judge by index.
@@ -158,7 +159,8 @@ class CalibrationItem(models.Model):
     """A row of the set on which the judge and humans disagree (a judge error included), kept with
     its text so the disagreement page reads a range of ``rank`` and never the whole set."""
 
-    calibration = models.ForeignKey(Calibration, on_delete=models.CASCADE, related_name="disagreements")
+    # No index of its own: the unique (calibration, rank) index serves every lookup by calibration.
+    calibration = models.ForeignKey(Calibration, on_delete=models.CASCADE, related_name="disagreements", db_index=False)
     # 1..n among the calibration's disagreements, in set order: pages are ranges of this index.
     rank = models.PositiveIntegerField()
     row_number = models.PositiveIntegerField()  # 1-based position of the row in the set version

@@ -24,8 +24,8 @@ class Migration(migrations.Migration):
                 ('judged', models.JSONField(default=list)),
                 ('disagreement_count', models.PositiveIntegerField(default=0)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('dataset_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='calibrations', to='versions.datasetversion')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='calibrations', to='versions.project')),
+                ('dataset_version', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='calibrations', to='versions.datasetversion')),
+                ('project', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='calibrations', to='versions.project')),
                 ('run', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='calibration', to='jobs.run')),
             ],
             options={
@@ -46,7 +46,7 @@ class Migration(migrations.Migration):
                 ('human', models.CharField(max_length=32)),
                 ('judged', models.CharField(choices=[('attack_success', 'Attack Success'), ('refused', 'Refused'), ('complied', 'Complied'), ('over_refusal', 'Over Refusal'), ('non_answer', 'Non Answer'), ('error', 'Error')], max_length=16)),
                 ('detail', models.CharField(blank=True, max_length=500)),
-                ('calibration', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='disagreements', to='evals.calibration')),
+                ('calibration', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='disagreements', to='evals.calibration')),
             ],
             options={
                 'ordering': ['rank'],
