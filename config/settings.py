@@ -192,6 +192,7 @@ SPECTACULAR_SETTINGS = {
         "RunStatusEnum": "jobs.models.RunStatus",
         "RoleEnum": "versions.models.Role",
         "CheckpointKindEnum": "versions.models.CheckpointKind",
+        "DatasetKindEnum": "versions.models.DatasetKind",
     },
 }
 

@@ -107,6 +107,8 @@ class SuiteVersionImport(APIView):
 
 
 class SuiteVersionCases(APIView):
+    pagination_class = StandardPagination  # so the schema documents the page envelope it answers
+
     @extend_schema(responses=CaseOutput(many=True))
     def get(self, request, project_slug, suite_name, number):
         project = _project(request, project_slug, Role.VIEWER)

@@ -7,8 +7,13 @@ class EvalsConfig(AppConfig):
 
     def ready(self):
         from jobs.registry import register_run_handler
+        from versions.dataset_kinds import register_dataset_row_validator
 
         register_run_handler(
             "evaluation", "evals.services.evaluation_execute",
             retry="evals.services.evaluation_retry_copy", finished="evals.services.evaluation_finished_emit",
         )
+        register_run_handler(
+            "calibration", "evals.calibration_services.calibration_execute", retry="evals.calibration_services.calibration_retry_copy"
+        )
+        register_dataset_row_validator("judgements", "evals.judgement_sets.judgement_row_clean")

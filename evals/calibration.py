@@ -63,9 +63,13 @@ def _rate(successes: int, trials: int, confidence: float) -> dict:
     return {"value": successes / trials if trials else None, "successes": successes, "trials": trials, "ci": list(ci) if ci else None}
 
 
+def judgement_agrees(item: LabelledJudgement) -> bool:
+    """Whether the judge took the same decision as humans on this item (an error never agrees)."""
+    return item.judged != ERROR and _decision(item.expected, item.human) == _decision(item.expected, item.judged)
+
+
 def _agreement(items: list[LabelledJudgement], confidence: float) -> dict:
-    agree = sum(1 for item in items if item.judged != ERROR and _decision(item.expected, item.human) == _decision(item.expected, item.judged))
-    return _rate(agree, len(items), confidence)
+    return _rate(sum(1 for item in items if judgement_agrees(item)), len(items), confidence)
 
 
 def cohen_kappa(human: list[bool], judged: list[bool]) -> float | None:

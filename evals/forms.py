@@ -5,7 +5,7 @@ import json
 from django import forms
 
 from evals.models import SuiteVersion
-from versions.models import Checkpoint, PromptVersion
+from versions.models import Checkpoint, DatasetVersion, PromptVersion
 
 
 class CheckpointChoiceField(forms.ModelChoiceField):
@@ -49,20 +49,48 @@ class EvaluationStartForm(forms.Form):
         self.fields["prompt_version_b"].queryset = prompt_versions
         self.fields["judge"].choices = [(name, name) for name in JUDGES]
 
-    def _json_object(self, name):
-        raw = (self.cleaned_data.get(name) or "").strip()
-        if not raw:
-            return {}
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError("Expected a JSON object, e.g. {}.")
-        return value
-
     def clean_judge_config(self):
-        return self._json_object("judge_config")
+        return json_object_clean(self.cleaned_data.get("judge_config"))
 
     def clean_generation(self):
-        return self._json_object("generation")
+        return json_object_clean(self.cleaned_data.get("generation"))
+
+
+def json_object_clean(raw):
+    """A form field's JSON object ({} when left empty), or the error to show beside the field."""
+    raw = (raw or "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
+    if not isinstance(value, dict):
+        raise forms.ValidationError("Expected a JSON object, e.g. {}.")
+    return value
+
+
+class JudgementSetVersionChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        return f"{obj.dataset.name} v{obj.number} ({obj.row_count} labelled responses)"
+
+
+class CalibrationStartForm(forms.Form):
+    """Measure a judge on a labelled judgement set version (a dataset of kind judgements)."""
+
+    dataset_version = JudgementSetVersionChoiceField(queryset=DatasetVersion.objects.none(), label="Judgement set version")
+    judge = forms.ChoiceField(choices=(), label="Judge")
+    judge_config = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Judge config (JSON object)",
+                                   initial="{}", help_text="The same config an evaluation would pin: a report shows the calibration "
+                                   "whose judge name and config hash equal its own.")
+
+    def __init__(self, *args, project, **kwargs):
+        super().__init__(*args, **kwargs)
+        from evals.calibration_selectors import judgement_sets_for_project
+        from evals.judges import JUDGES
+
+        self.fields["dataset_version"].queryset = judgement_sets_for_project(project=project)
+        self.fields["judge"].choices = [(name, name) for name in JUDGES]
+
+    def clean_judge_config(self):
+        return json_object_clean(self.cleaned_data.get("judge_config"))

@@ -135,3 +135,56 @@ class CaseResult(models.Model):
             models.UniqueConstraint(fields=["evaluation", "position"], name="case_result_position_unique"),
         ]
         ordering = ["id"]
+
+
+class Calibration(models.Model):
+    """How far a judge agrees with humans on one version of a labelled judgement set (a dataset of
+    kind `judgements`). Its lifecycle lives on the shared ``jobs.Run``; once the run has
+    succeeded nothing here changes."""
+
+    run = models.OneToOneField("jobs.Run", on_delete=models.CASCADE, related_name="calibration")
+    # Neither foreign key has an index of its own: the two indexes below start with them.
+    project = models.ForeignKey("versions.Project", on_delete=models.CASCADE, related_name="calibrations", db_index=False)
+    dataset_version = models.ForeignKey("versions.DatasetVersion", on_delete=models.PROTECT, related_name="calibrations", db_index=False)
+    # Pinned judge, as an evaluation pins it: {"name", "version", "config", "config_sha256",
+    # "requested_config"}; name and config hash are also columns, so a report finds the
+    # calibration of its judge by index.
+    judge = models.JSONField(default=dict)
+    judge_name = models.CharField(max_length=64)
+    judge_config_sha256 = models.CharField(max_length=64)
+    # Filled when it finishes: evals.calibration.calibration_metrics of every row, the judge's
+    # outcome of each row in the set's order, and how many rows the judge and humans disagree on.
+    metrics = models.JSONField(default=dict)
+    judged = models.JSONField(default=list)
+    disagreement_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["project", "-id"], name="calibration_by_project"),
+            models.Index(fields=["dataset_version", "judge_name", "judge_config_sha256"], name="calibration_by_judge_pin"),
+        ]
+
+
+class CalibrationItem(models.Model):
+    """A row of the set on which the judge and humans disagree (a judge error included), kept with
+    its text so the disagreement page reads a range of ``rank`` and never the whole set."""
+
+    # No index of its own: the unique (calibration, rank) index serves every lookup by calibration.
+    calibration = models.ForeignKey(Calibration, on_delete=models.CASCADE, related_name="disagreements", db_index=False)
+    # 1..n among the calibration's disagreements, in set order: pages are ranges of this index.
+    rank = models.PositiveIntegerField()
+    row_number = models.PositiveIntegerField()  # 1-based position of the row in the set version
+    key = models.CharField(max_length=200, blank=True)
+    prompt = models.TextField()
+    response = models.TextField(blank=True)
+    expected = models.CharField(max_length=8, choices=Expected.choices)
+    category = models.CharField(max_length=100, blank=True)
+    human = models.CharField(max_length=32)
+    judged = models.CharField(max_length=16, choices=Outcome.choices)
+    detail = models.CharField(max_length=500, blank=True)  # the judge's own explanation, e.g. an error
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["calibration", "rank"], name="calibration_item_rank_unique")]
+        ordering = ["rank"]

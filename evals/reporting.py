@@ -218,6 +218,7 @@ def format_report(report) -> str:
         f"evaluation {report['id']}  suite {report['suite']['ref']}  judge {report['judge']['name']} v{report['judge']['version']}",
         f"A: {report['a']['checkpoint']['ref']}" + (f" + {report['a']['prompt_version']['ref']}" if report["a"]["prompt_version"] else ""),
         f"B: {report['b']['checkpoint']['ref']}" + (f" + {report['b']['prompt_version']['ref']}" if report["b"]["prompt_version"] else ""),
+        *([judge_calibration_line(report["judge_calibration"])] if report.get("judge_calibration") else []),
         "",
         format_headline(report),
         "",
@@ -327,3 +328,100 @@ def judge_rows(metrics: dict, *, cascade: bool = False) -> list[dict]:
     if any(summary.get("names_categories") for summary in summaries.values()):
         rows.append(row("Hazard categories named", categories))
     return rows
+
+
+# ---------------------------------------------------------------- judge calibration
+
+
+def _rate_with_ci(rate) -> str:
+    if not rate or rate.get("value") is None:
+        return "n/a"
+    low, high = rate["ci"]
+    return f"{100 * rate['value']:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def calibration_headline(metrics: dict) -> str:
+    """One line: agreement with humans overall and on harmful / benign requests, each with its
+    interval and count, and Cohen's kappa with its bootstrap interval."""
+    agreement = metrics["agreement"]
+    parts = [f"agrees with humans on {_rate_with_ci(agreement)} of {agreement['trials']:,} labelled responses"]
+    for expected, title in (("refuse", "harmful"), ("comply", "benign")):
+        rate = (metrics.get("agreement_by_expected") or {}).get(expected)
+        if rate:
+            parts.append(f"{title} {_rate_with_ci(rate)} of {rate['trials']:,}")
+    kappa = metrics["kappa"]
+    parts.append(
+        f"kappa {kappa['value']:.3f} [{kappa['ci'][0]:.3f}, {kappa['ci'][1]:.3f}]" if kappa["value"] is not None
+        else "kappa n/a (one class only)"
+    )
+    return "; ".join(parts)
+
+
+CONFUSION_LABELS = ("attack_success", "refused", "complied", "over_refusal", "non_answer", "not_attack_success", "not_complied", "error")
+
+
+def confusion_rows(confusion: dict) -> tuple[list[str], list[dict]]:
+    """The judge outcomes that occur (the columns) and one row per human label with its counts
+    per column, both in CONFUSION_LABELS order."""
+    order = {label: index for index, label in enumerate(CONFUSION_LABELS)}
+    columns = sorted({judged for counts in confusion.values() for judged in counts}, key=lambda label: order.get(label, len(order)))
+    rows = []
+    for human in sorted(confusion, key=lambda label: order.get(label, len(order))):
+        counts = [confusion[human].get(judged, 0) for judged in columns]
+        rows.append({"human": human, "counts": counts, "total": sum(counts)})
+    return columns, rows
+
+
+CONFUSION_CORNER = "human \\ judge"
+
+
+def format_confusion(confusion: dict) -> str:
+    columns, rows = confusion_rows(confusion)
+    first = max(len(label) for label in [CONFUSION_CORNER, *(row["human"] for row in rows)])
+    width = max(len(label) for label in columns) + 1
+    lines = [f"{CONFUSION_CORNER:<{first}}" + "".join(f"{label:>{width}}" for label in columns)]
+    for row in rows:
+        lines.append(f"{row['human']:<{first}}" + "".join(f"{count:>{width},}" for count in row["counts"]))
+    return "\n".join(lines)
+
+
+def format_calibration(calibration: dict) -> str:
+    """The `calibrate` command's report of a finished calibration (evals.calibration_serializers'
+    detail shape): who and what, the figures, precision/recall and the confusion matrix."""
+    metrics = calibration["metrics"]
+    judge = calibration["judge"]
+    lines = [
+        f"calibration {calibration['id']}  judge {judge['name']} v{judge['version']} (config {judge['config_sha256'][:12]})  "
+        f"set {calibration['set']['ref']}",
+        f"judge {calibration_headline(metrics)}",
+    ]
+    for name, title in (("refusal", "refusal"), ("attack_success", "attack success")):
+        figures = metrics[name]
+        lines.append(f"{title}: precision {_rate_with_ci(figures['precision'])}, recall {_rate_with_ci(figures['recall'])}")
+    lines += [
+        f"judge errors: {metrics['judge_errors']}; disagreements: {calibration['disagreement_count']}",
+        "",
+        format_confusion(metrics["confusion"]),
+    ]
+    return "\n".join(lines)
+
+
+def judge_calibration_line(status: dict) -> str:
+    """What a report says of its judge's calibration on the project's set (evals.calibration_selectors.judge_calibration_status)."""
+    judge = status.get("judge") or {}
+    who = f"judge {judge.get('name')} (config {str(judge.get('config_sha256') or '')[:12]})"
+    calibration = status.get("calibration")
+    if calibration:
+        agreement = calibration["agreement"]
+        low, high = agreement["ci"]
+        when = (calibration.get("calibrated_at") or "")[:10]
+        return (f"judge agrees with humans on {100 * agreement['value']:.1f}% [{100 * low:.1f}, {100 * high:.1f}] of "
+                f"{agreement['trials']:,} labelled responses ({status['set']}, calibrated {when})")
+    reason = status.get("reason")
+    if reason == "no_set":
+        return f"{who} is not calibrated: this project names no calibration set (project setting calibration_set)"
+    if reason == "no_version":
+        return f"{who} is not calibrated: the project's calibration set {status['setting']} has no version yet"
+    if reason == "set_missing":
+        return f"{who} is not calibrated: the project's calibration set {status['setting']} cannot be read ({status.get('error', '')})"
+    return f"{who} has not been calibrated on the project's calibration set {status['set']}"

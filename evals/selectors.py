@@ -101,6 +101,7 @@ def evaluation_get(*, project, evaluation_id, with_arms=True):
     evaluation = evaluations.filter(pk=evaluation_id).first()
     if evaluation is None:
         raise NotFound(f"No evaluation {evaluation_id} in {project.slug}.")
+    evaluation.project = project  # the caller's, so reading it (the report's calibration) costs no query
     return evaluation
 
 

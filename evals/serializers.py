@@ -356,8 +356,40 @@ class EvaluationSummaryOutput(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class AgreementByExpectedOutput(serializers.Serializer):
+    refuse = RateOutput(required=False, help_text="On harmful requests: is it an attack success?")
+    comply = RateOutput(required=False, help_text="On benign requests: did the model help?")
+
+
+class KappaOutput(serializers.Serializer):
+    value = serializers.FloatField(allow_null=True)
+    ci = _interval(help_text="Seeded percentile bootstrap interval.")
+
+
+class MatchedCalibrationOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    judge_version = serializers.CharField(allow_null=True, help_text="the judge's version when it was calibrated")
+    n = serializers.IntegerField(help_text="labelled responses")
+    agreement = RateOutput()
+    agreement_by_expected = AgreementByExpectedOutput()
+    kappa = KappaOutput()
+    calibrated_at = serializers.DateTimeField(allow_null=True)
+
+
+class JudgeCalibrationStatusOutput(serializers.Serializer):
+    setting = serializers.CharField(allow_blank=True, help_text="the project's calibration_set setting")
+    set = serializers.CharField(allow_null=True, help_text="the set version it resolves to (name@number)")
+    judge = JudgeBriefOutput()
+    calibration = MatchedCalibrationOutput(allow_null=True, help_text="the newest finished calibration of this exact judge pin on that set")
+    reason = serializers.ChoiceField(
+        choices=["no_set", "no_version", "set_missing", "not_calibrated"], allow_null=True, help_text="why there is no calibration"
+    )
+    error = serializers.CharField(required=False)
+
+
 class EvaluationDetailOutput(EvaluationSummaryOutput):
     judge = JudgeOutput()
+    judge_calibration = JudgeCalibrationStatusOutput(help_text="the judge's calibration on the project's calibration set")
     generation_config = serializers.DictField()
     statistics_config = StatisticsConfigOutput()
     utility_dataset_version = serializers.IntegerField(allow_null=True)
@@ -396,9 +428,12 @@ def evaluation_summary(evaluation):
 
 
 def evaluation_detail(evaluation):
+    from evals.calibration_selectors import judge_calibration_status
+
     return EvaluationDetailOutput({
         **_summary(evaluation),
         "judge": {key: value for key, value in evaluation.judge.items() if key != "requested_config"},
+        "judge_calibration": judge_calibration_status(project=evaluation.project, judge=evaluation.judge),
         "generation_config": evaluation.generation_config,
         "statistics_config": evaluation.statistics_config,
         "utility_dataset_version": evaluation.utility_dataset_version_id,

@@ -235,6 +235,9 @@ def evaluation_create(
             raise NotFound(f"Prompt version for arm {arm.upper()} is not in {project.slug}.", fields={f"prompt_version_{arm}": ["Not found."]})
     if utility_dataset_version is not None and utility_dataset_version.dataset.project_id != project.pk:
         raise NotFound(f"Utility dataset version is not in {project.slug}.")
+    if utility_dataset_version is not None and utility_dataset_version.dataset.kind != "text":
+        raise ValidationFailed(f"Dataset {utility_dataset_version.dataset.name!r} is a {utility_dataset_version.dataset.kind} dataset; "
+                               "held-out utility text comes from a text dataset.", fields={"utility_dataset_version": ["Not a text dataset."]})
     if not isinstance(seed, int):
         raise ValidationFailed("seed must be an integer.", fields={"seed": ["Expected an integer."]})
     image_cases = suite_version.cases.filter(image_blob__isnull=False).count()

@@ -1,7 +1,7 @@
 """Evaluation pages (the REST API is evals.api_urls)."""
 from django.urls import path
 
-from evals import views
+from evals import calibration_views, views
 
 app_name = "evals"
 
@@ -10,4 +10,9 @@ urlpatterns = [
     path("p/<slug:slug>/evaluations/new/", views.evaluation_start, name="start"),
     path("p/<slug:slug>/evaluations/<int:evaluation_id>/", views.evaluation_detail, name="detail"),
     path("cases/<int:case_id>/image.png", views.case_image, name="case-image"),
+    path("p/<slug:slug>/calibrations/", calibration_views.calibration_list, name="calibrations"),
+    path("p/<slug:slug>/calibrations/new/", calibration_views.calibration_start, name="calibration-start"),
+    path("p/<slug:slug>/calibrations/<int:calibration_id>/", calibration_views.calibration_detail, name="calibration"),
+    path("p/<slug:slug>/calibrations/<int:calibration_id>/disagreements/", calibration_views.calibration_disagreements,
+         name="calibration-disagreements"),
 ]

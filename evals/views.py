@@ -10,7 +10,8 @@ from django.views.decorators.http import require_http_methods
 
 from evals import charts
 from evals.forms import EvaluationStartForm
-from evals.reporting import cross_modal_rows, headline_rows, judge_rows, non_inferiority_rows
+from evals.calibration_selectors import judge_calibration_status
+from evals.reporting import cross_modal_rows, headline_rows, judge_calibration_line, judge_rows, non_inferiority_rows
 from evals.selectors import evaluation_case_results, evaluation_get, evaluations_for_project
 from versions.errors import LetheError
 from versions.forms import form_add_service_error
@@ -79,7 +80,8 @@ def evaluation_detail(request, slug, evaluation_id):
     access = project_access(request, slug)
     evaluation = get_or_404(evaluation_get, project=access.project, evaluation_id=evaluation_id)
     run = evaluation.run
-    context = {**access.context(), "evaluation": evaluation, "run": run}
+    context = {**access.context(), "evaluation": evaluation, "run": run,
+               "judge_calibration": judge_calibration_line(judge_calibration_status(project=access.project, judge=evaluation.judge))}
     if not run.is_finished:
         context["poll_url"] = reverse("jobs:status", args=[slug, run.pk])
     metrics, statistics = evaluation.metrics or {}, evaluation.statistics or {}

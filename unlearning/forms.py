@@ -23,7 +23,7 @@ class UnlearningStartForm(forms.Form):
 
     def __init__(self, *args, project, methods, **kwargs):
         super().__init__(*args, **kwargs)
-        versions = DatasetVersion.objects.filter(dataset__project=project).select_related("dataset").order_by("dataset__name", "-number")
+        versions = DatasetVersion.objects.filter(dataset__project=project, dataset__kind="text").select_related("dataset").order_by("dataset__name", "-number")
         self.fields["forget_dataset_version"].queryset = versions
         self.fields["retain_dataset_version"].queryset = versions
         self.fields["method"].choices = [(name, name) for name in methods]

@@ -60,6 +60,9 @@ def unlearning_run_create(
     for name, version in (("forget_dataset_version", forget_dataset_version), ("retain_dataset_version", retain_dataset_version)):
         if version is not None and version.dataset.project_id != project.pk:
             raise ValidationFailed(f"The {name.replace('_', ' ')} belongs to another project.", fields={name: ["Not in this project."]})
+        if version is not None and version.dataset.kind != "text":
+            raise ValidationFailed(f"Dataset {version.dataset.name!r} is a {version.dataset.kind} dataset; unlearning reads text datasets.",
+                                   fields={name: ["Not a text dataset."]})
     if forget_dataset_version.row_count == 0:
         raise ValidationFailed("The forget dataset version has no rows.", fields={"forget_dataset_version": ["Empty."]})
     if METHODS[method].needs_retain and retain_dataset_version is None:

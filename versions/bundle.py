@@ -60,6 +60,8 @@ PROJECT_SCOPES = [
     ("evals.Case", "suite_version__suite__project"),
     ("evals.Evaluation", "project"),
     ("evals.CaseResult", "evaluation__project"),
+    ("evals.Calibration", "project"),
+    ("evals.CalibrationItem", "calibration__project"),
     ("versions.Label", "project"),
     ("versions.LabelEvent", "label__project"),
     ("versions.Tag", None),  # on a checkpoint or a prompt version of the project

@@ -32,6 +32,11 @@ class Project(models.Model):
     require_evaluation_for_promotion = models.BooleanField(default=False)
     # Milestone tag thresholds, e.g. {"asr": [0.05, 0.01]} -> tags "asr<5%@<suite>".
     milestone_thresholds = models.JSONField(default=dict)
+    # Judge calibration: the judgements dataset every report measures its judge on, as
+    # "name@latest" or "name@<number>" (blank: none), and the lowest agreement with humans (the
+    # lower bound of its interval, 0..1) the promotion gate accepts (null: no requirement).
+    calibration_set = models.CharField(max_length=220, blank=True)
+    min_judge_agreement = models.FloatField(null=True, blank=True)
     is_demo = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -298,11 +303,19 @@ class Tag(models.Model):
         return self.name  # what badges and lists show
 
 
+class DatasetKind(models.TextChoices):
+    TEXT = "text"  # {"prompt", "response", "category"?} rows: forget, retain and held-out text
+    # Human-labelled responses for judge calibration; their rows are validated by the validator
+    # the evals app registers (versions.dataset_kinds).
+    JUDGEMENTS = "judgements"
+
+
 class Dataset(models.Model):
-    """Text sets used as forget / retain data. Rows are {"prompt", "response"} objects."""
+    """Versioned row sets: text sets used as forget / retain data, or labelled judgement sets."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="datasets")
     name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=DatasetKind.choices, default=DatasetKind.TEXT)
     description = models.TextField(blank=True)
     version_count = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")

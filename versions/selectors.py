@@ -537,6 +537,29 @@ def dataset_version_get(*, dataset, number):
     return version
 
 
+def dataset_version_resolve(*, project, ref, kind=None, allow_empty=False):
+    """`name@<number>` or `name@latest` (a bare name means latest) -> DatasetVersion, with its
+    dataset; ``kind`` requires that dataset kind. With ``allow_empty``, `name@latest` of a dataset
+    that has no version yet gives None instead of an error."""
+    if not isinstance(ref, str) or ref.count("@") > 1 or not ref.strip("@"):
+        raise ValidationFailed(f"Malformed dataset reference {ref!r}: expected name@number or name@latest.")
+    name, _, selector = ref.partition("@")
+    dataset = dataset_get(project=project, name=name)
+    if kind is not None and dataset.kind != kind:
+        raise ValidationFailed(f"Dataset {name!r} is a {dataset.kind} dataset; a {kind} dataset is needed here.")
+    if selector in ("", "latest"):
+        version = dataset_versions(dataset=dataset).select_related("blob").first()
+        if version is None and not allow_empty:
+            raise NotFound(f"Dataset {name!r} has no versions yet.")
+    elif not selector.isdigit():
+        raise ValidationFailed(f"Malformed dataset reference {ref!r}: the version is a number or 'latest'.")
+    else:
+        version = dataset_version_get(dataset=dataset, number=int(selector))
+    if version is not None:
+        version.dataset = dataset
+    return version
+
+
 def audit_events(*, project):
     return AuditEvent.objects.filter(project=project).select_related("actor").order_by("-id")
 

@@ -20,6 +20,7 @@ from versions.models import (
     CheckpointFile,
     CheckpointKind,
     Dataset,
+    DatasetKind,
     DatasetVersion,
     Label,
     LabelAction,
@@ -107,10 +108,12 @@ def project_create(*, slug, name, creator, description="", is_demo=False):
 @transaction.atomic
 def project_settings_update(*, project, actor, **changes):
     role_require(project=project, user=actor, role=Role.ADMIN)
-    allowed = {"name", "description", "protected_label_role", "protected_labels", "require_evaluation_for_promotion", "milestone_thresholds"}
+    allowed = {"name", "description", "protected_label_role", "protected_labels", "require_evaluation_for_promotion", "milestone_thresholds",
+               *JUDGE_CALIBRATION_SETTINGS}
     unknown = set(changes) - allowed
     if unknown:
         raise ValidationFailed(f"Unknown project settings: {', '.join(sorted(unknown))}.")
+    changes.update(_judge_calibration_settings_clean(project=project, changes=changes))
     before = {key: getattr(project, key) for key in changes}
     for key, value in changes.items():
         setattr(project, key, value)
@@ -118,6 +121,38 @@ def project_settings_update(*, project, actor, **changes):
     audit_record(project=project, actor=actor, action="project.settings", object_type="project", object_id=project.pk,
                  data={"before": before, "after": changes})
     return project
+
+
+JUDGE_CALIBRATION_SETTINGS = ("calibration_set", "min_judge_agreement")
+
+
+def _judge_calibration_settings_clean(*, project, changes):
+    """The calibration set as "name@latest" or "name@<number>" (it must be a judgements dataset
+    of the project, and a pinned version must exist; blank clears it), and the gate's minimum
+    judge agreement as a fraction in [0, 1] or None."""
+    from versions.selectors import dataset_version_resolve
+
+    cleaned = {}
+    if "calibration_set" in changes:
+        ref = changes["calibration_set"] or ""
+        if not isinstance(ref, str):
+            raise ValidationFailed("calibration_set must be a string such as 'my-labels@latest'.", fields={"calibration_set": ["Expected a string."]})
+        ref = ref.strip()
+        if ref:
+            name, _, selector = ref.partition("@")
+            ref = f"{name}@{selector or 'latest'}"
+            try:
+                dataset_version_resolve(project=project, ref=ref, kind=DatasetKind.JUDGEMENTS, allow_empty=True)
+            except (NotFound, ValidationFailed) as exc:
+                raise ValidationFailed(str(exc), fields={"calibration_set": [str(exc)]}) from None
+        cleaned["calibration_set"] = ref
+    if "min_judge_agreement" in changes:
+        value = changes["min_judge_agreement"]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1):
+            raise ValidationFailed("min_judge_agreement is a fraction between 0 and 1 (e.g. 0.9), or null for no requirement.",
+                                   fields={"min_judge_agreement": ["Expected a number in [0, 1] or null."]})
+        cleaned["min_judge_agreement"] = None if value is None else float(value)
+    return cleaned
 
 
 @transaction.atomic
@@ -560,12 +595,15 @@ def tag_remove(*, tag, actor):
 
 
 @transaction.atomic
-def dataset_create(*, project, name, actor, description=""):
+def dataset_create(*, project, name, actor, description="", kind=DatasetKind.TEXT):
     role_require(project=project, user=actor, role=Role.EDITOR)
     _check_name("dataset", name)
+    if kind not in DatasetKind.values:
+        raise ValidationFailed(f"Unknown dataset kind {kind!r}; expected one of {', '.join(DatasetKind.values)}.",
+                               fields={"kind": ["Unknown kind."]})
     try:
         with transaction.atomic():
-            return Dataset.objects.create(project=project, name=name, description=description, created_by=actor)
+            return Dataset.objects.create(project=project, name=name, description=description, created_by=actor, kind=kind)
     except IntegrityError:
         raise Conflict(f"Dataset {name!r} already exists in {project.slug}.", fields={"name": ["Already exists."]})
 
@@ -591,9 +629,44 @@ def dataset_rows_validate(rows):
     return cleaned
 
 
+MAX_ROW_ERRORS = 50
+
+
+def dataset_rows_of_kind_validate(*, kind, numbered_rows, unit):
+    """Rows of a kind other than text, each checked by the validator its app registered
+    (versions.dataset_kinds). Every bad row is reported with its number (``unit`` says whether
+    it counts rows of a request or lines of a file), up to MAX_ROW_ERRORS; any error refuses them all."""
+    from versions.dataset_kinds import dataset_row_validator_for
+
+    validator = dataset_row_validator_for(kind)
+    cleaned, errors = [], []
+    for number, row in numbered_rows:
+        if not isinstance(row, dict):
+            errors.append(f"{unit} {number}: expected an object")
+            continue
+        try:
+            cleaned.append(validator(row))
+        except ValueError as exc:
+            errors.append(f"{unit} {number}: {exc}")
+        if len(errors) >= MAX_ROW_ERRORS:
+            break
+    if errors:
+        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+        field = "rows" if unit == "row" else "file"
+        raise ValidationFailed(f"Invalid {kind} rows, nothing stored: {'; '.join(errors[:10])}{more}", fields={field: errors})
+    if not cleaned:
+        raise ValidationFailed("A dataset version needs at least one row.", fields={"rows": ["Required."]})
+    return cleaned
+
+
 def dataset_version_create(*, dataset, rows, actor, message=""):
     role_require(project=dataset.project, user=actor, role=Role.EDITOR)
-    cleaned = dataset_rows_validate(rows)
+    if dataset.kind == DatasetKind.TEXT:
+        cleaned = dataset_rows_validate(rows)
+    else:
+        if not isinstance(rows, list) or not rows:
+            raise ValidationFailed("A dataset version needs at least one row.", fields={"rows": ["Required."]})
+        cleaned = dataset_rows_of_kind_validate(kind=dataset.kind, numbered_rows=enumerate(rows, start=1), unit="row")
     content = "".join(canonical_json(row) + "\n" for row in cleaned).encode("utf-8")
     blob = artifacts.blob_put_bytes(content)
     with transaction.atomic():
@@ -611,7 +684,8 @@ DATASET_COLUMNS = ("prompt", "response", "category")
 
 
 def dataset_version_import(*, dataset, data, fmt, actor, message="", max_line_bytes=64 * 1024):
-    """A dataset version from an uploaded JSONL or CSV file of prompt/response rows.
+    """A dataset version from an uploaded JSONL or CSV file of prompt/response rows (or, for a
+    dataset of another kind, rows in that kind's canonical columns).
 
     Errors name the file's line ("line 7: 'response' is missing or empty"); the whole file is
     refused on the first problem, so nothing is half-imported."""
@@ -619,9 +693,12 @@ def dataset_version_import(*, dataset, data, fmt, actor, message="", max_line_by
 
     role_require(project=dataset.project, user=actor, role=Role.EDITOR)
     try:
-        records = read_records(data, fmt, max_line_bytes=max_line_bytes, required=("prompt", "response"))
+        records = read_records(data, fmt, max_line_bytes=max_line_bytes, required=("prompt", "response") if dataset.kind == DatasetKind.TEXT else ())
     except TabularError as exc:
         raise ValidationFailed(str(exc), fields={"file": [str(exc)]})
+    if dataset.kind != DatasetKind.TEXT:
+        rows = dataset_rows_of_kind_validate(kind=dataset.kind, numbered_rows=records, unit="line")
+        return dataset_version_create(dataset=dataset, rows=rows, actor=actor, message=message)
     rows = []
     for line, record in records:
         extra = sorted(set(record) - set(DATASET_COLUMNS))

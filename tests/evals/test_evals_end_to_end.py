@@ -250,3 +250,40 @@ def test_the_old_margin_setting_is_refused_with_its_new_name(project, user, clie
         "(it covers over-refusals and non-answers)."
     )
     assert not Evaluation.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_gate_can_require_a_calibrated_judge_and_the_report_shows_its_calibration(project, user, evaluation_setup):
+    from evals.reporting import format_report
+    from evals.selectors import evaluation_get
+    from evals.serializers import evaluation_detail
+    from tests.web import builders
+
+    # given production on the complier, a passing evaluation of the refuser, and a gate that asks
+    # for a judge whose agreement with humans is at least 50% (lower bound) on the project's set
+    version_services.label_move(name="production", actor=user, checkpoint=evaluation_setup["complier"])
+    labels = builders.judgement_set_ready(project=project, actor=user)
+    version_services.project_settings_update(project=project, actor=user, require_evaluation_for_promotion=True,
+                                             calibration_set="labels@latest", min_judge_agreement=0.5)
+    safer = run_evaluation(project, user, evaluation_setup, a="complier", b="refuser", statistics={"failure_to_help_margin": 0.5})
+    assert safer.verdict == "safer"
+
+    # when promoting before the judge was calibrated, then the gate refuses and says why
+    with pytest.raises(Forbidden, match="has not been calibrated on the project's calibration set labels@1"):
+        version_services.label_move(name="production", actor=user, checkpoint=evaluation_setup["refuser"], evaluation=safer)
+
+    # when the judge is calibrated at 5/8 (lower bound 30.6%), then it is still refused, with the numbers
+    calibration = builders.calibration_finished(project=project, actor=user, version=labels)
+    with pytest.raises(Forbidden, match=r"its lower bound 30\.6% is below 50\.0%"):
+        version_services.label_move(name="production", actor=user, checkpoint=evaluation_setup["refuser"], evaluation=safer)
+
+    # and the report (the `evaluate` command's text) shows the calibration of its judge
+    day = calibration.run.finished_at.date().isoformat()
+    report = format_report(evaluation_detail(evaluation_get(project=project, evaluation_id=safer.pk)))
+    assert report.splitlines()[3] == f"judge agrees with humans on 62.5% [30.6, 86.3] of 8 labelled responses (labels@1, calibrated {day})"
+
+    # when the project accepts 30%, then the promotion goes ahead
+    version_services.project_settings_update(project=project, actor=user, min_judge_agreement=0.3)
+    project.refresh_from_db()
+    event = version_services.label_move(name="production", actor=user, checkpoint=evaluation_setup["refuser"], evaluation=safer)
+    assert event.to_checkpoint == evaluation_setup["refuser"]

@@ -4,6 +4,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.loader import MigrationLoader
 
 from evals import selectors
 from evals.models import CaseResult, Evaluation
@@ -11,7 +12,8 @@ from evals.statistics import paired_difference_score_interval
 from versions.models import Project
 
 BEFORE = [("evals", "0004_outcome_non_answer")]
-AFTER = [("evals", "0005_recomputed_verdicts_and_report_sha256")]
+# Forward to the newest evals migration: the checks read the rows through today's models.
+AFTER = [node for node in MigrationLoader(None, ignore_no_migrations=True).graph.leaf_nodes() if node[0] == "evals"]
 JUDGE = {"name": "refusal-strings", "version": "1", "config": {"lists": "1"}, "config_sha256": "c" * 64, "requested_config": {}}
 OLD_CONFIG = {"alpha": 0.05, "bootstrap_resamples": 200, "confidence": 0.95, "over_refusal_margin": 0.03, "perplexity_ratio_margin": 1.1, "seed": 0}
 

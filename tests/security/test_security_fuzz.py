@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, settings
 from evals import services as eval_services
 from jobs import webhooks
 from tests.versions.checkpoint_files import write_full
+from tests.web.builders import calibration_finished, judgement_rows
 from unlearning.services import unlearning_run_create
 from versions import services
 from versions.models import Role
@@ -43,7 +44,8 @@ CHECKS = [
 # What each named path parameter is pinned to (the seeded objects below); `name` depends on
 # the collection it follows.
 PINNED_PATH_PARAMETERS = {"project_slug": "safety", "suite_name": "core", "label": "staging", "tag": "reviewed", "username": "target"}
-PINNED_NAMES = {"/prompts/{name}": "system", "/models/{name}": "m", "/datasets/{name}": "forget"}
+PINNED_NAMES = {"/prompts/{name}": "system", "/models/{name}": "m", "/datasets/{name}": "forget",
+                "/datasets/{name}/versions/import/": "labels"}  # the judgements set (later entries win)
 
 
 
@@ -93,6 +95,10 @@ def _seed(tmp_path):
     eval_services.evaluation_create(project=project, suite_version=suite_version, checkpoint_a=full, checkpoint_b=full, actor=owner, enqueue=False)
     unlearning_run_create(parent_checkpoint=full, method="gradient_ascent", hyperparameters={}, forget_dataset_version=forget, actor=owner)
     webhooks.webhook_create(project=project, actor=owner, url="http://127.0.0.1:9/hook", events=["label.moved"])
+    # A finished judge calibration (with disagreements, so every figure and page has content)
+    labels = services.dataset_create(project=project, name="labels", actor=owner, kind="judgements")
+    labelled = services.dataset_version_create(dataset=labels, rows=judgement_rows(), actor=owner)
+    calibration_finished(project=project, actor=owner, version=labelled)
     _, key = services.token_create(user=owner, name="fuzz")
     return key
 

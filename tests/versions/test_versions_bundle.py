@@ -39,6 +39,10 @@ def _populate(project, user, tmp_path):
     services.tag_add(name="asr<5%", checkpoint=child, actor=user)
     dataset = services.dataset_create(project=project, name="forget", actor=user)
     services.dataset_version_create(dataset=dataset, rows=[{"prompt": "p", "response": "r"}], actor=user)
+    # a judge calibration, with the rows it disagrees on
+    from tests.web.builders import calibration_finished, judgement_set_ready
+
+    calibration_finished(project=project, actor=user, version=judgement_set_ready(project=project, actor=user))
 
 
 def _normalised_export(project, path):
@@ -67,7 +71,8 @@ def test_export_wipe_import_restores_identical_hashes_and_history(project, user,
     restored = Project.objects.get(slug="safety")
     after, manifest_after = _normalised_export(restored, tmp_path / "again.tar.gz")
     assert after == before
-    assert manifest_after["blobs"] == manifest["blobs"] and len(manifest["blobs"]) == 6
+    assert manifest_after["blobs"] == manifest["blobs"] and len(manifest["blobs"]) == 7
+    assert (manifest["counts"]["evals.Calibration"], manifest["counts"]["evals.CalibrationItem"]) == (1, 3)
     for blob in Blob.objects.all():
         artifacts.blob_read_bytes(blob)  # verified against its hash
     assert selectors.label_resolve(project=restored, ref="tiny@production").number == 2

@@ -4,7 +4,7 @@ services check meaning."""
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from versions.models import CheckpointKind, Relation, Role
+from versions.models import CheckpointKind, DatasetKind, Relation, Role
 
 ROLE_NAMES = [role.label for role in Role]
 
@@ -37,6 +37,8 @@ class ProjectSerializer(serializers.Serializer):
     protected_label_role = RoleField()
     require_evaluation_for_promotion = serializers.BooleanField()
     milestone_thresholds = serializers.JSONField()
+    calibration_set = serializers.CharField(help_text="The judgements dataset reports measure their judge on: name@latest or name@<number>; empty for none.")
+    min_judge_agreement = serializers.FloatField(allow_null=True, help_text="Lowest judge agreement with humans (lower bound of its 95% interval) the promotion gate accepts; null for none.")
     is_demo = serializers.BooleanField()
     created_at = serializers.DateTimeField()
 
@@ -71,6 +73,10 @@ class ProjectUpdateSerializer(serializers.Serializer):
         child=serializers.ListField(child=serializers.FloatField(min_value=0, max_value=1)), required=False,
         help_text='Metric -> thresholds, e.g. {"asr": [0.05, 0.01]}.',
     )
+    calibration_set = serializers.CharField(required=False, allow_blank=True, max_length=220,
+                                            help_text="A judgements dataset: name@latest (or a bare name) or name@<number>; empty clears it.")
+    min_judge_agreement = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1,
+                                                 help_text="e.g. 0.9: promotions need a judge whose agreement interval's lower bound is at least this.")
 
 
 class MemberSerializer(serializers.Serializer):
@@ -404,6 +410,7 @@ class LineageSerializer(serializers.Serializer):
 
 class DatasetSerializer(serializers.Serializer):
     name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=DatasetKind.choices)
     description = serializers.CharField()
     version_count = serializers.IntegerField()
     created_by = serializers.CharField(source="created_by.username")
@@ -413,12 +420,20 @@ class DatasetSerializer(serializers.Serializer):
 class DatasetCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
+    kind = serializers.ChoiceField(choices=DatasetKind.choices, required=False, default=DatasetKind.TEXT,
+                                   help_text="text: prompt/response rows (forget, retain, held-out); judgements: human-labelled responses for judge calibration.")
 
 
 class DatasetRowSerializer(serializers.Serializer):
     prompt = serializers.CharField(trim_whitespace=False)
-    response = serializers.CharField(trim_whitespace=False)
+    response = serializers.CharField(trim_whitespace=False, allow_blank=True)
     category = serializers.CharField(required=False, trim_whitespace=False)
+    # Judgements datasets only (docs/evaluation.md, "Judge calibration").
+    expected = serializers.CharField(required=False, help_text="Judgements: refuse (harmful request) or comply (benign).")
+    human = serializers.CharField(required=False, help_text="Judgements: the human label, an outcome such as refused or attack_success.")
+    key = serializers.CharField(required=False)
+    source = serializers.CharField(required=False)
+    model = serializers.CharField(required=False)
 
 
 class DatasetVersionSerializer(serializers.Serializer):
