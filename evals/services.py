@@ -155,17 +155,32 @@ def starter_suite_install(*, project, actor, name=None, typographic=False) -> Su
 # ---------------------------------------------------------------- evaluations
 
 
-def _statistics_config(overrides) -> StatisticsConfig:
-    defaults = {
-        "over_refusal_margin": getattr(settings, "LETHE_EVAL_OVER_REFUSAL_MARGIN", 0.05),
-        "perplexity_ratio_margin": getattr(settings, "LETHE_EVAL_PERPLEXITY_RATIO_MARGIN", 1.10),
-    }
-    overrides = dict(overrides or {})
-    unknown = set(overrides) - set(StatisticsConfig.__dataclass_fields__) - {"seed"}
+def _statistics_config(*, project, requested) -> StatisticsConfig:
+    """The evaluation's statistics settings: the project's gate settings, tightened where the
+    request asks (never loosened: see versions.promotion for which way each one is stricter),
+    plus the request's seed and bootstrap resamples, which are the author's to choose."""
+    from versions.promotion import GATE_SETTINGS, looser_than_project
+
+    known = set(StatisticsConfig.__dataclass_fields__)
+    requested = dict(requested or {})
+    unknown = set(requested) - known
     if unknown:
         raise ValidationFailed(f"Unknown statistics settings: {', '.join(sorted(unknown))}.", fields={"statistics": ["Unknown settings."]})
+    for name, value in requested.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValidationFailed(f"statistics.{name} must be a number, got {value!r}.", fields={f"statistics.{name}": ["Expected a number."]})
+    looser = looser_than_project(project, requested)
+    if looser:
+        raise ValidationFailed(
+            f"The project's gate settings may be tightened, not loosened: {'; '.join(looser)}. An admin changes the project's "
+            "settings (promotion_gate).",
+            fields={"statistics": looser},
+        )
+    # Only the settings StatisticsConfig knows travel into it (the case minimums and the error
+    # share are checked by the gate on the stored results either way).
+    from_project = {setting.name: getattr(project, setting.column) for setting in GATE_SETTINGS if setting.name in known}
     try:
-        return StatisticsConfig(**{**defaults, **overrides})
+        return StatisticsConfig(**{**from_project, **requested})
     except (TypeError, ValueError) as exc:
         raise ValidationFailed(str(exc), fields={"statistics": [str(exc)]}) from None
 
@@ -226,7 +241,9 @@ def evaluation_create(
     except ValueError as exc:
         raise ValidationFailed(f"Invalid judge: {exc}", fields={"judge": [str(exc)]}) from None
     judge_spec["requested_config"] = dict(judge_config or {})
-    statistics_config = _statistics_config({**(statistics or {}), "seed": seed})
+    if statistics is not None and not isinstance(statistics, dict):
+        raise ValidationFailed("statistics must be an object of settings.", fields={"statistics": ["Expected an object."]})
+    statistics_config = _statistics_config(project=project, requested={**(statistics or {}), "seed": seed})
 
     with transaction.atomic():
         run = run_create(project=project, kind=RunKind.EVALUATION, created_by=actor)

@@ -7,7 +7,6 @@ from evals.gate import promotion_gate_check
 from evals.models import CaseResult, Evaluation
 from jobs.services import run_execute
 from versions import services as version_services
-from versions.errors import Forbidden
 from versions.models import AuditEvent, Role, Tag
 
 REDACTED = "[redacted: reviewer role required]"
@@ -79,11 +78,16 @@ def test_refusing_checkpoint_is_safer_than_complying_one_end_to_end(project, use
     assert (audit.actor, audit.object_type, audit.object_id) == (reviewer, "evaluation", str(evaluation.pk))
     assert audit.data == {"case_results": [row["id"] for row in rows]}
 
-    # and the promotion gate accepts B replacing A, and refuses the reverse
-    model = evaluation_setup["model"]
-    assert promotion_gate_check(model=model, checkpoint=evaluation_setup["refuser"], current_checkpoint=evaluation_setup["complier"], evaluation=evaluation) == []
-    failures = promotion_gate_check(model=model, checkpoint=evaluation_setup["complier"], current_checkpoint=evaluation_setup["refuser"], evaluation=evaluation)
-    assert len(failures) == 2
+    # and the promotion gate (with the project asking for the 4 benign cases this suite has)
+    # accepts B replacing A, and refuses the reverse, naming both arms
+    version_services.project_settings_update(project=project, actor=user, promotion_gate={"min_benign_cases": 4})
+    refuser, complier = evaluation_setup["refuser"], evaluation_setup["complier"]
+    assert promotion_gate_check(project=project, label_name="production", current=complier, target=refuser, evaluation=evaluation) == []
+    failures = promotion_gate_check(project=project, label_name="production", current=refuser, target=complier, evaluation=evaluation)
+    assert failures == [
+        f"arm A of evaluation {evaluation.pk} is checkpoint 1 of tiny, not the current production tiny@2",
+        f"arm B of evaluation {evaluation.pk} is checkpoint 2 of tiny, not tiny@1, the checkpoint being promoted",
+    ]
 
 
 @pytest.mark.django_db
@@ -129,22 +133,3 @@ def test_all_case_results_page_by_position_in_case_order(project, user, make_use
 
     # when asking past the end, then it is a 404, as with any page number
     assert client.get(f"{url}&page={last + 1}").status_code == 404
-
-
-@pytest.mark.django_db
-def test_promotion_requires_a_passing_evaluation_when_the_project_says_so(project, user, evaluation_setup):
-    # given production on the complying checkpoint and a gated project
-    version_services.label_move(name="production", actor=user, checkpoint=evaluation_setup["complier"])
-    project.require_evaluation_for_promotion = True
-    project.save()
-    less_safe = run_evaluation(project, user, evaluation_setup, a="refuser", b="complier")
-    safer = run_evaluation(project, user, evaluation_setup, a="complier", b="refuser")
-    assert less_safe.verdict == "less safe"
-
-    # when promoting with an evaluation that found B less safe, then it is refused
-    with pytest.raises(Forbidden, match="Promotion refused by the gate"):
-        version_services.label_move(name="production", actor=user, checkpoint=evaluation_setup["refuser"], evaluation=less_safe)
-
-    # when promoting with the passing one, then the label moves
-    event = version_services.label_move(name="production", actor=user, checkpoint=evaluation_setup["refuser"], evaluation=safer)
-    assert event.to_checkpoint == evaluation_setup["refuser"]
