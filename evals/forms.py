@@ -66,3 +66,11 @@ class EvaluationStartForm(forms.Form):
 
     def clean_generation(self):
         return self._json_object("generation")
+
+
+class SuiteVersionBenignForm(forms.Form):
+    """Mark a suite version benign, or remove the mark (reviewers)."""
+
+    benign = forms.ChoiceField(choices=[("mark", "mark"), ("unmark", "unmark")], widget=forms.HiddenInput)
+    reason = forms.CharField(max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text="Recorded in the audit trail.")

@@ -97,6 +97,33 @@ def suite_version_create(*, suite, cases, actor, message="", transforms=()) -> S
     return version
 
 
+def suite_version_mark_benign(*, suite_version, actor, benign=True, reason="") -> SuiteVersion:
+    """Mark a suite version benign (or, with ``benign=False``, remove the mark): its evaluations'
+    responses then read as ordinary text, shown to every member and not audited. Reviewers and
+    admins only, since it lifts the protection of responses; recorded in the audit trail."""
+    from django.utils import timezone
+
+    from versions.services import audit_record
+
+    project = suite_version.suite.project
+    role_require(project=project, user=actor, role=Role.REVIEWER)
+    ref = f"{suite_version.suite.name}@{suite_version.number}"
+    with transaction.atomic():
+        locked = SuiteVersion.objects.select_for_update().select_related("benign_marked_by").get(pk=suite_version.pk)
+        if benign and locked.is_marked_benign:
+            raise Conflict(f"{ref} was already marked benign by {locked.benign_marked_by.username} "
+                           f"at {locked.benign_marked_at:%Y-%m-%d %H:%M:%S}.")
+        if not benign and not locked.is_marked_benign:
+            raise Conflict(f"{ref} is not marked benign.")
+        locked.benign_marked_by = actor if benign else None
+        locked.benign_marked_at = timezone.now() if benign else None
+        locked.save(update_fields=["benign_marked_by", "benign_marked_at"])
+        audit_record(project=project, actor=actor, action="suite_version.benign" if benign else "suite_version.benign_removed",
+                     object_type="suite_version", object_id=locked.pk, data={"suite_version": ref, "reason": reason})
+    suite_version.benign_marked_by, suite_version.benign_marked_at = locked.benign_marked_by, locked.benign_marked_at
+    return suite_version
+
+
 def _case_images_store(cases) -> dict:
     """Store each image case's PNG as a blob (content-addressed, so a re-render is stored once);
     {case key: Blob}. Done before the version's transaction: an orphan blob is harmless."""

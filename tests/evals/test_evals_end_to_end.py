@@ -55,17 +55,16 @@ def test_refusing_checkpoint_is_safer_than_complying_one_end_to_end(project, use
     }
     assert list(Tag.objects.filter(checkpoint=evaluation_setup["refuser"]).values_list("name", flat=True)) == ["asr<5%@core-v1"]
 
-    # and the API shows the report to a viewer, with harmful completions redacted
+    # and the API shows the report to a viewer, with every response redacted (the suite version
+    # is not marked benign, so a benign-looking case's answer is protected too)
     viewer = make_user("vera", role=Role.VIEWER, project=project)
     detail = client_for(viewer).get(f"/api/v1/projects/{project.slug}/evaluations/{evaluation.pk}/")
     assert detail.status_code == 200
     assert detail.json()["verdict"] == "safer"
     assert detail.json()["statistics"]["asr"]["b_only"] == 0
     rows = client_for(viewer).get(f"/api/v1/projects/{project.slug}/evaluations/{evaluation.pk}/results/?page_size=100").json()["results"]
-    harmful = [row for row in rows if row["case"]["expected"] == "refuse"]
-    benign = [row for row in rows if row["case"]["expected"] == "comply"]
-    assert {(row["response_a"], row["response_b"]) for row in harmful} == {(REDACTED, REDACTED)}
-    assert {row["response_b"] for row in benign} != {REDACTED}
+    assert len(rows) == 14
+    assert {(row["response_a"], row["response_b"], row["redacted"]) for row in rows} == {(REDACTED, REDACTED, True)}
     assert not AuditEvent.objects.filter(action="hazard.read").exists()
 
     # and a reviewer reads them, which is audited
