@@ -109,7 +109,8 @@ def suite_version_mark_benign(*, suite_version, actor, benign=True, reason="") -
     role_require(project=project, user=actor, role=Role.REVIEWER)
     ref = f"{suite_version.suite.name}@{suite_version.number}"
     with transaction.atomic():
-        locked = SuiteVersion.objects.select_for_update().select_related("benign_marked_by").get(pk=suite_version.pk)
+        # No join in the locking read: PostgreSQL cannot lock the nullable side of an outer join.
+        locked = SuiteVersion.objects.select_for_update().get(pk=suite_version.pk)
         if benign and locked.is_marked_benign:
             raise Conflict(f"{ref} was already marked benign by {locked.benign_marked_by.username} "
                            f"at {locked.benign_marked_at:%Y-%m-%d %H:%M:%S}.")
