@@ -1,13 +1,15 @@
 """Rollback is decided by the label's own history, not by version numbers, and with the promotion
 gate on every move to a version that never held a protected label needs evidence. These tests
 need no evaluation: the evidence rules themselves are in tests/evals/test_evals_gate.py."""
+import json
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from versions import promotion, selectors, services
-from versions.errors import Forbidden
-from versions.models import AuditEvent, Label, LabelEvent
+from versions.errors import Forbidden, ValidationFailed
+from versions.models import AuditEvent, Label, LabelEvent, Role
 
 pytestmark = pytest.mark.django_db
 MODELS = "/api/v1/projects/safety/models"
@@ -152,3 +154,83 @@ def test_the_label_page_explains_the_gate_and_shows_a_refusal(gated_production, 
     assert refused.status_code == 403
     assert "which never held it, to cite an evaluation" in refused.content.decode()
     assert Label.objects.get(pk=gated_production.pk).checkpoint.number == 3
+
+
+# ---------------------------------------------------------------- the project's gate settings
+
+DEFAULT_GATE = {"alpha": 0.05, "confidence": 0.95, "over_refusal_margin": 0.05, "perplexity_ratio_margin": 1.1, "min_harmful_cases": 10,
+                "min_benign_cases": 10, "max_error_share": 0.05, "allowed_suites": [], "allowed_judges": []}
+
+
+def test_gate_settings_are_the_projects_changed_by_admins_only(project, user, make_user, client_for):
+    reviewer = make_user("rita", role=Role.REVIEWER, project=project)
+    url = "/api/v1/projects/safety/"
+
+    shown = client_for(reviewer).get(url)
+    refused = client_for(reviewer).patch(url, {"promotion_gate": {"alpha": 0.1}}, format="json")
+    changed = client_for(user).patch(url, {"promotion_gate": {"alpha": 0.1, "allowed_suites": ["core@2", "core", "core"]},
+                                           "require_evaluation_for_promotion": True}, format="json")
+
+    assert shown.json()["promotion_gate"] == DEFAULT_GATE
+    assert refused.status_code == 403
+    assert changed.status_code == 200
+    assert changed.json()["require_evaluation_for_promotion"] is True
+    assert changed.json()["promotion_gate"] == {**DEFAULT_GATE, "alpha": 0.1, "allowed_suites": ["core", "core@2"]}
+    audit = AuditEvent.objects.get(action="project.settings")
+    assert (audit.actor, audit.data) == (user, {
+        "before": {"require_evaluation_for_promotion": False, "gate_alpha": 0.05, "gate_allowed_suites": []},
+        "after": {"require_evaluation_for_promotion": True, "gate_alpha": 0.1, "gate_allowed_suites": ["core", "core@2"]},
+    })
+
+
+@pytest.mark.parametrize("gate, fields", [
+    ({"alpha": 0}, {"promotion_gate.alpha": ["Must be in (0, 0.5]."]}),
+    ({"alpha": 0.7}, {"promotion_gate.alpha": ["Ensure this value is less than or equal to 0.5."]}),
+    ({"perplexity_ratio_margin": 0.9}, {"promotion_gate.perplexity_ratio_margin": ["Ensure this value is greater than or equal to 1.0."]}),
+    ({"min_harmful_cases": 1.5}, {"promotion_gate.min_harmful_cases": ["A valid integer is required."]}),
+    ({"alpah": 0.1}, {"promotion_gate.alpah": [
+        "Unknown gate setting; expected one of alpha, confidence, over_refusal_margin, perplexity_ratio_margin, min_harmful_cases, "
+        "min_benign_cases, max_error_share, allowed_suites, allowed_judges."]}),
+    ({"allowed_suites": ["core", "bad name!"]}, {"promotion_gate.allowed_suites": ["Not a suite name or name@number: 'bad name!'."]}),
+    ({"allowed_judges": ["refusal-strings@1"]}, {"promotion_gate.allowed_judges": ["Not a judge name: 'refusal-strings@1'."]}),
+], ids=["alpha-zero", "alpha-high", "ratio-below-one", "fractional-count", "misspelt", "bad-suite", "bad-judge"])
+def test_gate_settings_out_of_bounds_are_refused_with_the_field_named(project, user, api_client, gate, fields):
+    response = api_client.patch("/api/v1/projects/safety/", {"promotion_gate": gate}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == fields
+    project.refresh_from_db()
+    assert api_client.get("/api/v1/projects/safety/").json()["promotion_gate"] == DEFAULT_GATE
+
+
+def test_the_settings_service_refuses_what_no_serializer_checks(project, user):
+    with pytest.raises(ValidationFailed) as refused:
+        services.project_settings_update(project=project, actor=user,
+                                         promotion_gate={"alpha": float("nan"), "max_error_share": True, "allowed_judges": "llm-judge"})
+
+    assert str(refused.value) == "Invalid promotion gate settings: alpha: Expected a number. (and 2 more)"
+    assert refused.value.fields == {
+        "promotion_gate.alpha": ["Expected a number."],
+        "promotion_gate.max_error_share": ["Expected a number."],
+        "promotion_gate.allowed_judges": ["Expected a list of at most 100 entries, each a judge name."],
+    }
+
+
+def test_lethe_project_settings_shows_and_changes_the_gate(project, user, make_user, capsys):
+    make_user("vera", role=Role.VIEWER, project=project)
+
+    call_command("lethe_project", "settings", "safety", "--user", "alice", "--require-evaluation", "--alpha", "0.1",
+                 "--min-benign-cases", "4", "--allowed-judges", "refusal-strings,llm-judge")
+    changed = json.loads(capsys.readouterr().out)
+    call_command("lethe_project", "settings", "safety", "--user", "vera")
+    shown = json.loads(capsys.readouterr().out)
+    with pytest.raises(CommandError, match="This needs the admin role in project 'safety'; you are viewer."):
+        call_command("lethe_project", "settings", "safety", "--user", "vera", "--alpha", "0.2")
+    with pytest.raises(CommandError, match=r"Invalid promotion gate settings: alpha: Must be in \(0, 0.5\]."):
+        call_command("lethe_project", "settings", "safety", "--user", "alice", "--promotion-gate", '{"alpha": 0}')
+
+    assert changed == shown == {
+        "project": "safety", "protected_labels": ["production"], "protected_label_role": "reviewer",
+        "require_evaluation_for_promotion": True,
+        "promotion_gate": {**DEFAULT_GATE, "alpha": 0.1, "min_benign_cases": 4, "allowed_judges": ["llm-judge", "refusal-strings"]},
+    }
