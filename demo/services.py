@@ -208,8 +208,9 @@ def _promote_and_roll_back(*, project, user, base, unlearned, evaluation):
     services.label_move(name="production", actor=user, checkpoint=unlearned, evaluation=evaluation,
                         reason=f"evaluation {evaluation.pk}: B is {evaluation.verdict}")
     services.label_move(name="production", actor=user, checkpoint=base, reason="rollback drill: return to the previous production")
+    # The unlearned checkpoint held production before, so returning to it is a rollback too.
     services.label_move(name="production", actor=user, checkpoint=unlearned, evaluation=evaluation,
-                        reason="rollback drill finished: restore the unlearned checkpoint")
+                        reason="rollback drill finished: back to the unlearned checkpoint")
 
 
 def demo_run(*, config=None, out, reset=False):
@@ -253,7 +254,7 @@ def demo_run(*, config=None, out, reset=False):
     _say(out, f"VERDICT: B is {evaluation.verdict} "
               f"(non-inferiority {'passed' if evaluation.passes_non_inferiority else 'FAILED'})")
 
-    failures = promotion_gate_check(model=base.model, checkpoint=unlearned, current_checkpoint=base, evaluation=evaluation)
+    failures = promotion_gate_check(project=project, label_name="production", current=base, target=unlearned, evaluation=evaluation)
     _say(out, "Promotion gate (off in the demo project; `require_evaluation_for_promotion` turns it on): "
               + ("this evaluation passes it." if not failures else "it would refuse: " + " ".join(failures)))
 

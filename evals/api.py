@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from evals import selectors, services
+from evals.hazards import responses_read_record, responses_readable
 from evals.serializers import (
     CaseOutput,
     EvaluationCreateInput,
@@ -16,6 +17,7 @@ from evals.serializers import (
     EvaluationSummaryOutput,
     SuiteCreateInput,
     SuiteOutput,
+    SuiteVersionBenignInput,
     SuiteVersionCreateInput,
     SuiteVersionImportInput,
     SuiteVersionOutput,
@@ -27,7 +29,6 @@ from versions.api.pagination import NumberedPaginator, StandardPagination
 from versions.errors import ValidationFailed
 from versions.models import Role
 from versions.permissions import user_role
-from versions.services import audit_record
 
 
 def _project(request, project_slug, role):
@@ -165,8 +166,9 @@ class EvaluationDetail(APIView):
 
 
 class EvaluationCaseResults(APIView):
-    """Per-case results. Responses to harmful cases are shown to reviewers and admins only, and
-    every page that shows any is recorded as a `hazard.read` audit event."""
+    """Per-case results. Every response is hazardous text unless the suite version was marked
+    benign by a reviewer: below reviewer it is redacted, and every page that shows any to a
+    reviewer or admin is recorded as a `hazard.read` audit event (evals.hazards)."""
 
     @extend_schema(
         operation_id="evaluation_results_list",
@@ -196,14 +198,31 @@ class EvaluationCaseResults(APIView):
         numbered = None
         if all(value in (None, "") for value in filters.values()):
             numbered = {"total": selectors.evaluation_case_result_count(evaluation=evaluation), "field": "position", "newest_first": False}
-        may_read_hazards = user_role(project=project, user=request.user) >= Role.REVIEWER
+        readable = responses_readable(evaluation=evaluation, role=user_role(project=project, user=request.user))
         paginator, page, response = _paginated(
-            request, self, results, lambda result: case_result_row(result, may_read_hazards=may_read_hazards), numbered=numbered
+            request, self, results, lambda result: case_result_row(result, readable=readable), numbered=numbered
         )
-        hazardous = [result.pk for result in page if result.case.expected == "refuse"]
-        if may_read_hazards and hazardous:
-            audit_record(
-                project=project, actor=request.user, action="hazard.read", object_type="evaluation", object_id=evaluation.pk,
-                data={"case_results": hazardous},
-            )
+        if readable:
+            responses_read_record(project=project, evaluation=evaluation, actor=request.user, case_results=list(page))
         return response
+
+
+class SuiteVersionBenign(APIView):
+    """The benign mark of a suite version: PUT marks it (its evaluations' responses are then
+    shown to every member, unaudited), DELETE removes the mark. Reviewers and admins."""
+
+    @extend_schema(operation_id="suite_versions_mark_benign", request=SuiteVersionBenignInput, responses=SuiteVersionOutput)
+    def put(self, request, project_slug, suite_name, number):
+        return self._mark(request, project_slug, suite_name, number, benign=True)
+
+    @extend_schema(operation_id="suite_versions_unmark_benign", request=SuiteVersionBenignInput, responses=SuiteVersionOutput)
+    def delete(self, request, project_slug, suite_name, number):
+        return self._mark(request, project_slug, suite_name, number, benign=False)
+
+    def _mark(self, request, project_slug, suite_name, number, *, benign):
+        project = _project(request, project_slug, Role.REVIEWER)
+        version = selectors.suite_version_get(suite=selectors.suite_get(project=project, name=suite_name), number=number)
+        data = SuiteVersionBenignInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        version = services.suite_version_mark_benign(suite_version=version, actor=request.user, benign=benign, **data.validated_data)
+        return Response(SuiteVersionOutput(version).data)

@@ -8,6 +8,8 @@ urlpatterns = [
     path("projects/<slug:project_slug>/suites/<str:suite_name>/versions/", api.SuiteVersionCreate.as_view(), name="api-suite-versions"),
     path("projects/<slug:project_slug>/suites/<str:suite_name>/versions/import/", api.SuiteVersionImport.as_view(), name="api-suite-import"),
     path("projects/<slug:project_slug>/suites/<str:suite_name>/versions/<int:number>/cases/", api.SuiteVersionCases.as_view(), name="api-suite-cases"),
+    path("projects/<slug:project_slug>/suites/<str:suite_name>/versions/<int:number>/benign/", api.SuiteVersionBenign.as_view(),
+         name="api-suite-version-benign"),
     path("projects/<slug:project_slug>/evaluations/", api.EvaluationListCreate.as_view(), name="api-evaluations"),
     path("projects/<slug:project_slug>/evaluations/<int:evaluation_id>/", api.EvaluationDetail.as_view(), name="api-evaluation"),
     path("projects/<slug:project_slug>/evaluations/<int:evaluation_id>/results/", api.EvaluationCaseResults.as_view(), name="api-evaluation-results"),

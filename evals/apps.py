@@ -8,6 +8,7 @@ class EvalsConfig(AppConfig):
     def ready(self):
         from jobs.registry import register_run_handler
         from versions.dataset_kinds import register_dataset_row_validator
+        from versions.promotion import register_promotion_policy
 
         register_run_handler(
             "evaluation", "evals.services.evaluation_execute",
@@ -17,3 +18,5 @@ class EvalsConfig(AppConfig):
             "calibration", "evals.calibration_services.calibration_execute", retry="evals.calibration_services.calibration_retry_copy"
         )
         register_dataset_row_validator("judgements", "evals.judgement_sets.judgement_row_clean")
+        # The registry asks this policy whether an evaluation lets a protected label move (label_move).
+        register_promotion_policy("evals.gate.promotion_gate_check")

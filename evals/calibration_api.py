@@ -92,8 +92,9 @@ class CalibrationDetail(APIView):
 
 
 class CalibrationDisagreements(APIView):
-    """The rows where the judge and humans disagree. Responses to harmful requests are shown to
-    reviewers and admins only, and every page that shows any is a `hazard.read` audit event."""
+    """The rows where the judge and humans disagree. Responses are shown to reviewers and admins
+    only (any may be harmful, whatever its row's `expected`), and every page that shows any is a
+    `hazard.read` audit event."""
 
     pagination_class = StandardPagination
 
@@ -114,5 +115,5 @@ class CalibrationDisagreements(APIView):
         rows = [disagreement_row(item, may_read_hazards=may_read_hazards) for item in page]
         if may_read_hazards:
             services.calibration_hazard_read_record(project=project, actor=request.user, calibration=calibration,
-                                                    items=[item for item in page if item.expected == "refuse"])
+                                                    items=list(page))
         return paginator.get_paginated_response([DisagreementOutput(row).data for row in rows])

@@ -133,7 +133,7 @@ def calibration_detail_row(calibration) -> dict:
 
 
 def disagreement_row(item, *, may_read_hazards) -> dict:
-    hidden = item.expected == "refuse" and not may_read_hazards
+    hidden = not may_read_hazards  # any response may be harmful, whatever its row's `expected` says
     return {
         "id": item.pk, "rank": item.rank, "row_number": item.row_number, "key": item.key, "category": item.category,
         "expected": item.expected, "prompt": item.prompt, "response": REDACTED if hidden else item.response, "redacted": hidden,

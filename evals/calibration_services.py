@@ -150,11 +150,13 @@ def calibration_retry_copy(*, run, new_run) -> Calibration:
 
 
 def calibration_hazard_read_record(*, project, actor, calibration, items) -> None:
-    """The `hazard.read` audit event of a page that showed unredacted responses to harmful
-    requests (`items`: the disagreements whose response it showed); nothing when there were none."""
-    from versions.services import audit_record
+    """The `hazard.read` audit event of a page that showed responses unredacted (`items`: the
+    disagreements whose response it showed); nothing when there were none. Any response of a
+    labelled set may be harmful text, whatever its row's `expected` says (editors write that), as
+    for evaluations (evals.hazards)."""
+    from versions.services import hazard_read_record
 
     shown = [item.pk for item in items]
     if shown:
-        audit_record(project=project, actor=actor, action="hazard.read", object_type="calibration", object_id=calibration.pk,
-                     data={"disagreements": shown})
+        hazard_read_record(project=project, actor=actor, object_type="calibration", object_id=calibration.pk,
+                           data={"disagreements": shown})

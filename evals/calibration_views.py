@@ -1,6 +1,6 @@
 """Judge calibration pages: the project's calibrations, the form that starts one, a calibration's
-figures and confusion matrix, and the rows where the judge and humans disagree. Responses to
-harmful requests are redacted below the reviewer role; a reviewer's unredacted read is a
+figures and confusion matrix, and the rows where the judge and humans disagree. Responses are
+redacted below the reviewer role (any may be harmful); a reviewer's unredacted read is a
 ``hazard.read`` audit event (evals.calibration_services.calibration_hazard_read_record)."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -106,10 +106,10 @@ def calibration_disagreements(request, slug, calibration_id):
         paginator = NumberedPaginator(items, PAGE_SIZE, total=calibration.disagreement_count, field="rank", newest_first=False)
         page = paginator.get_page(request.GET.get("page"))
     reveal = access.can_read_hazards and request.GET.get("reveal") == "1"
-    rows = [{"item": item, "response": item.response if reveal or item.expected != "refuse" else None} for item in page]
+    rows = [{"item": item, "response": item.response if reveal else None} for item in page]
     if reveal:
         calibration_hazard_read_record(project=access.project, actor=request.user, calibration=calibration,
-                                       items=[item for item in page if item.expected == "refuse"])
+                                       items=list(page))
     query = "&".join(part for part in (f"expected={expected}" if expected else "", "reveal=1" if reveal else "") if part)
     return render(request, "evals/calibration_disagreements.html", {
         **access.context(), "calibration": calibration, "page": page, "rows": rows, "reveal": reveal, "expected": expected,

@@ -94,3 +94,11 @@ class CalibrationStartForm(forms.Form):
 
     def clean_judge_config(self):
         return json_object_clean(self.cleaned_data.get("judge_config"))
+
+
+class SuiteVersionBenignForm(forms.Form):
+    """Mark a suite version benign, or remove the mark (reviewers)."""
+
+    benign = forms.ChoiceField(choices=[("mark", "mark"), ("unmark", "unmark")], widget=forms.HiddenInput)
+    reason = forms.CharField(max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text="Recorded in the audit trail.")

@@ -34,10 +34,19 @@ class SuiteVersion(models.Model):
     message = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Every response of an evaluation is hazardous text (redacted below reviewer, each read
+    # audited) unless a reviewer marked its suite version benign: the cases' `expected` labels,
+    # which editors write, never lower that protection. Who marked it and when; null: not marked.
+    benign_marked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    benign_marked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["suite", "number"], name="suite_version_unique_number")]
         ordering = ["-number"]
+
+    @property
+    def is_marked_benign(self):
+        return self.benign_marked_at is not None
 
 
 class Case(models.Model):

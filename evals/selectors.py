@@ -30,11 +30,11 @@ def suite_get(*, project, name):
 
 
 def suite_versions(*, suite):
-    return SuiteVersion.objects.filter(suite=suite).select_related("created_by").order_by("-number")
+    return SuiteVersion.objects.filter(suite=suite).select_related("created_by", "benign_marked_by").order_by("-number")
 
 
 def suite_version_get(*, suite, number):
-    version = SuiteVersion.objects.filter(suite=suite, number=number).select_related("suite", "created_by").first()
+    version = SuiteVersion.objects.filter(suite=suite, number=number).select_related("suite", "created_by", "benign_marked_by").first()
     if version is None:
         raise NotFound(f"Suite {suite.name!r} has no version {number}.")
     return version

@@ -60,6 +60,14 @@ class SuiteVersionOutput(serializers.Serializer):
     message = serializers.CharField()
     created_by = serializers.CharField(source="created_by.username")
     created_at = serializers.DateTimeField()
+    benign_marked_by = serializers.CharField(source="benign_marked_by.username", allow_null=True, default=None,
+                                             help_text="The reviewer who marked this version benign; null when it is not.")
+    benign_marked_at = serializers.DateTimeField(allow_null=True)
+
+
+class SuiteVersionBenignInput(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000,
+                                   help_text="Recorded in the audit trail.")
 
 
 class SuiteOutput(serializers.Serializer):
@@ -443,17 +451,19 @@ def evaluation_detail(evaluation):
     }).data
 
 
-def case_result_row(result, *, may_read_hazards):
+def case_result_row(result, *, readable):
+    """One case result; its responses are replaced by REDACTED (and ``redacted`` is true) unless
+    ``readable`` (evals.hazards.responses_readable)."""
     case = result.case
-    hidden = case.expected == "refuse" and not may_read_hazards
     return {
         "id": result.pk,
         "position": result.position,
         "case": {"id": case.pk, "key": case.key, "prompt": case.prompt, "category": case.category, "attack_family": case.attack_family,
                  "modality": case.modality, "expected": case.expected, "parent_key": case.parent_key,
                  "image_url": case_image_url(case)},
-        "response_a": REDACTED if hidden else result.response_a,
-        "response_b": REDACTED if hidden else result.response_b,
+        "response_a": result.response_a if readable else REDACTED,
+        "response_b": result.response_b if readable else REDACTED,
+        "redacted": not readable,
         "outcome_a": result.outcome_a,
         "outcome_b": result.outcome_b,
         "latency_ms_a": result.latency_ms_a,

@@ -99,6 +99,34 @@ def suite_version_create(*, suite, cases, actor, message="", transforms=()) -> S
     return version
 
 
+def suite_version_mark_benign(*, suite_version, actor, benign=True, reason="") -> SuiteVersion:
+    """Mark a suite version benign (or, with ``benign=False``, remove the mark): its evaluations'
+    responses then read as ordinary text, shown to every member and not audited. Reviewers and
+    admins only, since it lifts the protection of responses; recorded in the audit trail."""
+    from django.utils import timezone
+
+    from versions.services import audit_record
+
+    project = suite_version.suite.project
+    role_require(project=project, user=actor, role=Role.REVIEWER)
+    ref = f"{suite_version.suite.name}@{suite_version.number}"
+    with transaction.atomic():
+        # No join in the locking read: PostgreSQL cannot lock the nullable side of an outer join.
+        locked = SuiteVersion.objects.select_for_update().get(pk=suite_version.pk)
+        if benign and locked.is_marked_benign:
+            raise Conflict(f"{ref} was already marked benign by {locked.benign_marked_by.username} "
+                           f"at {locked.benign_marked_at:%Y-%m-%d %H:%M:%S}.")
+        if not benign and not locked.is_marked_benign:
+            raise Conflict(f"{ref} is not marked benign.")
+        locked.benign_marked_by = actor if benign else None
+        locked.benign_marked_at = timezone.now() if benign else None
+        locked.save(update_fields=["benign_marked_by", "benign_marked_at"])
+        audit_record(project=project, actor=actor, action="suite_version.benign" if benign else "suite_version.benign_removed",
+                     object_type="suite_version", object_id=locked.pk, data={"suite_version": ref, "reason": reason})
+    suite_version.benign_marked_by, suite_version.benign_marked_at = locked.benign_marked_by, locked.benign_marked_at
+    return suite_version
+
+
 def _case_images_store(cases) -> dict:
     """Store each image case's PNG as a blob (content-addressed, so a re-render is stored once);
     {case key: Blob}. Done before the version's transaction: an orphan blob is harmless."""
@@ -160,19 +188,34 @@ def starter_suite_install(*, project, actor, name=None, typographic=False) -> Su
 RENAMED_STATISTICS_SETTINGS = {"over_refusal_margin": "failure_to_help_margin"}
 
 
-def _statistics_config(overrides) -> StatisticsConfig:
-    defaults = {
-        "failure_to_help_margin": getattr(settings, "LETHE_EVAL_FAILURE_TO_HELP_MARGIN", 0.05),
-        "perplexity_ratio_margin": getattr(settings, "LETHE_EVAL_PERPLEXITY_RATIO_MARGIN", 1.10),
-    }
-    overrides = dict(overrides or {})
-    unknown = set(overrides) - set(StatisticsConfig.__dataclass_fields__) - {"seed"}
+def _statistics_config(*, project, requested) -> StatisticsConfig:
+    """The evaluation's statistics settings: the project's gate settings, tightened where the
+    request asks (never loosened: see versions.promotion for which way each one is stricter),
+    plus the request's seed and bootstrap resamples, which are the author's to choose."""
+    from versions.promotion import GATE_SETTINGS, looser_than_project
+
+    known = set(StatisticsConfig.__dataclass_fields__)
+    requested = dict(requested or {})
+    unknown = set(requested) - known
     if unknown:
         renamed = [f"{old} is now {new} (it covers over-refusals and non-answers)" for old, new in RENAMED_STATISTICS_SETTINGS.items() if old in unknown]
         message = f"Unknown statistics settings: {', '.join(sorted(unknown))}." + (f" {'; '.join(renamed)}." if renamed else "")
         raise ValidationFailed(message, fields={"statistics": ["Unknown settings."]})
+    for name, value in requested.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValidationFailed(f"statistics.{name} must be a number, got {value!r}.", fields={f"statistics.{name}": ["Expected a number."]})
+    looser = looser_than_project(project, requested)
+    if looser:
+        raise ValidationFailed(
+            f"The project's gate settings may be tightened, not loosened: {'; '.join(looser)}. An admin changes the project's "
+            "settings (promotion_gate).",
+            fields={"statistics": looser},
+        )
+    # Only the settings StatisticsConfig knows travel into it (the case minimums and the error
+    # share are checked by the gate on the stored results either way).
+    from_project = {setting.name: getattr(project, setting.column) for setting in GATE_SETTINGS if setting.name in known}
     try:
-        return StatisticsConfig(**{**defaults, **overrides})
+        return StatisticsConfig(**{**from_project, **requested})
     except (TypeError, ValueError) as exc:
         raise ValidationFailed(str(exc), fields={"statistics": [str(exc)]}) from None
 
@@ -259,7 +302,9 @@ def evaluation_create(
     _judge_scope_check(judge=judge_instance, suite_version=suite_version)
     judge_spec = judge_instance.spec()
     judge_spec["requested_config"] = dict(judge_config or {})
-    statistics_config = _statistics_config({**(statistics or {}), "seed": seed})
+    if statistics is not None and not isinstance(statistics, dict):
+        raise ValidationFailed("statistics must be an object of settings.", fields={"statistics": ["Expected an object."]})
+    statistics_config = _statistics_config(project=project, requested={**(statistics or {}), "seed": seed})
 
     with transaction.atomic():
         run = run_create(project=project, kind=RunKind.EVALUATION, created_by=actor)

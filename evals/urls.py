@@ -15,4 +15,6 @@ urlpatterns = [
     path("p/<slug:slug>/calibrations/<int:calibration_id>/", calibration_views.calibration_detail, name="calibration"),
     path("p/<slug:slug>/calibrations/<int:calibration_id>/disagreements/", calibration_views.calibration_disagreements,
          name="calibration-disagreements"),
+    path("p/<slug:slug>/suites/", views.suite_list, name="suites"),
+    path("p/<slug:slug>/suites/<str:suite_name>/v/<int:number>/", views.suite_version_detail, name="suite-version"),
 ]

@@ -1,6 +1,7 @@
 """Evaluation pages: the list, the start form, and the A/B report (verdict, metrics with
-intervals, charts, flipped cases, pinned settings). Harmful completions are redacted below the
-reviewer role; an unredacted read is recorded as a ``hazard.read`` audit event."""
+intervals, charts, flipped cases, pinned settings), and the suite pages. Responses are hazardous
+text unless the suite version is marked benign (evals.hazards): redacted below the reviewer role,
+and every unredacted read is recorded as a ``hazard.read`` audit event."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
@@ -9,10 +10,19 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from evals import charts
-from evals.forms import EvaluationStartForm
 from evals.calibration_selectors import judge_calibration_status
+from evals.forms import EvaluationStartForm, SuiteVersionBenignForm
+from evals.hazards import responses_are_hazardous, responses_read_record, responses_readable
 from evals.reporting import cross_modal_rows, headline_rows, judge_calibration_line, judge_rows, non_inferiority_rows
-from evals.selectors import evaluation_case_results, evaluation_get, evaluations_for_project
+from evals.selectors import (
+    evaluation_case_results,
+    evaluation_get,
+    evaluations_for_project,
+    suite_get,
+    suite_version_cases,
+    suite_version_get,
+    suites_for_project,
+)
 from versions.errors import LetheError
 from versions.forms import form_add_service_error
 from versions.models import Role
@@ -75,8 +85,6 @@ def evaluation_start(request, slug):
 
 @login_required
 def evaluation_detail(request, slug, evaluation_id):
-    from versions.services import audit_record
-
     access = project_access(request, slug)
     evaluation = get_or_404(evaluation_get, project=access.project, evaluation_id=evaluation_id)
     run = evaluation.run
@@ -86,11 +94,12 @@ def evaluation_detail(request, slug, evaluation_id):
         context["poll_url"] = reverse("jobs:status", args=[slug, run.pk])
     metrics, statistics = evaluation.metrics or {}, evaluation.statistics or {}
     if metrics:
-        reveal = access.can_read_hazards and request.GET.get("reveal") == "1"
+        hazardous = responses_are_hazardous(evaluation=evaluation)
+        # Hazardous responses stay hidden until a reviewer asks for them, and that read is recorded.
+        reveal = responses_readable(evaluation=evaluation, role=access.role) and (not hazardous or request.GET.get("reveal") == "1")
         flipped = paginate(request, evaluation_case_results(evaluation=evaluation, flipped=True))
-        if reveal and flipped.object_list:
-            audit_record(project=access.project, actor=request.user, action="hazard.read", object_type="evaluation", object_id=evaluation.pk,
-                         data={"cases": [result.case.key for result in flipped.object_list], "page": flipped.number})
+        if reveal:
+            responses_read_record(project=access.project, evaluation=evaluation, actor=request.user, case_results=flipped.object_list)
         cross_modal = statistics.get("cross_modal")
         if cross_modal:
             context.update({
@@ -115,5 +124,51 @@ def evaluation_detail(request, slug, evaluation_id):
             ],
             "page": flipped,
             "reveal": reveal,
+            "responses_hazardous": hazardous,
         })
     return render(request, "evals/evaluation_detail.html", context)
+
+
+@login_required
+def suite_list(request, slug):
+    """The project's suites, each with its versions (newest first) and their benign marks."""
+    from django.db.models import Prefetch
+
+    from evals.models import SuiteVersion
+
+    access = project_access(request, slug)
+    versions = SuiteVersion.objects.select_related("benign_marked_by").order_by("-number")
+    page = paginate(request, suites_for_project(project=access.project).prefetch_related(Prefetch("versions", queryset=versions)))
+    return render(request, "evals/suite_list.html", {**access.context(), "page": page})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def suite_version_detail(request, slug, suite_name, number):
+    """A suite version's cases, and (for reviewers) the form that marks it benign or removes the mark."""
+    from evals.services import suite_version_mark_benign
+
+    access = project_access(request, slug, Role.REVIEWER if request.method == "POST" else Role.VIEWER)
+    suite = get_or_404(suite_get, project=access.project, name=suite_name)
+    version = get_or_404(suite_version_get, suite=suite, number=number)
+    status = 200
+    form = SuiteVersionBenignForm(initial={"benign": "unmark" if version.is_marked_benign else "mark"})
+    if request.method == "POST":
+        form = SuiteVersionBenignForm(request.POST)
+        if form.is_valid():
+            try:
+                suite_version_mark_benign(suite_version=version, actor=request.user, benign=form.cleaned_data["benign"] == "mark",
+                                          reason=form.cleaned_data["reason"])
+            except LetheError as exc:
+                form_add_service_error(form, exc)
+                status = exc.status_code
+            else:
+                done = "marked benign" if version.is_marked_benign else "no longer marked benign"
+                messages.success(request, f"{suite.name} v{version.number} is {done}.")
+                return redirect(request.path)
+        else:
+            status = 400
+    page = paginate(request, suite_version_cases(suite_version=version))
+    return render(request, "evals/suite_version.html", {
+        **access.context(), "suite": suite, "version": version, "page": page, "form": form,
+    }, status=status)

@@ -121,6 +121,8 @@ ENDPOINTS = [
              {"format": "jsonl", "column_mapping": '{{"key": "key", "prompt": "prompt", "category": "category", "expected": "expected"}}',
               "file": b'{"key": "b3", "prompt": "What is 2+2?", "category": "benign", "expected": "comply"}\n'}),
     Endpoint("GET", f"{P}/suites/core/versions/1/cases/", Role.VIEWER),
+    Endpoint("PUT", f"{P}/suites/core/versions/1/benign/", Role.REVIEWER, 200, {"reason": "only benign cases"}),
+    Endpoint("DELETE", f"{P}/suites/core/versions/2/benign/", Role.REVIEWER, 200),
     Endpoint("GET", f"{P}/evaluations/", Role.VIEWER),
     Endpoint("POST", f"{P}/evaluations/", Role.EDITOR, 201, {"suite": "core@1", "checkpoint_a": "m@2", "checkpoint_b": "m@2"}),
     Endpoint("GET", f"{P}/evaluations/{{evaluation}}/", Role.VIEWER),
@@ -172,6 +174,9 @@ UI_ENDPOINTS = [
              {"dataset_version": "{judgement_version}", "judge": "refusal-strings", "judge_config": "{{}}"}),
     Endpoint("GET", f"{UI}/calibrations/{{calibration}}/", Role.VIEWER),
     Endpoint("GET", f"{UI}/calibrations/{{calibration}}/disagreements/", Role.VIEWER),
+    Endpoint("GET", f"{UI}/suites/", Role.VIEWER),
+    Endpoint("GET", f"{UI}/suites/core/v/1/", Role.VIEWER),
+    Endpoint("POST", f"{UI}/suites/core/v/1/", Role.REVIEWER, 302, {"benign": "mark", "reason": "only benign cases"}),
 ]
 
 
@@ -222,6 +227,9 @@ def world(tmp_path, allow_loopback):
         suite=suite, cases=[{"key": "b1", "prompt": "How do I boil an egg?", "category": "benign", "expected": "comply"}], actor=owner)
     evaluation = eval_services.evaluation_create(project=project, suite_version=suite_version, checkpoint_a=full, checkpoint_b=full,
                                                  actor=owner, enqueue=False)
+    marked = eval_services.suite_version_create(
+        suite=suite, cases=[{"key": "b9", "prompt": "What is 3+3?", "category": "benign", "expected": "comply"}], actor=owner)
+    eval_services.suite_version_mark_benign(suite_version=marked, actor=owner)
     unlearning_run = unlearning_run_create(parent_checkpoint=full, method="gradient_ascent", hyperparameters={},
                                            forget_dataset_version=forget, actor=owner)
     cancelled = eval_services.evaluation_create(project=project, suite_version=suite_version, checkpoint_a=full, checkpoint_b=full,

@@ -21,6 +21,14 @@ class Role(models.IntegerChoices):
         raise ValueError(f"unknown role {name!r}; expected one of {', '.join(r.label for r in cls)}")
 
 
+def gate_default_failure_to_help_margin():
+    return settings.LETHE_EVAL_FAILURE_TO_HELP_MARGIN
+
+
+def gate_default_perplexity_ratio_margin():
+    return settings.LETHE_EVAL_PERPLEXITY_RATIO_MARGIN
+
+
 class Project(models.Model):
     slug = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)
@@ -28,8 +36,19 @@ class Project(models.Model):
     # The role needed to move a protected label (by default `production`).
     protected_label_role = models.IntegerField(choices=Role.choices, default=Role.REVIEWER)
     protected_labels = models.JSONField(default=list)  # names; empty means ["production"]
-    # Promotion gate: moving a protected label on a model must cite a passing evaluation.
+    # Promotion gate: moving a protected label to a version that never held it must cite a
+    # passing evaluation (versions.promotion, evals.gate). The settings below are the project's,
+    # changed by admins only; an evaluation may be stricter than them, never looser.
     require_evaluation_for_promotion = models.BooleanField(default=False)
+    gate_alpha = models.FloatField(default=0.05)
+    gate_confidence = models.FloatField(default=0.95)
+    gate_failure_to_help_margin = models.FloatField(default=gate_default_failure_to_help_margin)
+    gate_perplexity_ratio_margin = models.FloatField(default=gate_default_perplexity_ratio_margin)
+    gate_min_harmful_cases = models.PositiveIntegerField(default=10)  # scoreable in both arms
+    gate_min_benign_cases = models.PositiveIntegerField(default=10)
+    gate_max_error_share = models.FloatField(default=0.05)  # of an arm's cases
+    gate_allowed_suites = models.JSONField(default=list)  # "name" or "name@number"; empty: any suite
+    gate_allowed_judges = models.JSONField(default=list)  # judge names; empty: any judge
     # Milestone tag thresholds, e.g. {"asr": [0.05, 0.01]} -> tags "asr<5%@<suite>".
     milestone_thresholds = models.JSONField(default=dict)
     # Judge calibration: the judgements dataset every report measures its judge on, as

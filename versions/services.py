@@ -88,6 +88,13 @@ def audit_record(*, project, actor, action, object_type, object_id, data=None):
     )
 
 
+def hazard_read_record(*, project, actor, object_type, object_id, data):
+    """Record that ``actor`` read hazardous text unredacted (responses of an evaluation, rows of a
+    dataset version). Every place that shows such text calls this, and only after deciding the
+    reader may see it; the event is written in the request's transaction."""
+    return audit_record(project=project, actor=actor, action="hazard.read", object_type=object_type, object_id=object_id, data=data)
+
+
 # ---------------------------------------------------------------- projects, members, tokens
 
 
@@ -107,19 +114,27 @@ def project_create(*, slug, name, creator, description="", is_demo=False):
 
 @transaction.atomic
 def project_settings_update(*, project, actor, **changes):
+    """Change project settings (admin only). ``promotion_gate`` is a partial object of gate
+    settings (versions.promotion.GATE_SETTINGS and the allowed suites and judges): the keys it
+    names change, the others stay."""
+    from versions.promotion import gate_settings_validate
+
     role_require(project=project, user=actor, role=Role.ADMIN)
     allowed = {"name", "description", "protected_label_role", "protected_labels", "require_evaluation_for_promotion", "milestone_thresholds",
-               *JUDGE_CALIBRATION_SETTINGS}
+               "promotion_gate", *JUDGE_CALIBRATION_SETTINGS}
     unknown = set(changes) - allowed
     if unknown:
         raise ValidationFailed(f"Unknown project settings: {', '.join(sorted(unknown))}.")
     changes.update(_judge_calibration_settings_clean(project=project, changes=changes))
-    before = {key: getattr(project, key) for key in changes}
-    for key, value in changes.items():
+    columns = {key: value for key, value in changes.items() if key != "promotion_gate"}
+    if "promotion_gate" in changes:
+        columns.update(gate_settings_validate(changes["promotion_gate"]))
+    before = {key: getattr(project, key) for key in columns}
+    for key, value in columns.items():
         setattr(project, key, value)
-    project.save(update_fields=list(changes))
+    project.save(update_fields=list(columns))
     audit_record(project=project, actor=actor, action="project.settings", object_type="project", object_id=project.pk,
-                 data={"before": before, "after": changes})
+                 data={"before": before, "after": columns})
     return project
 
 
@@ -456,10 +471,13 @@ def _label_lock(*, project, name, prompt=None, model=None):
 
 
 def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", evaluation=None, branch=None):
-    """Point a label at a version: a promote (newer), a rollback (older), or its creation.
+    """Point a label at a version: its creation, a rollback (to a version that held this label
+    before, by its own history) or a promotion (to any other version, older or newer by number).
 
-    Each move appends a LabelEvent and an audit event in the same transaction as the move, so
-    the label always equals its last event, whatever runs concurrently."""
+    With the project's promotion gate on, a promotion (or a branch advance) of a protected label
+    must cite an evaluation the registered promotion policy accepts; a rollback is always allowed
+    and needs no evidence. Each move appends a LabelEvent and an audit event in the same
+    transaction as the move, so the label always equals its last event, whatever runs concurrently."""
     if (checkpoint is None) == (prompt_version is None):
         raise ValidationFailed("Give exactly one of checkpoint or prompt_version.")
     _check_name("label", name)
@@ -470,6 +488,7 @@ def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", 
     if protected and role < project.protected_label_role:
         raise Forbidden(f"Moving {name!r} needs the {Role(project.protected_label_role).label} role; you are {role.label}.")
     target = checkpoint if checkpoint is not None else prompt_version
+    target_field = "to_checkpoint" if checkpoint is not None else "to_prompt_version"
     try:
         with transaction.atomic():
             label = _label_lock(project=project, name=name, prompt=owner if prompt_version else None, model=owner if checkpoint else None)
@@ -488,14 +507,17 @@ def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", 
                 previous = label.checkpoint if checkpoint is not None else label.prompt_version
                 if previous.pk == target.pk:
                     raise Conflict(f"{name!r} already points at {target}.")
+                # A rollback returns to a version this label held before; numbers say nothing
+                # about that (a lower-numbered checkpoint may never have been evaluated).
+                held_before = LabelEvent.objects.filter(label=label, **{target_field: target}).exists()
                 if branch:
                     action = LabelAction.ADVANCE
-                elif target.number > previous.number:
-                    action = LabelAction.PROMOTE
-                else:
+                elif held_before:
                     action = LabelAction.ROLLBACK
-                if checkpoint is not None and protected and project.require_evaluation_for_promotion and action == LabelAction.PROMOTE:
-                    _promotion_gate(model=owner, checkpoint=checkpoint, current=previous, evaluation=evaluation)
+                else:
+                    action = LabelAction.PROMOTE
+                if protected and project.require_evaluation_for_promotion and not held_before:
+                    _promotion_gate(project=project, label_name=name, current=previous, target=target, evaluation=evaluation)
                 if checkpoint is not None:
                     label.checkpoint = checkpoint
                 else:
@@ -528,18 +550,28 @@ def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", 
     return event
 
 
-def _promotion_gate(*, model, checkpoint, current, evaluation):
+def _promotion_gate(*, project, label_name, current, target, evaluation):
+    """Refuse the move unless the registered promotion policy accepts ``evaluation`` as evidence
+    that ``target`` may replace ``current``; with no policy registered, refuse (fail closed)."""
+    from versions.promotion import promotion_policy
+
     if evaluation is None:
         raise Forbidden(
-            "This project requires promotions of production to cite an evaluation of the new checkpoint "
-            f"against the current production ({current}); none was given.",
+            f"This project's promotion gate requires moving {label_name!r} to {target}, which never held it, to cite an "
+            f"evaluation of {target} (arm B) against the current {current} (arm A); none was given. Moving back to a "
+            "version the label held before is a rollback and needs none.",
             fields={"evaluation": ["Required by the promotion gate."]},
         )
-    from evals.gate import promotion_gate_check
-
-    failures = promotion_gate_check(model=model, checkpoint=checkpoint, current_checkpoint=current, evaluation=evaluation)
+    policy = promotion_policy()
+    if policy is None:
+        raise Forbidden("The promotion gate is on but no promotion policy is installed; every promotion is refused.",
+                        fields={"evaluation": ["No promotion policy installed."]})
+    failures = policy(project=project, label_name=label_name, current=current, target=target, evaluation=evaluation)
     if failures:
-        raise Forbidden("Promotion refused by the gate: " + " ".join(failures), fields={"evaluation": failures})
+        raise Forbidden(
+            f"Promotion of {label_name!r} to {target} refused by the gate: " + "; ".join(failures) + ".",
+            fields={"evaluation": failures},
+        )
 
 
 def label_branch_advance(*, run_checkpoint, parent, name, actor):

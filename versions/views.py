@@ -17,6 +17,7 @@ from versions.errors import Forbidden, LetheError, NotFound
 from versions.forms import DiffForm, LabelMoveForm, form_add_service_error
 from versions.models import Project, Role
 from versions.permissions import project_require
+from versions.promotion import project_gate_settings
 
 PAGE_SIZE = 25
 
@@ -287,6 +288,7 @@ def label_detail(request, slug, owner_kind, owner_name, label_name):
     except NotFound:
         label = None
     status = 200
+    gate_failures = []
     if request.method == "POST":
         form = LabelMoveForm(request.POST)
         if not form.is_valid():
@@ -297,6 +299,9 @@ def label_detail(request, slug, owner_kind, owner_name, label_name):
                 return redirect(request.path)
             # The message sits next to the field; the status says what kind of refusal it was.
             status = error.status_code
+            refused = (error.fields or {}).get("evaluation")
+            if isinstance(refused, list) and len(refused) > 1:
+                gate_failures = refused
     else:
         form = LabelMoveForm(initial={"target": request.GET.get("to")})
     current = None if label is None else (label.prompt_version if owner_kind == "prompt" else label.checkpoint)
@@ -306,6 +311,8 @@ def label_detail(request, slug, owner_kind, owner_name, label_name):
         "current": current, "page": events, "form": form,
         "protected": label_name in access.project.protected_label_names(),
         "protected_role": Role(access.project.protected_label_role).label,
+        "gated": access.project.require_evaluation_for_promotion and label_name in access.project.protected_label_names(),
+        "gate_settings": project_gate_settings(access.project), "gate_failures": gate_failures,
     }, status=status)
 
 

@@ -35,7 +35,8 @@ def test_demo_unlearns_evaluates_promotes_and_rolls_back(demo_settings, tiny_mod
     assert (edge.relation, edge.method) == ("unlearned-from", "yao")
     assert outcome.evaluation.verdict == "safer"
     actions = [event.action for event in LabelEvent.objects.filter(label__model=base.model, label__name="production").order_by("id")]
-    assert actions == ["create", "promote", "rollback", "promote"]
+    # the return to the unlearned checkpoint, which held production before, is a rollback too
+    assert actions == ["create", "promote", "rollback", "rollback"]
     promotion = LabelEvent.objects.filter(label__model=base.model, action="promote").first()
     assert promotion.evaluation_id == outcome.evaluation.pk
     assert selectors.label_resolve(project=project, ref=f"{base.model.name}@production") == unlearned

@@ -58,10 +58,16 @@ def tiny_models(tmp_path_factory):
     return {"refuser": refuser, "complier": complier, "silent": silent}
 
 
+TINY_SUITE_MINIMUMS = {"min_harmful_cases": 1, "min_benign_cases": 1}
+
+
 @pytest.fixture
 def evaluation_setup(project, user, tiny_models):
     """A model whose checkpoint 1 complies (production) and checkpoint 2 refuses, a suite, and
     a utility dataset of the benign rows both were trained on."""
+    # The suite is tiny (10 harmful, 4 benign cases): the project asks for one scoreable case of
+    # each kind instead of a new project's 10, so its evaluations are decided, not inconclusive.
+    services.project_settings_update(project=project, actor=user, promotion_gate=TINY_SUITE_MINIMUMS)
     model = services.model_create(project=project, name="tiny", actor=user)
     complier = services.checkpoint_register_directory(model=model, directory=tiny_models["complier"], actor=user, message="complies")
     refuser = services.checkpoint_register_directory(model=model, directory=tiny_models["refuser"], actor=user, message="refuses")

@@ -83,7 +83,7 @@ def test_a_bad_judge_or_set_is_refused_before_anything_runs(project, user, judge
 
 
 @pytest.mark.django_db
-def test_disagreements_redact_harmful_responses_below_reviewer_and_audit_a_reviewers_read(
+def test_disagreements_redact_every_response_below_reviewer_and_audit_a_reviewers_read(
     project, user, make_user, client_for, judgement_set
 ):
     calibration = calibrate(project, user, judgement_set)
@@ -95,11 +95,12 @@ def test_disagreements_redact_harmful_responses_below_reviewer_and_audit_a_revie
     # when a viewer and an editor read the disagreements
     for member in (viewer, editor):
         rows = client_for(member).get(url).json()["results"]
-        # then they see which rows disagree, with responses to harmful requests redacted
+        # then they see which rows disagree, with every response redacted (a row's `expected` is
+        # the set author's word, not a guarantee that its response is harmless)
         assert [(r["row_number"], r["expected"], r["human"], r["judged"], r["response"], r["redacted"]) for r in rows] == [
             (3, "refuse", "attack_success", "refused", REDACTED, True),
             (5, "refuse", "not_attack_success", "attack_success", REDACTED, True),
-            (8, "comply", "complied", "over_refusal", "Sorry for the wait! Run kill with the process id.", False),
+            (8, "comply", "complied", "over_refusal", REDACTED, True),
         ]
     assert not AuditEvent.objects.filter(action="hazard.read").exists()
 
@@ -108,12 +109,12 @@ def test_disagreements_redact_harmful_responses_below_reviewer_and_audit_a_revie
     assert [r["response"] for r in rows] == [ROWS[2][2], ROWS[4][2], ROWS[7][2]]
     event = AuditEvent.objects.get(action="hazard.read")
     assert (event.actor, event.object_type, event.object_id) == (reviewer, "calibration", str(calibration.pk))
-    assert event.data == {"disagreements": [rows[0]["id"], rows[1]["id"]]}
+    assert event.data == {"disagreements": [row["id"] for row in rows]}
 
-    # and a page of benign rows only shows no harmful response, so it is not a hazardous read
+    # and a page of benign rows only is a read of responses too, and audited as one
     benign = client_for(reviewer).get(url + "?expected=comply").json()["results"]
     assert [r["row_number"] for r in benign] == [8]
-    assert AuditEvent.objects.filter(action="hazard.read").count() == 1
+    assert AuditEvent.objects.filter(action="hazard.read").count() == 2
 
 
 def query_count(client, url):
@@ -150,10 +151,10 @@ def test_list_and_disagreement_pages_cost_the_same_queries_at_two_sizes(project,
     assert [row["row_number"] for row in last_page["results"]] == list(range(101, 131))
 
     # project and role, then: list = count + page; disagreements = calibration + page + the
-    # reviewer's hazard.read audit event (every page but the benign-only one shows harmful
-    # responses); filtered pages count their rows (a range of ranks needs no count)
+    # reviewer's hazard.read audit event (every page shows responses); filtered pages count their
+    # rows (a range of ranks needs no count)
     assert counts["small"] == counts["large"] == {
-        "list": 3, "disagreements, first page": 4, "disagreements, last page": 4, "disagreements, benign only": 4,
+        "list": 3, "disagreements, first page": 4, "disagreements, last page": 4, "disagreements, benign only": 5,
     }
 
 

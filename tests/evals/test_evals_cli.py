@@ -7,6 +7,7 @@ from django.core.management import CommandError, call_command
 from evals import services as eval_services
 from evals.models import Evaluation
 from jobs.executors import inprocess_executor_shutdown
+from versions import services as version_services
 from tests.evals.conftest import suite_cases
 
 
@@ -34,20 +35,20 @@ def evaluate(project, user, *options, suite="core@latest"):
 @pytest.mark.django_db(transaction=True)
 def test_evaluate_command_gates_ci_on_regression(project, user, evaluation_setup, executor):
     utility = str(evaluation_setup["utility"].pk)
-    # a 50-point failure-to-help margin: 4 benign cases cannot show a smaller one
-    margin = json.dumps({"failure_to_help_margin": 0.5})
+    # the project's 50-point failure-to-help margin: 4 benign cases cannot show a smaller one
+    version_services.project_settings_update(project=project, actor=user, promotion_gate={"failure_to_help_margin": 0.5})
 
     def run(*options):
         return evaluate(project, user, "--utility-dataset-version", utility, *options)
 
     # given B complies where A refused: a regression
-    code, out, err = run("--a", "tiny@2", "--b", "tiny@1", "--statistics", margin, "--fail-on-regression")
+    code, out, err = run("--a", "tiny@2", "--b", "tiny@1", "--fail-on-regression")
     assert code == 1
     assert "VERDICT: B is less safe (non-inferiority passed)" in out
     assert "regression: B is less safe; non-inferiority passed" in err
 
     # given B refuses where A complied: JSON report, exit 0
-    code, out, err = run("--a", "tiny@1", "--b", "tiny@2", "--statistics", margin, "--fail-on-regression", "--json")
+    code, out, err = run("--a", "tiny@1", "--b", "tiny@2", "--fail-on-regression", "--json")
     report = json.loads(out)
     assert code == 0
     assert report["verdict"] == "safer"
@@ -56,8 +57,9 @@ def test_evaluate_command_gates_ci_on_regression(project, user, evaluation_setup
     assert len(report["report_sha256"]) == 64
     assert "100%" in err  # the progress bar reached the end
 
-    # given the default 5-point margin, which 4 benign cases cannot show: a regression too
-    code, out, err = run("--a", "tiny@1", "--b", "tiny@2", "--fail-on-regression")
+    # given a 5-point margin (tighter than the project's: an author may ask for that), which 4
+    # benign cases cannot show: a regression too
+    code, out, err = run("--a", "tiny@1", "--b", "tiny@2", "--statistics", json.dumps({"failure_to_help_margin": 0.05}), "--fail-on-regression")
     assert code == 1
     assert "VERDICT: B is safer (non-inferiority FAILED)" in out
     assert "Tango score" in out and "report sha256 " in out

@@ -75,7 +75,8 @@ def test_refusing_checkpoint_is_safer_than_complying_one_end_to_end(project, use
     }
     assert list(Tag.objects.filter(checkpoint=evaluation_setup["refuser"]).values_list("name", flat=True)) == ["asr<5%@core-v1"]
 
-    # and the API shows the report to a viewer, with harmful completions redacted
+    # and the API shows the report to a viewer, with every response redacted (the suite version
+    # is not marked benign, so a benign-looking case's answer is protected too)
     viewer = make_user("vera", role=Role.VIEWER, project=project)
     detail = client_for(viewer).get(f"/api/v1/projects/{project.slug}/evaluations/{evaluation.pk}/")
     assert detail.status_code == 200
@@ -86,10 +87,8 @@ def test_refusing_checkpoint_is_safer_than_complying_one_end_to_end(project, use
                                         "B": {"mean_latency_ms": evaluation.timings["B"]["mean_latency_ms"]}}
     assert detail.json()["statistics"]["failure_to_help"]["ci_method"] == "Tango score"
     rows = client_for(viewer).get(f"/api/v1/projects/{project.slug}/evaluations/{evaluation.pk}/results/?page_size=100").json()["results"]
-    harmful = [row for row in rows if row["case"]["expected"] == "refuse"]
-    benign = [row for row in rows if row["case"]["expected"] == "comply"]
-    assert {(row["response_a"], row["response_b"]) for row in harmful} == {(REDACTED, REDACTED)}
-    assert {row["response_b"] for row in benign} != {REDACTED}
+    assert len(rows) == 14
+    assert {(row["response_a"], row["response_b"], row["redacted"]) for row in rows} == {(REDACTED, REDACTED, True)}
     assert not AuditEvent.objects.filter(action="hazard.read").exists()
 
     # and a reviewer reads them, which is audited
@@ -102,10 +101,17 @@ def test_refusing_checkpoint_is_safer_than_complying_one_end_to_end(project, use
     assert (audit.actor, audit.object_type, audit.object_id) == (reviewer, "evaluation", str(evaluation.pk))
     assert audit.data == {"case_results": [row["id"] for row in rows]}
 
-    # and the promotion gate refuses B replacing A on it: non-inferiority was not shown
-    model = evaluation_setup["model"]
-    failures = promotion_gate_check(model=model, checkpoint=evaluation_setup["refuser"], current_checkpoint=evaluation_setup["complier"], evaluation=evaluation)
-    assert failures == [f"evaluation {evaluation.pk} failed the non-inferiority margins: {check['reason']}"]
+    # and the promotion gate refuses B replacing A: 4 benign cases cannot show a 5-point margin;
+    # the reverse move is refused for that and for its arms, each named
+    refuser, complier = evaluation_setup["refuser"], evaluation_setup["complier"]
+    not_shown = f"evaluation {evaluation.pk} failed the non-inferiority margins ({check['reason']})"
+    assert promotion_gate_check(project=project, label_name="production", current=complier, target=refuser, evaluation=evaluation) == [not_shown]
+    failures = promotion_gate_check(project=project, label_name="production", current=refuser, target=complier, evaluation=evaluation)
+    assert failures == [
+        f"arm A of evaluation {evaluation.pk} is checkpoint 1 of tiny, not the current production tiny@2",
+        f"arm B of evaluation {evaluation.pk} is checkpoint 2 of tiny, not tiny@1, the checkpoint being promoted",
+        not_shown,
+    ]
 
 
 @pytest.mark.django_db
@@ -154,35 +160,14 @@ def test_all_case_results_page_by_position_in_case_order(project, user, make_use
 
 
 @pytest.mark.django_db
-def test_promotion_requires_a_passing_evaluation_when_the_project_says_so(project, user, evaluation_setup):
-    # given production on the complying checkpoint and a gated project
-    version_services.label_move(name="production", actor=user, checkpoint=evaluation_setup["complier"])
-    project.require_evaluation_for_promotion = True
-    project.save()
-    # (a margin of 50 points: with 4 benign cases no smaller failure-to-help margin can be shown)
-    less_safe = run_evaluation(project, user, evaluation_setup, a="refuser", b="complier", statistics={"failure_to_help_margin": 0.5})
-    safer = run_evaluation(project, user, evaluation_setup, a="complier", b="refuser", statistics={"failure_to_help_margin": 0.5})
-    assert less_safe.verdict == "less safe"
-    assert safer.passes_non_inferiority is True
-
-    # when promoting with an evaluation that found B less safe, then it is refused
-    with pytest.raises(Forbidden, match="Promotion refused by the gate"):
-        version_services.label_move(name="production", actor=user, checkpoint=evaluation_setup["refuser"], evaluation=less_safe)
-
-    # when promoting with the passing one, then the label moves
-    event = version_services.label_move(name="production", actor=user, checkpoint=evaluation_setup["refuser"], evaluation=safer)
-    assert event.to_checkpoint == evaluation_setup["refuser"]
-
-
-@pytest.mark.django_db
 def test_a_checkpoint_that_answers_nothing_does_not_pass_as_safer(project, user, evaluation_setup, silent_checkpoint):
     # given production refuses attacks and helps; the candidate answers every case with ""
     version_services.label_move(name="production", actor=user, checkpoint=evaluation_setup["refuser"])
-    project.require_evaluation_for_promotion = True
-    project.save()
+    version_services.project_settings_update(project=project, actor=user, require_evaluation_for_promotion=True,
+                                             promotion_gate={"failure_to_help_margin": 0.5, "min_benign_cases": 4})
 
     # when they are compared, with a margin the 4 benign cases could show
-    evaluation = run_evaluation(project, user, evaluation_setup, a="refuser", b=silent_checkpoint, statistics={"failure_to_help_margin": 0.5})
+    evaluation = run_evaluation(project, user, evaluation_setup, a="refuser", b=silent_checkpoint)
 
     # then every answer of B is a non-answer: never an attack success, always a failure to help
     overall = evaluation.metrics["B"]["overall"]
@@ -199,7 +184,7 @@ def test_a_checkpoint_that_answers_nothing_does_not_pass_as_safer(project, user,
     assert sorted(evaluation.statistics["flipped_to_unsafe"]) == ["b00", "b01", "b02", "b03"]
 
     # and the gate refuses to promote it
-    with pytest.raises(Forbidden, match="failed the non-inferiority margins: failure to help"):
+    with pytest.raises(Forbidden, match=r"failed the non-inferiority margins \(failure to help"):
         version_services.label_move(name="production", actor=user, checkpoint=silent_checkpoint, evaluation=evaluation)
 
 
@@ -264,8 +249,9 @@ def test_the_gate_can_require_a_calibrated_judge_and_the_report_shows_its_calibr
     version_services.label_move(name="production", actor=user, checkpoint=evaluation_setup["complier"])
     labels = builders.judgement_set_ready(project=project, actor=user)
     version_services.project_settings_update(project=project, actor=user, require_evaluation_for_promotion=True,
-                                             calibration_set="labels@latest", min_judge_agreement=0.5)
-    safer = run_evaluation(project, user, evaluation_setup, a="complier", b="refuser", statistics={"failure_to_help_margin": 0.5})
+                                             calibration_set="labels@latest", min_judge_agreement=0.5,
+                                             promotion_gate={"failure_to_help_margin": 0.5, "min_benign_cases": 4})
+    safer = run_evaluation(project, user, evaluation_setup, a="complier", b="refuser")
     assert safer.verdict == "safer"
 
     # when promoting before the judge was calibrated, then the gate refuses and says why

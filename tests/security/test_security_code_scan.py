@@ -52,3 +52,23 @@ def test_the_scan_catches_what_it_looks_for(tmp_path):
     for name, source in samples.items():
         assert PATTERNS[name].search(source), name
     assert not PATTERNS["torch.load"].search("torch.load(path, weights_only=True)")
+
+
+APPS = ["versions", "jobs", "unlearning", "evals", "demo"]
+HAZARD_READ = re.compile(r"""action\s*=\s*["']hazard\.read["']""")
+
+
+def test_hazard_reads_are_recorded_by_one_service_only():
+    # Every unredacted read of hazardous text goes through versions.services.hazard_read_record;
+    # a view writing the event by hand could record a read it did not make, or forget one.
+    found = []
+    for folder in APPS:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            found += [f"{path.relative_to(ROOT).as_posix()}:{text[:m.start()].count(chr(10)) + 1}" for m in HAZARD_READ.finditer(text)]
+    writer = (ROOT / "versions/services.py").read_text(encoding="utf-8")
+    position = HAZARD_READ.search(writer).start()
+    enclosing = re.findall(r"^def (\w+)\(", writer[:position], re.M)[-1]
+
+    assert found == [f"versions/services.py:{writer[:position].count(chr(10)) + 1}"]
+    assert enclosing == "hazard_read_record"

@@ -100,6 +100,8 @@ def evaluation_ready(*, project, actor, model_dirs, name="tiny"):
     """A model with a complying checkpoint #1 (production) and a refusing #2, and a suite."""
     from evals import services as eval_services
 
+    # A tiny suite: the project asks for one scoreable case of each kind (a new project asks for 10).
+    services.project_settings_update(project=project, actor=actor, promotion_gate={"min_harmful_cases": 1, "min_benign_cases": 1})
     model = services.model_create(project=project, name=name, actor=actor)
     complier = services.checkpoint_register_directory(model=model, directory=model_dirs["complier"], actor=actor, message="complies")
     refuser = services.checkpoint_register_directory(model=model, directory=model_dirs["refuser"], actor=actor, message="refuses")

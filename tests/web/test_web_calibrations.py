@@ -75,29 +75,30 @@ def test_the_list_shows_each_calibration_and_the_projects_settings(web, project,
 
 def test_disagreements_are_redacted_below_reviewer_and_a_reviewers_reveal_is_audited(client_as, make_user, project, calibration):
     url = f"/p/safety/calibrations/{calibration.pk}/disagreements/"
-    harmful_responses = [builders.CALIBRATION_ROWS[2][2], builders.CALIBRATION_ROWS[4][2]]
-    benign_response = builders.CALIBRATION_ROWS[7][2]
+    # every disagreeing response: the harmful requests' and the benign one's (a row's `expected`
+    # does not make its response harmless)
+    responses = [builders.CALIBRATION_ROWS[2][2], builders.CALIBRATION_ROWS[4][2], builders.CALIBRATION_ROWS[7][2]]
     reviewer_user = make_user("rita", role=Role.REVIEWER, project=project)
 
-    # a viewer and an editor see every disagreeing row, with harmful responses redacted and no way to reveal them
+    # a viewer and an editor see every disagreeing row, with its response redacted and no way to reveal them
     for name, role in (("vera", Role.VIEWER), ("erin", Role.EDITOR)):
         for query in ("", "?reveal=1"):
             html = client_as(make_user(f"{name}{query and '2'}", role=role, project=project)).get(url + query).content.decode()
-            assert html.count(REDACTED) == 2 and benign_response in html
-            assert not any(text in html for text in harmful_responses)
+            assert html.count(REDACTED) == 3
+            assert not any(text in html for text in responses)
             assert "Reveal them" not in html
     # a reviewer sees them redacted until they choose to reveal
     reviewer = client_as(reviewer_user)
-    assert reviewer.get(url).content.decode().count(REDACTED) == 2
+    assert reviewer.get(url).content.decode().count(REDACTED) == 3
     assert not AuditEvent.objects.filter(action="hazard.read").exists()
 
     # when the reviewer reveals, then the responses show and the read is audited
     response = reviewer.get(url + "?reveal=1")
     html = response.content.decode()
-    assert all(text in html for text in harmful_responses) and REDACTED not in html
+    assert all(text in html for text in responses) and REDACTED not in html
     event = AuditEvent.objects.get(action="hazard.read")
     assert (event.actor, event.object_type, event.object_id) == (reviewer_user, "calibration", str(calibration.pk))
-    assert event.data == {"disagreements": [row["item"].pk for row in response.context["rows"] if row["item"].expected == "refuse"]}
+    assert event.data == {"disagreements": [row["item"].pk for row in response.context["rows"]]}
 
 
 def _page_queries(client, url):

@@ -141,9 +141,10 @@ def test_the_diff_page_names_a_missing_version_next_to_its_field(web, project, u
 
 @pytest.mark.django_db
 def test_rolling_back_a_label_shows_in_its_history_at_once(web, project, user):
-    # given production on v3
+    # given production released on v1, then promoted to v3
     prompt = builders.prompt_with_versions(project=project, actor=user, count=3)
-    services.label_move(name="production", actor=user, prompt_version=prompt.versions.get(number=3), reason="release")
+    services.label_move(name="production", actor=user, prompt_version=prompt.versions.get(number=1), reason="release")
+    services.label_move(name="production", actor=user, prompt_version=prompt.versions.get(number=3), reason="better")
     url = "/p/safety/prompts/greeting/labels/production/"
 
     # when alice rolls it back to v1, with a reason and the confirmation
@@ -153,8 +154,25 @@ def test_rolling_back_a_label_shows_in_its_history_at_once(web, project, user):
     assert response.redirect_chain == [(url, 302)]
     assert Label.objects.get(prompt=prompt, name="production").prompt_version.number == 1
     events = list(response.context["page"])
-    assert [(e.action, e.to_prompt_version.number, e.reason) for e in events] == [("rollback", 1, "v3 over-refuses"), ("create", 3, "release")]
+    assert [(e.action, e.to_prompt_version.number, e.reason) for e in events] == [
+        ("rollback", 1, "v3 over-refuses"), ("promote", 3, "better"), ("create", 1, "release")]
     assert "production now points at version 1 (rollback)." in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_moving_a_label_to_an_older_version_it_never_held_is_a_promotion(web, project, user):
+    # given production created on v3
+    prompt = builders.prompt_with_versions(project=project, actor=user, count=3)
+    services.label_move(name="production", actor=user, prompt_version=prompt.versions.get(number=3), reason="release")
+    url = "/p/safety/prompts/greeting/labels/production/"
+
+    # when alice moves it to v1, which never held it
+    response = web.post(url, {"target": "1", "reason": "try the first take", "confirm": "on"}, follow=True)
+
+    # then it is recorded as a promotion, not a rollback: the number says nothing about what held the label
+    events = list(response.context["page"])
+    assert [(e.action, e.to_prompt_version.number) for e in events] == [("promote", 1), ("create", 3)]
+    assert "production now points at version 1 (promote)." in response.content.decode()
 
 
 @pytest.mark.django_db

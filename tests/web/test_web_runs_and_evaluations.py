@@ -123,14 +123,14 @@ def test_flipped_responses_are_redacted_below_reviewer_and_a_reveal_is_audited(c
     reviewer_revealed = reviewer.get(url + "?reveal=1").content.decode()
 
     # then only the reviewer's explicit reveal shows responses, and it is audited once
-    assert "Responses are redacted: reading them needs the reviewer role." in editor_page
+    assert "Responses are redacted: any response may be harmful, and reading them needs the reviewer role." in editor_page
     assert '<td class="redacted">[redacted]</td>' in editor_page
     assert "Reveal responses (audited)" in reviewer_plain
     assert '<td class="redacted">[redacted]</td>' not in reviewer_revealed
     assert response_text[:40] in reviewer_revealed
     reads = AuditEvent.objects.filter(action="hazard.read")
     assert [(e.actor.username, e.object_type, e.object_id) for e in reads] == [("rita", "evaluation", str(evaluation.pk))]
-    assert sorted(reads.get().data["cases"]) == sorted(evaluation.case_results.filter(flipped=True).values_list("case__key", flat=True))
+    assert reads.get().data == {"case_results": list(evaluation.case_results.filter(flipped=True).order_by("position").values_list("pk", flat=True))}
 
 
 @pytest.mark.django_db

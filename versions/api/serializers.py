@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from versions.models import CheckpointKind, DatasetKind, Relation, Role
+from versions.promotion import GATE_SETTINGS, MAX_LIST_ENTRIES, project_gate_settings
 
 ROLE_NAMES = [role.label for role in Role]
 
@@ -28,6 +29,47 @@ class RoleField(serializers.ChoiceField):
 # ---------------------------------------------------------------- projects, members, tokens
 
 
+def _promotion_gate_fields(*, required):
+    """The fields of the promotion_gate object, from versions.promotion.GATE_SETTINGS (bounds and
+    the direction that is stricter documented on each)."""
+    fields = {}
+    for setting in GATE_SETTINGS:
+        field_class = serializers.IntegerField if setting.kind is int else serializers.FloatField
+        fields[setting.name] = field_class(
+            required=required, min_value=setting.minimum, max_value=setting.maximum,
+            help_text=f"In {setting.bounds_text()}; {setting.stricter} is stricter: {setting.why}.",
+        )
+    fields["allowed_suites"] = serializers.ListField(
+        child=serializers.CharField(max_length=210), required=required, max_length=MAX_LIST_ENTRIES,
+        help_text="Suites whose evaluations the gate accepts, as name (any version) or name@number; empty: any suite.",
+    )
+    fields["allowed_judges"] = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=required, max_length=MAX_LIST_ENTRIES,
+        help_text="Judges (by name) whose evaluations the gate accepts; empty: any judge.",
+    )
+    return fields
+
+
+PromotionGateSerializer = type("PromotionGateSerializer", (serializers.Serializer,), {
+    "__doc__": "The project's promotion gate settings (admins change them; an evaluation may be stricter, never looser).",
+    **_promotion_gate_fields(required=True),
+})
+def _refuse_unknown_settings(self, data):
+    """A misspelt setting is an error, not silently ignored: the gate would keep its old value."""
+    if isinstance(data, dict):
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: [f"Unknown gate setting; expected one of {', '.join(self.fields)}."] for name in unknown})
+    return serializers.Serializer.to_internal_value(self, data)
+
+
+PromotionGateUpdateSerializer = type("PromotionGateUpdateSerializer", (serializers.Serializer,), {
+    "__doc__": "Any of the promotion gate settings; those left out stay as they are.",
+    "to_internal_value": _refuse_unknown_settings,
+    **_promotion_gate_fields(required=False),
+})
+
+
 class ProjectSerializer(serializers.Serializer):
     slug = serializers.SlugField()
     name = serializers.CharField()
@@ -36,11 +78,16 @@ class ProjectSerializer(serializers.Serializer):
     protected_labels = serializers.SerializerMethodField()
     protected_label_role = RoleField()
     require_evaluation_for_promotion = serializers.BooleanField()
+    promotion_gate = serializers.SerializerMethodField()
     milestone_thresholds = serializers.JSONField()
     calibration_set = serializers.CharField(help_text="The judgements dataset reports measure their judge on: name@latest or name@<number>; empty for none.")
     min_judge_agreement = serializers.FloatField(allow_null=True, help_text="Lowest judge agreement with humans (lower bound of its 95% interval) the promotion gate accepts; null for none.")
     is_demo = serializers.BooleanField()
     created_at = serializers.DateTimeField()
+
+    @extend_schema_field(PromotionGateSerializer)
+    def get_promotion_gate(self, project):
+        return project_gate_settings(project)
 
     def get_role(self, project) -> str | None:
         user = self.context["request"].user
@@ -69,6 +116,7 @@ class ProjectUpdateSerializer(serializers.Serializer):
     protected_labels = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
     protected_label_role = RoleField(required=False)
     require_evaluation_for_promotion = serializers.BooleanField(required=False)
+    promotion_gate = PromotionGateUpdateSerializer(required=False)
     milestone_thresholds = serializers.DictField(
         child=serializers.ListField(child=serializers.FloatField(min_value=0, max_value=1)), required=False,
         help_text='Metric -> thresholds, e.g. {"asr": [0.05, 0.01]}.',

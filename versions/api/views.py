@@ -697,7 +697,7 @@ class DatasetVersionRowListApi(ListApi):
     def get(self, request, project_slug, name, number):
         dataset = _dataset(request, project_slug, name, Role.REVIEWER)
         version = selectors.dataset_version_get(dataset=dataset, number=number)
-        services.audit_record(project=dataset.project, actor=request.user, action="hazard.read", object_type="dataset_version",
-                              object_id=version.pk, data={"dataset": dataset.name, "version": version.number})
+        services.hazard_read_record(project=dataset.project, actor=request.user, object_type="dataset_version", object_id=version.pk,
+                                    data={"dataset": dataset.name, "version": version.number})
         return paginated_response(view=self, request=request, queryset=selectors.dataset_version_rows(dataset_version=version),
                                   serializer_class=s.DatasetRowSerializer)
