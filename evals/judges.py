@@ -38,6 +38,8 @@ class JudgeInput:
 class Judgement:
     outcome: str
     detail: str = ""
+    # How sure the judge is of this outcome, in [0, 1], when it can say (lethe-judge does).
+    confidence: float | None = None
 
 
 def outcome_for(expected: str, label: str) -> str:
@@ -242,6 +244,8 @@ class LLMJudge(Judge):
 
 
 JUDGES = {judge.name: judge for judge in (RefusalStringJudge, HFClassifierJudge, LLMJudge)}
+# lethe-judge (the default) lives in its own module and adds itself to JUDGES when imported.
+import evals.lethe_judge  # noqa: E402,F401
 
 
 def judge_from_spec(name: str, config: dict | None = None) -> Judge:
