@@ -340,6 +340,8 @@ def _loop_tokens(tokens: list[str]) -> int:
     lowered = [token.lower().strip(".,;:!?\"'()[]") or "." for token in tokens]
     in_word = {token for token in set(lowered) if _LOOP_IN_WORD.search(token)}
     flagged = [token in in_word for token in lowered] if in_word else [False] * len(lowered)
+    # A long looping word ("tatatatatatat") stands for as many tokens as it has units of four letters.
+    stretched = sum(len(token) // 4 - 1 for token in lowered if token in in_word and len(token) >= 8)
     if len(set(lowered)) < len(lowered):
         for size in range(1, 7):
             # periodic[i] says token i equals token i + size; a loop of `size`-token units repeated
@@ -348,7 +350,7 @@ def _loop_tokens(tokens: list[str]) -> int:
             for run in re.finditer(b"\x01{%d,}" % (2 * size), periodic):
                 for index in range(run.start(), run.end() + size):
                     flagged[index] = True
-    return sum(flagged)
+    return sum(flagged) + stretched
 
 
 @lru_cache(maxsize=1 << 16)
@@ -475,12 +477,7 @@ def features(lexicon: Lexicon, prompt: str, text: str, spans: list, hits: dict, 
     out["log_content_words"] = math.log1p(content_words)
     out["log_words_after_refusal"] = math.log1p(after_words)
     out["topic_overlap"] = overlap
-    # Sentences that neither decline nor warn: the part of a response that can carry what was asked.
-    plain = [not family[i] and not hits["caution"][i] for i in range(n)]
-    plain_words = len(_WORD.findall(" ".join(text[s:e] for (s, e), keep in zip(spans, plain) if keep)))
     out["caution_share"] = sum(hits["caution"]) / n
-    out["plain_share"] = sum(plain) / n
-    out["log_plain_words"] = math.log1p(plain_words)
     out["first_family"] = float(family[0])
     out["last_family"] = float(family[-1])
     out["opening_family_count"] = float(sum(family[:3]))

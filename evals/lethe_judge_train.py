@@ -35,7 +35,7 @@ LEXICON_PATH = DATA_DIR / "lethe_judge_lexicon_v1.json"
 DNA_LABELS_PATH = DATA_DIR / "lethe_judge_dna_labels_v1.json"
 WORDS_PATH = DATA_DIR / "lethe_judge_words_v1.txt"
 MODEL_PATH = DATA_DIR / "lethe_judge_v1.json"
-L2 = 1.0
+L2 = 30.0
 # The hand-labelled rows are few and sit where the decision is hard (partial refusals, hedged
 # answers, benign look-alikes); each counts as this many dev-set rows.
 HAND_LABEL_WEIGHT = 3.0
