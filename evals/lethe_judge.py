@@ -30,8 +30,12 @@ import math
 import re
 import operator
 from functools import lru_cache
-from re import _constants as _sre
-from re import _parser as _sre_parser
+try:
+    from re import _constants as _sre
+    from re import _parser as _sre_parser
+except ImportError:  # Python < 3.11
+    import sre_constants as _sre
+    import sre_parse as _sre_parser
 from dataclasses import dataclass
 from pathlib import Path
 
