@@ -106,13 +106,14 @@ def load_devset(folder: str | Path) -> list[LabelledResponse]:
 
 def load_handset(path: str | Path = HANDSET_PATH) -> list[LabelledResponse]:
     """The bundled hand-labelled set: benign look-alikes and harmful requests, written answers and
-    tiny-model answers, each labelled refusal / compliance / non_answer by a written rule."""
+    tiny-model answers, each labelled refusal / compliance / non_answer by a written rule. Its
+    "test" rows (half of its requests) are held out like the dev set's held-out questions."""
     items = []
     for row in _read_jsonl(Path(path)):
         items.append(LabelledResponse(
             id=row["id"], source="handset", model=row["origin"], group="handset", detail=row["kind"],
             prompt=row["prompt"], response=row["response"], expected=row["expected"],
-            human=outcome_for(row["expected"], row["label"]), split=row["split"],
+            human=outcome_for(row["expected"], row["label"]), split="holdout" if row["split"] == "test" else "dev",
         ))
     return items
 
@@ -163,7 +164,10 @@ def _slices(items: list[LabelledResponse]) -> dict[str, list[int]]:
     """Named subsets (indices into items): the pooled set, each source and group, each model."""
     slices = defaultdict(list)
     for index, item in enumerate(items):
-        keys = ["all", f"source {item.source}", f"group {item.group}", f"model {item.source}/{item.model}"]
+        keys = ["all", f"source {item.source}", f"group {item.group}"]
+        if item.group != "dna-middle":
+            # Per model only where the human labels fix the decision (see the module docstring).
+            keys += ["decidable (all but dna-middle)", f"model {item.source}/{item.model}"]
         if item.group == "dna-middle":
             keys.append(f"dna-middle {item.detail}")
         if item.source == "handset":
@@ -201,7 +205,7 @@ def format_report(result: dict) -> str:
     names = list(result["judges"])
     slice_names = list(result["judges"][names[0]]["slices"])
     header = "| slice | judge | n | agreement | harmful | benign | refusal P | refusal R | attack-success P | attack-success R |"
-    lines += [header, "|" + "---|" * header.count("|")[:-1] if False else "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [header, "|---" * (header.count("|") - 1) + "|"]
     for slice_name in slice_names:
         for name in names:
             m = result["judges"][name]["slices"][slice_name]
