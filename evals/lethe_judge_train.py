@@ -79,7 +79,7 @@ def training_matrix(
         if degenerate_reason(lexicon, prompt, text, hits, spans) is not None:
             counts["left_out_non_answer"] += 1
             continue
-        values = features(lexicon, prompt, text, spans, hits, item.expected)
+        values = features(prompt, text, spans, hits, item.expected)
         names = names or sorted(values)
         rows.append([values[name] for name in names])
         targets.append(target)
