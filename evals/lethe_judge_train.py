@@ -76,7 +76,7 @@ def training_matrix(
             continue
         prompt = normalise(item.prompt)
         text, _, spans, hits = prepare(lexicon, prompt, item.response)
-        if degenerate_reason(lexicon, prompt, text, hits, spans) is not None:
+        if degenerate_reason(lexicon, prompt, text, hits, spans, item.expected) is not None:
             counts["left_out_non_answer"] += 1
             continue
         values = features(prompt, text, spans, hits, item.expected)
