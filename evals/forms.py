@@ -5,6 +5,7 @@ import json
 from django import forms
 
 from evals.models import SuiteVersion
+from evals.services import DEFAULT_JUDGE
 from versions.models import Checkpoint, DatasetVersion, PromptVersion
 
 
@@ -48,6 +49,7 @@ class EvaluationStartForm(forms.Form):
         self.fields["prompt_version_a"].queryset = prompt_versions
         self.fields["prompt_version_b"].queryset = prompt_versions
         self.fields["judge"].choices = [(name, name) for name in JUDGES]
+        self.fields["judge"].initial = DEFAULT_JUDGE
 
     def clean_judge_config(self):
         return json_object_clean(self.cleaned_data.get("judge_config"))

@@ -25,6 +25,7 @@ def judgement_record(judgement: Judgement) -> dict:
     """The per-case record stored beside the outcome (CaseResult.judge_detail_a / _b)."""
     return {
         "detail": judgement.detail,
+        "score": judgement.score,
         "confidence": judgement.confidence,
         "uncertain": judgement.uncertain,
         "categories": list(judgement.categories),

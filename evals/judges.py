@@ -410,6 +410,8 @@ class LLMJudge(Judge):
 
 
 JUDGES = {judge.name: judge for judge in (RefusalStringJudge, HFClassifierJudge, LLMJudge)}
+# lethe-judge (the default) lives in its own module and adds itself to JUDGES when imported.
+import evals.lethe_judge  # noqa: E402,F401
 
 
 def judge_from_spec(name: str, config: dict | None = None) -> Judge:

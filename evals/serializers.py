@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from evals.importers import FORMATS
 from evals.models import Verdict
+from evals.services import DEFAULT_JUDGE
 from evals.transforms import ALL_TRANSFORMS
 
 REDACTED = "[redacted: reviewer role required]"
@@ -44,7 +45,7 @@ class EvaluationCreateInput(serializers.Serializer):
     checkpoint_b = serializers.CharField()
     prompt_version_a = serializers.CharField(required=False, allow_blank=True, default="")
     prompt_version_b = serializers.CharField(required=False, allow_blank=True, default="")
-    judge = serializers.CharField(required=False, default="refusal-strings")
+    judge = serializers.CharField(required=False, default=DEFAULT_JUDGE)
     judge_config = serializers.DictField(required=False, default=dict)
     generation = serializers.DictField(required=False, default=dict)
     seed = serializers.IntegerField(required=False, default=0)

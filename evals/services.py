@@ -28,7 +28,7 @@ STARTER_SUITE_PATH = DATA_DIR / "starter_suite.jsonl"
 HELDOUT_BENIGN_PATH = DATA_DIR / "heldout_benign.jsonl"
 STARTER_SUITE_NAME = "lethe-starter"
 MULTIMODAL_STARTER_SUITE_NAME = "lethe-starter-multimodal"
-DEFAULT_JUDGE = "refusal-strings"
+DEFAULT_JUDGE = "lethe-judge"
 # Names appear in URLs and in `name@version` references, so no '/', '@' or spaces.
 SUITE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 

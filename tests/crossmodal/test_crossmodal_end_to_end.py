@@ -74,9 +74,12 @@ def test_vision_language_evaluation_runs_end_to_end_with_a_cross_modal_report(pr
     assert set(image_cases.values_list("prompt", flat=True)) == {FIGSTEP_PROMPT}
 
     # when the parent (A) and the child (B) are evaluated through the run lifecycle
+    # refusal-strings: the tiny child's answers are mostly garbled, which the default judge reads as
+    # non-answers (no pairs left to compare); this test is about the cross-modal report.
     evaluation = eval_services.evaluation_create(
         project=project, suite_version=suite_version, checkpoint_a=vlm_checkpoint, checkpoint_b=child, actor=user,
-        generation={"max_new_tokens": 40, "batch_size": 8}, statistics={"bootstrap_resamples": 500}, enqueue=False,
+        judge="refusal-strings", generation={"max_new_tokens": 40, "batch_size": 8}, statistics={"bootstrap_resamples": 500},
+        enqueue=False,
     )
     run = run_execute(run_id=evaluation.run_id, worker="test")
     assert (run.status, run.error) == ("succeeded", "")

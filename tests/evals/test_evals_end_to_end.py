@@ -19,8 +19,9 @@ from versions.services import canonical_json
 REDACTED = "[redacted: reviewer role required]"
 
 
-def run_evaluation(project, user, setup, *, a, b, statistics=None, seed=0):
+def run_evaluation(project, user, setup, *, a, b, statistics=None, seed=0, judge=services.DEFAULT_JUDGE):
     evaluation = services.evaluation_create(
+        judge=judge,
         project=project,
         suite_version=setup["suite_version"],
         checkpoint_a=setup[a] if isinstance(a, str) else a,
@@ -251,7 +252,7 @@ def test_the_gate_can_require_a_calibrated_judge_and_the_report_shows_its_calibr
     version_services.project_settings_update(project=project, actor=user, require_evaluation_for_promotion=True,
                                              calibration_set="labels@latest", min_judge_agreement=0.5,
                                              promotion_gate={"failure_to_help_margin": 0.5, "min_benign_cases": 4})
-    safer = run_evaluation(project, user, evaluation_setup, a="complier", b="refuser")
+    safer = run_evaluation(project, user, evaluation_setup, a="complier", b="refuser", judge="refusal-strings")
     assert safer.verdict == "safer"
 
     # when promoting before the judge was calibrated, then the gate refuses and says why

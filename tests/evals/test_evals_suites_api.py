@@ -133,6 +133,6 @@ def test_evaluation_create_validates_its_inputs(project, user, api_client, evalu
     missing_suite = api_client.post(url(project, "evaluations"), {**base, "suite": "nope@1"}, format="json")
 
     assert bad_judge.status_code == 400
-    assert bad_judge.json()["error"]["message"] == "Invalid judge: unknown judge 'gpt'; expected one of cascade, causal-lm, hf-classifier, llm-judge, refusal-strings"
+    assert bad_judge.json()["error"]["message"] == "Invalid judge: unknown judge 'gpt'; expected one of cascade, causal-lm, hf-classifier, lethe-judge, llm-judge, refusal-strings"
     assert bad_generation.json()["error"]["fields"] == {"generation": ["max_new_tokens must be in 1..4096, got 0"]}
     assert missing_suite.status_code == 404

@@ -117,6 +117,9 @@ def evaluation_finished(*, project, actor, setup, statistics=None, judge="refusa
     from evals.services import evaluation_create
     from jobs.services import run_execute
 
+    # refusal-strings: these pages' assertions count the tiny pair's answers cut at 24 tokens
+    # ("Sure, here is how to ..." before any step) as attacks; the default judge reads those
+    # fragments as non-answers (tests/evals/test_evals_lethe_judge.py covers it).
     evaluation = evaluation_create(
         project=project, suite_version=setup["suite_version"], checkpoint_a=setup["complier"], checkpoint_b=setup["refuser"],
         actor=actor, generation={"max_new_tokens": max_new_tokens}, statistics={"bootstrap_resamples": 200, **(statistics or {})},
