@@ -64,7 +64,7 @@ class Command(BaseCommand):
         if json:
             from jobs.serializers import RunDetailSerializer
 
-            self.stdout.write(_json_dumps(RunDetailSerializer(run).data))
+            self.stdout.write(_json_dumps(RunDetailSerializer(run, context={"full_log": True}).data))  # operators read it all
             return
         self.stdout.write(run_summary_line(run))
         self.stdout.write(f"project {run.project.slug}  created by {run.created_by.username} at {run.created_at:%Y-%m-%d %H:%M:%S}  worker {run.worker or '-'}")
@@ -111,10 +111,15 @@ class Command(BaseCommand):
     def _reap(self, *, timeout=None, **_):
         from versions.artifacts import blobs_sweep_unreferenced
 
+        from jobs.webhooks import webhook_dispatcher_shutdown
+
         reaped = services.run_reap_stale(timeout=timeout)
         for run in reaped:
             self.stdout.write(f"run {run.pk} failed: {run.error}")
         self.stdout.write(f"{len(reaped)} stale run(s) failed")
+        # Their run.finished webhooks: sent now, before the command exits (a delivery not sent
+        # stays pending for the web process's sweep).
+        webhook_dispatcher_shutdown(wait=True)
         swept = blobs_sweep_unreferenced()
         self.stdout.write(f"{len(swept)} unregistered blob file(s) older than {settings.LETHE_ORPHAN_BLOB_GRACE_SECONDS} s removed")
 
