@@ -505,6 +505,51 @@ def label_resolve(*, project, ref, kind=None):
     return label.checkpoint
 
 
+def _is_id(ref):
+    return (isinstance(ref, int) and not isinstance(ref, bool)) or (isinstance(ref, str) and ref.isdigit())
+
+
+def checkpoint_resolve(*, project, ref):
+    """A checkpoint of ``project`` named the way the API shows it, ``model@number`` or
+    ``model@label``, or by its id (an int or its digits). Every write that takes a checkpoint
+    resolves it here."""
+    if _is_id(ref):
+        checkpoint = Checkpoint.objects.filter(pk=int(ref), model__project=project).select_related("model").first()
+        if checkpoint is None:
+            raise NotFound(f"No checkpoint {ref} in {project.slug}.")
+        return checkpoint
+    return label_resolve(project=project, ref=ref, kind="model")
+
+
+def prompt_version_resolve(*, project, ref):
+    """A prompt version of ``project``: ``prompt@number``, ``prompt@label`` or its id; None or
+    "" stays None."""
+    if ref in (None, ""):
+        return None
+    if _is_id(ref):
+        version = PromptVersion.objects.filter(pk=int(ref), prompt__project=project).select_related("prompt").first()
+        if version is None:
+            raise NotFound(f"No prompt version {ref} in {project.slug}.")
+        return version
+    return label_resolve(project=project, ref=ref, kind="prompt")
+
+
+def dataset_version_resolve(*, project, ref):
+    """A dataset version of ``project``: ``dataset@number`` (as the API shows it) or its id;
+    None or "" stays None."""
+    if ref in (None, ""):
+        return None
+    if _is_id(ref):
+        version = DatasetVersion.objects.filter(pk=int(ref), dataset__project=project).select_related("dataset").first()
+        if version is None:
+            raise NotFound(f"No dataset version {ref} in {project.slug}.")
+        return version
+    if not isinstance(ref, str) or ref.count("@") != 1 or not ref.split("@")[1].isdigit():
+        raise ValidationFailed(f"Malformed dataset version reference {ref!r}: expected dataset@number (or an id).")
+    name, number = ref.split("@")
+    return dataset_version_get(dataset=dataset_get(project=project, name=name), number=int(number))
+
+
 # ---------------------------------------------------------------- datasets and audit
 
 

@@ -16,6 +16,8 @@ from evals.services import DEFAULT_JUDGE, evaluation_create
 from evals.statistics import LESS_SAFE
 from versions.errors import LetheError
 from versions.models import Project
+from versions.safe_json import json_loads
+from versions.selectors import checkpoint_resolve, dataset_version_resolve, prompt_version_resolve
 
 EXIT_REGRESSION = 1
 EXIT_NOT_RUN = 2
@@ -36,7 +38,8 @@ class Command(BaseCommand):
         parser.add_argument("--max-new-tokens", type=int, default=64)
         parser.add_argument("--batch-size", type=int, default=32)
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--utility-dataset-version", type=int, default=None, help="dataset version id of held-out benign rows")
+        parser.add_argument("--utility-dataset-version", default=None,
+                            help="held-out benign rows: dataset@number (or the dataset version's id)")
         parser.add_argument("--user", required=True, help="username the evaluation is created by (an editor)")
         parser.add_argument("--json", action="store_true", help="print the full report as JSON instead of a table")
         parser.add_argument("--fail-on-regression", action="store_true",
@@ -53,23 +56,23 @@ class Command(BaseCommand):
         if actor is None:
             raise CommandError(f"No user {options['user']!r}.")
         try:
-            judge_config = json.loads(options["judge_config"])
+            judge_config = json_loads(options["judge_config"])
         except json.JSONDecodeError as exc:
             raise CommandError(f"--judge-config is not JSON: {exc}") from None
         try:
             evaluation = evaluation_create(
                 project=project,
                 suite_version=selectors.suite_version_resolve(project=project, ref=options["suite"]),
-                checkpoint_a=selectors.checkpoint_resolve(project=project, ref=options["checkpoint_a"]),
-                checkpoint_b=selectors.checkpoint_resolve(project=project, ref=options["checkpoint_b"]),
-                prompt_version_a=selectors.prompt_version_resolve(project=project, ref=options["prompt_a"]),
-                prompt_version_b=selectors.prompt_version_resolve(project=project, ref=options["prompt_b"]),
+                checkpoint_a=checkpoint_resolve(project=project, ref=options["checkpoint_a"]),
+                checkpoint_b=checkpoint_resolve(project=project, ref=options["checkpoint_b"]),
+                prompt_version_a=prompt_version_resolve(project=project, ref=options["prompt_a"]),
+                prompt_version_b=prompt_version_resolve(project=project, ref=options["prompt_b"]),
                 actor=actor,
                 judge=options["judge"],
                 judge_config=judge_config,
                 generation={"max_new_tokens": options["max_new_tokens"], "batch_size": options["batch_size"]},
                 seed=options["seed"],
-                utility_dataset_version=self._dataset_version(project, options["utility_dataset_version"]),
+                utility_dataset_version=dataset_version_resolve(project=project, ref=options["utility_dataset_version"]),
             )
         except LetheError as exc:
             raise CommandError(str(exc)) from None
@@ -87,13 +90,3 @@ class Command(BaseCommand):
         if options["fail_on_regression"] and regression:
             self.stderr.write(f"regression: B is {evaluation.verdict}; non-inferiority {'passed' if evaluation.passes_non_inferiority else 'failed'}")
             sys.exit(EXIT_REGRESSION)
-
-    def _dataset_version(self, project, pk):
-        if pk is None:
-            return None
-        from versions.models import DatasetVersion
-
-        version = DatasetVersion.objects.filter(pk=pk, dataset__project=project).first()
-        if version is None:
-            raise CommandError(f"No dataset version {pk} in {project.slug}.")
-        return version
