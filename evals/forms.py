@@ -1,10 +1,9 @@
 """The form that starts an A/B evaluation. Choices are limited to the project; the service
 validates the rest and its errors are shown next to the field they name."""
-import json
-
 from django import forms
 
 from evals.models import SuiteVersion
+from versions.forms import json_object_from_text
 from versions.models import Checkpoint, PromptVersion
 
 
@@ -50,16 +49,7 @@ class EvaluationStartForm(forms.Form):
         self.fields["judge"].choices = [(name, name) for name in JUDGES]
 
     def _json_object(self, name):
-        raw = (self.cleaned_data.get(name) or "").strip()
-        if not raw:
-            return {}
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError("Expected a JSON object, e.g. {}.")
-        return value
+        return json_object_from_text(self.cleaned_data.get(name))
 
     def clean_judge_config(self):
         return self._json_object("judge_config")

@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class VersionsConfig(AppConfig):
     name = "versions"
     verbose_name = "Version registry"
+
+    def ready(self):
+        from django.contrib import admin
+
+        from versions import checks  # noqa: F401  (registers the deployment checks)
+        from versions.forms import AdminSignInForm
+
+        # The admin's sign-in page says when an address or username is locked out, as ours does.
+        admin.site.login_form = AdminSignInForm
