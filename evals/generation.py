@@ -43,15 +43,19 @@ class GenerationConfig:
         for name in ("max_new_tokens", "batch_size", "max_prompt_tokens"):
             value = getattr(self, name)
             low, high = self.BOUNDS[name]
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+            if not low <= value <= high:
+                raise ValueError(f"{name} must be in {low}..{high}, got {value!r}")
         if not isinstance(self.do_sample, bool):
             raise ValueError(f"do_sample must be true or false, got {self.do_sample!r}")
         for name in ("temperature", "top_p"):
             value = getattr(self, name)
             low, high = self.BOUNDS[name]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low < value <= high:
-                raise ValueError(f"{name} must be a number in ({low:g}, {high:g}], got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+            if not low < value <= high:
+                raise ValueError(f"{name} must be in ({low:g}, {high:g}], got {value!r}")
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "GenerationConfig":
