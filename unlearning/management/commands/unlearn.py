@@ -62,7 +62,7 @@ class Command(BaseCommand):
 
     @staticmethod
     def _checkpoint_ref(options):
-        checkpoint, model = options["checkpoint"], options["model"]
+        checkpoint, model = str(options["checkpoint"]), options["model"]  # call_command may pass an int
         if "@" in checkpoint:
             if model and checkpoint.split("@")[0] != model:
                 raise CommandError(f"--checkpoint {checkpoint!r} names another model than --model {model!r}.")
