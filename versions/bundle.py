@@ -89,8 +89,10 @@ def _blob_fields(model):
     return [f.attname for f in model._meta.concrete_fields if f.is_relation and f.related_model is Blob]
 
 
-def project_export(*, project, path):
-    """Write the project's bundle to ``path``; returns the manifest."""
+def project_export(*, project, path, actor=None):
+    """Write the project's bundle to ``path``; returns the manifest. The bundle holds every
+    response and forget-set row (hazardous text), so the export is a ``project.export`` audit
+    event of the project (written after the rows were read: the bundle does not hold it)."""
     objects, user_ids, blob_ids, counts = [], set(), set(), {}
     for label, lookup in PROJECT_SCOPES:
         model = apps.get_model(label)
@@ -128,6 +130,10 @@ def project_export(*, project, path):
             info.size = blob.size
             with artifacts.blob_open(blob) as reader:
                 archive.addfile(info, reader)
+    from versions.services import audit_record
+
+    audit_record(project=project, actor=actor, action="project.export", object_type="project", object_id=project.pk,
+                 data={"rows": len(objects), "blobs": len(blobs), "bundle_sha256": artifacts.sha256_of_path(Path(path))[0]})
     return manifest
 
 

@@ -242,3 +242,23 @@ def client_for_page():
 
     return make
 
+
+
+def test_an_unexpected_error_under_the_api_still_answers_the_error_shape(user, monkeypatch):
+    # given a fault injected where a bug would be: the project list's selector raises
+    def broken(**kwargs):
+        raise RuntimeError("an error nobody anticipated, at /srv/lethe/versions/selectors.py")
+
+    monkeypatch.setattr("versions.api.views.selectors.projects_for_user", broken)
+    client = Client(raise_request_exception=False)
+    client.force_login(user)
+
+    # when the API and a page hit it
+    api = client.get("/api/v1/projects/")
+    page = client.get("/")
+
+    # then the API answers the error shape without the exception's text, the page Django's 500
+    assert api.status_code == 500
+    assert error_of(api) == {"code": "server_error", "fields": {}, "message": (
+        "Something went wrong on the server; nothing is known to have changed. Retry, and tell the operators if it persists.")}
+    assert page.status_code == 500 and page["Content-Type"].startswith("text/html")

@@ -227,3 +227,13 @@ def test_import_project_command_refuses_with_the_message_and_says_what_it_restor
     out = capsys.readouterr().out
     assert "2 membership(s) in the bundle not restored (pass --memberships to restore them)." in out
     assert list(Project.objects.get(slug="safety").memberships.values_list("user__username", flat=True)) == ["victoria"]
+
+
+def test_an_export_is_an_audit_event_that_the_bundle_does_not_hold(project, user, tmp_path):
+    manifest = bundle.project_export(project=project, path=tmp_path / "b.tar.gz", actor=user)
+
+    event = AuditEvent.objects.get(project=project, action="project.export")
+    with tarfile.open(tmp_path / "b.tar.gz") as archive:
+        exported = json.load(archive.extractfile("objects.json"))
+    assert (event.actor, event.data["rows"], event.data["blobs"]) == (user, sum(manifest["counts"].values()), 0)
+    assert [item["fields"]["action"] for item in exported if item["model"] == "versions.auditevent"] == ["project.create"]

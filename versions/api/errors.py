@@ -87,6 +87,15 @@ def error_handler(exc, context):
     return response
 
 
+def server_error(request):
+    """``handler500``: under /api/ an unexpected error still answers the one error body (the
+    traceback goes to the log, never to the client)."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("server_error", "Something went wrong on the server; nothing is known to have changed. "
+                                       "Retry, and tell the operators if it persists."), status=500)
+    return defaults.server_error(request)
+
+
 def not_found(request, exception=None):
     """``handler404``: under /api/ a URL that matches no route answers the JSON error body."""
     if request.path.startswith("/api/"):
