@@ -201,9 +201,12 @@ def project_import(*, path, actor=None, memberships=False, admin=None):
                 artifacts.blob_put_path(scratch / "blobs" / sha256)
             restored = []
             with connection.constraint_checks_disabled():
-                for item in serializers.deserialize("json", json.dumps(_remap_users(objects, user_map))):
-                    item.save()
-                    restored.append(type(item.object))
+                try:
+                    for item in serializers.deserialize("json", json.dumps(_remap_users(objects, user_map))):
+                        item.save()
+                        restored.append(type(item.object))
+                except serializers.base.DeserializationError as exc:
+                    raise ValidationFailed(f"Refusing the bundle: a row does not fit this installation ({exc}); nothing was written.") from None
             connection.check_constraints(table_names=sorted({m._meta.db_table for m in restored}))
             _reset_sequences(set(restored))
             project = Project.objects.get(slug=manifest["project"])
@@ -284,6 +287,8 @@ def _in_project_scope(*, manifest, objects, users, memberships):
             for value in (values if field.many_to_many and isinstance(values, list) else [values]):
                 if value is None:
                     continue
+                if isinstance(value, bool) or not isinstance(value, (int, str)):
+                    refuse(f"{item['model']} {item['pk']} names {field.name} by {str(value)[:50]}, not by an id")
                 target = field.related_model
                 if target is User:
                     inside = value in user_pks

@@ -237,3 +237,19 @@ def test_an_export_is_an_audit_event_that_the_bundle_does_not_hold(project, user
         exported = json.load(archive.extractfile("objects.json"))
     assert (event.actor, event.data["rows"], event.data["blobs"]) == (user, sum(manifest["counts"].values()), 0)
     assert [item["fields"]["action"] for item in exported if item["model"] == "versions.auditevent"] == ["project.create"]
+
+
+def test_malformed_rows_are_refused_with_a_message_not_a_crash(exported, tmp_path):
+    def unknown_field(objects, users):
+        next(item for item in objects if item["model"] == "versions.model")["fields"]["is_superuser"] = True
+
+    def list_as_id(objects, users):
+        next(item for item in objects if item["model"] == "versions.checkpoint")["fields"]["model"] = [1, 2]
+
+    before = state()
+    with pytest.raises(ValidationFailed, match=r"^Refusing the bundle: a row does not fit this installation \(.*is_superuser"):
+        bundle.project_import(path=rewritten(exported["path"], tmp_path / "unknown.tar.gz", unknown_field))
+    with pytest.raises(ValidationFailed, match=r"names model by \[1, 2\], not by an id"):
+        bundle.project_import(path=rewritten(exported["path"], tmp_path / "list.tar.gz", list_as_id))
+
+    assert state() == before  # blob rows included: they rolled back with the rest
