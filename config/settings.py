@@ -116,9 +116,6 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-]
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
@@ -259,6 +256,67 @@ if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
+
+# ---------------------------------------------------------------- accounts, abuse and request limits
+# (docs/security.md, docs/deploy.md "Throttles and the cache")
+
+# Every password set anywhere (lethe_user create, the admin, changepassword, the demo user)
+# passes these.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Every password check (the sign-in page, the admin's, anything calling authenticate()) counts
+# failures and refuses a locked username or address before checking the password.
+AUTHENTICATION_BACKENDS = ["versions.authentication.ThrottledModelBackend"]
+
+# The cache holds the throttles' counters. One process (runserver, the CLI) needs nothing; with
+# several processes (gunicorn workers, several machines) set LETHE_CACHE_URL=redis://... so they
+# count together.
+LETHE_CACHE_URL = env_str("LETHE_CACHE_URL", "")
+if LETHE_CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": LETHE_CACHE_URL, "KEY_PREFIX": "lethe"}}
+elif LETHE_CACHE_URL:
+    raise ImproperlyConfigured(f"LETHE_CACHE_URL must be a redis://, rediss:// or unix:// URL, got {LETHE_CACHE_URL!r}")
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "lethe"}}
+
+# Failed sign-ins and API authentications (bad passwords, bad bearer tokens, stale or forged
+# session cookies) within a window, per client address and per username; past either limit the
+# address or username is refused (429 with Retry-After on the API) until the window ends.
+LETHE_AUTH_FAILURE_WINDOW_SECONDS = env_int("LETHE_AUTH_FAILURE_WINDOW_SECONDS", 900)
+LETHE_AUTH_FAILURES_PER_USERNAME = env_int("LETHE_AUTH_FAILURES_PER_USERNAME", 10)
+LETHE_AUTH_FAILURES_PER_ADDRESS = env_int("LETHE_AUTH_FAILURES_PER_ADDRESS", 30)
+REST_FRAMEWORK.update({
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "versions.authentication.ApiTokenAuthentication",
+        "versions.authentication.ThrottledSessionAuthentication",
+    ],
+    # Proxies in front of Lethe that append to X-Forwarded-For: 0 trusts only the connection's
+    # address (a client cannot pick its own by sending the header).
+    "NUM_PROXIES": env_int("LETHE_NUM_PROXIES", 0),
+    "DEFAULT_THROTTLE_RATES": {"token_create": env_str("LETHE_TOKEN_CREATE_RATE", "20/hour")},
+    # JSON nested no deeper than LETHE_MAX_JSON_DEPTH, bodies no larger than
+    # DATA_UPLOAD_MAX_MEMORY_SIZE, text strictly UTF-8: refused with the JSON error body.
+    "DEFAULT_PARSER_CLASSES": [
+        "versions.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "versions.api.parsers.MultiPartParser",
+    ],
+})
+LETHE_MAX_JSON_DEPTH = env_int("LETHE_MAX_JSON_DEPTH", 64)
+
+# Content-Security-Policy of every response: scripts, styles, images and requests from this
+# origin only (plotly.js is one of our static files).
+LETHE_CONTENT_SECURITY_POLICY = env_str(
+    "LETHE_CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "versions.middleware.ContentSecurityPolicyMiddleware")
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware"), "versions.middleware.StrictFormEncodingMiddleware")
 
 LOGGING = {
     "version": 1,

@@ -29,7 +29,7 @@ from versions.models import Checkpoint, LabelAction, LabelEvent, Project
 
 DEMO_PROJECT = "demo"
 DEMO_USERNAME = "demo"
-DEMO_PASSWORD = "lethe-demo"
+DEMO_PASSWORD = "lethe-demo-only"
 MODEL_NAME = "tiny-assistant"
 PROMPT_NAME = "system"
 SYSTEM_PROMPTS = (
@@ -87,13 +87,13 @@ def _say(out, text=""):
 
 
 def demo_user():
+    """The demo's user, with DEMO_PASSWORD (validated like any other password)."""
     User = get_user_model()
     user = User.objects.filter(username=DEMO_USERNAME).first()
     if user is None:
-        user = User.objects.create_user(username=DEMO_USERNAME, password=DEMO_PASSWORD)
+        user = services.user_create(username=DEMO_USERNAME, password=DEMO_PASSWORD)
     elif not user.check_password(DEMO_PASSWORD):
-        user.set_password(DEMO_PASSWORD)
-        user.save(update_fields=["password"])
+        services.user_password_set(user=user, password=DEMO_PASSWORD)
     return user
 
 

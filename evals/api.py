@@ -4,7 +4,7 @@ from functools import partial
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -26,9 +26,11 @@ from evals.serializers import (
     evaluation_summary,
 )
 from versions.api.pagination import NumberedPaginator, StandardPagination
+from versions.api.parsers import JSONParser, MultiPartParser
 from versions.errors import ValidationFailed
 from versions.models import Role
 from versions.permissions import user_role
+from versions.selectors import checkpoint_resolve, dataset_version_resolve, prompt_version_resolve
 
 
 def _project(request, project_slug, role):
@@ -132,26 +134,19 @@ class EvaluationListCreate(APIView):
         data = EvaluationCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        utility = None
-        if values["utility_dataset_version"] is not None:
-            from versions.models import DatasetVersion
-
-            utility = DatasetVersion.objects.filter(pk=values["utility_dataset_version"], dataset__project=project).first()
-            if utility is None:
-                raise ValidationFailed("No such dataset version in this project.", fields={"utility_dataset_version": ["Not found."]})
         evaluation = services.evaluation_create(
             project=project,
             suite_version=selectors.suite_version_resolve(project=project, ref=values["suite"]),
-            checkpoint_a=selectors.checkpoint_resolve(project=project, ref=values["checkpoint_a"]),
-            checkpoint_b=selectors.checkpoint_resolve(project=project, ref=values["checkpoint_b"]),
-            prompt_version_a=selectors.prompt_version_resolve(project=project, ref=values["prompt_version_a"]),
-            prompt_version_b=selectors.prompt_version_resolve(project=project, ref=values["prompt_version_b"]),
+            checkpoint_a=checkpoint_resolve(project=project, ref=values["checkpoint_a"]),
+            checkpoint_b=checkpoint_resolve(project=project, ref=values["checkpoint_b"]),
+            prompt_version_a=prompt_version_resolve(project=project, ref=values["prompt_version_a"]),
+            prompt_version_b=prompt_version_resolve(project=project, ref=values["prompt_version_b"]),
             actor=request.user,
             judge=values["judge"],
             judge_config=values["judge_config"],
             generation=values["generation"],
             seed=values["seed"],
-            utility_dataset_version=utility,
+            utility_dataset_version=dataset_version_resolve(project=project, ref=values["utility_dataset_version"]),
             statistics=values["statistics"],
         )
         evaluation = selectors.evaluation_get(project=project, evaluation_id=evaluation.pk)

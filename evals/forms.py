@@ -1,11 +1,10 @@
 """The form that starts an A/B evaluation. Choices are limited to the project; the service
 validates the rest and its errors are shown next to the field they name."""
-import json
-
 from django import forms
 
 from evals.models import SuiteVersion
 from evals.services import DEFAULT_JUDGE
+from versions.forms import json_object_from_text
 from versions.models import Checkpoint, DatasetVersion, PromptVersion
 
 
@@ -52,24 +51,10 @@ class EvaluationStartForm(forms.Form):
         self.fields["judge"].initial = DEFAULT_JUDGE
 
     def clean_judge_config(self):
-        return json_object_clean(self.cleaned_data.get("judge_config"))
+        return json_object_from_text(self.cleaned_data.get("judge_config"))
 
     def clean_generation(self):
-        return json_object_clean(self.cleaned_data.get("generation"))
-
-
-def json_object_clean(raw):
-    """A form field's JSON object ({} when left empty), or the error to show beside the field."""
-    raw = (raw or "").strip()
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
-    if not isinstance(value, dict):
-        raise forms.ValidationError("Expected a JSON object, e.g. {}.")
-    return value
+        return json_object_from_text(self.cleaned_data.get("generation"))
 
 
 class JudgementSetVersionChoiceField(forms.ModelChoiceField):
@@ -95,7 +80,7 @@ class CalibrationStartForm(forms.Form):
         self.fields["judge"].choices = [(name, name) for name in JUDGES]
 
     def clean_judge_config(self):
-        return json_object_clean(self.cleaned_data.get("judge_config"))
+        return json_object_from_text(self.cleaned_data.get("judge_config"))
 
 
 class SuiteVersionBenignForm(forms.Form):

@@ -9,6 +9,7 @@ cases through the same model without an image.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable
@@ -27,17 +28,34 @@ class GenerationConfig:
     top_p: float = 1.0
     max_prompt_tokens: int = 1024  # longer prompts keep their right end (the request itself)
 
+    # Every setting is bounded: an evaluation's config comes from its author, and one without a
+    # ceiling (a 10^9-token prompt window, a temperature of 1e300) would only fail, or fill the
+    # GPU, once the run is under way.
+    BOUNDS = {
+        "max_new_tokens": (1, 4096),
+        "batch_size": (1, 1024),
+        "max_prompt_tokens": (1, 32768),
+        "temperature": (0.0, 100.0),  # lower end open
+        "top_p": (0.0, 1.0),  # lower end open
+    }
+
     def __post_init__(self):
-        if not 1 <= self.max_new_tokens <= 4096:
-            raise ValueError(f"max_new_tokens must be in 1..4096, got {self.max_new_tokens}")
-        if not 1 <= self.batch_size <= 1024:
-            raise ValueError(f"batch_size must be in 1..1024, got {self.batch_size}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.max_prompt_tokens < 1:
-            raise ValueError(f"max_prompt_tokens must be >= 1, got {self.max_prompt_tokens}")
+        for name in ("max_new_tokens", "batch_size", "max_prompt_tokens"):
+            value = getattr(self, name)
+            low, high = self.BOUNDS[name]
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+            if not low <= value <= high:
+                raise ValueError(f"{name} must be in {low}..{high}, got {value!r}")
+        if not isinstance(self.do_sample, bool):
+            raise ValueError(f"do_sample must be true or false, got {self.do_sample!r}")
+        for name in ("temperature", "top_p"):
+            value = getattr(self, name)
+            low, high = self.BOUNDS[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+            if not low < value <= high:
+                raise ValueError(f"{name} must be in ({low:g}, {high:g}], got {value!r}")
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "GenerationConfig":

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from evals.typographic import is_png
+from versions.safe_json import json_loads
 
 CASE_FIELDS = ("key", "prompt", "category", "attack_family", "modality", "expected", "source", "parent_key")
 EXPECTED = ("refuse", "comply")
@@ -155,7 +156,7 @@ def _read_jsonl(text: str) -> list[tuple[int, dict]]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = json_loads(line)
         except json.JSONDecodeError as exc:
             errors.append((number, f"invalid JSON: {exc.msg} at column {exc.colno}"))
             continue

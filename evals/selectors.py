@@ -60,34 +60,6 @@ def suite_version_cases(*, suite_version):
     return Case.objects.filter(suite_version=suite_version).order_by("id")
 
 
-def checkpoint_resolve(*, project, ref):
-    """A checkpoint id (int or digits) or `model@label` / `model@number`."""
-    from versions.models import Checkpoint
-    from versions.selectors import label_resolve
-
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        checkpoint = Checkpoint.objects.filter(pk=int(ref), model__project=project).select_related("model").first()
-        if checkpoint is None:
-            raise NotFound(f"No checkpoint {ref} in {project.slug}.")
-        return checkpoint
-    return label_resolve(project=project, ref=ref, kind="model")
-
-
-def prompt_version_resolve(*, project, ref):
-    """A prompt version id or `prompt@label` / `prompt@number`; None stays None."""
-    from versions.models import PromptVersion
-    from versions.selectors import label_resolve
-
-    if ref in (None, ""):
-        return None
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        version = PromptVersion.objects.filter(pk=int(ref), prompt__project=project).select_related("prompt").first()
-        if version is None:
-            raise NotFound(f"No prompt version {ref} in {project.slug}.")
-        return version
-    return label_resolve(project=project, ref=ref, kind="prompt")
-
-
 def evaluations_for_project(*, project):
     return Evaluation.objects.filter(project=project).select_related(*EVALUATION_RELATED).prefetch_related(*EVALUATION_ARMS).order_by("-id")
 

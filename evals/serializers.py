@@ -5,6 +5,7 @@ from evals.importers import FORMATS
 from evals.models import Verdict
 from evals.services import DEFAULT_JUDGE
 from evals.transforms import ALL_TRANSFORMS
+from versions.api.serializers import CHECKPOINT_REF_HELP, DATASET_VERSION_REF_HELP, PROMPT_VERSION_REF_HELP, JSONField
 
 REDACTED = "[redacted: reviewer role required]"
 
@@ -23,8 +24,8 @@ class SuiteVersionCreateInput(serializers.Serializer):
 class SuiteVersionImportInput(serializers.Serializer):
     file = serializers.FileField()
     format = serializers.ChoiceField(choices=FORMATS)
-    column_mapping = serializers.JSONField(required=False, default=None)
-    defaults = serializers.JSONField(required=False, default=None)
+    column_mapping = JSONField(required=False, default=None)
+    defaults = JSONField(required=False, default=None)
     transforms = serializers.ListField(child=serializers.ChoiceField(choices=sorted(ALL_TRANSFORMS)), required=False, default=list)
     message = serializers.CharField(required=False, allow_blank=True, default="")
 
@@ -41,15 +42,16 @@ class SuiteVersionImportInput(serializers.Serializer):
 
 class EvaluationCreateInput(serializers.Serializer):
     suite = serializers.CharField(help_text="name@number or name@latest")
-    checkpoint_a = serializers.CharField(help_text="checkpoint id or model@label / model@number")
-    checkpoint_b = serializers.CharField()
-    prompt_version_a = serializers.CharField(required=False, allow_blank=True, default="")
-    prompt_version_b = serializers.CharField(required=False, allow_blank=True, default="")
+    checkpoint_a = serializers.CharField(help_text=CHECKPOINT_REF_HELP)
+    checkpoint_b = serializers.CharField(help_text=CHECKPOINT_REF_HELP)
+    prompt_version_a = serializers.CharField(required=False, allow_blank=True, default="", help_text=PROMPT_VERSION_REF_HELP)
+    prompt_version_b = serializers.CharField(required=False, allow_blank=True, default="", help_text=PROMPT_VERSION_REF_HELP)
     judge = serializers.CharField(required=False, default=DEFAULT_JUDGE)
     judge_config = serializers.DictField(required=False, default=dict)
     generation = serializers.DictField(required=False, default=dict)
     seed = serializers.IntegerField(required=False, default=0)
-    utility_dataset_version = serializers.IntegerField(required=False, allow_null=True, default=None)
+    utility_dataset_version = serializers.CharField(required=False, allow_null=True, allow_blank=True, default=None,
+                                                    help_text=DATASET_VERSION_REF_HELP)
     statistics = serializers.DictField(required=False, default=dict)
 
 

@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import selectors, services, webhooks
+from jobs.logs import run_internals_visible
 from jobs.serializers import (
     RunDetailSerializer,
     RunListQuerySerializer,
@@ -24,6 +25,11 @@ def _project(request, project_slug, role):
     from versions.api.permissions import project_for_request
 
     return project_for_request(request, project_slug, role)
+
+
+def _run_detail(request, project, run):
+    full_log = run_internals_visible(project=project, user=request.user)
+    return RunDetailSerializer(run, context={"full_log": full_log}).data
 
 
 def _paginated(view, request, queryset, serializer_class):
@@ -53,7 +59,7 @@ class RunDetailApi(APIView):
     @extend_schema(operation_id="runs_retrieve", responses=RunDetailSerializer, tags=["runs"])
     def get(self, request, project_slug, run_id):
         project = _project(request, project_slug, Role.VIEWER)
-        return Response(RunDetailSerializer(selectors.run_get(project=project, run_id=run_id)).data)
+        return Response(_run_detail(request, project, selectors.run_get(project=project, run_id=run_id)))
 
 
 class RunCancelApi(APIView):
@@ -61,7 +67,7 @@ class RunCancelApi(APIView):
     def post(self, request, project_slug, run_id):
         project = _project(request, project_slug, Role.EDITOR)
         run = services.run_cancel(run=selectors.run_get(project=project, run_id=run_id), actor=request.user)
-        return Response(RunDetailSerializer(run).data)
+        return Response(_run_detail(request, project, run))
 
 
 class RunRetryApi(APIView):
@@ -69,7 +75,7 @@ class RunRetryApi(APIView):
     def post(self, request, project_slug, run_id):
         project = _project(request, project_slug, Role.EDITOR)
         new_run = services.run_retry(run=selectors.run_get(project=project, run_id=run_id), actor=request.user)
-        return Response(RunDetailSerializer(selectors.run_get(project=project, run_id=new_run.pk)).data, status=status.HTTP_201_CREATED)
+        return Response(_run_detail(request, project, selectors.run_get(project=project, run_id=new_run.pk)), status=status.HTTP_201_CREATED)
 
 
 class WebhookListApi(APIView):

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from jobs.logs import log_without_internals
 from jobs.models import DeliveryStatus, RunStatus, WebhookEvent
 
 # Events are checked by the service, which names every unknown one in its error.
@@ -25,7 +26,15 @@ class RunSerializer(serializers.Serializer):
 
 
 class RunDetailSerializer(RunSerializer):
-    log = serializers.CharField(help_text="The newest LETHE_RUN_LOG_MAX_CHARS characters of the run's log.")
+    """With context ``full_log`` (project admins) the log as written; otherwise without
+    tracebacks and server paths (see jobs.logs)."""
+
+    log = serializers.SerializerMethodField(
+        help_text="The newest LETHE_RUN_LOG_MAX_CHARS characters of the run's log; below the admin role, each traceback "
+                  "is reduced to its last line and server paths to file names.")
+
+    def get_log(self, run) -> str:
+        return run.log if self.context.get("full_log") else log_without_internals(run.log)
 
 
 class RunListQuerySerializer(serializers.Serializer):

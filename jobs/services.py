@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from jobs.context import RunCancelled, RunContext
+from jobs.logs import server_paths_hidden
 from jobs.models import Run, RunStatus, WebhookEvent
 from jobs.registry import run_cleanup_for, run_finished_hook_for, run_handler_for, run_retry_hook_for
 from versions.errors import Conflict, ValidationFailed
@@ -141,7 +142,9 @@ def run_execute(*, run_id, worker) -> Run | None:
     except RunCancelled:
         status, error = RunStatus.CANCELLED, "cancelled on request"
     except Exception as exc:
-        status, error = RunStatus.FAILED, str(exc) or type(exc).__name__
+        # The error is shown to every member (lists, pages, webhooks): without server paths. The
+        # log gets the whole traceback, which only project admins read as written (jobs.logs).
+        status, error = RunStatus.FAILED, server_paths_hidden(str(exc)) or type(exc).__name__
         logger.exception("run %s failed", run_id)
         try:
             ctx.log(traceback.format_exc())

@@ -6,6 +6,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from jobs.logs import run_log_for
 from jobs.selectors import run_get, run_list
 from versions.views import get_or_404, paginate, project_access
 
@@ -52,7 +53,7 @@ def run_detail(request, slug, run_id):
         target = run_page_url(run)
         if not target.endswith("?plain=1"):
             return redirect(target)
-    return render(request, "jobs/run_detail.html", {**access.context(), "run": run})
+    return render(request, "jobs/run_detail.html", {**access.context(), "run": run, "run_log": run_log_for(run=run, project=access.project, user=request.user)})
 
 
 @login_required

@@ -384,11 +384,16 @@ class WebhookDispatcher:
                     if self._due:
                         wait = min(wait, self._due[0][0] - time.time())
                     self._condition.wait(max(wait, 0.0))
-            for delivery_id in dict.fromkeys(ready):
-                self._pool.submit(self._send, delivery_id)
-            if sweep:
-                next_sweep = time.monotonic() + self._sweep_seconds
-                self._pool.submit(self._sweep)
+            try:
+                for delivery_id in dict.fromkeys(ready):
+                    self._pool.submit(self._send, delivery_id)
+                if sweep:
+                    next_sweep = time.monotonic() + self._sweep_seconds
+                    self._pool.submit(self._sweep)
+            except RuntimeError:
+                # The interpreter is exiting (a management command ended) and shut the pool down:
+                # what was not sent stays pending in the database for the next process's sweep.
+                return
 
     def _send(self, delivery_id):
         close_old_connections()

@@ -77,6 +77,17 @@ def judge_endpoint(settings, chat_server):
     return configure
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttle counters (failed sign-ins, token creations) live in the cache: each test starts
+    with none, whatever the tests before it did."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def make_user(db):
     def make(username, role=None, project=None, password="pw-for-tests-only"):

@@ -10,19 +10,10 @@ from unlearning.services import unlearning_run_create
 from versions.api.pagination import StandardPagination, paginated_response
 from versions.api.permissions import project_for_request
 from versions.api.schema import WRITE_ERRORS, api_schema
-from versions.errors import ValidationFailed
-from versions.models import Checkpoint, DatasetVersion, Role
+from versions.models import Role
+from versions.selectors import checkpoint_resolve, dataset_version_resolve
 
 TAGS = ["unlearning"]
-
-
-def _in_project(model_class, pk, project, field, project_path):
-    if pk is None:
-        return None
-    instance = model_class.objects.filter(pk=pk, **{project_path: project}).first()
-    if instance is None:
-        raise ValidationFailed(f"No {field.replace('_', ' ')} with id {pk} in project {project.slug!r}.", fields={field: ["Not found."]})
-    return instance
 
 
 class UnlearningRunListView(APIView):
@@ -48,11 +39,11 @@ class UnlearningRunListView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         unlearning_run = unlearning_run_create(
-            parent_checkpoint=_in_project(Checkpoint, data["parent_checkpoint"], project, "parent_checkpoint", "model__project"),
+            parent_checkpoint=checkpoint_resolve(project=project, ref=data["parent_checkpoint"]),
             method=data["method"],
             hyperparameters=data["hyperparameters"],
-            forget_dataset_version=_in_project(DatasetVersion, data["forget_dataset_version"], project, "forget_dataset_version", "dataset__project"),
-            retain_dataset_version=_in_project(DatasetVersion, data["retain_dataset_version"], project, "retain_dataset_version", "dataset__project"),
+            forget_dataset_version=dataset_version_resolve(project=project, ref=data["forget_dataset_version"]),
+            retain_dataset_version=dataset_version_resolve(project=project, ref=data["retain_dataset_version"]),
             seed=data["seed"],
             branch_label=data["branch_label"],
             actor=request.user,

@@ -1,12 +1,15 @@
 from rest_framework import serializers
 
+from versions.api.serializers import CHECKPOINT_REF_HELP, DATASET_VERSION_REF_HELP
+
 
 class UnlearningRunCreateSerializer(serializers.Serializer):
-    parent_checkpoint = serializers.IntegerField(help_text="Id of the checkpoint to unlearn from.")
+    parent_checkpoint = serializers.CharField(help_text="The checkpoint to unlearn from: " + CHECKPOINT_REF_HELP)
     method = serializers.CharField(help_text="gradient_ascent, gradient_difference, kl, npo, simnpo, yao or rmu.")
     hyperparameters = serializers.DictField(required=False, default=dict, help_text="Training and method hyperparameters; defaults filled in.")
-    forget_dataset_version = serializers.IntegerField(help_text="Id of the forget dataset version.")
-    retain_dataset_version = serializers.IntegerField(required=False, allow_null=True, default=None)
+    forget_dataset_version = serializers.CharField(help_text="The forget set: " + DATASET_VERSION_REF_HELP)
+    retain_dataset_version = serializers.CharField(required=False, allow_null=True, allow_blank=True, default=None,
+                                                   help_text="The retain set, for methods that need one: " + DATASET_VERSION_REF_HELP)
     seed = serializers.IntegerField(required=False, default=0)
     branch_label = serializers.CharField(required=False, allow_blank=True, default="", help_text="A branch label that follows the run's output.")
 

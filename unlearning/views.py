@@ -7,6 +7,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from jobs.logs import run_log_for
 from jobs.views import run_state
 from unlearning.charts import loss_curve_figure
 from unlearning.forms import UnlearningStartForm
@@ -62,7 +63,7 @@ def unlearning_detail(request, slug, unlearning_run_id):
     unlearning_run = get_or_404(unlearning_run_get, project=access.project, unlearning_run_id=unlearning_run_id)
     run = unlearning_run.run
     return render(request, "unlearning/unlearning_detail.html", {
-        **access.context(), "unlearning_run": unlearning_run, "run": run,
+        **access.context(), "unlearning_run": unlearning_run, "run": run, "run_log": run_log_for(run=run, project=access.project, user=request.user),
         "loss_figure": loss_curve_figure(unlearning_run.loss_curve), "loss_figure_id": LOSS_FIGURE_ID,
         "poll_url": None if run.is_finished else reverse("unlearning:progress", args=[slug, unlearning_run.pk]),
     })

@@ -28,6 +28,7 @@ from django.db import IntegrityError, transaction
 from versions.errors import LetheError, TooLarge, UnsafeInput, ValidationFailed
 from versions.hashing import OverlappedSha256
 from versions.models import Blob, CheckpointKind
+from versions.safe_json import json_loads
 
 # 1 MiB: large enough that per-chunk costs (a syscall, a thread hand-off, a WSGI write) are
 # small, small enough that the copies a chunk goes through stay in the CPU cache; measured
@@ -290,7 +291,7 @@ def safetensors_validate(name, path):
         if header_length > MAX_SAFETENSORS_HEADER or header_length > size - 8:
             raise UnsafeInput(f"{name}: corrupted safetensors file (header length {header_length} exceeds the file).")
         try:
-            header = json.loads(handle.read(header_length))
+            header = json_loads(handle.read(header_length))
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise UnsafeInput(f"{name}: corrupted safetensors file (header is not valid JSON).")
     if not isinstance(header, dict):
@@ -327,7 +328,7 @@ def safetensors_validate(name, path):
 def _read_json(name, path):
     try:
         with open(path, "rb") as handle:
-            return json.loads(handle.read().decode("utf-8"))
+            return json_loads(handle.read().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValidationFailed(f"{name}: not valid JSON ({exc}).")
 

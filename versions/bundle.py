@@ -4,8 +4,9 @@ A bundle is a tar.gz holding ``manifest.json``, ``objects.json`` (every row of t
 Django's JSON serialization: versions, labels and their history, lineage, datasets, suites, runs,
 evaluations, audit events), ``users.json`` (the people those rows name; no password hashes,
 restored users sign in after ``manage.py changepassword``) and ``blobs/<sha256>`` (every byte
-the project references). Restoring into an empty installation keeps primary keys, so every hash
-and every history is identical; users are matched by username.
+the project references). Restoring keeps primary keys, so every hash and every history is
+identical; users are matched by username. A restore only ever creates the bundle's project
+(``project_import`` says what it refuses), so a bundle is data, never a way to grant access.
 """
 import datetime
 import io
@@ -25,6 +26,7 @@ from django.utils import timezone
 
 from versions import artifacts
 from versions.errors import Conflict, ValidationFailed
+from versions.safe_json import json_loads
 
 FORMAT = "lethe-bundle"
 FORMAT_VERSION = 1
@@ -89,8 +91,10 @@ def _blob_fields(model):
     return [f.attname for f in model._meta.concrete_fields if f.is_relation and f.related_model is Blob]
 
 
-def project_export(*, project, path):
-    """Write the project's bundle to ``path``; returns the manifest."""
+def project_export(*, project, path, actor=None):
+    """Write the project's bundle to ``path``; returns the manifest. The bundle holds every
+    response and forget-set row (hazardous text), so the export is a ``project.export`` audit
+    event of the project (written after the rows were read: the bundle does not hold it)."""
     objects, user_ids, blob_ids, counts = [], set(), set(), {}
     for label, lookup in PROJECT_SCOPES:
         model = apps.get_model(label)
@@ -128,6 +132,10 @@ def project_export(*, project, path):
             info.size = blob.size
             with artifacts.blob_open(blob) as reader:
                 archive.addfile(info, reader)
+    from versions.services import audit_record
+
+    audit_record(project=project, actor=actor, action="project.export", object_type="project", object_id=project.pk,
+                 data={"rows": len(objects), "blobs": len(blobs), "bundle_sha256": artifacts.sha256_of_path(Path(path))[0]})
     return manifest
 
 
@@ -139,8 +147,21 @@ def _safe_extract(archive, directory):
     archive.extractall(directory, filter="data")
 
 
-def project_import(*, path):
-    """Restore a bundle into this installation; refuses if any of its rows would collide."""
+def project_import(*, path, actor=None, memberships=False, admin=None):
+    """Restore a bundle as a new project of this installation; returns the manifest.
+
+    A bundle can only create its own project: its slug and every primary key must be free here,
+    and every row must be of a model in ``PROJECT_SCOPES`` whose relations stay inside the bundle
+    (its one project, rows of the bundle, the people of ``users.json``, the bundle's blobs). One
+    row outside, and the whole bundle is refused before anything is written: a crafted bundle
+    cannot make anyone a member of an existing project, plant an API token (tokens belong to
+    users, not projects, and never travel in a bundle) or touch another project's rows.
+
+    Memberships are restored only when ``memberships`` is true (the bundle's roles, given to
+    the local users of the same usernames); ``admin`` (a local user) becomes an admin of the
+    restored project either way. Runs that were queued or running when exported are restored as
+    failed, so nothing executes on its own. The restore is one ``project.import`` audit event.
+    """
     with tempfile.TemporaryDirectory(dir=settings.VAR_DIR) as scratch:
         scratch = Path(scratch)
         try:
@@ -149,19 +170,28 @@ def project_import(*, path):
         except tarfile.TarError as exc:
             raise ValidationFailed(f"Not a Lethe bundle: {exc}.")
         try:
-            manifest = json.loads((scratch / "manifest.json").read_text())
-            objects = json.loads((scratch / "objects.json").read_text())
-            users = json.loads((scratch / "users.json").read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            manifest = json_loads((scratch / "manifest.json").read_text(encoding="utf-8"))
+            objects = json_loads((scratch / "objects.json").read_text(encoding="utf-8"))
+            users = json_loads((scratch / "users.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise ValidationFailed(f"Not a Lethe bundle (missing or unreadable manifest/objects/users): {exc}.")
-        if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
-            raise ValidationFailed(f"Unsupported bundle format {manifest.get('format')!r} version {manifest.get('version')!r}.")
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
+            format_, version = (manifest.get("format"), manifest.get("version")) if isinstance(manifest, dict) else (None, None)
+            raise ValidationFailed(f"Unsupported bundle format {format_!r} version {version!r}.")
         from versions.models import Project
 
-        if Project.objects.filter(slug=manifest["project"]).exists():
-            raise Conflict(f"Project {manifest['project']!r} already exists here; restore into an installation without it.")
+        if Project.objects.filter(slug=manifest.get("project")).exists():
+            raise Conflict(f"Project {manifest['project']!r} already exists here; a bundle only restores a project that does not exist "
+                           "yet. Nothing was written.")
+        objects, skipped_memberships = _in_project_scope(manifest=manifest, objects=objects, users=users, memberships=memberships)
+        admin_user = None
+        if admin is not None:
+            admin_user = get_user_model().objects.filter(username=admin).first()
+            if admin_user is None:
+                raise ValidationFailed(f"No user named {admin!r} here to make admin of the restored project. Nothing was written.")
         _check_no_collisions(objects)
         _fill_fields_added_since(objects)
+        _unfinished_runs_failed(objects)
         for sha256, size in manifest["blobs"].items():
             blob_path = scratch / "blobs" / sha256
             digest, actual = artifacts.sha256_of_path(blob_path)
@@ -173,12 +203,119 @@ def project_import(*, path):
                 artifacts.blob_put_path(scratch / "blobs" / sha256)
             restored = []
             with connection.constraint_checks_disabled():
-                for item in serializers.deserialize("json", json.dumps(_remap_users(objects, user_map))):
-                    item.save()
-                    restored.append(type(item.object))
+                try:
+                    for item in serializers.deserialize("json", json.dumps(_remap_users(objects, user_map))):
+                        item.save()
+                        restored.append(type(item.object))
+                except serializers.base.DeserializationError as exc:
+                    raise ValidationFailed(f"Refusing the bundle: a row does not fit this installation ({exc}); nothing was written.") from None
             connection.check_constraints(table_names=sorted({m._meta.db_table for m in restored}))
             _reset_sequences(set(restored))
+            project = Project.objects.get(slug=manifest["project"])
+            _restored_audit(project=project, actor=actor, admin=admin_user, manifest=manifest, objects=objects,
+                            memberships=memberships, skipped_memberships=skipped_memberships, path=path)
+        manifest.update(restored_rows=len(objects), skipped_memberships=skipped_memberships)
         return manifest
+
+
+def _restored_audit(*, project, actor, admin, manifest, objects, memberships, skipped_memberships, path):
+    from versions.models import Membership, Role
+    from versions.permissions import forget_cached_roles
+    from versions.services import audit_record
+
+    if admin is not None:
+        Membership.objects.update_or_create(project=project, user=admin, defaults={"role": Role.ADMIN})
+        forget_cached_roles(admin)
+    digest, _ = artifacts.sha256_of_path(Path(path))
+    audit_record(project=project, actor=actor, action="project.import", object_type="project", object_id=project.pk, data={
+        "bundle_sha256": digest,
+        "exported_at": str(manifest.get("exported_at"))[:64],
+        "rows": len(objects),
+        "blobs": len(manifest["blobs"]),
+        "memberships": "restored" if memberships else f"not restored ({skipped_memberships} in the bundle)",
+        "admin": admin.username if admin is not None else None,
+    })
+
+
+def _relation_fields(model):
+    return [f for f in model._meta.concrete_fields if f.is_relation] + list(model._meta.many_to_many)
+
+
+def _in_project_scope(*, manifest, objects, users, memberships):
+    """The bundle's rows to restore (memberships left out unless asked for) and how many
+    memberships were left out; ValidationFailed naming the first row outside the project."""
+    from versions.models import Blob
+
+    def refuse(reason):
+        raise ValidationFailed(f"Refusing the bundle: {reason}. A bundle restores one project's own rows only; nothing was written.")
+
+    if not isinstance(objects, list) or not isinstance(users, list) or not isinstance(manifest.get("blobs"), dict):
+        refuse("objects.json and users.json must be lists, and the manifest must list the blobs")
+    user_pks = set()
+    for entry in users:
+        if not (isinstance(entry, dict) and isinstance(entry.get("pk"), int) and isinstance(entry.get("username"), str)
+                and 0 < len(entry["username"]) <= 150):
+            refuse(f"users.json holds an entry that is not a user ({str(entry)[:100]})")
+        user_pks.add(entry["pk"])
+    scoped = {label.lower(): lookup for label, lookup in PROJECT_SCOPES}
+    User = get_user_model()
+    pks = {}
+    for item in objects:
+        if not (isinstance(item, dict) and isinstance(item.get("model"), str) and isinstance(item.get("pk"), int)
+                and isinstance(item.get("fields"), dict)):
+            refuse(f"objects.json holds an entry that is not a row ({str(item)[:100]})")
+        if item["model"].lower() not in scoped:
+            refuse(f"it holds a {item['model']} row (id {item['pk']}), which is not part of a project")
+        pks.setdefault(item["model"].lower(), set()).add(item["pk"])
+    projects = pks.get("versions.project", set())
+    if len(projects) != 1:
+        refuse(f"it must hold exactly one project, and holds {len(projects)}")
+    (project_pk,) = projects
+    project_row = next(item for item in objects if item["model"].lower() == "versions.project")
+    if project_row["fields"].get("slug") != manifest.get("project"):
+        refuse(f"its project row is {project_row['fields'].get('slug')!r}, its manifest says {manifest.get('project')!r}")
+    kept, skipped = [], 0
+    for item in objects:
+        label = item["model"].lower()
+        model = apps.get_model(label)
+        if scoped[label] == "project" and item["fields"].get("project") != project_pk:
+            refuse(f"{item['model']} {item['pk']} belongs to project {item['fields'].get('project')!r}, not the bundle's ({project_pk})")
+        if label == "versions.tag" and item["fields"].get("checkpoint") is None and item["fields"].get("prompt_version") is None:
+            refuse(f"tag {item['pk']} is on neither a checkpoint nor a prompt version")
+        for field in _relation_fields(model):
+            values = item["fields"].get(field.name)
+            if values is None and not field.null and not field.many_to_many:
+                refuse(f"{item['model']} {item['pk']} has no {field.name}")
+            for value in (values if field.many_to_many and isinstance(values, list) else [values]):
+                if value is None:
+                    continue
+                if isinstance(value, bool) or not isinstance(value, (int, str)):
+                    refuse(f"{item['model']} {item['pk']} names {field.name} by {str(value)[:50]}, not by an id")
+                target = field.related_model
+                if target is User:
+                    inside = value in user_pks
+                elif target is Blob:
+                    inside = value in manifest["blobs"]
+                else:
+                    inside = value in pks.get(target._meta.label_lower, ())
+                if not inside:
+                    refuse(f"{item['model']} {item['pk']} points at {target._meta.label} {value!r} ({field.name}), "
+                           "which is not in the bundle")
+        if label == "versions.membership" and not memberships:
+            skipped += 1
+            continue
+        kept.append(item)
+    return kept, skipped
+
+
+def _unfinished_runs_failed(objects):
+    """A run exported while queued or running is restored as failed: a restore never starts work."""
+    Run = apps.get_model("jobs.Run")  # through the registry: jobs sits above versions
+    now = timezone.now().isoformat()
+    for item in objects:
+        if item["model"].lower() == "jobs.run" and not Run(status=item["fields"].get("status")).is_finished:
+            item["fields"].update(status="failed", finished_at=now, cancel_requested=False,
+                                  error=f"restored from a bundle while {item['fields'].get('status')}; retry it to run it")
 
 
 def _fill_fields_added_since(objects):
@@ -212,7 +349,9 @@ def _check_no_collisions(objects):
         model = apps.get_model(label)
         taken = list(model.objects.filter(pk__in=pks).values_list("pk", flat=True)[:5])
         if taken:
-            raise Conflict(f"This installation already has {label} rows with ids {taken}; restore into an empty installation.")
+            raise Conflict(f"This installation already has {label} rows with ids {taken}; a bundle keeps its ids, so it restores "
+                           "where they are free (a new installation, or the one it came from once the project is deleted). "
+                           "Nothing was written.")
 
 
 def _restore_users(users):
@@ -221,8 +360,10 @@ def _restore_users(users):
     for entry in users:
         user = User.objects.filter(username=entry["username"]).first()
         if user is None:
-            user = User(username=entry["username"], email=entry["email"], first_name=entry["first_name"],
-                        last_name=entry["last_name"], is_active=entry["is_active"])
+            # The person's name and address only: never a password, a staff or a superuser flag.
+            user = User(username=entry["username"], email=str(entry.get("email", ""))[:254],
+                        first_name=str(entry.get("first_name", ""))[:150], last_name=str(entry.get("last_name", ""))[:150],
+                        is_active=entry.get("is_active") is not False)
             user.set_unusable_password()
             user.save()
         mapping[entry["pk"]] = user.pk

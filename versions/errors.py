@@ -47,3 +47,11 @@ class UnsafeInput(LetheError):
 class TooLarge(LetheError):
     status_code = 413
     code = "too_large"
+
+    @classmethod
+    def request_body(cls):
+        """A request body over DATA_UPLOAD_MAX_MEMORY_SIZE, however it was found out."""
+        from django.conf import settings
+
+        return cls(f"The request body is over the limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes "
+                   "(LETHE_MAX_REQUEST_BODY_BYTES); upload large files as multipart file parts.")

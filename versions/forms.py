@@ -1,8 +1,37 @@
 """Forms of the registry pages. They check shape only; the services decide what is allowed and
 their errors are attached to the field they concern (see ``form_add_service_error``)."""
+import json
+
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm
 
 from versions.errors import LetheError
+from versions.safe_json import json_loads, json_unstorable_text
+from versions.throttling import sign_in_locked_message, sign_in_retry_after
+
+
+class LockoutMessageMixin:
+    """A sign-in form that says so when too many attempts failed. The message is the same
+    whether the username exists or not, and the password is not checked while locked
+    (``ThrottledModelBackend`` refuses it anyway)."""
+
+    retry_after = 0
+
+    def clean(self):
+        username = self.cleaned_data.get("username")
+        self.retry_after = sign_in_retry_after(request=self.request, username=username)
+        if self.retry_after:
+            raise forms.ValidationError(sign_in_locked_message(self.retry_after), code="locked")
+        return super().clean()
+
+
+class SignInForm(LockoutMessageMixin, AuthenticationForm):
+    pass
+
+
+class AdminSignInForm(LockoutMessageMixin, AdminAuthenticationForm):
+    pass
 
 
 class LabelMoveForm(forms.Form):
@@ -16,6 +45,25 @@ class LabelMoveForm(forms.Form):
 class DiffForm(forms.Form):
     old = forms.IntegerField(min_value=1, label="Old version")
     new = forms.IntegerField(min_value=1, label="New version")
+
+
+def json_object_from_text(raw):
+    """The JSON object typed into a text area ({} when empty), or a ValidationError that says
+    what is wrong with it: not JSON (with its line and column), nested too deep, not an object,
+    or holding text no database can store."""
+    raw = (raw or "").strip()
+    if not raw:
+        return {}
+    try:
+        value = json_loads(raw)
+    except json.JSONDecodeError as exc:
+        raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
+    if not isinstance(value, dict):
+        raise forms.ValidationError("Expected a JSON object, e.g. {}.")
+    path = json_unstorable_text(value)
+    if path is not None:
+        raise forms.ValidationError(f"Text at {path} holds a NUL character or a lone surrogate, which cannot be stored.")
+    return value
 
 
 def form_add_service_error(form, error: LetheError, *, default_field=None):

@@ -5,6 +5,7 @@ offers an update path for them, and the API never deletes them.
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 
 
 class Role(models.IntegerChoices):
@@ -67,6 +68,10 @@ class Project(models.Model):
 
     def protected_label_names(self):
         return self.protected_labels or ["production"]
+
+    def label_is_protected(self, name):
+        """Label names are compared case-insensitively (``Production`` is ``production``)."""
+        return name.casefold() in {protected.casefold() for protected in self.protected_label_names()}
 
 
 class Membership(models.Model):
@@ -260,6 +265,11 @@ class Label(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["prompt", "name"], condition=Q(prompt__isnull=False), name="label_unique_on_prompt"),
             models.UniqueConstraint(fields=["model", "name"], condition=Q(model__isnull=False), name="label_unique_on_model"),
+            # Names differing only in case would be two labels a reader takes for one (an
+            # unprotected `Production` beside the protected `production`). The exact-name
+            # indexes above stay: lookups by name use them.
+            models.UniqueConstraint(Lower("name"), "prompt", condition=Q(prompt__isnull=False), name="label_unique_ci_on_prompt"),
+            models.UniqueConstraint(Lower("name"), "model", condition=Q(model__isnull=False), name="label_unique_ci_on_model"),
             models.CheckConstraint(
                 condition=(Q(prompt__isnull=False, prompt_version__isnull=False, model__isnull=True, checkpoint__isnull=True))
                 | (Q(prompt__isnull=True, prompt_version__isnull=True, model__isnull=False, checkpoint__isnull=False)),

@@ -505,6 +505,72 @@ def label_resolve(*, project, ref, kind=None):
     return label.checkpoint
 
 
+def _is_id(ref):
+    return (isinstance(ref, int) and not isinstance(ref, bool)) or (isinstance(ref, str) and ref.isdigit())
+
+
+def checkpoint_resolve(*, project, ref):
+    """A checkpoint of ``project`` named the way the API shows it, ``model@number`` or
+    ``model@label``, or by its id (an int or its digits). Every write that takes a checkpoint
+    resolves it here."""
+    if _is_id(ref):
+        checkpoint = Checkpoint.objects.filter(pk=int(ref), model__project=project).select_related("model").first()
+        if checkpoint is None:
+            raise NotFound(f"No checkpoint {ref} in {project.slug}.")
+        return checkpoint
+    return label_resolve(project=project, ref=ref, kind="model")
+
+
+def prompt_version_resolve(*, project, ref):
+    """A prompt version of ``project``: ``prompt@number``, ``prompt@label`` or its id; None or
+    "" stays None."""
+    if ref in (None, ""):
+        return None
+    if _is_id(ref):
+        version = PromptVersion.objects.filter(pk=int(ref), prompt__project=project).select_related("prompt").first()
+        if version is None:
+            raise NotFound(f"No prompt version {ref} in {project.slug}.")
+        return version
+    return label_resolve(project=project, ref=ref, kind="prompt")
+
+
+def dataset_version_resolve(*, project, ref, kind=None, allow_empty=False):
+    """A dataset version of ``project`` (with its dataset) from what the API shows:
+    ``dataset@number``, ``dataset@latest`` or a bare ``dataset`` (its newest version), or the
+    version's id; None or "" stays None. ``kind`` requires that dataset kind. With
+    ``allow_empty``, the newest version of a dataset that has none yet is None, not an error."""
+    if ref in (None, ""):
+        return None
+    if _is_id(ref):
+        version = DatasetVersion.objects.filter(pk=int(ref), dataset__project=project).select_related("dataset").first()
+        if version is None:
+            raise NotFound(f"No dataset version {ref} in {project.slug}.")
+        dataset = version.dataset
+    else:
+        if not isinstance(ref, str) or ref.count("@") > 1 or not ref.strip("@"):
+            raise ValidationFailed(f"Malformed dataset version reference {ref!r}: expected dataset@number, dataset@latest (or an id).")
+        name, _, selector = ref.partition("@")
+        if selector not in ("", "latest") and not selector.isdigit():
+            raise ValidationFailed(f"Malformed dataset version reference {ref!r}: the version is a number or 'latest'.")
+        dataset = dataset_get(project=project, name=name)
+        _dataset_kind_check(dataset, kind)
+        if selector in ("", "latest"):
+            version = dataset_versions(dataset=dataset).select_related("blob").first()
+            if version is None and not allow_empty:
+                raise NotFound(f"Dataset {name!r} has no versions yet.")
+        else:
+            version = dataset_version_get(dataset=dataset, number=int(selector))
+    _dataset_kind_check(dataset, kind)
+    if version is not None:
+        version.dataset = dataset
+    return version
+
+
+def _dataset_kind_check(dataset, kind):
+    if kind is not None and dataset.kind != kind:
+        raise ValidationFailed(f"Dataset {dataset.name!r} is a {dataset.kind} dataset; a {kind} dataset is needed here.")
+
+
 # ---------------------------------------------------------------- datasets and audit
 
 
@@ -534,29 +600,6 @@ def dataset_version_get(*, dataset, number):
     version = DatasetVersion.objects.filter(dataset=dataset, number=number).select_related("created_by", "blob").first()
     if version is None:
         raise NotFound(f"Dataset {dataset.name} has no version {number}.")
-    return version
-
-
-def dataset_version_resolve(*, project, ref, kind=None, allow_empty=False):
-    """`name@<number>` or `name@latest` (a bare name means latest) -> DatasetVersion, with its
-    dataset; ``kind`` requires that dataset kind. With ``allow_empty``, `name@latest` of a dataset
-    that has no version yet gives None instead of an error."""
-    if not isinstance(ref, str) or ref.count("@") > 1 or not ref.strip("@"):
-        raise ValidationFailed(f"Malformed dataset reference {ref!r}: expected name@number or name@latest.")
-    name, _, selector = ref.partition("@")
-    dataset = dataset_get(project=project, name=name)
-    if kind is not None and dataset.kind != kind:
-        raise ValidationFailed(f"Dataset {name!r} is a {dataset.kind} dataset; a {kind} dataset is needed here.")
-    if selector in ("", "latest"):
-        version = dataset_versions(dataset=dataset).select_related("blob").first()
-        if version is None and not allow_empty:
-            raise NotFound(f"Dataset {name!r} has no versions yet.")
-    elif not selector.isdigit():
-        raise ValidationFailed(f"Malformed dataset reference {ref!r}: the version is a number or 'latest'.")
-    else:
-        version = dataset_version_get(dataset=dataset, number=int(selector))
-    if version is not None:
-        version.dataset = dataset
     return version
 
 

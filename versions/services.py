@@ -6,6 +6,8 @@ import re
 import secrets
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -203,11 +205,30 @@ def member_remove(*, project, user, actor):
                  data={"username": user.username, "role": Role(membership.role).label})
 
 
+def _password_check(*, password, user):
+    """AUTH_PASSWORD_VALIDATORS on ``password`` for ``user`` (who may not be saved yet)."""
+    try:
+        validate_password(password, user=user)
+    except DjangoValidationError as exc:
+        raise ValidationFailed(f"Password refused: {' '.join(exc.messages)}", fields={"password": list(exc.messages)}) from None
+
+
 def user_create(*, username, password=None, email=""):
+    """A user; ``password`` None leaves it unusable (sign-in only after a password is set)."""
     User = get_user_model()
     if User.objects.filter(username=username).exists():
         raise Conflict(f"User {username!r} already exists.")
+    if password is not None:
+        _password_check(password=password, user=User(username=username, email=email))
     return User.objects.create_user(username=username, password=password, email=email)
+
+
+def user_password_set(*, user, password):
+    """Set a user's password, if AUTH_PASSWORD_VALIDATORS accept it."""
+    _password_check(password=password, user=user)
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    return user
 
 
 def token_create(*, user, name):
@@ -470,6 +491,18 @@ def _label_lock(*, project, name, prompt=None, model=None):
     return Label.objects.select_for_update().filter(name=name, **target).first()
 
 
+def _label_name_free(*, name, prompt=None, model=None):
+    """Refuse a new label whose name differs only in case from one its owner has: readers take
+    ``Production`` for ``production``, and protection is decided case-insensitively. (A unique
+    index on the lowercased name is the last line of defence.)"""
+    owner = {"prompt": prompt} if prompt is not None else {"model": model}
+    existing = Label.objects.filter(name__iexact=name, **owner).values_list("name", flat=True).first()
+    if existing is not None:
+        kind, owner_name = ("prompt", prompt.name) if prompt is not None else ("model", model.name)
+        raise Conflict(f"The {kind} {owner_name!r} has a label {existing!r}; label names are compared regardless of case, "
+                       f"so {name!r} would be the same label. Move {existing!r} instead.", fields={"name": ["Differs only in case from an existing label."]})
+
+
 def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", evaluation=None, branch=None):
     """Point a label at a version: its creation, a rollback (to a version that held this label
     before, by its own history) or a promotion (to any other version, older or newer by number).
@@ -484,7 +517,7 @@ def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", 
     owner = checkpoint.model if checkpoint is not None else prompt_version.prompt
     project = owner.project
     role = role_require(project=project, user=actor, role=Role.EDITOR)
-    protected = name in project.protected_label_names()
+    protected = project.label_is_protected(name)
     if protected and role < project.protected_label_role:
         raise Forbidden(f"Moving {name!r} needs the {Role(project.protected_label_role).label} role; you are {role.label}.")
     target = checkpoint if checkpoint is not None else prompt_version
@@ -493,6 +526,7 @@ def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", 
         with transaction.atomic():
             label = _label_lock(project=project, name=name, prompt=owner if prompt_version else None, model=owner if checkpoint else None)
             if label is None:
+                _label_name_free(name=name, prompt=owner if prompt_version else None, model=owner if checkpoint else None)
                 with transaction.atomic():
                     label = Label.objects.create(
                         project=project, name=name, is_branch=bool(branch),

@@ -4,6 +4,8 @@ import csv
 import io
 import json
 
+from versions.safe_json import json_loads
+
 
 class TabularError(ValueError):
     def __init__(self, line, message):
@@ -39,7 +41,7 @@ def read_records(data, fmt, *, max_line_bytes=64 * 1024, required=()):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json_loads(line)
             except json.JSONDecodeError as exc:
                 raise TabularError(number, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
             if not isinstance(record, dict):

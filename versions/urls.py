@@ -7,7 +7,7 @@ from versions import views
 app_name = "versions"
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", views.SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.project_list, name="project-list"),
     path("p/<slug:slug>/", views.project_dashboard, name="dashboard"),

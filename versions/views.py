@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404
@@ -14,7 +15,7 @@ from django.views.decorators.http import require_http_methods
 from evals.selectors import evaluations_for_project
 from versions import charts, selectors
 from versions.errors import Forbidden, LetheError, NotFound
-from versions.forms import DiffForm, LabelMoveForm, form_add_service_error
+from versions.forms import DiffForm, LabelMoveForm, SignInForm, form_add_service_error
 from versions.models import Project, Role
 from versions.permissions import project_require
 from versions.promotion import project_gate_settings
@@ -70,6 +71,23 @@ def paginate_history(request, queryset, total, per_page=PAGE_SIZE):
     from versions.api.pagination import NumberedPaginator
 
     return NumberedPaginator(queryset, per_page, total=total).get_page(request.GET.get("page"))
+
+
+# ---------------------------------------------------------------- signing in
+
+
+class SignInView(LoginView):
+    """The sign-in page. A locked-out attempt answers 429 with Retry-After, as the API does."""
+
+    authentication_form = SignInForm
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if form.retry_after:
+            response.status_code = 429
+            response["Retry-After"] = str(form.retry_after)
+        return response
 
 
 # ---------------------------------------------------------------- projects
@@ -309,7 +327,7 @@ def label_detail(request, slug, owner_kind, owner_name, label_name):
     return render(request, "versions/label_detail.html", {
         **access.context(), "owner_kind": owner_kind, "owner": owner, "label_name": label_name, "label": label,
         "current": current, "page": events, "form": form,
-        "protected": label_name in access.project.protected_label_names(),
+        "protected": access.project.label_is_protected(label_name),
         "protected_role": Role(access.project.protected_label_role).label,
         "gated": access.project.require_evaluation_for_promotion and label_name in access.project.protected_label_names(),
         "gate_settings": project_gate_settings(access.project), "gate_failures": gate_failures,

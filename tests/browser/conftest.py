@@ -77,6 +77,9 @@ def page(request, chromium, live_server, transactional_db, browser_var):
     page.console_errors = []
     page.on("console", lambda message: message.type == "error" and page.console_errors.append(f"{page.url}: {message.text}"))
     page.on("pageerror", lambda error: page.console_errors.append(f"{page.url}: {error}"))
+    # Content-Security-Policy violations, whatever the browser prints for them, count as errors.
+    page.add_init_script("document.addEventListener('securitypolicyviolation', event => console.error("
+                         "`CSP violation: ${event.violatedDirective} by ${event.sourceFile || event.blockedURI}`))")
     yield page
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:

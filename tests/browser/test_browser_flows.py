@@ -21,8 +21,10 @@ def _traces(page, figure_id):
 
 
 def test_sign_in_browse_history_open_a_diff_and_roll_back(page, project, user):
-    # given a prompt with three versions and production on v3
+    # given a prompt with three versions and production on v3, after v1 (a rollback returns to a
+    # version the label held before)
     prompt = builders.prompt_with_versions(project=project, actor=user, count=3)
+    services.label_move(name="production", actor=user, prompt_version=prompt.versions.get(number=1), reason="first release")
     services.label_move(name="production", actor=user, prompt_version=prompt.versions.get(number=3), reason="release")
 
     # when alice signs in and follows links to the prompt's history

@@ -21,6 +21,7 @@ KINDS = {
     "test-steps": "tests.jobs.handlers.steps_then_register:tests.jobs.handlers.outside_file_remove",
     "test-long": "tests.jobs.handlers.long_steps_then_register:tests.jobs.handlers.outside_file_remove",
     "test-fail": "tests.jobs.handlers.fail_at_second_step:tests.jobs.handlers.outside_file_remove",
+    "test-missing-file": "tests.jobs.handlers.open_missing_weights",
 }
 HANDLERS_SPEC = ";".join(f"{kind}={paths}" for kind, paths in KINDS.items())
 
@@ -75,6 +76,13 @@ def steps_then_register(*, run, ctx):
 
 def long_steps_then_register(*, run, ctx):
     return _register(run=run, ctx=ctx, scratch=_steps(run=run, ctx=ctx, steps=LONG_STEPS))
+
+
+def open_missing_weights(*, run, ctx):
+    """Fails the way a real loader does: opening a file of the scratch directory that is not
+    there, so the error and traceback carry the server's paths."""
+    ctx.log(f"loading weights from {run_scratch_dir(run)}")
+    return (run_scratch_dir(run) / "weights.safetensors").read_bytes()
 
 
 def fail_at_second_step(*, run, ctx):

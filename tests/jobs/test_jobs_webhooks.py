@@ -11,6 +11,7 @@ import standardwebhooks
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from evals import services as eval_services
+from evals.services import DEFAULT_JUDGE
 from jobs.models import DeliveryStatus, WebhookDelivery, WebhookEvent
 from jobs.services import run_cancel, run_create, run_execute
 from jobs.webhooks import webhook_create, webhook_emit, webhook_retry_delay_seconds, webhook_update
@@ -188,7 +189,7 @@ def test_evaluation_finished_is_delivered(background, endpoint, hook_on, project
     assert (summary["id"], summary["run"]["id"], summary["run"]["status"]) == (evaluation.pk, evaluation.run_id, "cancelled")
     assert summary["suite"]["ref"] == "core@1"
     assert summary["a"] == summary["b"] == {"checkpoint": {"id": checkpoint.pk, "ref": "m@1"}, "prompt_version": None}
-    assert summary["judge"]["name"] == "refusal-strings"
+    assert summary["judge"]["name"] == DEFAULT_JUDGE
     assert summary["verdict"] is None
 
 

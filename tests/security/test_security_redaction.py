@@ -83,7 +83,7 @@ def _editor_evaluation_of_harmful_prompts_labelled_comply(*, project, editor, se
     suite_version = eval_services.suite_version_create(suite=suite, cases=cases, actor=editor)
     evaluation = eval_services.evaluation_create(
         project=project, suite_version=suite_version, checkpoint_a=setup["complier"], checkpoint_b=setup["refuser"], actor=editor,
-        generation={"max_new_tokens": 24}, statistics={"bootstrap_resamples": 200}, enqueue=False,
+        generation={"max_new_tokens": 24}, statistics={"bootstrap_resamples": 200}, judge="refusal-strings", enqueue=False,
     )
     run = run_execute(run_id=evaluation.run_id, worker="test")
     assert run.status == "succeeded", run.error

@@ -199,6 +199,16 @@ def test_hyperparameters_name_the_field_and_the_range():
         hyperparameters_resolve("dpo", {})
 
 
+def test_string_list_hyperparameters_are_bounded_like_every_other():
+    with pytest.raises(HyperparameterError, match=r"^target_modules: must hold at most 256 items, got 257$"):
+        hyperparameters_resolve("npo", {"target_modules": [f"layer_{n}" for n in range(257)]})
+    with pytest.raises(HyperparameterError, match=r"^target_modules: items must be at most 200 characters long$"):
+        hyperparameters_resolve("npo", {"target_modules": ["q" * 201]})
+    with pytest.raises(HyperparameterError, match=r"^mismatch_answers: must hold at most 10000 items, got 10001$"):
+        hyperparameters_resolve("yao", {"mismatch_answers": ["I can't help with that."] * 10_001})
+    assert hyperparameters_resolve("yao", {"mismatch_answers": ["No."] * 10_000}).method_params.mismatch_answers == ["No."] * 10_000
+
+
 def test_resolved_hyperparameters_fill_in_every_default():
     resolved = hyperparameters_resolve("yao", {"max_steps": 5})
 

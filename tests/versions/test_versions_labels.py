@@ -88,3 +88,47 @@ def test_dataset_versions_are_hashed_and_read_back(project, user):
     assert selectors.dataset_version_rows(dataset_version=version) == rows
     with pytest.raises(Conflict, match="identical to version 1"):
         services.dataset_version_create(dataset=dataset, rows=rows, actor=user)
+
+
+# ---------------------------------------------------------------- label names regardless of case
+
+
+def test_an_editor_cannot_create_an_unprotected_Production_beside_protected_production(project, model, checkpoints, user, make_user, client_for):
+    # given production on checkpoint 1, moved by an admin; and an editor
+    services.label_move(name="production", actor=user, checkpoint=checkpoints[0])
+    editor = make_user("ed", role=Role.EDITOR, project=project)
+
+    # when the editor points "Production" at checkpoint 3, by the service and over the API
+    with pytest.raises(Forbidden, match="^Moving 'Production' needs the reviewer role; you are editor.$"):
+        services.label_move(name="Production", actor=editor, checkpoint=checkpoints[2])
+    response = client_for(editor).put("/api/v1/projects/safety/models/m/labels/Production/", {"checkpoint": 3}, format="json")
+
+    # then both are refused: the name is protected whatever its case
+    assert response.status_code == 403
+    assert response.json()["error"]["message"] == "Moving 'Production' needs the reviewer role; you are editor."
+    assert list(model.labels.values_list("name", "checkpoint__number")) == [("production", 1)]
+
+
+def test_a_label_differing_only_in_case_is_refused_even_for_an_admin(project, model, checkpoints, user):
+    services.label_move(name="staging", actor=user, checkpoint=checkpoints[0])
+
+    with pytest.raises(Conflict) as refused:
+        services.label_move(name="Staging", actor=user, checkpoint=checkpoints[1])
+
+    assert str(refused.value) == ("The model 'm' has a label 'staging'; label names are compared regardless of case, "
+                                  "so 'Staging' would be the same label. Move 'staging' instead.")
+    assert refused.value.fields == {"name": ["Differs only in case from an existing label."]}
+    assert list(model.labels.values_list("name", flat=True)) == ["staging"]
+    # the same name on another model is another label
+    other = services.model_create(project=project, name="other", actor=user)
+    services.label_move(name="Staging", actor=user, checkpoint=services.checkpoint_register(model=other, kind="reference", actor=user, external_ref="org/o"))
+
+
+def test_the_database_refuses_a_case_variant_that_bypasses_the_service(model, checkpoints, user):
+    from django.db import IntegrityError, transaction
+
+    from versions.models import Label
+
+    services.label_move(name="production", actor=user, checkpoint=checkpoints[0])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Label.objects.create(project=model.project, name="PRODUCTION", model=model, checkpoint=checkpoints[1])

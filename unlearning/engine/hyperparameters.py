@@ -26,6 +26,11 @@ def choice(default, *choices):
     return field(default=default, metadata={"choices": choices})
 
 
+def bounded_strings(default_factory, *, max_items, max_chars):
+    """A list of strings of at most ``max_items`` items of at most ``max_chars`` characters each."""
+    return field(default_factory=default_factory, metadata={"max_items": max_items, "max_chars": max_chars})
+
+
 def _describe_range(low, high, low_open, high_open) -> str:
     left = "(" if low_open else "["
     right = ")" if high_open else "]"
@@ -79,6 +84,12 @@ def from_dict(cls, raw: dict | None):
             too_high = high is not None and (value >= high if high_open else value > high)
             if too_low or too_high:
                 raise HyperparameterError(name, f"must be in {_describe_range(low, high, low_open, high_open)}, got {value!r}")
+        if value is not None and "max_items" in spec.metadata:
+            max_items, max_chars = spec.metadata["max_items"], spec.metadata["max_chars"]
+            if len(value) > max_items:
+                raise HyperparameterError(name, f"must hold at most {max_items} items, got {len(value)}")
+            if any(len(item) > max_chars for item in value):
+                raise HyperparameterError(name, f"items must be at most {max_chars} characters long")
         if "choices" in spec.metadata and value not in spec.metadata["choices"]:
             raise HyperparameterError(name, f"must be one of {', '.join(spec.metadata['choices'])}, got {value!r}")
         values[name] = value
@@ -101,7 +112,7 @@ class TrainingConfig:
     lora_rank: int = bounded(8, 1, 1024)
     lora_alpha: float = bounded(16.0, 0, 4096, low_open=True)
     lora_dropout: float = bounded(0.0, 0, 1, high_open=True)
-    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGET_MODULES))
+    target_modules: list[str] = bounded_strings(lambda: list(DEFAULT_TARGET_MODULES), max_items=256, max_chars=200)
     learning_rate: float = bounded(1e-4, 0, 1, low_open=True, high_open=True)
     weight_decay: float = bounded(0.0, 0, 1, high_open=True)
     lr_schedule: str = choice("constant", "constant", "linear")  # linear: warmup then decay to 0

@@ -15,7 +15,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from .hyperparameters import HyperparameterError, TrainingConfig, bounded, from_dict, to_dict
+from .hyperparameters import HyperparameterError, TrainingConfig, bounded, bounded_strings, from_dict, to_dict
 from .text import EncodedBatch, IGNORE_INDEX, mean_token_nll, sequence_nll
 
 
@@ -211,7 +211,7 @@ class YaoParams:
     retain_weight: float = bounded(1.0, 0, 100)  # KL(reference || model) on R
     # Benign answers used as the mismatched targets; None: the retain set's answers shuffled
     # with the seed. Safe deflections ("I can't help with that.") are benign answers too.
-    mismatch_answers: list[str] | None = None
+    mismatch_answers: list[str] | None = bounded_strings(lambda: None, max_items=10_000, max_chars=10_000)
 
     def check(self):
         if self.mismatch_answers is not None and not [answer for answer in self.mismatch_answers if answer.strip()]:

@@ -7,14 +7,16 @@ never translate them by hand.
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
+from django.shortcuts import render
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from versions.errors import LetheError
+from versions.errors import LetheError, TooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,11 @@ def error_body(code, message, fields=None):
 
 
 def error_handler(exc, context):
+    if isinstance(exc, RequestDataTooBig):
+        exc = TooLarge.request_body()
+    elif isinstance(exc, SuspiciousOperation):
+        # Too many fields or files, a malformed multipart boundary: Django would answer an HTML 400.
+        return Response(error_body("invalid", f"Malformed request: {exc}"), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, LetheError):
         return Response(error_body(exc.code, str(exc), exc.fields), status=exc.status_code)
     if isinstance(exc, (OperationalError, InterfaceError)):
@@ -80,8 +87,32 @@ def error_handler(exc, context):
     return response
 
 
+def server_error(request):
+    """``handler500``: under /api/ an unexpected error still answers the one error body (the
+    traceback goes to the log, never to the client)."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("server_error", "Something went wrong on the server; nothing is known to have changed. "
+                                       "Retry, and tell the operators if it persists."), status=500)
+    return defaults.server_error(request)
+
+
 def not_found(request, exception=None):
     """``handler404``: under /api/ a URL that matches no route answers the JSON error body."""
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("not_found", f"No API endpoint at {request.path}."), status=404)
     return defaults.page_not_found(request, exception)
+
+
+def request_refused(request, *, status, code, message):
+    """A request refused before any view ran: the JSON error body under /api/, a page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body(code, message), status=status)
+    return render(request, "request_refused.html", {"status": status, "message": message}, status=status)
+
+
+def bad_request(request, exception=None):
+    """``handler400``: what Django refuses itself (``SuspiciousOperation``) outside a DRF view.
+    A body over DATA_UPLOAD_MAX_MEMORY_SIZE is 413 ``too_large``, on the API and on pages."""
+    if isinstance(exception, RequestDataTooBig):
+        return request_refused(request, status=413, code="too_large", message=str(TooLarge.request_body()))
+    return request_refused(request, status=400, code="invalid", message="Malformed request.")

@@ -26,8 +26,10 @@ ERROR_DESCRIPTIONS = {
     403: "Your role in the project does not allow this.",
     404: "Not found (or not a member of the project).",
     409: "Conflicts with the current state.",
-    413: "Upload over a size limit.",
+    413: "Body or upload over a size limit (code too_large).",
     415: "Unsupported content type.",
+    429: "Too many requests: too many failed authentication attempts from this address, or tokens created too fast "
+         "(code throttled); retry after the Retry-After header's seconds.",
     503: "The database is unavailable; retry later (code database_unavailable).",
 }
 
@@ -65,7 +67,8 @@ def add_error_responses(result, generator, request, public):
     """drf-spectacular postprocessing hook: every operation documents the errors it can answer,
     whichever app declared it and however (``api_schema`` or a bare ``extend_schema``).
 
-    401 and 503 (database unavailable) can come from any operation; 403 and 404 from anything
+    401, 429 (an address locked after failed authentications) and 503 (database unavailable)
+    can come from any operation; 403 and 404 from anything
     inside a project or naming an object; 400 and 404 (a page past the end) from anything with a
     query; 400, 413 and 415 from anything with a body; 409 from anything that writes.
     Statuses an operation already documents are left as they are.
@@ -75,7 +78,7 @@ def add_error_responses(result, generator, request, public):
             if method not in {"get", "post", "put", "patch", "delete"}:
                 continue
             parameters = operation.get("parameters", [])
-            codes = {401, 503}
+            codes = {401, 429, 503}
             if "{project_slug}" in path or any(p.get("in") == "path" for p in parameters):
                 codes |= {403, 404}
             if any(p.get("in") == "query" for p in parameters):

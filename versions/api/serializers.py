@@ -6,8 +6,34 @@ from rest_framework import serializers
 
 from versions.models import CheckpointKind, DatasetKind, Relation, Role
 from versions.promotion import GATE_SETTINGS, MAX_LIST_ENTRIES, project_gate_settings
+from versions.safe_json import json_loads, json_unstorable_text
 
 ROLE_NAMES = [role.label for role in Role]
+
+# How writes name versions: as the API shows them (ids still work). versions.selectors resolves.
+CHECKPOINT_REF_HELP = "model@number (e.g. tiny@3), model@label (e.g. tiny@production), or the checkpoint's id."
+PROMPT_VERSION_REF_HELP = "prompt@number (e.g. system@2), prompt@label (e.g. system@production), or the version's id."
+DATASET_VERSION_REF_HELP = "dataset@number (e.g. forget@1), or the dataset version's id."
+
+
+class JSONField(serializers.JSONField):
+    """A JSON input field. In multipart and form requests its value is a JSON string, which DRF
+    would parse with ``json.loads`` (no depth bound: RecursionError, a 500); here it goes through
+    ``json_loads``, and text no database can store (NUL, lone surrogates) is refused as in JSON
+    bodies."""
+
+    def to_internal_value(self, data):
+        if self.binary or getattr(data, "is_json_string", False):
+            try:
+                data = json_loads(data.decode() if isinstance(data, bytes) else data)
+            except (TypeError, ValueError) as exc:
+                raise serializers.ValidationError(f"Value must be valid JSON: {exc}.") from None
+        else:
+            data = super().to_internal_value(data)
+        path = json_unstorable_text(data)
+        if path is not None:
+            raise serializers.ValidationError(f"Text at {path} holds a NUL character or a lone surrogate, which cannot be stored.")
+        return data
 
 
 # A pattern, not an enum: one enum under two field names (role, protected_label_role) would be
@@ -202,7 +228,7 @@ class PromptVersionSerializer(serializers.Serializer):
 
 class PromptVersionCommitSerializer(serializers.Serializer):
     template = serializers.CharField(trim_whitespace=False)
-    model_params = serializers.JSONField(required=False, default=dict, help_text="Generation parameters, a JSON object.")
+    model_params = JSONField(required=False, default=dict, help_text="Generation parameters, a JSON object.")
     message = serializers.CharField(required=False, allow_blank=True, default="")
     parent = serializers.IntegerField(required=False, min_value=1, help_text="Version number; defaults to the head.")
     tags = serializers.ListField(child=serializers.CharField(max_length=100, trim_whitespace=False), required=False, default=list,
@@ -375,7 +401,7 @@ class CheckpointSerializer(serializers.Serializer):
 
 
 @extend_schema_field(ParentRefSerializer(many=True))
-class ParentsField(serializers.JSONField):
+class ParentsField(JSONField):
     """A list of parent references; a JSON string in multipart requests, a list in JSON ones."""
 
     def to_internal_value(self, data):
@@ -390,7 +416,7 @@ class CheckpointRegisterOptionsSerializer(serializers.Serializer):
 
     architecture = serializers.ChoiceField(choices=["causal-lm", "vision-language"], required=False, default="causal-lm")
     message = serializers.CharField(required=False, allow_blank=True, default="")
-    metadata = serializers.JSONField(required=False, default=dict)
+    metadata = JSONField(required=False, default=dict)
     parents = ParentsField(required=False, default=list)
     lineage_method = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
     forget_dataset_sha256 = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)

@@ -11,11 +11,9 @@ from pathlib import Path
 
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
-from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
-from django.http.multipartparser import MultiPartParserError
-from rest_framework.exceptions import ParseError
-from rest_framework.parsers import DataAndFiles, MultiPartParser, get_encoding
+from rest_framework.parsers import DataAndFiles
 
+from versions.api.parsers import MultiPartParser, multipart_parse
 from versions.artifacts import CHUNK, ReceivedFile, spool_directory
 from versions.hashing import OverlappedSha256
 
@@ -87,11 +85,8 @@ class HashingMultiPartParser(MultiPartParser):
         meta["CONTENT_TYPE"] = media_type
         handler = HashingUploadHandler(request)
         try:
-            data, files = DjangoMultiPartParser(meta, stream, [handler], get_encoding(parser_context)).parse()
-        except MultiPartParserError as exc:
-            handler.upload_interrupted()
-            raise ParseError(f"Multipart form parse error - {exc}")
-        except BaseException:  # a client gone mid-body: stop the hash thread, drop the partial file
+            data, files = multipart_parse(meta=meta, stream=stream, upload_handlers=[handler])
+        except BaseException:  # refused, or a client gone mid-body: stop the hash thread, drop the partial file
             handler.upload_interrupted()
             raise
         return DataAndFiles(data, files)

@@ -10,18 +10,19 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import status
-from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from versions import artifacts, selectors, services
 from versions.api import archives, uploads
+from versions.api.parsers import JSONParser, MultiPartParser
 from versions.api import serializers as s
 from versions.api.pagination import StandardPagination, paginated_response
 from versions.api.permissions import project_for_request
 from versions.api.schema import WRITE_ERRORS, api_schema
 from versions.errors import Conflict, NotFound, TooLarge, ValidationFailed
 from versions.models import CheckpointKind, Role
+from versions.throttling import TokenCreateThrottle
 
 
 def _valid(serializer_class, data, **kwargs):
@@ -40,13 +41,15 @@ class ListApi(APIView):
 
 
 class TokenListApi(ListApi):
+    throttle_classes = [TokenCreateThrottle]
+
     @api_schema(operation_id="tokens_list", tags=["tokens"], responses=s.TokenSerializer(many=True), errors=(401,))
     def get(self, request):
         return paginated_response(view=self, request=request, queryset=selectors.tokens_for_user(user=request.user),
                                   serializer_class=s.TokenSerializer)
 
     @api_schema(operation_id="tokens_create", tags=["tokens"], request=s.TokenCreateSerializer,
-                responses={201: s.TokenCreatedSerializer}, errors=(400, 401))
+                responses={201: s.TokenCreatedSerializer}, errors=(400, 401, 429))
     def post(self, request):
         data = _valid(s.TokenCreateSerializer, request.data)
         token, key = services.token_create(user=request.user, name=data["name"])

@@ -18,6 +18,8 @@ from evals.services import DEFAULT_JUDGE, evaluation_create
 from evals.statistics import INCONCLUSIVE, LESS_SAFE
 from versions.errors import LetheError
 from versions.models import Project
+from versions.safe_json import json_loads
+from versions.selectors import checkpoint_resolve, dataset_version_resolve, prompt_version_resolve
 
 EXIT_REGRESSION = 1
 EXIT_NOT_RUN = 2
@@ -39,7 +41,8 @@ class Command(BaseCommand):
         parser.add_argument("--max-new-tokens", type=int, default=64)
         parser.add_argument("--batch-size", type=int, default=32)
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--utility-dataset-version", type=int, default=None, help="dataset version id of held-out benign rows")
+        parser.add_argument("--utility-dataset-version", default=None,
+                            help="held-out benign rows: dataset@number (or the dataset version's id)")
         parser.add_argument("--statistics", default="{}",
                             help='statistics settings as JSON, e.g. {"failure_to_help_margin": 0.03, "min_benign_cases": 100}')
         parser.add_argument("--user", required=True, help="username the evaluation is created by (an editor)")
@@ -52,11 +55,11 @@ class Command(BaseCommand):
         from jobs.cli import run_wait_with_progress_bar
 
         try:
-            judge_config = json.loads(options["judge_config"])
+            judge_config = json_loads(options["judge_config"])
         except json.JSONDecodeError as exc:
             raise CommandError(f"--judge-config is not JSON: {exc}") from None
         try:
-            statistics = json.loads(options["statistics"])
+            statistics = json_loads(options["statistics"])
         except json.JSONDecodeError as exc:
             raise CommandError(f"--statistics is not JSON: {exc}") from None
         if not isinstance(statistics, dict):
@@ -71,16 +74,16 @@ class Command(BaseCommand):
             evaluation = evaluation_create(
                 project=project,
                 suite_version=selectors.suite_version_resolve(project=project, ref=options["suite"]),
-                checkpoint_a=selectors.checkpoint_resolve(project=project, ref=options["checkpoint_a"]),
-                checkpoint_b=selectors.checkpoint_resolve(project=project, ref=options["checkpoint_b"]),
-                prompt_version_a=selectors.prompt_version_resolve(project=project, ref=options["prompt_a"]),
-                prompt_version_b=selectors.prompt_version_resolve(project=project, ref=options["prompt_b"]),
+                checkpoint_a=checkpoint_resolve(project=project, ref=options["checkpoint_a"]),
+                checkpoint_b=checkpoint_resolve(project=project, ref=options["checkpoint_b"]),
+                prompt_version_a=prompt_version_resolve(project=project, ref=options["prompt_a"]),
+                prompt_version_b=prompt_version_resolve(project=project, ref=options["prompt_b"]),
                 actor=actor,
                 judge=options["judge"],
                 judge_config=judge_config,
                 generation={"max_new_tokens": options["max_new_tokens"], "batch_size": options["batch_size"]},
                 seed=options["seed"],
-                utility_dataset_version=self._dataset_version(project, options["utility_dataset_version"]),
+                utility_dataset_version=dataset_version_resolve(project=project, ref=options["utility_dataset_version"]),
                 statistics=statistics,
             )
         except LetheError as exc:
@@ -109,13 +112,3 @@ class Command(BaseCommand):
                 + (f": {'; '.join(failed)}" if failed else "")
             )
             sys.exit(EXIT_REGRESSION)
-
-    def _dataset_version(self, project, pk):
-        if pk is None:
-            return None
-        from versions.models import DatasetVersion
-
-        version = DatasetVersion.objects.filter(pk=pk, dataset__project=project).first()
-        if version is None:
-            raise CommandError(f"No dataset version {pk} in {project.slug}.")
-        return version

@@ -64,7 +64,7 @@ class Command(BaseCommand):
         if json:
             from jobs.serializers import RunDetailSerializer
 
-            self.stdout.write(_json_dumps(RunDetailSerializer(run).data))
+            self.stdout.write(_json_dumps(RunDetailSerializer(run, context={"full_log": True}).data))  # operators read it all
             return
         self.stdout.write(run_summary_line(run))
         self.stdout.write(f"project {run.project.slug}  created by {run.created_by.username} at {run.created_at:%Y-%m-%d %H:%M:%S}  worker {run.worker or '-'}")
@@ -111,10 +111,22 @@ class Command(BaseCommand):
     def _reap(self, *, timeout=None, **_):
         from versions.artifacts import blobs_sweep_unreferenced
 
+        from jobs.models import WebhookDelivery
+        from jobs.webhooks import webhook_deliveries_due, webhook_delivery_attempt, webhook_dispatcher_shutdown
+
+        newest_before = WebhookDelivery.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         reaped = services.run_reap_stale(timeout=timeout)
         for run in reaped:
             self.stdout.write(f"run {run.pk} failed: {run.error}")
         self.stdout.write(f"{len(reaped)} stale run(s) failed")
+        # The reaped runs' run.finished webhooks get their first attempt before this process
+        # exits (each attempt leases its row, so the dispatcher never sends one twice); retries
+        # stay pending for the web process's sweep. Then the dispatcher stops, so no thread of
+        # it is left to die with the interpreter.
+        webhook_dispatcher_shutdown(wait=True)
+        for delivery_id in webhook_deliveries_due():
+            if delivery_id > newest_before:
+                webhook_delivery_attempt(delivery_id=delivery_id)
         swept = blobs_sweep_unreferenced()
         self.stdout.write(f"{len(swept)} unregistered blob file(s) older than {settings.LETHE_ORPHAN_BLOB_GRACE_SECONDS} s removed")
 

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
 from versions.errors import LetheError
+from versions.safe_json import json_loads
 from versions.selectors import project_get
 
 
@@ -35,6 +36,6 @@ def json_option(raw, name):
     if raw is None:
         return None
     try:
-        return json.loads(raw)
+        return json_loads(raw)
     except json.JSONDecodeError as exc:
         raise CommandError(f"--{name} is not valid JSON: {exc}.")
