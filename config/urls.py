@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 api_v1 = [
     path("", include("versions.api.urls")),
@@ -12,7 +12,10 @@ api_v1 = [
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Swagger UI and Redoc from drf-spectacular-sidecar's static files (no CDN); the split view
+    # loads its start-up script as a file, so a Content-Security-Policy of 'self' allows it.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("admin/", admin.site.urls),
     path("", include("versions.urls")),
     path("", include("jobs.urls")),
@@ -22,3 +25,5 @@ urlpatterns = [
 
 # URLs under /api/ that match no route answer the API's JSON error body, not an HTML page.
 handler404 = "versions.api.errors.not_found"
+# With DEBUG off, errors render templates/404.html and 500.html (Django's defaults), never the
+# debug pages that list every URL pattern.
