@@ -27,10 +27,10 @@ class PlotlyFinder(BaseFinder):
         return []
 
     def find(self, path, find_all=False, **kwargs):
-        match = str(self.directory / self.name) if path == f"{self.prefix}/{self.name}" else None
-        if find_all:
-            return [match] if match else []
-        return match
+        if path != f"{self.prefix}/{self.name}":
+            return []  # as Django's finders answer "not here" (None would count as a match)
+        match = str(self.directory / self.name)
+        return [match] if find_all else match
 
     def list(self, ignore_patterns):
         yield self.name, self.storage

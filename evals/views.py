@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from evals import charts
-from evals.forms import EvaluationStartForm
+from evals.forms import EvaluationStartForm, evaluation_start_initial
 from evals.reporting import cross_modal_rows, headline_rows
 from evals.selectors import evaluation_case_results, evaluation_get, evaluations_for_project
 from versions.errors import LetheError
@@ -51,6 +51,7 @@ def evaluation_start(request, slug):
 
     access = project_access(request, slug, Role.EDITOR)
     project = access.project
+    repeated = None
     if request.method == "POST":
         form = EvaluationStartForm(request.POST, project=project)
         if form.is_valid():
@@ -60,6 +61,7 @@ def evaluation_start(request, slug):
                     project=project, suite_version=data["suite_version"], checkpoint_a=data["checkpoint_a"], checkpoint_b=data["checkpoint_b"],
                     prompt_version_a=data["prompt_version_a"], prompt_version_b=data["prompt_version_b"], judge=data["judge"],
                     judge_config=data["judge_config"], generation=data["generation"], seed=data["seed"], actor=request.user,
+                    statistics=data["statistics"], utility_dataset_version=data["utility_dataset_version"],
                 )
             except LetheError as exc:
                 form_add_service_error(form, exc)
@@ -67,8 +69,14 @@ def evaluation_start(request, slug):
                 messages.success(request, f"Evaluation {evaluation.pk} queued.")
                 return redirect("evals:detail", slug, evaluation.pk)
     else:
-        form = EvaluationStartForm(project=project, initial={"checkpoint_a": request.GET.get("a"), "checkpoint_b": request.GET.get("b")})
-    return render(request, "evals/evaluation_start.html", {**access.context(), "form": form},
+        initial = {"checkpoint_a": request.GET.get("a"), "checkpoint_b": request.GET.get("b")}
+        if request.GET.get("from"):
+            if not request.GET["from"].isdigit():
+                raise Http404(f"No evaluation {request.GET['from']!r} in {project.slug}.")
+            repeated = get_or_404(evaluation_get, project=project, evaluation_id=int(request.GET["from"]))
+            initial = evaluation_start_initial(repeated)
+        form = EvaluationStartForm(project=project, initial=initial)
+    return render(request, "evals/evaluation_start.html", {**access.context(), "form": form, "repeated": repeated},
                   status=400 if request.method == "POST" else 200)
 
 
