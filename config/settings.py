@@ -235,18 +235,14 @@ LOGGING = {
 
 
 # ---------------------------------------------------------------- UI: offline and fast (issue 18)
-# Nothing a page needs comes from another host: our CSS/JS, plotly.js (from the plotly package,
-# never a CDN) and Swagger UI / Redoc (from drf-spectacular-sidecar) are all static files here.
-# collectstatic gives each a content-hashed name and a gzip copy; WhiteNoise serves the hashed
-# names with a ten-year immutable Cache-Control, so a browser fetches plotly.js once per release.
-# Serving therefore needs `manage.py collectstatic` first (make serve/demo, the demo command,
-# the Dockerfile and the test session all run it); with DEBUG on, runserver serves the sources.
+# Nothing a page needs comes from another host: our CSS/JS, plotly.js (static/vendor/plotly, the
+# basic bundle of the plotly.js version the plotly package ships; never a CDN) and Swagger UI /
+# Redoc (from drf-spectacular-sidecar) are all static files here. collectstatic gives each a
+# content-hashed name and a gzip copy; WhiteNoise serves the hashed names with a ten-year
+# immutable Cache-Control, so a browser fetches plotly.js once per release. Serving therefore
+# needs `manage.py collectstatic` first (make serve, the demo command, the Dockerfile and the test
+# session run it); with DEBUG on, runserver serves the sources.
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATICFILES_FINDERS = [
-    "django.contrib.staticfiles.finders.FileSystemFinder",
-    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
-    "config.staticfinders.PlotlyFinder",
-]
 STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
 INSTALLED_APPS.append("drf_spectacular_sidecar")
 SPECTACULAR_SETTINGS.update({"SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR", "REDOC_DIST": "SIDECAR"})

@@ -1,3 +1,7 @@
+import re
+from pathlib import Path
+
+import plotly
 import pytest
 
 from evals.charts import arms_rate_figure
@@ -62,3 +66,12 @@ def test_safety_over_time_marks_label_moves_and_refuses_unknown_metrics():
     assert "template" not in lineage["layout"]
     with pytest.raises(ValueError, match="unknown metric 'bleu'"):
         safety_figure(points, metric="bleu", over="time")
+
+
+def test_the_served_plotly_bundle_is_the_plotly_js_of_the_plotly_package():
+    # the pages draw with static/vendor/plotly's basic bundle the figures the Python package builds
+    package = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_text(encoding="utf-8")[:200]
+    served = (Path(__file__).resolve().parents[2] / "static" / "vendor" / "plotly" / "plotly-basic.min.js").read_text(encoding="utf-8")[:200]
+
+    version = re.search(r"\* plotly\.js v(\S+)", package).group(1)
+    assert re.search(r"\* plotly\.js \(basic - minified\) v(\S+)", served).group(1) == version
