@@ -158,6 +158,10 @@ UI_ENDPOINTS = [
              {"suite_version": "{suite_version}", "checkpoint_a": "{full_checkpoint}", "checkpoint_b": "{full_checkpoint}",
               "judge": "refusal-strings", "judge_config": "{{}}", "generation": "{{}}", "seed": "0"}),
     Endpoint("GET", f"{UI}/evaluations/{{evaluation}}/", Role.VIEWER),
+    Endpoint("GET", f"{UI}/evaluations/new/?from={{evaluation}}", Role.EDITOR),
+    Endpoint("GET", f"{UI}/datasets/forget/", Role.VIEWER),
+    Endpoint("GET", f"{UI}/datasets/forget/v/1/", Role.VIEWER),
+    Endpoint("GET", f"{UI}/datasets/forget/v/1/?reveal=1", Role.VIEWER),  # below reviewer: still 200, responses redacted
 ]
 
 
