@@ -15,12 +15,14 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# The demo command collects static files itself before it serves (with DEBUG off).
 demo: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py demo --host $(HOST) --port $(PORT)
 
 serve: install
 	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: install

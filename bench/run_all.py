@@ -32,6 +32,7 @@ def steps(quick):
             ("artifacts", ["bench_artifacts.py", "--gib", "0.05"]),
             ("generation", ["bench_generation.py", "--cases", "64"]),
             ("unlearning", ["bench_unlearning.py"]),
+            ("ui", ["bench_ui.py", "--rounds", "2"]),
         ]
     return [
         ("scale", ["bench_scale.py", "--scale", "0.01", "--scale", "1.0"]),
@@ -41,6 +42,7 @@ def steps(quick):
         ("artifacts", ["bench_artifacts.py", "--gib", "1.0"]),
         ("generation", ["bench_generation.py", "--cases", "2048", "--hidden-size", "256", "--layers", "4", "--heads", "4", "--intermediate-size", "768"]),
         ("unlearning", ["bench_unlearning.py", "--hidden-size", "512", "--layers", "6", "--heads", "8", "--intermediate-size", "1536"]),
+        ("ui", ["bench_ui.py", "--rounds", "6"]),
     ]
 
 
@@ -136,6 +138,16 @@ def markdown(outcomes, took, speeds):
                   f"| download | {mib_s(artifacts['download_s']):.0f} MiB/s = {artifacts['download_ratio']:.2f}x | >= 0.7x |",
                   f"| server peak RSS growth | {artifacts['peak_growth_mib']:.1f} MiB | <= 64 MiB |",
                   f"| new bytes stored when identical files are registered again | {artifacts['new_bytes_on_reregister']} | 0 |", ""]
+    ui = load("ui")
+    if ui:
+        lines += [f"### First chart page in a fresh browser (Chromium, loopback, median of {ui['rounds']} rounds; baseline: Lethe at "
+                  f"{ui['baseline_ref']} served as the demo served it then)", "",
+                  "| page | cold, baseline | cold, now | ratio | warm, baseline | warm, now | ratio | goal cold < 1 s |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for row in ui["rows"]:
+            lines.append(f"| {row['page']} | {row['baseline_cold_s']:.2f} s | {row['cold_s']:.2f} s | {row['cold_ratio']:.1f}x | "
+                         f"{row['baseline_warm_s']:.2f} s | {row['warm_s']:.2f} s | {row['warm_ratio']:.1f}x | {'met' if row['meets_goal'] else 'missed'} |")
+        lines.append("")
     for name in ("generation", "unlearning"):
         log = OUT / f"{name}.log"
         if log.exists():
@@ -147,7 +159,7 @@ def markdown(outcomes, took, speeds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", action="append", help="run only these steps (scale, mlflow, mlflow-http, artifacts, generation, unlearning)")
+    parser.add_argument("--only", action="append", help="run only these steps (scale, mlflow, mlflow-http, artifacts, generation, unlearning, ui)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()

@@ -126,14 +126,7 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "/static/"
-# plotly.js is served from our own static files (never a CDN): the copy that ships inside the
-# pinned plotly package, so the Python figures and the JS always match.
-import plotly as _plotly  # noqa: E402
-
-STATICFILES_DIRS = [
-    BASE_DIR / "static",
-    ("vendor/plotly", str(Path(_plotly.__file__).parent / "package_data")),
-]
+# Where static files come from and how they are stored: the "UI: offline and fast" block below.
 STATIC_ROOT = Path(env_str("LETHE_STATIC_ROOT", str(VAR_DIR / "static")))
 MEDIA_ROOT = Path(env_str("LETHE_MEDIA_ROOT", str(VAR_DIR / "media")))
 
@@ -147,7 +140,6 @@ STORAGES = {
         if env_str("LETHE_ARTIFACT_STORAGE", "django.core.files.storage.FileSystemStorage").endswith("FileSystemStorage")
         else {},
     },
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
 # Uploads: anything over 1 MiB goes to a temporary file, so memory does not grow with file size.
@@ -324,3 +316,17 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LETHE_LOG_LEVEL", "WARNING")},
 }
+
+
+# ---------------------------------------------------------------- UI: offline and fast (issue 18)
+# Nothing a page needs comes from another host: our CSS/JS, plotly.js (static/vendor/plotly, the
+# basic bundle of the plotly.js version the plotly package ships; never a CDN) and Swagger UI /
+# Redoc (from drf-spectacular-sidecar) are all static files here. collectstatic gives each a
+# content-hashed name and a gzip copy; WhiteNoise serves the hashed names with a ten-year
+# immutable Cache-Control, so a browser fetches plotly.js once per release. Serving therefore
+# needs `manage.py collectstatic` first (make serve, the demo command, the Dockerfile and the test
+# session run it); with DEBUG on, runserver serves the sources.
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
+INSTALLED_APPS.append("drf_spectacular_sidecar")
+SPECTACULAR_SETTINGS.update({"SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR", "REDOC_DIST": "SIDECAR"})

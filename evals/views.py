@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods
 
 from evals import charts
 from evals.calibration_selectors import judge_calibration_status
-from evals.forms import EvaluationStartForm, SuiteVersionBenignForm
+from evals.forms import EvaluationStartForm, SuiteVersionBenignForm, evaluation_start_initial
 from evals.hazards import responses_are_hazardous, responses_read_record, responses_readable
 from evals.reporting import cross_modal_rows, headline_rows, judge_calibration_line, judge_rows, non_inferiority_rows
 from evals.selectors import (
@@ -62,6 +62,7 @@ def evaluation_start(request, slug):
 
     access = project_access(request, slug, Role.EDITOR)
     project = access.project
+    repeated = None
     if request.method == "POST":
         form = EvaluationStartForm(request.POST, project=project)
         if form.is_valid():
@@ -71,6 +72,7 @@ def evaluation_start(request, slug):
                     project=project, suite_version=data["suite_version"], checkpoint_a=data["checkpoint_a"], checkpoint_b=data["checkpoint_b"],
                     prompt_version_a=data["prompt_version_a"], prompt_version_b=data["prompt_version_b"], judge=data["judge"],
                     judge_config=data["judge_config"], generation=data["generation"], seed=data["seed"], actor=request.user,
+                    statistics=data["statistics"], utility_dataset_version=data["utility_dataset_version"],
                 )
             except LetheError as exc:
                 form_add_service_error(form, exc)
@@ -78,8 +80,14 @@ def evaluation_start(request, slug):
                 messages.success(request, f"Evaluation {evaluation.pk} queued.")
                 return redirect("evals:detail", slug, evaluation.pk)
     else:
-        form = EvaluationStartForm(project=project, initial={"checkpoint_a": request.GET.get("a"), "checkpoint_b": request.GET.get("b")})
-    return render(request, "evals/evaluation_start.html", {**access.context(), "form": form},
+        initial = {"checkpoint_a": request.GET.get("a"), "checkpoint_b": request.GET.get("b")}
+        if request.GET.get("from"):
+            if not request.GET["from"].isdigit():
+                raise Http404(f"No evaluation {request.GET['from']!r} in {project.slug}.")
+            repeated = get_or_404(evaluation_get, project=project, evaluation_id=int(request.GET["from"]))
+            initial = evaluation_start_initial(repeated)
+        form = EvaluationStartForm(project=project, initial=initial)
+    return render(request, "evals/evaluation_start.html", {**access.context(), "form": form, "repeated": repeated},
                   status=400 if request.method == "POST" else 200)
 
 

@@ -10,6 +10,23 @@ from versions import services
 from versions.models import Role
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _collected_static(tmp_path_factory):
+    """Static files collected once per session into their own STATIC_ROOT, as a deployment does.
+
+    Pages name static files through the manifest (hashed names), so every test that renders a
+    template needs it; and tests then serve exactly what production serves (WhiteNoise reads
+    STATIC_ROOT), so a broken reference or a missing compressed copy fails here, not after
+    deploying. WhiteNoise's finders mode would hide both, hence not WHITENOISE_USE_FINDERS."""
+    from django.core.management import call_command
+    from django.test import override_settings
+
+    root = tmp_path_factory.mktemp("static")
+    with override_settings(STATIC_ROOT=str(root)):
+        call_command("collectstatic", interactive=False, verbosity=0)
+        yield root
+
+
 @pytest.fixture(autouse=True)
 def _artifact_root(settings, tmp_path):
     """Each test stores blobs in its own folder, so nothing leaks between tests."""

@@ -177,6 +177,10 @@ UI_ENDPOINTS = [
     Endpoint("GET", f"{UI}/suites/", Role.VIEWER),
     Endpoint("GET", f"{UI}/suites/core/v/1/", Role.VIEWER),
     Endpoint("POST", f"{UI}/suites/core/v/1/", Role.REVIEWER, 302, {"benign": "mark", "reason": "only benign cases"}),
+    Endpoint("GET", f"{UI}/evaluations/new/?from={{evaluation}}", Role.EDITOR),
+    Endpoint("GET", f"{UI}/datasets/forget/", Role.VIEWER),
+    Endpoint("GET", f"{UI}/datasets/forget/v/1/", Role.VIEWER),
+    Endpoint("GET", f"{UI}/datasets/forget/v/1/?reveal=1", Role.VIEWER),  # below reviewer: still 200, responses redacted
 ]
 
 

@@ -43,8 +43,31 @@ class LabelMoveForm(forms.Form):
 
 
 class DiffForm(forms.Form):
+    """Two version numbers, typed (``old``, ``new``) or ticked in the history table (``v``
+    twice: the lower is the old one)."""
+
     old = forms.IntegerField(min_value=1, label="Old version")
     new = forms.IntegerField(min_value=1, label="New version")
+
+    def __init__(self, data=None, *args, **kwargs):
+        picked = data.getlist("v") if data is not None and hasattr(data, "getlist") else []
+        self.picked_error = None
+        if picked:
+            data = data.copy()
+            numbers = sorted({int(value) for value in picked if value.isdigit()})
+            if len(numbers) == 2:
+                data["old"], data["new"] = str(numbers[0]), str(numbers[1])
+            else:
+                self.picked_error = f"Tick exactly two versions to compare ({len(numbers)} ticked)."
+        super().__init__(data, *args, **kwargs)
+        if self.picked_error:
+            # The one message that matters is how many were ticked, not two empty fields.
+            self.fields["old"].required = self.fields["new"].required = False
+
+    def clean(self):
+        if self.picked_error:
+            raise forms.ValidationError(self.picked_error)
+        return super().clean()
 
 
 def json_object_from_text(raw):

@@ -603,6 +603,19 @@ def dataset_version_get(*, dataset, number):
     return version
 
 
+def dataset_versions_by_sha256(*, project, sha256s):
+    """{sha256: [dataset versions of the project with that content, by dataset name and number]}
+    in one query: lineage edges record what a checkpoint forgot by content hash."""
+    found = {}
+    wanted = {sha for sha in sha256s if sha}
+    if not wanted:
+        return found
+    versions = DatasetVersion.objects.filter(dataset__project=project, sha256__in=wanted).select_related("dataset").order_by("dataset__name", "number")
+    for version in versions:
+        found.setdefault(version.sha256, []).append(version)
+    return found
+
+
 def audit_events(*, project):
     return AuditEvent.objects.filter(project=project).select_related("actor").order_by("-id")
 
@@ -611,8 +624,9 @@ def versions_diff(*, old, new):
     """Unified diff and side-by-side rows between two prompt versions' templates and params."""
     from versions.diffing import side_by_side, unified
 
-    old_params = json.dumps(old.model_params, indent=2, sort_keys=True)
-    new_params = json.dumps(new.model_params, indent=2, sort_keys=True)
+    # Each ends with a newline, as a file would: the diff then needs no "No newline" marker.
+    old_params = json.dumps(old.model_params, indent=2, sort_keys=True) + "\n"
+    new_params = json.dumps(new.model_params, indent=2, sort_keys=True) + "\n"
     return {
         "old": old.number,
         "new": new.number,

@@ -19,4 +19,6 @@ urlpatterns = [
     path("p/<slug:slug>/models/<str:model_name>/safety/", views.model_safety, name="model-safety"),
     path("p/<slug:slug>/models/<str:model_name>/c/<int:number>/", views.checkpoint_detail, name="checkpoint"),
     path("p/<slug:slug>/models/<str:owner_name>/labels/<str:label_name>/", views.label_detail, {"owner_kind": "model"}, name="model-label"),
+    path("p/<slug:slug>/datasets/<str:dataset_name>/", views.dataset_detail, name="dataset"),
+    path("p/<slug:slug>/datasets/<str:dataset_name>/v/<int:number>/", views.dataset_version_detail, name="dataset-version"),
 ]

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from evals.selectors import evaluations_for_project
-from versions import charts, selectors
+from versions import charts, diffing, selectors
 from versions.errors import Forbidden, LetheError, NotFound
 from versions.forms import DiffForm, LabelMoveForm, SignInForm, form_add_service_error
 from versions.models import Project, Role
@@ -90,6 +90,14 @@ class SignInView(LoginView):
         return response
 
 
+def audit_hazard_read(request, access, *, object_type, object_id, data):
+    """Record that ``request.user`` read hazardous text (harmful completions) unredacted. The one
+    place the registry's pages audit such a read."""
+    from versions.services import hazard_read_record
+
+    hazard_read_record(project=access.project, actor=request.user, object_type=object_type, object_id=object_id, data=data)
+
+
 # ---------------------------------------------------------------- projects
 
 
@@ -114,6 +122,7 @@ def project_dashboard(request, slug):
         "evaluations": list(evaluations_for_project(project=project)[:10]),
         "prompts": list(project.prompts.order_by("name")[:100]),
         "models": list(project.models.order_by("name")[:100]),
+        "datasets": list(project.datasets.order_by("name")[:100]),
     }
     return render(request, "versions/project_dashboard.html", context)
 
@@ -162,8 +171,16 @@ def prompt_diff(request, slug, prompt_name):
             form.add_error("new", str(exc))
         if not form.errors:
             diff = selectors.versions_diff(old=old, new=new)
-    return render(request, "versions/prompt_diff.html", {**access.context(), "prompt": prompt, "form": form, "diff": diff},
-                  status=200 if diff is not None else 400)
+    view = "unified" if request.GET.get("view") == "unified" else "split"
+    context = {**access.context(), "prompt": prompt, "form": form, "diff": diff, "view": view}
+    if diff is not None:
+        rows = diffing.highlighted(diff["side_by_side"])
+        context.update({
+            "rows": diffing.unified_rows(rows) if view == "unified" else rows,
+            "split_url": f"?old={diff['old']}&new={diff['new']}",
+            "unified_url": f"?old={diff['old']}&new={diff['new']}&view=unified",
+        })
+    return render(request, "versions/prompt_diff.html", context, status=200 if diff is not None else 400)
 
 
 # ---------------------------------------------------------------- models and checkpoints
@@ -207,6 +224,12 @@ def checkpoint_detail(request, slug, model_name, number):
     access = project_access(request, slug)
     checkpoint = get_or_404(selectors.checkpoint_get_by_name, project=access.project, model_name=model_name, number=number)
     parents, children = selectors.checkpoint_lineage_edges(checkpoint=checkpoint)
+    # What each parent edge forgot and retained, by content hash, named as dataset@version.
+    datasets = selectors.dataset_versions_by_sha256(
+        project=access.project, sha256s=[sha for edge in parents for sha in (edge.forget_dataset_sha256, edge.retain_dataset_sha256)])
+    for edge in parents:
+        edge.forget_versions = datasets.get(edge.forget_dataset_sha256, [])
+        edge.retain_versions = datasets.get(edge.retain_dataset_sha256, [])
     produced_by = checkpoint.created_by_run
     unlearning_run = getattr(produced_by, "unlearning", None) if produced_by is not None else None
     return render(request, "versions/checkpoint_detail.html", {
@@ -284,6 +307,35 @@ def model_safety(request, slug, model_name):
 
         figures.insert(2, ("safety-asr-by-modality", modality_asr_figure(modality_points)))
     return render(request, "versions/model_safety.html", {**access.context(), "model": model, "figures": figures, "point_count": len(points)})
+
+
+# ---------------------------------------------------------------- datasets
+
+
+@login_required
+def dataset_detail(request, slug, dataset_name):
+    access = project_access(request, slug)
+    dataset = get_or_404(selectors.dataset_get, project=access.project, name=dataset_name)
+    page = paginate(request, selectors.dataset_versions(dataset=dataset))
+    return render(request, "versions/dataset_detail.html", {**access.context(), "dataset": dataset, "page": page})
+
+
+@login_required
+def dataset_version_detail(request, slug, dataset_name, number):
+    """A dataset version's rows. Responses are hazardous text (a forget set holds harmful
+    completions): redacted below the reviewer role; a reviewer's reveal is audited per page."""
+    access = project_access(request, slug)
+    dataset = get_or_404(selectors.dataset_get, project=access.project, name=dataset_name)
+    version = get_or_404(selectors.dataset_version_get, dataset=dataset, number=number)
+    reveal = access.can_read_hazards and request.GET.get("reveal") == "1"
+    page = paginate(request, selectors.dataset_version_rows(dataset_version=version))
+    if reveal and page.object_list:
+        audit_hazard_read(request, access, object_type="dataset_version", object_id=version.pk,
+                          data={"dataset": dataset.name, "version": version.number, "page": page.number})
+    return render(request, "versions/dataset_version.html", {
+        **access.context(), "dataset": dataset, "version": version, "page": page, "reveal": reveal,
+        "has_category": any("category" in row for row in page.object_list),
+    })
 
 
 # ---------------------------------------------------------------- labels

@@ -12,7 +12,8 @@
 
   function draw(container, figure) {
     if (!figure || !window.Plotly) { return; }
-    var layout = Object.assign({ margin: { t: 40, r: 20, b: 50, l: 60 } }, figure.layout || {});
+    // autosize + responsive: the chart takes its frame's width and follows it when it changes.
+    var layout = Object.assign({ autosize: true, margin: { t: 40, r: 20, b: 50, l: 60 } }, figure.layout || {});
     window.Plotly.react(container, figure.data || [], layout, PLOT_CONFIG);
   }
 

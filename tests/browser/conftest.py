@@ -55,6 +55,20 @@ def _launched(sync_playwright):
         browser.close()
 
 
+@pytest.fixture(scope="session")
+def live_server(_collected_static):
+    """pytest-django's live server, except that static files are served as in production: by
+    WhiteNoise from the collected STATIC_ROOT (hashed names, gzip, cache headers), not by the
+    staticfiles finders, which know nothing of hashed names."""
+    from pytest_django.live_server_helper import LiveServer
+
+    server = LiveServer(os.environ.get("DJANGO_LIVE_TEST_SERVER_ADDRESS", "localhost"), start=False)
+    server.thread.static_handler = lambda application: application
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def browser_var(settings, tmp_path):
     """Runs executed by the live server's in-process workers keep their files in this test's VAR_DIR."""

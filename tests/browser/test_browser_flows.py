@@ -36,7 +36,7 @@ def test_sign_in_browse_history_open_a_diff_and_roll_back(page, project, user):
     expect(page.get_by_role("heading", name="Prompt greeting")).to_be_visible()
     rows = page.locator("section:has(#history-heading) tbody tr")
     expect(rows).to_have_count(3)
-    expect(rows.first.locator("td").first).to_have_text("v3")
+    expect(rows.first.locator("td").nth(1)).to_have_text("v3")
 
     # when she opens the diff of v3 against v2
     page.get_by_role("link", name="Diff v2 to v3").click()

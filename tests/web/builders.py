@@ -170,3 +170,26 @@ def calibration_finished(*, project, actor, version, judge="refusal-strings", ju
     run = run_execute(run_id=calibration.run_id, worker="test")
     assert (run.status, run.error) == ("succeeded", "")
     return Calibration.objects.get(pk=calibration.pk)
+
+
+def forget_and_retain(*, project, actor):
+    """Forget data (harmful prompts with placeholder answers) and retain data (benign), version 1 each."""
+    forget = services.dataset_version_create(
+        dataset=services.dataset_create(project=project, name="forget", actor=actor),
+        rows=[{"prompt": p, "response": placeholder_answer(p), "category": c} for c, p in HARMFUL], actor=actor, message="harmful")
+    retain = services.dataset_version_create(
+        dataset=services.dataset_create(project=project, name="retain", actor=actor),
+        rows=[{"prompt": p, "response": r} for p, r in BENIGN], actor=actor, message="benign")
+    return forget, retain
+
+
+def unlearned_adapter(*, parent, actor, forget, retain, root):
+    """An adapter registered as unlearned from ``parent`` on ``forget``/``retain``, with the kind
+    of nested metadata an unlearning run records."""
+    return services.checkpoint_register(
+        model=parent.model, kind="adapter", actor=actor, files=_files(write_adapter(Path(root) / "unlearned-adapter")),
+        parents=[(parent, "unlearned-from")], lineage_method="npo", message="npo on forget@1",
+        forget_dataset_sha256=forget.sha256, retain_dataset_sha256=retain.sha256,
+        metadata={"method": "npo", "seed": 0, "steps": 4, "hyperparameters": {"learning_rate": 0.001, "beta": 0.1, "lora": {"rank": 8, "alpha": 16.0}},
+                  "final_losses": {"forget": 2.5, "retain": 0.75}, "library_versions": ["torch 2.13.0", "peft 0.21.2"]},
+    )

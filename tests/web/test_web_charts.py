@@ -1,3 +1,7 @@
+import re
+from pathlib import Path
+
+import plotly
 import pytest
 
 from evals.charts import arms_rate_figure, judge_categories_figure
@@ -78,3 +82,12 @@ def test_judge_category_bars_order_codes_naturally_and_count_zero_where_an_arm_n
     a, b = figure["data"]
     assert a["x"] == b["x"] == ["S2 Non-Violent Crimes", "S9 Indiscriminate Weapons", "S10 Hate"]
     assert (a["y"], b["y"]) == ([3, 0, 1], [0, 2, 0])
+
+
+def test_the_served_plotly_bundle_is_the_plotly_js_of_the_plotly_package():
+    # the pages draw with static/vendor/plotly's basic bundle the figures the Python package builds
+    package = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_text(encoding="utf-8")[:200]
+    served = (Path(__file__).resolve().parents[2] / "static" / "vendor" / "plotly" / "plotly-basic.min.js").read_text(encoding="utf-8")[:200]
+
+    version = re.search(r"\* plotly\.js v(\S+)", package).group(1)
+    assert re.search(r"\* plotly\.js \(basic - minified\) v(\S+)", served).group(1) == version

@@ -122,7 +122,9 @@ def test_the_diff_page_shows_both_versions_side_by_side(web, project, user):
     assert [row["op"] for row in rows] == ["equal", "replace", "equal"]
     html = response.content.decode()
     assert '<tr class="op-replace">' in html
-    assert "Hello {{ name }}, take 1." in html and "Hello {{ name }}, take 2." in html
+    # the changed line carries its +/- markers, and only the changed word is marked inside it
+    assert '<td class="marker">-</td>\n        <td class="old">Hello {{ name }}, take <del>1</del>.</td>' in html
+    assert '<td class="marker">+</td>\n        <td class="new">Hello {{ name }}, take <ins>2</ins>.</td>' in html
 
 
 @pytest.mark.django_db
@@ -312,5 +314,5 @@ def test_a_version_page_shows_its_text_variables_and_parameters(web, project, us
     assert response.context["version"].variables == ["name"]
     assert "<li><code>name</code></li>" in html
     assert "Hello {{ name }}, take 2." in html
-    assert "{&#x27;temperature&#x27;: 0.2}" in html
+    assert '<table class="kv" aria-label="Model parameters"><tbody><tr><th scope="row">temperature</th><td><code class="kv-scalar">0.2</code></td></tr></tbody></table>' in html
     assert web.get("/p/safety/prompts/greeting/v/9/").status_code == 404

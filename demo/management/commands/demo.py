@@ -1,7 +1,9 @@
+import os
 import sys
 import time
 import warnings
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
@@ -40,4 +42,19 @@ class Command(BaseCommand):
         address = f"http://{host}:{port}/p/{DEMO_PROJECT}/"
         self.stdout.write(f"Open {address} and sign in as {DEMO_USERNAME} / {DEMO_PASSWORD}")
         if not no_serve:
-            call_command("runserver", f"{host}:{port}", use_reloader=False)
+            call_command("collectstatic", interactive=False, verbosity=0)
+            argv, env = demo_server_command(host=host, port=port)
+            sys.stdout.flush()
+            # A fresh process, so settings are read again with DEBUG off; it replaces this one.
+            os.execve(argv[0], argv, env)
+
+
+def demo_server_command(*, host, port, environ=None):
+    """(argv, environment) of the demo's web server: Django's threaded server with DEBUG off
+    unless LETHE_DEBUG says otherwise, so visitors get Lethe's 404/500 pages (never the debug
+    pages that list every URL pattern) and WhiteNoise serves the collected, compressed static
+    files with their cache headers."""
+    environ = dict(os.environ if environ is None else environ)
+    environ.setdefault("LETHE_DEBUG", "0")
+    argv = [sys.executable, str(settings.BASE_DIR / "manage.py"), "runserver", "--noreload", f"{host}:{port}"]
+    return argv, environ
