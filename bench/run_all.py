@@ -33,6 +33,7 @@ def steps(quick):
             ("generation", ["bench_generation.py", "--cases", "64"]),
             ("unlearning", ["bench_unlearning.py"]),
             ("ui", ["bench_ui.py", "--rounds", "2"]),
+            ("judges", ["bench_judges.py", "--count", "1000", "--repeat", "1"]),
         ]
     return [
         ("scale", ["bench_scale.py", "--scale", "0.01", "--scale", "1.0"]),
@@ -43,6 +44,7 @@ def steps(quick):
         ("generation", ["bench_generation.py", "--cases", "2048", "--hidden-size", "256", "--layers", "4", "--heads", "4", "--intermediate-size", "768"]),
         ("unlearning", ["bench_unlearning.py", "--hidden-size", "512", "--layers", "6", "--heads", "8", "--intermediate-size", "1536"]),
         ("ui", ["bench_ui.py", "--rounds", "6"]),
+        ("judges", ["bench_judges.py", "--count", "4000", "--repeat", "3"]),
     ]
 
 
@@ -148,6 +150,14 @@ def markdown(outcomes, took, speeds):
             lines.append(f"| {row['page']} | {row['baseline_cold_s']:.2f} s | {row['cold_s']:.2f} s | {row['cold_ratio']:.1f}x | "
                          f"{row['baseline_warm_s']:.2f} s | {row['warm_s']:.2f} s | {row['warm_ratio']:.1f}x | {'met' if row['meets_goal'] else 'missed'} |")
         lines.append("")
+    judges = load("judges")
+    if judges:
+        lines += [f"### Judging throughput on one core ({judges['count']} responses, bench/bench_judges.py; goal lethe-judge >= 2,000/s)", "",
+                  "| judge | judgements/s (wall) | per CPU second | goal |", "|---|---|---|---|"]
+        for name in sorted(judges["rates"]):
+            goal = ("met" if judges["rates"][name] >= 2000 else "missed") if name == "lethe-judge" else "baseline"
+            lines.append(f"| {name} | {judges['rates'][name]:,.0f} | {judges['cpu_rates'][name]:,.0f} | {goal} |")
+        lines += ["", f"lethe-judge / refusal-strings: {judges['ratio']:.3f}x (wall time, same run).", ""]
     for name in ("generation", "unlearning"):
         log = OUT / f"{name}.log"
         if log.exists():
@@ -159,7 +169,7 @@ def markdown(outcomes, took, speeds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", action="append", help="run only these steps (scale, mlflow, mlflow-http, artifacts, generation, unlearning, ui)")
+    parser.add_argument("--only", action="append", help="run only these steps (scale, mlflow, mlflow-http, artifacts, generation, unlearning, ui, judges)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
