@@ -190,6 +190,8 @@ LETHE_EXECUTOR = env_str("LETHE_EXECUTOR", "inprocess")
 LETHE_INPROCESS_WORKERS = env_int("LETHE_INPROCESS_WORKERS", 1)
 LETHE_HEARTBEAT_SECONDS = float(env_str("LETHE_HEARTBEAT_SECONDS", "5"))
 LETHE_HEARTBEAT_TIMEOUT_SECONDS = float(env_str("LETHE_HEARTBEAT_TIMEOUT_SECONDS", "120"))
+# A queued run at least this old whose task the broker does not hold is sent again by `runs reap`.
+LETHE_QUEUE_LOST_SECONDS = float(env_str("LETHE_QUEUE_LOST_SECONDS", "60"))
 LETHE_RUN_LOG_MAX_CHARS = env_int("LETHE_RUN_LOG_MAX_CHARS", 20000)
 
 # Webhooks: delivered by background sender threads, retried with doubling backoff.

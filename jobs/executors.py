@@ -46,6 +46,50 @@ def celery_submit(*, run_id, broker_url=None, queue=None) -> None:
         app.send_task(CELERY_TASK_EXECUTE_RUN, args=[run_id], queue=queue or celery_queue(), connection=conn)
 
 
+def celery_pending_run_ids(*, broker_url=None, queue=None) -> set[int] | None:
+    """The ids of the runs whose ``execute_run`` task the broker holds: waiting in the queue (at
+    any priority) or delivered but not acknowledged yet. None when the broker cannot be read this
+    way (only Redis, the supported broker, can).
+
+    A Redis broker run without persistence loses its queue when it restarts; the reaper compares
+    the queued runs with this set to find the runs whose task is gone."""
+    import base64
+    import json
+
+    import redis
+
+    url = broker_url or settings.CELERY_BROKER_URL
+    if not url.startswith(("redis://", "rediss://")):
+        return None
+    queue = queue or celery_queue()
+    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+    try:
+        # kombu's Redis transport: one list per priority step ("<queue>" and "<queue>\x06\x16<n>")
+        # and one hash of delivered, unacknowledged messages ([message, exchange, routing key]).
+        raw = []
+        for name in [queue.encode(), *client.scan_iter(match=queue.encode() + b"\x06\x16*")]:
+            raw.extend(client.lrange(name, 0, -1))
+        # The unacked hash is shared by every queue of the broker: keep this queue's messages.
+        for value in client.hvals("unacked"):
+            message, _exchange, routing_key = json.loads(value)
+            if routing_key == queue:
+                raw.append(json.dumps(message))
+    finally:
+        client.close()
+    run_ids = set()
+    for item in raw:
+        message = json.loads(item)
+        if message.get("headers", {}).get("task") != CELERY_TASK_EXECUTE_RUN:
+            continue
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        if args:
+            run_ids.add(int(args[0]))
+    return run_ids
+
+
 def worker_name(prefix) -> str:
     return f"{prefix}:{socket.gethostname()}:{os.getpid()}"
 

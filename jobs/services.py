@@ -270,6 +270,33 @@ def run_retry(*, run, actor) -> Run:
     return new_run
 
 
+def run_requeue_lost(*, older_than=None) -> list[int]:
+    """Send again every queued run older than ``older_than`` seconds (default
+    LETHE_QUEUE_LOST_SECONDS) whose task the broker no longer holds: a Redis broker without
+    persistence that restarted, a publish that failed after the run was committed. Returns the
+    ids it sent. Only the Celery executor has a broker to lose tasks (the in-process executor
+    re-submits every queued run when its process starts). Sending a run twice is harmless: the
+    atomic claim in ``run_execute`` lets one delivery execute it."""
+    from jobs.executors import celery_pending_run_ids, celery_submit
+
+    if settings.LETHE_EXECUTOR != "celery":
+        return []
+    older_than = settings.LETHE_QUEUE_LOST_SECONDS if older_than is None else float(older_than)
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    queued = list(Run.objects.filter(status=RunStatus.QUEUED, created_at__lte=cutoff).order_by("id").values_list("id", flat=True))
+    if not queued:
+        return []
+    pending = celery_pending_run_ids()
+    if pending is None:
+        logger.warning("the broker %s cannot be inspected; queued runs are not checked for lost tasks", settings.CELERY_BROKER_URL.split("://")[0])
+        return []
+    lost = [run_id for run_id in queued if run_id not in pending]
+    for run_id in lost:
+        celery_submit(run_id=run_id)
+        logger.warning("run %s was queued but the broker held no task for it: sent again", run_id)
+    return lost
+
+
 def run_reap_stale(*, timeout=None) -> list[Run]:
     """Mark failed every running run whose heartbeat is older than ``timeout`` seconds
     (default LETHE_HEARTBEAT_TIMEOUT_SECONDS): its worker was killed or its machine lost.

@@ -15,11 +15,13 @@ from jobs.services import run_scratch_dir
 
 STEP_SECONDS = 0.05
 SHORT_STEPS = 3
+MEDIUM_STEPS = 80  # 4 s: long enough to restart the broker under it
 LONG_STEPS = 2000  # 100 s: always cancelled or killed long before the end
 
 KINDS = {
     "test-steps": "tests.jobs.handlers.steps_then_register:tests.jobs.handlers.outside_file_remove",
     "test-long": "tests.jobs.handlers.long_steps_then_register:tests.jobs.handlers.outside_file_remove",
+    "test-medium": "tests.jobs.handlers.medium_steps_then_register:tests.jobs.handlers.outside_file_remove",
     "test-fail": "tests.jobs.handlers.fail_at_second_step:tests.jobs.handlers.outside_file_remove",
     "test-missing-file": "tests.jobs.handlers.open_missing_weights",
 }
@@ -72,6 +74,10 @@ def _register(*, run, ctx, scratch):
 
 def steps_then_register(*, run, ctx):
     return _register(run=run, ctx=ctx, scratch=_steps(run=run, ctx=ctx, steps=SHORT_STEPS))
+
+
+def medium_steps_then_register(*, run, ctx):
+    return _register(run=run, ctx=ctx, scratch=_steps(run=run, ctx=ctx, steps=MEDIUM_STEPS))
 
 
 def long_steps_then_register(*, run, ctx):

@@ -89,5 +89,6 @@ def test_reap(project, user):
     assert out.splitlines() == [
         f"run {run.pk} failed: worker celery:gpu-1:9 stopped sending heartbeats for more than 120 s: marked failed",
         "1 stale run(s) failed",
+        "0 lost queued run(s) sent again",
         "0 unregistered blob file(s) older than 3600 s removed",
     ]

@@ -39,7 +39,7 @@ class Command(BaseCommand):
         wait.add_argument("run_id", type=int)
         wait.add_argument("--timeout", type=float, help="seconds to wait at most")
 
-        reap = actions.add_parser("reap", help="fail running runs whose worker stopped sending heartbeats")
+        reap = actions.add_parser("reap", help="fail running runs whose worker stopped sending heartbeats; send again queued runs whose task the broker lost")
         reap.add_argument("--timeout", type=float, help="heartbeat age in seconds (default LETHE_HEARTBEAT_TIMEOUT_SECONDS)")
 
     def handle(self, *args, action, **options):
@@ -119,6 +119,10 @@ class Command(BaseCommand):
         for run in reaped:
             self.stdout.write(f"run {run.pk} failed: {run.error}")
         self.stdout.write(f"{len(reaped)} stale run(s) failed")
+        resent = services.run_requeue_lost()
+        for run_id in resent:
+            self.stdout.write(f"run {run_id} was queued but the broker held no task for it: sent again")
+        self.stdout.write(f"{len(resent)} lost queued run(s) sent again")
         # The reaped runs' run.finished webhooks get their first attempt before this process
         # exits (each attempt leases its row, so the dispatcher never sends one twice); retries
         # stay pending for the web process's sweep. Then the dispatcher stops, so no thread of
