@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchdb import PG_SERVER, ROOT, django_setup, write_result  # noqa: E402
+from benchdb import ROOT, django_setup, server_start, server_wait, write_result  # noqa: E402
 
 CHUNK = 8 * 1024 * 1024
 CLIENT_BLOCK = 1024 * 1024  # also the server's chunk (versions.artifacts.CHUNK)
@@ -231,16 +231,11 @@ def main():
     else:
         command = [sys.executable, "manage.py", "runserver", "--noreload", "--nothreading", f"127.0.0.1:{port}"]
     server_line = " ".join(["gunicorn" if args.server == "gunicorn" else "manage.py", *command[3 if args.server == "gunicorn" else 2:]])
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(scratch / "server.log", "wb"))
+    server = server_start(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(scratch / "server.log", "wb"))
     base = f"http://127.0.0.1:{port}/api/v1/projects/bench/models/big"
     headers = {"Authorization": f"Bearer {key}"}
     try:
-        for _ in range(100):
-            try:
-                requests.get(f"{base}/checkpoints/", headers=headers, timeout=5).raise_for_status()
-                break
-            except requests.ConnectionError:
-                time.sleep(0.2)
+        server_wait(f"{base}/checkpoints/", server, f"the server (log: {scratch}/server.log)", headers=headers)
         # Concurrent requests, so that every gunicorn worker has loaded its views before the baseline.
         with ThreadPoolExecutor(8) as pool:
             for _ in range(3):

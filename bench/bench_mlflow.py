@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_artifacts import deploy_server_command, free_port  # noqa: E402
-from benchdb import PG_SERVER, ROOT, django_setup, recreate_database, write_result  # noqa: E402
+from benchdb import PG_SERVER, ROOT, django_setup, recreate_database, server_start, server_stop, server_wait, write_result  # noqa: E402
 
 MLFLOW_VENV = ROOT / "bench" / ".venv-mlflow"
 TAGGED_EVERY = 10
@@ -48,20 +48,6 @@ def mlflow_python():
         venv.create(MLFLOW_VENV, with_pip=True)
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", "mlflow", "psycopg2-binary"], check=True)
     return python
-
-
-def wait_for(url, server, what):
-    import requests
-
-    for _ in range(300):
-        if server.poll() is not None:
-            raise RuntimeError(f"{what} exited with status {server.returncode}; its log is in {tempfile.gettempdir()}")
-        try:
-            requests.get(url, timeout=5)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{what} did not answer at {url} within a minute")
 
 
 def warm_up(url):
@@ -94,7 +80,7 @@ class MlflowSide:
             # algorithm against delayed ACKs), which would have measured that, not MLflow.
             deployed = deploy_server_command(port)
             workers, threads = (deployed[deployed.index(flag) + 1] for flag in ("--workers", "--threads"))
-            self.server = subprocess.Popen(
+            self.server = server_start(
                 [str(python), "-m", "mlflow", "server", "--backend-store-uri", url, "--host", "127.0.0.1", "--port", str(port),
                  "--workers", workers, "--gunicorn-opts", f"--threads {threads}"],
                 cwd=scratch, stdout=subprocess.DEVNULL, stderr=open(Path(scratch) / "server.log", "wb"),
@@ -102,10 +88,10 @@ class MlflowSide:
                 # registry call uses): they take the 2 cores for seconds while they start.
                 env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
             )
-            wait_for(f"http://127.0.0.1:{port}/health", self.server, f"mlflow server (log: {scratch}/server.log)")
+            server_wait(f"http://127.0.0.1:{port}/health", self.server, f"mlflow server (log: {scratch}/server.log)")
             warm_up(f"http://127.0.0.1:{port}/health")
             tracking = ["--tracking-uri", f"http://127.0.0.1:{port}"]
-        self.process = subprocess.Popen(
+        self.process = server_start(
             [str(python), str(ROOT / "bench" / "mlflow_side.py"), "--db", url, *tracking, "--count", str(args.count),
              "--alias-ops", str(args.alias_ops), "--read-ops", str(args.read_ops), "--page", str(args.page)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd="/tmp",
@@ -127,15 +113,7 @@ class MlflowSide:
         self.process.stdin.close()
         self.process.wait()
         if self.server is not None:
-            stop(self.server)
-
-
-def stop(server):
-    server.terminate()
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
+            server_stop(self.server)
 
 
 class LetheServer:
@@ -150,12 +128,12 @@ class LetheServer:
         connections.close_all()  # the server's workers open their own
         port = free_port()
         self.log = Path(tempfile.mkdtemp(prefix="bench-lethe-server-")) / "server.log"
-        self.server = subprocess.Popen(deploy_server_command(port), cwd=ROOT, env=dict(os.environ),
+        self.server = server_start(deploy_server_command(port), cwd=ROOT, env=dict(os.environ),
                                        stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"))
         self.base = f"http://127.0.0.1:{port}"
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {key}"
-        wait_for(f"{self.base}/api/v1/", self.server, f"Lethe's gunicorn (log: {self.log})")
+        server_wait(f"{self.base}/api/v1/", self.server, f"Lethe's gunicorn (log: {self.log})")
         warm_up(f"{self.base}/api/v1/")
 
     def get(self, path):
@@ -169,7 +147,7 @@ class LetheServer:
 
     def close(self):
         self.session.close()
-        stop(self.server)
+        server_stop(self.server)
 
 
 def analyze():

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchdb import OUT, ROOT, django_setup, write_result  # noqa: E402
+from benchdb import OUT, ROOT, django_setup, server_start, server_wait, write_result  # noqa: E402
 
 GOAL_COLD_S = 1.0
 CHROMIUM = "/usr/bin/chromium"
@@ -44,20 +44,14 @@ def start_server(*, source, debug, static_root, log_path):
     port = _free_port()
     env = {**os.environ, "LETHE_DEBUG": "1" if debug else "0", "LETHE_STATIC_ROOT": str(static_root), "PYTHONPATH": str(source)}
     log = open(log_path, "w")
-    process = subprocess.Popen([sys.executable, str(source / "manage.py"), "runserver", "--noreload", f"127.0.0.1:{port}"],
-                               cwd=source, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = server_start([sys.executable, str(source / "manage.py"), "runserver", "--noreload", f"127.0.0.1:{port}"],
+                           cwd=source, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    import requests
-
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            requests.get(f"{base}/login/", timeout=2)
-            return process, base
-        except requests.ConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"server did not start; see {log_path}")
-            time.sleep(0.3)
+    try:
+        server_wait(f"{base}/login/", process, f"the server (log: {log_path})")
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
+    return process, base
 
 
 CHARTS_DRAWN = """() => { const charts = [...document.querySelectorAll('[data-figure]')];

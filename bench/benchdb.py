@@ -3,9 +3,13 @@
 Each benchmark gets a fresh database on 127.0.0.1 (``bench_lethe``; MLflow's side uses
 ``bench_mlflow``) and a scratch LETHE_VAR_DIR, so nothing touches a developer's data.
 """
+import atexit
 import os
+import signal
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,3 +61,56 @@ def write_result(name, data):
     path = OUT / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, sort_keys=True))
     return path
+
+
+# Every server a benchmark starts, stopped when the script ends in any way but SIGKILL: a failed
+# run used to leave gunicorn and MLflow servers holding the cores the next run measures on.
+_STARTED: list[subprocess.Popen] = []
+
+
+def server_start(command, **popen_kwargs) -> subprocess.Popen:
+    process = subprocess.Popen(command, **popen_kwargs)
+    _STARTED.append(process)
+    return process
+
+
+def server_stop(process) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+
+
+def _stop_started():
+    for process in reversed(_STARTED):
+        server_stop(process)
+
+
+def _exit_on_sigterm(signum, frame):
+    sys.exit(128 + signum)  # so that atexit stops the servers
+
+
+atexit.register(_stop_started)
+if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+def server_wait(url, process, what, *, timeout=180.0, headers=None):
+    """Until ``url`` answers: a refused connection or a slow answer (a server still importing
+    its code on a busy machine) is "not yet"; only the process exiting or the deadline is an error."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {process.returncode} before it answered")
+        try:
+            requests.get(url, headers=headers, timeout=10)
+            return
+        except (requests.ConnectionError, requests.Timeout):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not answer at {url} within {timeout:g} s") from None
+            time.sleep(0.3)
