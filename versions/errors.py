@@ -44,6 +44,18 @@ class UnsafeInput(LetheError):
     code = "unsafe_input"
 
 
+class InsufficientStorage(LetheError):
+    """The disk (or quota) of the artifact store or the spool folder is full: nothing was stored."""
+
+    status_code = 507
+    code = "insufficient_storage"
+
+    @classmethod
+    def disk_full(cls):
+        return cls("The server has no space left to store this upload; nothing was stored. "
+                   "Ask an operator to free space, then retry.")
+
+
 class TooLarge(LetheError):
     status_code = 413
     code = "too_large"

@@ -4,6 +4,7 @@
 by services (``versions.errors.LetheError`` subclasses) map to their HTTP status here, so views
 never translate them by hand.
 """
+import errno
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -16,7 +17,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from versions.errors import LetheError, TooLarge
+from versions.errors import InsufficientStorage, LetheError, TooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,11 @@ def error_body(code, message, fields=None):
 def error_handler(exc, context):
     if isinstance(exc, RequestDataTooBig):
         exc = TooLarge.request_body()
+    elif isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        # The disk filled up while an upload was written (the partial file is already removed
+        # by the upload handler, and no row was written): the client's request was fine.
+        logger.error("no space left during %s", context["request"].path, exc_info=exc)
+        exc = InsufficientStorage.disk_full()
     elif isinstance(exc, SuspiciousOperation):
         # Too many fields or files, a malformed multipart boundary: Django would answer an HTML 400.
         return Response(error_body("invalid", f"Malformed request: {exc}"), status=status.HTTP_400_BAD_REQUEST)
