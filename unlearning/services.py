@@ -215,8 +215,9 @@ def unlearning_run_execute(*, run: Run, ctx) -> dict:
         "retain_dataset_sha256": spec.retain_dataset_version.sha256 if spec.retain_dataset_version else "",
         "library_versions": _library_versions(),
         "device": device,
-        # A LoRA adapter is relative to its parent with every earlier adapter merged in.
-        "applies_to": {"checkpoint": parent.pk, "sha256": parent.sha256, "chain": [item.pk for item in chain]},
+        # A LoRA adapter is relative to its parent with every earlier adapter merged in. Named as
+        # the API names checkpoints ("model@number"), never by database id.
+        "applies_to": {"checkpoint": str(parent), "sha256": parent.sha256, "chain": [str(item) for item in chain]},
     }
     ctx.check_cancelled()  # a cancel that came during saving still registers nothing
     ctx.progress(0.97, "registering the checkpoint")
