@@ -15,6 +15,7 @@ from unlearning.models import UnlearningRun
 from versions.errors import ValidationFailed
 from versions.models import CheckpointKind, Role
 from versions.permissions import role_require
+from versions.portable import ADAPTER_CONFIG, base_reference, portable_adapter_config
 
 BRANCH_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_SEED = 2**31 - 1
@@ -156,6 +157,12 @@ def _library_versions() -> dict:
     return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
 
 
+def _name_base_portably(path, reference) -> None:
+    rewritten = portable_adapter_config(path.read_bytes(), reference)
+    if rewritten is not None:
+        path.write_bytes(rewritten)
+
+
 def unlearning_run_execute(*, run: Run, ctx) -> dict:
     """The jobs handler: materialize the parent, unlearn, then register the child checkpoint,
     its lineage and the branch move in one transaction (nothing is registered on failure)."""
@@ -203,6 +210,9 @@ def unlearning_run_execute(*, run: Run, ctx) -> dict:
     del trained, model
 
     chain = checkpoint_adapter_chain(checkpoint=parent)
+    if outcome.kind == "adapter":
+        # peft wrote the server's cache folder as the base: store a portable name instead.
+        _name_base_portably(output_dir / ADAPTER_CONFIG, base_reference(chain[0]))
     metadata = {
         "method": spec.method,
         "hyperparameters": outcome.hyperparameters,
