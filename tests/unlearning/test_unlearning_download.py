@@ -117,3 +117,49 @@ def test_an_adapter_on_a_hub_reference_names_the_hub_id_and_revision_even_if_sto
     assert manifest["base"] == {"checkpoint": "hub-based@1", "kind": "reference", "sha256": reference.sha256,
                                 "hub_id": "org/tiny-llama", "revision": "0123abc"}
     assert manifest["adapters"] == [{"checkpoint": "hub-based@2", "sha256": adapter.sha256}]
+
+
+@pytest.mark.django_db
+def test_a_merged_download_loads_with_transformers_alone_and_gives_the_adapter_models_logits(
+    api_client, project, user, tiny_checkpoint, forget_version, lethe_var, _artifact_root, tiny_model_dir, tmp_path
+):
+    from transformers import AutoModelForCausalLM
+
+    # given an adapter unlearned from an adapter of the tiny base
+    first = unlearning_run_create(parent_checkpoint=tiny_checkpoint, method="gradient_ascent", hyperparameters=LORA,
+                                  forget_dataset_version=forget_version, actor=user)
+    adapter = Checkpoint.objects.get(pk=run_execute(run_id=first.run_id, worker="test").result["id"])
+    second = unlearning_run_create(parent_checkpoint=adapter, method="gradient_ascent", hyperparameters=LORA,
+                                   forget_dataset_version=forget_version, actor=user)
+    grandchild = Checkpoint.objects.get(pk=run_execute(run_id=second.run_id, worker="test").result["id"])
+
+    # when its merged form is downloaded (twice: the second comes from the cache)
+    url = f"/api/v1/projects/{project.slug}/models/tiny/checkpoints/{grandchild.number}/download-merged/"
+    responses = [api_client.get(url) for _ in range(2)]
+    assert [r.status_code for r in responses] == [200, 200]
+    assert responses[0]["Content-Disposition"] == 'attachment; filename="tiny-3-merged.tar"'
+    data, again = (b"".join(r.streaming_content) for r in responses)
+    assert data == again and len(data) == int(responses[0]["Content-Length"])
+
+    # then it is one full model in safetensors, names no server path, and transformers alone
+    # loads it into the adapter model's logits
+    assert_no_server_path(data, lethe_var, _artifact_root, tiny_model_dir, tmp_path)
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        names = archive.getnames()
+        archive.extractall(tmp_path / "merged", filter="data")
+    assert "model.safetensors" in names and "config.json" in names and "tokenizer.json" in names
+    assert not any(name.endswith((".bin", ".pt", ".pth")) or name.startswith("adapter") for name in names)
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    materialized = checkpoint_materialize(checkpoint=grandchild)
+    on_server, tokenizer = load_model_and_tokenizer(base=materialized.base, adapters=materialized.adapters)
+    batch = encode_pairs(tokenizer, FORGET_ROWS[:2])
+    with torch.no_grad():
+        assert torch.equal(merged(input_ids=batch.input_ids).logits, on_server(input_ids=batch.input_ids).logits)
+
+
+@pytest.mark.django_db
+def test_a_merged_download_of_a_full_checkpoint_is_refused(api_client, project, tiny_checkpoint):
+    response = api_client.get(f"/api/v1/projects/{project.slug}/models/tiny/checkpoints/1/download-merged/")
+
+    assert response.status_code == 409
+    assert "tiny@1 is a full checkpoint; only an adapter has a merged form" in json.dumps(response.json())

@@ -204,11 +204,21 @@ def _tar_header(path, size, mtime):
 
 
 def _size(content):
-    return len(content) if isinstance(content, bytes) else content.size
+    if isinstance(content, bytes):
+        return len(content)
+    if isinstance(content, Path):
+        return content.stat().st_size
+    return content.size
+
+
+def _file_chunks(path):
+    with open(path, "rb") as source:
+        while chunk := source.read(CHUNK):
+            yield chunk
 
 
 def checkpoint_tar(*, files, mtime):
-    """(content length, chunk iterator) of a tar of ``files`` [(path, blob or bytes)].
+    """(content length, chunk iterator) of a tar of ``files`` [(path, blob, bytes or a local Path)].
 
     Each blob is read through the verifying reader: a blob that fails its hash stops the stream
     with an error, so a client sees a truncated download, never corrupted weights. Bytes (a small
@@ -221,6 +231,8 @@ def checkpoint_tar(*, files, mtime):
             yield header
             if isinstance(blob, bytes):
                 yield blob
+            elif isinstance(blob, Path):
+                yield from _file_chunks(blob)
             else:
                 with blob_open(blob) as reader:
                     yield from reader
