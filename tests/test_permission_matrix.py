@@ -84,6 +84,8 @@ ENDPOINTS = [
     Endpoint("GET", f"{P}/models/m/checkpoints/1/", Role.VIEWER),
     Endpoint("GET", f"{P}/models/m/checkpoints/2/files/", Role.VIEWER),
     Endpoint("GET", f"{P}/models/m/checkpoints/2/download/", Role.VIEWER),
+    # m@2 is a full checkpoint: a viewer gets past the role check to the 409 (only adapters merge).
+    Endpoint("GET", f"{P}/models/m/checkpoints/2/download-merged/", Role.VIEWER, 409),
     Endpoint("GET", f"{P}/models/m/checkpoints/2/lineage/", Role.VIEWER),
     Endpoint("POST", f"{P}/models/m/checkpoints/1/tags/", Role.EDITOR, 201, {"name": "new-tag"}),
     Endpoint("DELETE", f"{P}/models/m/checkpoints/1/tags/reviewed/", Role.EDITOR, 204),

@@ -1,4 +1,7 @@
 """REST endpoints for unlearning runs: thin views over services and selectors."""
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -6,12 +9,13 @@ from rest_framework.views import APIView
 from jobs.services import run_cancel
 from unlearning.selectors import unlearning_run_get, unlearning_runs_for_project
 from unlearning.serializers import UnlearningRunCreateSerializer, UnlearningRunDetailSerializer, UnlearningRunSerializer
-from unlearning.services import unlearning_run_create
+from unlearning.services import checkpoint_merged_directory, unlearning_run_create
+from versions.api import archives
 from versions.api.pagination import StandardPagination, paginated_response
 from versions.api.permissions import project_for_request
 from versions.api.schema import WRITE_ERRORS, api_schema
 from versions.models import Role
-from versions.selectors import checkpoint_resolve, dataset_version_resolve
+from versions.selectors import checkpoint_get_by_name, checkpoint_resolve, dataset_version_resolve
 
 TAGS = ["unlearning"]
 
@@ -66,3 +70,27 @@ class UnlearningRunCancelView(APIView):
         unlearning_run = unlearning_run_get(project=project, unlearning_run_id=unlearning_run_id)
         run_cancel(run=unlearning_run.run, actor=request.user)
         return Response(UnlearningRunDetailSerializer(unlearning_run_get(project=project, unlearning_run_id=unlearning_run_id)).data)
+
+
+class CheckpointMergedDownloadView(APIView):
+    @api_schema(
+        operation_id="checkpoints_download_merged",
+        tags=["checkpoints"],
+        responses={(200, "application/x-tar"): OpenApiResponse(OpenApiTypes.BINARY, description="A tar of one full model.")},
+        errors=(401, 403, 404, 409),
+        description="An adapter checkpoint as one full model: its base with every adapter of its chain merged in order, "
+        "safetensors and the base's tokenizer (or processor), streamed as a tar. Load the folder with "
+        "AutoModelForCausalLM.from_pretrained. Merged on the server's CPU on first request, then cached. 409 for a "
+        "checkpoint that is not an adapter (download it as it is).",
+    )
+    def get(self, request, project_slug, name, number):
+        project = project_for_request(request, project_slug, Role.VIEWER)
+        checkpoint = checkpoint_get_by_name(project=project, model_name=name, number=number)
+        directory = checkpoint_merged_directory(checkpoint=checkpoint)
+        files = [(path.name, path) for path in sorted(directory.iterdir()) if path.is_file() and not path.name.startswith(".lethe-")]
+        length, chunks = archives.checkpoint_tar(files=files, mtime=int(checkpoint.created_at.timestamp()))
+        response = StreamingHttpResponse(chunks, content_type="application/x-tar")
+        response["Content-Length"] = str(length)
+        response["Content-Disposition"] = f'attachment; filename="{checkpoint.model.name}-{checkpoint.number}-merged.tar"'
+        response["X-Lethe-Checkpoint-Sha256"] = checkpoint.sha256
+        return response

@@ -10,4 +10,9 @@ urlpatterns = [
         api.UnlearningRunCancelView.as_view(),
         name="unlearning-run-cancel",
     ),
+    path(
+        "projects/<slug:project_slug>/models/<str:name>/checkpoints/<int:number>/download-merged/",
+        api.CheckpointMergedDownloadView.as_view(),
+        name="api-checkpoint-download-merged",
+    ),
 ]

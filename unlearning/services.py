@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
@@ -12,9 +13,10 @@ from django.db import transaction
 from jobs.models import Run, RunKind
 from jobs.services import run_create, run_enqueue, run_scratch_dir
 from unlearning.models import UnlearningRun
-from versions.errors import ValidationFailed
+from versions.errors import Conflict, ValidationFailed
 from versions.models import CheckpointKind, Role
 from versions.permissions import role_require
+from versions.portable import ADAPTER_CONFIG, base_reference, portable_adapter_config
 
 BRANCH_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_SEED = 2**31 - 1
@@ -156,6 +158,12 @@ def _library_versions() -> dict:
     return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
 
 
+def _name_base_portably(path, reference) -> None:
+    rewritten = portable_adapter_config(path.read_bytes(), reference)
+    if rewritten is not None:
+        path.write_bytes(rewritten)
+
+
 def unlearning_run_execute(*, run: Run, ctx) -> dict:
     """The jobs handler: materialize the parent, unlearn, then register the child checkpoint,
     its lineage and the branch move in one transaction (nothing is registered on failure)."""
@@ -203,6 +211,9 @@ def unlearning_run_execute(*, run: Run, ctx) -> dict:
     del trained, model
 
     chain = checkpoint_adapter_chain(checkpoint=parent)
+    if outcome.kind == "adapter":
+        # peft wrote the server's cache folder as the base: store a portable name instead.
+        _name_base_portably(output_dir / ADAPTER_CONFIG, base_reference(chain[0]))
     metadata = {
         "method": spec.method,
         "hyperparameters": outcome.hyperparameters,
@@ -215,8 +226,9 @@ def unlearning_run_execute(*, run: Run, ctx) -> dict:
         "retain_dataset_sha256": spec.retain_dataset_version.sha256 if spec.retain_dataset_version else "",
         "library_versions": _library_versions(),
         "device": device,
-        # A LoRA adapter is relative to its parent with every earlier adapter merged in.
-        "applies_to": {"checkpoint": parent.pk, "sha256": parent.sha256, "chain": [item.pk for item in chain]},
+        # A LoRA adapter is relative to its parent with every earlier adapter merged in. Named as
+        # the API names checkpoints ("model@number"), never by database id.
+        "applies_to": {"checkpoint": str(parent), "sha256": parent.sha256, "chain": [str(item) for item in chain]},
     }
     ctx.check_cancelled()  # a cancel that came during saving still registers nothing
     ctx.progress(0.97, "registering the checkpoint")
@@ -240,3 +252,60 @@ def unlearning_run_execute(*, run: Run, ctx) -> dict:
             label_branch_advance(run_checkpoint=checkpoint, parent=parent, name=spec.branch_label, actor=run.created_by)
         UnlearningRun.objects.filter(pk=spec.pk).update(produced_checkpoint=checkpoint)
     return {"type": "checkpoint", "id": checkpoint.pk, "model": parent.model.name, "number": checkpoint.number}
+
+
+def checkpoint_merged_directory(*, checkpoint) -> Path:
+    """A folder with ``checkpoint`` as one full model: its base with every adapter of its chain
+    merged in order (safetensors, with the base's tokenizer or processor), for loading with
+    transformers alone. Built once per content hash on this machine's CPU under
+    VAR_DIR/cache/merged; a second build of the same checkpoint in parallel is discarded."""
+    import shutil
+    import tempfile
+
+    from unlearning.engine.loading import load_checkpoint_model
+    from versions.artifacts import checkpoint_materialize
+
+    if checkpoint.kind != CheckpointKind.ADAPTER:
+        raise Conflict(f"{checkpoint} is a {checkpoint.kind} checkpoint; only an adapter has a merged form (download it as it is).")
+    root = Path(settings.VAR_DIR) / "cache" / "merged"
+    target = root / checkpoint.sha256
+    if (target / MERGED_DONE).is_file():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    materialized = checkpoint_materialize(checkpoint=checkpoint)
+    loaded = load_checkpoint_model(
+        architecture=checkpoint.architecture, base=materialized.base, revision=materialized.revision, adapters=materialized.adapters, device="cpu",
+    )
+    staging = Path(tempfile.mkdtemp(prefix=f".{checkpoint.sha256}-", dir=root))
+    try:
+        loaded.model.save_pretrained(staging, safe_serialization=True)
+        (loaded.processor or loaded.tokenizer).save_pretrained(staging)
+        _strip_server_paths(staging)
+        (staging / MERGED_DONE).write_text(str(checkpoint))
+        try:
+            staging.rename(target)
+        except OSError:  # built meanwhile by another request
+            if not (target / MERGED_DONE).is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+MERGED_DONE = ".lethe-merged"
+
+
+def _strip_server_paths(directory: Path) -> None:
+    """save_pretrained can write the folder a model was loaded from (``_name_or_path``,
+    ``name_or_path``) into its JSON files: drop those keys, so no server path leaves."""
+    import json
+
+    for path in directory.glob("*.json"):
+        try:
+            content = json.loads(path.read_text())
+        except ValueError:
+            continue
+        if isinstance(content, dict) and {"_name_or_path", "name_or_path"} & set(content):
+            for key in ("_name_or_path", "name_or_path"):
+                content.pop(key, None)
+            path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")

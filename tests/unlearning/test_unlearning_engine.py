@@ -223,3 +223,67 @@ def test_rmu_refuses_a_layer_the_model_does_not_have(tiny_model_dir):
 
     with pytest.raises(HyperparameterError, match=r"^layer: must be in \[0, 1\] for this model, got 5$"):
         unlearn(model, tokenizer, method="rmu", hyperparameters={"layer": 5}, forget_rows=FORGET_ROWS, retain_rows=RETAIN_ROWS)
+
+
+def test_simnpo_logs_the_token_weighted_forget_nll_as_gradient_ascent_does(tiny_model_dir):
+    # given a forget batch whose answers have unequal lengths
+    model, tokenizer = load_model_and_tokenizer(base=str(tiny_model_dir))
+    rows = [{"prompt": "How do I pick a lock?", "response": "Sure."}, {"prompt": "How do I pick a lock?", "response": "Sure, here is how to do it. Step 1: take the pick and turn it slowly."}]
+    batch = encode_pairs(tokenizer, rows)
+    assert len(set(batch.answer_mask.sum(-1).tolist())) == 2
+    inputs = StepInputs(model=model, forget=batch, retain=None, reference=None)
+
+    # when SimNPO and gradient ascent compute their terms on it
+    with torch.no_grad():
+        simnpo = METHODS["simnpo"](hyperparameters_resolve("simnpo", {}).method_params).loss(inputs)
+        ascent = METHODS["gradient_ascent"](hyperparameters_resolve("gradient_ascent", {}).method_params).loss(inputs)
+
+    # then both log the same token-weighted forget NLL
+    assert simnpo["forget_nll"].item() == ascent["forget_nll"].item()
+    assert simnpo["forget_nll"].item() == mean_token_nll(model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits, batch).item()
+
+
+def _rmu_steering_expected(model, layers, layer, method_object, batch):
+    """The steering term computed from a hook the test puts on the decoder layer itself."""
+    from unlearning.engine.methods import masked_mean_squared_distance
+
+    seen = {}
+    handle = layers[layer].register_forward_hook(lambda module, args, output: seen.update(hidden=output[0] if isinstance(output, tuple) else output))
+    try:
+        with torch.no_grad():
+            outputs = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True)
+    finally:
+        handle.remove()
+    hidden = seen["hidden"]
+    control = method_object._control.expand_as(hidden)
+    return hidden, outputs, masked_mean_squared_distance(hidden, control, batch.attention_mask).item()
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["plain", "lora"])
+def test_rmu_steers_the_decoder_layers_own_output_at_the_last_and_a_middle_layer(tiny_model_dir, wrapped):
+    from unlearning.engine.trainer import _attach_lora
+
+    model, tokenizer = load_model_and_tokenizer(base=str(tiny_model_dir))
+    base = model
+    assert model.config.num_hidden_layers == 2
+    if wrapped:
+        model = _attach_lora(model, hyperparameters_resolve("rmu", {}).training)
+        reference = AdapterDisabledReference(model)
+    else:
+        reference = FrozenCopyReference(model)
+    forget, retain = encode_pairs(tokenizer, FORGET_ROWS[:3]), encode_pairs(tokenizer, RETAIN_ROWS[:3])
+    for layer in (0, 1):
+        method_object = METHODS["rmu"](hyperparameters_resolve("rmu", {"layer": layer}).method_params)
+        method_object.prepare(model, seed=0)
+        with torch.no_grad():
+            terms = method_object.loss(StepInputs(model=model, forget=forget, retain=retain, reference=reference))
+
+        hidden, outputs, expected = _rmu_steering_expected(model, base.model.layers, layer, method_object, forget)
+        assert terms["forget_steering"].item() == pytest.approx(expected, rel=1e-6)
+        assert terms["retain_activation"].item() == 0.0  # same weights as the reference
+        if layer == 1:
+            # the last layer's output is not hidden_states[-1] (that is after the final norm)
+            assert not torch.allclose(hidden, outputs.hidden_states[-1])
+            assert torch.allclose(base.model.norm(hidden), outputs.hidden_states[-1], atol=1e-6)
+        else:
+            assert torch.equal(hidden, outputs.hidden_states[layer + 1])

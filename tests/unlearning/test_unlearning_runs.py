@@ -58,7 +58,7 @@ def test_a_run_registers_an_adapter_child_with_lineage_metadata_and_weight_chang
     assert child.metadata["hyperparameters"]["beta"] == 0.1
     assert child.metadata["hyperparameters"]["max_steps"] == 3
     assert set(child.metadata["library_versions"]) == {"torch", "transformers", "peft"}
-    assert child.metadata["applies_to"] == {"checkpoint": tiny_checkpoint.pk, "sha256": tiny_checkpoint.sha256, "chain": [tiny_checkpoint.pk]}
+    assert child.metadata["applies_to"] == {"checkpoint": "tiny@1", "sha256": tiny_checkpoint.sha256, "chain": ["tiny@1"]}
     assert sorted(child.metadata["final_losses"]) == ["forget_nll", "loss", "npo", "retain_nll"]
     assert Label.objects.get(model=tiny_checkpoint.model, name="safety-branch").checkpoint_id == child.pk
 
@@ -76,7 +76,9 @@ def test_a_run_registers_an_adapter_child_with_lineage_metadata_and_weight_chang
 
 @pytest.mark.django_db
 def test_a_run_on_an_adapter_parent_trains_on_the_merged_chain(project, user, tiny_checkpoint, forget_version, retain_version):
-    # given an adapter child of the tiny base
+    # given an adapter child of the tiny base, whose database id is not its number
+    other = services.model_create(project=project, name="other", actor=user)
+    services.checkpoint_register(model=other, kind="reference", external_ref="org/other", actor=user)
     first = unlearning_run_create(
         parent_checkpoint=tiny_checkpoint, method="gradient_difference", hyperparameters=LORA_NPO,
         forget_dataset_version=forget_version, retain_dataset_version=retain_version, actor=user,
@@ -90,9 +92,10 @@ def test_a_run_on_an_adapter_parent_trains_on_the_merged_chain(project, user, ti
     )
     run = run_execute(run_id=second.run_id, worker="test")
 
-    # then its adapter is recorded as applying to the chain base -> first adapter
+    # then its adapter is recorded as applying to the chain base -> first adapter, named as the API names them
     grandchild = Checkpoint.objects.get(pk=run.result["id"])
-    assert grandchild.metadata["applies_to"]["chain"] == [tiny_checkpoint.pk, adapter.pk]
+    assert adapter.number == 2 and adapter.pk != adapter.number
+    assert grandchild.metadata["applies_to"] == {"checkpoint": "tiny@2", "sha256": adapter.sha256, "chain": ["tiny@1", "tiny@2"]}
     assert LineageEdge.objects.get(child=grandchild).parent_id == adapter.pk
 
 

@@ -9,6 +9,7 @@ Formulas and references: docs/unlearning.md.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -27,8 +28,52 @@ class StepInputs:
     reference: "Reference"
     mismatch: EncodedBatch | None = None  # forget prompts with benign answers (yao)
 
-    def forward(self, batch: EncodedBatch, *, hidden_states: bool = False):
-        return self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=hidden_states)
+    def forward(self, batch: EncodedBatch):
+        return self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+
+    def forward_with_layer(self, batch: EncodedBatch, layer: int):
+        """The model's outputs and decoder layer ``layer``'s own output (see ``layer_output``)."""
+        return layer_output(self.model, batch, layer)
+
+
+def decoder_layers(model) -> torch.nn.ModuleList:
+    """The decoder layers of a causal LM or of a VLM's language model, through peft wrapping
+    (``PeftModel`` and ``LoraModel`` pass ``get_decoder`` on to the wrapped model)."""
+    get_decoder = getattr(model, "get_decoder", None)
+    decoder = get_decoder() if callable(get_decoder) else None
+    layers = getattr(decoder, "layers", None)
+    if isinstance(layers, torch.nn.ModuleList):
+        return layers
+    count = model.config.get_text_config().num_hidden_layers
+    for name, module in model.named_modules():  # fallback: the text model's "layers" list
+        if name.endswith("layers") and isinstance(module, torch.nn.ModuleList) and len(module) == count and "vision" not in name:
+            return module
+    raise ValueError("cannot find the decoder layers of this model")
+
+
+@contextlib.contextmanager
+def capture_layer_output(model, layer: int):
+    """Capture decoder layer ``layer``'s output (the residual stream it writes) during a forward.
+
+    A forward hook on the layer module itself, not ``hidden_states[layer + 1]``: at the last
+    layer transformers puts the final norm's output there, not the layer's."""
+    captured: dict[str, torch.Tensor] = {}
+
+    def hook(module, args, output):
+        captured["hidden"] = output[0] if isinstance(output, tuple) else output
+
+    handle = decoder_layers(model)[layer].register_forward_hook(hook)
+    try:
+        yield captured
+    finally:
+        handle.remove()
+
+
+def layer_output(model, batch: EncodedBatch, layer: int):
+    """``(outputs, hidden)``: the model's outputs and decoder layer ``layer``'s output."""
+    with capture_layer_output(model, layer) as captured:
+        outputs = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+    return outputs, captured["hidden"]
 
 
 class Reference:
@@ -193,7 +238,8 @@ class SimNPO(Method):
         forget_logits = inputs.forward(inputs.forget).logits
         normalised = answer_logprob_sum(forget_logits, inputs.forget) / answer_lengths(inputs.forget)
         simnpo = -(2.0 / beta) * F.logsigmoid(-beta * normalised - gamma).mean()
-        terms = {"simnpo": simnpo, "forget_nll": -normalised.mean().detach()}
+        # forget_nll token-weighted as every other method logs it (the stop rule compares them).
+        terms = {"simnpo": simnpo, "forget_nll": mean_token_nll(forget_logits, inputs.forget)}
         total = simnpo
         if inputs.retain is not None:
             terms["retain_nll"] = mean_token_nll(inputs.forward(inputs.retain).logits, inputs.retain)
@@ -284,12 +330,11 @@ class RMU(Method):
     def loss(self, inputs):
         if self._control is None:
             raise RuntimeError("RMU.prepare(model, seed=...) must be called before loss()")
-        forget_out = inputs.forward(inputs.forget, hidden_states=True)
-        # hidden_states[0] is the embedding output; decoder layer i writes hidden_states[i + 1].
-        forget_hidden = forget_out.hidden_states[self.layer + 1]
+        # The chosen decoder layer's own output, read by a hook (also at the last layer).
+        forget_out, forget_hidden = inputs.forward_with_layer(inputs.forget, self.layer)
         control = self._control.to(forget_hidden.device)
         forget_term = masked_mean_squared_distance(forget_hidden, control.expand_as(forget_hidden), inputs.forget.attention_mask)
-        retain_hidden = inputs.forward(inputs.retain, hidden_states=True).hidden_states[self.layer + 1]
+        retain_hidden = inputs.forward_with_layer(inputs.retain, self.layer)[1]
         retain_term = masked_mean_squared_distance(retain_hidden, inputs.reference.hidden_state(inputs.retain, self.layer), inputs.retain.attention_mask)
         return {
             "loss": forget_term + self.params.alpha * retain_term,

@@ -20,7 +20,7 @@ import torch
 
 from .determinism import cpu_threads, seed_everything
 from .hyperparameters import HyperparameterError, TrainingConfig
-from .methods import METHODS, Method, Reference, ResolvedHyperparameters, StepInputs, hyperparameters_resolve
+from .methods import METHODS, Method, Reference, ResolvedHyperparameters, StepInputs, hyperparameters_resolve, layer_output
 from .text import EncodedBatch, encode_pair, pad_encoded
 from .vision import is_vision_language
 
@@ -68,7 +68,7 @@ class AdapterDisabledReference(Reference):
 
     def hidden_state(self, batch, layer):
         with self._parent() as parent:
-            return parent(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True).hidden_states[layer + 1]
+            return layer_output(parent, batch, layer)[1]
 
 
 class FrozenCopyReference(Reference):
@@ -84,7 +84,7 @@ class FrozenCopyReference(Reference):
 
     def hidden_state(self, batch, layer):
         with torch.no_grad():
-            return self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True).hidden_states[layer + 1]
+            return layer_output(self.model, batch, layer)[1]
 
 
 class NoReference(Reference):

@@ -203,20 +203,40 @@ def _tar_header(path, size, mtime):
     return info.tobuf(format=tarfile.PAX_FORMAT, encoding="utf-8")
 
 
+def _size(content):
+    if isinstance(content, bytes):
+        return len(content)
+    if isinstance(content, Path):
+        return content.stat().st_size
+    return content.size
+
+
+def _file_chunks(path):
+    with open(path, "rb") as source:
+        while chunk := source.read(CHUNK):
+            yield chunk
+
+
 def checkpoint_tar(*, files, mtime):
-    """(content length, chunk iterator) of a tar of ``files`` [(path, blob)].
+    """(content length, chunk iterator) of a tar of ``files`` [(path, blob, bytes or a local Path)].
 
     Each blob is read through the verifying reader: a blob that fails its hash stops the stream
-    with an error, so a client sees a truncated download, never corrupted weights."""
-    headers = [(_tar_header(path, blob.size, mtime), blob) for path, blob in files]
-    length = sum(len(header) + blob.size + (-blob.size) % tarfile.BLOCKSIZE for header, blob in headers) + 2 * tarfile.BLOCKSIZE
+    with an error, so a client sees a truncated download, never corrupted weights. Bytes (a small
+    file made for the download, e.g. a manifest) go out as they are."""
+    headers = [(_tar_header(path, _size(content), mtime), content) for path, content in files]
+    length = sum(len(header) + _size(content) + (-_size(content)) % tarfile.BLOCKSIZE for header, content in headers) + 2 * tarfile.BLOCKSIZE
 
     def chunks():
         for header, blob in headers:
             yield header
-            with blob_open(blob) as reader:
-                yield from reader
-            padding = (-blob.size) % tarfile.BLOCKSIZE
+            if isinstance(blob, bytes):
+                yield blob
+            elif isinstance(blob, Path):
+                yield from _file_chunks(blob)
+            else:
+                with blob_open(blob) as reader:
+                    yield from reader
+            padding = (-_size(blob)) % tarfile.BLOCKSIZE
             if padding:
                 yield b"\0" * padding
         yield b"\0" * (2 * tarfile.BLOCKSIZE)

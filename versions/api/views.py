@@ -13,7 +13,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from versions import artifacts, selectors, services
+from versions import artifacts, portable, selectors, services
 from versions.api import archives, uploads
 from versions.api.parsers import JSONParser, MultiPartParser
 from versions.api import serializers as s
@@ -557,13 +557,16 @@ class CheckpointDownloadApi(APIView):
         responses={(200, "application/x-tar"): OpenApiResponse(OpenApiTypes.BINARY, description="A tar of the checkpoint's files.")},
         errors=(401, 403, 404, 409),
         description="Stream the checkpoint's files as a tar, each blob verified against its sha256 on the way out. "
-        "Extract it and load the folder with from_pretrained.",
+        "Extract it and load the folder with from_pretrained. An adapter's adapter_config.json names its base portably "
+        "(the chain's hub id and revision, else the base as model@number) and lethe-manifest.json lists the base and the "
+        "adapters to apply on it in order, this one last.",
     )
     def get(self, request, project_slug, name, number):
         checkpoint = _checkpoint(request, project_slug, name, number, Role.VIEWER)
         if checkpoint.kind == CheckpointKind.REFERENCE:
             raise Conflict(f"{checkpoint} is a reference to external weights ({checkpoint.external_ref}); it has no stored files.")
         files = [(item.path, item.blob) for item in selectors.checkpoint_files(checkpoint=checkpoint)]
+        files = portable.download_files(checkpoint=checkpoint, files=files)
         length, chunks = archives.checkpoint_tar(files=files, mtime=int(checkpoint.created_at.timestamp()))
         response = StreamingHttpResponse(chunks, content_type="application/x-tar")
         response["Content-Length"] = str(length)
