@@ -8,102 +8,133 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-KIND_COLOURS = {"reference": "#6b7280", "full": "#1f5fbf", "adapter": "#1e7a3c", "external": "#b0b7c3"}
+from versions.dag_layout import layered_layout
+
+KIND_COLOURS = {"reference": "#6b7280", "full": "#1f5fbf", "adapter": "#1e7a3c", "external": "#b0b7c3",
+                "run": "#8a4fbf", "dataset": "#b5650d"}
+KIND_NAMES = {"reference": "checkpoint (reference)", "full": "checkpoint (full)", "adapter": "checkpoint (adapter)",
+              "external": "checkpoint of another model", "run": "unlearning run", "dataset": "dataset version"}
+KIND_SYMBOLS = {"run": "square", "dataset": "diamond"}
 METRIC_TITLES = {"asr": "Attack success rate", "over_refusal": "Over-refusal rate", "perplexity": "Held-out perplexity (utility)"}
+VERDICT_COLOURS = {"safer": "#1e7a3c", "less safe": "#b3261e", "no significant difference": "#4b5563", "inconclusive": "#8a6d00"}
+# Edges by what they say: checkpoint to checkpoint (lineage), data read by a run or an edge, a run's output.
+EDGE_STYLES = {"lineage": {"color": "#6b7280", "width": 2}, "data": {"color": "#c9a36b", "width": 1.5, "dash": "dot"},
+               "run": {"color": "#b69ad6", "width": 1.5, "dash": "dash"}}
+LINEAGE_VISIBLE_LAYERS = 12  # wider graphs open on their newest layers; the chart pans
 
 
 @dataclass(frozen=True)
 class LineageNode:
-    id: int
-    label: str  # e.g. "#3"
-    kind: str  # reference | adapter | full | external (a parent in another model)
+    id: object  # any hashable: ("checkpoint", pk), ("run", pk), ("dataset", pk)
+    label: str  # e.g. "tiny@3", "run 12", "forget@1"
+    kind: str  # reference | adapter | full | external | run | dataset
     hover: str = ""
     url: str = ""
+    badges: tuple = ()  # label names pointing at this node (production, staging, ...)
 
 
 @dataclass(frozen=True)
 class LineageLink:
-    parent: int
-    child: int
-    relation: str
+    parent: object
+    child: object
+    relation: str  # unlearned-from, ... for lineage; forget | retain | produced for the rest
     method: str = ""
+    style: str = "lineage"  # lineage | data | run
+    verdict: str = ""  # of the latest finished evaluation between parent and child, if any
+    verdict_hover: str = ""
+    verdict_url: str = ""
 
 
-def lineage_depths(nodes: list[LineageNode], links: list[LineageLink]) -> dict[int, int]:
-    """Depth of each node: 0 for roots, else 1 + the deepest parent (longest path), so every
-    edge points to the right. Cycles cannot occur (services refuse them); a malformed input
-    still terminates because each node's depth is fixed once."""
-    parents = defaultdict(list)
-    ids = {node.id for node in nodes}
-    for link in links:
-        if link.parent in ids and link.child in ids:
-            parents[link.child].append(link.parent)
-    depths: dict[int, int] = {}
-
-    def depth_of(node_id, visiting=()):
-        if node_id in depths:
-            return depths[node_id]
-        if node_id in visiting:
-            return 0
-        result = 1 + max((depth_of(p, (*visiting, node_id)) for p in parents[node_id]), default=-1)
-        depths[node_id] = result
-        return result
-
-    for node in nodes:
-        depth_of(node.id)
-    return depths
+def _edge_text(link: LineageLink) -> str:
+    return link.method or link.relation
 
 
 def lineage_figure(nodes: list[LineageNode], links: list[LineageLink], *, title: str = "Lineage") -> dict:
-    """Checkpoints as markers layered left to right by depth; edges as lines, with the relation
-    and method at each edge's midpoint."""
-    depths = lineage_depths(nodes, links)
-    layers: dict[int, list[LineageNode]] = defaultdict(list)
-    for node in nodes:
-        layers[depths[node.id]].append(node)
-    position = {}
-    for depth, members in layers.items():
-        for index, node in enumerate(members):
-            position[node.id] = (depth, index - (len(members) - 1) / 2)
-
-    edge_x, edge_y, mid_x, mid_y, mid_text = [], [], [], [], []
+    """A layered drawing of the graph (versions.dag_layout), left to right: arrows from parent to
+    child, each lineage edge's method always written on it and the verdict of the latest
+    evaluation between its ends under it, label badges over the checkpoints they point at.
+    Every node carries its page's URL as customdata (static/js/lethe.js opens it on click)."""
+    layout = layered_layout([node.id for node in nodes], [(link.parent, link.child) for link in links])
+    position = layout.position
+    data = []
+    for style, line in EDGE_STYLES.items():
+        xs, ys, sizes = [], [], []
+        for link in links:
+            points = layout.edge_points.get((link.parent, link.child))
+            if link.style != style or not points:
+                continue
+            xs += [x for x, _ in points] + [None]
+            ys += [y for _, y in points] + [None]
+            sizes += [0] * (len(points) - 1) + [11, 0]
+        if xs:
+            # The arrowhead is the marker at each edge's last point, turned along the segment
+            # into it (angleref "previous") and stood off the node it points at.
+            data.append({"type": "scatter", "mode": "lines+markers", "name": f"{style} edges", "x": xs, "y": ys,
+                         "line": line, "hoverinfo": "skip", "showlegend": False,
+                         "marker": {"symbol": "arrow", "angleref": "previous", "size": sizes, "standoff": 9,
+                                    "color": line["color"]}})
+    label_x, label_y, label_text = [], [], []
+    verdicts: dict[str, dict] = {}
     for link in links:
-        if link.parent not in position or link.child not in position:
+        points = layout.edge_points.get((link.parent, link.child))
+        if not points:
             continue
-        (x0, y0), (x1, y1) = position[link.parent], position[link.child]
-        edge_x += [x0, x1, None]
-        edge_y += [y0, y1, None]
-        mid_x.append((x0 + x1) / 2)
-        mid_y.append((y0 + y1) / 2)
-        mid_text.append(link.relation + (f" ({link.method})" if link.method else ""))
-
-    data = [
-        {"type": "scatter", "mode": "lines", "x": edge_x, "y": edge_y, "name": "edges",
-         "line": {"color": "#9aa3b0", "width": 2}, "hoverinfo": "skip", "showlegend": False},
-        {"type": "scatter", "mode": "markers", "x": mid_x, "y": mid_y, "name": "relations", "text": mid_text,
-         "hoverinfo": "text", "marker": {"size": 8, "symbol": "diamond", "color": "#9aa3b0"}, "showlegend": False},
-    ]
-    for kind in ("reference", "full", "adapter", "external"):
+        (x0, y0), (x1, y1) = points[0], points[1]
+        mid = ((x0 + x1) / 2, (y0 + y1) / 2)
+        if link.style == "lineage":
+            label_x.append(mid[0])
+            label_y.append(mid[1])
+            label_text.append(_edge_text(link))
+        if link.verdict:
+            group = verdicts.setdefault(link.verdict, {"x": [], "y": [], "hover": [], "url": []})
+            group["x"].append(mid[0])
+            group["y"].append(mid[1])
+            group["hover"].append(link.verdict_hover or link.verdict)
+            group["url"].append(link.verdict_url)
+    if label_text:
+        data.append({"type": "scatter", "mode": "text", "name": "methods", "x": label_x, "y": label_y, "text": label_text,
+                     "textposition": "top center", "textfont": {"size": 11, "color": "#374151"}, "hoverinfo": "skip",
+                     "showlegend": False})
+    for verdict, group in verdicts.items():
+        data.append({"type": "scatter", "mode": "text", "name": f"verdict: {verdict}", "x": group["x"], "y": group["y"],
+                     "text": [verdict] * len(group["x"]), "textposition": "bottom center",
+                     "textfont": {"size": 11, "color": VERDICT_COLOURS.get(verdict, "#374151")},
+                     "hovertext": group["hover"], "hoverinfo": "text", "customdata": group["url"], "showlegend": False})
+    for kind in KIND_COLOURS:
         members = [node for node in nodes if node.kind == kind]
         if not members:
             continue
         data.append({
-            "type": "scatter", "mode": "markers+text", "name": kind,
+            "type": "scatter", "mode": "markers+text", "name": KIND_NAMES[kind],
             "x": [position[n.id][0] for n in members], "y": [position[n.id][1] for n in members],
-            "text": [n.label for n in members], "textposition": "top center",
+            "text": [n.label for n in members], "textposition": "bottom center", "textfont": {"size": 11},
             "hovertext": [n.hover or n.label for n in members], "hoverinfo": "text",
             "customdata": [n.url for n in members],
-            "marker": {"size": 16, "color": KIND_COLOURS[kind], "line": {"width": 1, "color": "#ffffff"}},
+            "marker": {"size": 16 if kind not in KIND_SYMBOLS else 13, "symbol": KIND_SYMBOLS.get(kind, "circle"),
+                       "color": KIND_COLOURS[kind], "line": {"width": 1, "color": "#ffffff"}},
         })
-    max_depth = max(depths.values(), default=0)
+    # Badges: one boxed annotation per labelled node (a model has a handful of labels).
+    annotations = [
+        {"x": position[node.id][0], "y": position[node.id][1], "text": " · ".join(node.badges), "showarrow": False,
+         "yshift": 18, "font": {"size": 10, "color": "#5c3d00"}, "bgcolor": "#fff4ce", "bordercolor": "#b58105",
+         "borderwidth": 1, "borderpad": 2, "captureevents": False}
+        for node in nodes if node.badges
+    ]
+    depth = len(layout.layers)
+    widest = max((len(layer) for layer in layout.layers), default=1)
+    first = max(0, depth - LINEAGE_VISIBLE_LAYERS)
     return {
         "data": data,
         "layout": {
             "title": {"text": title},
-            "xaxis": {"title": {"text": "depth (generations from the root)"}, "dtick": 1, "range": [-0.5, max_depth + 0.5], "zeroline": False},
-            "yaxis": {"visible": False},
-            "height": 320 + 10 * max((len(layer) for layer in layers.values()), default=0),
-            "legend": {"orientation": "h"},
+            "xaxis": {"visible": False, "range": [first - 0.5, depth - 0.5], "fixedrange": False},
+            "yaxis": {"visible": False, "range": [-(widest - 1) / 2 - 0.7, (widest - 1) / 2 + 0.7]},
+            "height": max(360, 140 + 80 * widest),
+            "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
+            "margin": {"t": 70, "l": 20, "r": 20, "b": 20},
+            "dragmode": "pan",
+            "hovermode": "closest",
+            "annotations": annotations,
         },
     }
 

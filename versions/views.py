@@ -186,23 +186,80 @@ def prompt_diff(request, slug, prompt_name):
 # ---------------------------------------------------------------- models and checkpoints
 
 
-def _lineage_figure(model, checkpoints, edges, slug):
+FLIPPED_VERDICT = {"safer": "less safe", "less safe": "safer"}
+
+
+def lineage_graph_figure(*, model, slug):
+    """The model's lineage as a graph: its checkpoints (and parents in other models), the
+    unlearning runs started from them, the dataset versions those runs and the edges forgot and
+    retained, label badges, and each edge's latest verdict. A fixed number of queries."""
+    from evals.selectors import latest_verdicts_between
+    from unlearning.selectors import unlearning_runs_for_model
+
+    checkpoints, edges = selectors.lineage_graph(model=model)
+    badges: dict[int, list[str]] = {}
+    for checkpoint_id, name in model.labels.order_by("name").values_list("checkpoint_id", "name"):
+        badges.setdefault(checkpoint_id, []).append(name)
+    names = {c.pk: f"{model.name}@{c.number}" for c in checkpoints}
     nodes = [
-        charts.LineageNode(id=c.pk, label=f"#{c.number}", kind=c.kind,
-                           hover=f"{model.name} #{c.number} ({c.kind}) {c.message[:60]}",
+        charts.LineageNode(id=("checkpoint", c.pk), label=names[c.pk], kind=c.kind, badges=tuple(badges.get(c.pk, ())),
+                           hover=f"{names[c.pk]} ({c.kind}) {c.message[:60]}",
                            url=reverse("versions:checkpoint", args=[slug, model.name, c.number]))
         for c in checkpoints
     ]
-    known = {c.pk for c in checkpoints}
     for edge in edges:
-        if edge.parent_id not in known:
-            known.add(edge.parent_id)
-            parent = edge.parent
-            nodes.append(charts.LineageNode(id=parent.pk, label=f"{parent.model.name} #{parent.number}", kind="external",
-                                            hover=f"{parent.model.name} #{parent.number} ({parent.kind})",
+        parent = edge.parent
+        if parent.pk not in names:
+            names[parent.pk] = f"{parent.model.name}@{parent.number}"
+            nodes.append(charts.LineageNode(id=("checkpoint", parent.pk), label=names[parent.pk], kind="external",
+                                            hover=f"{names[parent.pk]} ({parent.kind})",
                                             url=reverse("versions:checkpoint", args=[slug, parent.model.name, parent.number])))
-    links = [charts.LineageLink(parent=e.parent_id, child=e.child_id, relation=e.relation, method=e.method) for e in edges]
-    return charts.lineage_figure(nodes, links, title=f"Lineage of {model.name}"), nodes, links
+    verdicts = latest_verdicts_between(model=model, pairs=[(e.parent_id, e.child_id) for e in edges])
+    runs = unlearning_runs_for_model(model=model)
+    produced_by_run = {run["produced_checkpoint_id"] for run in runs if run["produced_checkpoint_id"]}
+    datasets: dict[int, tuple[str, int]] = {}
+    links = []
+    for edge in edges:
+        found = verdicts.get((edge.parent_id, edge.child_id))
+        verdict, hover, url = "", "", ""
+        if found:
+            verdict = found["verdict"] if found["child_is_b"] else FLIPPED_VERDICT.get(found["verdict"], found["verdict"])
+            hover = f"evaluation {found['id']}: {names[edge.child_id]} against {names[edge.parent_id]}: {verdict}"
+            url = reverse("evals:detail", args=[slug, found["id"]])
+        links.append(charts.LineageLink(parent=("checkpoint", edge.parent_id), child=("checkpoint", edge.child_id),
+                                        relation=edge.relation, method=edge.method, verdict=verdict, verdict_hover=hover,
+                                        verdict_url=url))
+    # What an edge made without a run (registered by hand) forgot and retained, by content hash.
+    hashed = [e for e in edges if e.child_id not in produced_by_run and (e.forget_dataset_sha256 or e.retain_dataset_sha256)]
+    by_sha = selectors.dataset_versions_by_sha256(
+        project=model.project, sha256s=[sha for e in hashed for sha in (e.forget_dataset_sha256, e.retain_dataset_sha256)])
+    for edge in hashed:
+        for role, sha in (("forget", edge.forget_dataset_sha256), ("retain", edge.retain_dataset_sha256)):
+            for version in by_sha.get(sha, [])[:1]:
+                datasets[version.pk] = (version.dataset.name, version.number)
+                links.append(charts.LineageLink(parent=("dataset", version.pk), child=("checkpoint", edge.child_id),
+                                                relation=role, style="data"))
+    for run in runs:
+        run_id = ("run", run["id"])
+        nodes.append(charts.LineageNode(
+            id=run_id, label=f"run {run['id']}", kind="run",
+            hover=f"unlearning run {run['id']}: {run['method']} from {names.get(run['parent_checkpoint_id'], '?')}, {run['status']}",
+            url=reverse("unlearning:detail", args=[slug, run["id"]])))
+        links.append(charts.LineageLink(parent=("checkpoint", run["parent_checkpoint_id"]), child=run_id, relation="input",
+                                        method=run["method"], style="run"))
+        if run["produced_checkpoint_id"]:
+            links.append(charts.LineageLink(parent=run_id, child=("checkpoint", run["produced_checkpoint_id"]),
+                                            relation="produced", style="run"))
+        for role in ("forget", "retain"):
+            version_id = run[f"{role}_dataset_version_id"]
+            if version_id:
+                datasets[version_id] = (run[f"{role}_dataset_version__dataset__name"], run[f"{role}_dataset_version__number"])
+                links.append(charts.LineageLink(parent=("dataset", version_id), child=run_id, relation=role, style="data"))
+    for version_id, (name, number) in datasets.items():
+        nodes.append(charts.LineageNode(id=("dataset", version_id), label=f"{name}@{number}", kind="dataset",
+                                        hover=f"dataset {name} v{number}",
+                                        url=reverse("versions:dataset-version", args=[slug, name, number])))
+    return charts.lineage_figure(nodes, links, title=f"Lineage of {model.name}")
 
 
 @login_required
@@ -211,10 +268,8 @@ def model_detail(request, slug, model_name):
     model = get_or_404(selectors.model_get, project=access.project, name=model_name)
     page = paginate_history(request, selectors.checkpoints_for_model(model=model), model.checkpoint_count)
     page.object_list = selectors.checkpoint_rows_complete(page.object_list)
-    checkpoints, edges = selectors.lineage_graph(model=model)
-    figure, _, _ = _lineage_figure(model, checkpoints, edges, slug)
     return render(request, "versions/model_detail.html", {
-        **access.context(), "model": model, "page": page, "lineage_figure": figure,
+        **access.context(), "model": model, "page": page, "lineage_figure": lineage_graph_figure(model=model, slug=slug),
         "labels": list(model.labels.select_related("checkpoint").order_by("name")),
     })
 

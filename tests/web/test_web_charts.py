@@ -6,17 +6,63 @@ import pytest
 
 from evals.charts import arms_rate_figure, judge_categories_figure
 from unlearning.charts import loss_curve_figure
-from versions.charts import LabelMark, LineageLink, LineageNode, SafetyPoint, lineage_depths, safety_figure
+from versions.charts import LabelMark, SafetyPoint, safety_figure
+from versions.dag_layout import layered_layout
 
 
-def test_lineage_depth_is_the_longest_path_from_a_root():
-    # given a diamond 1 -> 2 -> 4 and 1 -> 3 -> 4, plus 4 -> 5
-    nodes = [LineageNode(id=i, label=f"#{i}", kind="adapter") for i in range(1, 6)]
-    links = [LineageLink(1, 2, "unlearned-from"), LineageLink(1, 3, "unlearned-from"), LineageLink(2, 4, "merged-from"),
-             LineageLink(3, 4, "merged-from"), LineageLink(4, 5, "unlearned-from")]
+def test_layers_are_longest_paths_and_sources_sit_just_before_their_nearest_child():
+    # given a diamond 1 -> 2 -> 4 and 1 -> 3 -> 4, 4 -> 5, and a source d feeding 5 only
+    edges = [(1, 2), (1, 3), (2, 4), (3, 4), (4, 5), ("d", 5)]
 
-    # when / then
-    assert lineage_depths(nodes, links) == {1: 0, 2: 1, 3: 1, 4: 2, 5: 3}
+    # when
+    layout = layered_layout([1, 2, 3, 4, 5, "d"], edges)
+
+    # then
+    assert layout.layers == [[1], [2, 3], [4, "d"], [5]]
+    assert layout.position == {1: (0, 0.0), 2: (1, 0.5), 3: (1, -0.5), 4: (2, 0.5), "d": (2, -0.5), 5: (3, 0.0)}
+    assert layout.crossings == 0
+
+
+def test_barycentre_ordering_removes_the_crossing_the_input_order_makes():
+    # given two chains a -> b -> c and x -> y -> z, listed so that the middle layer is crossed
+    nodes = ["a", "x", "y", "b", "c", "z"]
+    edges = [("a", "b"), ("b", "c"), ("x", "y"), ("y", "z")]
+
+    # when
+    layout = layered_layout(nodes, edges)
+
+    # then the middle layer follows its parents, so no edge crosses another
+    assert layout.layers == [["a", "x"], ["b", "y"], ["c", "z"]]
+    assert layout.crossings == 0
+
+
+def test_a_long_edge_bends_through_one_point_per_layer_it_crosses():
+    # given a -> b -> c -> d and a shortcut a -> d
+    layout = layered_layout(["a", "b", "c", "d"], [("a", "b"), ("b", "c"), ("c", "d"), ("a", "d")])
+
+    # then the shortcut has a bend point in layers 1 and 2, beside b and c
+    assert [x for x, _ in layout.edge_points[("a", "d")]] == [0, 1, 2, 3]
+    assert layout.layers == [["a"], ["b"], ["c"], ["d"]]
+    assert layout.crossings == 0
+
+
+def test_a_cycle_or_unknown_nodes_do_not_break_the_layout():
+    layout = layered_layout([1, 2], [(1, 2), (2, 1), (1, 99)])
+    assert sorted(node for layer in layout.layers for node in layer) == [1, 2]
+
+
+def test_a_few_hundred_nodes_lay_out_quickly():
+    # a binary-ish tree of 300 checkpoints with a run beside each child
+    import time
+
+    nodes, edges = [0], []
+    for child in range(1, 300):
+        nodes += [child, ("run", child)]
+        edges += [((child - 1) // 2, ("run", child)), (("run", child), child), ((child - 1) // 2, child)]
+    began = time.perf_counter()
+    layout = layered_layout(nodes, edges)
+    assert time.perf_counter() - began < 2.0
+    assert len(layout.position) == len(nodes)
 
 
 def test_loss_curves_get_one_trace_per_term_with_gaps_kept():
