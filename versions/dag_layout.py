@@ -127,16 +127,25 @@ def layered_layout(nodes: list, edges: list[tuple], *, sweeps: int = SWEEPS) -> 
             downs[a].append(b)
             ups[b].append(a)
 
-    def sort_by(layer_nodes, neighbours, reference):
+    def barycentre(node, neighbours, rank):
+        around = [rank[n] for n in neighbours[node] if n in rank]
+        return sum(around) / len(around) if around else None
+
+    def sort_by(layer_nodes, neighbours, reference, other_neighbours, other):
+        """By the mean rank of the neighbours in ``reference``; ties (siblings) by the mean rank of
+        the neighbours on the other side, then by current place. A node with no neighbour in
+        ``reference`` keeps its slot; the others are sorted into the remaining slots."""
         rank = {node: index for index, node in enumerate(reference)}
-
-        def key(item):
-            index, node = item
-            around = [rank[n] for n in neighbours[node] if n in rank]
-            # A node with no neighbour on that side keeps its current place.
-            return (sum(around) / len(around) if around else index, index)
-
-        return [node for _, node in sorted(enumerate(layer_nodes), key=key)]
+        other_rank = {node: index for index, node in enumerate(other)}
+        keyed = []
+        for index, node in enumerate(layer_nodes):
+            centre = barycentre(node, neighbours, rank)
+            if centre is not None:
+                tie = barycentre(node, other_neighbours, other_rank)
+                keyed.append(((centre, index if tie is None else tie, index), node))
+        moving = iter(node for _, node in sorted(keyed, key=lambda item: item[0]))
+        movable = {node for _, node in keyed}
+        return [next(moving) if node in movable else node for node in layer_nodes]
 
     best = [list(layer_nodes) for layer_nodes in order]
     best_crossings = _total_crossings(best, links_between)
@@ -145,9 +154,9 @@ def layered_layout(nodes: list, edges: list[tuple], *, sweeps: int = SWEEPS) -> 
         if best_crossings == 0:
             break
         for i in range(1, depth):
-            current[i] = sort_by(current[i], ups, current[i - 1])
+            current[i] = sort_by(current[i], ups, current[i - 1], downs, current[i + 1] if i + 1 < depth else [])
         for i in range(depth - 2, -1, -1):
-            current[i] = sort_by(current[i], downs, current[i + 1])
+            current[i] = sort_by(current[i], downs, current[i + 1], ups, current[i - 1] if i > 0 else [])
         found = _total_crossings(current, links_between)
         if found < best_crossings:
             best, best_crossings = [list(layer_nodes) for layer_nodes in current], found

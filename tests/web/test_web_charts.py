@@ -63,6 +63,7 @@ def test_a_few_hundred_nodes_lay_out_quickly():
     layout = layered_layout(nodes, edges)
     assert time.perf_counter() - began < 2.0
     assert len(layout.position) == len(nodes)
+    assert layout.crossings == 0  # a tree never needs a crossing
 
 
 def test_loss_curves_get_one_trace_per_term_with_gaps_kept():
