@@ -158,10 +158,12 @@ def weight_change_figure(weight_change: dict[str, float], *, title: str = "Weigh
 class SafetyPoint:
     """One checkpoint's metrics in one evaluation on one suite version."""
 
-    checkpoint: str  # label such as "#3"
-    lineage_order: int  # position along the lineage (depth, then number)
+    checkpoint: str  # model@number, e.g. "tiny@3"
+    lineage_order: int  # position along the lineage (generation, then number)
     at: str  # ISO timestamp of the evaluation
     suite: str  # e.g. "starter v2"
+    evaluation_id: int = 0
+    arm: str = ""  # "A", "B", or "A and B" when both arms are this checkpoint
     asr: float | None = None
     asr_ci: tuple[float, float] | None = None
     over_refusal: float | None = None
@@ -170,9 +172,54 @@ class SafetyPoint:
 
 
 @dataclass(frozen=True)
-class LabelMark:
-    at: str  # ISO timestamp
-    text: str  # e.g. "production -> #3 (rollback)"
+class LabelInterval:
+    """A label pointing at one checkpoint from ``start`` until ``end`` (the next move of that
+    label, its deletion, or now)."""
+
+    label: str
+    checkpoint: str  # model@number
+    start: str  # ISO timestamps
+    end: str
+    action: str  # how it began: create, promote, rollback, advance
+    current: bool = False  # still pointing there
+
+
+def label_intervals(events, *, now: str) -> list[LabelInterval]:
+    """Intervals from label history. ``events``: (label, ISO time, action, checkpoint name or None
+    for a deletion) tuples, oldest first. Each event opens an interval that the label's next event
+    closes; the last open one runs until ``now``."""
+    by_label: dict[str, list] = defaultdict(list)
+    for event in events:
+        by_label[event[0]].append(event)
+    intervals = []
+    for label in sorted(by_label, key=lambda name: (name != "production", name)):
+        moves = by_label[label]
+        for index, (_, at, action, checkpoint) in enumerate(moves):
+            if checkpoint is None:
+                continue
+            following = moves[index + 1][1] if index + 1 < len(moves) else None
+            intervals.append(LabelInterval(label=label, checkpoint=checkpoint, start=at, end=following or now, action=action,
+                                           current=following is None))
+    return intervals
+
+
+def _percent(value):
+    return "—" if value is None else f"{value:.1%}"
+
+
+def interval_text(value, ci, *, rate=True):
+    shown = _percent(value) if rate else ("—" if value is None else f"{value:.2f}")
+    if ci and value is not None:
+        shown += f" [{_percent(ci[0])}, {_percent(ci[1])}]" if rate else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+    return shown
+
+
+def safety_point_hover(point: SafetyPoint, metric: str) -> str:
+    """What hovering a point says: which checkpoint, evaluation and arm, and the value."""
+    value = getattr(point, metric)
+    ci = getattr(point, f"{metric}_ci", None)
+    return (f"{point.checkpoint} · evaluation {point.evaluation_id} · arm {point.arm}<br>"
+            f"{point.suite}: {METRIC_TITLES[metric]} {interval_text(value, ci, rate=metric != 'perplexity')}")
 
 
 @dataclass
@@ -181,6 +228,7 @@ class _Series:
     y: list = field(default_factory=list)
     low: list = field(default_factory=list)
     high: list = field(default_factory=list)
+    hover: list = field(default_factory=list)
 
 
 def _error_bars(series: _Series) -> dict | None:
@@ -205,52 +253,100 @@ def _metric_series(points: list[SafetyPoint], metric: str, x_of) -> dict[str, _S
         series.y.append(value)
         series.low.append(ci[0] if ci else None)
         series.high.append(ci[1] if ci else None)
+        series.hover.append(safety_point_hover(point, metric))
     return by_suite
 
 
-MARK_COLOR = "#b3261e"  # label moves on the time charts
-
-
-def safety_figure(points: list[SafetyPoint], *, metric: str, over: str, marks: list[LabelMark] = ()) -> dict:
-    """One metric per suite, along the lineage (``over="lineage"``) or over calendar time
-    (``over="time"``, with label moves as vertical lines)."""
-    if metric not in METRIC_TITLES:
-        raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(METRIC_TITLES)}")
-    if over not in ("lineage", "time"):
-        raise ValueError(f"over must be 'lineage' or 'time', got {over!r}")
-    if over == "lineage":
-        ordered = sorted(points, key=lambda p: (p.lineage_order, p.at))
-        x_of = lambda p: p.checkpoint  # noqa: E731
-    else:
-        ordered = sorted(points, key=lambda p: p.at)
-        x_of = lambda p: p.at  # noqa: E731
+def _point_traces(points, metric, x_of):
     data = []
-    for suite, series in sorted(_metric_series(ordered, metric, x_of).items()):
-        trace = {"type": "scatter", "mode": "lines+markers", "name": suite, "x": series.x, "y": series.y}
+    for suite, series in sorted(_metric_series(points, metric, x_of).items()):
+        # Markers only: both arms of an evaluation share its time, and a line through them drew a
+        # vertical stroke per evaluation.
+        trace = {"type": "scatter", "mode": "markers", "name": suite, "x": series.x, "y": series.y,
+                 "hovertext": series.hover, "hoverinfo": "text", "marker": {"size": 9}}
         error = _error_bars(series)
         if error:
             trace["error_y"] = error
         data.append(trace)
+    return data
+
+
+def _yaxis(metric):
     is_rate = metric != "perplexity"
-    layout = {
-        "title": {"text": f"{METRIC_TITLES[metric]} {'along the lineage' if over == 'lineage' else 'over time'}"},
-        "yaxis": {"title": {"text": METRIC_TITLES[metric]}, **({"tickformat": ".0%", "rangemode": "tozero"} if is_rate else {})},
-        "xaxis": {"title": {"text": "checkpoint (lineage order)" if over == "lineage" else "time"},
-                  **({"type": "category", "categoryorder": "array",
-                      "categoryarray": list(dict.fromkeys(p.checkpoint for p in ordered))} if over == "lineage" else {"type": "date"})},
-        "legend": {"orientation": "h"},
-        "height": 360,
+    return {"title": {"text": METRIC_TITLES[metric]}, **({"tickformat": ".0%", "rangemode": "tozero"} if is_rate else {})}
+
+
+def safety_figure(points: list[SafetyPoint], *, metric: str) -> dict:
+    """One metric per suite along the lineage: one marker per checkpoint per evaluation."""
+    if metric not in METRIC_TITLES:
+        raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(METRIC_TITLES)}")
+    ordered = sorted(points, key=lambda p: (p.lineage_order, p.at))
+    return {
+        "data": _point_traces(ordered, metric, lambda p: p.checkpoint),
+        "layout": {
+            "title": {"text": f"{METRIC_TITLES[metric]} along the lineage"},
+            "yaxis": _yaxis(metric),
+            "xaxis": {"title": {"text": "checkpoint (lineage order)"}, "type": "category", "categoryorder": "array",
+                      "categoryarray": list(dict.fromkeys(p.checkpoint for p in ordered)), "automargin": True},
+            "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
+            "margin": {"t": 80},
+            "height": 360,
+        },
     }
-    if over == "time" and marks:
-        # A mark's style is said once, as the template's defaults for every shape and annotation:
-        # a safety page carries up to 200 marks in each of its three time charts, and the style
-        # repeated per mark was most of the page's bytes.
-        layout["template"] = {"layout": {
-            "shapedefaults": {"type": "line", "xref": "x", "yref": "paper", "y0": 0, "y1": 1,
-                              "line": {"color": MARK_COLOR, "width": 1, "dash": "dot"}},
-            "annotationdefaults": {"xref": "x", "y": 1, "yref": "paper", "showarrow": False, "textangle": -90,
-                                   "xanchor": "right", "yanchor": "top", "font": {"size": 10, "color": MARK_COLOR}},
-        }}
-        layout["shapes"] = [{"x0": mark.at, "x1": mark.at} for mark in marks]
-        layout["annotations"] = [{"x": mark.at, "text": mark.text} for mark in marks]
+
+
+LABEL_COLOURS = {"production": ("#1e7a3c", "#7fbf8f"), "staging": ("#1f5fbf", "#8fb3e6")}
+OTHER_LABEL_COLOURS = ("#8a4fbf", "#c7a8e3")
+DAY_MS = 86_400_000
+
+
+def _ms_between(start: str, end: str) -> float:
+    from datetime import datetime
+
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() * 1000
+
+
+def safety_time_figure(points: list[SafetyPoint], *, metric: str, intervals: list[LabelInterval] = (),
+                       reference: tuple[float, str] | None = None) -> dict:
+    """One metric per suite over calendar time (one marker per checkpoint per evaluation) above
+    a lane per label that shades when it pointed at which checkpoint (horizontal bars, named in
+    the legend, the checkpoint written inside). ``reference``: (value, name) of a horizontal line,
+    e.g. the non-inferiority limit against production."""
+    if metric not in METRIC_TITLES:
+        raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(METRIC_TITLES)}")
+    ordered = sorted(points, key=lambda p: p.at)
+    data = _point_traces(ordered, metric, lambda p: p.at)
+    lanes = list(dict.fromkeys(interval.label for interval in intervals))
+    for label in lanes:
+        own = [interval for interval in intervals if interval.label == label]
+        dark, light = LABEL_COLOURS.get(label, OTHER_LABEL_COLOURS)
+        data.append({
+            "type": "bar", "orientation": "h", "name": f"{label} (label)", "legendgroup": label, "yaxis": "y2",
+            "base": [interval.start for interval in own], "x": [_ms_between(interval.start, interval.end) for interval in own],
+            "y": [label] * len(own), "text": [interval.checkpoint for interval in own], "textposition": "inside",
+            "insidetextanchor": "middle", "textfont": {"color": "#ffffff"}, "cliponaxis": True,
+            "hovertext": [f"{label} → {interval.checkpoint} ({interval.action})<br>{interval.start[:16].replace('T', ' ')} to "
+                          + ("now" if interval.current else interval.end[:16].replace("T", " ")) for interval in own],
+            "hoverinfo": "text",
+            # Neighbouring intervals alternate two shades of the label's colour.
+            "marker": {"color": [dark if index % 2 == 0 else light for index in range(len(own))],
+                       "line": {"color": "#ffffff", "width": 1}},
+        })
+    times = [p.at for p in ordered] + [i.start for i in intervals] + [i.end for i in intervals]
+    if reference is not None and times:
+        value, name = reference
+        data.append({"type": "scatter", "mode": "lines", "name": name, "x": [min(times), max(times)], "y": [value, value],
+                     "line": {"color": "#b3261e", "dash": "dash", "width": 1.5}, "hoverinfo": "name"})
+    layout = {
+        "title": {"text": f"{METRIC_TITLES[metric]} over time"},
+        "xaxis": {"type": "date", "title": {"text": "time"}, "anchor": "y2" if lanes else "y"},
+        "yaxis": {**_yaxis(metric), "domain": [0.3 if lanes else 0, 1]},
+        "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
+        "margin": {"t": 80},
+        "barmode": "overlay",
+        "height": 400 + 18 * max(len(lanes) - 1, 0),
+    }
+    if lanes:
+        layout["yaxis2"] = {"domain": [0, 0.2], "type": "category", "categoryorder": "array", "categoryarray": lanes[::-1],
+                            "title": {"text": "labels"}, "automargin": True, "fixedrange": True}
     return {"data": data, "layout": layout}

@@ -1,6 +1,7 @@
 """Server-rendered pages of the registry: projects, prompts, models, checkpoints, labels and
 safety over time. Views are thin: check access, call selectors or a service, render."""
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -10,6 +11,7 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone as django_timezone
 from django.views.decorators.http import require_http_methods
 
 from evals.selectors import evaluations_for_project
@@ -309,14 +311,28 @@ def _rate(overall, name):
     return rate.get("value"), tuple(ci) if ci else None
 
 
-def safety_points(*, arms, lineage_order):
-    """One point per evaluated arm (selectors.safety_arms_for_model)."""
-    points = []
+def chart_time(moment):
+    """A time as plotly's date axes read it: UTC, no offset."""
+    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
+
+
+def safety_points(*, model, arms, lineage_order):
+    """One point per checkpoint per evaluation (selectors.safety_arms_for_model); an evaluation
+    with the same checkpoint in both arms (two prompts) gives one point, its arm B's."""
+    by_key = {}
     for arm in arms:
+        key = (arm["evaluation_id"], arm["checkpoint_id"])
+        if key in by_key:
+            by_key[key] = (arm, "A and B")
+        else:
+            by_key[key] = (arm, arm["arm"])
+    points = []
+    for arm, which in by_key.values():
         asr, asr_ci = _rate(arm["overall"], "asr")
         over_refusal, over_refusal_ci = _rate(arm["overall"], "over_refusal_rate")
         points.append(charts.SafetyPoint(
-            checkpoint=f"#{arm['number']}", lineage_order=lineage_order[arm["checkpoint_id"]], at=arm["at"], suite=arm["suite"],
+            checkpoint=f"{model.name}@{arm['number']}", lineage_order=lineage_order[arm["checkpoint_id"]],
+            at=chart_time(datetime.fromisoformat(arm["at"])), suite=arm["suite"], evaluation_id=arm["evaluation_id"], arm=which,
             asr=asr, asr_ci=asr_ci, over_refusal=over_refusal, over_refusal_ci=over_refusal_ci,
             perplexity=arm["utility"].get("perplexity"),
         ))
@@ -337,6 +353,21 @@ def modality_asr_points(*, arms, lineage_order):
     return points
 
 
+LABEL_HISTORY_LIMIT = 500
+
+
+def _perplexity_reference(*, points, intervals, project):
+    """The perplexity a candidate may reach and still pass non-inferiority against the checkpoint
+    production points at now (its latest measured perplexity x the project's margin), or None."""
+    current = next((i.checkpoint for i in intervals if i.label == "production" and i.current), None)
+    measured = [p for p in points if p.checkpoint == current and p.perplexity is not None]
+    if not measured:
+        return None
+    margin = project_gate_settings(project)["perplexity_ratio_margin"]
+    latest = max(measured, key=lambda p: p.at)
+    return latest.perplexity * margin, f"non-inferiority limit: {current}'s perplexity × {margin:g}"
+
+
 @login_required
 def model_safety(request, slug, model_name):
     access = project_access(request, slug)
@@ -346,22 +377,33 @@ def model_safety(request, slug, model_name):
     # read, not the model's whole graph (thousands of checkpoints on a long chain).
     evaluated = {arm["checkpoint_id"]: (arm["generation"], arm["number"]) for arm in arms}
     lineage_order = {pk: index for index, pk in enumerate(sorted(evaluated, key=evaluated.get))}
-    points = safety_points(arms=arms, lineage_order=lineage_order)
-    marks = [
-        charts.LabelMark(at=created_at.isoformat(), text=f"{label} → #{number} ({action})")
-        for created_at, label, number, action in selectors.label_marks_for_model(model=model, limit=200)
-    ]
-    figures = [
-        (f"safety-{metric}-{over}", charts.safety_figure(points, metric=metric, over=over, marks=marks))
-        for metric in ("asr", "over_refusal", "perplexity")
-        for over in ("lineage", "time")
-    ]
+    points = safety_points(model=model, arms=arms, lineage_order=lineage_order)
+    history = selectors.label_history_for_model(model=model, limit=LABEL_HISTORY_LIMIT)
+    intervals = charts.label_intervals(
+        [(label, chart_time(at), action, None if number is None else f"{model.name}@{number}") for label, at, action, number in history],
+        now=chart_time(django_timezone.now()))
+    references = {"perplexity": _perplexity_reference(points=points, intervals=intervals, project=access.project)}
+    charts_shown = []
+    for metric in ("asr", "over_refusal", "perplexity"):
+        title = charts.METRIC_TITLES[metric]
+        charts_shown.append({"id": f"safety-{metric}-time", "label": f"{title} of {model.name} over time, with label intervals",
+                             "figure": charts.safety_time_figure(points, metric=metric, intervals=intervals, reference=references.get(metric))})
+        charts_shown.append({"id": f"safety-{metric}-lineage", "label": f"{title} of {model.name} along the lineage",
+                             "figure": charts.safety_figure(points, metric=metric)})
     modality_points = modality_asr_points(arms=arms, lineage_order=lineage_order)
     if any(point["modality"] == "image+text" for point in modality_points):
         from evals.charts import modality_asr_figure
 
-        figures.insert(2, ("safety-asr-by-modality", modality_asr_figure(modality_points)))
-    return render(request, "versions/model_safety.html", {**access.context(), "model": model, "figures": figures, "point_count": len(points)})
+        charts_shown.insert(2, {"id": "safety-asr-by-modality", "label": f"Attack success rate of {model.name} by modality along the lineage",
+                                "figure": modality_asr_figure(modality_points)})
+    rows = [{"point": point, "asr": charts.interval_text(point.asr, point.asr_ci),
+             "over_refusal": charts.interval_text(point.over_refusal, point.over_refusal_ci),
+             "perplexity": "—" if point.perplexity is None else f"{point.perplexity:.2f}"}
+            for point in sorted(points, key=lambda p: (p.at, p.evaluation_id, p.arm))]
+    return render(request, "versions/model_safety.html", {
+        **access.context(), "model": model, "charts": charts_shown, "point_count": len(points), "rows": rows,
+        "intervals": intervals, "history_limited": len(history) == LABEL_HISTORY_LIMIT,
+    })
 
 
 # ---------------------------------------------------------------- datasets

@@ -6,7 +6,7 @@ import pytest
 
 from evals.charts import arms_rate_figure, judge_categories_figure
 from unlearning.charts import loss_curve_figure
-from versions.charts import LabelMark, SafetyPoint, safety_figure
+from versions.charts import LabelInterval, SafetyPoint, label_intervals, safety_figure, safety_time_figure
 from versions.dag_layout import layered_layout
 
 
@@ -91,28 +91,55 @@ def test_rate_bars_carry_wilson_intervals_as_asymmetric_error_bars():
     assert (b["y"], b["hovertext"]) == ([None], ["no scoreable cases"])
 
 
-def test_safety_over_time_marks_label_moves_and_refuses_unknown_metrics():
-    # given
-    points = [SafetyPoint(checkpoint="#2", lineage_order=1, at="2025-01-02T00:00:00", suite="core v1", asr=0.1, asr_ci=(0.0, 0.3)),
-              SafetyPoint(checkpoint="#1", lineage_order=0, at="2025-01-01T00:00:00", suite="core v1", asr=0.6)]
-    marks = [LabelMark(at="2025-01-03T00:00:00", text="production → #2 (promote)")]
+def test_label_intervals_follow_each_labels_history_exactly():
+    # given production created on #1, promoted to #2, rolled back to #1; staging on #2 then deleted
+    events = [
+        ("production", "2025-01-01 00:00:00", "create", "m@1"),
+        ("staging", "2025-01-02 00:00:00", "create", "m@2"),
+        ("production", "2025-01-03 00:00:00", "promote", "m@2"),
+        ("staging", "2025-01-04 00:00:00", "delete", None),
+        ("production", "2025-01-05 00:00:00", "rollback", "m@1"),
+    ]
 
     # when
-    lineage = safety_figure(points, metric="asr", over="lineage")
-    timeline = safety_figure(points, metric="asr", over="time", marks=marks)
+    intervals = label_intervals(events, now="2025-01-09 00:00:00")
 
-    # then
-    assert (lineage["data"][0]["x"], lineage["data"][0]["y"]) == (["#1", "#2"], [0.6, 0.1])
+    # then production comes first, each move closes the interval before it, a deletion opens none
+    assert intervals == [
+        LabelInterval("production", "m@1", "2025-01-01 00:00:00", "2025-01-03 00:00:00", "create"),
+        LabelInterval("production", "m@2", "2025-01-03 00:00:00", "2025-01-05 00:00:00", "promote"),
+        LabelInterval("production", "m@1", "2025-01-05 00:00:00", "2025-01-09 00:00:00", "rollback", current=True),
+        LabelInterval("staging", "m@2", "2025-01-02 00:00:00", "2025-01-04 00:00:00", "create"),
+    ]
+
+
+def test_safety_over_time_draws_points_with_their_evaluation_and_label_lanes_as_bars():
+    # given two arms of evaluation 7 at one time, and production on m@1 then m@2
+    points = [SafetyPoint(checkpoint="m@2", lineage_order=1, at="2025-01-02 00:00:00", suite="core v1", evaluation_id=7, arm="B",
+                          asr=0.1, asr_ci=(0.0, 0.3)),
+              SafetyPoint(checkpoint="m@1", lineage_order=0, at="2025-01-02 00:00:00", suite="core v1", evaluation_id=7, arm="A", asr=0.6)]
+    intervals = [LabelInterval("production", "m@1", "2025-01-01 00:00:00", "2025-01-03 00:00:00", "create"),
+                 LabelInterval("production", "m@2", "2025-01-03 00:00:00", "2025-01-04 00:00:00", "promote", current=True)]
+
+    # when
+    lineage = safety_figure(points, metric="asr")
+    timeline = safety_time_figure(points, metric="asr", intervals=intervals, reference=(0.5, "limit"))
+
+    # then points are markers only (no vertical stroke between the arms), and say what they are
+    assert (lineage["data"][0]["x"], lineage["data"][0]["y"], lineage["data"][0]["mode"]) == (["m@1", "m@2"], [0.6, 0.1], "markers")
     assert lineage["data"][0]["error_y"]["array"] == [None, pytest.approx(0.2)]
-    assert timeline["layout"]["shapes"] == [{"x0": "2025-01-03T00:00:00", "x1": "2025-01-03T00:00:00"}]
-    assert timeline["layout"]["annotations"] == [{"x": "2025-01-03T00:00:00", "text": "production → #2 (promote)"}]
-    # every mark's style is said once, as the template's defaults (plotly applies them per item)
-    defaults = timeline["layout"]["template"]["layout"]
-    assert (defaults["shapedefaults"]["yref"], defaults["shapedefaults"]["line"]["dash"]) == ("paper", "dot")
-    assert (defaults["annotationdefaults"]["textangle"], defaults["annotationdefaults"]["yref"]) == (-90, "paper")
-    assert "template" not in lineage["layout"]
+    points_trace, lane, limit = timeline["data"]
+    assert points_trace["hovertext"] == ["m@2 · evaluation 7 · arm B<br>core v1: Attack success rate 10.0% [0.0%, 30.0%]",
+                                        "m@1 · evaluation 7 · arm A<br>core v1: Attack success rate 60.0%"]
+    assert points_trace["mode"] == "markers"
+    # the label is a lane of bars, one per interval, named in the legend
+    assert (lane["type"], lane["name"], lane["yaxis"], lane["y"]) == ("bar", "production (label)", "y2", ["production", "production"])
+    assert (lane["base"], lane["x"], lane["text"]) == (["2025-01-01 00:00:00", "2025-01-03 00:00:00"], [2 * 86_400_000, 86_400_000], ["m@1", "m@2"])
+    assert lane["hovertext"][1] == "production → m@2 (promote)<br>2025-01-03 00:00 to now"
+    assert (limit["name"], limit["y"], limit["x"]) == ("limit", [0.5, 0.5], ["2025-01-01 00:00:00", "2025-01-04 00:00:00"])
+    assert "annotations" not in timeline["layout"] and "shapes" not in timeline["layout"]
     with pytest.raises(ValueError, match="unknown metric 'bleu'"):
-        safety_figure(points, metric="bleu", over="time")
+        safety_time_figure(points, metric="bleu")
 
 
 def test_judge_category_bars_order_codes_naturally_and_count_zero_where_an_arm_named_none():
