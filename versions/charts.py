@@ -344,6 +344,8 @@ def safety_time_figure(points: list[SafetyPoint], *, metric: str, intervals: lis
         "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
         "margin": {"t": 80},
         "barmode": "overlay",
+        # A checkpoint's name is written in its interval only where it fits.
+        "uniformtext": {"minsize": 9, "mode": "hide"},
         "height": 400 + 18 * max(len(lanes) - 1, 0),
     }
     if lanes:
