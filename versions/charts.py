@@ -295,7 +295,7 @@ def safety_figure(points: list[SafetyPoint], *, metric: str) -> dict:
     }
 
 
-LABEL_COLOURS = {"production": ("#1e7a3c", "#7fbf8f"), "staging": ("#1f5fbf", "#8fb3e6")}
+LABEL_COLOURS = {"production": ("#1e7a3c", "#7fbf8f"), "staging": ("#b5650d", "#e3b27a")}
 OTHER_LABEL_COLOURS = ("#8a4fbf", "#c7a8e3")
 DAY_MS = 86_400_000
 
@@ -339,14 +339,16 @@ def safety_time_figure(points: list[SafetyPoint], *, metric: str, intervals: lis
                      "line": {"color": "#b3261e", "dash": "dash", "width": 1.5}, "hoverinfo": "name"})
     layout = {
         "title": {"text": f"{METRIC_TITLES[metric]} over time"},
-        "xaxis": {"type": "date", "title": {"text": "time"}, "anchor": "y2" if lanes else "y"},
+        "xaxis": {"type": "date", "anchor": "y2" if lanes else "y"},
         "yaxis": {**_yaxis(metric), "domain": [0.3 if lanes else 0, 1]},
-        "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
-        "margin": {"t": 80},
+        # Under the time axis: in a chart a third of the page wide, a legend of suites, labels and
+        # the limit wraps into rows that above the plot would cover its title.
+        "legend": {"orientation": "h", "x": 0, "y": -0.12, "yanchor": "top"},
+        "margin": {"t": 50},
         "barmode": "overlay",
         # A checkpoint's name is written in its interval only where it fits.
         "uniformtext": {"minsize": 9, "mode": "hide"},
-        "height": 400 + 18 * max(len(lanes) - 1, 0),
+        "height": 460 + 18 * max(len(lanes) - 1, 0),
     }
     if lanes:
         layout["yaxis2"] = {"domain": [0, 0.2], "type": "category", "categoryorder": "array", "categoryarray": lanes[::-1],
