@@ -191,7 +191,7 @@ def prompt_diff(request, slug, prompt_name):
 FLIPPED_VERDICT = {"safer": "less safe", "less safe": "safer"}
 
 
-def lineage_graph_figure(*, model, slug):
+def lineage_graph_figure(*, model, slug, labels):
     """The model's lineage as a graph: its checkpoints (and parents in other models), the
     unlearning runs started from them, the dataset versions those runs and the edges forgot and
     retained, label badges, and each edge's latest verdict. A fixed number of queries."""
@@ -200,8 +200,8 @@ def lineage_graph_figure(*, model, slug):
 
     checkpoints, edges = selectors.lineage_graph(model=model)
     badges: dict[int, list[str]] = {}
-    for checkpoint_id, name in model.labels.order_by("name").values_list("checkpoint_id", "name"):
-        badges.setdefault(checkpoint_id, []).append(name)
+    for label in labels:  # the model's labels, by name
+        badges.setdefault(label.checkpoint_id, []).append(label.name)
     names = {c.pk: f"{model.name}@{c.number}" for c in checkpoints}
     nodes = [
         charts.LineageNode(id=("checkpoint", c.pk), label=names[c.pk], kind=c.kind, badges=tuple(badges.get(c.pk, ())),
@@ -270,9 +270,10 @@ def model_detail(request, slug, model_name):
     model = get_or_404(selectors.model_get, project=access.project, name=model_name)
     page = paginate_history(request, selectors.checkpoints_for_model(model=model), model.checkpoint_count)
     page.object_list = selectors.checkpoint_rows_complete(page.object_list)
+    labels = list(model.labels.select_related("checkpoint").order_by("name"))
     return render(request, "versions/model_detail.html", {
-        **access.context(), "model": model, "page": page, "lineage_figure": lineage_graph_figure(model=model, slug=slug),
-        "labels": list(model.labels.select_related("checkpoint").order_by("name")),
+        **access.context(), "model": model, "page": page, "labels": labels,
+        "lineage_figure": lineage_graph_figure(model=model, slug=slug, labels=labels),
     })
 
 
@@ -339,7 +340,7 @@ def safety_points(*, model, arms, lineage_order):
     return points
 
 
-def modality_asr_points(*, arms, lineage_order):
+def modality_asr_points(*, model, arms, lineage_order):
     """ASR per modality for each evaluated arm (vision-language evaluations contribute a text
     and an image point per checkpoint)."""
     points = []
@@ -347,7 +348,7 @@ def modality_asr_points(*, arms, lineage_order):
         for modality, rates in arm["by_modality"].items():
             asr = rates.get("asr") or {}
             points.append({
-                "checkpoint": f"#{arm['number']}", "lineage_order": lineage_order[arm["checkpoint_id"]], "at": arm["at"],
+                "checkpoint": f"{model.name}@{arm['number']}", "lineage_order": lineage_order[arm["checkpoint_id"]], "at": arm["at"],
                 "suite": arm["suite"], "modality": modality, "asr": asr.get("value"), "ci": asr.get("ci"),
             })
     return points
@@ -390,7 +391,7 @@ def model_safety(request, slug, model_name):
                              "figure": charts.safety_time_figure(points, metric=metric, intervals=intervals, reference=references.get(metric))})
         charts_shown.append({"id": f"safety-{metric}-lineage", "label": f"{title} of {model.name} along the lineage",
                              "figure": charts.safety_figure(points, metric=metric)})
-    modality_points = modality_asr_points(arms=arms, lineage_order=lineage_order)
+    modality_points = modality_asr_points(model=model, arms=arms, lineage_order=lineage_order)
     if any(point["modality"] == "image+text" for point in modality_points):
         from evals.charts import modality_asr_figure
 
