@@ -21,6 +21,7 @@ VERDICT_COLOURS = {"safer": "#1e7a3c", "less safe": "#b3261e", "no significant d
 EDGE_STYLES = {"lineage": {"color": "#6b7280", "width": 2}, "data": {"color": "#c9a36b", "width": 1.5, "dash": "dot"},
                "run": {"color": "#b69ad6", "width": 1.5, "dash": "dash"}}
 LINEAGE_VISIBLE_LAYERS = 12  # wider graphs open on their newest layers; the chart pans
+LINEAGE_VISIBLE_ROWS = 10
 
 
 @dataclass(frozen=True)
@@ -123,13 +124,15 @@ def lineage_figure(nodes: list[LineageNode], links: list[LineageLink], *, title:
     depth = len(layout.layers)
     widest = max((len(layer) for layer in layout.layers), default=1)
     first = max(0, depth - LINEAGE_VISIBLE_LAYERS)
+    # Tall graphs open on their top rows, as wide ones on their newest layers; the chart pans.
+    visible_rows, top = min(widest, LINEAGE_VISIBLE_ROWS), (widest - 1) / 2
     return {
         "data": data,
         "layout": {
             "title": {"text": title},
             "xaxis": {"visible": False, "range": [first - 0.5, depth - 0.5], "fixedrange": False},
-            "yaxis": {"visible": False, "range": [-(widest - 1) / 2 - 0.7, (widest - 1) / 2 + 0.7]},
-            "height": max(360, 140 + 80 * widest),
+            "yaxis": {"visible": False, "range": [top - visible_rows + 1 - 0.7, top + 0.7]},
+            "height": max(360, 140 + 80 * visible_rows),
             "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
             "margin": {"t": 70, "l": 20, "r": 20, "b": 20},
             "dragmode": "pan",

@@ -6,7 +6,7 @@ import pytest
 
 from evals.charts import arms_rate_figure, judge_categories_figure
 from unlearning.charts import loss_curve_figure
-from versions.charts import LabelInterval, SafetyPoint, label_intervals, safety_figure, safety_time_figure
+from versions.charts import LabelInterval, LineageLink, LineageNode, SafetyPoint, label_intervals, lineage_figure, safety_figure, safety_time_figure
 from versions.dag_layout import layered_layout
 
 
@@ -165,3 +165,19 @@ def test_the_served_plotly_bundle_is_the_plotly_js_of_the_plotly_package():
 
     version = re.search(r"\* plotly\.js v(\S+)", package).group(1)
     assert re.search(r"\* plotly\.js \(basic - minified\) v(\S+)", served).group(1) == version
+
+
+def test_a_large_lineage_opens_on_its_newest_layers_and_top_rows_and_pans():
+    # given a tree of 300 checkpoints (9 layers, up to 128 in one)
+    nodes = [LineageNode(id=i, label=f"m@{i}", kind="adapter") for i in range(300)]
+    links = [LineageLink(parent=(i - 1) // 2, child=i, relation="unlearned-from", method="npo") for i in range(1, 300)]
+
+    # when
+    figure = lineage_figure(nodes, links)
+
+    # then every node is drawn, and the view is bounded: 12 layers, 10 rows, pannable
+    layout = figure["layout"]
+    assert len(next(t for t in figure["data"] if t["name"] == "checkpoint (adapter)")["x"]) == 300
+    assert layout["xaxis"]["range"] == [-0.5, 8.5]
+    assert layout["yaxis"]["range"] == [63.5 - 10 + 1 - 0.7, 63.5 + 0.7]
+    assert (layout["height"], layout["dragmode"]) == (940, "pan")
