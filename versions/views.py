@@ -1,5 +1,6 @@
 """Server-rendered pages of the registry: projects, prompts, models, checkpoints, labels and
 safety over time. Views are thin: check access, call selectors or a service, render."""
+import html
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -205,7 +206,7 @@ def lineage_graph_figure(*, model, slug, labels):
     names = {c.pk: f"{model.name}@{c.number}" for c in checkpoints}
     nodes = [
         charts.LineageNode(id=("checkpoint", c.pk), label=names[c.pk], kind=c.kind, badges=tuple(badges.get(c.pk, ())),
-                           hover=f"{names[c.pk]} ({c.kind}) {c.message[:60]}",
+                           hover=f"{names[c.pk]} ({c.kind}) {html.escape(c.message[:60])}",
                            url=reverse("versions:checkpoint", args=[slug, model.name, c.number]))
         for c in checkpoints
     ]
