@@ -115,7 +115,8 @@ def take(base, data, out_dir, credentials):
                 print(f"skipped {name}: {url} answered 404")
                 continue
             page.wait_for_function(CHARTS_DRAWN, timeout=60_000)
-            page.wait_for_timeout(300)  # plotly's transitions
+            page.wait_for_load_state("networkidle")
+            page.wait_for_timeout(1500)  # responsive charts settle after the scrollbar appears
             path = out_dir / name
             if element:
                 page.locator(element).screenshot(path=str(path))
