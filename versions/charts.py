@@ -301,6 +301,7 @@ def safety_figure(points: list[SafetyPoint], *, metric: str) -> dict:
 LABEL_COLOURS = {"production": ("#1e7a3c", "#7fbf8f"), "staging": ("#b5650d", "#e3b27a")}
 OTHER_LABEL_COLOURS = ("#8a4fbf", "#c7a8e3")
 DAY_MS = 86_400_000
+LANE_TEXT_LIMIT = 40
 
 
 def _ms_between(start: str, end: str) -> float:
@@ -326,7 +327,10 @@ def safety_time_figure(points: list[SafetyPoint], *, metric: str, intervals: lis
         data.append({
             "type": "bar", "orientation": "h", "name": f"{label} (label)", "legendgroup": label, "yaxis": "y2",
             "base": [interval.start for interval in own], "x": [_ms_between(interval.start, interval.end) for interval in own],
-            "y": [label] * len(own), "text": [interval.checkpoint for interval in own], "textposition": "inside",
+            # Names inside the bars only on a short history: fitting text into hundreds of narrow
+            # bars was most of the chart's drawing time; the hover and the table still name them.
+            "y": [label] * len(own), "text": [interval.checkpoint for interval in own] if len(own) <= LANE_TEXT_LIMIT else None,
+            "textposition": "inside",
             "insidetextanchor": "middle", "textfont": {"color": "#ffffff"}, "cliponaxis": True,
             "hovertext": [f"{label} → {interval.checkpoint} ({interval.action})<br>{interval.start[:16].replace('T', ' ')} to "
                           + ("now" if interval.current else interval.end[:16].replace("T", " ")) for interval in own],

@@ -355,7 +355,7 @@ def modality_asr_points(*, model, arms, lineage_order):
     return points
 
 
-LABEL_HISTORY_LIMIT = 500
+LABEL_HISTORY_LIMIT = 200
 
 
 def _perplexity_reference(*, points, intervals, project):
