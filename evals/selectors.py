@@ -118,3 +118,26 @@ def evaluation_report_sha256(*, evaluation) -> str:
         statistics=evaluation.statistics, verdict=evaluation.verdict, passes_non_inferiority=evaluation.passes_non_inferiority,
     )
     return report_sha256(content)
+
+
+def latest_verdicts_between(*, model, pairs):
+    """{(parent id, child id): {"id", "verdict", "child_is_b"}} for each (parent, child) pair of
+    ``pairs`` that a finished evaluation of the model compared (either way round): the latest
+    such evaluation. One query over the model's finished evaluations, for the lineage graph."""
+    from jobs.models import RunStatus
+
+    wanted = {frozenset(pair): pair for pair in pairs}
+    if not wanted:
+        return {}
+    rows = (
+        Evaluation.objects.filter(checkpoint_a__model=model, checkpoint_b__model=model, run__status=RunStatus.SUCCEEDED)
+        .exclude(verdict="")
+        .order_by("id")
+        .values_list("id", "checkpoint_a_id", "checkpoint_b_id", "verdict")
+    )
+    found = {}
+    for evaluation_id, a, b, verdict in rows:
+        pair = wanted.get(frozenset((a, b)))
+        if pair is not None:
+            found[pair] = {"id": evaluation_id, "verdict": verdict, "child_is_b": b == pair[1]}
+    return found

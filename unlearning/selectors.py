@@ -1,4 +1,6 @@
 """Reads of unlearning runs, each in a fixed number of queries."""
+from django.db.models import F
+
 from unlearning.models import UnlearningRun
 from versions.errors import NotFound
 
@@ -21,3 +23,17 @@ def unlearning_run_get(*, project, unlearning_run_id) -> UnlearningRun:
     if unlearning_run is None:
         raise NotFound(f"Unlearning run {unlearning_run_id} not found in project {project.slug!r}.")
     return unlearning_run
+
+
+def unlearning_runs_for_model(*, model, limit=500):
+    """The newest ``limit`` unlearning runs started from the model's checkpoints, oldest first, as
+    plain rows {id, method, status, parent_checkpoint_id, produced_checkpoint_id, forget and
+    retain dataset version (id, dataset name, number)}: one query, for the lineage graph."""
+    rows = (
+        UnlearningRun.objects.filter(parent_checkpoint__model=model)
+        .order_by("-id")
+        .values("id", "method", "parent_checkpoint_id", "produced_checkpoint_id", "forget_dataset_version_id",
+                "forget_dataset_version__dataset__name", "forget_dataset_version__number", "retain_dataset_version_id",
+                "retain_dataset_version__dataset__name", "retain_dataset_version__number", status=F("run__status"))[:limit]
+    )
+    return list(reversed(rows))

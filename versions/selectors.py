@@ -434,14 +434,16 @@ def label_events_for_model(*, model):
     )
 
 
-def label_marks_for_model(*, model, limit):
-    """The newest ``limit`` label moves on a model as (created_at, label name, to number,
-    action) tuples, newest first."""
-    return list(
-        LabelEvent.objects.filter(label__model=model, to_checkpoint__isnull=False)
+def label_history_for_model(*, model, limit):
+    """The newest ``limit`` moves of the model's labels, oldest first, as (label name, time,
+    action, to checkpoint number or None for a deletion) tuples: one query, for the label lanes
+    of the safety charts."""
+    rows = list(
+        LabelEvent.objects.filter(label__model=model)
         .order_by("-id")
-        .values_list("created_at", "label__name", "to_checkpoint__number", "action")[:limit]
+        .values_list("label__name", "created_at", "action", "to_checkpoint__number")[:limit]
     )
+    return rows[::-1]
 
 
 _LABEL_TARGET_SQL = {
@@ -683,7 +685,7 @@ SAFETY_METRIC_KEYS = ("overall", "utility", "by_modality")
 def safety_arms_for_model(*, model):
     """One row per arm of a finished evaluation whose checkpoint is one of the model's and whose
     metrics have that arm, oldest evaluation first: {at (ISO time), suite ("name vN"),
-    checkpoint_id, number, generation, overall, utility, by_modality}. Plain rows with the metric
+    checkpoint_id, number, generation, evaluation_id, arm, overall, utility, by_modality}. Plain rows with the metric
     keys extracted in SQL: evaluations as model instances with their whole metrics cost twice
     as much as the rest of the safety page."""
     from evals.models import Evaluation
@@ -699,7 +701,7 @@ def safety_arms_for_model(*, model):
         Evaluation.objects.filter(Q(checkpoint_a__model=model) | Q(checkpoint_b__model=model), project=model.project,
                                   run__status=RunStatus.SUCCEEDED)
         .order_by("run__finished_at", "id")
-        .values("created_at", finished_at=F("run__finished_at"), suite=F("suite_version__suite__name"),
+        .values("id", "created_at", finished_at=F("run__finished_at"), suite=F("suite_version__suite__name"),
                 suite_number=F("suite_version__number"), **columns)
     )
     arms = []
@@ -708,6 +710,7 @@ def safety_arms_for_model(*, model):
             if evaluation[f"{arm}_model"] != model.pk or not evaluation[f"{arm}_present"]:
                 continue
             arms.append({
+                "evaluation_id": evaluation["id"], "arm": arm,
                 "at": (evaluation["finished_at"] or evaluation["created_at"]).isoformat(),
                 "suite": f"{evaluation['suite']} v{evaluation['suite_number']}",
                 "checkpoint_id": evaluation[f"{arm}_checkpoint"], "number": evaluation[f"{arm}_number"],

@@ -1,6 +1,8 @@
 """Server-rendered pages of the registry: projects, prompts, models, checkpoints, labels and
 safety over time. Views are thin: check access, call selectors or a service, render."""
+import html
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -10,6 +12,7 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone as django_timezone
 from django.views.decorators.http import require_http_methods
 
 from evals.selectors import evaluations_for_project
@@ -186,23 +189,80 @@ def prompt_diff(request, slug, prompt_name):
 # ---------------------------------------------------------------- models and checkpoints
 
 
-def _lineage_figure(model, checkpoints, edges, slug):
+FLIPPED_VERDICT = {"safer": "less safe", "less safe": "safer"}
+
+
+def lineage_graph_figure(*, model, slug, labels):
+    """The model's lineage as a graph: its checkpoints (and parents in other models), the
+    unlearning runs started from them, the dataset versions those runs and the edges forgot and
+    retained, label badges, and each edge's latest verdict. A fixed number of queries."""
+    from evals.selectors import latest_verdicts_between
+    from unlearning.selectors import unlearning_runs_for_model
+
+    checkpoints, edges = selectors.lineage_graph(model=model)
+    badges: dict[int, list[str]] = {}
+    for label in labels:  # the model's labels, by name
+        badges.setdefault(label.checkpoint_id, []).append(label.name)
+    names = {c.pk: f"{model.name}@{c.number}" for c in checkpoints}
     nodes = [
-        charts.LineageNode(id=c.pk, label=f"#{c.number}", kind=c.kind,
-                           hover=f"{model.name} #{c.number} ({c.kind}) {c.message[:60]}",
+        charts.LineageNode(id=("checkpoint", c.pk), label=names[c.pk], kind=c.kind, badges=tuple(badges.get(c.pk, ())),
+                           hover=f"{names[c.pk]} ({c.kind}) {html.escape(c.message[:60])}",
                            url=reverse("versions:checkpoint", args=[slug, model.name, c.number]))
         for c in checkpoints
     ]
-    known = {c.pk for c in checkpoints}
     for edge in edges:
-        if edge.parent_id not in known:
-            known.add(edge.parent_id)
-            parent = edge.parent
-            nodes.append(charts.LineageNode(id=parent.pk, label=f"{parent.model.name} #{parent.number}", kind="external",
-                                            hover=f"{parent.model.name} #{parent.number} ({parent.kind})",
+        parent = edge.parent
+        if parent.pk not in names:
+            names[parent.pk] = f"{parent.model.name}@{parent.number}"
+            nodes.append(charts.LineageNode(id=("checkpoint", parent.pk), label=names[parent.pk], kind="external",
+                                            hover=f"{names[parent.pk]} ({parent.kind})",
                                             url=reverse("versions:checkpoint", args=[slug, parent.model.name, parent.number])))
-    links = [charts.LineageLink(parent=e.parent_id, child=e.child_id, relation=e.relation, method=e.method) for e in edges]
-    return charts.lineage_figure(nodes, links, title=f"Lineage of {model.name}"), nodes, links
+    verdicts = latest_verdicts_between(model=model, pairs=[(e.parent_id, e.child_id) for e in edges])
+    runs = unlearning_runs_for_model(model=model)
+    produced_by_run = {run["produced_checkpoint_id"] for run in runs if run["produced_checkpoint_id"]}
+    datasets: dict[int, tuple[str, int]] = {}
+    links = []
+    for edge in edges:
+        found = verdicts.get((edge.parent_id, edge.child_id))
+        verdict, hover, url = "", "", ""
+        if found:
+            verdict = found["verdict"] if found["child_is_b"] else FLIPPED_VERDICT.get(found["verdict"], found["verdict"])
+            hover = f"evaluation {found['id']}: {names[edge.child_id]} against {names[edge.parent_id]}: {verdict}"
+            url = reverse("evals:detail", args=[slug, found["id"]])
+        links.append(charts.LineageLink(parent=("checkpoint", edge.parent_id), child=("checkpoint", edge.child_id),
+                                        relation=edge.relation, method=edge.method, verdict=verdict, verdict_hover=hover,
+                                        verdict_url=url))
+    # What an edge made without a run (registered by hand) forgot and retained, by content hash.
+    hashed = [e for e in edges if e.child_id not in produced_by_run and (e.forget_dataset_sha256 or e.retain_dataset_sha256)]
+    by_sha = selectors.dataset_versions_by_sha256(
+        project=model.project, sha256s=[sha for e in hashed for sha in (e.forget_dataset_sha256, e.retain_dataset_sha256)])
+    for edge in hashed:
+        for role, sha in (("forget", edge.forget_dataset_sha256), ("retain", edge.retain_dataset_sha256)):
+            for version in by_sha.get(sha, [])[:1]:
+                datasets[version.pk] = (version.dataset.name, version.number)
+                links.append(charts.LineageLink(parent=("dataset", version.pk), child=("checkpoint", edge.child_id),
+                                                relation=role, style="data"))
+    for run in runs:
+        run_id = ("run", run["id"])
+        nodes.append(charts.LineageNode(
+            id=run_id, label=f"run {run['id']}", kind="run",
+            hover=f"unlearning run {run['id']}: {run['method']} from {names.get(run['parent_checkpoint_id'], '?')}, {run['status']}",
+            url=reverse("unlearning:detail", args=[slug, run["id"]])))
+        links.append(charts.LineageLink(parent=("checkpoint", run["parent_checkpoint_id"]), child=run_id, relation="input",
+                                        method=run["method"], style="run"))
+        if run["produced_checkpoint_id"]:
+            links.append(charts.LineageLink(parent=run_id, child=("checkpoint", run["produced_checkpoint_id"]),
+                                            relation="produced", style="run"))
+        for role in ("forget", "retain"):
+            version_id = run[f"{role}_dataset_version_id"]
+            if version_id:
+                datasets[version_id] = (run[f"{role}_dataset_version__dataset__name"], run[f"{role}_dataset_version__number"])
+                links.append(charts.LineageLink(parent=("dataset", version_id), child=run_id, relation=role, style="data"))
+    for version_id, (name, number) in datasets.items():
+        nodes.append(charts.LineageNode(id=("dataset", version_id), label=f"{name}@{number}", kind="dataset",
+                                        hover=f"dataset {name} v{number}",
+                                        url=reverse("versions:dataset-version", args=[slug, name, number])))
+    return charts.lineage_figure(nodes, links, title=f"Lineage of {model.name}")
 
 
 @login_required
@@ -211,11 +271,10 @@ def model_detail(request, slug, model_name):
     model = get_or_404(selectors.model_get, project=access.project, name=model_name)
     page = paginate_history(request, selectors.checkpoints_for_model(model=model), model.checkpoint_count)
     page.object_list = selectors.checkpoint_rows_complete(page.object_list)
-    checkpoints, edges = selectors.lineage_graph(model=model)
-    figure, _, _ = _lineage_figure(model, checkpoints, edges, slug)
+    labels = list(model.labels.select_related("checkpoint").order_by("name"))
     return render(request, "versions/model_detail.html", {
-        **access.context(), "model": model, "page": page, "lineage_figure": figure,
-        "labels": list(model.labels.select_related("checkpoint").order_by("name")),
+        **access.context(), "model": model, "page": page, "labels": labels,
+        "lineage_figure": lineage_graph_figure(model=model, slug=slug, labels=labels),
     })
 
 
@@ -254,21 +313,35 @@ def _rate(overall, name):
     return rate.get("value"), tuple(ci) if ci else None
 
 
-def safety_points(*, arms, lineage_order):
-    """One point per evaluated arm (selectors.safety_arms_for_model)."""
-    points = []
+def chart_time(moment):
+    """A time as plotly's date axes read it: UTC, no offset."""
+    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
+
+
+def safety_points(*, model, arms, lineage_order):
+    """One point per checkpoint per evaluation (selectors.safety_arms_for_model); an evaluation
+    with the same checkpoint in both arms (two prompts) gives one point, its arm B's."""
+    by_key = {}
     for arm in arms:
+        key = (arm["evaluation_id"], arm["checkpoint_id"])
+        if key in by_key:
+            by_key[key] = (arm, "A and B")
+        else:
+            by_key[key] = (arm, arm["arm"])
+    points = []
+    for arm, which in by_key.values():
         asr, asr_ci = _rate(arm["overall"], "asr")
         over_refusal, over_refusal_ci = _rate(arm["overall"], "over_refusal_rate")
         points.append(charts.SafetyPoint(
-            checkpoint=f"#{arm['number']}", lineage_order=lineage_order[arm["checkpoint_id"]], at=arm["at"], suite=arm["suite"],
+            checkpoint=f"{model.name}@{arm['number']}", lineage_order=lineage_order[arm["checkpoint_id"]],
+            at=chart_time(datetime.fromisoformat(arm["at"])), suite=arm["suite"], evaluation_id=arm["evaluation_id"], arm=which,
             asr=asr, asr_ci=asr_ci, over_refusal=over_refusal, over_refusal_ci=over_refusal_ci,
             perplexity=arm["utility"].get("perplexity"),
         ))
     return points
 
 
-def modality_asr_points(*, arms, lineage_order):
+def modality_asr_points(*, model, arms, lineage_order):
     """ASR per modality for each evaluated arm (vision-language evaluations contribute a text
     and an image point per checkpoint)."""
     points = []
@@ -276,10 +349,25 @@ def modality_asr_points(*, arms, lineage_order):
         for modality, rates in arm["by_modality"].items():
             asr = rates.get("asr") or {}
             points.append({
-                "checkpoint": f"#{arm['number']}", "lineage_order": lineage_order[arm["checkpoint_id"]], "at": arm["at"],
+                "checkpoint": f"{model.name}@{arm['number']}", "lineage_order": lineage_order[arm["checkpoint_id"]], "at": arm["at"],
                 "suite": arm["suite"], "modality": modality, "asr": asr.get("value"), "ci": asr.get("ci"),
             })
     return points
+
+
+LABEL_HISTORY_LIMIT = 200
+
+
+def _perplexity_reference(*, points, intervals, project):
+    """The perplexity a candidate may reach and still pass non-inferiority against the checkpoint
+    production points at now (its latest measured perplexity x the project's margin), or None."""
+    current = next((i.checkpoint for i in intervals if i.label == "production" and i.current), None)
+    measured = [p for p in points if p.checkpoint == current and p.perplexity is not None]
+    if not measured:
+        return None
+    margin = project_gate_settings(project)["perplexity_ratio_margin"]
+    latest = max(measured, key=lambda p: p.at)
+    return latest.perplexity * margin, f"non-inferiority limit: {current}'s perplexity × {margin:g}"
 
 
 @login_required
@@ -291,22 +379,33 @@ def model_safety(request, slug, model_name):
     # read, not the model's whole graph (thousands of checkpoints on a long chain).
     evaluated = {arm["checkpoint_id"]: (arm["generation"], arm["number"]) for arm in arms}
     lineage_order = {pk: index for index, pk in enumerate(sorted(evaluated, key=evaluated.get))}
-    points = safety_points(arms=arms, lineage_order=lineage_order)
-    marks = [
-        charts.LabelMark(at=created_at.isoformat(), text=f"{label} → #{number} ({action})")
-        for created_at, label, number, action in selectors.label_marks_for_model(model=model, limit=200)
-    ]
-    figures = [
-        (f"safety-{metric}-{over}", charts.safety_figure(points, metric=metric, over=over, marks=marks))
-        for metric in ("asr", "over_refusal", "perplexity")
-        for over in ("lineage", "time")
-    ]
-    modality_points = modality_asr_points(arms=arms, lineage_order=lineage_order)
+    points = safety_points(model=model, arms=arms, lineage_order=lineage_order)
+    history = selectors.label_history_for_model(model=model, limit=LABEL_HISTORY_LIMIT)
+    intervals = charts.label_intervals(
+        [(label, chart_time(at), action, None if number is None else f"{model.name}@{number}") for label, at, action, number in history],
+        now=chart_time(django_timezone.now()))
+    references = {"perplexity": _perplexity_reference(points=points, intervals=intervals, project=access.project)}
+    charts_shown = []
+    for metric in ("asr", "over_refusal", "perplexity"):
+        title = charts.METRIC_TITLES[metric]
+        charts_shown.append({"id": f"safety-{metric}-time", "label": f"{title} of {model.name} over time, with label intervals",
+                             "figure": charts.safety_time_figure(points, metric=metric, intervals=intervals, reference=references.get(metric))})
+        charts_shown.append({"id": f"safety-{metric}-lineage", "label": f"{title} of {model.name} along the lineage",
+                             "figure": charts.safety_figure(points, metric=metric)})
+    modality_points = modality_asr_points(model=model, arms=arms, lineage_order=lineage_order)
     if any(point["modality"] == "image+text" for point in modality_points):
         from evals.charts import modality_asr_figure
 
-        figures.insert(2, ("safety-asr-by-modality", modality_asr_figure(modality_points)))
-    return render(request, "versions/model_safety.html", {**access.context(), "model": model, "figures": figures, "point_count": len(points)})
+        charts_shown.insert(2, {"id": "safety-asr-by-modality", "label": f"Attack success rate of {model.name} by modality along the lineage",
+                                "figure": modality_asr_figure(modality_points)})
+    rows = [{"point": point, "asr": charts.interval_text(point.asr, point.asr_ci),
+             "over_refusal": charts.interval_text(point.over_refusal, point.over_refusal_ci),
+             "perplexity": "—" if point.perplexity is None else f"{point.perplexity:.2f}"}
+            for point in sorted(points, key=lambda p: (p.at, p.evaluation_id, p.arm))]
+    return render(request, "versions/model_safety.html", {
+        **access.context(), "model": model, "charts": charts_shown, "point_count": len(points), "rows": rows,
+        "intervals": intervals, "history_limited": len(history) == LABEL_HISTORY_LIMIT,
+    })
 
 
 # ---------------------------------------------------------------- datasets

@@ -15,6 +15,15 @@
     // autosize + responsive: the chart takes its frame's width and follows it when it changes.
     var layout = Object.assign({ autosize: true, margin: { t: 40, r: 20, b: 50, l: 60 } }, figure.layout || {});
     window.Plotly.react(container, figure.data || [], layout, PLOT_CONFIG);
+    if (!container.dataset.clickBound && container.on) {
+      // A point whose customdata is a path of this site opens that page (lineage nodes, verdicts).
+      container.dataset.clickBound = "1";
+      container.on("plotly_click", function (event) {
+        var point = event && event.points && event.points[0];
+        var url = point && point.customdata;
+        if (typeof url === "string" && url.charAt(0) === "/" && url.charAt(1) !== "/") { window.location.assign(url); }
+      });
+    }
   }
 
   function drawAll() {

@@ -12,7 +12,9 @@ from versions import services
 EXPECTED_QUERIES = {
     "history page (web)": 7, "history page (web), last page": 7, "versions API, first page": 6, "versions API, last page": 6,
     "versions API, by tag": 7, "resolve prompt@label": 6, "resolve model@label": 6, "resolve model@label, kind given": 4, "diff (API)": 6, "diff page (web)": 6,
-    "ancestors (API)": 6, "descendants (API)": 6, "checkpoints API, first page": 6, "model page (web)": 9,
+    "ancestors (API)": 6, "descendants (API)": 6, "checkpoints API, first page": 6,
+    # the model page: its lineage graph reads the unlearning runs and the latest verdicts too
+    "model page (web)": 11,
     "safety over time (web)": 6, "label history (API)": 7,
 }
 SHORT, LONG = {"versions": 3, "depth": 2, "moves": 2}, {"versions": 60, "depth": 12, "moves": 8}

@@ -246,23 +246,59 @@ def test_label_moves_are_csrf_protected(project, user):
     assert Label.objects.get(prompt=prompt, name="production").prompt_version.number == 2
 
 
+def _traces_by_name(figure):
+    return {trace["name"]: trace for trace in figure["data"]}
+
+
 @pytest.mark.django_db
-def test_the_model_page_draws_the_lineage_layered_by_depth(web, project, user, tmp_path):
-    # given base #1 <- #2 <- #3
-    builders.model_with_lineage(project=project, actor=user, root=tmp_path)
+def test_the_model_page_draws_the_lineage_as_a_layered_graph_with_methods_and_badges(web, project, user, tmp_path):
+    # given base #1 <- #2 <- #3, production on #2
+    _, checkpoints = builders.model_with_lineage(project=project, actor=user, root=tmp_path)
+    services.label_move(name="production", actor=user, checkpoint=checkpoints[1], reason="release")
 
     # when
     response = web.get("/p/safety/models/llm/")
 
-    # then
+    # then the checkpoints are layered left to right, each named model@number and linked to its page
     figure = _figure(response, "lineage-figure")
-    nodes = {trace["name"]: trace for trace in figure["data"][2:]}
-    assert nodes["full"]["x"] == [0] and nodes["full"]["text"] == ["#1"]
-    assert nodes["adapter"]["x"] == [1, 2] and nodes["adapter"]["text"] == ["#2", "#3"]
-    assert figure["data"][1]["text"] == ["unlearned-from (npo)", "unlearned-from (npo)"]
+    traces = _traces_by_name(figure)
+    assert (traces["checkpoint (full)"]["x"], traces["checkpoint (full)"]["text"]) == ([0], ["llm@1"])
+    assert (traces["checkpoint (adapter)"]["x"], traces["checkpoint (adapter)"]["text"]) == ([1, 2], ["llm@2", "llm@3"])
+    assert traces["checkpoint (adapter)"]["customdata"] == ["/p/safety/models/llm/c/2/", "/p/safety/models/llm/c/3/"]
+    # each edge's method is written on it, and each edge ends in an arrowhead
+    assert traces["methods"]["text"] == ["npo", "npo"]
+    edges = traces["lineage edges"]
+    assert (edges["x"], edges["marker"]["size"], edges["marker"]["angleref"]) == ([0, 1, None, 1, 2, None], [0, 11, 0, 0, 11, 0], "previous")
+    # and the label is a badge over the checkpoint it points at
+    assert [(a["x"], a["text"]) for a in figure["layout"]["annotations"]] == [(1, "production")]
     assert [c["number"] for c in response.context["page"]] == [3, 2, 1]
-    assert [(c["number"], [p["number"] for p in c["parents"]]) for c in response.context["page"]] == [(3, [2]), (2, [1]), (1, [])]
     assert '#1 <span class="muted">unlearned-from (npo)</span>' in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_lineage_graph_shows_runs_datasets_and_the_latest_verdict_of_an_edge(web, project, user, lethe_var, tiny_pair, tmp_path):
+    # given an evaluation between the complier (#1) and its unlearned child the refuser (#2), and an
+    # adapter registered by hand as unlearned from #2 on forget@1 and retain@1
+    setup = builders.evaluation_ready(project=project, actor=user, model_dirs=tiny_pair)
+    evaluation = builders.evaluation_finished(project=project, actor=user, setup=setup)
+    forget, retain = builders.forget_and_retain(project=project, actor=user)
+    unlearned = builders.unlearned_adapter(parent=setup["refuser"], actor=user, forget=forget, retain=retain, root=tmp_path)
+
+    # when
+    figure = _figure(web.get("/p/safety/models/tiny/"), "lineage-figure")
+
+    # then the edge #1 -> #2 carries the evaluation's verdict, linked to its report
+    traces = _traces_by_name(figure)
+    verdict = traces[f"verdict: {evaluation.verdict}"]
+    assert verdict["text"] == [evaluation.verdict]
+    assert verdict["customdata"] == [f"/p/safety/evaluations/{evaluation.pk}/"]
+    assert verdict["hovertext"] == [f"evaluation {evaluation.pk}: tiny@2 against tiny@1: {evaluation.verdict}"]
+    # and the datasets #3 forgot and retained are nodes one layer before it, linked to their pages
+    datasets = traces["dataset version"]
+    assert (datasets["text"], datasets["x"]) == (["forget@1", "retain@1"], [1, 1])
+    assert datasets["customdata"] == ["/p/safety/datasets/forget/v/1/", "/p/safety/datasets/retain/v/1/"]
+    assert traces["checkpoint (adapter)"]["x"] == [2] and unlearned.number == 3
+    assert len(traces["data edges"]["marker"]["size"]) == 2 * 3
 
 
 @pytest.mark.django_db

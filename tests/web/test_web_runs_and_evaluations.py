@@ -1,3 +1,4 @@
+import datetime as dt
 import json
 import re
 
@@ -8,7 +9,7 @@ from jobs.models import RunStatus
 from tests.web import builders
 from unlearning.models import UnlearningRun
 from versions import services
-from versions.models import AuditEvent, Role
+from versions.models import AuditEvent, LabelEvent, Role
 
 
 def _figure(response, figure_id):
@@ -134,22 +135,60 @@ def test_flipped_responses_are_redacted_below_reviewer_and_a_reveal_is_audited(c
 
 
 @pytest.mark.django_db
-def test_safety_over_time_plots_each_checkpoint_and_marks_label_moves(web, project, user, finished):
+def test_safety_over_time_plots_each_checkpoint_per_evaluation_and_the_label_lanes(web, project, user, finished):
     # given the evaluation, and a promotion of the refuser after it
     services.label_move(name="production", actor=user, checkpoint=finished["refuser"], reason="safer")
+    evaluation = finished["evaluation"]
 
     # when
     response = web.get("/p/safety/models/tiny/safety/")
 
-    # then
+    # then along the lineage: one point per checkpoint, each naming its evaluation and arm
     lineage = _figure(response, "safety-asr-lineage")
     assert [trace["name"] for trace in lineage["data"]] == ["core v1"]
-    assert lineage["data"][0]["x"] == ["#1", "#2"]
-    evaluation = finished["evaluation"]
-    assert lineage["data"][0]["y"] == [evaluation.metrics["A"]["overall"]["asr"]["value"], evaluation.metrics["B"]["overall"]["asr"]["value"]]
+    assert lineage["data"][0]["x"] == ["tiny@1", "tiny@2"]
+    a, b = (evaluation.metrics[arm]["overall"]["asr"]["value"] for arm in ("A", "B"))
+    assert lineage["data"][0]["y"] == [a, b]
+    assert [text.split("<br>")[0] for text in lineage["data"][0]["hovertext"]] == [
+        f"tiny@1 · evaluation {evaluation.pk} · arm A", f"tiny@2 · evaluation {evaluation.pk} · arm B"]
+    # over time: the same points, and production's two intervals as a lane, no annotations
     over_time = _figure(response, "safety-asr-time")
-    assert [a["text"] for a in over_time["layout"]["annotations"]] == ["production → #2 (promote)", "production → #1 (create)"]
-    assert len(over_time["layout"]["shapes"]) == 2
+    points, lane = over_time["data"]
+    assert (points["mode"], len(points["x"])) == ("markers", 2)
+    events = list(LabelEvent.objects.filter(label__name="production").order_by("id"))
+    assert lane["text"] == ["tiny@1", "tiny@2"]
+    assert lane["base"] == [e.created_at.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat(sep=" ") for e in events]
+    assert "annotations" not in over_time["layout"]
+    # each chart has its own accessible name, and a table holds the same data
+    html = response.content.decode()
+    assert 'aria-label="Attack success rate of tiny over time, with label intervals"' in html
+    assert 'aria-label="Held-out perplexity (utility) of tiny along the lineage"' in html
+    rows = response.context["rows"]
+    assert [(r["point"].checkpoint, r["point"].arm, r["point"].evaluation_id) for r in rows] == [
+        ("tiny@1", "A", evaluation.pk), ("tiny@2", "B", evaluation.pk)]
+    assert [(i.label, i.checkpoint, i.action, i.current) for i in response.context["intervals"]] == [
+        ("production", "tiny@1", "create", False), ("production", "tiny@2", "promote", True)]
+    assert '<table id="label-intervals"' in html and '<table id="safety-measurements"' in html
+
+
+@pytest.mark.django_db
+def test_the_safety_page_costs_the_same_queries_with_more_evaluations_and_label_moves(web, project, user, finished, django_assert_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as first:
+        assert web.get("/p/safety/models/tiny/safety/").status_code == 200
+    # given a second evaluation and more label moves
+    builders.evaluation_finished(project=project, actor=user, setup=finished)
+    for checkpoint in (finished["refuser"], finished["complier"], finished["refuser"]):
+        services.label_move(name="production", actor=user, checkpoint=checkpoint, reason="drill")
+    services.label_move(name="staging", actor=user, checkpoint=finished["refuser"], reason="try")
+
+    # when / then
+    with django_assert_num_queries(len(first)):
+        response = web.get("/p/safety/models/tiny/safety/")
+    assert len(response.context["rows"]) == 4
+    assert len(response.context["intervals"]) == 5
 
 
 @pytest.mark.django_db
