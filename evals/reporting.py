@@ -442,6 +442,7 @@ VERDICT_PHRASES = {
 }
 NON_INFERIORITY_NAMES = {"failure_to_help": "failure to help", "perplexity_ratio": "perplexity"}
 NO_LABEL = "no label to move"
+GATE_REASON_CHARS = 120  # the first reason in the line, cut here; the report lists every reason in full
 
 
 def _p(value):
@@ -470,8 +471,8 @@ def _non_inferiority_phrase(check: dict) -> str:
 
 def gate_phrase(gate) -> str:
     """The promotion gate's answer for moving each label arm A's version holds to B citing this
-    evaluation: `production: PASS`, `production: REFUSE (first reason; +2 more)`, or
-    `no label to move`. `gate` is a list of {"label", "passes", "failures"}."""
+    evaluation: `production: PASS`, `production: REFUSE (first reason, cut at GATE_REASON_CHARS;
+    +2 more)`, or `no label to move`. `gate` is a list of {"label", "passes", "failures"}."""
     if not gate:
         return NO_LABEL
     parts = []
@@ -480,8 +481,9 @@ def gate_phrase(gate) -> str:
             parts.append(f"{answer['label']}: PASS")
         else:
             failures = answer["failures"]
+            first = failures[0] if len(failures[0]) <= GATE_REASON_CHARS else failures[0][:GATE_REASON_CHARS - 1].rstrip() + "…"
             more = f"; +{len(failures) - 1} more" if len(failures) > 1 else ""
-            parts.append(f"{answer['label']}: REFUSE ({failures[0]}{more})")
+            parts.append(f"{answer['label']}: REFUSE ({first}{more})")
     return "; ".join(parts)
 
 
