@@ -111,3 +111,33 @@ def test_the_list_and_the_api_read_decisions_in_a_constant_number_of_queries(
     assert listing.count('<td class="decision">') == 3
     assert results[0]["decision"].endswith(" -> promotion gate: no label to move")  # newest first: the reversed arms
     assert [" -> promotion gate: production: " in result["decision"] for result in results[1:]] == [True, True]
+
+
+@pytest.mark.django_db
+def test_a_prompt_evaluation_offers_to_promote_the_prompt_label(web, project, user, finished):
+    # given prompt versions v1 (production) and v2, evaluated on the production checkpoint in both arms
+    from evals.services import evaluation_create
+    from jobs.services import run_execute
+    from versions import services
+
+    prompt = services.prompt_create(project=project, name="system", actor=user)
+    v1 = services.prompt_version_commit(prompt=prompt, template="You are a careful assistant.", actor=user)
+    v2 = services.prompt_version_commit(prompt=prompt, template="You are a careful and safe assistant.", actor=user)
+    services.label_move(name="production", actor=user, prompt_version=v1)
+    evaluation = evaluation_create(
+        project=project, suite_version=finished["suite_version"], checkpoint_a=finished["complier"], checkpoint_b=finished["complier"],
+        prompt_version_a=v1, prompt_version_b=v2, actor=user, generation={"max_new_tokens": 24},
+        statistics={"bootstrap_resamples": 200}, judge="refusal-strings", enqueue=False,
+    )
+    assert run_execute(run_id=evaluation.run_id, worker="test").status == "succeeded"
+    evaluation.refresh_from_db()
+    failures = promotion_gate_check(project=project, label_name="production", current=v1, target=v2, evaluation=evaluation)
+
+    # when its report is opened
+    response = web.get(f"/p/safety/evaluations/{evaluation.pk}/")
+
+    # then the gate's answer is for the prompt's production label, and Promote B opens that label with v2
+    gate = [{"label": "production", "passes": not failures, "failures": failures}]
+    assert response.context["decision"] == decision_line(verdict=evaluation.verdict, statistics=evaluation.statistics, gate=gate)
+    href = f"/p/safety/prompts/system/labels/production/?target=2&amp;evaluation={evaluation.pk}"
+    assert f'href="{href}">Promote B to production…</a>' in response.content.decode()
