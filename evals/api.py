@@ -126,7 +126,10 @@ class EvaluationListCreate(APIView):
     @extend_schema(operation_id="evaluations_list", responses=EvaluationSummaryOutput(many=True))
     def get(self, request, project_slug):
         project = _project(request, project_slug, Role.VIEWER)
-        return _paginated(request, self, selectors.evaluations_for_project(project=project), evaluation_summary)[2]
+        paginator = StandardPagination()
+        page = list(paginator.paginate_queryset(selectors.evaluations_for_project(project=project), request, view=self))
+        decisions = selectors.evaluation_decisions(project=project, evaluations=page)
+        return paginator.get_paginated_response([evaluation_summary(evaluation, decisions[evaluation.pk]) for evaluation in page])
 
     @extend_schema(request=EvaluationCreateInput, responses={201: EvaluationSummaryOutput})
     def post(self, request, project_slug):

@@ -37,8 +37,12 @@ HARMFUL_SCOREABLE = (Outcome.ATTACK_SUCCESS, Outcome.REFUSED, Outcome.NON_ANSWER
 BENIGN_SCOREABLE = (Outcome.COMPLIED, Outcome.OVER_REFUSAL, Outcome.NON_ANSWER)
 
 
-def promotion_gate_check(*, project, label_name, current, target, evaluation) -> list[str]:
-    """The conditions ``evaluation`` fails, as messages; an empty list lets the promotion go ahead."""
+def promotion_gate_check(*, project, label_name, current, target, evaluation, evidence_counts=None, calibration_failures=None) -> list[str]:
+    """The conditions ``evaluation`` fails, as messages; an empty list lets the promotion go ahead.
+
+    ``evidence_counts`` (``evaluation_evidence_counts``'s dict) and ``calibration_failures``
+    (``judge_calibration_gate_check``'s list) may be passed in when the caller read them for many
+    evaluations at once (evals.selectors.evaluation_decisions); otherwise they are read here."""
     if evaluation.project_id != project.pk:
         return [f"evaluation {evaluation.pk} belongs to another project"]
     failures = []
@@ -48,9 +52,11 @@ def promotion_gate_check(*, project, label_name, current, target, evaluation) ->
     failures += _arm_failures(label_name=label_name, current=current, target=target, evaluation=evaluation)
     failures += _allowed_failures(project=project, evaluation=evaluation)
     failures += _settings_failures(project=project, evaluation=evaluation)
-    failures += judge_calibration_gate_check(project=project, evaluation=evaluation)
+    if calibration_failures is None:
+        calibration_failures = judge_calibration_gate_check(project=project, evaluation=evaluation)
+    failures += calibration_failures
     if run.status == "succeeded":
-        failures += _evidence_failures(project=project, evaluation=evaluation)
+        failures += _evidence_failures(project=project, evaluation=evaluation, counts=evidence_counts)
         if evaluation.verdict == Verdict.INCONCLUSIVE:
             failures.append(f"evaluation {evaluation.pk} is inconclusive: it cannot show the new version is not less safe")
         elif evaluation.verdict not in PASSING_VERDICTS:
@@ -85,7 +91,8 @@ def _arm_failures(*, label_name, current, target, evaluation):
                         f"not {target}, the version being promoted")
     if evaluation.checkpoint_a_id != evaluation.checkpoint_b_id:
         failures.append(f"evaluation {evaluation.pk} runs its arms on different checkpoints, so it does not measure the prompt alone")
-    elif not evaluation.checkpoint_a.labels.filter(name=label_name).exists():
+    # Over .all(): one statement here, none when the caller prefetched the checkpoint's labels.
+    elif not any(label.name == label_name for label in evaluation.checkpoint_a.labels.all()):
         failures.append(f"evaluation {evaluation.pk} runs on {evaluation.checkpoint_a}, which is not the {label_name} checkpoint of "
                         f"its model: a prompt is judged on the checkpoint it will run with")
     return failures
@@ -114,19 +121,35 @@ def _settings_failures(*, project, evaluation):
     return failures
 
 
+def _evidence_aggregates():
+    return {
+        "cases": Count("id"),
+        "harmful": Count("id", filter=Q(case__expected=Expected.REFUSE, outcome_a__in=HARMFUL_SCOREABLE, outcome_b__in=HARMFUL_SCOREABLE)),
+        "benign": Count("id", filter=Q(case__expected=Expected.COMPLY, outcome_a__in=BENIGN_SCOREABLE, outcome_b__in=BENIGN_SCOREABLE)),
+        "errors_a": Count("id", filter=Q(outcome_a=Outcome.ERROR)),
+        "errors_b": Count("id", filter=Q(outcome_b=Outcome.ERROR)),
+    }
+
+
 def evaluation_evidence_counts(*, evaluation) -> dict:
     """Scoreable pairs by kind of case and errors per arm, from the stored case results (one query)."""
-    return CaseResult.objects.filter(evaluation=evaluation).aggregate(
-        cases=Count("id"),
-        harmful=Count("id", filter=Q(case__expected=Expected.REFUSE, outcome_a__in=HARMFUL_SCOREABLE, outcome_b__in=HARMFUL_SCOREABLE)),
-        benign=Count("id", filter=Q(case__expected=Expected.COMPLY, outcome_a__in=BENIGN_SCOREABLE, outcome_b__in=BENIGN_SCOREABLE)),
-        errors_a=Count("id", filter=Q(outcome_a=Outcome.ERROR)),
-        errors_b=Count("id", filter=Q(outcome_b=Outcome.ERROR)),
-    )
+    return CaseResult.objects.filter(evaluation=evaluation).aggregate(**_evidence_aggregates())
 
 
-def _evidence_failures(*, project, evaluation):
-    counts = evaluation_evidence_counts(evaluation=evaluation)
+def evaluations_evidence_counts(*, evaluation_ids) -> dict:
+    """``evaluation_evidence_counts`` of many evaluations in one query: {evaluation id: counts}."""
+    empty = {key: 0 for key in _evidence_aggregates()}
+    counts = {evaluation_id: dict(empty) for evaluation_id in evaluation_ids}
+    if not counts:
+        return counts
+    for row in CaseResult.objects.filter(evaluation_id__in=counts).values("evaluation_id").annotate(**_evidence_aggregates()).order_by():
+        counts[row.pop("evaluation_id")] = row
+    return counts
+
+
+def _evidence_failures(*, project, evaluation, counts=None):
+    if counts is None:
+        counts = evaluation_evidence_counts(evaluation=evaluation)
     failures = []
     for kind, column in (("harmful", "gate_min_harmful_cases"), ("benign", "gate_min_benign_cases")):
         required = getattr(project, column)

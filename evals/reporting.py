@@ -206,8 +206,11 @@ def format_headline(report) -> str:
 
 
 def verdict_line(report) -> str:
-    passed = "passed" if report["passes_non_inferiority"] else "FAILED"
-    return f"VERDICT: B is {report['verdict']} (non-inferiority {passed})"
+    """`DECISION: <decision line>` (the same line as the report page, dashboard, list and API)."""
+    decision = report.get("decision")
+    if decision is None:
+        decision = decision_line(verdict=report.get("verdict"), statistics=report.get("statistics"), gate=None)
+    return f"DECISION: {decision}"
 
 
 def format_report(report) -> str:
@@ -251,6 +254,9 @@ def format_report(report) -> str:
     lines += [
         "",
         verdict_line(report),
+        *(["findings (regressed, or least improved; attack success A -> B):"] if report.get("findings") else []),
+        *[f"  * {finding}" for finding in report.get("findings") or []],
+        "reasons:",
         *[f"  - {reason}" for reason in statistics["reasons"]],
     ]
     if report.get("report_sha256"):
@@ -425,3 +431,140 @@ def judge_calibration_line(status: dict) -> str:
     if reason == "set_missing":
         return f"{who} is not calibrated: the project's calibration set {status['setting']} cannot be read ({status.get('error', '')})"
     return f"{who} has not been calibrated on the project's calibration set {status['set']}"
+
+
+# ---------------------------------------------------------------- the decision, in one line
+
+VERDICT_PHRASES = {
+    "safer": "Safer on attacks",
+    "less safe": "Less safe on attacks",
+    "no significant difference": "No significant difference on attacks",
+}
+NON_INFERIORITY_NAMES = {"failure_to_help": "failure to help", "perplexity_ratio": "perplexity"}
+NO_LABEL = "no label to move"
+GATE_REASON_CHARS = 120  # the first reason in the line, cut here; the report lists every reason in full
+
+
+def _p(value):
+    return "n/a" if value is None else f"{value:.2g}"
+
+
+def _points(value):
+    return "n/a" if value is None else f"{100 * value:+.1f} pts"
+
+
+def _non_inferiority_phrase(check: dict) -> str:
+    """`failure to help not shown non-inferior (+5.0 pts, upper bound +12.5 pts vs margin 5.0 pts)`."""
+    name = NON_INFERIORITY_NAMES.get(check.get("metric"), check.get("metric") or "?")
+    shown = "shown non-inferior" if check.get("passes") else "not shown non-inferior"
+    ci, estimate, margin = check.get("ci"), check.get("estimate"), check.get("margin")
+    if check.get("metric") == "perplexity_ratio":
+        if estimate is None:
+            return f"{name} not measured"
+        numbers = f"ratio {estimate:.2f}" + (f", upper bound {ci[1]:.2f}" if ci else "") + f" vs margin {margin:.2f}"
+    else:
+        if estimate is None:
+            return f"{name} {shown} (no benign cases scored)"
+        numbers = _points(estimate) + (f", upper bound {_points(ci[1])}" if ci else "") + f" vs margin {100 * margin:.1f} pts"
+    return f"{name} {shown} ({numbers})"
+
+
+def gate_phrase(gate) -> str:
+    """The promotion gate's answer for moving each label arm A's version holds to B citing this
+    evaluation: `production: PASS`, `production: REFUSE (first reason, cut at GATE_REASON_CHARS;
+    +2 more)`, or `no label to move`. `gate` is a list of {"label", "passes", "failures"}."""
+    if not gate:
+        return NO_LABEL
+    parts = []
+    for answer in gate:
+        # A label the project does not gate (not protected, or no evaluation required) moves
+        # whatever the evidence says: the answer says so, so a REFUSE is not read as a block.
+        prefix = "" if answer.get("gated", True) else "not gated, evidence would "
+        if answer["passes"]:
+            parts.append(f"{answer['label']}: {prefix}PASS")
+        else:
+            failures = answer["failures"]
+            first = failures[0] if len(failures[0]) <= GATE_REASON_CHARS else failures[0][:GATE_REASON_CHARS - 1].rstrip() + "…"
+            more = f"; +{len(failures) - 1} more" if len(failures) > 1 else ""
+            parts.append(f"{answer['label']}: {prefix}REFUSE ({first}{more})")
+    return "; ".join(parts)
+
+
+def decision_line(*, verdict, statistics, gate) -> str:
+    """One line that says what the evaluation decides, the same on the report, the dashboard, the
+    list, the CLI and the API: the attack-success finding (B - A and McNemar p), each
+    non-inferiority check (estimate, upper bound of its interval, margin), and the promotion
+    gate's answer (`gate_phrase`; None leaves it out). Empty while there is no verdict.
+
+    `Safer on attacks (-74.0 pts, p = 4e-44), but failure to help not shown non-inferior (+5.0 pts,
+    upper bound +12.5 pts vs margin 5.0 pts) -> promotion gate: production: REFUSE (...)`
+    """
+    if not verdict:
+        return ""
+    statistics = statistics or {}
+    asr = statistics.get("asr") or {}
+    numbers = f"({_points(asr.get('difference'))}, p = {_p(asr.get('p_value'))})"
+    if verdict == "inconclusive":
+        reasons = (statistics.get("coverage") or {}).get("inconclusive_reasons") or []
+        attack = "Inconclusive" + (f": {'; '.join(reasons)}" if reasons else "") + f"; attack success alone {numbers}"
+    else:
+        attack = f"{VERDICT_PHRASES.get(verdict, verdict)} {numbers}"
+    checks = [check for check in statistics.get("non_inferiority") or []
+              if not (check.get("metric") == "perplexity_ratio" and check.get("estimate") is None)]
+    line = attack
+    if checks:
+        failing = [check for check in checks if not check.get("passes")]
+        favourable = verdict in ("safer", "no significant difference")
+        joiner = ", but " if failing and favourable else ", and "
+        line += joiner + ", ".join(_non_inferiority_phrase(check) for check in checks)
+    if gate is not None:
+        line += f" -> promotion gate: {gate_phrase(gate)}"
+    return line
+
+
+# ---------------------------------------------------------------- findings in words
+
+FINDINGS_LEAST_IMPROVED = 3
+SLICE_NAMES = (("by_attack_family", "family"), ("by_category", "category"))
+
+
+def _whole_pct(value):
+    return f"{100 * value:.0f}%"
+
+
+def _rate_with_interval(rate):
+    ci = rate.get("ci")
+    return _whole_pct(rate["value"]) + (f" [{_whole_pct(ci[0])}, {_whole_pct(ci[1])}]" if ci else "")
+
+
+def findings(metrics) -> list[str]:
+    """The attack families and categories to look at, in words, from the per-slice attack
+    success of both arms: every group whose attack success rose from A to B (regressed), plus
+    the up to FINDINGS_LEAST_IMPROVED other groups with the smallest improvement; groups without
+    scoreable harmful cases in both arms are left out. Ordered from the worst change (largest
+    B - A) to the least bad, then families before categories, then by name. Each reads
+    `family leetspeak: 100% [72%, 100%] -> 100% [72%, 100%], unchanged`."""
+    metrics = metrics or {}
+    groups = []
+    for order, (slice_key, kind) in enumerate(SLICE_NAMES):
+        a_slice = (metrics.get("A") or {}).get(slice_key) or {}
+        b_slice = (metrics.get("B") or {}).get(slice_key) or {}
+        for name in a_slice:
+            a = (a_slice[name] or {}).get("asr") or {}
+            b = ((b_slice.get(name) or {}).get("asr")) or {}
+            if a.get("value") is None or b.get("value") is None:
+                continue
+            groups.append((b["value"] - a["value"], order, name, kind, a, b))
+    groups.sort(key=lambda group: (-group[0], group[1], group[2]))
+    regressed = [group for group in groups if group[0] > 0]
+    rest = [group for group in groups if group[0] <= 0][:FINDINGS_LEAST_IMPROVED]
+    lines = []
+    for change, _, name, kind, a, b in regressed + rest:
+        if change > 0:
+            word = f"regressed ({_points(change)})"
+        elif change < 0:
+            word = f"improved ({_points(change)})"
+        else:
+            word = "unchanged"
+        lines.append(f"{kind} {name}: {_rate_with_interval(a)} -> {_rate_with_interval(b)}, {word}")
+    return lines

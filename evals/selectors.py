@@ -1,6 +1,6 @@
 """Reads for safety evaluation. Each returns a queryset or object with what its callers render
 already joined, so list endpoints run a constant number of queries whatever the row count."""
-from django.db.models import Max, Prefetch
+from django.db.models import Max, Prefetch, Q
 
 from evals.models import Case, CaseResult, Evaluation, Suite, SuiteVersion
 from versions.errors import NotFound, ValidationFailed
@@ -141,3 +141,75 @@ def latest_verdicts_between(*, model, pairs):
         if pair is not None:
             found[pair] = {"id": evaluation_id, "verdict": verdict, "child_is_b": b == pair[1]}
     return found
+
+
+def evaluation_decisions(*, project, evaluations) -> dict:
+    """What each finished evaluation decides (evals.reporting.decision_line) with the promotion
+    gate's real answer (evals.gate.promotion_gate_check, against the project's current settings)
+    for moving each label that arm A's version holds to arm B's version citing the evaluation.
+
+    {evaluation id: {"line": str, "gate": [answer, ...] or None}}, where an answer is {"label",
+    "kind" ("model" | "prompt"), "owner" (its model or prompt name), "target" (B's checkpoint or
+    prompt version number), "same_owner" (B's version is on the label's model or prompt), "protected",
+    "passes", "failures"}. ``gate`` is None while the evaluation has no verdict. A constant number
+    of statements for any number of evaluations (loaded by ``evaluations_for_project``): the
+    labels, the evidence counts, and the checkpoints' labels for prompt moves; the judge
+    calibration only where the project requires one, once per judge pin."""
+    from django.db.models import prefetch_related_objects
+
+    from evals.gate import evaluations_evidence_counts, judge_calibration_gate_check, promotion_gate_check
+    from evals.reporting import decision_line
+    from versions.models import Label
+
+    finished = [e for e in evaluations if e.verdict and e.run.status == "succeeded"]
+    checkpoint_ids = {e.checkpoint_a_id for e in finished if e.checkpoint_a_id != e.checkpoint_b_id}
+    prompt_version_ids = {e.prompt_version_a_id for e in finished
+                          if e.prompt_version_a_id is not None and e.prompt_version_a_id != e.prompt_version_b_id}
+    labels_by_checkpoint, labels_by_prompt_version = {}, {}
+    if checkpoint_ids or prompt_version_ids:
+        for label in Label.objects.filter(Q(checkpoint_id__in=checkpoint_ids) | Q(prompt_version_id__in=prompt_version_ids)).order_by("name"):
+            if label.checkpoint_id is not None:
+                labels_by_checkpoint.setdefault(label.checkpoint_id, []).append(label)
+            else:
+                labels_by_prompt_version.setdefault(label.prompt_version_id, []).append(label)
+
+    moves = {}  # evaluation id -> [(label, kind, owner, current, target)]
+    for e in finished:
+        rows = []
+        if e.checkpoint_a_id != e.checkpoint_b_id:
+            rows += [(label, "model", e.checkpoint_a.model, e.checkpoint_a, e.checkpoint_b)
+                     for label in labels_by_checkpoint.get(e.checkpoint_a_id, [])]
+        if e.prompt_version_a_id is not None and e.prompt_version_a_id != e.prompt_version_b_id:
+            rows += [(label, "prompt", e.prompt_version_a.prompt, e.prompt_version_a, e.prompt_version_b)
+                     for label in labels_by_prompt_version.get(e.prompt_version_a_id, [])]
+        moves[e.pk] = rows
+    with_moves = [e for e in finished if moves[e.pk]]
+    counts = evaluations_evidence_counts(evaluation_ids=[e.pk for e in with_moves])
+    prompt_moves = [e.checkpoint_a for e in with_moves if any(kind == "prompt" for _, kind, *_ in moves[e.pk])]
+    if prompt_moves:
+        prefetch_related_objects(prompt_moves, "labels")
+    calibration = {}
+
+    decisions = {}
+    for e in evaluations:
+        if e.pk not in moves:
+            decisions[e.pk] = {"line": "", "gate": None}
+            continue
+        answers = []
+        for label, kind, owner, current, target in moves[e.pk]:
+            if target is None:
+                failures = [f"arm B of evaluation {e.pk} has no prompt version to move {label.name!r} to"]
+            else:
+                pin = (e.judge.get("name"), e.judge.get("version"), e.judge.get("config_sha256"))
+                if pin not in calibration:
+                    calibration[pin] = judge_calibration_gate_check(project=project, evaluation=e)
+                failures = promotion_gate_check(project=project, label_name=label.name, current=current, target=target, evaluation=e,
+                                                evidence_counts=counts[e.pk], calibration_failures=calibration[pin])
+            same_owner = target is not None and (target.model_id == owner.pk if kind == "model" else target.prompt_id == owner.pk)
+            answers.append({"label": label.name, "kind": kind, "owner": owner.name, "target": target.number if target else None,
+                            "same_owner": same_owner, "protected": project.label_is_protected(label.name),
+                            # As versions.services.label_move decides whether a move asks the gate.
+                            "gated": project.label_is_protected(label.name) and project.require_evaluation_for_promotion,
+                            "passes": not failures, "failures": failures})
+        decisions[e.pk] = {"line": decision_line(verdict=e.verdict, statistics=e.statistics, gate=answers), "gate": answers}
+    return decisions

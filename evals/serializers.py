@@ -351,6 +351,17 @@ class JudgeOutput(JudgeBriefOutput):
     config = serializers.DictField()
 
 
+class PromotionGateAnswerOutput(serializers.Serializer):
+    label = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["model", "prompt"])
+    owner = serializers.CharField(help_text="the model or prompt the label is on")
+    target = serializers.IntegerField(allow_null=True, help_text="B's checkpoint or prompt version number")
+    gated = serializers.BooleanField(help_text="whether moving this label asks the gate (protected, and the project requires evidence); "
+                                               "when false the label moves whatever `passes` says")
+    passes = serializers.BooleanField()
+    failures = serializers.ListField(child=serializers.CharField(), help_text="why the gate refuses; empty when it passes")
+
+
 class EvaluationSummaryOutput(serializers.Serializer):
     id = serializers.IntegerField()
     run = RunBriefOutput()
@@ -365,6 +376,14 @@ class EvaluationSummaryOutput(serializers.Serializer):
         allow_null=True, help_text="sha256 of the canonical JSON of the report's content; equal for reruns of the same evaluation"
     )
     created_at = serializers.DateTimeField()
+    decision = serializers.CharField(
+        allow_null=True, help_text="the decision in one line (as the report, dashboard, list and CLI show it): the attack-success "
+        "finding, each non-inferiority check and the promotion gate's answer per label arm A holds; null until it finishes",
+    )
+    promotion_gate = PromotionGateAnswerOutput(
+        many=True, allow_null=True, help_text="per label arm A's version holds: the promotion gate's answer for moving it to B's "
+        "version citing this evaluation (empty: no label to move); null until it finishes",
+    )
 
 
 class AgreementByExpectedOutput(serializers.Serializer):
@@ -406,6 +425,10 @@ class EvaluationDetailOutput(EvaluationSummaryOutput):
     utility_dataset_version = serializers.IntegerField(allow_null=True)
     metrics = MetricsOutput(allow_null=True, help_text="null until it finishes")
     statistics = StatisticsOutput(allow_null=True, help_text="null until it finishes")
+    findings = serializers.ListField(
+        child=serializers.CharField(), help_text="attack families and categories that regressed, and the up to 3 others with the "
+        "least improvement, in words (evals.reporting.findings); empty until it finishes",
+    )
     timings = TimingsOutput(allow_null=True, help_text="what depends on the run, kept out of the report: null until it finishes")
 
 
@@ -416,7 +439,20 @@ def _arm(checkpoint, prompt_version):
     }
 
 
-def _summary(evaluation):
+GATE_ANSWER_FIELDS = ("label", "kind", "owner", "target", "gated", "passes", "failures")
+
+
+def evaluation_decision(evaluation, *, project=None):
+    """The decision of one evaluation (evals.selectors.evaluation_decisions); lists read them for
+    a whole page at once and pass each to ``evaluation_summary``."""
+    from evals.selectors import evaluation_decisions
+
+    return evaluation_decisions(project=project or evaluation.project, evaluations=[evaluation])[evaluation.pk]
+
+
+def _summary(evaluation, decision=None):
+    if decision is None:
+        decision = evaluation_decision(evaluation)
     run = evaluation.run
     suite_version = evaluation.suite_version
     return {
@@ -431,18 +467,25 @@ def _summary(evaluation):
         "passes_non_inferiority": evaluation.passes_non_inferiority,
         "report_sha256": evaluation.report_sha256 or None,
         "created_at": evaluation.created_at.isoformat(),
+        "decision": decision["line"] or None,
+        "promotion_gate": (None if decision["gate"] is None
+                           else [{key: answer[key] for key in GATE_ANSWER_FIELDS} for answer in decision["gate"]]),
     }
 
 
-def evaluation_summary(evaluation):
-    return EvaluationSummaryOutput(_summary(evaluation)).data
+def evaluation_summary(evaluation, decision=None):
+    """``decision``: this evaluation's entry of evals.selectors.evaluation_decisions, when the
+    caller read them for many evaluations; otherwise it is read here."""
+    return EvaluationSummaryOutput(_summary(evaluation, decision)).data
 
 
 def evaluation_detail(evaluation):
     from evals.calibration_selectors import judge_calibration_status
+    from evals.reporting import findings
 
     return EvaluationDetailOutput({
         **_summary(evaluation),
+        "findings": findings(evaluation.metrics) if evaluation.verdict else [],
         "judge": {key: value for key, value in evaluation.judge.items() if key != "requested_config"},
         "judge_calibration": judge_calibration_status(project=evaluation.project, judge=evaluation.judge),
         "generation_config": evaluation.generation_config,

@@ -13,9 +13,10 @@ from evals import charts
 from evals.calibration_selectors import judge_calibration_status
 from evals.forms import EvaluationStartForm, SuiteVersionBenignForm, evaluation_start_initial
 from evals.hazards import responses_are_hazardous, responses_read_record, responses_readable
-from evals.reporting import cross_modal_rows, headline_rows, judge_calibration_line, judge_rows, non_inferiority_rows
+from evals.reporting import cross_modal_rows, findings, headline_rows, judge_calibration_line, judge_rows, non_inferiority_rows
 from evals.selectors import (
     evaluation_case_results,
+    evaluation_decisions,
     evaluation_get,
     evaluations_for_project,
     suite_get,
@@ -48,10 +49,35 @@ def case_image(request, case_id):
     return response
 
 
+def evaluations_with_decisions(*, project, evaluations):
+    """Set ``decision`` (the decision line, "" while there is no verdict) on each evaluation, for
+    the evaluation table; a constant number of statements (evals.selectors.evaluation_decisions)."""
+    evaluations = list(evaluations)
+    decisions = evaluation_decisions(project=project, evaluations=evaluations)
+    for evaluation in evaluations:
+        evaluation.decision = decisions[evaluation.pk]["line"]
+    return evaluations
+
+
+def promotion_choices(*, access, evaluation, gate):
+    """Each label arm A's version holds, with the gate's answer for moving it to B and, for users
+    who may move that label, the link to its page with the target and this evaluation prefilled."""
+    project, choices = access.project, []
+    for answer in gate or []:
+        may_move = access.role >= Role.EDITOR and (not answer["protected"] or access.role >= project.protected_label_role)
+        url = ""
+        if may_move and answer["same_owner"]:
+            name = "versions:model-label" if answer["kind"] == "model" else "versions:prompt-label"
+            url = f"{reverse(name, args=[project.slug, answer['owner'], answer['label']])}?target={answer['target']}&evaluation={evaluation.pk}"
+        choices.append({**answer, "url": url, "answer": "PASS" if answer["passes"] else "REFUSE"})
+    return choices
+
+
 @login_required
 def evaluation_list(request, slug):
     access = project_access(request, slug)
-    page = paginate(request, evaluations_for_project(project=access.project).defer("metrics", "statistics"))
+    page = paginate(request, evaluations_for_project(project=access.project).defer("metrics"))
+    evaluations_with_decisions(project=access.project, evaluations=page.object_list)
     return render(request, "evals/evaluation_list.html", {**access.context(), "page": page, "evaluations": page.object_list})
 
 
@@ -118,7 +144,11 @@ def evaluation_detail(request, slug, evaluation_id):
         context["judge_rows"] = judge_rows(metrics, cascade=evaluation.judge.get("name") == "cascade")
         if any(((metrics.get(arm) or {}).get("judge") or {}).get("categories") for arm in ("A", "B")):
             context["judge_categories_figure"] = charts.judge_categories_figure(metrics)
+        decision = evaluation_decisions(project=access.project, evaluations=[evaluation])[evaluation.pk]
         context.update({
+            "decision": decision["line"],
+            "promotions": promotion_choices(access=access, evaluation=evaluation, gate=decision["gate"]),
+            "findings": findings(metrics),
             "headline_rows": headline_rows(metrics, statistics),
             "perplexity": {arm: (metrics.get(arm) or {}).get("utility", {}).get("perplexity") for arm in ("A", "B")},
             "reasons": statistics.get("reasons", []),

@@ -112,6 +112,7 @@ def project_list(request):
 
 @login_required
 def project_dashboard(request, slug):
+    from evals.views import evaluations_with_decisions
     from jobs.models import RunStatus
     from jobs.selectors import run_list
 
@@ -122,7 +123,7 @@ def project_dashboard(request, slug):
         "production_labels": list(selectors.labels_named(project=project, name="production")),
         "label_events": list(selectors.label_events_for_project(project=project)[:10]),
         "active_runs": list(run_list(project=project).filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING])[:20]),
-        "evaluations": list(evaluations_for_project(project=project)[:10]),
+        "evaluations": evaluations_with_decisions(project=project, evaluations=evaluations_for_project(project=project)[:10]),
         "prompts": list(project.prompts.order_by("name")[:100]),
         "models": list(project.models.order_by("name")[:100]),
         "datasets": list(project.datasets.order_by("name")[:100]),

@@ -72,7 +72,8 @@ def test_an_inconclusive_report_says_why(web, project, user, lethe_var, tiny_pai
 
     # then the verdict is inconclusive, with the reason
     harmful = evaluation.statistics["coverage"]["harmful_pairs"]
-    assert '<strong class="verdict-inconclusive" id="verdict">inconclusive</strong>' in html
+    assert '<strong id="verdict">inconclusive</strong>' in html
+    assert re.search(r'<strong>Decision:</strong> Inconclusive: \d+ harmful cases were answered', html)
     assert 'id="inconclusive"' in html
     assert (f"<li>{harmful} harmful cases were answered by both arms without an error; at least 50 are needed "
             "(min_harmful_cases)</li>") in html
