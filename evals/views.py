@@ -69,7 +69,8 @@ def promotion_choices(*, access, evaluation, gate):
         if may_move and answer["same_owner"]:
             name = "versions:model-label" if answer["kind"] == "model" else "versions:prompt-label"
             url = f"{reverse(name, args=[project.slug, answer['owner'], answer['label']])}?target={answer['target']}&evaluation={evaluation.pk}"
-        choices.append({**answer, "url": url, "answer": "PASS" if answer["passes"] else "REFUSE"})
+        verdict = "PASS" if answer["passes"] else "REFUSE"
+        choices.append({**answer, "url": url, "answer": verdict if answer["gated"] else f"not gated (evidence would {verdict})"})
     return choices
 
 

@@ -50,6 +50,10 @@ def test_less_safe_no_difference_and_inconclusive():
 def test_gate_phrase_and_the_cli_line():
     assert gate_phrase([]) == "no label to move"
     assert gate_phrase([{"label": "staging", "passes": False, "failures": ["only one"]}]) == "staging: REFUSE (only one)"
+    # a label the project does not gate moves whatever the evidence says, and the phrase says so
+    assert gate_phrase([{"label": "staging", "gated": False, "passes": False, "failures": ["only one"]}]) == (
+        "staging: not gated, evidence would REFUSE (only one)")
+    assert gate_phrase([{"label": "staging", "gated": False, "passes": True, "failures": []}]) == "staging: not gated, evidence would PASS"
     assert gate_phrase([{"label": "staging", "passes": False, "failures": ["x" * 200]}]) == f"staging: REFUSE ({'x' * 119}…)"
     assert verdict_line({"decision": "Safer on attacks (-10.0 pts, p = 0.02) -> promotion gate: no label to move"}) == (
         "DECISION: Safer on attacks (-10.0 pts, p = 0.02) -> promotion gate: no label to move")

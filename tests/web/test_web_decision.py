@@ -20,7 +20,8 @@ def _expected_line(project, finished):
     evaluation = finished["evaluation"]
     failures = promotion_gate_check(project=project, label_name="production", current=finished["complier"],
                                     target=finished["refuser"], evaluation=evaluation)
-    gate = [{"label": "production", "passes": not failures, "failures": failures}]
+    gated = project.label_is_protected("production") and project.require_evaluation_for_promotion
+    gate = [{"label": "production", "gated": gated, "passes": not failures, "failures": failures}]
     return decision_line(verdict=evaluation.verdict, statistics=evaluation.statistics, gate=gate)
 
 
@@ -65,6 +66,8 @@ def test_promote_b_links_carry_target_and_evaluation_for_those_who_may_move_labe
     assert f'href="{href}">Promote B to production…</a>' in html
     answer = "PASS" if not promotion_gate_check(project=project, label_name="production", current=finished["complier"],
                                                 target=finished["refuser"], evaluation=evaluation) else "REFUSE"
+    if not (project.label_is_protected("production") and project.require_evaluation_for_promotion):
+        answer = f"not gated (evidence would {answer})"
     assert f'gate-answer">{answer}</strong>' in html
     # and the findings in words are next to the verdict
     assert '<div id="findings">' in html
@@ -137,7 +140,8 @@ def test_a_prompt_evaluation_offers_to_promote_the_prompt_label(web, project, us
     response = web.get(f"/p/safety/evaluations/{evaluation.pk}/")
 
     # then the gate's answer is for the prompt's production label, and Promote B opens that label with v2
-    gate = [{"label": "production", "passes": not failures, "failures": failures}]
+    gated = project.label_is_protected("production") and project.require_evaluation_for_promotion
+    gate = [{"label": "production", "gated": gated, "passes": not failures, "failures": failures}]
     assert response.context["decision"] == decision_line(verdict=evaluation.verdict, statistics=evaluation.statistics, gate=gate)
     href = f"/p/safety/prompts/system/labels/production/?target=2&amp;evaluation={evaluation.pk}"
     assert f'href="{href}">Promote B to production…</a>' in response.content.decode()
