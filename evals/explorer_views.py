@@ -16,6 +16,8 @@ from versions.api.pagination import NumberedPaginator
 from versions.errors import ValidationFailed
 from versions.views import PAGE_SIZE, get_or_404, project_access
 
+PER_PAGE = PAGE_SIZE
+
 
 def _explorer(request, slug, evaluation_id):
     """The project access, the evaluation, its filters (or the error that refused them), and
@@ -41,12 +43,12 @@ def evaluation_cases(request, slug, evaluation_id):
     if filters.is_empty and error is None:
         # Every case: a range of positions, so a deep page costs what the first does.
         total = evaluation_case_result_count(evaluation=evaluation)
-        page = NumberedPaginator(results, PAGE_SIZE, total=total, field="position", newest_first=False).get_page(request.GET.get("page"))
+        page = NumberedPaginator(results, PER_PAGE, total=total, field="position", newest_first=False).get_page(request.GET.get("page"))
     else:
         # Filtered: COUNT and OFFSET over one evaluation's rows, on its outcome indexes where it filters outcomes.
         from django.core.paginator import Paginator
 
-        page = Paginator(results, PAGE_SIZE).get_page(request.GET.get("page"))
+        page = Paginator(results, PER_PAGE).get_page(request.GET.get("page"))
     if reveal:
         responses_read_record(project=access.project, evaluation=evaluation, actor=request.user, case_results=page.object_list)
     reveal_query = "1" if reveal and hazardous else None
