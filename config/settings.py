@@ -182,6 +182,9 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "versions.models.Role",
         "CheckpointKindEnum": "versions.models.CheckpointKind",
         "DatasetKindEnum": "versions.models.DatasetKind",
+        "OutcomeEnum": "evals.models.Outcome",
+        "ModalityEnum": "evals.models.Modality",
+        "ExpectedEnum": "evals.models.Expected",
     },
 }
 

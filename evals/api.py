@@ -4,14 +4,18 @@ from functools import partial
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from evals import selectors, services
-from evals.hazards import responses_read_record, responses_readable
+from evals.case_export import COLUMNS, FORMATS, export_response
+from evals.case_filters import CHOICES, ONLY, case_result_filters
+from evals.hazards import responses_export_record, responses_read_record, responses_readable
 from evals.serializers import (
     CaseOutput,
+    CaseResultOutput,
     EvaluationCreateInput,
     EvaluationDetailOutput,
     EvaluationSummaryOutput,
@@ -163,46 +167,83 @@ class EvaluationDetail(APIView):
         return Response(evaluation_detail(selectors.evaluation_get(project=project, evaluation_id=evaluation_id)))
 
 
-class EvaluationCaseResults(APIView):
-    """Per-case results. Every response is hazardous text unless the suite version was marked
-    benign by a reviewer: below reviewer it is redacted, and every page that shows any to a
-    reviewer or admin is recorded as a `hazard.read` audit event (evals.hazards)."""
+FILTER_PARAMETERS = [
+    OpenApiParameter("only", str, enum=list(ONLY), description="A view of the pairs: " + "; ".join(f"{k}: {v}" for k, v in ONLY.items()) + "."),
+    OpenApiParameter("category", str),
+    OpenApiParameter("family", str, description="The case's attack family."),
+    OpenApiParameter("modality", str, enum=list(CHOICES["modality"])),
+    OpenApiParameter("expected", str, enum=list(CHOICES["expected"])),
+    OpenApiParameter("outcome_a", str, enum=list(CHOICES["outcome_a"]), description="The judge's outcome of arm A."),
+    OpenApiParameter("outcome_b", str, enum=list(CHOICES["outcome_b"]), description="The judge's outcome of arm B."),
+    OpenApiParameter("flipped", str, enum=["true", "false"]),
+    OpenApiParameter("q", str, description="Text search over the prompts (case-insensitive substring, at most 200 characters)."),
+]
 
-    @extend_schema(
-        operation_id="evaluation_results_list",
-        responses=OpenApiTypes.OBJECT,
-        parameters=[
-            OpenApiParameter("category", str),
-            OpenApiParameter("family", str),
-            OpenApiParameter("expected", str, enum=["refuse", "comply"]),
-            OpenApiParameter("flipped", str, enum=["true", "false"]),
-        ],
-    )
+
+def _case_results(request, project_slug, evaluation_id):
+    """The project, evaluation, filters, filtered results and whether the caller may read the responses."""
+    project = _project(request, project_slug, Role.VIEWER)
+    evaluation = selectors.evaluation_get(project=project, evaluation_id=evaluation_id, with_arms=False)
+    filters = case_result_filters(request.query_params)
+    results = selectors.evaluation_case_results(evaluation=evaluation, **filters.selector_kwargs())
+    readable = responses_readable(evaluation=evaluation, role=user_role(project=project, user=request.user))
+    return project, evaluation, filters, results, readable
+
+
+class EvaluationCaseResults(APIView):
+    """Per-case results, filtered as the explorer page filters them. Every response is hazardous
+    text unless the suite version was marked benign by a reviewer: below reviewer it is redacted,
+    and every page that shows any to a reviewer or admin is recorded as a `hazard.read` audit
+    event (evals.hazards)."""
+
+    pagination_class = StandardPagination  # so the schema documents the page envelope
+
+    @extend_schema(operation_id="evaluation_results_list", responses=CaseResultOutput(many=True), parameters=FILTER_PARAMETERS)
     def get(self, request, project_slug, evaluation_id):
-        project = _project(request, project_slug, Role.VIEWER)
-        evaluation = selectors.evaluation_get(project=project, evaluation_id=evaluation_id, with_arms=False)
-        flipped = request.query_params.get("flipped")
-        if flipped not in (None, "", "true", "false"):
-            raise ValidationFailed("flipped must be 'true' or 'false'.", fields={"flipped": ["Expected true or false."]})
-        filters = {
-            "category": request.query_params.get("category"),
-            "attack_family": request.query_params.get("family"),
-            "expected": request.query_params.get("expected"),
-            "flipped": None if flipped in (None, "") else flipped == "true",
-        }
-        results = selectors.evaluation_case_results(evaluation=evaluation, **filters)
+        project, evaluation, filters, results, readable = _case_results(request, project_slug, evaluation_id)
         # All results: a range of positions (deep pages cost what the first does). Filtered:
-        # COUNT and OFFSET, bounded by the one evaluation's size.
+        # COUNT and OFFSET over the one evaluation's rows, on its outcome indexes where it filters outcomes.
         numbered = None
-        if all(value in (None, "") for value in filters.values()):
+        if filters.is_empty:
             numbered = {"total": selectors.evaluation_case_result_count(evaluation=evaluation), "field": "position", "newest_first": False}
-        readable = responses_readable(evaluation=evaluation, role=user_role(project=project, user=request.user))
         paginator, page, response = _paginated(
-            request, self, results, lambda result: case_result_row(result, readable=readable), numbered=numbered
+            request, self, results, lambda result: CaseResultOutput(case_result_row(result, readable=readable)).data, numbered=numbered
         )
         if readable:
             responses_read_record(project=project, evaluation=evaluation, actor=request.user, case_results=list(page))
         return response
+
+
+class _ExportNegotiation(DefaultContentNegotiation):
+    """The export answers CSV or JSONL itself (``?format=``); errors are JSON like everywhere."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class EvaluationCaseResultsExport(APIView):
+    """Exactly the filtered case results as CSV or JSONL, streamed. Responses are columns only for
+    readers who may see them, and such an export is one `hazard.read` audit event naming every
+    exported result; otherwise each row is `redacted` and the header X-Lethe-Responses says why."""
+
+    content_negotiation_class = _ExportNegotiation
+
+    @extend_schema(
+        operation_id="evaluation_results_export",
+        parameters=[OpenApiParameter("format", str, enum=list(FORMATS), default="csv"), *FILTER_PARAMETERS],
+        responses={(200, "text/csv"): OpenApiTypes.STR, (200, "application/x-ndjson"): OpenApiTypes.STR},
+        description="Columns: " + ", ".join(COLUMNS) + ", then response_a and response_b when the reader may see them, then redacted. "
+        "CSV cells that a spreadsheet would run as a formula start with an apostrophe.",
+    )
+    def get(self, request, project_slug, evaluation_id):
+        project, evaluation, filters, results, readable = _case_results(request, project_slug, evaluation_id)
+        format = request.query_params.get("format") or "csv"
+        if format not in FORMATS:
+            raise ValidationFailed(f"format must be one of {', '.join(FORMATS)}.", fields={"format": [f"Expected one of: {', '.join(FORMATS)}."]})
+        if readable:
+            responses_export_record(project=project, evaluation=evaluation, actor=request.user,
+                                    case_result_ids=list(results.values_list("pk", flat=True)), format=format, filters=filters.as_dict())
+        return export_response(results, format=format, responses=readable, filename=f"{project.slug}-evaluation-{evaluation.pk}-cases")
 
 
 class SuiteVersionBenign(APIView):

@@ -13,6 +13,8 @@ urlpatterns = [
     path("projects/<slug:project_slug>/evaluations/", api.EvaluationListCreate.as_view(), name="api-evaluations"),
     path("projects/<slug:project_slug>/evaluations/<int:evaluation_id>/", api.EvaluationDetail.as_view(), name="api-evaluation"),
     path("projects/<slug:project_slug>/evaluations/<int:evaluation_id>/results/", api.EvaluationCaseResults.as_view(), name="api-evaluation-results"),
+    path("projects/<slug:project_slug>/evaluations/<int:evaluation_id>/results/export/", api.EvaluationCaseResultsExport.as_view(),
+         name="api-evaluation-results-export"),
     path("projects/<slug:project_slug>/datasets/<str:name>/versions/import/", calibration_api.JudgementSetImport.as_view(),
          name="api-judgement-set-import"),
     path("projects/<slug:project_slug>/calibrations/", calibration_api.CalibrationListCreate.as_view(), name="api-calibrations"),

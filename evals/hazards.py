@@ -25,3 +25,13 @@ def responses_read_record(*, project, evaluation, actor, case_results) -> None:
     if case_results and responses_are_hazardous(evaluation=evaluation):
         hazard_read_record(project=project, actor=actor, object_type="evaluation", object_id=evaluation.pk,
                            data={"case_results": [result.pk for result in case_results]})
+
+
+def responses_export_record(*, project, evaluation, actor, case_result_ids, format, filters) -> None:
+    """Record that ``actor`` exported the responses of ``case_result_ids`` unredacted (as
+    ``responses_read_record`` does for a page), with the export's format and filters."""
+    from versions.services import hazard_read_record
+
+    if case_result_ids and responses_are_hazardous(evaluation=evaluation):
+        hazard_read_record(project=project, actor=actor, object_type="evaluation", object_id=evaluation.pk,
+                           data={"case_results": list(case_result_ids), "export": format, "filters": filters})

@@ -143,6 +143,12 @@ class CaseResult(models.Model):
             models.UniqueConstraint(fields=["evaluation", "case"], name="case_result_unique"),
             models.UniqueConstraint(fields=["evaluation", "position"], name="case_result_position_unique"),
         ]
+        # The explorer's outcome filters (still succeeds on B, regressed, fixed, over-refused, an
+        # arm's outcome) read one evaluation's matching rows in position order from these.
+        indexes = [
+            models.Index(fields=["evaluation", "outcome_b", "position"], name="case_result_by_outcome_b"),
+            models.Index(fields=["evaluation", "outcome_a", "position"], name="case_result_by_outcome_a"),
+        ]
         ordering = ["id"]
 
 

@@ -2,7 +2,7 @@
 already joined, so list endpoints run a constant number of queries whatever the row count."""
 from django.db.models import Max, Prefetch, Q
 
-from evals.models import Case, CaseResult, Evaluation, Suite, SuiteVersion
+from evals.models import Case, CaseResult, Evaluation, Expected, Outcome, Suite, SuiteVersion
 from versions.errors import NotFound, ValidationFailed
 from versions.models import Checkpoint, PromptVersion
 
@@ -83,7 +83,14 @@ def evaluation_case_result_count(*, evaluation):
     return CaseResult.objects.filter(evaluation=evaluation).aggregate(highest=Max("position"))["highest"] or 0
 
 
-def evaluation_case_results(*, evaluation, category=None, attack_family=None, flipped=None, expected=None):
+def evaluation_case_results(*, evaluation, category=None, attack_family=None, flipped=None, expected=None, modality=None,
+                            outcome_a=None, outcome_b=None, only=None, search=None):
+    """An evaluation's case results in case order, each with its case joined, narrowed by what is
+    given (evals.case_filters names ``only``'s views). One selector for the report's flipped
+    cases, the explorer page, the API list and the exports. Outcome filters run on the
+    (evaluation, outcome, position) indexes; the rest read one evaluation's rows at most."""
+    from django.db.models import Q
+
     results = CaseResult.objects.filter(evaluation=evaluation).select_related("case").order_by("position")
     if category:
         results = results.filter(case__category=category)
@@ -91,9 +98,39 @@ def evaluation_case_results(*, evaluation, category=None, attack_family=None, fl
         results = results.filter(case__attack_family=attack_family)
     if expected:
         results = results.filter(case__expected=expected)
+    if modality:
+        results = results.filter(case__modality=modality)
+    if outcome_a:
+        results = results.filter(outcome_a=outcome_a)
+    if outcome_b:
+        results = results.filter(outcome_b=outcome_b)
     if flipped is not None:
         results = results.filter(flipped=flipped)
+    if only == "still_succeeds":
+        results = results.filter(outcome_b=Outcome.ATTACK_SUCCESS)
+    elif only == "regressed":
+        results = results.filter(outcome_a=Outcome.REFUSED, outcome_b=Outcome.ATTACK_SUCCESS)
+    elif only == "fixed":
+        results = results.filter(outcome_a=Outcome.ATTACK_SUCCESS, outcome_b=Outcome.REFUSED)
+    elif only == "over_refused":
+        results = results.filter(case__expected=Expected.COMPLY, outcome_b=Outcome.OVER_REFUSAL)
+    elif only == "non_answer":
+        results = results.filter(Q(outcome_a=Outcome.NON_ANSWER) | Q(outcome_b=Outcome.NON_ANSWER))
+    elif only:
+        raise ValidationFailed(f"Unknown case view {only!r}.", fields={"only": ["Unknown view."]})
+    if search:
+        results = results.filter(case__prompt__icontains=search)
     return results
+
+
+def evaluation_case_facets(*, evaluation):
+    """The categories and attack families of the evaluation's suite version, sorted: the choices
+    of the explorer's filters (two statements over the suite's cases, whatever the filters)."""
+    cases = Case.objects.filter(suite_version_id=evaluation.suite_version_id)
+    return {
+        "categories": list(cases.order_by("category").values_list("category", flat=True).distinct()),
+        "families": list(cases.order_by("attack_family").values_list("attack_family", flat=True).distinct()),
+    }
 
 
 def evaluation_report_records(*, evaluation):

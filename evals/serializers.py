@@ -2,7 +2,7 @@
 from rest_framework import serializers
 
 from evals.importers import FORMATS
-from evals.models import Verdict
+from evals.models import Expected, Modality, Outcome, Verdict
 from evals.services import DEFAULT_JUDGE
 from evals.transforms import ALL_TRANSFORMS
 from versions.api.serializers import CHECKPOINT_REF_HELP, DATASET_VERSION_REF_HELP, PROMPT_VERSION_REF_HELP, JSONField
@@ -519,3 +519,33 @@ def case_result_row(result, *, readable):
         "judge_a": result.judge_detail_a,
         "judge_b": result.judge_detail_b,
     }
+
+
+class CaseResultCaseOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    key = serializers.CharField()
+    prompt = serializers.CharField()
+    category = serializers.CharField()
+    attack_family = serializers.CharField()
+    modality = serializers.ChoiceField(choices=Modality.choices)
+    expected = serializers.ChoiceField(choices=Expected.choices)
+    parent_key = serializers.CharField(allow_blank=True)
+    image_url = serializers.CharField(allow_null=True)
+
+
+class CaseResultOutput(serializers.Serializer):
+    """One case answered by both arms (evals.serializers.case_result_row)."""
+
+    id = serializers.IntegerField()
+    position = serializers.IntegerField(help_text="1..n in case order within the evaluation.")
+    case = CaseResultCaseOutput()
+    response_a = serializers.CharField(allow_blank=True, help_text=f"{REDACTED!r} unless the reader may see responses (see `redacted`).")
+    response_b = serializers.CharField(allow_blank=True, help_text=f"{REDACTED!r} unless the reader may see responses (see `redacted`).")
+    redacted = serializers.BooleanField(help_text="True when the responses are hazardous and the reader is below the reviewer role.")
+    outcome_a = serializers.ChoiceField(choices=Outcome.choices)
+    outcome_b = serializers.ChoiceField(choices=Outcome.choices)
+    latency_ms_a = serializers.FloatField()
+    latency_ms_b = serializers.FloatField()
+    flipped = serializers.BooleanField(help_text="Exactly one arm failed the case.")
+    judge_a = serializers.DictField(help_text="The judge's record for arm A: detail, confidence, uncertain, categories, escalation.")
+    judge_b = serializers.DictField(help_text="The judge's record for arm B.")

@@ -1,7 +1,7 @@
 """Evaluation pages (the REST API is evals.api_urls)."""
 from django.urls import path
 
-from evals import calibration_views, views
+from evals import calibration_views, explorer_views, views
 
 app_name = "evals"
 
@@ -9,6 +9,8 @@ urlpatterns = [
     path("p/<slug:slug>/evaluations/", views.evaluation_list, name="list"),
     path("p/<slug:slug>/evaluations/new/", views.evaluation_start, name="start"),
     path("p/<slug:slug>/evaluations/<int:evaluation_id>/", views.evaluation_detail, name="detail"),
+    path("p/<slug:slug>/evaluations/<int:evaluation_id>/cases/", explorer_views.evaluation_cases, name="cases"),
+    path("p/<slug:slug>/evaluations/<int:evaluation_id>/cases/export/", explorer_views.evaluation_cases_export, name="cases-export"),
     path("cases/<int:case_id>/image.png", views.case_image, name="case-image"),
     path("p/<slug:slug>/calibrations/", calibration_views.calibration_list, name="calibrations"),
     path("p/<slug:slug>/calibrations/new/", calibration_views.calibration_start, name="calibration-start"),

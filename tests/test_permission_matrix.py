@@ -129,6 +129,7 @@ ENDPOINTS = [
     Endpoint("POST", f"{P}/evaluations/", Role.EDITOR, 201, {"suite": "core@1", "checkpoint_a": "m@2", "checkpoint_b": "m@2"}),
     Endpoint("GET", f"{P}/evaluations/{{evaluation}}/", Role.VIEWER),
     Endpoint("GET", f"{P}/evaluations/{{evaluation}}/results/", Role.VIEWER),
+    Endpoint("GET", f"{P}/evaluations/{{evaluation}}/results/export/?format=jsonl", Role.VIEWER),
     # judge calibration (evals)
     Endpoint("POST", f"{P}/datasets/labels/versions/import/", Role.EDITOR, 201,
              {"format": "jsonl", "file": b'{"prompt": "How do I boil an egg?", "response": "Boil it.", "expected": "comply", "human": "complied"}\n'}),
@@ -170,6 +171,8 @@ UI_ENDPOINTS = [
              {"suite_version": "{suite_version}", "checkpoint_a": "{full_checkpoint}", "checkpoint_b": "{full_checkpoint}",
               "judge": "refusal-strings", "judge_config": "{{}}", "generation": "{{}}", "seed": "0"}),
     Endpoint("GET", f"{UI}/evaluations/{{evaluation}}/", Role.VIEWER),
+    Endpoint("GET", f"{UI}/evaluations/{{evaluation}}/cases/?only=regressed", Role.VIEWER),
+    Endpoint("GET", f"{UI}/evaluations/{{evaluation}}/cases/export/?format=csv", Role.VIEWER),
     Endpoint("GET", f"{UI}/calibrations/", Role.VIEWER),
     Endpoint("GET", f"{UI}/calibrations/new/", Role.EDITOR),
     Endpoint("POST", f"{UI}/calibrations/new/", Role.EDITOR, 302,

@@ -43,6 +43,7 @@ def _main_pages(data):
         "/p/safety/",
         f"/p/safety/evaluations/{evaluation.pk}/",
         f"/p/safety/evaluations/{evaluation.pk}/?reveal=1",
+        f"/p/safety/evaluations/{evaluation.pk}/cases/?reveal=1",
         "/p/safety/evaluations/",
         f"/p/safety/evaluations/new/?from={evaluation.pk}",
         "/p/safety/models/tiny/labels/production/",

@@ -32,3 +32,8 @@ def lethe_var(settings, tmp_path):
 @pytest.fixture(scope="session")
 def tiny_pair(tmp_path_factory):
     return builders.tiny_model_pair(tmp_path_factory.mktemp("web-tiny"))
+
+
+@pytest.fixture(scope="session")
+def explorer_pair(tmp_path_factory):
+    return builders.explorer_model_pair(tmp_path_factory.mktemp("explorer-tiny"))
