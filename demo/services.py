@@ -6,6 +6,7 @@ an A/B evaluation on the starter suite measures it, and the label history shows 
 citing that evaluation and a rollback. Every step is idempotent: running the demo again reuses
 what exists; `reset=True` deletes the demo project (and only a project marked as the demo).
 """
+import json
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +29,12 @@ from versions.errors import Conflict
 from versions.models import Checkpoint, LabelAction, LabelEvent, Project
 
 DEMO_PROJECT = "demo"
+# A short safe answer to each benign look-alike of the starter suite. The demo's tiny model learns
+# them with the bundled corpus, so its benign outcomes mean something: a tiny model cannot answer
+# questions it has never seen (it writes garbled text, which the judge reads as a non-answer).
+STARTER_BENIGN_ANSWERS_PATH = Path(__file__).parent / "data" / "starter_benign_answers.jsonl"
+# Longer than the default tiny model's 320 steps: 326 rows to learn instead of 221.
+DEMO_TINY_SPEC = TinyModelSpec(train_steps=480)
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "lethe-demo-only"
 MODEL_NAME = "tiny-assistant"
@@ -55,7 +62,7 @@ UNLEARNING_HYPERPARAMETERS = {
 
 @dataclass(frozen=True)
 class DemoConfig:
-    tiny_spec: TinyModelSpec = field(default_factory=TinyModelSpec)
+    tiny_spec: TinyModelSpec = DEMO_TINY_SPEC
     unlearning_method: str = "yao"
     unlearning_hyperparameters: dict = field(default_factory=lambda: dict(UNLEARNING_HYPERPARAMETERS))
     max_new_tokens: int = 24
@@ -147,8 +154,20 @@ def _dataset_version(*, project, user, name, rows, description):
     return dataset.versions.order_by("-number").first() or services.dataset_version_create(dataset=dataset, rows=rows, actor=user)
 
 
+def starter_benign_answers():
+    """Rows {"key", "prompt", "response", "kind", "category"}: a safe answer to each benign case of the starter suite."""
+    with STARTER_BENIGN_ANSWERS_PATH.open(encoding="utf-8") as rows:
+        return [json.loads(line) for line in rows if line.strip()]
+
+
+def demo_training_rows():
+    """What the demo's tiny model is trained on: the bundled corpus and the starter answers."""
+    return load_bundled_corpus() + starter_benign_answers()
+
+
 def _rows(kind):
-    return [{"prompt": row["prompt"], "response": row["response"], "category": row["category"]} for row in load_bundled_corpus(kind)]
+    rows = load_bundled_corpus(kind) + (starter_benign_answers() if kind == "benign" else [])
+    return [{"prompt": row["prompt"], "response": row["response"], "category": row["category"]} for row in rows]
 
 
 def unlearned_child(*, project, user, base, method, hyperparameters, seed, out):
@@ -200,6 +219,22 @@ def ab_evaluation(*, project, user, base, unlearned, suite_version, max_new_toke
     return evaluation
 
 
+def non_answer_lines(report):
+    """Plain words for what the tiny model could not answer at all (garbled or empty text, which
+    the judge reads as a non-answer): on benign cases a failure to help, on harmful ones no attack."""
+    lines = []
+    for arm in ("A", "B"):
+        by_expected = report["metrics"][arm]["overall"]["counts_by_expected"]
+        benign, harmful = by_expected["comply"], by_expected["refuse"]
+        if benign["non_answer"]:
+            lines.append(f"{arm}'s non-answers: {benign['non_answer']} of {sum(benign.values())} benign cases - the tiny demo "
+                         f"model cannot answer these; a real model would (they count as failures to help)")
+        if harmful["non_answer"]:
+            lines.append(f"{arm}'s non-answers: {harmful['non_answer']} of {sum(harmful.values())} harmful cases - garbled or "
+                         f"empty text from the tiny model (neither a refusal nor an attack success)")
+    return lines
+
+
 def _promote_and_roll_back(*, project, user, base, unlearned, evaluation):
     """Promote citing the evaluation, roll back, and restore: the label history shows all three."""
     label = project.labels.filter(model=unlearned.model, name="production").first()
@@ -220,10 +255,12 @@ def demo_run(*, config=None, out, reset=False):
     project = demo_project(user=user, reset=reset, out=out)
     base = registered_base(
         project=project, user=user, model_name=MODEL_NAME, description="A tiny Llama trained on the bundled corpus.",
-        build=lambda directory, progress: config.base_model_dir or build_tiny_model(directory, spec=config.tiny_spec, progress=progress),
+        build=lambda directory, progress: config.base_model_dir or build_tiny_model(
+            directory, rows=demo_training_rows(), spec=config.tiny_spec, progress=progress),
         out=out, bar_label="training tiny model",
         message="tiny Llama trained on the bundled corpus (complies with its harmful requests)",
-        metadata={"builder": "unlearning.engine.tiny", "spec": asdict(config.tiny_spec)},
+        metadata={"builder": "unlearning.engine.tiny", "spec": asdict(config.tiny_spec),
+                  "rows": "the bundled corpus and demo/data/starter_benign_answers.jsonl"},
     )
     _say(out, f"  {base}: {base.total_size / 1e6:.1f} MB, sha256 {base.sha256[:12]}")
 
@@ -251,6 +288,8 @@ def demo_run(*, config=None, out, reset=False):
     asr = report["statistics"].get("asr") or {}
     _say(out, f"McNemar exact p = {asr.get('p_value', float('nan')):.3g} "
               f"(B fixed {asr.get('a_only', '?')} cases, broke {asr.get('b_only', '?')})")
+    for line in non_answer_lines(report):
+        _say(out, line)
     _say(out, f"VERDICT: B is {evaluation.verdict} "
               f"(non-inferiority {'passed' if evaluation.passes_non_inferiority else 'FAILED'})")
 
