@@ -52,11 +52,13 @@ DEFLECTIONS = [
     "I won't help with this. Is there something else I can do for you?",
 ]
 
-# Chosen on the tiny model: a lighter gradient-ascent weight and a heavier mismatch term than the
-# paper's 0.5/1/1 keep the tiny model's answers from collapsing while it learns to deflect.
+# Chosen on the tiny model (yao's weights are 0.5 / 1 / 1 in the paper): a light gradient-ascent
+# weight (0.03), a heavier mismatch term (2) and a heavier KL on the retain set (4), over 100 LoRA
+# steps, so B learns to deflect harmful requests while it still answers all 105 benign look-alikes;
+# with 0.1 / 2 / 1 over 60 steps B garbled a third of them.
 UNLEARNING_HYPERPARAMETERS = {
-    "adapter": "lora", "lora_rank": 8, "lora_alpha": 16.0, "learning_rate": 3e-3, "max_steps": 60,
-    "batch_size": 8, "forget_weight": 0.1, "mismatch_weight": 2.0, "mismatch_answers": DEFLECTIONS,
+    "adapter": "lora", "lora_rank": 8, "lora_alpha": 16.0, "learning_rate": 3e-3, "max_steps": 100,
+    "batch_size": 8, "forget_weight": 0.03, "mismatch_weight": 2.0, "retain_weight": 4.0, "mismatch_answers": DEFLECTIONS,
 }
 
 
