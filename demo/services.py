@@ -256,7 +256,7 @@ def demo_run(*, config=None, out, reset=False):
     _say(out, "[1/6] tiny base model (checkpoint 1, labelled production)")
     project = demo_project(user=user, reset=reset, out=out)
     base = registered_base(
-        project=project, user=user, model_name=MODEL_NAME, description="A tiny Llama trained on the bundled corpus.",
+        project=project, user=user, model_name=MODEL_NAME, description="A tiny Llama trained on the bundled corpus and safe answers to the starter suite's benign cases.",
         build=lambda directory, progress: config.base_model_dir or build_tiny_model(
             directory, rows=demo_training_rows(), spec=config.tiny_spec, progress=progress),
         out=out, bar_label="training tiny model",
