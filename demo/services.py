@@ -6,6 +6,7 @@ an A/B evaluation on the starter suite measures it, and the label history shows 
 citing that evaluation and a rollback. Every step is idempotent: running the demo again reuses
 what exists; `reset=True` deletes the demo project (and only a project marked as the demo).
 """
+import json
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,8 +15,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from evals.gate import promotion_gate_check
-from evals.reporting import format_headline
+from evals.reporting import format_headline, verdict_line
 from evals.serializers import evaluation_detail
 from evals.services import evaluation_create, starter_suite_install
 from jobs.cli import run_wait_with_progress_bar
@@ -24,10 +24,15 @@ from unlearning.engine.methods import hyperparameters_resolve
 from unlearning.engine.tiny import TinyModelSpec, build_tiny_model, load_bundled_corpus
 from unlearning.services import unlearning_run_create
 from versions import selectors, services
-from versions.errors import Conflict
 from versions.models import Checkpoint, LabelAction, LabelEvent, Project
 
 DEMO_PROJECT = "demo"
+# A short safe answer to each benign look-alike of the starter suite. The demo's tiny model learns
+# them with the bundled corpus, so its benign outcomes mean something: a tiny model cannot answer
+# questions it has never seen (it writes garbled text, which the judge reads as a non-answer).
+STARTER_BENIGN_ANSWERS_PATH = Path(__file__).parent / "data" / "starter_benign_answers.jsonl"
+# Longer than the default tiny model's 320 steps: 326 rows to learn instead of 221.
+DEMO_TINY_SPEC = TinyModelSpec(train_steps=480)
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "lethe-demo-only"
 MODEL_NAME = "tiny-assistant"
@@ -45,17 +50,19 @@ DEFLECTIONS = [
     "I won't help with this. Is there something else I can do for you?",
 ]
 
-# Chosen on the tiny model: a lighter gradient-ascent weight and a heavier mismatch term than the
-# paper's 0.5/1/1 keep the tiny model's answers from collapsing while it learns to deflect.
+# Chosen on the tiny model (yao's weights are 0.5 / 1 / 1 in the paper): a light gradient-ascent
+# weight (0.03), a heavier mismatch term (2) and a heavier KL on the retain set (4), over 100 LoRA
+# steps, so B learns to deflect harmful requests while it still answers all 105 benign look-alikes;
+# with 0.1 / 2 / 1 over 60 steps B garbled a third of them.
 UNLEARNING_HYPERPARAMETERS = {
-    "adapter": "lora", "lora_rank": 8, "lora_alpha": 16.0, "learning_rate": 3e-3, "max_steps": 60,
-    "batch_size": 8, "forget_weight": 0.1, "mismatch_weight": 2.0, "mismatch_answers": DEFLECTIONS,
+    "adapter": "lora", "lora_rank": 8, "lora_alpha": 16.0, "learning_rate": 3e-3, "max_steps": 100,
+    "batch_size": 8, "forget_weight": 0.03, "mismatch_weight": 2.0, "retain_weight": 4.0, "mismatch_answers": DEFLECTIONS,
 }
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    tiny_spec: TinyModelSpec = field(default_factory=TinyModelSpec)
+    tiny_spec: TinyModelSpec = DEMO_TINY_SPEC
     unlearning_method: str = "yao"
     unlearning_hyperparameters: dict = field(default_factory=lambda: dict(UNLEARNING_HYPERPARAMETERS))
     max_new_tokens: int = 24
@@ -147,8 +154,20 @@ def _dataset_version(*, project, user, name, rows, description):
     return dataset.versions.order_by("-number").first() or services.dataset_version_create(dataset=dataset, rows=rows, actor=user)
 
 
+def starter_benign_answers():
+    """Rows {"key", "prompt", "response", "kind", "category"}: a safe answer to each benign case of the starter suite."""
+    with STARTER_BENIGN_ANSWERS_PATH.open(encoding="utf-8") as rows:
+        return [json.loads(line) for line in rows if line.strip()]
+
+
+def demo_training_rows():
+    """What the demo's tiny model is trained on: the bundled corpus and the starter answers."""
+    return load_bundled_corpus() + starter_benign_answers()
+
+
 def _rows(kind):
-    return [{"prompt": row["prompt"], "response": row["response"], "category": row["category"]} for row in load_bundled_corpus(kind)]
+    rows = load_bundled_corpus(kind) + (starter_benign_answers() if kind == "benign" else [])
+    return [{"prompt": row["prompt"], "response": row["response"], "category": row["category"]} for row in rows]
 
 
 def unlearned_child(*, project, user, base, method, hyperparameters, seed, out):
@@ -200,6 +219,22 @@ def ab_evaluation(*, project, user, base, unlearned, suite_version, max_new_toke
     return evaluation
 
 
+def non_answer_lines(report):
+    """Plain words for what the tiny model could not answer at all (garbled or empty text, which
+    the judge reads as a non-answer): on benign cases a failure to help, on harmful ones no attack."""
+    lines = []
+    for arm in ("A", "B"):
+        by_expected = report["metrics"][arm]["overall"]["counts_by_expected"]
+        benign, harmful = by_expected["comply"], by_expected["refuse"]
+        if benign["non_answer"]:
+            lines.append(f"{arm}'s non-answers: {benign['non_answer']} of {sum(benign.values())} benign cases - the tiny demo "
+                         f"model cannot answer these; a real model would (they count as failures to help)")
+        if harmful["non_answer"]:
+            lines.append(f"{arm}'s non-answers: {harmful['non_answer']} of {sum(harmful.values())} harmful cases - garbled or "
+                         f"empty text from the tiny model (neither a refusal nor an attack success)")
+    return lines
+
+
 def _promote_and_roll_back(*, project, user, base, unlearned, evaluation):
     """Promote citing the evaluation, roll back, and restore: the label history shows all three."""
     label = project.labels.filter(model=unlearned.model, name="production").first()
@@ -219,11 +254,13 @@ def demo_run(*, config=None, out, reset=False):
     _say(out, "[1/6] tiny base model (checkpoint 1, labelled production)")
     project = demo_project(user=user, reset=reset, out=out)
     base = registered_base(
-        project=project, user=user, model_name=MODEL_NAME, description="A tiny Llama trained on the bundled corpus.",
-        build=lambda directory, progress: config.base_model_dir or build_tiny_model(directory, spec=config.tiny_spec, progress=progress),
+        project=project, user=user, model_name=MODEL_NAME, description="A tiny Llama trained on the bundled corpus and safe answers to the starter suite's benign cases.",
+        build=lambda directory, progress: config.base_model_dir or build_tiny_model(
+            directory, rows=demo_training_rows(), spec=config.tiny_spec, progress=progress),
         out=out, bar_label="training tiny model",
         message="tiny Llama trained on the bundled corpus (complies with its harmful requests)",
-        metadata={"builder": "unlearning.engine.tiny", "spec": asdict(config.tiny_spec)},
+        metadata={"builder": "unlearning.engine.tiny", "spec": asdict(config.tiny_spec),
+                  "rows": "the bundled corpus and demo/data/starter_benign_answers.jsonl"},
     )
     _say(out, f"  {base}: {base.total_size / 1e6:.1f} MB, sha256 {base.sha256[:12]}")
 
@@ -251,12 +288,13 @@ def demo_run(*, config=None, out, reset=False):
     asr = report["statistics"].get("asr") or {}
     _say(out, f"McNemar exact p = {asr.get('p_value', float('nan')):.3g} "
               f"(B fixed {asr.get('a_only', '?')} cases, broke {asr.get('b_only', '?')})")
-    _say(out, f"VERDICT: B is {evaluation.verdict} "
-              f"(non-inferiority {'passed' if evaluation.passes_non_inferiority else 'FAILED'})")
-
-    failures = promotion_gate_check(project=project, label_name="production", current=base, target=unlearned, evaluation=evaluation)
-    _say(out, "Promotion gate (off in the demo project; `require_evaluation_for_promotion` turns it on): "
-              + ("this evaluation passes it." if not failures else "it would refuse: " + " ".join(failures)))
+    for line in non_answer_lines(report):
+        _say(out, line)
+    # The one decision line of the report page, dashboard, list, API and `evaluate` (with the
+    # gate's answer for moving production to B), then the findings in words.
+    _say(out, verdict_line(report))
+    for finding in report.get("findings") or []:
+        _say(out, f"  * {finding}")
 
     _say(out, "[6/6] promotion citing the evaluation, then a rollback")
     with transaction.atomic():

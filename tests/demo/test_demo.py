@@ -4,6 +4,7 @@ import io
 import pytest
 
 from demo.services import DEMO_PROJECT, DemoConfig, DemoRefused, demo_run
+from evals.serializers import evaluation_detail
 from jobs.executors import inprocess_executor_shutdown
 from versions import selectors, services
 from versions.models import Checkpoint, LabelEvent, Project
@@ -21,10 +22,11 @@ def demo_settings(settings, tmp_path):
     inprocess_executor_shutdown(wait=True)
 
 
-def test_demo_unlearns_evaluates_promotes_and_rolls_back(demo_settings, tiny_model_dir):
+def test_demo_unlearns_evaluates_promotes_and_rolls_back(demo_settings):
     out = io.StringIO()
 
-    outcome = demo_run(config=DemoConfig(base_model_dir=tiny_model_dir, max_new_tokens=16), out=out)
+    # the demo as `manage.py demo` runs it: its own tiny model, trained on the starter answers too
+    outcome = demo_run(config=DemoConfig(), out=out)
 
     project = Project.objects.get(slug=DEMO_PROJECT)
     assert project.is_demo
@@ -34,6 +36,10 @@ def test_demo_unlearns_evaluates_promotes_and_rolls_back(demo_settings, tiny_mod
     edge = unlearned.parent_edges.get()
     assert (edge.relation, edge.method) == ("unlearned-from", "yao")
     assert outcome.evaluation.verdict == "safer"
+    # B still answers every benign look-alike, and 105 pairs are enough to show it at a 5-point margin
+    assert outcome.evaluation.passes_non_inferiority is True
+    benign = outcome.evaluation.metrics["B"]["overall"]["counts_by_expected"]["comply"]
+    assert (benign["complied"], benign["over_refusal"], benign["non_answer"], benign["error"]) == (105, 0, 0, 0)
     actions = [event.action for event in LabelEvent.objects.filter(label__model=base.model, label__name="production").order_by("id")]
     # the return to the unlearned checkpoint, which held production before, is a rollback too
     assert actions == ["create", "promote", "rollback", "rollback"]
@@ -41,11 +47,17 @@ def test_demo_unlearns_evaluates_promotes_and_rolls_back(demo_settings, tiny_mod
     assert promotion.evaluation_id == outcome.evaluation.pk
     assert selectors.label_resolve(project=project, ref=f"{base.model.name}@production") == unlearned
     printed = out.getvalue()
-    assert "VERDICT: B is safer" in printed and "McNemar exact p" in printed and "rollback" in printed
+    assert "McNemar exact p" in printed and "rollback" in printed
+    # the one decision line (as on the report page and in the API), with the gate's answer: the
+    # demo project does not gate production, and the evidence would pass it
+    decision = [line for line in printed.splitlines() if line.startswith("DECISION: ")]
+    assert decision == [f"DECISION: {evaluation_detail(outcome.evaluation)['decision']}"]
+    assert decision[0].startswith("DECISION: Safer on attacks (") and decision[0].endswith(
+        "-> promotion gate: production: not gated, evidence would PASS")
 
     # Running it again reuses everything: no new checkpoints, runs or label events.
     counts = (Checkpoint.objects.count(), LabelEvent.objects.count(), project.runs.count())
-    demo_run(config=DemoConfig(base_model_dir=tiny_model_dir, max_new_tokens=16), out=io.StringIO())
+    demo_run(config=DemoConfig(), out=io.StringIO())
     assert (Checkpoint.objects.count(), LabelEvent.objects.count(), project.runs.count()) == counts
 
 

@@ -120,7 +120,8 @@ def test_starter_suite_installs_every_family_and_is_idempotent(project, user):
     assert out.getvalue().startswith("lethe-starter@1: ")
     assert harmful_base.values("category").distinct().count() >= 8
     assert set(cases.values_list("attack_family", flat=True)) == {"direct", *TRANSFORMS}
-    assert cases.filter(expected="comply").count() >= 10
+    # 105 benign look-alikes: enough pairs for the non-inferiority check at a 5-point margin to pass
+    assert cases.filter(expected="comply").count() == 105
     assert version.case_count == harmful_base.count() * (1 + len(TRANSFORMS)) + cases.filter(expected="comply").count()
 
 
