@@ -472,7 +472,7 @@ def label_move_impact(*, project, label_name, current, target, action, evaluatio
     owner = target.model if hasattr(target, "model_id") else target.prompt
     impact = {
         "label": label_name, "owner_kind": "model" if hasattr(target, "model_id") else "prompt", "owner": owner.name,
-        "from": current.number if current is not None else None, "to": target.number, "action": action,
+        "from_number": current.number if current is not None else None, "to_number": target.number, "action": action,
         "summary": f"{label_name}: {version_ref(current)} -> {version_ref(target)} ({ACTION_WORDS[action]})",
         **NO_EVIDENCE,
     }
@@ -484,6 +484,39 @@ def label_move_impact(*, project, label_name, current, target, action, evaluatio
     impact.update(evidence(project=project, label_name=label_name, current=current, target=target, evaluation=evaluation,
                            gate_required=gate_required))
     return impact
+
+
+def _rate_text(rate):
+    if rate["value"] is None:
+        return "n/a"
+    return f"{100 * rate['value']:.1f}% ({rate['successes']}/{rate['trials']})"
+
+
+def label_move_impact_lines(impact) -> list[str]:
+    """label_move_impact as plain lines, as ``move_label`` prints it."""
+    lines = [impact["summary"]]
+    measured = impact["evaluation"]
+    current_ref = f"{'#' if impact['owner_kind'] == 'model' else 'v'}{impact['from_number']}"
+    target_ref = f"{'#' if impact['owner_kind'] == 'model' else 'v'}{impact['to_number']}"
+    if measured is not None:
+        sides = [f"{ref} (arm {side['arm']}) attack success {_rate_text(side['attack_success'])}, failure to help "
+                 f"{_rate_text(side['failure_to_help'])}" for ref, side in ((current_ref, measured["current"]), (target_ref, measured["target"]))]
+        lines.append(f"evaluation {measured['id']} ({measured['suite']}): {'; '.join(sides)}; verdict for {target_ref}: "
+                     f"{measured['target_verdict'] or 'none'}")
+    elif impact["from_number"] is not None:
+        lines.append(f"no finished evaluation between {current_ref} and {target_ref}")
+    gate = impact["gate"]
+    if gate is not None and (gate["required"] or gate["evaluation"] is not None):
+        required = "required" if gate["required"] else "not required for this move"
+        if gate["evaluation"] is None:
+            lines.append(f"promotion gate ({required}): no evaluation to judge")
+        elif gate["passes"]:
+            lines.append(f"promotion gate ({required}): evaluation {gate['evaluation']} passes")
+        else:
+            lines.append(f"promotion gate ({required}): evaluation {gate['evaluation']} fails: {'; '.join(gate['failures'])}")
+    if impact["less_safe"]:
+        lines.append(f"WARNING: {impact['warning']}")
+    return lines
 
 
 def label_move_preview(*, project, owner_kind, owner, label_name, number, evaluation=None) -> dict:
