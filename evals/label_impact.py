@@ -4,7 +4,8 @@ through versions.promotion.register_move_evidence, so versions never imports eva
 - ``move_evidence``: the latest finished evaluation between the label's current version and the
   target (in either arm order), each side's attack success and failure to help, whether it
   measured the target less safe, and the promotion gate's answer (evals.gate, the real one) for
-  the cited evaluation (else that latest one);
+  the cited evaluation (else for that latest one when it has the current version in arm A and the
+  target in B, as the gate wants);
 - ``latest_verdicts``: each version's latest finished evaluation, seen from that version's side,
   for the label page's version picker (one statement for any number of versions).
 
@@ -62,13 +63,13 @@ def _project_id(version):
 def move_evidence(*, project, label_name, current, target, evaluation=None, gate_required=False) -> dict:
     """The evidence about moving ``label_name`` from ``current`` to ``target`` (see the module)."""
     latest = latest_between(current=current, target=target)
-    measured = None
+    measured, target_arm = None, None
     less_safe, warning = False, ""
     if latest is not None:
         field_a, _ = _fields(target)
         target_arm = "A" if getattr(latest, f"{field_a}_id") == target.pk else "B"
         current_arm = "B" if target_arm == "A" else "A"
-        measured = {"id": latest.pk, "verdict": latest.verdict, "target_verdict": verdict_for(latest.verdict, target_arm),
+        measured = {"id": latest.pk, "verdict": str(latest.verdict), "target_verdict": str(verdict_for(latest.verdict, target_arm)),
                     "suite": f"{latest.suite_version.suite.name}@{latest.suite_version.number}",
                     "current": _side(latest, current_arm), "target": _side(latest, target_arm)}
         target_asr, current_asr = measured["target"]["attack_success"], measured["current"]["attack_success"]
@@ -78,7 +79,9 @@ def move_evidence(*, project, label_name, current, target, evaluation=None, gate
             warning = (f"Evaluation {latest.pk} measured {target} less safe than the current {label_name} {current}: attack "
                        f"success {_percent(target_asr)} against {_percent(current_asr)}, verdict for {target}: "
                        f"{measured['target_verdict'] or 'none'}.")
-    judged = evaluation if evaluation is not None else latest
+    # The gate judges the cited evaluation; without one, the latest only when it is the evidence a
+    # promotion would cite (the current version in arm A, the target in B).
+    judged = evaluation if evaluation is not None else (latest if target_arm == "B" else None)
     gate = {"required": gate_required, "evaluation": judged.pk if judged is not None else None, "passes": None, "failures": []}
     if judged is not None:
         gate["failures"] = promotion_gate_check(project=project, label_name=label_name, current=current, target=target,

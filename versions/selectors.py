@@ -466,13 +466,13 @@ def label_move_impact(*, project, label_name, current, target, action, evaluatio
     ("production: #2 -> #1 (rollback)"), the latest finished evaluation between the two with each
     side's attack success and failure to help, whether it measured the target less safe (then a
     move needs an explicit acknowledgement), and the promotion gate's answer for ``evaluation``
-    (else that latest one). ``action`` comes from label_move_action, which label_move also uses."""
+    (else that latest one, when it is oriented as the gate wants). ``action`` comes from label_move_action, which label_move also uses."""
     from versions.promotion import move_evidence
 
     owner = target.model if hasattr(target, "model_id") else target.prompt
     impact = {
         "label": label_name, "owner_kind": "model" if hasattr(target, "model_id") else "prompt", "owner": owner.name,
-        "from_number": current.number if current is not None else None, "to_number": target.number, "action": action,
+        "from_number": current.number if current is not None else None, "to_number": target.number, "action": str(action),
         "summary": f"{label_name}: {version_ref(current)} -> {version_ref(target)} ({ACTION_WORDS[action]})",
         **NO_EVIDENCE,
     }

@@ -372,7 +372,8 @@ class ImpactEvaluationSerializer(serializers.Serializer):
 class ImpactGateSerializer(serializers.Serializer):
     required = serializers.BooleanField(help_text="Whether the project's promotion gate applies to this move (a promotion of a "
                                         "protected label with the gate on).")
-    evaluation = serializers.IntegerField(allow_null=True, help_text="The evaluation judged: the cited one, else the latest between.")
+    evaluation = serializers.IntegerField(allow_null=True, help_text="The evaluation judged: the cited one, else the latest "
+                                          "between the two when it has the current version in arm A and the target in B.")
     passes = serializers.BooleanField(allow_null=True, help_text="Null when there is no evaluation to judge.")
     failures = serializers.ListField(child=serializers.CharField())
 
