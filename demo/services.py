@@ -242,7 +242,9 @@ def _promote_and_roll_back(*, project, user, base, unlearned, evaluation):
         return
     services.label_move(name="production", actor=user, checkpoint=unlearned, evaluation=evaluation,
                         reason=f"evaluation {evaluation.pk}: B is {evaluation.verdict}")
-    services.label_move(name="production", actor=user, checkpoint=base, reason="rollback drill: return to the previous production")
+    # The evaluation measured the base less safe, so the drill acknowledges it (recorded in the audit trail).
+    services.label_move(name="production", actor=user, checkpoint=base, reason="rollback drill: return to the previous production",
+                        acknowledge_less_safe=True)
     # The unlearned checkpoint held production before, so returning to it is a rollback too.
     services.label_move(name="production", actor=user, checkpoint=unlearned, evaluation=evaluation,
                         reason="rollback drill finished: back to the unlearned checkpoint")

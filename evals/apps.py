@@ -8,7 +8,7 @@ class EvalsConfig(AppConfig):
     def ready(self):
         from jobs.registry import register_run_handler
         from versions.dataset_kinds import register_dataset_row_validator
-        from versions.promotion import register_promotion_policy
+        from versions.promotion import register_move_evidence, register_promotion_policy
 
         register_run_handler(
             "evaluation", "evals.services.evaluation_execute",
@@ -20,3 +20,6 @@ class EvalsConfig(AppConfig):
         register_dataset_row_validator("judgements", "evals.judgement_sets.judgement_row_clean")
         # The registry asks this policy whether an evaluation lets a protected label move (label_move).
         register_promotion_policy("evals.gate.promotion_gate_check")
+        # The label page, API and CLI show a move's evidence (and refuse an unacknowledged move to a
+        # version measured less safe) from these.
+        register_move_evidence(move="evals.label_impact.move_evidence", verdicts="evals.label_impact.latest_verdicts")

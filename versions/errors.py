@@ -6,6 +6,9 @@ class LetheError(Exception):
     status_code = 400
     code = "invalid"
 
+    # Keys the API adds to its error object beside code, message and fields (see LessSafeTarget).
+    extra = {}
+
     def __init__(self, message, *, fields=None):
         super().__init__(message)
         self.fields = fields or {}
@@ -30,6 +33,19 @@ class Conflict(LetheError):
 
     status_code = 409
     code = "conflict"
+
+
+class LessSafeTarget(Conflict):
+    """A label move to a version the latest evaluation between the two measured less safe, without
+    an explicit acknowledgement. The API's error object also carries ``warning`` (what was
+    measured) and ``impact`` (versions.selectors.label_move_impact)."""
+
+    code = "less_safe_target"
+
+    def __init__(self, message, *, warning, impact):
+        super().__init__(message, fields={"acknowledge_less_safe": [warning]})
+        self.warning, self.impact = warning, impact
+        self.extra = {"warning": warning, "impact": impact}
 
 
 class RetryableConflict(Conflict):

@@ -35,11 +35,27 @@ class AdminSignInForm(LockoutMessageMixin, AdminAuthenticationForm):
 
 
 class LabelMoveForm(forms.Form):
-    target = forms.IntegerField(min_value=1, label="Move to version", help_text="The version number the label should point at.")
-    reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 3}), help_text="Recorded in the label history and the audit trail.")
-    confirm = forms.BooleanField(label="I confirm this label move", help_text="Every move is recorded and visible to the project.")
+    """The label page's move: the target is picked in the version picker (radio buttons named
+    ``target``, rendered by the template). ``preview=True`` (the Preview button) asks only for
+    the target and the evaluation; the move itself also needs a reason and the confirmation, and,
+    when the latest evaluation between the two versions measured the target less safe, the
+    acknowledgement."""
+
+    target = forms.IntegerField(min_value=1, label="Move to version", help_text="Pick the version the label should point at.")
     evaluation = forms.IntegerField(min_value=1, required=False, label="Evaluation id (optional)",
                                     help_text="An evaluation to cite; required by the promotion gate when the project has one.")
+    reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 3}), help_text="Recorded in the label history and the audit trail.")
+    confirm = forms.BooleanField(label="I confirm this label move", help_text="Every move is recorded and visible to the project.")
+    acknowledge_less_safe = forms.BooleanField(
+        required=False, label="I acknowledge the target was measured less safe",
+        help_text="Required when the latest evaluation between the two versions measured the target less safe; recorded in the audit trail.")
+    # The target the shown preview was for: a move to another one previews it first.
+    previewed = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, preview=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if preview:
+            self.fields["reason"].required = self.fields["confirm"].required = False
 
 
 class DiffForm(forms.Form):

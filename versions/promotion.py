@@ -32,6 +32,27 @@ def promotion_policy():
     return import_string(_POLICY["path"]) if _POLICY["path"] else None
 
 
+# What the registry shows of a label move's safety evidence (versions.selectors.label_move_impact
+# and label_move_choices) comes from the evaluation app through this hook, as the policy does.
+_EVIDENCE = {"move": "", "verdicts": ""}
+
+
+def register_move_evidence(*, move: str, verdicts: str) -> None:
+    """Install, by dotted path, ``move(*, project, label_name, current, target, evaluation,
+    gate_required) -> dict`` (the latest finished evaluation between the two versions, whether it
+    measured the target less safe, and the gate's answer; the keys of
+    versions.selectors.NO_EVIDENCE) and ``verdicts(*, versions) -> {version pk: dict}`` (each
+    version's latest finished evaluation, for the label page's version picker)."""
+    _EVIDENCE.update(move=move, verdicts=verdicts)
+
+
+def move_evidence():
+    """(move, verdicts) callables, or (None, None) when no app installed them."""
+    if not _EVIDENCE["move"]:
+        return None, None
+    return import_string(_EVIDENCE["move"]), import_string(_EVIDENCE["verdicts"])
+
+
 # Which way each setting is stricter, for the promotion gate's question "is B no worse than A?".
 HIGHER = "higher"
 LOWER = "lower"

@@ -12,8 +12,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from versions import artifacts
-from versions.errors import Conflict, Forbidden, NotFound, RetryableConflict, ValidationFailed
+from versions import artifacts, selectors
+from versions.errors import Conflict, Forbidden, LessSafeTarget, NotFound, RetryableConflict, ValidationFailed
 from versions.events import event_publish
 from versions.models import (
     ApiToken,
@@ -503,14 +503,20 @@ def _label_name_free(*, name, prompt=None, model=None):
                        f"so {name!r} would be the same label. Move {existing!r} instead.", fields={"name": ["Differs only in case from an existing label."]})
 
 
-def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", evaluation=None, branch=None):
+def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", evaluation=None, branch=None,
+               acknowledge_less_safe=False):
     """Point a label at a version: its creation, a rollback (to a version that held this label
     before, by its own history) or a promotion (to any other version, older or newer by number).
 
     With the project's promotion gate on, a promotion (or a branch advance) of a protected label
     must cite an evaluation the registered promotion policy accepts; a rollback is always allowed
     and needs no evidence. Each move appends a LabelEvent and an audit event in the same
-    transaction as the move, so the label always equals its last event, whatever runs concurrently."""
+    transaction as the move, so the label always equals its last event, whatever runs concurrently.
+
+    When the latest finished evaluation between the current version and the target measured the
+    target less safe (selectors.label_move_impact), the move is refused (LessSafeTarget, 409)
+    unless ``acknowledge_less_safe``; the audit event records the warning and the acknowledgement.
+    The returned event carries ``impact``: what the move did, as the preview showed it."""
     if (checkpoint is None) == (prompt_version is None):
         raise ValidationFailed("Give exactly one of checkpoint or prompt_version.")
     _check_name("label", name)
@@ -521,7 +527,6 @@ def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", 
     if protected and role < project.protected_label_role:
         raise Forbidden(f"Moving {name!r} needs the {Role(project.protected_label_role).label} role; you are {role.label}.")
     target = checkpoint if checkpoint is not None else prompt_version
-    target_field = "to_checkpoint" if checkpoint is not None else "to_prompt_version"
     try:
         with transaction.atomic():
             label = _label_lock(project=project, name=name, prompt=owner if prompt_version else None, model=owner if checkpoint else None)
@@ -543,7 +548,7 @@ def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", 
                     raise Conflict(f"{name!r} already points at {target}.")
                 # A rollback returns to a version this label held before; numbers say nothing
                 # about that (a lower-numbered checkpoint may never have been evaluated).
-                held_before = LabelEvent.objects.filter(label=label, **{target_field: target}).exists()
+                held_before = selectors.label_held_before(label=label, target=target)
                 if branch:
                     action = LabelAction.ADVANCE
                 elif held_before:
@@ -552,6 +557,15 @@ def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", 
                     action = LabelAction.PROMOTE
                 if protected and project.require_evaluation_for_promotion and not held_before:
                     _promotion_gate(project=project, label_name=name, current=previous, target=target, evaluation=evaluation)
+            impact = selectors.label_move_impact(project=project, label_name=name, current=previous, target=target,
+                                                 action=action, evaluation=evaluation)
+            if impact["less_safe"] and not acknowledge_less_safe and not branch:
+                raise LessSafeTarget(
+                    f"{impact['warning']} Moving {name!r} there anyway needs an explicit acknowledgement "
+                    "(acknowledge_less_safe in the API, --acknowledge-less-safe in move_label, the checkbox on the label page).",
+                    warning=impact["warning"], impact=impact,
+                )
+            if previous is not None:
                 if checkpoint is not None:
                     label.checkpoint = checkpoint
                 else:
@@ -575,8 +589,12 @@ def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", 
                 project=project, actor=actor, action="label.move", object_type="label", object_id=label.pk,
                 data={"name": name, "on": f"{'model' if checkpoint else 'prompt'}:{owner.name}", "action": action,
                       "from": previous.number if previous else None, "to": target.number, "reason": reason,
-                      "evaluation": evaluation.pk if evaluation else None},
+                      "evaluation": evaluation.pk if evaluation else None,
+                      # Only a move to a version measured less safe: what was measured, and that
+                      # the mover acknowledged it (the move is refused otherwise).
+                      **({"less_safe_warning": impact["warning"], "acknowledged_less_safe": True} if impact["less_safe"] else {})},
             )
+            event.impact = impact
             _emit(project=project, event="label.moved", payload={
                 "label": name, "on": owner.name, "action": action, "from": previous.number if previous else None, "to": target.number})
     except IntegrityError:

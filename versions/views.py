@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods
 
 from evals.selectors import evaluations_for_project
 from versions import charts, diffing, selectors
-from versions.errors import Forbidden, LetheError, NotFound
+from versions.errors import Forbidden, LessSafeTarget, LetheError, NotFound
 from versions.forms import DiffForm, LabelMoveForm, SignInForm, form_add_service_error
 from versions.models import Project, Role
 from versions.permissions import project_require
@@ -450,7 +450,10 @@ def _label_owner(project, owner_kind, owner_name):
 @login_required
 @require_http_methods(["GET", "POST"])
 def label_detail(request, slug, owner_kind, owner_name, label_name):
-    """A label's history, and the form that moves it (promote or roll back)."""
+    """A label's history, and the form that moves it (promote or roll back): pick a version in the
+    picker, Preview (what the move is, the latest evaluation between the two versions, the gate's
+    answer), then Move label. ``?target=<number>&evaluation=<id>`` (or the history's ``?to=``)
+    prefills the form and shows the preview at once."""
     access = project_access(request, slug, Role.EDITOR if request.method == "POST" else Role.VIEWER)
     owner = _label_owner(access.project, owner_kind, owner_name)
     try:
@@ -459,31 +462,76 @@ def label_detail(request, slug, owner_kind, owner_name, label_name):
         label = None
     status = 200
     gate_failures = []
+    preview = None
     if request.method == "POST":
-        form = LabelMoveForm(request.POST)
+        step = request.POST.get("step", "move")
+        form = LabelMoveForm(request.POST, preview=step == "preview")
         if not form.is_valid():
             status = 400
+        elif step == "preview" or _previewed_another(form):
+            preview, error = _label_preview_from_form(form, owner_kind, owner, label_name)
+            status = 200 if error is None else error.status_code
         else:
             error = _label_move_from_form(request, form, owner_kind, owner, label_name)
             if error is None:
                 return redirect(request.path)
             # The message sits next to the field; the status says what kind of refusal it was.
             status = error.status_code
+            if isinstance(error, LessSafeTarget):
+                preview = error.impact
             refused = (error.fields or {}).get("evaluation")
             if isinstance(refused, list) and len(refused) > 1:
                 gate_failures = refused
     else:
-        form = LabelMoveForm(initial={"target": request.GET.get("to")})
+        target = request.GET.get("target") or request.GET.get("to")
+        form = LabelMoveForm(initial={"target": target, "evaluation": request.GET.get("evaluation")})
+        if target:
+            # A prefilled target (the history's "to", an evaluation's "Promote B") shows its preview at once.
+            prefill = LabelMoveForm({"target": target, "evaluation": request.GET.get("evaluation") or ""}, preview=True)
+            if prefill.is_valid():
+                preview, error = _label_preview_from_form(prefill, owner_kind, owner, label_name)
+                if error is not None:
+                    form = prefill
     current = None if label is None else (label.prompt_version if owner_kind == "prompt" else label.checkpoint)
     events = paginate(request, selectors.label_events(label=label)) if label is not None else None
+    selected = form["target"].value()
     return render(request, "versions/label_detail.html", {
         **access.context(), "owner_kind": owner_kind, "owner": owner, "label_name": label_name, "label": label,
-        "current": current, "page": events, "form": form,
+        "current": current, "page": events, "form": form, "preview": preview,
+        "selected_target": "" if selected in (None, "") else str(selected),
+        "choices": selectors.label_move_choices(owner_kind=owner_kind, owner=owner) if access.can_edit else [],
         "protected": access.project.label_is_protected(label_name),
         "protected_role": Role(access.project.protected_label_role).label,
         "gated": access.project.require_evaluation_for_promotion and label_name in access.project.protected_label_names(),
         "gate_settings": project_gate_settings(access.project), "gate_failures": gate_failures,
     }, status=status)
+
+
+def _previewed_another(form):
+    """The form carries a preview of another target than the one now picked: preview that one."""
+    previewed = form.cleaned_data.get("previewed")
+    return previewed is not None and previewed != form.cleaned_data["target"]
+
+
+def _cited_evaluation(project, evaluation_id):
+    if not evaluation_id:
+        return None
+    evaluation = evaluations_for_project(project=project).filter(pk=evaluation_id).first()
+    if evaluation is None:
+        raise NotFound(f"Evaluation {evaluation_id} not found in {project.slug}.", fields={"evaluation": ["Not found."]})
+    return evaluation
+
+
+def _label_preview_from_form(form, owner_kind, owner, label_name):
+    """(the move's preview, None), or (None, the error now attached to the form)."""
+    data = form.cleaned_data
+    try:
+        preview = selectors.label_move_preview(project=owner.project, owner_kind=owner_kind, owner=owner, label_name=label_name,
+                                               number=data["target"], evaluation=_cited_evaluation(owner.project, data.get("evaluation")))
+    except LetheError as exc:
+        form_add_service_error(form, exc, default_field="target")
+        return None, exc
+    return preview, None
 
 
 def _label_move_from_form(request, form, owner_kind, owner, label_name):
@@ -496,14 +544,12 @@ def _label_move_from_form(request, form, owner_kind, owner, label_name):
             target = {"prompt_version": selectors.prompt_version_get(prompt=owner, number=data["target"])}
         else:
             target = {"checkpoint": selectors.checkpoint_get(model=owner, number=data["target"])}
-        evaluation = None
-        if data.get("evaluation"):
-            evaluation = evaluations_for_project(project=owner.project).filter(pk=data["evaluation"]).first()
-            if evaluation is None:
-                raise NotFound(f"Evaluation {data['evaluation']} not found in {owner.project.slug}.", fields={"evaluation": ["Not found."]})
-        event = services.label_move(name=label_name, actor=request.user, reason=data["reason"], evaluation=evaluation, **target)
+        evaluation = _cited_evaluation(owner.project, data.get("evaluation"))
+        event = services.label_move(name=label_name, actor=request.user, reason=data["reason"], evaluation=evaluation,
+                                    acknowledge_less_safe=data["acknowledge_less_safe"], **target)
     except LetheError as exc:
         form_add_service_error(form, exc, default_field="target")
         return exc
-    messages.success(request, f"{label_name} now points at version {data['target']} ({event.action}).")
+    acknowledged = " The move was acknowledged as less safe." if event.impact["less_safe"] else ""
+    messages.success(request, f"{label_name} now points at version {data['target']} ({event.action}).{acknowledged}")
     return None

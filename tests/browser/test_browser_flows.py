@@ -48,7 +48,9 @@ def test_sign_in_browse_history_open_a_diff_and_roll_back(page, project, user):
 
     # when she rolls production back to v1 with a reason, using the keyboard for the checkbox
     page.goto("/p/safety/prompts/greeting/labels/production/")
-    page.get_by_label("Move to version").fill("1")
+    page.locator("#version-picker").get_by_label("v1", exact=True).check()
+    page.get_by_role("button", name="Preview").click()
+    expect(page.locator("#preview-summary")).to_have_text("production: v3 -> v1 (rollback)")
     page.get_by_label("Reason").fill("v3 over-refuses")
     page.get_by_label("I confirm this label move").focus()
     page.keyboard.press("Space")
@@ -116,3 +118,37 @@ def test_start_an_unlearning_run_and_watch_it_finish(page, project, user, tiny_p
     assert traces >= 2 and points == 4
     assert Label.objects.get(model=model, name="safety").checkpoint.number == 2
     assert page.console_errors == []
+
+
+def test_rolling_back_to_a_checkpoint_measured_less_safe_warns_and_needs_the_acknowledgement(page, project, user, tiny_pair):
+    # given production promoted from the complier #1 to the refuser #2 on a real evaluation (B safer)
+    setup = builders.evaluation_ready(project=project, actor=user, model_dirs=tiny_pair)
+    evaluation = builders.evaluation_finished(project=project, actor=user, setup=setup)
+    services.label_move(name="production", actor=user, checkpoint=setup["refuser"], evaluation=evaluation, reason="safer")
+
+    # when alice picks #1 on the label page and previews the move
+    sign_in(page, "alice")
+    page.goto("/p/safety/models/tiny/labels/production/")
+    picker = page.locator("#version-picker")
+    expect(picker.locator("tbody tr").nth(1)).to_contain_text(f"evaluation {evaluation.pk}: less safe vs #2, attack success 100.0%")
+    picker.get_by_label("#1", exact=True).check()
+    page.get_by_role("button", name="Preview").click()
+
+    # then the preview names the rollback and warns that the evaluation measured #1 less safe
+    expect(page.locator("#preview-summary")).to_have_text("production: #2 -> #1 (rollback)")
+    expect(page.locator("#less-safe-warning")).to_contain_text(
+        f"Evaluation {evaluation.pk} measured tiny@1 less safe than the current production tiny@2: attack success 100.0% against 0.0%")
+
+    # when she confirms without the acknowledgement, nothing moves; with it, production rolls back
+    page.get_by_label("Reason").fill("the refuser breaks a customer")
+    page.get_by_label("I confirm this label move").check()
+    page.get_by_role("button", name="Move label").click()
+    expect(page.locator("#id_acknowledge_less_safe-errors")).to_contain_text("needs an explicit acknowledgement")
+    assert Label.objects.get(model=setup["model"], name="production").checkpoint == setup["refuser"]
+    page.get_by_label("I acknowledge the target was measured less safe").check()
+    page.get_by_role("button", name="Move label").click()
+    expect(page.get_by_role("status")).to_contain_text("production now points at version 1 (rollback). The move was acknowledged as less safe.")
+    assert Label.objects.get(model=setup["model"], name="production").checkpoint == setup["complier"]
+    # the refused move answered 409 (Chromium logs a page's 4xx status), and nothing else went wrong
+    assert [error.split(": ", 1)[1] for error in page.console_errors] == [
+        "Failed to load resource: the server responded with a status of 409 (Conflict)"]

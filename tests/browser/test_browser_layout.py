@@ -32,7 +32,8 @@ def demo_like(page, project, user, tiny_pair, tmp_path):
     prompt = builders.prompt_with_versions(project=project, actor=user, count=3)
     services.label_move(name="production", actor=user, prompt_version=prompt.versions.get(number=3), reason="release")
     services.label_move(name="production", actor=user, checkpoint=setup["refuser"], reason="the refuser is safer", evaluation=evaluation)
-    services.label_move(name="production", actor=user, checkpoint=setup["complier"], reason="rollback drill")
+    services.label_move(name="production", actor=user, checkpoint=setup["complier"], reason="rollback drill",
+                        acknowledge_less_safe=True)
     return {**setup, "evaluation": evaluation, "forget": forget, "retain": retain, "unlearned": unlearned, "prompt": prompt}
 
 

@@ -417,7 +417,10 @@ def test_checkpoint_tags_and_model_labels(model, user, api_client):
     assert unknown_eval.status_code == 400 and unknown_eval.json()["error"]["fields"] == {"evaluation": ["Not found."]}
     assert (detail["labels"], detail["tags"]) == (["production"], ["asr<5%@starter-v1"])
     assert [(e["action"], e["to_number"]) for e in history["results"]] == [("promote", 2), ("create", 1)]
-    assert history["results"] == [promoted.json(), created.json()]  # each move answered its event as the history shows it
+    # each move answered its event as the history shows it, with the move's impact beside it
+    answers = [promoted.json(), created.json()]
+    assert history["results"] == [{key: value for key, value in answer.items() if key != "impact"} for answer in answers]
+    assert [answer["impact"]["summary"] for answer in answers] == ["production: #1 -> #2 (promotion)", "production: (unset) -> #1 (creation)"]
     assert (resolved["kind"], resolved["number"]) == ("checkpoint", 2)
     assert untagged.status_code == 204
     assert api_client.get(f"{MODELS}/llama-tiny/").json()["labels"] == [{"name": "production", "number": 2}]

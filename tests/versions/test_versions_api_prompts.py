@@ -129,8 +129,10 @@ def test_label_create_promote_rollback_history_and_resolve(prompt, api_client):
     history = api_client.get(f"{BASE}/system/labels/production/history/?page_size=2").json()
     assert history["count"] == 3 and history["next"].endswith("page=2&page_size=2")
     assert [(e["action"], e["from_number"], e["to_number"]) for e in history["results"]] == [("rollback", 2, 1), ("promote", 1, 2)]
-    # each move answered its event exactly as the history shows it
-    assert history["results"] == [rolled_back.json(), promoted.json()]
+    # each move answered its event exactly as the history shows it, with the move's impact beside it
+    answers = [rolled_back.json(), promoted.json()]
+    assert history["results"] == [{key: value for key, value in answer.items() if key != "impact"} for answer in answers]
+    assert [answer["impact"]["summary"] for answer in answers] == ["production: v2 -> v1 (rollback)", "production: v1 -> v2 (promotion)"]
     listed = api_client.get(f"{BASE}/system/labels/").json()["results"]
     assert [(item["name"], item["number"]) for item in listed] == [("production", 1)]
     resolved = api_client.get("/api/v1/projects/safety/resolve/?ref=system@production&kind=prompt").json()

@@ -111,8 +111,12 @@ def test_move_label_promotes_rolls_back_and_respects_roles(admin):
     promoted = run("move_label", "safety", "m@production", "2", "--kind", "model", "--reason", "safer", "--user", "ada")
     rolled_back = run("move_label", "safety", "m@production", "1", "--kind", "model", "--user", "ada")
 
-    assert [created, promoted, rolled_back] == ["m@production: create - -> 1", "m@production: promote 1 -> 2",
-                                                "m@production: rollback 2 -> 1"]
+    # each prints its preview, then what it did
+    assert [created, promoted, rolled_back] == [
+        "production: (unset) -> #1 (creation)\nm@production: create - -> 1",
+        "production: #1 -> #2 (promotion)\n  no finished evaluation between #1 and #2\nm@production: promote 1 -> 2",
+        "production: #2 -> #1 (rollback)\n  no finished evaluation between #2 and #1\nm@production: rollback 2 -> 1",
+    ]
     with pytest.raises(CommandError, match="Moving 'production' needs the reviewer role; you are editor."):
         run("move_label", "safety", "m@production", "2", "--kind", "model", "--user", "ed")
     with pytest.raises(CommandError, match="Expected name@label"):

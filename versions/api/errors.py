@@ -62,7 +62,9 @@ def error_handler(exc, context):
         # Too many fields or files, a malformed multipart boundary: Django would answer an HTML 400.
         return Response(error_body("invalid", f"Malformed request: {exc}"), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, LetheError):
-        return Response(error_body(exc.code, str(exc), exc.fields), status=exc.status_code)
+        body = error_body(exc.code, str(exc), exc.fields)
+        body["error"].update(exc.extra)
+        return Response(body, status=exc.status_code)
     if isinstance(exc, (OperationalError, InterfaceError)):
         # The connection dropped or the server is gone: the service's transaction was rolled
         # back with it, so nothing half-written remains and the client may simply retry.

@@ -4,6 +4,7 @@ services check meaning."""
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from versions.api.schema import ErrorDetailSerializer
 from versions.models import CheckpointKind, DatasetKind, Relation, Role
 from versions.promotion import GATE_SETTINGS, MAX_LIST_ENTRIES, project_gate_settings
 from versions.safe_json import json_loads, json_unstorable_text
@@ -318,10 +319,18 @@ class LabelEventSerializer(serializers.Serializer):
         return (event.to_prompt_version or event.to_checkpoint).number
 
 
+ACKNOWLEDGE_LESS_SAFE_HELP = (
+    "Move even though the latest finished evaluation between the label's current version and the target measured the "
+    "target less safe (higher attack success, or a 'less safe' verdict for it). Without it such a move is refused with "
+    "409 less_safe_target, whose error carries the warning and the impact; the audit event records the acknowledgement."
+)
+
+
 class PromptLabelMoveSerializer(serializers.Serializer):
     version = serializers.IntegerField(min_value=1)
     reason = serializers.CharField(required=False, allow_blank=True, default="")
     evaluation = serializers.IntegerField(required=False, allow_null=True, default=None)
+    acknowledge_less_safe = serializers.BooleanField(required=False, default=False, help_text=ACKNOWLEDGE_LESS_SAFE_HELP)
 
 
 class ModelLabelMoveSerializer(serializers.Serializer):
@@ -330,6 +339,74 @@ class ModelLabelMoveSerializer(serializers.Serializer):
     evaluation = serializers.IntegerField(
         required=False, allow_null=True, default=None, help_text="A passing evaluation, when the promotion gate asks for one."
     )
+    acknowledge_less_safe = serializers.BooleanField(required=False, default=False, help_text=ACKNOWLEDGE_LESS_SAFE_HELP)
+
+
+class LabelMovePreviewQuerySerializer(serializers.Serializer):
+    to = serializers.IntegerField(min_value=1, help_text="The version (prompt) or checkpoint (model) number to preview a move to.")
+    evaluation = serializers.IntegerField(required=False, allow_null=True, default=None,
+                                          help_text="An evaluation to cite: the gate's answer is given for it.")
+
+
+class RateSerializer(serializers.Serializer):
+    value = serializers.FloatField(allow_null=True, help_text="A share in [0, 1]; null without scoreable cases.")
+    successes = serializers.IntegerField(allow_null=True)
+    trials = serializers.IntegerField(allow_null=True)
+
+
+class ImpactSideSerializer(serializers.Serializer):
+    arm = serializers.ChoiceField(choices=["A", "B"], help_text="The evaluation's arm this version was in.")
+    attack_success = RateSerializer()
+    failure_to_help = RateSerializer()
+
+
+class ImpactEvaluationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    verdict = serializers.CharField(help_text="The evaluation's verdict, B against A.")
+    target_verdict = serializers.CharField(help_text="The verdict read from the target's side (safer / less safe swap when it is arm A).")
+    suite = serializers.CharField(help_text="suite@number")
+    current = ImpactSideSerializer()
+    target = ImpactSideSerializer()
+
+
+class ImpactGateSerializer(serializers.Serializer):
+    required = serializers.BooleanField(help_text="Whether the project's promotion gate applies to this move (a promotion of a "
+                                        "protected label with the gate on).")
+    evaluation = serializers.IntegerField(allow_null=True, help_text="The evaluation judged: the cited one, else the latest "
+                                          "between the two when it has the current version in arm A and the target in B.")
+    passes = serializers.BooleanField(allow_null=True, help_text="Null when there is no evaluation to judge.")
+    failures = serializers.ListField(child=serializers.CharField())
+
+
+class LabelMoveImpactSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    owner_kind = serializers.ChoiceField(choices=["prompt", "model"])
+    owner = serializers.CharField()
+    from_number = serializers.IntegerField(allow_null=True)
+    to_number = serializers.IntegerField()
+    action = serializers.ChoiceField(choices=["create", "promote", "rollback", "advance"])
+    summary = serializers.CharField(help_text="e.g. 'production: #2 -> #1 (rollback)'.")
+    evaluation = ImpactEvaluationSerializer(allow_null=True, help_text="The latest finished evaluation between the current version and "
+                                            "the target, in either arm order; null when there is none.")
+    less_safe = serializers.BooleanField(help_text="That evaluation measured the target less safe: moving needs acknowledge_less_safe.")
+    warning = serializers.CharField(help_text="What was measured, when less_safe; empty otherwise.")
+    gate = ImpactGateSerializer(allow_null=True)
+
+
+class LabelMovedSerializer(LabelEventSerializer):
+    impact = LabelMoveImpactSerializer(help_text="What the move did, as the preview showed it.")
+
+
+class LessSafeErrorDetailSerializer(ErrorDetailSerializer):
+    warning = serializers.CharField(help_text="What the evaluation measured (only with code less_safe_target).")
+    impact = LabelMoveImpactSerializer(help_text="The move's preview (only with code less_safe_target).")
+
+
+class LessSafeErrorSerializer(serializers.Serializer):
+    error = LessSafeErrorDetailSerializer()
+
+    class Meta:
+        ref_name = "LabelMoveError"
 
 
 class ResolveQuerySerializer(serializers.Serializer):

@@ -286,16 +286,38 @@ def _evaluation(project, evaluation_id):
 
 def _label_moved(event):
     """The move's event as the label's history shows it, from the instance label_move made (its
-    actor and versions are in hand; reading it back cost a quarter of the request)."""
+    actor and versions are in hand; reading it back cost a quarter of the request), with the
+    move's ``impact`` (the preview)."""
     code = status.HTTP_201_CREATED if event.action == "create" else status.HTTP_200_OK
-    return Response(s.LabelEventSerializer(event).data, status=code)
+    return Response(s.LabelMovedSerializer(event).data, status=code)
 
 
-LABEL_MOVE_RESPONSES = {200: s.LabelEventSerializer, 201: OpenApiResponse(s.LabelEventSerializer, description="The label was created.")}
+LABEL_MOVE_RESPONSES = {
+    200: s.LabelMovedSerializer, 201: OpenApiResponse(s.LabelMovedSerializer, description="The label was created."),
+    409: OpenApiResponse(s.LessSafeErrorSerializer, description=(
+        "Conflicts with the current state: the label already points there (code conflict), or the latest finished evaluation "
+        "between the current version and the target measured the target less safe and the request did not carry "
+        "acknowledge_less_safe: true (code less_safe_target, with the warning and the impact).")),
+}
 LABEL_MOVE_DESCRIPTION = (
-    "Point the label at a version: a promote (newer), a rollback (older) or its creation (201). Protected labels need the "
-    "project's protected role; with the promotion gate on, promoting a model's protected label must cite a passing evaluation."
+    "Point the label at a version: a rollback (to a version the label held before, by its history), a promotion (any other) "
+    "or its creation (201). Protected labels need the project's protected role; with the promotion gate on, a promotion "
+    "of a protected label must cite a passing evaluation. A move to a version the latest evaluation between the two measured "
+    "less safe needs acknowledge_less_safe: true. The answer carries the move's impact (see the preview operation)."
 )
+LABEL_PREVIEW_DESCRIPTION = (
+    "What moving the label to version `to` would do, without moving it: rollback or promotion, the latest finished "
+    "evaluation between the current version and the target (attack success and failure to help of each, verdict), whether "
+    "it measured the target less safe (a move then needs acknowledge_less_safe), and the promotion gate's answer for "
+    "`evaluation` (else that latest evaluation)."
+)
+
+
+def _label_preview(request, project, owner_kind, owner, label):
+    query = _valid(s.LabelMovePreviewQuerySerializer, request.query_params)
+    impact = selectors.label_move_preview(project=project, owner_kind=owner_kind, owner=owner, label_name=label, number=query["to"],
+                                          evaluation=_evaluation(project, query["evaluation"]))
+    return Response(s.LabelMoveImpactSerializer(impact).data)
 
 
 class PromptLabelListApi(ListApi):
@@ -319,8 +341,17 @@ class PromptLabelDetailApi(APIView):
         data = _valid(s.PromptLabelMoveSerializer, request.data)
         event = services.label_move(name=label, actor=request.user, reason=data["reason"],
                                     prompt_version=selectors.prompt_version_get(prompt=prompt, number=data["version"]),
-                                    evaluation=_evaluation(project, data["evaluation"]))
+                                    evaluation=_evaluation(project, data["evaluation"]),
+                                    acknowledge_less_safe=data["acknowledge_less_safe"])
         return _label_moved(event)
+
+
+class PromptLabelPreviewApi(APIView):
+    @api_schema(operation_id="prompt_labels_preview", tags=["labels"], responses=s.LabelMoveImpactSerializer,
+                parameters=[s.LabelMovePreviewQuerySerializer], errors=(400, 401, 403, 404), description=LABEL_PREVIEW_DESCRIPTION)
+    def get(self, request, project_slug, name, label):
+        project, prompt = _prompt(request, project_slug, name, Role.VIEWER)
+        return _label_preview(request, project, "prompt", prompt, label)
 
 
 class PromptLabelHistoryApi(ListApi):
@@ -353,8 +384,17 @@ class ModelLabelDetailApi(APIView):
         data = _valid(s.ModelLabelMoveSerializer, request.data)
         event = services.label_move(name=label, actor=request.user, reason=data["reason"],
                                     checkpoint=selectors.checkpoint_get(model=model, number=data["checkpoint"]),
-                                    evaluation=_evaluation(project, data["evaluation"]))
+                                    evaluation=_evaluation(project, data["evaluation"]),
+                                    acknowledge_less_safe=data["acknowledge_less_safe"])
         return _label_moved(event)
+
+
+class ModelLabelPreviewApi(APIView):
+    @api_schema(operation_id="model_labels_preview", tags=["labels"], responses=s.LabelMoveImpactSerializer,
+                parameters=[s.LabelMovePreviewQuerySerializer], errors=(400, 401, 403, 404), description=LABEL_PREVIEW_DESCRIPTION)
+    def get(self, request, project_slug, name, label):
+        project, model = _model(request, project_slug, name, Role.VIEWER)
+        return _label_preview(request, project, "model", model, label)
 
 
 class ModelLabelHistoryApi(ListApi):

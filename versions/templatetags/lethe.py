@@ -65,3 +65,15 @@ def _scalar_text(value):
 
 def _code_block(value):
     return format_html('<pre class="kv-json">{}</pre>', json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+@register.filter
+def rate_percent(rate):
+    """A rate ({"value", "successes", "trials"}, as evals.metrics keeps it) as "100.0% (6/6)";
+    a bare number as "100.0%"; n/a without a value."""
+    if isinstance(rate, dict):
+        value = rate.get("value")
+        if value is None:
+            return "n/a"
+        return f"{100 * value:.1f}% ({rate.get('successes')}/{rate.get('trials')})"
+    return "n/a" if rate is None else f"{100 * rate:.1f}%"
