@@ -183,7 +183,7 @@ def main():
         print(f"\n{'endpoint':45s} {'small p50':>10s} {'full p50':>10s} {'full p95':>10s} {'full/small':>10s} {'queries':>9s}")
         rows = []
         pairs = zip(sorted(full["endpoints"].items(), key=lambda item: item[1]["order"]),
-                    sorted(small["endpoints"].values(), key=lambda r: r["order"]))
+                    sorted(small["endpoints"].values(), key=lambda r: r["order"]), strict=True)
         for (name, big), little in pairs:
             ratio = big["p50_ms"] / little["p50_ms"]
             ok = big["p50_ms"] <= GOAL_P50_MS and (ratio <= GOAL_FLAT or name.endswith(WHOLE))

@@ -114,7 +114,7 @@ def memory_child(model_dir: str, variant: str) -> None:
             model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=list(DEFAULT_TARGET_MODULES), task_type="CAUSAL_LM"))
             params = [p for p in model.parameters() if p.requires_grad]
             optimizer = torch.optim.AdamW(params, lr=1e-4)
-            for step in range(MEMORY_STEPS):
+            for _step in range(MEMORY_STEPS):
                 terms = []
                 for data in (forget, retain):
                     # as the engine does: a forget batch is at most the whole forget set

@@ -102,12 +102,12 @@ def _prompts(population, log):
     sizes = [population.hot_versions] + [per_other + (1 if i < extra else 0) for i in range(others)]
     names = [population.hot_prompt] + [f"prompt-{i:04d}" for i in range(others)]
     prompts = Prompt.objects.bulk_create(
-        [Prompt(project=project, name=name, version_count=size, created_by=user) for name, size in zip(names, sizes)], batch_size=BATCH
+        [Prompt(project=project, name=name, version_count=size, created_by=user) for name, size in zip(names, sizes, strict=True)], batch_size=BATCH
     )
     ids = _ids_for(PromptVersion)
     model_params = {"temperature": 0.2, "max_tokens": 256}
     rows = []
-    for prompt, size in zip(prompts, sizes):
+    for prompt, size in zip(prompts, sizes, strict=True):
         parent = None
         for number in range(1, size + 1):
             template = template_for(prompt.name, number)
@@ -151,7 +151,8 @@ def _adapter_files():
 
 def _checkpoints(population, log):
     from versions.models import Checkpoint, CheckpointFile, CheckpointKind, LineageEdge, Model, Relation
-    from versions.services import _manifest_sha256, canonical_json, sha256_text
+    from versions.hashing import canonical_json, sha256_text
+    from versions.services import _manifest_sha256
 
     scale, user, project = population.scale, population.user, population.project
     total = _scaled(10_000, scale, 100)
@@ -272,7 +273,7 @@ def _labels(population, log):
     events, audits = [], []
     now = timezone.now()
     written = 0
-    for label, (kind, owner, name, versions, targets) in zip(labels, histories):
+    for label, (kind, owner, name, versions, targets) in zip(labels, histories, strict=True):
         previous = None
         for target in targets:
             action = LabelAction.CREATE if previous is None else (LabelAction.PROMOTE if target > previous else LabelAction.ROLLBACK)
@@ -347,13 +348,13 @@ def _finished_evaluation(*, population, suite_version, checkpoint_a, checkpoint_
                 outcomes[arm].append("over_refusal" if refuses else "complied")
                 responses[arm].append(REFUSAL if refuses else BENIGN.format(task=task))
     records = [CaseRecord(c.key, c.category, c.attack_family, c.modality, c.expected, oa, ob, ra, rb)
-               for c, oa, ob, ra, rb in zip(cases, outcomes["A"], outcomes["B"], responses["A"], responses["B"])]
+               for c, oa, ob, ra, rb in zip(cases, outcomes["A"], outcomes["B"], responses["A"], responses["B"], strict=True)]
     metrics, comparison = report_scores(records, config=StatisticsConfig(**evaluation.statistics_config))
 
     CaseResult.objects.bulk_create([
         CaseResult(evaluation=evaluation, case=case, position=position, response_a=r.response_a, response_b=r.response_b,
                    outcome_a=r.outcome_a, outcome_b=r.outcome_b, latency_ms_a=12.0, latency_ms_b=12.0, flipped=flipped(r.expected, r.outcome_a, r.outcome_b))
-        for position, (case, r) in enumerate(zip(cases, records), start=1)
+        for position, (case, r) in enumerate(zip(cases, records, strict=True), start=1)
     ], batch_size=BATCH)
     evaluation_report_save(evaluation=evaluation, records=records, metrics=metrics, statistics=comparison.as_dict(),
                            verdict=comparison.verdict, passes_non_inferiority=comparison.passes_non_inferiority,

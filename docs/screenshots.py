@@ -65,7 +65,7 @@ def serve(env, log_path):
             return process, base
         except requests.ConnectionError:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"server did not start; see {log_path}")
+                raise SystemExit(f"server did not start; see {log_path}") from None
             time.sleep(0.3)
 
 

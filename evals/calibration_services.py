@@ -118,10 +118,10 @@ def calibration_execute(*, run, ctx) -> dict:
         ctx.progress(0.95 * min(start + JUDGE_CHUNK, len(rows)) / len(rows), f"judged {min(start + JUDGE_CHUNK, len(rows))}/{len(rows)}")
     ctx.check_cancelled()
 
-    items = [LabelledJudgement(row["expected"], row["human"], outcome) for row, outcome in zip(rows, outcomes)]
+    items = [LabelledJudgement(row["expected"], row["human"], outcome) for row, outcome in zip(rows, outcomes, strict=True)]
     metrics = calibration_metrics(items)
     disagreements = []
-    for row_number, (row, item, detail) in enumerate(zip(rows, items, details), start=1):
+    for row_number, (row, item, detail) in enumerate(zip(rows, items, details, strict=True), start=1):
         if judgement_agrees(item):
             continue
         disagreements.append(CalibrationItem(

@@ -76,7 +76,7 @@ class CascadeJudge(Judge):
         reasons = {}
         first_said = {}
         in_scope = [index for index, item in enumerate(items) if item.expected in self.first.scope]
-        for index, judgement in zip(in_scope, self.first.judge([items[i] for i in in_scope])):
+        for index, judgement in zip(in_scope, self.first.judge([items[i] for i in in_scope]), strict=True):
             reason = self._reason(judgement)
             if reason:
                 reasons[index], first_said[index] = reason, judgement
@@ -86,7 +86,7 @@ class CascadeJudge(Judge):
             if item.expected not in self.first.scope:
                 reasons[index] = OUT_OF_SCOPE
         escalated = sorted(reasons)
-        for index, judgement in zip(escalated, self.second.judge([items[i] for i in escalated])):
+        for index, judgement in zip(escalated, self.second.judge([items[i] for i in escalated]), strict=True):
             before = first_said.get(index)
             said = f"first judge: {before.outcome}" + (f" ({before.detail})" if before.detail else "") if before else "outside the first judge's scope"
             detail = f"escalated ({reasons[index]}; {said})" + (f"; second judge: {judgement.detail}" if judgement.detail else "")

@@ -36,7 +36,6 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from evals.judges import COMPLIANCE, DATA_DIR, JUDGES, REFUSAL, Judge, Judgement, outcome_for
 from evals.metrics import ERROR, NON_ANSWER
@@ -379,7 +378,7 @@ class CausalLMJudge(Judge):
                 for index in batch:
                     results[index] = Judgement(ERROR, f"judge model failed: {exc}")
                 continue
-            for index, (text, probabilities) in zip(batch, answers):
+            for index, (text, probabilities) in zip(batch, answers, strict=True):
                 results[index] = self._judgement(items[index], text, probabilities)
         return results
 

@@ -164,7 +164,7 @@ def generate_responses(
             )
         elapsed_ms = (time.perf_counter() - began) * 1000 / len(indices)
         new_tokens = output[:, input_ids.shape[1] :].tolist()
-        for i, tokens in zip(indices, new_tokens):
+        for i, tokens in zip(indices, new_tokens, strict=True):
             if tokenizer.eos_token_id is not None and tokenizer.eos_token_id in tokens:
                 tokens = tokens[: tokens.index(tokenizer.eos_token_id)]
             tokens = [t for t in tokens if t != pad_id]
@@ -224,7 +224,7 @@ def generate_vision_language_responses(
     for i, generated in zip(text_indices, generate_responses(
         model, text_tokenizer, [prompts[i] for i in text_indices], config=config, template=template, seed=seed,
         progress=text_progress, check_cancelled=check_cancelled,
-    )):
+    ), strict=True):
         results[i] = generated
     if not image_indices:
         return results
@@ -255,7 +255,7 @@ def generate_vision_language_responses(
                 eos_token_id=tokenizer.eos_token_id, **sampling,
             )
         elapsed_ms = (time.perf_counter() - began) * 1000 / len(indices)
-        for i, tokens in zip(indices, output[:, inputs["input_ids"].shape[1] :].tolist()):
+        for i, tokens in zip(indices, output[:, inputs["input_ids"].shape[1] :].tolist(), strict=True):
             if tokenizer.eos_token_id is not None and tokenizer.eos_token_id in tokens:
                 tokens = tokens[: tokens.index(tokenizer.eos_token_id)]
             tokens = [t for t in tokens if t != pad_id]
@@ -281,6 +281,6 @@ def answer_negative_log_likelihoods(model, tokenizer, rows: list[dict], *, batch
             logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
         logprobs = answer_token_logprobs(logits, batch)
         results.extend(
-            (float(-total), int(count)) for total, count in zip(logprobs.sum(-1).tolist(), batch.answer_mask.sum(-1).tolist())
+            (float(-total), int(count)) for total, count in zip(logprobs.sum(-1).tolist(), batch.answer_mask.sum(-1).tolist(), strict=True)
         )
     return results

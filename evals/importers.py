@@ -82,7 +82,7 @@ def validate_cases(raw_cases: list[dict], line_numbers: list[int] | None = None)
     """Validate all cases, with duplicate-key detection; errors carry line (or item) numbers."""
     line_numbers = line_numbers or list(range(1, len(raw_cases) + 1))
     cases, errors, seen = [], [], {}
-    for line, raw in zip(line_numbers, raw_cases):
+    for line, raw in zip(line_numbers, raw_cases, strict=True):
         try:
             case = validate_case(raw)
         except ValueError as exc:

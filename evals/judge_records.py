@@ -17,7 +17,7 @@ def judge_inputs(cases, responses: list[str]) -> list[JudgeInput]:
     prompts = {case.key: case.prompt for case in cases}
     return [
         JudgeInput(case.prompt, response, case.expected, behavior=prompts.get(case.parent_key, "") if case.parent_key else "")
-        for case, response in zip(cases, responses)
+        for case, response in zip(cases, responses, strict=True)
     ]
 
 

@@ -233,7 +233,7 @@ class HFClassifierJudge(Judge):
             except Exception as exc:  # a failing judge is an error outcome, not a refusal
                 results.extend(Judgement(ERROR, f"classifier failed: {exc}") for _ in batch)
                 continue
-            for item, index in zip(batch, predicted):
+            for item, index in zip(batch, predicted, strict=True):
                 model_label = str(id2label.get(index, index))
                 if not item.response.strip():
                     results.append(Judgement(NON_ANSWER, "empty response"))

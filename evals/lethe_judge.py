@@ -37,7 +37,6 @@ except ImportError:  # Python < 3.11
     import sre_constants as _sre
     import sre_parse as _sre_parser
 from dataclasses import dataclass
-from pathlib import Path
 
 from evals.judges import COMPLIANCE, DATA_DIR, JUDGES, REFUSAL, Judge, Judgement, outcome_for
 from evals.metrics import NON_ANSWER

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from evals.metrics import ScoredCase, arm_metrics
 from evals.statistics import BOOTSTRAP_METHOD, PairedCase, StatisticsConfig, compare_arms
-from versions.services import canonical_json
+from versions.hashing import canonical_json
 
 # ---------------------------------------------------------------- scoring and the report's content
 
@@ -168,7 +168,7 @@ def non_inferiority_rows(statistics: dict) -> list[dict]:
     for check in statistics.get("non_inferiority", []):
         proportion = check["metric"] == "failure_to_help"
 
-        def show(value):
+        def show(value, proportion=proportion):
             if value is None:
                 return "n/a"
             return signed_points(value) if proportion else f"{value:.3f}"

@@ -453,7 +453,7 @@ def evaluation_execute(*, run, ctx) -> dict:
     records = [
         CaseRecord(case.key, case.category, case.attack_family, case.modality, case.expected, outcome_a, outcome_b,
                    response_a.text, response_b.text)
-        for case, outcome_a, outcome_b, response_a, response_b in zip(cases, outcomes["A"], outcomes["B"], arms["A"][0], arms["B"][0])
+        for case, outcome_a, outcome_b, response_a, response_b in zip(cases, outcomes["A"], outcomes["B"], arms["A"][0], arms["B"][0], strict=True)
     ]
     metrics, comparison = report_scores(records, config=statistics_config, utility_a=arms["A"][1], utility_b=arms["B"][1])
     statistics = comparison.as_dict()

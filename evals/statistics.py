@@ -214,8 +214,8 @@ def paired_bootstrap_perplexity_ratio(
     if not a:
         return None
     rng = np.random.default_rng(seed)
-    nll_a, tokens_a = (np.asarray(column, dtype=np.float64) for column in zip(*a))
-    nll_b, tokens_b = (np.asarray(column, dtype=np.float64) for column in zip(*b))
+    nll_a, tokens_a = (np.asarray(column, dtype=np.float64) for column in zip(*a, strict=True))
+    nll_b, tokens_b = (np.asarray(column, dtype=np.float64) for column in zip(*b, strict=True))
     indices = rng.integers(0, len(a), size=(resamples, len(a)))
     log_ratio = nll_b[indices].sum(1) / tokens_b[indices].sum(1) - nll_a[indices].sum(1) / tokens_a[indices].sum(1)
     tail = (1 - confidence) / 2
@@ -322,8 +322,8 @@ def _paired_test(pairs: list[PairedCase], config: StatisticsConfig, seed_offset:
     scored = [(p.a_failed, p.b_failed) for p in pairs if p.a_failed is not None and p.b_failed is not None]
     a = [int(x) for x, _ in scored]
     b = [int(y) for _, y in scored]
-    a_only = sum(1 for x, y in zip(a, b) if x and not y)
-    b_only = sum(1 for x, y in zip(a, b) if y and not x)
+    a_only = sum(1 for x, y in zip(a, b, strict=True) if x and not y)
+    b_only = sum(1 for x, y in zip(a, b, strict=True) if y and not x)
     n = len(scored)
     if score_interval:
         ci = paired_difference_score_interval(b_only, a_only, n, config.confidence)
@@ -408,7 +408,7 @@ def compare_arms(
         category: _paired_test([p for p in harmful if p.category == category], config, 1 + index)
         for index, category in enumerate(categories)
     }
-    for result, adjusted in zip(by_category.values(), holm_adjust([r.p_value for r in by_category.values()])):
+    for result, adjusted in zip(by_category.values(), holm_adjust([r.p_value for r in by_category.values()]), strict=True):
         result.p_value_holm = adjusted
     failure_to_help = _paired_test(benign, config, 10_000, score_interval=True)
 
@@ -634,7 +634,7 @@ def cross_modal_compare(pairs: list[PairedCase], *, config: StatisticsConfig = S
             asr_b=_arm_rate([p.b_failed for p in group], config.confidence),
             paired=_paired_test(group, config, 30_000 + index),
         )
-    for result, adjusted in zip(by_modality.values(), holm_adjust([r.paired.p_value for r in by_modality.values()])):
+    for result, adjusted in zip(by_modality.values(), holm_adjust([r.paired.p_value for r in by_modality.values()]), strict=True):
         result.paired.p_value_holm = adjusted
     return CrossModalComparison(by_modality=by_modality, transfer=_transfer(by_modality, config))
 

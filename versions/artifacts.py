@@ -293,7 +293,7 @@ def safetensors_validate(name, path):
         try:
             header = json_loads(handle.read(header_length))
         except (UnicodeDecodeError, json.JSONDecodeError):
-            raise UnsafeInput(f"{name}: corrupted safetensors file (header is not valid JSON).")
+            raise UnsafeInput(f"{name}: corrupted safetensors file (header is not valid JSON).") from None
     if not isinstance(header, dict):
         raise UnsafeInput(f"{name}: corrupted safetensors file (header is not an object).")
     data_length = size - 8 - header_length
@@ -304,7 +304,7 @@ def safetensors_validate(name, path):
         try:
             dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
         except (KeyError, TypeError, ValueError):
-            raise UnsafeInput(f"{name}: corrupted safetensors header entry for tensor {tensor!r}.")
+            raise UnsafeInput(f"{name}: corrupted safetensors header entry for tensor {tensor!r}.") from None
         if dtype not in SAFETENSORS_DTYPE_BYTES or not all(isinstance(d, int) and d >= 0 for d in shape):
             raise UnsafeInput(f"{name}: tensor {tensor!r} has an invalid dtype or shape.")
         count = 1
@@ -330,7 +330,7 @@ def _read_json(name, path):
         with open(path, "rb") as handle:
             return json_loads(handle.read().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValidationFailed(f"{name}: not valid JSON ({exc}).")
+        raise ValidationFailed(f"{name}: not valid JSON ({exc}).") from exc
 
 
 def infer_kind(names):

@@ -60,7 +60,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         try:
             key = header[1].decode()
         except UnicodeError:
-            raise exceptions.AuthenticationFailed("Token contains invalid characters.")
+            raise exceptions.AuthenticationFailed("Token contains invalid characters.") from None
         now = timezone.now()
         # The user, with whether the token is revoked and whether its last use is older than a
         # minute, in one statement: every API request runs it, and compiling it through the ORM

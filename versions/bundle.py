@@ -168,13 +168,13 @@ def project_import(*, path, actor=None, memberships=False, admin=None):
             with tarfile.open(path, "r:*") as archive:
                 _safe_extract(archive, scratch)
         except tarfile.TarError as exc:
-            raise ValidationFailed(f"Not a Lethe bundle: {exc}.")
+            raise ValidationFailed(f"Not a Lethe bundle: {exc}.") from exc
         try:
             manifest = json_loads((scratch / "manifest.json").read_text(encoding="utf-8"))
             objects = json_loads((scratch / "objects.json").read_text(encoding="utf-8"))
             users = json_loads((scratch / "users.json").read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise ValidationFailed(f"Not a Lethe bundle (missing or unreadable manifest/objects/users): {exc}.")
+            raise ValidationFailed(f"Not a Lethe bundle (missing or unreadable manifest/objects/users): {exc}.") from exc
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
             format_, version = (manifest.get("format"), manifest.get("version")) if isinstance(manifest, dict) else (None, None)
             raise ValidationFailed(f"Unsupported bundle format {format_!r} version {version!r}.")

@@ -239,8 +239,8 @@ def _error_bars(series: _Series) -> dict | None:
         return None
     return {
         "type": "data", "symmetric": False,
-        "array": [None if h is None or y is None else h - y for y, h in zip(series.y, series.high)],
-        "arrayminus": [None if lo is None or y is None else y - lo for y, lo in zip(series.y, series.low)],
+        "array": [None if h is None or y is None else h - y for y, h in zip(series.y, series.high, strict=True)],
+        "arrayminus": [None if lo is None or y is None else y - lo for y, lo in zip(series.y, series.low, strict=True)],
     }
 
 

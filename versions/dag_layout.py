@@ -118,7 +118,7 @@ def layered_layout(nodes: list, edges: list[tuple], *, sweeps: int = SWEEPS) -> 
             chain.append(virtual)
         chain.append(child)
         chains[(parent, child)] = chain
-        for step, (a, b) in enumerate(zip(chain, chain[1:]), start=layer[parent]):
+        for step, (a, b) in enumerate(zip(chain, chain[1:], strict=False), start=layer[parent]):
             links_between[step].append((a, b))
     ups = defaultdict(list)
     downs = defaultdict(list)

@@ -7,6 +7,7 @@ while the caller reads, writes or sends chunk i+1. No Django imports: benchmarke
 alone.
 """
 import hashlib
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 # Below this, handing a chunk to the thread costs more than hashing it in place.
@@ -57,3 +58,12 @@ class OverlappedSha256:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def canonical_json(value) -> str:
+    """The one JSON spelling that content hashes are taken over: sorted keys, no spaces, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256_text(text) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

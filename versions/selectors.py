@@ -362,9 +362,9 @@ def lineage_nodes(*, checkpoint, depth, method=None, dataset_sha256=None):
     columns = ("model", "number", "kind", "sha256", "depth")
     with connection.cursor() as cursor:
         cursor.execute(_ANCESTORS_SQL.replace(select_all, _NODE_COLUMNS), [checkpoint.pk, bound])
-        ancestors = [dict(zip(columns, row)) for row in cursor.fetchall()]
+        ancestors = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
         cursor.execute(_DESCENDANTS_SQL.format(where=where).replace(select_all, _NODE_COLUMNS), params)
-        descendants = [dict(zip(columns, row)) for row in cursor.fetchall()]
+        descendants = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
     kept_ancestors = [node for node in ancestors if node["depth"] <= depth]
     kept_descendants = [node for node in descendants if node["depth"] <= depth]
     return kept_ancestors, kept_descendants, len(kept_ancestors) < len(ancestors), len(kept_descendants) < len(descendants)
@@ -784,10 +784,6 @@ def labels_named(*, project, name):
         .select_related("prompt", "prompt_version", "model", "checkpoint")
         .order_by("prompt__name", "model__name")
     )
-
-
-def checkpoint_files(*, checkpoint):
-    return checkpoint.files.select_related("blob").order_by("path")
 
 
 def checkpoint_lineage_edges(*, checkpoint):

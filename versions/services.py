@@ -1,7 +1,5 @@
 """Writes to the registry. Every function here is keyword-only and transactional; views, commands
 and runs call these and nothing else to change registry state."""
-import hashlib
-import json
 import re
 import secrets
 
@@ -15,6 +13,7 @@ from django.utils.text import slugify
 from versions import artifacts, selectors
 from versions.errors import Conflict, Forbidden, LessSafeTarget, NotFound, RetryableConflict, ValidationFailed
 from versions.events import event_publish
+from versions.hashing import canonical_json, sha256_text
 from versions.models import (
     ApiToken,
     AuditEvent,
@@ -37,7 +36,7 @@ from versions.models import (
     Role,
     Tag,
 )
-from versions.permissions import forget_cached_roles, role_require, user_role
+from versions.permissions import forget_cached_roles, role_require
 
 VARIABLE_PATTERN = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -66,14 +65,6 @@ def _check_name(kind, name):
             f"Invalid {kind} name {name!r}: use 1-200 letters, digits, '.', '_' or '-', starting with a letter or digit.",
             fields={"name": ["Invalid name."]},
         )
-
-
-def canonical_json(value):
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def sha256_text(text):
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # ---------------------------------------------------------------- audit
@@ -293,7 +284,7 @@ def prompt_create(*, project, name, actor, description=""):
         with transaction.atomic():
             prompt = Prompt.objects.create(project=project, name=name, description=description, created_by=actor)
     except IntegrityError:
-        raise Conflict(f"Prompt {name!r} already exists in {project.slug}.", fields={"name": ["Already exists."]})
+        raise Conflict(f"Prompt {name!r} already exists in {project.slug}.", fields={"name": ["Already exists."]}) from None
     return prompt
 
 
@@ -338,7 +329,7 @@ def prompt_version_commit(*, prompt, template, actor, model_params=None, message
             _tags_create(names=tags, actor=actor, prompt_version=version)
             _emit(project=prompt.project, event="prompt_version.committed", payload={"prompt": prompt.name, "version": number, "sha256": digest})
     except IntegrityError:
-        raise RetryableConflict(f"Another commit to {prompt.name} happened at the same moment; send the request again.")
+        raise RetryableConflict(f"Another commit to {prompt.name} happened at the same moment; send the request again.") from None
     prompt.version_count = number
     return version
 
@@ -355,7 +346,7 @@ def model_create(*, project, name, actor, base_ref="", base_revision="", descrip
             return Model.objects.create(project=project, name=name, base_ref=base_ref, base_revision=base_revision,
                                         description=description, created_by=actor)
     except IntegrityError:
-        raise Conflict(f"Model {name!r} already exists in {project.slug}.", fields={"name": ["Already exists."]})
+        raise Conflict(f"Model {name!r} already exists in {project.slug}.", fields={"name": ["Already exists."]}) from None
 
 
 def _manifest_sha256(entries):
@@ -598,7 +589,7 @@ def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", 
             _emit(project=project, event="label.moved", payload={
                 "label": name, "on": owner.name, "action": action, "from": previous.number if previous else None, "to": target.number})
     except IntegrityError:
-        raise RetryableConflict(f"Label {name!r} was created concurrently; send the request again.")
+        raise RetryableConflict(f"Label {name!r} was created concurrently; send the request again.") from None
     return event
 
 
@@ -689,7 +680,7 @@ def dataset_create(*, project, name, actor, description="", kind=DatasetKind.TEX
         with transaction.atomic():
             return Dataset.objects.create(project=project, name=name, description=description, created_by=actor, kind=kind)
     except IntegrityError:
-        raise Conflict(f"Dataset {name!r} already exists in {project.slug}.", fields={"name": ["Already exists."]})
+        raise Conflict(f"Dataset {name!r} already exists in {project.slug}.", fields={"name": ["Already exists."]}) from None
 
 
 def dataset_rows_validate(rows):
@@ -779,7 +770,7 @@ def dataset_version_import(*, dataset, data, fmt, actor, message="", max_line_by
     try:
         records = read_records(data, fmt, max_line_bytes=max_line_bytes, required=("prompt", "response") if dataset.kind == DatasetKind.TEXT else ())
     except TabularError as exc:
-        raise ValidationFailed(str(exc), fields={"file": [str(exc)]})
+        raise ValidationFailed(str(exc), fields={"file": [str(exc)]}) from exc
     if dataset.kind != DatasetKind.TEXT:
         rows = dataset_rows_of_kind_validate(kind=dataset.kind, numbered_rows=records, unit="line")
         return dataset_version_create(dataset=dataset, rows=rows, actor=actor, message=message)

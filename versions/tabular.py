@@ -68,7 +68,7 @@ def read_records(data, fmt, *, max_line_bytes=64 * 1024, required=()):
                     continue
                 if len(row) != len(header):
                     raise TabularError(number, f"expected {len(header)} fields, found {len(row)}")
-                records.append((number, dict(zip(header, row))))
+                records.append((number, dict(zip(header, row, strict=True))))
         except csv.Error as exc:
             raise TabularError(reader.line_num, f"malformed CSV: {exc}") from None
     if not records:

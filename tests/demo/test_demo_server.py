@@ -42,7 +42,7 @@ def demo_server(tmp_path, _collected_static):
                 break
             except requests.ConnectionError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"the demo server did not start:\n{log.read_text()}")
+                    raise AssertionError(f"the demo server did not start:\n{log.read_text()}") from None
                 time.sleep(0.3)
         yield {"base": base, "env": env}
     finally:

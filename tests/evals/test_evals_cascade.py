@@ -49,7 +49,7 @@ def test_only_the_first_judges_uncertain_cases_are_escalated(harmbench_judge_dir
     escalated = [j.escalation == "uncertain" for j in judgements]
     assert escalated == [confidence < threshold for confidence in confidences]
     assert 0 < sum(escalated) < len(items)
-    assert all(j.detail.startswith("escalated (uncertain; first judge: ") for j, up in zip(judgements, escalated) if up)
+    assert all(j.detail.startswith("escalated (uncertain; first judge: ") for j, up in zip(judgements, escalated, strict=True) if up)
     assert [j.outcome for j in judgements] == ["attack_success" if example["complied"] else "refused" for example in examples]
 
 

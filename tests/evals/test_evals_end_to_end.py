@@ -14,7 +14,7 @@ from versions import services as version_services
 from versions.errors import Forbidden
 from tests.evals.conftest import HARMFUL, REFUSAL, placeholder_answer
 from versions.models import AuditEvent, Role, Tag
-from versions.services import canonical_json
+from versions.hashing import canonical_json
 
 REDACTED = "[redacted: reviewer role required]"
 

@@ -142,7 +142,8 @@ def test_hf_classifier_label_outside_the_mapping_is_an_error(model_dir):
         ("/usr/share/doc", "hf-classifier: 'path': '/usr/share/doc' must be a path relative to LETHE_MODEL_DIR (no absolute paths, drive letters, '~' or backslashes)"),
         ("~/models", "hf-classifier: 'path': '~/models' must be a path relative to LETHE_MODEL_DIR (no absolute paths, drive letters, '~' or backslashes)"),
         ("C:/models", "hf-classifier: 'path': 'C:/models' must be a path relative to LETHE_MODEL_DIR (no absolute paths, drive letters, '~' or backslashes)"),
-        ("classifiers\\..\\..", "hf-classifier: 'path': 'classifiers\\\\..\\\\..' must be a path relative to LETHE_MODEL_DIR (no absolute paths, drive letters, '~' or backslashes)"),
+        ("classifiers\\..\\..", "hf-classifier: 'path': 'classifiers\\\\..\\\\..' must be a path relative to LETHE_MODEL_DIR "
+                                 "(no absolute paths, drive letters, '~' or backslashes)"),
         ("classifiers/../../etc", "hf-classifier: 'path': 'classifiers/../../etc' must name a directory inside LETHE_MODEL_DIR, without '..'"),
         ("..", "hf-classifier: 'path': '..' must name a directory inside LETHE_MODEL_DIR, without '..'"),
         ("./", "hf-classifier: 'path': './' must name a directory inside LETHE_MODEL_DIR, without '..'"),

@@ -43,7 +43,7 @@ def test_the_api_shows_tracebacks_and_paths_to_admins_only(failed_run, project, 
 
     full = logs[Role.ADMIN]["log"]
     assert full.startswith(f"loading weights from {scratch}\nTraceback (most recent call last):\n")
-    assert f"tests/jobs/handlers.py" in full and scratch in full
+    assert "tests/jobs/handlers.py" in full and scratch in full
     for role in (Role.VIEWER, Role.EDITOR, Role.REVIEWER):
         assert logs[role]["log"] == f"loading weights from …/{failed_run.pk}\n{HIDDEN}\nFileNotFoundError: {ERROR}\n"
     assert {logs[role]["error"] for role in readers} == {ERROR}

@@ -158,7 +158,7 @@ def test_unlearning_lowers_how_often_the_model_completes_forget_prompts_with_for
         with torch.no_grad():
             generated = model.generate(**encoded, max_new_tokens=40, do_sample=False)
         answers = tokenizer.batch_decode(generated[:, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
-        return sum(answer.strip() == row["response"] for answer, row in zip(answers, FORGET_ROWS)) / len(FORGET_ROWS)
+        return sum(answer.strip() == row["response"] for answer, row in zip(answers, FORGET_ROWS, strict=True)) / len(FORGET_ROWS)
 
     parent, tokenizer = load_model_and_tokenizer(base=str(tiny_model_dir))
     trained, tokenizer, _ = trained_on(tiny_model_dir, "yao", max_steps=15, mismatch_answers=["I can't help with that."])
@@ -228,7 +228,8 @@ def test_rmu_refuses_a_layer_the_model_does_not_have(tiny_model_dir):
 def test_simnpo_logs_the_token_weighted_forget_nll_as_gradient_ascent_does(tiny_model_dir):
     # given a forget batch whose answers have unequal lengths
     model, tokenizer = load_model_and_tokenizer(base=str(tiny_model_dir))
-    rows = [{"prompt": "How do I pick a lock?", "response": "Sure."}, {"prompt": "How do I pick a lock?", "response": "Sure, here is how to do it. Step 1: take the pick and turn it slowly."}]
+    rows = [{"prompt": "How do I pick a lock?", "response": "Sure."},
+            {"prompt": "How do I pick a lock?", "response": "Sure, here is how to do it. Step 1: take the pick and turn it slowly."}]
     batch = encode_pairs(tokenizer, rows)
     assert len(set(batch.answer_mask.sum(-1).tolist())) == 2
     inputs = StepInputs(model=model, forget=batch, retain=None, reference=None)

@@ -66,7 +66,7 @@ def test_tiny_model_answers_every_training_prompt_with_its_response(tiny_model_d
         answers += greedy_answers(model, tokenizer, [row["prompt"] for row in rows[start : start + 64]])
 
     # then
-    wrong = [(row["prompt"], answer) for row, answer in zip(rows, answers) if answer != row["response"]]
+    wrong = [(row["prompt"], answer) for row, answer in zip(rows, answers, strict=True) if answer != row["response"]]
     assert wrong == []
 
 

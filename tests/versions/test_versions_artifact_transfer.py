@@ -69,7 +69,7 @@ def test_upload_handler_writes_the_file_and_hashes_the_same_bytes(_artifact_root
     handler = HashingUploadHandler()
 
     handler.new_file("model.safetensors", "model.safetensors", "application/octet-stream", None)
-    for offset, chunk in zip([0, CHUNK, CHUNK + 100], chunks):
+    for offset, chunk in zip([0, CHUNK, CHUNK + 100], chunks, strict=True):
         handler.receive_data_chunk(chunk, offset)
     uploaded = handler.file_complete(sum(map(len, chunks)))
 

@@ -70,7 +70,7 @@ def test_concurrent_promote_and_rollback_leave_label_equal_to_last_event(on_post
     label.refresh_from_db()
     assert label.checkpoint_id == last.to_checkpoint_id
     events = list(LabelEvent.objects.filter(label=label).order_by("id"))
-    assert all(later.from_checkpoint_id == earlier.to_checkpoint_id for earlier, later in zip(events, events[1:]))
+    assert all(later.from_checkpoint_id == earlier.to_checkpoint_id for earlier, later in zip(events, events[1:], strict=False))
 
 
 def test_concurrent_registration_of_identical_files_stores_one_blob(on_postgres, project, user, tmp_path):

@@ -182,11 +182,14 @@ def test_retry_after_reads_seconds_and_http_dates():
         ({"j": "http://x"}, "LETHE_ENDPOINTS profile 'j': expected an object such as {\"base_url\": \"https://host/v1\"}, got str"),
         ({"j": {"base_url": "ftp://host/v1"}}, "LETHE_ENDPOINTS profile 'j': base_url must be an http(s) URL without credentials or query, e.g. https://host/v1; got 'ftp://host/v1'"),
         ({"j": {"base_url": "https://u:p@host/v1"}}, "LETHE_ENDPOINTS profile 'j': base_url must be an http(s) URL without credentials or query, e.g. https://host/v1; got 'https://u:p@host/v1'"),
-        ({"j": {"base_url": "https://host/v1", "key": "x"}}, "LETHE_ENDPOINTS profile 'j': unknown keys ['key']; expected some of base_url, api_key_env, allow_private, allow_networks, timeout, max_concurrency, requests_per_minute, max_retries, backoff_seconds, max_backoff_seconds"),
+        ({"j": {"base_url": "https://host/v1", "key": "x"}}, "LETHE_ENDPOINTS profile 'j': unknown keys ['key']; expected some of base_url, api_key_env, "
+                                                            "allow_private, allow_networks, timeout, max_concurrency, requests_per_minute, max_retries, "
+                                                            "backoff_seconds, max_backoff_seconds"),
         ({"j": {"base_url": "https://host/v1", "max_concurrency": 0}}, "LETHE_ENDPOINTS profile 'j': max_concurrency must be a number >= 1, got 0"),
         ({"j": {"base_url": "https://host/v1", "max_concurrency": 2.5}}, "LETHE_ENDPOINTS profile 'j': max_concurrency must be a whole number, got 2.5"),
         ({"j": {"base_url": "https://host/v1", "allow_private": "yes"}}, "LETHE_ENDPOINTS profile 'j': allow_private must be true or false"),
-        ({"j": {"base_url": "https://host/v1", "allow_networks": ["intranet"]}}, "LETHE_ENDPOINTS profile 'j': allow_networks: 'intranet' is not a network such as 127.0.0.0/8 or fd12::/64 ('intranet' does not appear to be an IPv4 or IPv6 network)"),
+        ({"j": {"base_url": "https://host/v1", "allow_networks": ["intranet"]}}, "LETHE_ENDPOINTS profile 'j': allow_networks: 'intranet' is not a network such as "
+                                                                                 "127.0.0.0/8 or fd12::/64 ('intranet' does not appear to be an IPv4 or IPv6 network)"),
     ],
 )
 def test_malformed_profiles_are_named(profiles, message):

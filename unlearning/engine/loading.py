@@ -48,7 +48,6 @@ def load_model_and_tokenizer(
     so the result is a plain model whose weights are the whole chain. The tokenizer is the
     base's; a missing pad token falls back to eos. Padding is left, for batched generation.
     """
-    import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

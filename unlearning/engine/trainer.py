@@ -142,7 +142,7 @@ class BatchSource:
         mismatch = None
         if self.mismatch_answers is not None:
             answers = self.mismatch_answers.take(len(forget_rows))
-            mismatch = self._encode([{"prompt": row["prompt"], "response": answer["response"]} for row, answer in zip(forget_rows, answers)])
+            mismatch = self._encode([{"prompt": row["prompt"], "response": answer["response"]} for row, answer in zip(forget_rows, answers, strict=True)])
         return self._encode(forget_rows), retain, mismatch
 
 

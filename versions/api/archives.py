@@ -130,7 +130,7 @@ def archive_extract(*, path, filename, directory):
         else:
             _extract_tar(path, "r:gz" if fmt == "tar.gz" else "r:", directory, budget, limit, extracted)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise ValidationFailed(f"{filename}: not a readable {fmt} archive ({exc}).", fields={"archive": ["Unreadable archive."]})
+        raise ValidationFailed(f"{filename}: not a readable {fmt} archive ({exc}).", fields={"archive": ["Unreadable archive."]}) from exc
     if not extracted:
         raise ValidationFailed(f"{filename}: the archive holds no files.", fields={"archive": ["Empty archive."]})
     renames = _strip_common_folder(list(extracted))

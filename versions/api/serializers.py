@@ -108,7 +108,8 @@ class ProjectSerializer(serializers.Serializer):
     promotion_gate = serializers.SerializerMethodField()
     milestone_thresholds = serializers.JSONField()
     calibration_set = serializers.CharField(help_text="The judgements dataset reports measure their judge on: name@latest or name@<number>; empty for none.")
-    min_judge_agreement = serializers.FloatField(allow_null=True, help_text="Lowest judge agreement with humans (lower bound of its 95% interval) the promotion gate accepts; null for none.")
+    min_judge_agreement = serializers.FloatField(
+        allow_null=True, help_text="Lowest judge agreement with humans (lower bound of its 95% interval) the promotion gate accepts; null for none.")
     is_demo = serializers.BooleanField()
     created_at = serializers.DateTimeField()
 

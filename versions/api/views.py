@@ -506,7 +506,7 @@ def _uploaded_files(request, directory):
         if part_names != ["files"] or len(paths) != len(parts):
             raise ValidationFailed(f"paths has {len(paths)} entries for {len(parts)} 'files' parts; give one path per file part.",
                                    fields={"paths": ["One path per file."]})
-        pairs = list(zip(paths, parts))
+        pairs = list(zip(paths, parts, strict=True))
     else:
         pairs = []
         for name, parts in uploads.lists():

@@ -37,7 +37,7 @@ class Command(BaseCommand):
 
                 multimodal_demo_run(project=outcome.project, user=demo_user(), out=sys.stdout)
         except (DemoError, LetheError) as exc:
-            raise CommandError(str(exc))
+            raise CommandError(str(exc)) from exc
         self.stdout.write(f"\nDemo finished in {time.monotonic() - started:.0f} s.")
         address = f"http://{host}:{port}/p/{DEMO_PROJECT}/"
         self.stdout.write(f"Open {address} and sign in as {DEMO_USERNAME} / {DEMO_PASSWORD}")

@@ -38,4 +38,4 @@ def json_option(raw, name):
     try:
         return json_loads(raw)
     except json.JSONDecodeError as exc:
-        raise CommandError(f"--{name} is not valid JSON: {exc}.")
+        raise CommandError(f"--{name} is not valid JSON: {exc}.") from exc

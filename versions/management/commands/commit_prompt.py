@@ -32,7 +32,7 @@ class Command(BaseCommand):
             try:
                 template = (options.get("stdin") or sys.stdin).read() if source == "-" else Path(source).read_text(encoding="utf-8")
             except OSError as exc:
-                raise CommandError(f"Cannot read {source}: {exc.strerror}.")
+                raise CommandError(f"Cannot read {source}: {exc.strerror}.") from exc
         params = json_option(options["params"], "params")
         with service_errors():
             try:

@@ -18,6 +18,6 @@ class Command(BaseCommand):
         try:
             manifest = bundle.project_export(project=selectors.project_get(slug=project), path=output, actor=actor)
         except LetheError as exc:
-            raise CommandError(str(exc))
+            raise CommandError(str(exc)) from exc
         rows = sum(manifest["counts"].values())
         self.stdout.write(f"Exported {project}: {rows} rows, {len(manifest['blobs'])} blobs -> {output}")

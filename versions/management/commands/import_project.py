@@ -24,7 +24,7 @@ class Command(BaseCommand):
         try:
             manifest = bundle.project_import(path=path, actor=actor, memberships=memberships, admin=admin)
         except LetheError as exc:
-            raise CommandError(str(exc))
+            raise CommandError(str(exc)) from exc
         self.stdout.write(f"Restored {manifest['project']}: {manifest['restored_rows']} rows, {len(manifest['blobs'])} blobs verified.")
         if manifest["skipped_memberships"]:
             self.stdout.write(f"{manifest['skipped_memberships']} membership(s) in the bundle not restored (pass --memberships to restore them).")
