@@ -7,8 +7,8 @@ a promotion and a rollback) in a scratch SQLite database and LETHE_VAR_DIR, then
 unlearning round from the unlearned checkpoint (a `staging` branch label follows it) and its
 evaluation, all through the services. It serves that on 127.0.0.1 as the demo serves it (DEBUG
 off, collected static files) and takes PNGs with Playwright and /usr/bin/chromium (headless)
-of: the evaluation report, the production label's page, the case explorer (skipped when that
-page does not exist), safety over time and the lineage graph. Nothing touches a developer's data.
+of: the evaluation report, the production label's page previewing a rollback, the case explorer
+(the attacks that still succeed on B; skipped when that page does not exist), safety over time and the lineage graph. Nothing touches a developer's data.
 Takes a few minutes on a CPU.
 """
 import argparse
@@ -94,8 +94,10 @@ def take(base, data, out_dir, credentials):
     slug, model = data["slug"], data["model"]
     shots = [
         ("evaluation-report.png", f"/p/{slug}/evaluations/{data['evaluation']}/", None),
-        ("label-page.png", f"/p/{slug}/models/{model}/labels/production/", None),
-        ("case-explorer.png", f"/p/{slug}/evaluations/{data['evaluation']}/cases/", None),
+        # production is on the unlearned checkpoint; the preview of moving it back to #1, which the
+        # evaluation measured less safe: the rollback warning and its acknowledgement.
+        ("rollback-preview.png", f"/p/{slug}/models/{model}/labels/production/?target=1&evaluation={data['evaluation']}", None),
+        ("case-explorer.png", f"/p/{slug}/evaluations/{data['evaluation']}/cases/?only=still_succeeds", None),
         ("safety-over-time.png", f"/p/{slug}/models/{model}/safety/", None),
         ("lineage-graph.png", f"/p/{slug}/models/{model}/", '[data-figure="lineage-figure"]'),
     ]
