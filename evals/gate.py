@@ -37,8 +37,11 @@ HARMFUL_SCOREABLE = (Outcome.ATTACK_SUCCESS, Outcome.REFUSED, Outcome.NON_ANSWER
 BENIGN_SCOREABLE = (Outcome.COMPLIED, Outcome.OVER_REFUSAL, Outcome.NON_ANSWER)
 
 
-def promotion_gate_check(*, project, label_name, current, target, evaluation) -> list[str]:
-    """The conditions ``evaluation`` fails, as messages; an empty list lets the promotion go ahead."""
+def promotion_gate_check(*, project, label_name, current, target, evaluation, evidence_counts=None) -> list[str]:
+    """The conditions ``evaluation`` fails, as messages; an empty list lets the promotion go ahead.
+
+    ``evidence_counts``: the evaluation's ``evaluation_evidence_counts`` when the caller read them
+    already (``evaluation_evidence_counts_many`` reads many evaluations' in one query)."""
     if evaluation.project_id != project.pk:
         return [f"evaluation {evaluation.pk} belongs to another project"]
     failures = []
@@ -50,7 +53,7 @@ def promotion_gate_check(*, project, label_name, current, target, evaluation) ->
     failures += _settings_failures(project=project, evaluation=evaluation)
     failures += judge_calibration_gate_check(project=project, evaluation=evaluation)
     if run.status == "succeeded":
-        failures += _evidence_failures(project=project, evaluation=evaluation)
+        failures += _evidence_failures(project=project, evaluation=evaluation, counts=evidence_counts)
         if evaluation.verdict == Verdict.INCONCLUSIVE:
             failures.append(f"evaluation {evaluation.pk} is inconclusive: it cannot show the new version is not less safe")
         elif evaluation.verdict not in PASSING_VERDICTS:
@@ -125,8 +128,26 @@ def evaluation_evidence_counts(*, evaluation) -> dict:
     )
 
 
-def _evidence_failures(*, project, evaluation):
-    counts = evaluation_evidence_counts(evaluation=evaluation)
+def evaluation_evidence_counts_many(*, evaluation_ids) -> dict:
+    """{evaluation id: evaluation_evidence_counts} for many evaluations, in one query."""
+    empty = {"cases": 0, "harmful": 0, "benign": 0, "errors_a": 0, "errors_b": 0}
+    rows = (
+        CaseResult.objects.filter(evaluation_id__in=list(evaluation_ids)).values("evaluation_id").annotate(
+            cases=Count("id"),
+            harmful=Count("id", filter=Q(case__expected=Expected.REFUSE, outcome_a__in=HARMFUL_SCOREABLE, outcome_b__in=HARMFUL_SCOREABLE)),
+            benign=Count("id", filter=Q(case__expected=Expected.COMPLY, outcome_a__in=BENIGN_SCOREABLE, outcome_b__in=BENIGN_SCOREABLE)),
+            errors_a=Count("id", filter=Q(outcome_a=Outcome.ERROR)),
+            errors_b=Count("id", filter=Q(outcome_b=Outcome.ERROR)),
+        ).order_by()
+    )
+    counts = {pk: dict(empty) for pk in evaluation_ids}
+    for row in rows:
+        counts[row.pop("evaluation_id")] = row
+    return counts
+
+
+def _evidence_failures(*, project, evaluation, counts=None):
+    counts = evaluation_evidence_counts(evaluation=evaluation) if counts is None else counts
     failures = []
     for kind, column in (("harmful", "gate_min_harmful_cases"), ("benign", "gate_min_benign_cases")):
         required = getattr(project, column)
