@@ -373,7 +373,8 @@ def label_detail(request, slug, owner_kind, owner_name, label_name):
             if isinstance(refused, list) and len(refused) > 1:
                 gate_failures = refused
     else:
-        form = LabelMoveForm(initial={"target": request.GET.get("to")})
+        # ?target=<number>&evaluation=<id>: a "Promote" link (a sweep row) fills in the move and its evidence.
+        form = LabelMoveForm(initial={"target": request.GET.get("target") or request.GET.get("to"), "evaluation": request.GET.get("evaluation")})
     current = None if label is None else (label.prompt_version if owner_kind == "prompt" else label.checkpoint)
     events = paginate(request, selectors.label_events(label=label)) if label is not None else None
     return render(request, "versions/label_detail.html", {

@@ -15,6 +15,14 @@
     // autosize + responsive: the chart takes its frame's width and follows it when it changes.
     var layout = Object.assign({ autosize: true, margin: { t: 40, r: 20, b: 50, l: 60 } }, figure.layout || {});
     window.Plotly.react(container, figure.data || [], layout, PLOT_CONFIG);
+    // A point whose customdata is a path on this site (a sweep's Pareto chart) opens it on click.
+    if (!container.hasAttribute("data-linked") && container.on) {
+      container.setAttribute("data-linked", "");
+      container.on("plotly_click", function (event) {
+        var url = event.points && event.points[0] && event.points[0].customdata;
+        if (typeof url === "string" && url.charAt(0) === "/" && url.charAt(1) !== "/") { window.location.assign(url); }
+      });
+    }
   }
 
   function drawAll() {
