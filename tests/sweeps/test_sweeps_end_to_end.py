@@ -1,12 +1,17 @@
+import json
+import re
+
 import pytest
+from django.test import Client
 
 from evals.models import Evaluation
-from jobs.models import RunStatus, Webhook, WebhookDelivery
+from jobs.models import RunStatus, WebhookDelivery
+from jobs.webhooks import webhook_create
 from sweeps.models import ConfigurationStatus, Sweep, SweepStatus
 from sweeps.selectors import sweep_comparison, sweep_get
-from sweeps.services import sweep_create
 from tests.sweeps.conftest import TINY_TRAINING
 from tests.unlearning.conftest import wait_until
+from versions import services
 from versions.models import AuditEvent, Label
 
 CONFIGURATIONS = [
@@ -27,17 +32,24 @@ def _wait_for(sweep, timeout=300):
     return sweep
 
 
-def test_a_sweep_unlearns_every_configuration_evaluates_each_child_and_records_the_one_that_fails(background, project, user, sweep_setup):
-    # given a webhook for the sweep's events
-    Webhook.objects.create(project=project, url="https://hooks.example/lethe", secret="s", events=["sweep.started", "sweep.finished"],
-                           created_by=user)
+def test_a_sweep_unlearns_every_configuration_evaluates_each_child_and_records_the_one_that_fails(
+    background, project, user, sweep_setup, api_client, django_assert_max_num_queries, allow_loopback, closed_port_url
+):
+    # given a webhook for the sweep's events (nothing listens: deliveries are recorded, then fail)
+    webhook_create(project=project, url=closed_port_url, events=["sweep.started", "sweep.finished"], actor=user)
+    suite_ref = f"core@{sweep_setup['suite_version'].number}"
 
-    # when a sweep of four configurations runs, one of them invalid only at run time
-    sweep = sweep_create(
-        parent_checkpoint=sweep_setup["parent"], forget_dataset_version=sweep_setup["forget"],
-        retain_dataset_version=sweep_setup["retain"], utility_dataset_version=sweep_setup["utility"], configurations=CONFIGURATIONS,
-        suite_versions=[sweep_setup["suite_version"]], judge="refusal-strings", actor=user, name="first sweep",
-    )
+    # when a sweep of four configurations is started through the API, one of them invalid only at run time
+    response = api_client.post(f"/api/v1/projects/{project.slug}/sweeps/", {
+        "name": "first sweep", "parent_checkpoint": "tiny@1", "forget_dataset_version": "harmful-forget@1",
+        "retain_dataset_version": "benign-retain@1", "utility_dataset_version": "heldout@1", "configurations": CONFIGURATIONS,
+        "suite_versions": [suite_ref], "judge": "refusal-strings",
+    }, format="json")
+    assert response.status_code == 201, response.json()
+    created = response.json()
+    assert (created["status"], created["configuration_count"], created["name"]) == ("running", 4, "first sweep")
+    assert [row["method"] for row in created["comparison"]["rows"]] == ["gradient_ascent", "npo", "gradient_difference", "rmu"]
+    sweep = Sweep.objects.get(pk=created["id"])
     _wait_for(sweep)
 
     # then three configurations succeeded, each with its branch on its own child and one evaluation
@@ -90,4 +102,49 @@ def test_a_sweep_unlearns_every_configuration_evaluates_each_child_and_records_t
         assert row["checkpoint"]["number"] == configuration.unlearning_run.produced_checkpoint.number
         weight_change = configuration.unlearning_run.produced_checkpoint.weight_change
         assert row["weight_change"] == pytest.approx(sum(value**2 for value in weight_change.values()) ** 0.5, rel=1e-12)
-    assert Sweep.objects.get(pk=sweep.pk).status == SweepStatus.FINISHED
+    # two steps leave the tiny model's answers as they were: three equal points, all on the frontier,
+    # each the best of its method, and each passes the gate (no less safe, and helps as well)
+    ids = [configuration.pk for configuration in configurations]
+    assert comparison["frontier"] == [ids[:3]]
+    assert comparison["best_per_method"] == [{"gradient_ascent": ids[0], "npo": ids[1], "gradient_difference": ids[2]}]
+    assert [(row["suites"][0]["gate_passes"], row["suites"][0]["gate_failures"]) for row in comparison["rows"]] == [(True, [])] * 3 + [(None, [])]
+    assert [(group["method"], group["configurations"], group["suites"][0]["asr"]["n"]) for group in comparison["groups"]] == [
+        ("gradient_ascent", ids[:1], 1), ("npo", ids[1:2], 1), ("gradient_difference", ids[2:3], 1), ("rmu", ids[3:], 0),
+    ]
+
+    # and the API's detail is that comparison, read in a bounded number of queries
+    with django_assert_max_num_queries(14):
+        detail = api_client.get(f"/api/v1/projects/{project.slug}/sweeps/{sweep.pk}/")
+    assert detail.status_code == 200
+    assert detail.json()["comparison"] == json.loads(json.dumps(comparison))
+    assert (detail.json()["status"], detail.json()["succeeded_count"], detail.json()["failed_count"]) == ("finished", 3, 1)
+    listed = api_client.get(f"/api/v1/projects/{project.slug}/sweeps/").json()
+    assert [(item["id"], item["status"], item["configuration_count"]) for item in listed["results"]] == [(sweep.pk, "finished", 4)]
+
+    # and the page shows every row with links to its checkpoint, evaluation and a Promote link, and the chart's JSON
+    web = Client()
+    web.force_login(user)
+    page = web.get(f"/p/{project.slug}/sweeps/{sweep.pk}/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    # no inline script: every script is a file or JSON data (the Content-Security-Policy allows nothing else)
+    assert all("src=" in tag or 'type="application/json"' in tag for tag in re.findall(r"<script[^>]*>", html))
+    figure = json.loads(re.search(r'<script id="pareto-0" type="application/json">(.*?)</script>', html, re.S).group(1))
+    assert [trace["name"] for trace in figure["data"]] == ["gradient_ascent", "gradient_difference", "npo", "Pareto frontier"]
+    for row in comparison["rows"][:3]:
+        cell = row["suites"][0]
+        number = row["checkpoint"]["number"]
+        assert f'href="/p/{project.slug}/models/tiny/c/{number}/"' in html
+        assert f'href="/p/{project.slug}/evaluations/{cell["evaluation"]}/"' in html
+        assert f'href="/p/{project.slug}/models/tiny/labels/production/?target={number}&amp;evaluation={cell["evaluation"]}"' in html
+    assert configurations[3].error in html.replace("&#x27;", "'")
+    assert web.get(f"/p/{project.slug}/sweeps/").status_code == 200
+
+    # and promoting a row's checkpoint over the parent passes through the gate exactly as its row says
+    services.project_settings_update(project=project, actor=user, require_evaluation_for_promotion=True)
+    services.label_move(name="production", actor=user, checkpoint=sweep_setup["parent"], reason="base")
+    row = comparison["rows"][0]
+    evaluation = Evaluation.objects.get(pk=row["suites"][0]["evaluation"])
+    child = evaluation.checkpoint_b
+    services.label_move(name="production", actor=user, checkpoint=child, reason="sweep winner", evaluation=evaluation)
+    assert Label.objects.get(model=child.model, name="production").checkpoint_id == child.pk
