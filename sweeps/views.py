@@ -1,8 +1,7 @@
 """Sweep pages: the list, and one sweep's comparison table with its Pareto chart per suite."""
 from django.contrib.auth.decorators import login_required
-from django.urls import reverse
-
 from django.shortcuts import render
+from django.urls import reverse
 
 from sweeps.charts import pareto_figure
 from sweeps.selectors import GATE_LABEL, sweep_comparison, sweep_get, sweeps_for_project
