@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "jobs",
     "unlearning",
     "evals",
+    "sweeps",
     "demo",
 ]
 

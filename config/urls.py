@@ -17,6 +17,7 @@ api_v1 = [
     path("", include("jobs.api_urls")),
     path("", include("unlearning.api_urls")),
     path("", include("evals.api_urls")),
+    path("", include("sweeps.api_urls")),
 ]
 
 urlpatterns = [
@@ -31,6 +32,7 @@ urlpatterns = [
     path("", include("jobs.urls")),
     path("", include("unlearning.urls")),
     path("", include("evals.urls")),
+    path("", include("sweeps.urls")),
 ]
 
 # URLs under /api/ that match no route answer the API's JSON error body, not an HTML page.

@@ -61,6 +61,8 @@ class WebhookEvent(models.TextChoices):
     LABEL_MOVED = "label.moved"
     RUN_FINISHED = "run.finished"
     EVALUATION_FINISHED = "evaluation.finished"
+    SWEEP_STARTED = "sweep.started"
+    SWEEP_FINISHED = "sweep.finished"
 
 
 class Webhook(models.Model):

@@ -11,6 +11,11 @@ Besides the handler, a kind may name two optional hooks, also by dotted path:
 - ``finished(*, run)``: called inside the transaction that records the run as finished, in any
   state (succeeded, failed, cancelled, reaped), beside the ``run.finished`` webhook, e.g. to emit
   the kind's own event (``evaluation.finished``).
+
+Apart from the kinds, a higher layer may register a run-finished *listener*
+(``register_run_finished_listener``): called, like ``finished``, inside the transaction that
+records any run's finish, whatever its kind (sweeps follow their unlearning runs and evaluations
+this way without jobs, unlearning or evals importing them).
 """
 from dataclasses import dataclass
 
@@ -26,6 +31,7 @@ class RunKindHooks:
 
 
 _HANDLERS: dict[str, RunKindHooks] = {}
+_FINISHED_LISTENERS: list[str] = []
 
 
 def register_run_handler(kind: str, dotted_path: str, *, cleanup: str = "", retry: str = "", finished: str = "") -> None:
@@ -60,6 +66,16 @@ def run_finished_hook_for(kind: str):
     """The callable ``finished(*, run)`` for a run kind, or None when it has none."""
     hooks = _HANDLERS.get(kind)
     return import_string(hooks.finished) if hooks and hooks.finished else None
+
+
+def register_run_finished_listener(dotted_path: str) -> None:
+    """``listener(*, run)`` is called after every run's finish is recorded (any kind, any state)."""
+    if dotted_path not in _FINISHED_LISTENERS:
+        _FINISHED_LISTENERS.append(dotted_path)
+
+
+def run_finished_listeners() -> list:
+    return [import_string(path) for path in _FINISHED_LISTENERS]
 
 
 def register_run_handlers_from_spec(spec: str) -> None:

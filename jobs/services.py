@@ -18,7 +18,7 @@ from django.utils import timezone
 from jobs.context import RunCancelled, RunContext
 from jobs.logs import server_paths_hidden
 from jobs.models import Run, RunStatus, WebhookEvent
-from jobs.registry import run_cleanup_for, run_finished_hook_for, run_handler_for, run_retry_hook_for
+from jobs.registry import run_cleanup_for, run_finished_hook_for, run_finished_listeners, run_handler_for, run_retry_hook_for
 from versions.errors import Conflict, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -199,7 +199,8 @@ def run_payload(run) -> dict:
 
 def _run_finished_emit(run) -> None:
     """Inside the transaction that records the finish: ``run.finished``, then the kind's own
-    finished hook (in a savepoint: a failing hook is logged and never undoes the finish)."""
+    finished hook, then every registered finished listener (each in a savepoint: a failing hook
+    is logged and never undoes the finish)."""
     from jobs.webhooks import webhook_emit
 
     webhook_emit(project=run.project, event=WebhookEvent.RUN_FINISHED, payload={"run": run_payload(run)})
@@ -210,6 +211,12 @@ def _run_finished_emit(run) -> None:
                 hook(run=run)
     except Exception:
         logger.exception("finished hook of run %s failed; the run is recorded as %s all the same", run.pk, run.status)
+    for listener in run_finished_listeners():
+        try:
+            with transaction.atomic():
+                listener(run=run)
+        except Exception:
+            logger.exception("finished listener %r of run %s failed; the run is recorded as %s all the same", listener, run.pk, run.status)
 
 
 def run_wait(*, run, timeout=None, poll_seconds=0.5, on_update=None) -> Run:

@@ -19,6 +19,7 @@ from evals import services as eval_services
 from evals.calibration_services import calibration_create
 from jobs import services as jobs_services
 from jobs import webhooks
+from sweeps.services import sweep_create
 from unlearning.services import unlearning_run_create
 from versions import services
 from versions.models import Role
@@ -139,6 +140,12 @@ ENDPOINTS = [
     Endpoint("POST", f"{P}/calibrations/", Role.EDITOR, 201, {"set": "labels@1", "judge": "refusal-strings"}),
     Endpoint("GET", f"{P}/calibrations/{{calibration}}/", Role.VIEWER),
     Endpoint("GET", f"{P}/calibrations/{{calibration}}/disagreements/", Role.VIEWER),
+    # sweeps
+    Endpoint("GET", f"{P}/sweeps/", Role.VIEWER),
+    Endpoint("POST", f"{P}/sweeps/", Role.EDITOR, 201,
+             {"parent_checkpoint": "{full_checkpoint}", "forget_dataset_version": "{forget_version}", "configurations": [{"method": "gradient_ascent"}],
+              "suite_versions": ["core@1"], "judge": "refusal-strings"}),
+    Endpoint("GET", f"{P}/sweeps/{{sweep}}/", Role.VIEWER),
 ]
 
 # The UI's pages (GET) and actions (POST forms), with the same rule except that an anonymous
@@ -188,6 +195,8 @@ UI_ENDPOINTS = [
     Endpoint("GET", f"{UI}/datasets/forget/", Role.VIEWER),
     Endpoint("GET", f"{UI}/datasets/forget/v/1/", Role.VIEWER),
     Endpoint("GET", f"{UI}/datasets/forget/v/1/?reveal=1", Role.VIEWER),  # below reviewer: still 200, responses redacted
+    Endpoint("GET", f"{UI}/sweeps/", Role.VIEWER),
+    Endpoint("GET", f"{UI}/sweeps/{{sweep}}/", Role.VIEWER),
 ]
 
 
@@ -252,8 +261,10 @@ def world(tmp_path, allow_loopback):
         dataset=labels, rows=[{"prompt": "Explain how to pick a lock", "response": "I cannot help with that.", "expected": "refuse",
                                "human": "refused"}], actor=owner)
     calibration = calibration_create(project=project, dataset_version=judgement_version, actor=owner, judge="refusal-strings", enqueue=False)
+    sweep = sweep_create(parent_checkpoint=full, forget_dataset_version=forget, configurations=[{"method": "gradient_ascent"}],
+                         suite_versions=[suite_version], judge="refusal-strings", actor=owner)
     keys = {
-        "queued_run": evaluation.run_id, "cancelled_run": cancelled.pk, "webhook": webhook.pk, "evaluation": evaluation.pk,
+        "sweep": sweep.pk, "queued_run": evaluation.run_id, "cancelled_run": cancelled.pk, "webhook": webhook.pk, "evaluation": evaluation.pk,
         "unlearning_run": unlearning_run.pk, "full_checkpoint": full.pk, "forget_version": forget.pk, "suite_version": suite_version.pk,
         "calibration": calibration.pk, "judgement_version": judgement_version.pk,
     }
@@ -326,7 +337,7 @@ def test_ui_permission_matrix(world, endpoint, actor, request):
         assert response["Location"].startswith("/login/?next=")
 
 
-FIXED_KEYS = {"my_token": 1, "queued_run": 1, "cancelled_run": 1, "webhook": 1, "evaluation": 1, "unlearning_run": 1, "calibration": 1}
+FIXED_KEYS = {"my_token": 1, "queued_run": 1, "cancelled_run": 1, "webhook": 1, "evaluation": 1, "unlearning_run": 1, "calibration": 1, "sweep": 1}
 
 
 def _routes(endpoints, prefix):
@@ -338,11 +349,12 @@ def _routes(endpoints, prefix):
 def test_every_api_route_is_in_the_matrix():
     from evals import api_urls as evals_urls
     from jobs import api_urls as jobs_urls
+    from sweeps import api_urls as sweeps_urls
     from unlearning import api_urls as unlearning_urls
     from versions.api import urls
 
     covered = _routes(ENDPOINTS, "api/v1/")
-    every = {str(p.pattern) for module in (urls, jobs_urls, unlearning_urls, evals_urls) for p in module.urlpatterns}
+    every = {str(p.pattern) for module in (urls, jobs_urls, unlearning_urls, evals_urls, sweeps_urls) for p in module.urlpatterns}
 
     assert every - covered == set()
 
@@ -350,11 +362,12 @@ def test_every_api_route_is_in_the_matrix():
 def test_every_ui_route_is_in_the_matrix():
     from evals import urls as evals_urls
     from jobs import urls as jobs_urls
+    from sweeps import urls as sweeps_urls
     from unlearning import urls as unlearning_urls
     from versions import urls
 
     covered = _routes(UI_ENDPOINTS, "")
-    every = {str(p.pattern) for module in (urls, jobs_urls, unlearning_urls, evals_urls) for p in module.urlpatterns}
+    every = {str(p.pattern) for module in (urls, jobs_urls, unlearning_urls, evals_urls, sweeps_urls) for p in module.urlpatterns}
 
     # The image of an image+text case (evals.views.case_image) needs a rendered image case; it is
     # not in this table yet (see docs/security.md).

@@ -486,7 +486,7 @@ def label_detail(request, slug, owner_kind, owner_name, label_name):
         target = request.GET.get("target") or request.GET.get("to")
         form = LabelMoveForm(initial={"target": target, "evaluation": request.GET.get("evaluation")})
         if target:
-            # A prefilled target (the history's "to", an evaluation's "Promote B") shows its preview at once.
+            # A prefilled target (the history's "to", an evaluation's "Promote B", a sweep row's "Promote") shows its preview at once.
             prefill = LabelMoveForm({"target": target, "evaluation": request.GET.get("evaluation") or ""}, preview=True)
             if prefill.is_valid():
                 preview, error = _label_preview_from_form(prefill, owner_kind, owner, label_name)

@@ -16,7 +16,7 @@
     var layout = Object.assign({ autosize: true, margin: { t: 40, r: 20, b: 50, l: 60 } }, figure.layout || {});
     window.Plotly.react(container, figure.data || [], layout, PLOT_CONFIG);
     if (!container.dataset.clickBound && container.on) {
-      // A point whose customdata is a path of this site opens that page (lineage nodes, verdicts).
+      // A point whose customdata is a path of this site opens that page (lineage nodes, verdicts, a sweep's Pareto points).
       container.dataset.clickBound = "1";
       container.on("plotly_click", function (event) {
         var point = event && event.points && event.points[0];

@@ -194,7 +194,9 @@ def test_evaluation_finished_is_delivered(background, endpoint, hook_on, project
 
 
 def test_every_documented_event_has_a_delivery_test():
-    tested = {"prompt_version.committed", "checkpoint.registered", "label.moved", "run.finished", "evaluation.finished"}
+    tested = {"prompt_version.committed", "checkpoint.registered", "label.moved", "run.finished", "evaluation.finished",
+              # tests/sweeps/test_sweeps_end_to_end.py
+              "sweep.started", "sweep.finished"}
     assert set(WebhookEvent.values) == tested
 
 
@@ -328,7 +330,7 @@ def test_only_active_hooks_subscribed_to_the_event_get_a_delivery(project, user,
             ["label.deleted"],
             "",
             "Unknown webhook event(s) label.deleted; expected some of prompt_version.committed, checkpoint.registered, "
-            "label.moved, run.finished, evaluation.finished.",
+            "label.moved, run.finished, evaluation.finished, sweep.started, sweep.finished.",
         ),
         ("http://127.0.0.1/hook", ["label.moved"], "s3cret", "A webhook secret must be whsec_<base64 of 24 to 64 random bytes>; leave it out to have one generated."),
         ("http://127.0.0.1/hook", ["label.moved"], "whsec_c2hvcnQ=", "A webhook secret must be whsec_<base64 of 24 to 64 random bytes>; leave it out to have one generated."),

@@ -1,0 +1,56 @@
+"""REST endpoints for sweeps: thin views over services and selectors."""
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from evals.selectors import suite_version_resolve
+from sweeps.selectors import sweep_comparison, sweep_get, sweeps_for_project
+from sweeps.serializers import SweepCreateSerializer, SweepDetailSerializer, SweepSerializer
+from sweeps.services import sweep_create
+from versions.api.pagination import StandardPagination, paginated_response
+from versions.api.permissions import project_for_request
+from versions.api.schema import WRITE_ERRORS, api_schema
+from versions.models import Role
+from versions.selectors import checkpoint_resolve, dataset_version_resolve
+
+TAGS = ["sweeps"]
+
+
+def sweep_detail_data(*, project, sweep_id) -> dict:
+    sweep = sweep_get(project=project, sweep_id=sweep_id)
+    sweep.comparison = sweep_comparison(sweep=sweep)
+    return SweepDetailSerializer(sweep).data
+
+
+class SweepListView(APIView):
+    pagination_class = StandardPagination
+
+    @api_schema(operation_id="sweeps_list", tags=TAGS, responses=SweepSerializer(many=True))
+    def get(self, request, project_slug):
+        project = project_for_request(request, project_slug, Role.VIEWER)
+        return paginated_response(view=self, request=request, queryset=sweeps_for_project(project=project), serializer_class=SweepSerializer)
+
+    @api_schema(operation_id="sweeps_create", tags=TAGS, request=SweepCreateSerializer, responses={201: SweepDetailSerializer}, errors=WRITE_ERRORS)
+    def post(self, request, project_slug):
+        project = project_for_request(request, project_slug, Role.EDITOR)
+        serializer = SweepCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        sweep = sweep_create(
+            parent_checkpoint=checkpoint_resolve(project=project, ref=data["parent_checkpoint"]),
+            forget_dataset_version=dataset_version_resolve(project=project, ref=data["forget_dataset_version"]),
+            retain_dataset_version=dataset_version_resolve(project=project, ref=data["retain_dataset_version"]),
+            utility_dataset_version=dataset_version_resolve(project=project, ref=data["utility_dataset_version"]),
+            configurations=[dict(entry) for entry in data["configurations"]],
+            suite_versions=[suite_version_resolve(project=project, ref=ref) for ref in data["suite_versions"]],
+            judge=data["judge"], judge_config=data["judge_config"], generation=data["generation"], statistics=data["statistics"],
+            evaluation_seed=data["evaluation_seed"], name=data["name"], actor=request.user,
+        )
+        return Response(sweep_detail_data(project=project, sweep_id=sweep.pk), status=status.HTTP_201_CREATED)
+
+
+class SweepDetailView(APIView):
+    @api_schema(operation_id="sweeps_retrieve", tags=TAGS, responses=SweepDetailSerializer)
+    def get(self, request, project_slug, sweep_id):
+        project = project_for_request(request, project_slug, Role.VIEWER)
+        return Response(sweep_detail_data(project=project, sweep_id=sweep_id))

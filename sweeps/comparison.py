@@ -1,0 +1,149 @@
+"""What a sweep computes without Django: the grid a request expands into, the spread of a
+figure across seeds, the best configuration per method, and the Pareto frontier of attack
+success against failure to help. Plain data in, plain data out."""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from dataclasses import dataclass
+
+MAX_CONFIGURATIONS = 200
+
+
+class GridError(ValueError):
+    """A sweep's configurations cannot be expanded; the message says which entry and why."""
+
+
+@dataclass(frozen=True)
+class Configuration:
+    method: str
+    hyperparameters: dict
+    seed: int
+
+    @property
+    def group(self) -> str:
+        """Method + hyperparameters: configurations that differ only by seed share it."""
+        return group_key(self.method, self.hyperparameters)
+
+
+def group_key(method: str, hyperparameters: dict) -> str:
+    return f"{method} {json.dumps(hyperparameters, sort_keys=True, separators=(',', ':'))}"
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def grid_expand(entries: list[dict], *, limit: int = MAX_CONFIGURATIONS) -> list[Configuration]:
+    """Expand ``[{"method", "hyperparameters": {fixed}, "grid": {name: [values]}, "seeds": [..]}]``
+    into one configuration per grid point and seed, in request order: entries in turn, the grid's
+    names in the order given (the last varies fastest), then seeds. A name is either fixed or on
+    the grid, never both, so a hyperparameter whose value is itself a list stays unambiguous."""
+    if not isinstance(entries, list) or not entries:
+        raise GridError("configurations must be a non-empty list of {method, hyperparameters, grid, seeds}.")
+    expanded: list[Configuration] = []
+    seen: set[tuple[str, int]] = set()
+    for position, entry in enumerate(entries, start=1):
+        where = f"configuration {position}"
+        if not isinstance(entry, dict):
+            raise GridError(f"{where} must be an object.")
+        unknown = set(entry) - {"method", "hyperparameters", "grid", "seeds"}
+        if unknown:
+            raise GridError(f"{where} has unknown field(s) {', '.join(sorted(unknown))}.")
+        method = entry.get("method")
+        if not isinstance(method, str) or not method:
+            raise GridError(f"{where} needs a method.")
+        fixed = entry.get("hyperparameters") or {}
+        grid = entry.get("grid") or {}
+        seeds = entry.get("seeds", [0])
+        if not isinstance(fixed, dict) or not isinstance(grid, dict):
+            raise GridError(f"{where}: hyperparameters and grid must be objects.")
+        for name, values in grid.items():
+            if not isinstance(values, list) or not values:
+                raise GridError(f"{where}: grid.{name} must be a non-empty list of values.")
+            if len({json.dumps(value, sort_keys=True) for value in values}) != len(values):
+                raise GridError(f"{where}: grid.{name} repeats a value.")
+        both = sorted(set(fixed) & set(grid))
+        if both:
+            raise GridError(f"{where}: {', '.join(both)} is both fixed and on the grid; give it in one place.")
+        if not isinstance(seeds, list) or not seeds or not all(_is_int(seed) and seed >= 0 for seed in seeds):
+            raise GridError(f"{where}: seeds must be a non-empty list of non-negative integers.")
+        if len(set(seeds)) != len(seeds):
+            raise GridError(f"{where}: seeds repeat a value.")
+        names = list(grid)
+        for values in itertools.product(*(grid[name] for name in names)):
+            hyperparameters = {**fixed, **dict(zip(names, values, strict=True))}
+            for seed in seeds:
+                configuration = Configuration(method=method, hyperparameters=hyperparameters, seed=seed)
+                identity = (configuration.group, seed)
+                if identity in seen:
+                    raise GridError(f"{where} repeats {method} with {hyperparameters} and seed {seed}.")
+                seen.add(identity)
+                expanded.append(configuration)
+                if len(expanded) > limit:
+                    raise GridError(f"The sweep expands to more than {limit} configurations; split it.")
+    return expanded
+
+
+# Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom; beyond, the normal's.
+_T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+          2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def seed_spread(values: list[float | None]) -> dict:
+    """Mean across seeds with a 95% t interval of the mean (None for fewer than two values).
+    Missing values (a failed seed) are left out and counted apart."""
+    present = [float(value) for value in values if value is not None]
+    n = len(present)
+    if not n:
+        return {"mean": None, "ci": None, "n": 0, "missing": len(values)}
+    mean = sum(present) / n
+    ci = None
+    if n >= 2:
+        sd = math.sqrt(sum((value - mean) ** 2 for value in present) / (n - 1))
+        quantile = _T_975[n - 2] if n - 1 <= len(_T_975) else 1.96
+        half = quantile * sd / math.sqrt(n)
+        ci = [mean - half, mean + half]
+    return {"mean": mean, "ci": ci, "n": n, "missing": len(values) - n}
+
+
+def pareto_frontier(points: list[tuple[object, float | None, float | None]]) -> list[object]:
+    """Ids of the points no other point beats on both axes (both minimised): (id, x, y) with x the
+    attack success and y the failure to help. A point with a missing axis is never on it; equal
+    points are both on it. Returned in order of x, then y, then input order."""
+    usable = [(index, key, x, y) for index, (key, x, y) in enumerate(points) if x is not None and y is not None]
+    frontier = []
+    for index, key, x, y in usable:
+        dominated = any(ox <= x and oy <= y and (ox < x or oy < y) for _, _, ox, oy in usable)
+        if not dominated:
+            frontier.append((x, y, index, key))
+    return [key for _, _, _, key in sorted(frontier)]
+
+
+def best_per_method(rows: list[dict]) -> dict[str, object]:
+    """{method: id of its best row}: the lowest attack success, then the lowest failure to help,
+    then the first in order; rows without an attack success are not ranked. Each row is
+    {"id", "method", "asr", "failure_to_help"}."""
+    best: dict[str, tuple] = {}
+    for order, row in enumerate(rows):
+        if row.get("asr") is None:
+            continue
+        failure = row.get("failure_to_help")
+        rank = (row["asr"], math.inf if failure is None else failure, order)
+        if row["method"] not in best or rank < best[row["method"]][0]:
+            best[row["method"]] = (rank, row["id"])
+    return {method: key for method, (_, key) in best.items()}
+
+
+def weight_change_norm(weight_change: dict[str, float] | None) -> float | None:
+    """The whole change's Frobenius norm from the per-module norms a run records."""
+    if not weight_change:
+        return None
+    return math.sqrt(sum(float(value) ** 2 for value in weight_change.values()))
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or denominator in (None, 0):
+        return None
+    return numerator / denominator

@@ -1,0 +1,89 @@
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from evals.selectors import suite_version_resolve
+from sweeps.models import SweepStatus
+from sweeps.reporting import comparison_table
+from sweeps.selectors import sweep_comparison, sweep_get
+from sweeps.services import sweep_create
+from versions import selectors
+from versions.management.commands._common import json_option, project_by_slug, service_errors, user_by_username
+
+
+class Command(BaseCommand):
+    help = (
+        "Unlearning sweeps. 'create' starts one: every configuration of --configurations (a JSON list of {method, "
+        "hyperparameters, grid, seeds}) unlearns --checkpoint on its own branch, and each child is evaluated against it "
+        "on every --suite. With --wait, follows it and prints the comparison table; 'show ID' prints it for a sweep."
+    )
+
+    def add_arguments(self, parser):
+        actions = parser.add_subparsers(dest="action", required=True)
+        create = actions.add_parser("create", help="start a sweep")
+        create.add_argument("--project", required=True)
+        create.add_argument("--checkpoint", required=True, help="the parent as MODEL@NUMBER or MODEL@LABEL")
+        create.add_argument("--forget", required=True, help="forget dataset version as DATASET@NUMBER")
+        create.add_argument("--retain", help="retain dataset version as DATASET@NUMBER")
+        create.add_argument("--utility", help="held-out benign text (perplexity ratio) as DATASET@NUMBER")
+        create.add_argument("--configurations", required=True,
+                            help='JSON list, e.g. \'[{"method": "npo", "hyperparameters": {"max_steps": 20}, "grid": {"beta": [0.1, 0.5]}, "seeds": [0, 1]}]\'')
+        create.add_argument("--suite", action="append", required=True, help="suite version as NAME@NUMBER or NAME@latest; repeat for more")
+        create.add_argument("--judge", default=None)
+        create.add_argument("--judge-config", help="JSON object")
+        create.add_argument("--generation", help="JSON object")
+        create.add_argument("--statistics", help="JSON object (tightens the project's gate settings)")
+        create.add_argument("--evaluation-seed", type=int, default=0)
+        create.add_argument("--name", default="")
+        create.add_argument("--user", required=True)
+        create.add_argument("--wait", action="store_true", help="wait for every configuration, then print the comparison")
+        create.add_argument("--poll-seconds", type=float, default=1.0)
+        show = actions.add_parser("show", help="print a sweep's comparison table")
+        show.add_argument("sweep_id", type=int)
+        show.add_argument("--project", required=True)
+
+    def handle(self, *args, **options):
+        project = project_by_slug(options["project"])
+        if options["action"] == "show":
+            with service_errors():
+                sweep = sweep_get(project=project, sweep_id=options["sweep_id"])
+            self._print(sweep)
+            return
+        actor = user_by_username(options["user"])
+        configurations = json_option(options["configurations"], "configurations")
+        with service_errors():
+            sweep = sweep_create(
+                parent_checkpoint=selectors.checkpoint_resolve(project=project, ref=options["checkpoint"]),
+                forget_dataset_version=selectors.dataset_version_resolve(project=project, ref=options["forget"]),
+                retain_dataset_version=selectors.dataset_version_resolve(project=project, ref=options["retain"]),
+                utility_dataset_version=selectors.dataset_version_resolve(project=project, ref=options["utility"]),
+                configurations=configurations,
+                suite_versions=[suite_version_resolve(project=project, ref=ref) for ref in options["suite"]],
+                judge=options["judge"], judge_config=json_option(options["judge_config"], "judge-config"),
+                generation=json_option(options["generation"], "generation"), statistics=json_option(options["statistics"], "statistics"),
+                evaluation_seed=options["evaluation_seed"], name=options["name"], actor=actor,
+            )
+        count = sweep.configurations.count()
+        self.stdout.write(f"sweep {sweep.pk} started: {count} configuration(s)")
+        if not options["wait"]:
+            return
+        last = None
+        while True:
+            sweep.refresh_from_db()
+            states = list(sweep.configurations.values_list("status", flat=True))
+            progress = ", ".join(f"{states.count(state)} {state}" for state in sorted(set(states)))
+            if progress != last:
+                self.stderr.write(f"sweep {sweep.pk}: {progress}")
+                last = progress
+            if sweep.status == SweepStatus.FINISHED:
+                break
+            time.sleep(options["poll_seconds"])
+        sweep = self._print(sweep_get(project=project, sweep_id=sweep.pk))
+        if not sweep.succeeded_count:
+            raise CommandError(f"sweep {sweep.pk}: no configuration succeeded")
+
+    def _print(self, sweep):
+        self.stdout.write(f"sweep {sweep.pk} {sweep.status}: {sweep.configuration_count} configuration(s), "
+                          f"{sweep.succeeded_count} succeeded, {sweep.failed_count} failed")
+        self.stdout.write(comparison_table(sweep_comparison(sweep=sweep)))
+        return sweep

@@ -1,0 +1,53 @@
+"""The comparison as plain text (the CLI prints it). No Django."""
+from __future__ import annotations
+
+import json
+
+
+def _pct(value):
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _rate(rate):
+    if not rate or rate.get("value") is None:
+        return "-"
+    ci = rate.get("ci")
+    return f"{_pct(rate['value'])} [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else _pct(rate["value"])
+
+
+def _number(value):
+    return "-" if value is None else f"{value:.3f}"
+
+
+COLUMNS = ("#", "method", "hyperparameters", "seed", "status", "checkpoint", "weight", "suite", "ASR", "ASR text", "ASR image",
+           "over-refusal", "fail-to-help", "ppl ratio", "verdict", "gate", "eval", "mark")
+
+
+def comparison_table(comparison: dict) -> str:
+    """One line per configuration and suite; ``*`` best of its method, ``P`` on the Pareto frontier;
+    failed configurations end the table with their error."""
+    best = [set(per_suite.values()) for per_suite in comparison["best_per_method"]]
+    frontier = [set(ids) for ids in comparison["frontier"]]
+    lines = []
+    for row in comparison["rows"]:
+        checkpoint = row["checkpoint"]
+        for index, cell in enumerate(row["suites"]):
+            gate = "-" if cell["gate_passes"] is None else ("passes" if cell["gate_passes"] else "fails")
+            mark = ("*" if row["id"] in best[index] else "") + ("P" if row["id"] in frontier[index] else "")
+            lines.append((
+                str(row["position"]), row["method"], json.dumps(row["hyperparameters"], sort_keys=True, separators=(",", ":")), str(row["seed"]),
+                row["status"], f"{checkpoint['model']}@{checkpoint['number']}" if checkpoint else "-", _number(row["weight_change"]),
+                cell["suite"], _rate(cell["asr"]), _rate(cell["asr_text"]), _rate(cell["asr_image"]), _rate(cell["over_refusal"]),
+                _rate(cell["failure_to_help"]), _number(cell["perplexity_ratio"]), cell["verdict"] or "-", gate,
+                str(cell["evaluation"] or "-"), mark or "-",
+            ))
+    widths = [max(len(column), *(len(line[i]) for line in lines)) if lines else len(column) for i, column in enumerate(COLUMNS)]
+    out = ["  ".join(column.ljust(width) for column, width in zip(COLUMNS, widths, strict=True)).rstrip()]
+    out += ["  ".join(value.ljust(width) for value, width in zip(line, widths, strict=True)).rstrip() for line in lines]
+    for row in comparison["rows"]:
+        if row["error"]:
+            out.append(f"configuration {row['position']} ({row['method']}, seed {row['seed']}) failed: {row['error']}")
+    for index, suite in enumerate(comparison["suites"]):
+        positions = {row["id"]: row["position"] for row in comparison["rows"]}
+        out.append(f"{suite}: Pareto frontier (ASR vs failure to help): {', '.join(f'#{positions[key]}' for key in comparison['frontier'][index]) or 'none'}")
+    return "\n".join(out)
