@@ -62,30 +62,32 @@ def generate_endpoint_responses(
     """One answer per prompt, in the input order, through ``client`` (an EndpointClient).
 
     A missing key (EndpointConfigError) fails the whole arm at once: no case could be answered.
-    ``check_cancelled`` is called before each request, so a cancelled run stops sending.
+    ``check_cancelled`` is called between rounds of requests, so a cancelled run stops sending.
     """
     options = request_options(config, seed=seed, parameters=parameters)
-    done = [0]
 
     def answer(prompt):
-        if check_cancelled is not None:
-            check_cancelled()
         try:
             reply = client.chat_completion(model=served_model, messages=chat_messages(prompt, template), **options)
         except EndpointConfigError:
             raise
         except EndpointError as exc:
-            result = EndpointAnswer("", 0.0, 0, attempts=exc.attempts, error=str(exc)[:500])
-        else:
-            result = EndpointAnswer(reply.content.strip(), reply.latency_ms, int(reply.usage.get("completion_tokens", 0)),
-                                    attempts=reply.attempts, usage=dict(reply.usage))
-        done[0] += 1  # under the GIL; progress is advisory
-        if progress is not None:
-            progress(done[0], len(prompts))
-        return result
+            return EndpointAnswer("", 0.0, 0, attempts=exc.attempts, error=str(exc)[:500])
+        return EndpointAnswer(reply.content.strip(), reply.latency_ms, int(reply.usage.get("completion_tokens", 0)),
+                              attempts=reply.attempts, usage=dict(reply.usage))
 
     client.api_key()  # an unset key fails here, before any request
-    return client.map(answer, prompts)
+    # In rounds of a few requests per concurrent slot: between rounds, on the calling thread (the
+    # one with the run's database connection), progress is reported and cancellation checked.
+    round_size = max(1, client.profile.max_concurrency) * 4
+    results: list[EndpointAnswer] = []
+    for start in range(0, len(prompts), round_size):
+        if check_cancelled is not None:
+            check_cancelled()
+        results.extend(client.map(answer, prompts[start : start + round_size]))
+        if progress is not None:
+            progress(len(results), len(prompts))
+    return results
 
 
 def endpoint_totals(answers: list[EndpointAnswer]) -> dict:

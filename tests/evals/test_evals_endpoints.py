@@ -101,7 +101,7 @@ def test_endpoint_checkpoints_register_through_the_api_and_the_cli_and_show_on_t
     assert (body["kind"], body["number"], body["endpoint"]) == ("endpoint", 1, {"profile": "prod", "model": "m1", "parameters": {"seed": 7}})
     refused = api_client.post(f"{CHECKPOINTS}/", {"kind": "endpoint", "endpoint": {"profile": "nope", "model": "m1"}}, format="json")
     assert refused.status_code == 400
-    assert "no endpoint profile 'nope'" in refused.json()["detail"]
+    assert "no endpoint profile 'nope'" in refused.json()["error"]["message"]
     assert api_client.get(f"{CHECKPOINTS}/1/").json()["endpoint"]["model"] == "m1"
 
     call_command("register_checkpoint", "safety", "served", "--endpoint", "prod", "--served-model", "m2", "--endpoint-parameters",
