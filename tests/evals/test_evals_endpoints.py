@@ -235,3 +235,37 @@ def test_a_prompt_ab_on_one_endpoint(endpoint_and_local, project, user, suite_ve
     # its own system prompt, so the two arms' prompt token counts differ case by case.
     assert all(x["prompt_tokens"] != y["prompt_tokens"] for x, y in zip(a["cases"], b["cases"]))
     assert evaluation.verdict in ("no significant difference", "safer", "less safe", "inconclusive")
+
+
+def test_serve_checkpoint_merges_an_adapter_chain_into_a_folder_transformers_serve_loads(model, user, tiny_model_dir, settings, tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from unlearning.engine.loading import load_model_and_tokenizer
+    from unlearning.engine.text import format_prompt
+
+    settings.VAR_DIR = tmp_path / "var"
+    torch.manual_seed(1)
+    base_model, tokenizer = load_model_and_tokenizer(base=str(tiny_model_dir), for_training=True)
+    peft_model = get_peft_model(base_model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft_model.save_pretrained(tmp_path / "adapter", safe_serialization=True)
+    encoded = tokenizer([format_prompt(tokenizer, "Why is the sky blue?")], return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        expected = peft_model(**encoded).logits
+    base = services.checkpoint_register_directory(model=model, directory=tiny_model_dir, actor=user)
+    adapter = services.checkpoint_register_directory(model=model, directory=tmp_path / "adapter", actor=user,
+                                                     parents=[(base, "unlearned-from")])
+    assert adapter.kind == "adapter"
+
+    folder = checkpoint_serving_folder(checkpoint=adapter)
+
+    assert folder == settings.VAR_DIR / "cache" / "served" / adapter.sha256
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {path.name for path in folder.iterdir()}
+    assert not any(path.suffix in (".bin", ".pt") for path in folder.iterdir())
+    served = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True)
+    with torch.no_grad():
+        assert torch.allclose(served(**encoded).logits, expected, atol=1e-5)
+    assert checkpoint_serving_folder(checkpoint=adapter) == folder  # laid out once
+    command = transformers_serve_command(folder, host="127.0.0.1", port=8011, device="cpu")
+    assert command[1:] == ["serve", str(folder), "--host", "127.0.0.1", "--port", "8011", "--device", "cpu"]
