@@ -512,7 +512,7 @@ class CheckpointListApi(ListApi):
         operation_id="checkpoints_register",
         tags=["checkpoints"],
         request={"application/json": PolymorphicProxySerializer(
-            component_name="CheckpointJsonRegister", serializers=[s.CheckpointReferenceSerializer, s.CheckpointEndpointSerializer],
+            component_name="CheckpointJsonRegister", serializers={"reference": s.CheckpointReferenceSerializer, "endpoint": s.CheckpointEndpointSerializer},
             resource_type_field_name="kind"), "multipart/form-data": s.CheckpointUploadSerializer},
         responses={201: s.CheckpointSerializer},
         errors=(*WRITE_ERRORS, 413, 415),
