@@ -118,7 +118,8 @@ def test_endpoint_checkpoints_register_through_the_api_and_the_cli_and_show_on_t
 # ---------------------------------------------------------------- faults, on the scripted chat server
 
 
-def test_an_endpoint_arm_retries_429_and_records_500s_after_the_retries_as_errors(served_profile, chat_server, project, model, user):
+def test_an_endpoint_arm_retries_429_and_records_500s_after_the_retries_as_errors(served_profile, chat_server, project, model, user,
+                                                                                  api_client, client):
     served_profile("flaky", chat_server.url, max_retries=2, max_concurrency=2)
     suite = eval_services.suite_create(project=project, name="flaky", actor=user)
     cases = [
@@ -149,6 +150,11 @@ def test_an_endpoint_arm_retries_429_and_records_500s_after_the_retries_as_error
     # Run-dependent figures stay out of the report: the same answers hash the same.
     assert "endpoint" not in str(evaluation.metrics)
     assert AuditEvent.objects.filter(action="evaluation.endpoint_arm", object_id=str(evaluation.pk)).count() == 2
+    api = api_client.get(f"/api/v1/projects/{project.slug}/evaluations/{evaluation.pk}/").json()
+    assert next(row for row in api["timings"]["A"]["endpoint"]["cases"] if row["key"] == "h2") == {"key": "h2", "latency_ms": 0.0, "attempts": 3, "error": "HTTP 500; gave up after 3 attempts"}
+    client.force_login(user)
+    page = client.get(f"/p/{project.slug}/evaluations/{evaluation.pk}/").content.decode()
+    assert "flaky · 7 requests, 3 retries, 1 errors · 120 prompt + 6 completion tokens" in page
 
 
 def test_an_unset_key_fails_the_run_with_a_clear_error_and_saves_nothing(served_profile, chat_server, project, model, user, suite_version,
