@@ -414,7 +414,8 @@ def _answer_arm_endpoint(*, checkpoint, prompt_version, prompts, config, seed, c
 
     start, width = span
     spec = checkpoint.endpoint
-    ctx.progress(start, f"arm {label}: {checkpoint} through endpoint {spec['profile']} (model {spec['model']})")
+    served = spec["model"] if len(spec["model"]) <= 40 else spec["model"][:18] + "..." + spec["model"][-18:]
+    ctx.progress(start, f"arm {label}: {checkpoint} through endpoint {spec['profile']} (model {served})")
 
     def progress(done, total):
         ctx.progress(start + width * done / total, f"arm {label}: {done}/{total} cases")
