@@ -168,13 +168,17 @@ def test_an_unset_key_fails_the_run_with_a_clear_error_and_saves_nothing(served_
     assert (CaseResult.objects.filter(evaluation=evaluation).count(), evaluation.report_sha256, chat_server.requests) == (0, "", [])
 
 
-def test_image_suites_and_unlearning_refuse_endpoint_checkpoints(served_profile, model, user):
+def test_an_endpoint_has_no_weights_to_load_or_unlearn(served_profile, model, user):
+    from unlearning.services import unlearning_run_create
+    from versions.artifacts import checkpoint_materialize
+
     served_profile("prod", "http://127.0.0.1:9/v1")
     endpoint = services.checkpoint_register(model=model, kind="endpoint", actor=user, endpoint={"profile": "prod", "model": "m"})
-    from versions.artifacts import checkpoint_materialize
 
     with pytest.raises(ValidationFailed, match="it has no weights to load"):
         checkpoint_materialize(checkpoint=endpoint)
+    with pytest.raises(ValidationFailed, match="it has no weights to unlearn"):
+        unlearning_run_create(parent_checkpoint=endpoint, method="yao", hyperparameters={}, forget_dataset_version=None, actor=user)
 
 
 # ---------------------------------------------------------------- a real server: transformers serve
