@@ -307,9 +307,32 @@ class JudgeSpendOutput(serializers.Serializer):
     total_tokens = serializers.IntegerField(required=False)
 
 
+class EndpointCaseTimingOutput(serializers.Serializer):
+    key = serializers.CharField()
+    latency_ms = serializers.FloatField()
+    attempts = serializers.IntegerField()
+    prompt_tokens = serializers.IntegerField(required=False)
+    completion_tokens = serializers.IntegerField(required=False)
+    total_tokens = serializers.IntegerField(required=False)
+    error = serializers.CharField(required=False, help_text="why the case has no answer after the retries (its outcome is error)")
+
+
+class EndpointSpendOutput(serializers.Serializer):
+    profile = serializers.CharField()
+    model = serializers.CharField()
+    requests = serializers.IntegerField()
+    errors = serializers.IntegerField()
+    retries = serializers.IntegerField()
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    mean_latency_ms = serializers.FloatField(allow_null=True)
+    cases = EndpointCaseTimingOutput(many=True)
+
+
 class ArmTimingOutput(serializers.Serializer):
     mean_latency_ms = serializers.FloatField()
     judge = JudgeSpendOutput(required=False, help_text="what a remote judge spent on this arm")
+    endpoint = EndpointSpendOutput(required=False, help_text="an endpoint arm's requests: per case latency, attempts, token usage, errors")
 
 
 class TimingsOutput(serializers.Serializer):

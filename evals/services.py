@@ -285,6 +285,11 @@ def evaluation_create(
         raise ValidationFailed("seed must be an integer.", fields={"seed": ["Expected an integer."]})
     image_cases = suite_version.cases.filter(image_blob__isnull=False).count()
     for arm, checkpoint in (("a", checkpoint_a), ("b", checkpoint_b)):
+        if image_cases and checkpoint.kind == "endpoint":
+            raise ValidationFailed(
+                f"Suite version {suite_version.suite.name}@{suite_version.number} has {image_cases} image case(s); an endpoint arm "
+                f"({checkpoint}, arm {arm.upper()}) answers text cases only for now.", fields={f"checkpoint_{arm}": ["Cannot answer image cases."]},
+            )
         if image_cases and checkpoint.architecture != "vision-language":
             raise ValidationFailed(
                 f"Suite version {suite_version.suite.name}@{suite_version.number} has {image_cases} image case(s), and checkpoint "
@@ -331,6 +336,15 @@ def evaluation_create(
                 project=project, actor=actor, action="evaluation.remote_judge", object_type="evaluation", object_id=evaluation.pk,
                 data={"judge": judge_spec["name"], "endpoint": judge_spec["config"]["endpoint"], "base_url": judge_spec["config"]["base_url"]},
             )
+        for arm, checkpoint in (("A", checkpoint_a), ("B", checkpoint_b)):
+            if checkpoint.kind == "endpoint":
+                # The suite's prompts, harmful ones included, go to the operator's endpoint: on the record.
+                from versions.services import audit_record
+
+                audit_record(
+                    project=project, actor=actor, action="evaluation.endpoint_arm", object_type="evaluation", object_id=evaluation.pk,
+                    data={"arm": arm, "checkpoint": str(checkpoint), "endpoint": checkpoint.endpoint.get("profile"), "model": checkpoint.endpoint.get("model")},
+                )
         if enqueue:
             run_enqueue(run=run)
     return evaluation
@@ -351,13 +365,16 @@ def _answer_arm(*, checkpoint, prompt_version, prompts, images, utility_rows, co
     A vision-language checkpoint answers through its processor: image cases with their image,
     text cases without one, through the same model.
     """
+    start, width = span
+    if checkpoint.kind == "endpoint":
+        return _answer_arm_endpoint(checkpoint=checkpoint, prompt_version=prompt_version, prompts=prompts, config=config, seed=seed,
+                                    ctx=ctx, span=span, label=label)
     import torch
 
     from evals.generation import answer_negative_log_likelihoods, generate_responses, generate_vision_language_responses
     from unlearning.engine.loading import load_checkpoint_model
     from versions.artifacts import checkpoint_materialize
 
-    start, width = span
     ctx.progress(start, f"arm {label}: loading {checkpoint}")
     materialized = checkpoint_materialize(checkpoint=checkpoint)
     loaded = load_checkpoint_model(
@@ -389,6 +406,31 @@ def _answer_arm(*, checkpoint, prompt_version, prompts, images, utility_rows, co
     return responses, utility
 
 
+def _answer_arm_endpoint(*, checkpoint, prompt_version, prompts, config, seed, ctx, span, label):
+    """One arm answered by a served model through its endpoint profile (evals.endpoint_generation).
+    No held-out perplexity: a chat API gives no log-likelihoods of given text."""
+    from evals.endpoint_generation import generate_endpoint_responses
+    from versions.endpoints import endpoint_client
+
+    start, width = span
+    spec = checkpoint.endpoint
+    served = spec["model"] if len(spec["model"]) <= 40 else spec["model"][:18] + "..." + spec["model"][-18:]
+    ctx.progress(start, f"arm {label}: {checkpoint} through endpoint {spec['profile']} (model {served})")
+
+    def progress(done, total):
+        ctx.progress(start + width * done / total, f"arm {label}: {done}/{total} cases")
+
+    with endpoint_client(spec["profile"]) as client:
+        responses = generate_endpoint_responses(
+            client, spec["model"], prompts, config=config, template=prompt_version.template if prompt_version is not None else None,
+            seed=seed, parameters=spec.get("parameters") or {}, progress=progress, check_cancelled=ctx.check_cancelled,
+        )
+    failed = sum(1 for response in responses if response.error)
+    if failed:
+        ctx.log(f"arm {label}: {failed} case(s) got no answer from the endpoint after retries; their outcome is error")
+    return responses, []
+
+
 def _case_images_read(cases) -> list[bytes | None]:
     """Each case's PNG, verified against its blob hash (a damaged blob fails the run), or None;
     an image shared by several cases is read once."""
@@ -409,7 +451,9 @@ def evaluation_execute(*, run, ctx) -> dict:
     """
     from evals.generation import GenerationConfig
     from evals.judge_records import judge_inputs, judgement_record, judgements_summary
-    from evals.judges import judge_from_spec, judgement_totals
+    from evals.endpoint_generation import endpoint_totals
+    from evals.judges import Judgement, judge_from_spec, judgement_totals
+    from evals.outcomes import ERROR
 
     evaluation = Evaluation.objects.select_related(
         "suite_version__suite", "checkpoint_a__model", "checkpoint_b__model", "prompt_version_a__prompt", "prompt_version_b__prompt",
@@ -433,6 +477,10 @@ def evaluation_execute(*, run, ctx) -> dict:
 
     prompts = [case.prompt for case in cases]
     images = _case_images_read(cases)
+    if "endpoint" in (evaluation.checkpoint_a.kind, evaluation.checkpoint_b.kind) and utility_rows:
+        # A chat API gives no log-likelihoods: held-out perplexity is not compared (reported as not checked).
+        ctx.log("an arm is an endpoint: held-out perplexity is not measured")
+        utility_rows = []
     arms = {}
     for label, checkpoint, prompt_version, span in (
         ("A", evaluation.checkpoint_a, evaluation.prompt_version_a, (0.0, 0.45)),
@@ -445,6 +493,12 @@ def evaluation_execute(*, run, ctx) -> dict:
         )
     ctx.progress(0.9, "judging")
     judgements = {label: judge.judge(judge_inputs(cases, [response.text for response in responses])) for label, (responses, _) in arms.items()}
+    for label, (responses, _) in arms.items():
+        # A case an endpoint never answered (after its retries) is an error: no evidence either way.
+        judgements[label] = [
+            Judgement(ERROR, detail=f"endpoint: {response.error}") if getattr(response, "error", "") else judgement
+            for judgement, response in zip(judgements[label], responses, strict=True)
+        ]
     outcomes = {label: [judgement.outcome for judgement in arm] for label, arm in judgements.items()}
     judge_totals = {label: judgement_totals(arm) for label, arm in judgements.items()}
     ctx.check_cancelled()
@@ -463,6 +517,17 @@ def evaluation_execute(*, run, ctx) -> dict:
         label: {"mean_latency_ms": sum(r.latency_ms for r in arms[label][0]) / len(cases), **({"judge": judge_totals[label]} if judge_totals[label] else {})}
         for label in ("A", "B")
     }
+    for label, checkpoint in (("A", evaluation.checkpoint_a), ("B", evaluation.checkpoint_b)):
+        if checkpoint.kind == "endpoint":
+            # Per case: latency, attempts, token usage and any error; run-dependent, so out of the report's hash.
+            answers = arms[label][0]
+            timings[label]["endpoint"] = {
+                "profile": checkpoint.endpoint["profile"], "model": checkpoint.endpoint["model"], **endpoint_totals(answers),
+                "cases": [
+                    {"key": case.key, "latency_ms": round(a.latency_ms, 3), "attempts": a.attempts, **a.usage, **({"error": a.error} if a.error else {})}
+                    for case, a in zip(cases, answers)
+                ],
+            }
     for label in ("A", "B"):
         # What the judge said beyond outcomes (uncertain and escalated cases, hazard categories):
         # a deterministic part of the report.

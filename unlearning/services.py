@@ -58,6 +58,9 @@ def unlearning_run_create(
 
     project = parent_checkpoint.model.project
     role_require(project=project, user=actor, role=Role.EDITOR)
+    if parent_checkpoint.kind == "endpoint":
+        raise ValidationFailed(f"Checkpoint {parent_checkpoint} is an endpoint (a served model): it has no weights to unlearn; "
+                               "unlearn the checkpoint it is served from.", fields={"parent_checkpoint": ["An endpoint has no weights."]})
     resolved = _resolve(method, hyperparameters)
     for name, version in (("forget_dataset_version", forget_dataset_version), ("retain_dataset_version", retain_dataset_version)):
         if version is not None and version.dataset.project_id != project.pk:

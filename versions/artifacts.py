@@ -427,6 +427,9 @@ def checkpoint_materialize(*, checkpoint, directory=None):
     many runs is copied once."""
     from versions.selectors import checkpoint_adapter_chain
 
+    if checkpoint.kind == CheckpointKind.ENDPOINT:
+        raise ValidationFailed(f"{checkpoint} is an endpoint (a model served behind profile {checkpoint.endpoint.get('profile')!r}); "
+                               "it has no weights to load: evaluate it through its endpoint.")
     root = Path(directory) if directory else Path(settings.VAR_DIR) / "cache" / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     chain = checkpoint_adapter_chain(checkpoint=checkpoint)  # root first

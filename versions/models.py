@@ -174,6 +174,7 @@ class CheckpointKind(models.TextChoices):
     REFERENCE = "reference"  # external weights (model id + revision or a local path), not stored
     ADAPTER = "adapter"  # peft adapter: adapter_config.json + adapter_model.safetensors
     FULL = "full"  # config.json + *.safetensors + tokenizer files
+    ENDPOINT = "endpoint"  # a model served behind an operator-defined OpenAI-compatible endpoint profile
 
 
 class Checkpoint(models.Model):
@@ -184,6 +185,10 @@ class Checkpoint(models.Model):
     # For `reference`: the external id (hub id or local path) and revision.
     external_ref = models.CharField(max_length=500, blank=True)
     external_revision = models.CharField(max_length=200, blank=True)
+    # For `endpoint`: {"profile": name in LETHE_ENDPOINTS, "model": the served model name,
+    # "parameters": fixed generation settings sent with every request}. Never a URL or a key:
+    # the profile (operator's settings) says where, its environment variable holds the key.
+    endpoint = models.JSONField(default=dict, blank=True)
     # Architecture family, e.g. "causal-lm" or "vision-language" (LLaVA family).
     architecture = models.CharField(max_length=32, default="causal-lm")
     message = models.TextField(blank=True)
@@ -225,6 +230,7 @@ class Relation(models.TextChoices):
     FINE_TUNED_FROM = "fine-tuned-from"
     MERGED_FROM = "merged-from"
     ATTACKED_FROM = "attacked-from"
+    SERVED_FROM = "served-from"  # an endpoint serving a checkpoint Lethe holds
 
 
 class LineageEdge(models.Model):

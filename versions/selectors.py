@@ -178,7 +178,7 @@ def prompt_version_get(*, prompt, number):
 
 
 # Columns the API returns as they are, then those checkpoint_rows_complete renames or needs.
-_CHECKPOINT_API_COLUMNS = ("number", "kind", "external_ref", "external_revision", "architecture", "message", "metadata",
+_CHECKPOINT_API_COLUMNS = ("number", "kind", "external_ref", "external_revision", "endpoint", "architecture", "message", "metadata",
                            "weight_change", "sha256", "total_size", "generation")
 _CHECKPOINT_ROW_FIELDS = ("id", *_CHECKPOINT_API_COLUMNS, "created_by_run_id", "created_at")
 

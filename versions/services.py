@@ -371,6 +371,7 @@ def checkpoint_register(
     retain_dataset_sha256="",
     run=None,
     tags=(),
+    endpoint=None,
 ):
     """Register a checkpoint: validate the files, store each once by hash, then write the rows
     (the checkpoint, its files, lineage edges and ``tags``) in one transaction.
@@ -387,7 +388,15 @@ def checkpoint_register(
         if parent.model.project_id != model.project_id:
             raise ValidationFailed("A lineage parent must belong to the same project.")
     tags = _tag_names_valid(tags)
-    if kind == CheckpointKind.REFERENCE:
+    if endpoint and kind != CheckpointKind.ENDPOINT:
+        raise ValidationFailed("Only an endpoint checkpoint takes an endpoint.", fields={"endpoint": ["Only with kind 'endpoint'."]})
+    if kind == CheckpointKind.ENDPOINT:
+        if files or external_ref or external_revision:
+            raise ValidationFailed("An endpoint checkpoint names a served model behind an endpoint profile; it takes no files or external_ref.")
+        endpoint = endpoint_spec_clean(endpoint)
+        cleaned = {}
+        digest = sha256_text(canonical_json({"endpoint": endpoint}))
+    elif kind == CheckpointKind.REFERENCE:
         if files:
             raise ValidationFailed("A reference checkpoint points at external weights and takes no files.")
         if not external_ref:
@@ -417,6 +426,7 @@ def checkpoint_register(
             metadata=metadata or {},
             weight_change=weight_change or {},
             sha256=digest,
+            endpoint=endpoint or {},
             total_size=sum(blob.size for blob in stored.values()),
             generation=1 + max((parent.generation for parent, _ in parents), default=-1),
             created_by=actor,
@@ -436,6 +446,48 @@ def checkpoint_register(
         _emit(project=model.project, event="checkpoint.registered", payload={"model": model.name, "checkpoint": number, "id": checkpoint.pk, "kind": kind})
     model.checkpoint_count = number
     return checkpoint
+
+
+# Generation settings an endpoint checkpoint may fix (sent with every request to it): the
+# OpenAI chat-completions names. An evaluation's own generation config comes on top for what it
+# sets (max_new_tokens -> max_tokens; temperature and top_p when it samples).
+ENDPOINT_PARAMETERS = {"temperature": float, "top_p": float, "max_tokens": int, "seed": int, "frequency_penalty": float,
+                       "presence_penalty": float, "stop": list}
+
+
+def endpoint_spec_clean(endpoint) -> dict:
+    """{"profile", "model", "parameters"} checked: the profile is one the operator defines
+    (versions.endpoints), never a URL; the model is the name the server serves it under."""
+    from versions.endpoints import EndpointConfigError, endpoint_profile
+
+    if not isinstance(endpoint, dict):
+        raise ValidationFailed("An endpoint checkpoint needs endpoint {profile, model, parameters}.", fields={"endpoint": ["Required."]})
+    unknown = sorted(set(endpoint) - {"profile", "model", "parameters"})
+    if unknown:
+        raise ValidationFailed(f"Unknown endpoint keys {unknown}; expected profile, model, parameters.", fields={"endpoint": ["Unknown keys."]})
+    profile, served = endpoint.get("profile"), endpoint.get("model")
+    if not isinstance(profile, str) or not profile:
+        raise ValidationFailed("endpoint.profile names an endpoint profile from LETHE_ENDPOINTS.", fields={"endpoint": ["profile is required."]})
+    try:
+        endpoint_profile(profile)
+    except EndpointConfigError as exc:
+        raise ValidationFailed(str(exc), fields={"endpoint": ["Unknown profile."]}) from None
+    if not isinstance(served, str) or not served.strip() or len(served) > 500:
+        raise ValidationFailed("endpoint.model is the served model name (at most 500 characters).", fields={"endpoint": ["model is required."]})
+    parameters = endpoint.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise ValidationFailed("endpoint.parameters must be an object.", fields={"endpoint": ["parameters must be an object."]})
+    for key, value in parameters.items():
+        kind = ENDPOINT_PARAMETERS.get(key)
+        if kind is None:
+            raise ValidationFailed(f"Unknown endpoint parameter {key!r}; expected some of {', '.join(ENDPOINT_PARAMETERS)}.",
+                                   fields={"endpoint": [f"Unknown parameter {key}."]})
+        valid = (isinstance(value, list) and all(isinstance(item, str) for item in value)) if kind is list else (
+            not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int))
+        if not valid:
+            raise ValidationFailed(f"Endpoint parameter {key} must be {'a list of strings' if kind is list else kind.__name__}, got {value!r}.",
+                                   fields={"endpoint": [f"Invalid {key}."]})
+    return {"profile": profile, "model": served.strip(), "parameters": dict(sorted(parameters.items()))}
 
 
 def checkpoint_register_directory(*, model, directory, actor, kind=None, **options):

@@ -68,3 +68,23 @@ def test_demo_never_touches_a_project_that_is_not_the_demo(demo_settings, user):
         demo_run(config=DemoConfig(), out=io.StringIO(), reset=True)
 
     assert Project.objects.get(slug=DEMO_PROJECT).name == "Somebody's real project"
+
+
+def test_demo_endpoint_serves_the_unlearned_checkpoint_and_it_answers_as_in_process(demo_settings, tiny_model_dir):
+    from demo.endpoint import endpoint_demo_run
+    from demo.services import demo_user
+
+    demo_settings.LETHE_ENDPOINTS = {}
+    outcome = demo_run(config=DemoConfig(base_model_dir=tiny_model_dir, max_new_tokens=16), out=io.StringIO())
+    out = io.StringIO()
+
+    evaluation = endpoint_demo_run(project=outcome.project, user=demo_user(), served=outcome.unlearned, out=out, max_new_tokens=16)
+
+    endpoint = evaluation.checkpoint_b
+    assert (endpoint.kind, endpoint.number, endpoint.endpoint["profile"]) == ("endpoint", 3, "demo-serve")
+    assert list(endpoint.parent_edges.values_list("parent__number", "relation")) == [(2, "served-from")]
+    assert evaluation.verdict == "no significant difference"
+    cases = evaluation.case_results.count()
+    printed = out.getvalue()
+    assert f"identical responses: {cases}/{cases} cases" in printed
+    assert "VERDICT: endpoint (B) versus in-process (A): no significant difference" in printed

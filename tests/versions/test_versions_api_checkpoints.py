@@ -77,8 +77,8 @@ def test_register_a_reference_with_json(model, api_client):
     checkpoint = Checkpoint.objects.get()
     del body["created_at"]
     assert body == {
-        "number": 1, "kind": "reference", "external_ref": "org/llama", "external_revision": "abc123", "architecture": "causal-lm",
-        "message": "base", "metadata": {"seed": 1}, "weight_change": {}, "sha256": checkpoint.sha256, "total_size": 0, "generation": 0,
+        "number": 1, "kind": "reference", "external_ref": "org/llama", "external_revision": "abc123", "endpoint": {},
+        "architecture": "causal-lm", "message": "base", "metadata": {"seed": 1}, "weight_change": {}, "sha256": checkpoint.sha256, "total_size": 0, "generation": 0,
         "parents": [], "labels": [], "tags": [], "created_by": "alice", "created_by_run": None,
     }
 
@@ -88,7 +88,7 @@ def test_json_cannot_register_stored_weights(model, api_client, _artifact_root):
 
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {"kind": [
-        "JSON registers only references to external weights (kind 'reference'); upload adapter and full checkpoints as multipart/form-data."]}
+        "JSON registers references to external weights (kind 'reference') or served models (kind 'endpoint'); upload adapter and full checkpoints as multipart/form-data."]}
     assert_nothing_stored(_artifact_root)
 
 

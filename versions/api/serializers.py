@@ -463,6 +463,7 @@ class CheckpointSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=CheckpointKind.values)
     external_ref = serializers.CharField()
     external_revision = serializers.CharField()
+    endpoint = serializers.JSONField(help_text="For kind 'endpoint': {profile, model, parameters}; {} otherwise.")
     architecture = serializers.CharField()
     message = serializers.CharField()
     metadata = serializers.JSONField()
@@ -506,11 +507,23 @@ class CheckpointRegisterOptionsSerializer(serializers.Serializer):
 class CheckpointReferenceSerializer(CheckpointRegisterOptionsSerializer):
     kind = serializers.ChoiceField(
         choices=[CheckpointKind.REFERENCE.value],
-        error_messages={"invalid_choice": "JSON registers only references to external weights (kind 'reference'); "
+        error_messages={"invalid_choice": "JSON registers references to external weights (kind 'reference') or served models (kind 'endpoint'); "
                         "upload adapter and full checkpoints as multipart/form-data."},
     )
     external_ref = serializers.CharField(max_length=500, help_text="A hub id or a local path.")
     external_revision = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class EndpointSpecSerializer(serializers.Serializer):
+    profile = serializers.CharField(max_length=100, help_text="An endpoint profile the operator defines in LETHE_ENDPOINTS; never a URL.")
+    model = serializers.CharField(max_length=500, help_text="The model name the server serves (e.g. vLLM's --served-model-name or a LoRA name).")
+    parameters = serializers.DictField(required=False, default=dict,
+                                       help_text="Fixed chat-completion settings sent with every request: temperature, top_p, max_tokens, seed, ...")
+
+
+class CheckpointEndpointSerializer(CheckpointRegisterOptionsSerializer):
+    kind = serializers.ChoiceField(choices=[CheckpointKind.ENDPOINT.value])
+    endpoint = EndpointSpecSerializer()
 
 
 class CheckpointUploadSerializer(CheckpointRegisterOptionsSerializer):

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -529,7 +529,8 @@ def _uploaded_files(request, directory):
 
 CHECKPOINT_REGISTER_DESCRIPTION = (
     "Register checkpoint n+1. JSON registers a reference to external weights (kind 'reference', external_ref, "
-    "external_revision). multipart/form-data uploads stored weights: one 'archive' (.tar, .tar.gz, .tgz, .zip), or the files, "
+    "external_revision) or a served model (kind 'endpoint', endpoint {profile, model, parameters}: a profile the operator "
+    "defines, never a URL or a key). multipart/form-data uploads stored weights: one 'archive' (.tar, .tar.gz, .tgz, .zip), or the files, "
     "each part named by its relative path (or parts named 'files' with a parallel 'paths' list); 'metadata' and 'parents' "
     "are JSON strings there. Weights only as safetensors; pickles, links, '..' and archive bombs are refused and nothing is stored."
 )
@@ -550,7 +551,9 @@ class CheckpointListApi(ListApi):
     @api_schema(
         operation_id="checkpoints_register",
         tags=["checkpoints"],
-        request={"application/json": s.CheckpointReferenceSerializer, "multipart/form-data": s.CheckpointUploadSerializer},
+        request={"application/json": PolymorphicProxySerializer(
+            component_name="CheckpointJsonRegister", serializers={"reference": s.CheckpointReferenceSerializer, "endpoint": s.CheckpointEndpointSerializer},
+            resource_type_field_name="kind"), "multipart/form-data": s.CheckpointUploadSerializer},
         responses={201: s.CheckpointSerializer},
         errors=(*WRITE_ERRORS, 413, 415),
         description=CHECKPOINT_REGISTER_DESCRIPTION,
@@ -566,6 +569,12 @@ class CheckpointListApi(ListApi):
                     model=model, kind=data.get("kind") or artifacts.infer_kind(files), files=files, actor=request.user,
                     **_register_options(project, model, data),
                 )
+        elif isinstance(request.data, dict) and request.data.get("kind") == CheckpointKind.ENDPOINT:
+            data = _valid(s.CheckpointEndpointSerializer, request.data)
+            checkpoint = services.checkpoint_register(
+                model=model, kind=CheckpointKind.ENDPOINT, endpoint=dict(data["endpoint"]), actor=request.user,
+                **_register_options(project, model, data),
+            )
         else:
             data = _valid(s.CheckpointReferenceSerializer, request.data)
             checkpoint = services.checkpoint_register(

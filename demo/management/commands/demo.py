@@ -21,8 +21,11 @@ class Command(BaseCommand):
         parser.add_argument("--port", default="8000")
         parser.add_argument("--multimodal", action="store_true",
                             help="then build a tiny vision-language model, unlearn it with text only, and measure text and image attacks")
+        parser.add_argument("--endpoint", action="store_true",
+                            help="then serve the unlearned checkpoint with `transformers serve` on 127.0.0.1 and evaluate the endpoint "
+                                 "against the same checkpoint in-process")
 
-    def handle(self, *args, reset, no_serve, host, port, multimodal, **options):
+    def handle(self, *args, reset, no_serve, host, port, multimodal, endpoint=False, **options):
         # The demo draws its own progress bars; the libraries' bars and notices would interleave.
         from transformers.utils import logging as transformers_logging
 
@@ -36,6 +39,10 @@ class Command(BaseCommand):
                 from demo.multimodal import multimodal_demo_run
 
                 multimodal_demo_run(project=outcome.project, user=demo_user(), out=sys.stdout)
+            if endpoint:
+                from demo.endpoint import endpoint_demo_run
+
+                endpoint_demo_run(project=outcome.project, user=demo_user(), served=outcome.unlearned, out=sys.stdout)
         except (DemoError, LetheError) as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"\nDemo finished in {time.monotonic() - started:.0f} s.")

@@ -18,6 +18,10 @@ class Command(BaseCommand):
         source = parser.add_mutually_exclusive_group(required=True)
         source.add_argument("--dir", help="a local folder (full model or peft adapter) to store")
         source.add_argument("--ref", help="an external hub id or path (kind 'reference', nothing stored)")
+        source.add_argument("--endpoint", metavar="PROFILE",
+                            help="kind 'endpoint': a served model behind this endpoint profile (LETHE_ENDPOINTS); needs --served-model")
+        parser.add_argument("--served-model", default="", help="with --endpoint: the model name the server serves")
+        parser.add_argument("--endpoint-parameters", help="with --endpoint: JSON object of fixed chat settings (temperature, max_tokens, seed, ...)")
         parser.add_argument("--revision", default="", help="the external revision (with --ref)")
         parser.add_argument("--kind", choices=["adapter", "full"], help="with --dir; inferred from the files by default")
         parser.add_argument("--architecture", default="causal-lm", choices=["causal-lm", "vision-language"])
@@ -45,6 +49,10 @@ class Command(BaseCommand):
             if options["dir"]:
                 checkpoint = services.checkpoint_register_directory(model=model, directory=options["dir"], kind=options["kind"],
                                                                     **common)
+            elif options["endpoint"]:
+                endpoint = {"profile": options["endpoint"], "model": options["served_model"],
+                            "parameters": json_option(options["endpoint_parameters"], "endpoint-parameters") or {}}
+                checkpoint = services.checkpoint_register(model=model, kind="endpoint", endpoint=endpoint, **common)
             else:
                 checkpoint = services.checkpoint_register(model=model, kind="reference", external_ref=options["ref"],
                                                           external_revision=options["revision"], **common)
