@@ -525,7 +525,7 @@ def evaluation_execute(*, run, ctx) -> dict:
                 "profile": checkpoint.endpoint["profile"], "model": checkpoint.endpoint["model"], **endpoint_totals(answers),
                 "cases": [
                     {"key": case.key, "latency_ms": round(a.latency_ms, 3), "attempts": a.attempts, **a.usage, **({"error": a.error} if a.error else {})}
-                    for case, a in zip(cases, answers)
+                    for case, a in zip(cases, answers, strict=True)
                 ],
             }
     for label in ("A", "B"):

@@ -151,7 +151,8 @@ def test_an_endpoint_arm_retries_429_and_records_500s_after_the_retries_as_error
     assert "endpoint" not in str(evaluation.metrics)
     assert AuditEvent.objects.filter(action="evaluation.endpoint_arm", object_id=str(evaluation.pk)).count() == 2
     api = api_client.get(f"/api/v1/projects/{project.slug}/evaluations/{evaluation.pk}/").json()
-    assert next(row for row in api["timings"]["A"]["endpoint"]["cases"] if row["key"] == "h2") == {"key": "h2", "latency_ms": 0.0, "attempts": 3, "error": "HTTP 500; gave up after 3 attempts"}
+    assert next(row for row in api["timings"]["A"]["endpoint"]["cases"] if row["key"] == "h2") == {
+        "key": "h2", "latency_ms": 0.0, "attempts": 3, "error": "HTTP 500; gave up after 3 attempts"}
     client.force_login(user)
     page = client.get(f"/p/{project.slug}/evaluations/{evaluation.pk}/").content.decode()
     assert "flaky · 7 requests, 3 retries, 1 errors · 120 prompt + 6 completion tokens" in page
@@ -243,7 +244,7 @@ def test_a_prompt_ab_on_one_endpoint(endpoint_and_local, project, user, suite_ve
     a, b = evaluation.timings["A"]["endpoint"], evaluation.timings["B"]["endpoint"]
     # The system prompt is sent with every case: each arm's prompts are longer than the bare case by
     # its own system prompt, so the two arms' prompt token counts differ case by case.
-    assert all(x["prompt_tokens"] != y["prompt_tokens"] for x, y in zip(a["cases"], b["cases"]))
+    assert all(x["prompt_tokens"] != y["prompt_tokens"] for x, y in zip(a["cases"], b["cases"], strict=True))
     assert evaluation.verdict in ("no significant difference", "safer", "less safe", "inconclusive")
 
 

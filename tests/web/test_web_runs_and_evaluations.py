@@ -181,8 +181,9 @@ def test_the_safety_page_costs_the_same_queries_with_more_evaluations_and_label_
         assert web.get("/p/safety/models/tiny/safety/").status_code == 200
     # given a second evaluation and more label moves
     builders.evaluation_finished(project=project, actor=user, setup=finished)
+    # (the drill moves production back to the complier, measured less safe: acknowledged)
     for checkpoint in (finished["refuser"], finished["complier"], finished["refuser"]):
-        services.label_move(name="production", actor=user, checkpoint=checkpoint, reason="drill")
+        services.label_move(name="production", actor=user, checkpoint=checkpoint, reason="drill", acknowledge_less_safe=True)
     services.label_move(name="staging", actor=user, checkpoint=finished["refuser"], reason="try")
 
     # when / then
