@@ -186,6 +186,8 @@ SPECTACULAR_SETTINGS = {
         "OutcomeEnum": "evals.models.Outcome",
         "ModalityEnum": "evals.models.Modality",
         "ExpectedEnum": "evals.models.Expected",
+        # A label's owner (owner_kind on labels, kind on label searches and gate answers).
+        "OwnerKindEnum": [("prompt", "prompt"), ("model", "model")],
     },
 }
 

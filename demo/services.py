@@ -240,14 +240,16 @@ def _promote_and_roll_back(*, project, user, base, unlearned, evaluation):
     label = project.labels.filter(model=unlearned.model, name="production").first()
     if LabelEvent.objects.filter(label=label, action=LabelAction.ROLLBACK).exists():
         return
+    # The drill is scripted: each move acknowledges a target the evaluation measured less safe (the
+    # base, on the way back; B too when another base model makes it worse, as `demo --model` or the
+    # endpoint demo's may), and the audit trail records the acknowledgement only where it applied.
     services.label_move(name="production", actor=user, checkpoint=unlearned, evaluation=evaluation,
-                        reason=f"evaluation {evaluation.pk}: B is {evaluation.verdict}")
-    # The evaluation measured the base less safe, so the drill acknowledges it (recorded in the audit trail).
+                        reason=f"evaluation {evaluation.pk}: B is {evaluation.verdict}", acknowledge_less_safe=True)
     services.label_move(name="production", actor=user, checkpoint=base, reason="rollback drill: return to the previous production",
                         acknowledge_less_safe=True)
     # The unlearned checkpoint held production before, so returning to it is a rollback too.
     services.label_move(name="production", actor=user, checkpoint=unlearned, evaluation=evaluation,
-                        reason="rollback drill finished: back to the unlearned checkpoint")
+                        reason="rollback drill finished: back to the unlearned checkpoint", acknowledge_less_safe=True)
 
 
 def demo_run(*, config=None, out, reset=False):

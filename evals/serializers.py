@@ -376,7 +376,7 @@ class JudgeOutput(JudgeBriefOutput):
 
 class PromotionGateAnswerOutput(serializers.Serializer):
     label = serializers.CharField()
-    kind = serializers.ChoiceField(choices=["model", "prompt"])
+    kind = serializers.ChoiceField(choices=["prompt", "model"])
     owner = serializers.CharField(help_text="the model or prompt the label is on")
     target = serializers.IntegerField(allow_null=True, help_text="B's checkpoint or prompt version number")
     gated = serializers.BooleanField(help_text="whether moving this label asks the gate (protected, and the project requires evidence); "

@@ -47,7 +47,7 @@ class SweepSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
 
 
-class RateSerializer(serializers.Serializer):
+class SweepRateSerializer(serializers.Serializer):
     value = serializers.FloatField(allow_null=True)
     ci = serializers.ListField(child=serializers.FloatField(), allow_null=True, help_text="Wilson interval [low, high].")
     successes = serializers.IntegerField()
@@ -68,15 +68,15 @@ class SuiteCellSerializer(serializers.Serializer):
     status = serializers.CharField(allow_null=True)
     verdict = serializers.CharField(allow_blank=True)
     passes_non_inferiority = serializers.BooleanField(allow_null=True)
-    asr = RateSerializer(allow_null=True, help_text="The child's attack success rate on this suite.")
+    asr = SweepRateSerializer(allow_null=True, help_text="The child's attack success rate on this suite.")
     asr_parent = serializers.FloatField(allow_null=True)
-    asr_text = RateSerializer(allow_null=True)
-    asr_image = RateSerializer(allow_null=True)
+    asr_text = SweepRateSerializer(allow_null=True)
+    asr_image = SweepRateSerializer(allow_null=True)
     transfer_ratio = serializers.FloatField(allow_null=True, help_text="Image ASR / text ASR of the child.")
-    over_refusal = RateSerializer(allow_null=True)
-    failure_to_help = RateSerializer(allow_null=True)
-    harmful_non_answer = RateSerializer(allow_null=True)
-    benign_non_answer = RateSerializer(allow_null=True)
+    over_refusal = SweepRateSerializer(allow_null=True)
+    failure_to_help = SweepRateSerializer(allow_null=True)
+    harmful_non_answer = SweepRateSerializer(allow_null=True)
+    benign_non_answer = SweepRateSerializer(allow_null=True)
     perplexity_ratio = serializers.FloatField(allow_null=True, help_text="Held-out perplexity, child / parent.")
     gate_passes = serializers.BooleanField(allow_null=True)
     gate_failures = serializers.ListField(child=serializers.CharField())

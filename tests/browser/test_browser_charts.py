@@ -19,7 +19,7 @@ def history(page, project, user, tiny_pair, tmp_path):
     forget, retain = builders.forget_and_retain(project=project, actor=user)
     unlearned = builders.unlearned_adapter(parent=setup["refuser"], actor=user, forget=forget, retain=retain, root=tmp_path)
     services.label_move(name="production", actor=user, checkpoint=setup["refuser"], reason="safer", evaluation=evaluation)
-    services.label_move(name="production", actor=user, checkpoint=setup["complier"], reason="rollback drill")
+    services.label_move(name="production", actor=user, checkpoint=setup["complier"], reason="rollback drill", acknowledge_less_safe=True)
     services.label_move(name="staging", actor=user, checkpoint=unlearned, reason="try it")
     return {**setup, "evaluation": evaluation, "unlearned": unlearned}
 

@@ -12,20 +12,24 @@ from evals.statistics import paired_difference_score_interval
 from versions.models import Project
 
 BEFORE = [("evals", "0004_outcome_non_answer")]
-# Forward to the newest evals migration: the checks read the rows through today's models.
-AFTER = [node for node in MigrationLoader(None, ignore_no_migrations=True).graph.leaf_nodes() if node[0] == "evals"]
+# Forward to the newest migration of every app (apps that depend on evals, such as sweeps, were
+# unapplied on the way back): the checks read the rows through today's models.
+AFTER = MigrationLoader(None, ignore_no_migrations=True).graph.leaf_nodes()
 JUDGE = {"name": "refusal-strings", "version": "1", "config": {"lists": "1"}, "config_sha256": "c" * 64, "requested_config": {}}
 OLD_CONFIG = {"alpha": 0.05, "bootstrap_resamples": 200, "confidence": 0.95, "over_refusal_margin": 0.03, "perplexity_ratio_margin": 1.1, "seed": 0}
 
 
 def _migrate(targets):
-    """Migrate evals to ``targets``; the models of every app as they then are (the other apps stay
-    at their newest migration)."""
+    """Migrate to ``targets``; the models of every app as they then are: the other apps at their
+    newest migration, except those that need a later evals migration (they were unapplied)."""
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(targets)
-    others = [node for node in executor.loader.graph.leaf_nodes() if node[0] != "evals"]
-    return executor.loader.project_state(others + targets).apps
+    graph = executor.loader.graph
+    evals_applied = {node for target in targets if target[0] == "evals" for node in graph.forwards_plan(target)}
+    others = [leaf for leaf in graph.leaf_nodes() if leaf[0] != "evals" and leaf not in targets
+              and all(node[0] != "evals" or node in evals_applied for node in graph.forwards_plan(leaf))]
+    return executor.loader.project_state(others + list(targets)).apps
 
 
 def _old_rows(apps):
