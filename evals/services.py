@@ -22,6 +22,7 @@ from evals.transforms import IMAGE_TRANSFORMS, TRANSFORMS, derive_cases
 from versions.errors import Conflict, NotFound, RetryableConflict, TooLarge, ValidationFailed
 from versions.models import Role
 from versions.permissions import role_require
+from versions.tabular import TabularError
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 STARTER_SUITE_PATH = DATA_DIR / "starter_suite.jsonl"
@@ -33,8 +34,8 @@ DEFAULT_JUDGE = "lethe-judge"
 SUITE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
-def _import_error(exc: importers.ImportFailed):
-    return ValidationFailed(str(exc), fields={"file": [f"line {line}: {text}" if line else text for line, text in exc.errors]})
+def _import_error(exc: TabularError):
+    return ValidationFailed(exc.render(), fields={"file": exc.messages() or [exc.summary]})
 
 
 # ---------------------------------------------------------------- suites
@@ -70,10 +71,8 @@ def suite_version_create(*, suite, cases, actor, message="", transforms=()) -> S
         validated = importers.validate_cases(cases)
         if transforms:
             validated = importers.validate_cases(validated + derive_cases(validated, list(transforms)))
-    except importers.ImportFailed as exc:
-        raise ValidationFailed(
-            str(exc).replace("line ", "case "), fields={"cases": [f"case {line}: {text}" if line else text for line, text in exc.errors]}
-        ) from None
+    except TabularError as exc:
+        raise ValidationFailed(exc.render(unit="case"), fields={"cases": exc.messages(unit="case") or [exc.summary]}) from None
     except ValueError as exc:
         raise ValidationFailed(str(exc), fields={"transforms": [str(exc)]}) from None
     ordered, sha256 = importers.canonical_cases(validated)
@@ -148,7 +147,7 @@ def suite_version_import(
         cases = importers.parse_cases(
             data, format=format, max_line_bytes=settings.LETHE_MAX_IMPORT_LINE_BYTES, column_mapping=column_mapping, defaults=defaults
         )
-    except importers.ImportFailed as exc:
+    except TabularError as exc:
         raise _import_error(exc) from None
     return suite_version_create(suite=suite, cases=cases, actor=actor, message=message or f"imported ({format})", transforms=transforms)
 
