@@ -138,7 +138,7 @@ def suite_version_import(
     *, suite, data: bytes, format, actor, column_mapping=None, defaults=None, transforms=(), message=""
 ) -> SuiteVersion:
     """Parse a CSV / JSONL / public-benchmark file into a new suite version; all or nothing."""
-    limit = getattr(settings, "LETHE_MAX_SUITE_IMPORT_BYTES", 50 * 1024 * 1024)
+    limit = settings.LETHE_MAX_SUITE_IMPORT_BYTES
     if len(data) > limit:
         raise TooLarge(f"The file is {len(data)} bytes; suite imports are limited to {limit} bytes.")
     if column_mapping is not None and not isinstance(column_mapping, dict):

@@ -22,11 +22,10 @@ from versions.hashing import OverlappedSha256
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
 MAX_COMPRESSION_RATIO = 200
-DEFAULT_MAX_ARCHIVE_MEMBERS = 1000
 
 
 def max_archive_members():
-    return getattr(settings, "LETHE_MAX_ARCHIVE_MEMBERS", DEFAULT_MAX_ARCHIVE_MEMBERS)
+    return settings.LETHE_MAX_ARCHIVE_MEMBERS
 
 
 def upload_spool(uploaded, directory, index):
