@@ -129,7 +129,7 @@ def suite_version_mark_benign(*, suite_version, actor, benign=True, reason="") -
 def _case_images_store(cases) -> dict:
     """Store each image case's PNG as a blob (content-addressed, so a re-render is stored once);
     {case key: Blob}. Done before the version's transaction: an orphan blob is harmless."""
-    from versions.artifacts import blob_put_bytes
+    from versions.blob_store import blob_put_bytes
 
     return {case["key"]: blob_put_bytes(case["image_png"]) for case in cases if case.get("image_png") is not None}
 
@@ -372,7 +372,7 @@ def _answer_arm(*, checkpoint, prompt_version, prompts, images, utility_rows, co
 
     from evals.generation import answer_negative_log_likelihoods, generate_responses, generate_vision_language_responses
     from unlearning.engine.loading import load_checkpoint_model
-    from versions.artifacts import checkpoint_materialize
+    from versions.checkpoint_materialization import checkpoint_materialize
 
     ctx.progress(start, f"arm {label}: loading {checkpoint}")
     materialized = checkpoint_materialize(checkpoint=checkpoint)
@@ -433,7 +433,7 @@ def _answer_arm_endpoint(*, checkpoint, prompt_version, prompts, config, seed, c
 def _case_images_read(cases) -> list[bytes | None]:
     """Each case's PNG, verified against its blob hash (a damaged blob fails the run), or None;
     an image shared by several cases is read once."""
-    from versions.artifacts import blob_read_bytes
+    from versions.blob_store import blob_read_bytes
 
     blobs = {}
     for case in cases:

@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from versions import artifacts, selectors
+from versions import blob_store, checkpoint_files, selectors
 from versions.errors import Conflict, Forbidden, LessSafeTarget, NotFound, RetryableConflict, ValidationFailed
 from versions.events import event_publish
 from versions.hashing import canonical_json, sha256_text
@@ -405,12 +405,12 @@ def checkpoint_register(
         cleaned = {}
         digest = sha256_text(canonical_json({"ref": external_ref, "revision": external_revision}))
     else:
-        cleaned = artifacts.checkpoint_files_validate(kind=kind, files=files or {})
+        cleaned = checkpoint_files.checkpoint_files_validate(kind=kind, files=files or {})
         if kind == CheckpointKind.ADAPTER and not parents:
             raise ValidationFailed("An adapter checkpoint needs a parent checkpoint to apply to (its base).",
                                    fields={"parents": ["Required for adapters."]})
         digest = None
-    stored = {name: artifacts.blob_put_path(path) for name, path in cleaned.items()}
+    stored = {name: blob_store.blob_put_path(path) for name, path in cleaned.items()}
     if digest is None:
         digest = _manifest_sha256([(name, blob.sha256) for name, blob in stored.items()])
     with transaction.atomic():
@@ -499,10 +499,10 @@ def checkpoint_register_directory(*, model, directory, actor, kind=None, **optio
     files = {}
     for path in sorted(directory.rglob("*")):
         if path.is_symlink():
-            raise artifacts.UnsafeInput(f"{path.relative_to(directory)}: symbolic links are refused.")
+            raise checkpoint_files.UnsafeInput(f"{path.relative_to(directory)}: symbolic links are refused.")
         if path.is_file() and not path.name.startswith(".lethe-"):
             files[path.relative_to(directory).as_posix()] = path
-    kind = kind or artifacts.infer_kind(files)
+    kind = kind or checkpoint_files.infer_kind(files)
     return checkpoint_register(model=model, kind=kind, actor=actor, files=files, **options)
 
 
@@ -792,7 +792,7 @@ def dataset_version_create(*, dataset, rows, actor, message=""):
             raise ValidationFailed("A dataset version needs at least one row.", fields={"rows": ["Required."]})
         cleaned = dataset_rows_of_kind_validate(kind=dataset.kind, numbered_rows=enumerate(rows, start=1), unit="row")
     content = "".join(canonical_json(row) + "\n" for row in cleaned).encode("utf-8")
-    blob = artifacts.blob_put_bytes(content)
+    blob = blob_store.blob_put_bytes(content)
     with transaction.atomic():
         number = _counter_next(dataset, "version_count")
         head = DatasetVersion.objects.filter(dataset=dataset, number=number - 1).first()

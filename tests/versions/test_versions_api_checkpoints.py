@@ -304,7 +304,7 @@ def test_download_streams_a_tar_that_from_pretrained_loads(model, api_client, tm
 
 
 def test_download_of_a_corrupted_blob_stops_the_stream(model, user, api_client, tmp_path, _artifact_root):
-    from versions.artifacts import BlobCorrupted
+    from versions.blob_store import BlobCorrupted
 
     checkpoint = services.checkpoint_register_directory(model=model, directory=write_full(tmp_path / "full"), actor=user)
     blob = checkpoint.files.get(path="model.safetensors").blob

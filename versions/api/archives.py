@@ -16,7 +16,8 @@ from pathlib import Path
 from django.conf import settings
 
 from versions.api.uploads import received_file
-from versions.artifacts import CHUNK, ReceivedFile, blob_open, clean_relative_path
+from versions.blob_store import CHUNK, ReceivedFile, blob_open
+from versions.checkpoint_files import clean_relative_path
 from versions.errors import TooLarge, UnsafeInput, ValidationFailed
 from versions.hashing import OverlappedSha256
 
