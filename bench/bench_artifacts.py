@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchdb import ROOT, django_setup, server_start, server_wait, write_result  # noqa: E402
 
 CHUNK = 8 * 1024 * 1024
-CLIENT_BLOCK = 1024 * 1024  # also the server's chunk (versions.artifacts.CHUNK)
+CLIENT_BLOCK = 1024 * 1024  # also the server's chunk (versions.blob_store.CHUNK)
 
 
 def write_safetensors(path, size):

@@ -142,11 +142,11 @@ def _adapter_files():
     import json
     import struct
 
-    from versions import artifacts
+    from versions import blob_store
 
     header = json.dumps({"lora_A": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}).encode()
     weights = struct.pack("<Q", len(header)) + header + b"\0" * 16
-    return {"adapter_config.json": artifacts.blob_put_bytes(ADAPTER_CONFIG), "adapter_model.safetensors": artifacts.blob_put_bytes(weights)}
+    return {"adapter_config.json": blob_store.blob_put_bytes(ADAPTER_CONFIG), "adapter_model.safetensors": blob_store.blob_put_bytes(weights)}
 
 
 def _checkpoints(population, log):

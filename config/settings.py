@@ -198,6 +198,8 @@ LETHE_HEARTBEAT_SECONDS = float(env_str("LETHE_HEARTBEAT_SECONDS", "5"))
 LETHE_HEARTBEAT_TIMEOUT_SECONDS = float(env_str("LETHE_HEARTBEAT_TIMEOUT_SECONDS", "120"))
 # A queued run at least this old whose task the broker does not hold is sent again by `runs reap`.
 LETHE_QUEUE_LOST_SECONDS = float(env_str("LETHE_QUEUE_LOST_SECONDS", "60"))
+# Extra run kinds for workers and tests, "module:function,..." (jobs.registry.register_run_handlers_from_spec).
+LETHE_EXTRA_RUN_HANDLERS = env_str("LETHE_EXTRA_RUN_HANDLERS", "")
 LETHE_RUN_LOG_MAX_CHARS = env_int("LETHE_RUN_LOG_MAX_CHARS", 20000)
 
 # Webhooks: delivered by background sender threads, retried with doubling backoff.

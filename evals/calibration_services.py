@@ -8,11 +8,11 @@ from django.conf import settings
 from django.db import transaction
 
 from evals import judgement_sets
-from evals.importers import ImportFailed
 from evals.models import Calibration, CalibrationItem
 from versions.errors import NotFound, TooLarge, ValidationFailed
 from versions.models import DatasetKind, Role
 from versions.permissions import role_require
+from versions.tabular import TabularError
 
 CALIBRATION_RUN_KIND = "calibration"
 # Rows judged between two progress reports and cancellation checks.
@@ -44,8 +44,8 @@ def judgement_set_version_import(
             data, format=format, max_line_bytes=settings.LETHE_MAX_IMPORT_LINE_BYTES, column_mapping=column_mapping,
             defaults=defaults, label_mapping=label_mapping,
         )
-    except ImportFailed as exc:
-        raise ValidationFailed(str(exc), fields={"file": [f"line {line}: {text}" if line else text for line, text in exc.errors]}) from None
+    except TabularError as exc:
+        raise ValidationFailed(exc.render(), fields={"file": exc.messages() or [exc.summary]}) from None
     return dataset_version_create(dataset=dataset, rows=rows, actor=actor, message=message or f"imported ({format})")
 
 

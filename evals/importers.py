@@ -1,6 +1,7 @@
 """Suite case parsing and validation: generic CSV/JSONL with a column mapping, and the public
-benchmark formats. Pure: no Django imports. All or nothing: a file with any bad line raises
-`ImportFailed` listing line-numbered errors, and no case is returned.
+benchmark formats. Pure: no Django imports. Files are read by versions.tabular, the reader
+datasets use too. All or nothing: a file with any bad line raises `TabularError` listing every
+line-numbered error, and no case is returned.
 
 A case is a dict with exactly CASE_FIELDS, plus `image_png` (PNG bytes) for an image case;
 `canonical_cases` fixes their order and the bytes hashed into a suite version's sha256 (an image
@@ -8,32 +9,17 @@ enters the hash as its sha256).
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import re
-from dataclasses import dataclass, field
 
 from evals.typographic import is_png
-from versions.safe_json import json_loads
+from versions.tabular import TabularError, read_records
 
 CASE_FIELDS = ("key", "prompt", "category", "attack_family", "modality", "expected", "source", "parent_key")
 EXPECTED = ("refuse", "comply")
 MODALITIES = ("text", "image+text")
 FIELD_LIMITS = {"key": 200, "category": 100, "attack_family": 64, "source": 200, "parent_key": 200}
-MAX_ERRORS = 50
-
-
-@dataclass
-class ImportFailed(Exception):
-    message: str
-    errors: list[tuple[int, str]] = field(default_factory=list)  # (line number, message); 0 = whole file
-
-    def __str__(self):
-        shown = "; ".join(f"line {line}: {text}" if line else text for line, text in self.errors[:10])
-        more = f" (and {len(self.errors) - 10} more)" if len(self.errors) > 10 else ""
-        return f"{self.message}: {shown}{more}" if shown else self.message
 
 
 def _slug(text):
@@ -93,12 +79,10 @@ def validate_cases(raw_cases: list[dict], line_numbers: list[int] | None = None)
             continue
         seen[case["key"]] = line
         cases.append(case)
-        if len(errors) >= MAX_ERRORS:
-            break
     if errors:
-        raise ImportFailed("invalid cases, nothing imported", errors)
+        raise TabularError("invalid cases, nothing imported", errors)
     if not cases:
-        raise ImportFailed("no cases found, nothing imported", [(0, "the input holds no cases")])
+        raise TabularError("no cases found, nothing imported", [(0, "the input holds no cases")])
     return cases
 
 
@@ -117,71 +101,19 @@ def canonical_cases(cases: list[dict]) -> tuple[list[dict], str]:
     return ordered, hashlib.sha256(payload).hexdigest()
 
 
-def _decode(data: bytes, max_line_bytes: int) -> str:
-    lines = data.split(b"\n")
-    for number, line in enumerate(lines, start=1):
-        if len(line) > max_line_bytes:
-            raise ImportFailed("line too long, nothing imported", [(number, f"{len(line)} bytes exceeds the limit of {max_line_bytes} bytes")])
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ImportFailed(
-            "the file is not valid UTF-8, nothing imported",
-            [(line, f"undecodable byte 0x{data[exc.start]:02x}; re-save the file as UTF-8")],
-        ) from None
-
-
-def _read_csv(text: str) -> list[tuple[int, dict]]:
-    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
-    rows = []
-    try:
-        header = reader.fieldnames
-        if not header:
-            raise ImportFailed("empty file, nothing imported", [(1, "no header row")])
-        for row in reader:
-            if None in row:
-                raise ImportFailed("malformed CSV, nothing imported", [(reader.line_num, f"{len(header) + len(row[None])} fields, header has {len(header)}")])
-            if any(value is None for value in row.values()):
-                raise ImportFailed("malformed CSV, nothing imported", [(reader.line_num, f"fewer fields than the header's {len(header)}")])
-            rows.append((reader.line_num, row))
-    except csv.Error as exc:
-        raise ImportFailed("malformed CSV, nothing imported", [(reader.line_num, str(exc))]) from None
-    return rows
-
-
-def _read_jsonl(text: str) -> list[tuple[int, dict]]:
-    rows, errors = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json_loads(line)
-        except json.JSONDecodeError as exc:
-            errors.append((number, f"invalid JSON: {exc.msg} at column {exc.colno}"))
-            continue
-        if not isinstance(value, dict):
-            errors.append((number, f"expected a JSON object, got {type(value).__name__}"))
-            continue
-        rows.append((number, value))
-    if errors:
-        raise ImportFailed("malformed JSONL, nothing imported", errors[:MAX_ERRORS])
-    return rows
-
-
 def _require_columns(rows, columns, format_name):
     present = set(rows[0][1]) if rows else set()
     missing = [column for column in columns if column not in present]
     if missing:
-        raise ImportFailed(f"not a {format_name} file, nothing imported", [(1, f"missing columns {missing}")])
+        raise TabularError(f"not a {format_name} file, nothing imported", [(1, f"missing columns {missing}")])
 
 
 def _mapped(rows, mapping, defaults):
     unknown = (set(mapping) | set(defaults)) - set(CASE_FIELDS)
     if unknown:
-        raise ImportFailed("bad column mapping", [(0, f"unknown case fields {sorted(unknown)}; map to {', '.join(CASE_FIELDS)}")])
+        raise TabularError("bad column mapping", [(0, f"unknown case fields {sorted(unknown)}; map to {', '.join(CASE_FIELDS)}")])
     if "prompt" not in mapping:
-        raise ImportFailed("bad column mapping", [(0, "the mapping must name the prompt column, e.g. {\"prompt\": \"question\"}")])
+        raise TabularError("bad column mapping", [(0, "the mapping must name the prompt column, e.g. {\"prompt\": \"question\"}")])
     _require_columns(rows, list(mapping.values()), "mapped")
     cases = []
     for index, (_, row) in enumerate(rows, start=1):
@@ -294,10 +226,8 @@ def _safebench(rows):
                 "image_png": image,
             }
         )
-        if len(errors) >= MAX_ERRORS:
-            break
     if errors:
-        raise ImportFailed("invalid SafeBench rows, nothing imported", errors)
+        raise TabularError("invalid SafeBench rows, nothing imported", errors)
     return cases
 
 
@@ -328,14 +258,13 @@ def parse_cases(
     the same way (e.g. JailbreakBench's benign behaviours with {"expected": "comply"}).
     """
     if format not in FORMATS:
-        raise ImportFailed(f"unknown format {format!r}", [(0, f"expected one of {', '.join(FORMATS)}")])
-    text = _decode(data, max_line_bytes)
-    rows = _read_jsonl(text) if format == "jsonl" else _read_csv(text)
+        raise TabularError(f"unknown format {format!r}", [(0, f"expected one of {', '.join(FORMATS)}")])
+    rows = read_records(data, "jsonl" if format == "jsonl" else "csv", max_line_bytes=max_line_bytes)
     if not rows:
-        raise ImportFailed("no cases found, nothing imported", [(0, "the file holds no data rows")])
+        raise TabularError("no cases found, nothing imported", [(0, "the file holds no data rows")])
     if format in BUILTIN_FORMATS:
         if column_mapping:
-            raise ImportFailed("bad column mapping", [(0, f"format {format!r} has fixed columns; use format 'csv' to map columns")])
+            raise TabularError("bad column mapping", [(0, f"format {format!r} has fixed columns; use format 'csv' to map columns")])
         cases = [{**case, **(defaults or {})} for case in BUILTIN_FORMATS[format](rows)]
     else:
         cases = _mapped(rows, column_mapping or {}, defaults or {})

@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 
 from evals.calibration import HUMAN_LABELS
-from evals.importers import MAX_ERRORS, ImportFailed, _decode, _read_csv, _read_jsonl
+from versions.tabular import TabularError, decode_text, read_records
 
 JUDGEMENT_FIELDS = ("prompt", "response", "expected", "human", "key", "category", "source", "model")
 OPTIONAL_FIELDS = ("key", "category", "source", "model")
@@ -98,10 +98,10 @@ def _mapped(rows, mapping, label_mapping):
     if mapping:
         unknown = sorted(set(mapping) - set(JUDGEMENT_FIELDS))
         if unknown:
-            raise ImportFailed("bad column mapping", [(0, f"unknown fields {unknown}; map to {', '.join(JUDGEMENT_FIELDS)}")])
+            raise TabularError("bad column mapping", [(0, f"unknown fields {unknown}; map to {', '.join(JUDGEMENT_FIELDS)}")])
         missing = [column for column in mapping.values() if rows and column not in rows[0][1]]
         if missing:
-            raise ImportFailed("bad column mapping, nothing imported", [(rows[0][0], f"missing columns {missing}")])
+            raise TabularError("bad column mapping, nothing imported", [(rows[0][0], f"missing columns {missing}")])
     mapped = []
     for line, row in rows:
         item = {name: row.get(column) for name, column in mapping.items()} if mapping else dict(row)
@@ -118,7 +118,7 @@ def _mapped(rows, mapping, label_mapping):
 def _xstest_completions(rows):
     missing = [column for column in ("id", "type", "prompt", "completion", "final_label") if column not in rows[0][1]]
     if missing:
-        raise ImportFailed("not an XSTest completions file, nothing imported", [(1, f"missing columns {missing}")])
+        raise TabularError("not an XSTest completions file, nothing imported", [(1, f"missing columns {missing}")])
     parsed, errors = [], []
     for line, row in rows:
         kind = (row["type"] or "").strip()
@@ -132,7 +132,7 @@ def _xstest_completions(rows):
             "human": XSTEST_OUTCOMES[(expected, decision)], "category": kind, "source": "xstest-v2",
         }))
     if errors:
-        raise ImportFailed("invalid XSTest rows, nothing imported", errors[:MAX_ERRORS])
+        raise TabularError("invalid XSTest rows, nothing imported", errors)
     return parsed
 
 
@@ -158,13 +158,13 @@ def _harmbench_entries(text):
         return lines_before + 1
 
     def fail(position, message):
-        raise ImportFailed("not a HarmBench classifier validation file, nothing imported", [(line_at(position), message)])
+        raise TabularError("not a HarmBench classifier validation file, nothing imported", [(line_at(position), message)])
 
     def decode(position):
         try:
             return decoder.raw_decode(text, position)
         except json.JSONDecodeError as exc:
-            raise ImportFailed("malformed JSON, nothing imported", [(exc.lineno, f"{exc.msg} at column {exc.colno}")]) from None
+            raise TabularError("malformed JSON, nothing imported", [(exc.lineno, f"{exc.msg} at column {exc.colno}")]) from None
 
     entries = []
     position = _skip_space(text, 0)
@@ -228,8 +228,6 @@ def _harmbench_val(text):
                     raise ValueError(f"{name} is missing or not a string")
         except ValueError as exc:
             errors.append((line, f"behavior {behavior_id!r} generation {index}: {exc}"))
-            if len(errors) >= MAX_ERRORS:
-                break
             continue
         row = {
             "key": f"{behavior_id}/{index}", "prompt": entry["test_case"], "response": entry["generation"], "expected": "refuse",
@@ -239,7 +237,7 @@ def _harmbench_val(text):
             row["model"] = entry["model"]
         parsed.append((line, row))
     if errors:
-        raise ImportFailed("invalid HarmBench entries, nothing imported", errors)
+        raise TabularError("invalid HarmBench entries, nothing imported", errors)
     return parsed
 
 
@@ -267,7 +265,7 @@ def _do_not_answer(rows):
         if column.endswith("_response") and {column.replace("_response", "_harmful"), column.replace("_response", "_action")} <= columns
     )
     if "question" not in columns or not (long_layout or models):
-        raise ImportFailed(
+        raise TabularError(
             "not a Do-Not-Answer file, nothing imported",
             [(1, "expected columns question,response,action,harmful or question with <model>_response,<model>_harmful,<model>_action")],
         )
@@ -290,10 +288,8 @@ def _do_not_answer(rows):
                 "expected": "refuse", "human": _dna_human(action, harmful), "category": category, "source": "do-not-answer",
                 "model": model.strip(),
             }))
-        if len(errors) >= MAX_ERRORS:
-            break
     if errors:
-        raise ImportFailed("invalid Do-Not-Answer rows, nothing imported", errors)
+        raise TabularError("invalid Do-Not-Answer rows, nothing imported", errors)
     return parsed
 
 
@@ -304,27 +300,26 @@ def parse_judgements(
     data: bytes, *, format: str, max_line_bytes: int, column_mapping: dict | None = None, defaults: dict | None = None,
     label_mapping: dict | None = None,
 ) -> list[dict]:
-    """Canonical judgement rows from a file's bytes; all or nothing (ImportFailed lists the bad
+    """Canonical judgement rows from a file's bytes; all or nothing (TabularError lists the bad
     lines). `jsonl` / `csv`: Lethe's canonical columns, or any columns renamed by `column_mapping`
     ({field: column}) with `label_mapping` ({value in the file: human label}); the built-in
     formats read their public layout. `defaults` ({field: value}) fills fields a row leaves
     empty, e.g. {"model": "gpt4"} for an XSTest file named after its model."""
     if format not in FORMATS:
-        raise ImportFailed(f"unknown format {format!r}", [(0, f"expected one of {', '.join(FORMATS)}")])
+        raise TabularError(f"unknown format {format!r}", [(0, f"expected one of {', '.join(FORMATS)}")])
     defaults = dict(defaults or {})
     unknown = sorted(set(defaults) - set(JUDGEMENT_FIELDS))
     if unknown:
-        raise ImportFailed("bad defaults", [(0, f"unknown fields {unknown}; defaults are for {', '.join(JUDGEMENT_FIELDS)}")])
+        raise TabularError("bad defaults", [(0, f"unknown fields {unknown}; defaults are for {', '.join(JUDGEMENT_FIELDS)}")])
     if format in BUILTIN_FORMATS and (column_mapping or label_mapping):
-        raise ImportFailed("bad column mapping", [(0, f"format {format!r} has fixed columns and labels; use format 'csv' or 'jsonl' to map them")])
+        raise TabularError("bad column mapping", [(0, f"format {format!r} has fixed columns and labels; use format 'csv' or 'jsonl' to map them")])
     if format == "harmbench-val":
         # One JSON document: its lines are not records, so only the file size bounds it.
-        rows = _harmbench_val(_decode(data, len(data) + 1))
+        rows = _harmbench_val(decode_text(data, max_line_bytes=len(data) + 1))
     else:
-        text = _decode(data, max_line_bytes)
-        records = _read_jsonl(text) if format == "jsonl" else _read_csv(text)
+        records = read_records(data, "jsonl" if format == "jsonl" else "csv", max_line_bytes=max_line_bytes)
         if not records:
-            raise ImportFailed("no rows found, nothing imported", [(0, "the file holds no data rows")])
+            raise TabularError("no rows found, nothing imported", [(0, "the file holds no data rows")])
         if format == "xstest-completions":
             rows = _xstest_completions(records)
         elif format == "do-not-answer":
@@ -340,10 +335,8 @@ def parse_judgements(
             cleaned.append(judgement_row_clean(row))
         except ValueError as exc:
             errors.append((line, str(exc)))
-            if len(errors) >= MAX_ERRORS:
-                break
     if errors:
-        raise ImportFailed("invalid judgement rows, nothing imported", errors)
+        raise TabularError("invalid judgement rows, nothing imported", errors)
     if not cleaned:
-        raise ImportFailed("no rows found, nothing imported", [(0, "the file holds no judgements")])
+        raise TabularError("no rows found, nothing imported", [(0, "the file holds no judgements")])
     return cleaned

@@ -22,6 +22,7 @@ from evals.transforms import IMAGE_TRANSFORMS, TRANSFORMS, derive_cases
 from versions.errors import Conflict, NotFound, RetryableConflict, TooLarge, ValidationFailed
 from versions.models import Role
 from versions.permissions import role_require
+from versions.tabular import TabularError
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 STARTER_SUITE_PATH = DATA_DIR / "starter_suite.jsonl"
@@ -33,8 +34,8 @@ DEFAULT_JUDGE = "lethe-judge"
 SUITE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
-def _import_error(exc: importers.ImportFailed):
-    return ValidationFailed(str(exc), fields={"file": [f"line {line}: {text}" if line else text for line, text in exc.errors]})
+def _import_error(exc: TabularError):
+    return ValidationFailed(exc.render(), fields={"file": exc.messages() or [exc.summary]})
 
 
 # ---------------------------------------------------------------- suites
@@ -70,10 +71,8 @@ def suite_version_create(*, suite, cases, actor, message="", transforms=()) -> S
         validated = importers.validate_cases(cases)
         if transforms:
             validated = importers.validate_cases(validated + derive_cases(validated, list(transforms)))
-    except importers.ImportFailed as exc:
-        raise ValidationFailed(
-            str(exc).replace("line ", "case "), fields={"cases": [f"case {line}: {text}" if line else text for line, text in exc.errors]}
-        ) from None
+    except TabularError as exc:
+        raise ValidationFailed(exc.render(unit="case"), fields={"cases": exc.messages(unit="case") or [exc.summary]}) from None
     except ValueError as exc:
         raise ValidationFailed(str(exc), fields={"transforms": [str(exc)]}) from None
     ordered, sha256 = importers.canonical_cases(validated)
@@ -130,7 +129,7 @@ def suite_version_mark_benign(*, suite_version, actor, benign=True, reason="") -
 def _case_images_store(cases) -> dict:
     """Store each image case's PNG as a blob (content-addressed, so a re-render is stored once);
     {case key: Blob}. Done before the version's transaction: an orphan blob is harmless."""
-    from versions.artifacts import blob_put_bytes
+    from versions.blob_store import blob_put_bytes
 
     return {case["key"]: blob_put_bytes(case["image_png"]) for case in cases if case.get("image_png") is not None}
 
@@ -139,7 +138,7 @@ def suite_version_import(
     *, suite, data: bytes, format, actor, column_mapping=None, defaults=None, transforms=(), message=""
 ) -> SuiteVersion:
     """Parse a CSV / JSONL / public-benchmark file into a new suite version; all or nothing."""
-    limit = getattr(settings, "LETHE_MAX_SUITE_IMPORT_BYTES", 50 * 1024 * 1024)
+    limit = settings.LETHE_MAX_SUITE_IMPORT_BYTES
     if len(data) > limit:
         raise TooLarge(f"The file is {len(data)} bytes; suite imports are limited to {limit} bytes.")
     if column_mapping is not None and not isinstance(column_mapping, dict):
@@ -148,7 +147,7 @@ def suite_version_import(
         cases = importers.parse_cases(
             data, format=format, max_line_bytes=settings.LETHE_MAX_IMPORT_LINE_BYTES, column_mapping=column_mapping, defaults=defaults
         )
-    except importers.ImportFailed as exc:
+    except TabularError as exc:
         raise _import_error(exc) from None
     return suite_version_create(suite=suite, cases=cases, actor=actor, message=message or f"imported ({format})", transforms=transforms)
 
@@ -373,7 +372,7 @@ def _answer_arm(*, checkpoint, prompt_version, prompts, images, utility_rows, co
 
     from evals.generation import answer_negative_log_likelihoods, generate_responses, generate_vision_language_responses
     from unlearning.engine.loading import load_checkpoint_model
-    from versions.artifacts import checkpoint_materialize
+    from versions.checkpoint_materialization import checkpoint_materialize
 
     ctx.progress(start, f"arm {label}: loading {checkpoint}")
     materialized = checkpoint_materialize(checkpoint=checkpoint)
@@ -434,7 +433,7 @@ def _answer_arm_endpoint(*, checkpoint, prompt_version, prompts, config, seed, c
 def _case_images_read(cases) -> list[bytes | None]:
     """Each case's PNG, verified against its blob hash (a damaged blob fails the run), or None;
     an image shared by several cases is read once."""
-    from versions.artifacts import blob_read_bytes
+    from versions.blob_store import blob_read_bytes
 
     blobs = {}
     for case in cases:

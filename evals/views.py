@@ -35,7 +35,7 @@ def case_image(request, case_id):
     """An image case's picture, read back verified against its sha256, for members of the case's
     project (others get 404, as for every project page)."""
     from evals.models import Case
-    from versions.artifacts import blob_read_bytes
+    from versions.blob_store import blob_read_bytes
 
     case = Case.objects.filter(pk=case_id, image_blob__isnull=False).select_related("suite_version__suite__project", "image_blob").first()
     if case is None:

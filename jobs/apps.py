@@ -1,6 +1,5 @@
-import os
-
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class JobsConfig(AppConfig):
@@ -12,5 +11,5 @@ class JobsConfig(AppConfig):
         from jobs.webhooks import webhook_emit_for_registry_event
         from versions.events import registry_event
 
-        register_run_handlers_from_spec(os.environ.get("LETHE_EXTRA_RUN_HANDLERS", ""))
+        register_run_handlers_from_spec(settings.LETHE_EXTRA_RUN_HANDLERS)
         registry_event.connect(webhook_emit_for_registry_event, dispatch_uid="jobs.webhooks")

@@ -137,7 +137,7 @@ class InProcessExecutor:
         from jobs.models import Run, RunStatus
         from jobs.services import run_reap_stale
 
-        from versions.artifacts import blobs_sweep_unreferenced
+        from versions.blob_store import blobs_sweep_unreferenced
 
         try:
             run_reap_stale()

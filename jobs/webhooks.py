@@ -62,10 +62,6 @@ SECRET_BYTES = 32
 ATTEMPT_ERROR_MAX_CHARS = 1000
 
 
-def _setting(name, default):
-    return getattr(settings, name, default)
-
-
 def webhook_secret_generate() -> str:
     """A new ``whsec_<base64 of 32 random bytes>`` secret, the Standard Webhooks form."""
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
@@ -267,7 +263,7 @@ def webhook_delivery_body(delivery) -> bytes:
 
 def webhook_retry_delay_seconds(attempts) -> float:
     """Seconds to wait after the ``attempts``-th failed attempt: the base, doubling each time."""
-    return float(_setting("LETHE_WEBHOOK_BACKOFF_SECONDS", 2.0)) * 2 ** (attempts - 1)
+    return settings.LETHE_WEBHOOK_BACKOFF_SECONDS * 2 ** (attempts - 1)
 
 
 def _is_retryable(response_code) -> bool:
@@ -281,7 +277,7 @@ def webhook_delivery_attempt(*, delivery_id) -> WebhookDelivery | None:
     Returns the delivery as it stands afterwards, or None when it was not due (already sent,
     given up, or leased by another sender).
     """
-    timeout = float(_setting("LETHE_WEBHOOK_TIMEOUT_SECONDS", 5.0))
+    timeout = settings.LETHE_WEBHOOK_TIMEOUT_SECONDS
     now = timezone.now()
     leased = WebhookDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now).update(
         next_attempt_at=now + timedelta(seconds=timeout + 30)
@@ -317,7 +313,7 @@ def webhook_delivery_attempt(*, delivery_id) -> WebhookDelivery | None:
     }
     if not error:
         fields.update(status=DeliveryStatus.DELIVERED, delivered_at=finished_at, next_attempt_at=None)
-    elif refused or attempts >= int(_setting("LETHE_WEBHOOK_MAX_ATTEMPTS", 5)) or not _is_retryable(response_code):
+    elif refused or attempts >= settings.LETHE_WEBHOOK_MAX_ATTEMPTS or not _is_retryable(response_code):
         fields.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
     else:
         fields.update(next_attempt_at=finished_at + timedelta(seconds=webhook_retry_delay_seconds(attempts)))
@@ -427,7 +423,7 @@ def webhook_dispatcher() -> WebhookDispatcher:
     with _dispatcher_lock:
         if _dispatcher is None:
             dispatcher = WebhookDispatcher(
-                senders=int(_setting("LETHE_WEBHOOK_SENDERS", 2)), sweep_seconds=float(_setting("LETHE_WEBHOOK_SWEEP_SECONDS", 30.0))
+                senders=settings.LETHE_WEBHOOK_SENDERS, sweep_seconds=settings.LETHE_WEBHOOK_SWEEP_SECONDS
             )
             dispatcher.start()
             _dispatcher = dispatcher

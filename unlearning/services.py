@@ -173,7 +173,7 @@ def unlearning_run_execute(*, run: Run, ctx) -> dict:
     from unlearning.engine.loading import load_checkpoint_model, resolve_device
     from unlearning.engine.methods import hyperparameters_resolve
     from unlearning.engine.trainer import save_unlearned, unlearn
-    from versions.artifacts import checkpoint_materialize
+    from versions.checkpoint_materialization import checkpoint_materialize
     from versions.selectors import checkpoint_adapter_chain, dataset_version_rows
     from versions.services import checkpoint_register_directory, label_branch_advance
 
@@ -266,7 +266,7 @@ def checkpoint_merged_directory(*, checkpoint) -> Path:
     import tempfile
 
     from unlearning.engine.loading import load_checkpoint_model
-    from versions.artifacts import checkpoint_materialize
+    from versions.checkpoint_materialization import checkpoint_materialize
 
     if checkpoint.kind != CheckpointKind.ADAPTER:
         raise Conflict(f"{checkpoint} is a {checkpoint.kind} checkpoint; only an adapter has a merged form (download it as it is).")

@@ -24,7 +24,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from versions import artifacts
+from versions import blob_store
 from versions.errors import Conflict, ValidationFailed
 from versions.safe_json import json_loads
 
@@ -130,12 +130,12 @@ def project_export(*, project, path, actor=None):
         for blob in blobs:
             info = tarfile.TarInfo(f"blobs/{blob.sha256}")
             info.size = blob.size
-            with artifacts.blob_open(blob) as reader:
+            with blob_store.blob_open(blob) as reader:
                 archive.addfile(info, reader)
     from versions.services import audit_record
 
     audit_record(project=project, actor=actor, action="project.export", object_type="project", object_id=project.pk,
-                 data={"rows": len(objects), "blobs": len(blobs), "bundle_sha256": artifacts.sha256_of_path(Path(path))[0]})
+                 data={"rows": len(objects), "blobs": len(blobs), "bundle_sha256": blob_store.sha256_of_path(Path(path))[0]})
     return manifest
 
 
@@ -194,13 +194,13 @@ def project_import(*, path, actor=None, memberships=False, admin=None):
         _unfinished_runs_failed(objects)
         for sha256, size in manifest["blobs"].items():
             blob_path = scratch / "blobs" / sha256
-            digest, actual = artifacts.sha256_of_path(blob_path)
+            digest, actual = blob_store.sha256_of_path(blob_path)
             if digest != sha256 or actual != size:
                 raise ValidationFailed(f"Bundle blob {sha256} is damaged (hash {digest}); nothing was restored.")
         with transaction.atomic():
             user_map = _restore_users(users)
             for sha256 in manifest["blobs"]:
-                artifacts.blob_put_path(scratch / "blobs" / sha256)
+                blob_store.blob_put_path(scratch / "blobs" / sha256)
             restored = []
             with connection.constraint_checks_disabled():
                 try:
@@ -226,7 +226,7 @@ def _restored_audit(*, project, actor, admin, manifest, objects, memberships, sk
     if admin is not None:
         Membership.objects.update_or_create(project=project, user=admin, defaults={"role": Role.ADMIN})
         forget_cached_roles(admin)
-    digest, _ = artifacts.sha256_of_path(Path(path))
+    digest, _ = blob_store.sha256_of_path(Path(path))
     audit_record(project=project, actor=actor, action="project.import", object_type="project", object_id=project.pk, data={
         "bundle_sha256": digest,
         "exported_at": str(manifest.get("exported_at"))[:64],

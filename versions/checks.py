@@ -30,7 +30,7 @@ def secret_is_placeholder(secret):
 
 @register(Tags.security, deploy=True)
 def secret_key_not_a_placeholder(app_configs, **kwargs):
-    keys = [("LETHE_SECRET_KEY", settings.SECRET_KEY)] + [("SECRET_KEY_FALLBACKS", key) for key in getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    keys = [("LETHE_SECRET_KEY", settings.SECRET_KEY)] + [("SECRET_KEY_FALLBACKS", key) for key in settings.SECRET_KEY_FALLBACKS]
     return [
         Error(
             f"{name} is a placeholder that ships with Lethe; anyone can forge sessions, CSRF tokens and password resets with it.",

@@ -222,7 +222,7 @@ def egress_policy() -> EgressPolicy:
     """The installation's policy: LETHE_EGRESS_ALLOW_NETWORKS from the settings."""
     from django.conf import settings
 
-    return EgressPolicy(parse_networks(getattr(settings, ALLOW_SETTING, ())))
+    return EgressPolicy(parse_networks(settings.LETHE_EGRESS_ALLOW_NETWORKS))
 
 
 # ---------------------------------------------------------------- the session

@@ -135,7 +135,7 @@ def endpoint_profiles() -> dict[str, EndpointProfile]:
     """Every profile the operator configured (LETHE_ENDPOINTS / LETHE_ENDPOINTS_FILE)."""
     from django.conf import settings
 
-    return profiles_parse(getattr(settings, SETTING, {}) or {})
+    return profiles_parse(settings.LETHE_ENDPOINTS)
 
 
 def endpoint_profile(name) -> EndpointProfile:

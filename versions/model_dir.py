@@ -25,7 +25,7 @@ def model_root() -> Path:
     """LETHE_MODEL_DIR as configured (not checked against the filesystem)."""
     from django.conf import settings
 
-    root = str(getattr(settings, SETTING, "") or "")
+    root = settings.LETHE_MODEL_DIR
     if not root:
         raise ModelDirError(f"local models are read from {SETTING}, which the operator has not set")
     return Path(root)

@@ -78,7 +78,7 @@ def download_files(*, checkpoint, files):
     For an adapter, ``adapter_config.json`` names the base portably (rewritten only where the
     stored file names something else, as checkpoints unlearned before this did) and
     ``lethe-manifest.json`` is added. Other kinds go out as stored."""
-    from versions.artifacts import blob_read_bytes
+    from versions.blob_store import blob_read_bytes
     from versions.selectors import checkpoint_adapter_chain
 
     if checkpoint.kind != CheckpointKind.ADAPTER:

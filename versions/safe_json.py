@@ -10,8 +10,6 @@ import json
 import re
 from itertools import accumulate
 
-DEFAULT_MAX_DEPTH = 64
-
 _STRING = {str: re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S), bytes: re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)}
 _TOKEN = {str: re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S), bytes: re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)}
 _NOT_BRACKET = {str: re.compile(r"[^\[\]{}]+"), bytes: re.compile(rb"[^\[\]{}]+")}
@@ -52,15 +50,9 @@ def json_depth_check(text, max_depth=None):
 def _max_depth(max_depth):
     if max_depth is not None:
         return max_depth
-    try:
-        from django.conf import settings
-        from django.core.exceptions import ImproperlyConfigured
-    except ImportError:
-        return DEFAULT_MAX_DEPTH
-    try:
-        return getattr(settings, "LETHE_MAX_JSON_DEPTH", DEFAULT_MAX_DEPTH)
-    except ImproperlyConfigured:  # plain modules (importers, tabular) used outside Django
-        return DEFAULT_MAX_DEPTH
+    from django.conf import settings
+
+    return settings.LETHE_MAX_JSON_DEPTH
 
 
 def json_loads(text, *, max_depth=None, **kwargs):

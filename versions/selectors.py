@@ -703,7 +703,7 @@ def _dataset_kind_check(dataset, kind):
 
 
 def dataset_version_rows(*, dataset_version):
-    from versions.artifacts import blob_read_bytes
+    from versions.blob_store import blob_read_bytes
 
     content = blob_read_bytes(dataset_version.blob).decode("utf-8")
     return [json.loads(line) for line in content.splitlines() if line]

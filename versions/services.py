@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from versions import artifacts, selectors
+from versions import blob_store, checkpoint_files, selectors
 from versions.errors import Conflict, Forbidden, LessSafeTarget, NotFound, RetryableConflict, ValidationFailed
 from versions.events import event_publish
 from versions.hashing import canonical_json, sha256_text
@@ -405,12 +405,12 @@ def checkpoint_register(
         cleaned = {}
         digest = sha256_text(canonical_json({"ref": external_ref, "revision": external_revision}))
     else:
-        cleaned = artifacts.checkpoint_files_validate(kind=kind, files=files or {})
+        cleaned = checkpoint_files.checkpoint_files_validate(kind=kind, files=files or {})
         if kind == CheckpointKind.ADAPTER and not parents:
             raise ValidationFailed("An adapter checkpoint needs a parent checkpoint to apply to (its base).",
                                    fields={"parents": ["Required for adapters."]})
         digest = None
-    stored = {name: artifacts.blob_put_path(path) for name, path in cleaned.items()}
+    stored = {name: blob_store.blob_put_path(path) for name, path in cleaned.items()}
     if digest is None:
         digest = _manifest_sha256([(name, blob.sha256) for name, blob in stored.items()])
     with transaction.atomic():
@@ -499,10 +499,10 @@ def checkpoint_register_directory(*, model, directory, actor, kind=None, **optio
     files = {}
     for path in sorted(directory.rglob("*")):
         if path.is_symlink():
-            raise artifacts.UnsafeInput(f"{path.relative_to(directory)}: symbolic links are refused.")
+            raise checkpoint_files.UnsafeInput(f"{path.relative_to(directory)}: symbolic links are refused.")
         if path.is_file() and not path.name.startswith(".lethe-"):
             files[path.relative_to(directory).as_posix()] = path
-    kind = kind or artifacts.infer_kind(files)
+    kind = kind or checkpoint_files.infer_kind(files)
     return checkpoint_register(model=model, kind=kind, actor=actor, files=files, **options)
 
 
@@ -756,31 +756,28 @@ def dataset_rows_validate(rows):
     return cleaned
 
 
-MAX_ROW_ERRORS = 50
-
-
 def dataset_rows_of_kind_validate(*, kind, numbered_rows, unit):
     """Rows of a kind other than text, each checked by the validator its app registered
     (versions.dataset_kinds). Every bad row is reported with its number (``unit`` says whether
-    it counts rows of a request or lines of a file), up to MAX_ROW_ERRORS; any error refuses them all."""
+    it counts rows of a request or lines of a file), shown up to the tabular reader's cap; any
+    error refuses them all."""
     from versions.dataset_kinds import dataset_row_validator_for
+    from versions.tabular import error_lines
 
     validator = dataset_row_validator_for(kind)
     cleaned, errors = [], []
     for number, row in numbered_rows:
         if not isinstance(row, dict):
-            errors.append(f"{unit} {number}: expected an object")
+            errors.append((number, "expected an object"))
             continue
         try:
             cleaned.append(validator(row))
         except ValueError as exc:
-            errors.append(f"{unit} {number}: {exc}")
-        if len(errors) >= MAX_ROW_ERRORS:
-            break
+            errors.append((number, str(exc)))
     if errors:
-        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+        shown = error_lines(errors, unit=unit)
         field = "rows" if unit == "row" else "file"
-        raise ValidationFailed(f"Invalid {kind} rows, nothing stored: {'; '.join(errors[:10])}{more}", fields={field: errors})
+        raise ValidationFailed(f"Invalid {kind} rows, nothing stored: {'; '.join(shown)}", fields={field: shown})
     if not cleaned:
         raise ValidationFailed("A dataset version needs at least one row.", fields={"rows": ["Required."]})
     return cleaned
@@ -795,7 +792,7 @@ def dataset_version_create(*, dataset, rows, actor, message=""):
             raise ValidationFailed("A dataset version needs at least one row.", fields={"rows": ["Required."]})
         cleaned = dataset_rows_of_kind_validate(kind=dataset.kind, numbered_rows=enumerate(rows, start=1), unit="row")
     content = "".join(canonical_json(row) + "\n" for row in cleaned).encode("utf-8")
-    blob = artifacts.blob_put_bytes(content)
+    blob = blob_store.blob_put_bytes(content)
     with transaction.atomic():
         number = _counter_next(dataset, "version_count")
         head = DatasetVersion.objects.filter(dataset=dataset, number=number - 1).first()
@@ -814,32 +811,45 @@ def dataset_version_import(*, dataset, data, fmt, actor, message="", max_line_by
     """A dataset version from an uploaded JSONL or CSV file of prompt/response rows (or, for a
     dataset of another kind, rows in that kind's canonical columns).
 
-    Errors name the file's line ("line 7: 'response' is missing or empty"); the whole file is
-    refused on the first problem, so nothing is half-imported."""
-    from versions.tabular import TabularError, read_records
+    Every problem is reported with its line ("line 7: 'response' is missing or empty"), up to the
+    reader's cap; any problem refuses the whole file, so nothing is half-imported."""
+    from versions.tabular import TabularError, read_records, require_values
 
     role_require(project=dataset.project, user=actor, role=Role.EDITOR)
     try:
-        records = read_records(data, fmt, max_line_bytes=max_line_bytes, required=("prompt", "response") if dataset.kind == DatasetKind.TEXT else ())
+        records = read_records(data, fmt, max_line_bytes=max_line_bytes)
+        if not records:
+            raise TabularError("the file has no rows, nothing imported")
+        if dataset.kind != DatasetKind.TEXT:
+            rows = dataset_rows_of_kind_validate(kind=dataset.kind, numbered_rows=records, unit="line")
+            return dataset_version_create(dataset=dataset, rows=rows, actor=actor, message=message)
+        require_values(records, ("prompt", "response"))
+        rows = _text_rows_from_records(records)
     except TabularError as exc:
-        raise ValidationFailed(str(exc), fields={"file": [str(exc)]}) from exc
-    if dataset.kind != DatasetKind.TEXT:
-        rows = dataset_rows_of_kind_validate(kind=dataset.kind, numbered_rows=records, unit="line")
-        return dataset_version_create(dataset=dataset, rows=rows, actor=actor, message=message)
-    rows = []
+        raise ValidationFailed(exc.render(), fields={"file": exc.messages() or [exc.summary]}) from None
+    return dataset_version_create(dataset=dataset, rows=rows, actor=actor, message=message)
+
+
+def _text_rows_from_records(records):
+    from versions.tabular import TabularError
+
+    rows, errors = [], []
     for line, record in records:
         extra = sorted(set(record) - set(DATASET_COLUMNS))
         if extra:
-            problem = f"line {line}: unknown column(s) {', '.join(extra)}; expected prompt, response and optional category"
-            raise ValidationFailed(problem, fields={"file": [problem]})
+            errors.append((line, f"unknown column(s) {', '.join(extra)}; expected prompt, response and optional category"))
+            continue
         category = record.get("category")
         if category is not None and not isinstance(category, str):
-            raise ValidationFailed(f"line {line}: 'category' must be a string", fields={"file": [f"line {line}: category"]})
+            errors.append((line, "'category' must be a string"))
+            continue
         row = {"prompt": record["prompt"], "response": record["response"]}
         if category:  # an empty CSV cell means no category
             row["category"] = category
         rows.append(row)
-    return dataset_version_create(dataset=dataset, rows=rows, actor=actor, message=message)
+    if errors:
+        raise TabularError("invalid rows, nothing imported", errors)
+    return rows
 
 
 # ---------------------------------------------------------------- projects (destructive)

@@ -13,7 +13,7 @@ from unlearning.engine.vision import frozen_parameter_names
 from unlearning.models import UnlearningRun
 from unlearning.services import unlearning_run_create
 from versions import services
-from versions.artifacts import checkpoint_materialize
+from versions.checkpoint_materialization import checkpoint_materialize
 from versions.models import Role
 
 from tests.crossmodal.cases import BENIGN_ROWS, DEFLECTIONS, HARMFUL_ROWS, suite_cases

@@ -171,7 +171,7 @@ def test_an_unset_key_fails_the_run_with_a_clear_error_and_saves_nothing(served_
 
 def test_an_endpoint_has_no_weights_to_load_or_unlearn(served_profile, model, user):
     from unlearning.services import unlearning_run_create
-    from versions.artifacts import checkpoint_materialize
+    from versions.checkpoint_materialization import checkpoint_materialize
 
     served_profile("prod", "http://127.0.0.1:9/v1")
     endpoint = services.checkpoint_register(model=model, kind="endpoint", actor=user, endpoint={"profile": "prod", "model": "m"})

@@ -1,7 +1,8 @@
 import pytest
 
-from evals.importers import ImportFailed, canonical_cases, parse_cases
+from evals.importers import canonical_cases, parse_cases
 from evals.transforms import TRANSFORMS, derive_cases
+from versions.tabular import TabularError
 
 LIMIT = 64 * 1024
 
@@ -59,7 +60,7 @@ def test_xstest_labels_map_safe_to_comply_and_unsafe_to_refuse():
 def test_xstest_unknown_label_is_reported_with_its_line():
     text = "id,prompt,type,label,focus,note\n1,Fine question,homonyms,safe,,\n2,Odd,homonyms,maybe,,\n"
 
-    with pytest.raises(ImportFailed) as failure:
+    with pytest.raises(TabularError) as failure:
         parse(text, "xstest")
 
     assert failure.value.errors == [(3, "expected must be 'refuse' or 'comply', got 'maybe'")]
@@ -83,7 +84,7 @@ def test_generic_csv_with_column_mapping_and_defaults():
 def test_generic_jsonl_reports_every_bad_line_and_imports_nothing():
     text = '{"p": "ok", "e": "refuse"}\nnot json\n\n["a list"]\n{"p": "", "e": "refuse"}\n'
 
-    with pytest.raises(ImportFailed) as failure:
+    with pytest.raises(TabularError) as failure:
         parse(text, "jsonl", column_mapping={"prompt": "p", "expected": "e"})
 
     assert failure.value.errors == [(2, "invalid JSON: Expecting value at column 1"), (4, "expected a JSON object, got list")]
@@ -92,21 +93,21 @@ def test_generic_jsonl_reports_every_bad_line_and_imports_nothing():
 def test_jsonl_validation_errors_carry_line_numbers():
     text = '{"p": "ok", "e": "refuse"}\n\n{"p": "", "e": "refuse"}\n'
 
-    with pytest.raises(ImportFailed) as failure:
+    with pytest.raises(TabularError) as failure:
         parse(text, "jsonl", column_mapping={"prompt": "p", "expected": "e"})
 
     assert failure.value.errors == [(3, "prompt is empty")]
 
 
 def test_csv_with_a_row_longer_than_the_header_is_malformed():
-    with pytest.raises(ImportFailed) as failure:
+    with pytest.raises(TabularError) as failure:
         parse("goal,target\nfine,row\nextra,field,here\n", "advbench")
 
-    assert failure.value.errors == [(3, "3 fields, header has 2")]
+    assert failure.value.errors == [(3, "3 fields, the header has 2")]
 
 
 def test_missing_columns_are_named():
-    with pytest.raises(ImportFailed) as failure:
+    with pytest.raises(TabularError) as failure:
         parse("goal\nsomething\n", "advbench")
 
     assert failure.value.errors == [(1, "missing columns ['target']")]
@@ -115,17 +116,17 @@ def test_missing_columns_are_named():
 def test_non_utf8_file_gets_a_clear_error_with_the_line():
     data = "goal,target\nfine,row\n".encode() + "caf\xe9,x\n".encode("latin-1")
 
-    with pytest.raises(ImportFailed) as failure:
+    with pytest.raises(TabularError) as failure:
         parse(data, "advbench")
 
-    assert failure.value.message == "the file is not valid UTF-8, nothing imported"
+    assert failure.value.summary == "unreadable file, nothing imported"
     assert failure.value.errors == [(3, "undecodable byte 0xe9; re-save the file as UTF-8")]
 
 
 def test_overlong_line_is_refused_with_its_number():
     data = "goal,target\nshort,row\n" + "x" * 200 + ",y\n"
 
-    with pytest.raises(ImportFailed) as failure:
+    with pytest.raises(TabularError) as failure:
         parse(data, "advbench", max_line_bytes=100)
 
     assert failure.value.errors == [(3, "202 bytes exceeds the limit of 100 bytes")]
@@ -134,16 +135,16 @@ def test_overlong_line_is_refused_with_its_number():
 def test_duplicate_keys_are_refused():
     text = "id,question\nq1,a\nq1,b\n"
 
-    with pytest.raises(ImportFailed) as failure:
+    with pytest.raises(TabularError) as failure:
         parse(text, "csv", column_mapping={"key": "id", "prompt": "question"}, defaults={"expected": "refuse"})
 
     assert failure.value.errors == [(3, "duplicate key 'q1' (first on line 2)")]
 
 
 def test_empty_and_unknown_format():
-    with pytest.raises(ImportFailed, match="no cases found"):
+    with pytest.raises(TabularError, match="no cases found"):
         parse("goal,target\n", "advbench")
-    with pytest.raises(ImportFailed, match="unknown format 'xml'"):
+    with pytest.raises(TabularError, match="unknown format 'xml'"):
         parse("x", "xml")
 
 

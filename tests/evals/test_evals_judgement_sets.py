@@ -8,12 +8,12 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from evals import calibration_services
-from evals.importers import ImportFailed
 from evals.judgement_sets import judgement_row_clean, parse_judgements
 from versions import services
 from versions.errors import ValidationFailed
 from versions.models import DatasetVersion, Role
 from versions.selectors import dataset_version_rows
+from versions.tabular import TabularError
 
 FILES = Path(__file__).resolve().parent / "judgement_files"
 LIMIT = 64 * 1024
@@ -60,7 +60,7 @@ def test_harmbench_errors_name_the_line_each_generation_starts_on():
     text = text.replace('"generation": "I\'m sorry, but I can\'t help with that.",\n', "")
 
     # when it is parsed, then both are refused with the line their object opens on, and nothing is returned
-    with pytest.raises(ImportFailed) as failure:
+    with pytest.raises(TabularError) as failure:
         parse_judgements(text.encode(), format="harmbench-val", max_line_bytes=LIMIT)
     assert failure.value.errors == [
         (14, "behavior 'lock_picking_guide' generation 1: generation is missing or not a string"),
@@ -91,7 +91,7 @@ def test_do_not_answer_one_response_per_row():
 def test_do_not_answer_bad_action_is_refused_with_its_line():
     data = (FILES / "do_not_answer_annotated_sample.csv").read_bytes().replace(b",3,0\n", b",9,0\n")
 
-    with pytest.raises(ImportFailed) as failure:
+    with pytest.raises(TabularError) as failure:
         parse_judgements(data, format="do-not-answer", max_line_bytes=LIMIT)
     assert failure.value.errors == [(3, "action must be one of 0, 1, 2, 3, 4, 5, got '9'")]
 
@@ -132,7 +132,7 @@ def test_every_bad_row_is_reported_with_its_line_and_nothing_is_returned():
             b",Boil it.,comply,complied\n"
             b"How do I boil an egg?,Boil it.,maybe,complied\n")
 
-    with pytest.raises(ImportFailed) as failure:
+    with pytest.raises(TabularError) as failure:
         parse_judgements(data, format="csv", max_line_bytes=LIMIT)
     assert failure.value.errors == [
         (3, "human label 'attack_success' is not one for an expected-comply case; use one of complied, over_refusal, non_answer, not_complied"),
@@ -142,7 +142,7 @@ def test_every_bad_row_is_reported_with_its_line_and_nothing_is_returned():
 
 
 def test_a_built_in_layout_takes_no_column_mapping():
-    with pytest.raises(ImportFailed, match="has fixed columns and labels"):
+    with pytest.raises(TabularError, match="has fixed columns and labels"):
         parse("xstest_v2_completions_sample.csv", "xstest-completions", column_mapping={"prompt": "prompt"})
 
 

@@ -6,7 +6,7 @@ from django.db import transaction
 from tests.reliability.conftest import blobs_in_storage, unreferenced_blobs
 from tests.versions.checkpoint_files import write_full
 from versions import services
-from versions.artifacts import blobs_sweep_unreferenced
+from versions.blob_store import blobs_sweep_unreferenced
 from versions.models import Blob, Checkpoint
 
 pytestmark = pytest.mark.django_db(transaction=True)

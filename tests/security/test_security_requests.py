@@ -90,7 +90,7 @@ def test_deep_json_on_a_jsonl_import_line_names_the_line(user, project):
                                   {"file": SimpleUploadedFile("rows.jsonl", rows)}, format="multipart")
 
     assert response.status_code == 400
-    assert error_of(response)["message"] == "line 2: invalid JSON (JSON nested deeper than 64 levels at column 75)"
+    assert error_of(response)["message"] == "malformed JSONL, nothing imported: line 2: invalid JSON: JSON nested deeper than 64 levels at column 75"
     assert DatasetVersion.objects.count() == 0
 
 

@@ -13,7 +13,8 @@ from unlearning.engine.loading import load_model_and_tokenizer
 from unlearning.engine.text import encode_pairs
 from unlearning.services import unlearning_run_create
 from versions import services
-from versions.artifacts import blob_read_bytes, checkpoint_materialize
+from versions.blob_store import blob_read_bytes
+from versions.checkpoint_materialization import checkpoint_materialize
 from versions.models import Checkpoint
 
 LORA = {"learning_rate": 1e-3, "max_steps": 2, "batch_size": 4}

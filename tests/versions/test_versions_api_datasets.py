@@ -53,7 +53,7 @@ def test_file_errors_name_the_line_and_nothing_is_imported(dataset, api_client):
     response = api_client.post(f"{BASE}/forget/versions/", {"file": SimpleUploadedFile("rows.csv", csv)}, format="multipart")
 
     assert response.status_code == 400
-    assert response.json()["error"] == {"code": "invalid", "message": "line 3: 'response' is missing or empty",
+    assert response.json()["error"] == {"code": "invalid", "message": "invalid rows, nothing imported: line 3: 'response' is missing or empty",
                                         "fields": {"file": ["line 3: 'response' is missing or empty"]}}
     assert (DatasetVersion.objects.count(), Blob.objects.count()) == (0, 0)
 
@@ -64,7 +64,8 @@ def test_unknown_column_and_unknown_format_are_refused(dataset, api_client):
     unnamed = api_client.post(f"{BASE}/forget/versions/", {"file": SimpleUploadedFile("rows.txt", b"x")}, format="multipart")
 
     assert extra.status_code == 400
-    assert extra.json()["error"]["message"] == "line 1: unknown column(s) label; expected prompt, response and optional category"
+    assert extra.json()["error"]["message"] == (
+        "invalid rows, nothing imported: line 1: unknown column(s) label; expected prompt, response and optional category")
     assert unnamed.status_code == 400
     assert unnamed.json()["error"]["message"] == "Cannot tell the format of 'rows.txt': name it .jsonl or .csv, or give format=jsonl|csv."
 

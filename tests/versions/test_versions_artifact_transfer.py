@@ -14,9 +14,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from safetensors.numpy import save_file
 
 from tests.versions.checkpoint_files import write_full
-from versions import artifacts, services
+from versions import blob_store, services
 from versions.api.uploads import HashingUploadHandler
-from versions.artifacts import CHUNK, SPOOL_FOLDER, BlobCorrupted, ReceivedFile
+from versions.blob_store import CHUNK, SPOOL_FOLDER, BlobCorrupted, ReceivedFile
 from versions.hashing import OVERLAP_MIN_BYTES, OverlappedSha256
 from versions.models import Blob
 
@@ -102,7 +102,7 @@ def test_upload_stores_each_file_under_the_sha256_of_its_bytes_and_leaves_no_spo
     def read_again(path):
         raise AssertionError(f"{path} was read again to hash it; it was hashed as it was received")
 
-    monkeypatch.setattr(artifacts, "sha256_of_path", read_again)
+    monkeypatch.setattr(blob_store, "sha256_of_path", read_again)
     response = api_client.post(f"{CHECKPOINTS}/", parts(folder), format="multipart")
 
     assert response.status_code == 201, response.json()
@@ -163,11 +163,11 @@ def test_a_refused_upload_leaves_nothing_stored_or_spooled(model, api_client, tm
 @pytest.mark.django_db
 def test_a_received_file_is_moved_into_the_store_not_copied(_artifact_root):
     data = os.urandom(CHUNK + 3)
-    spooled = artifacts.spool_directory() / "part.upload"
+    spooled = blob_store.spool_directory() / "part.upload"
     spooled.write_bytes(data)
     inode = spooled.stat().st_ino
 
-    blob = artifacts.blob_put_path(ReceivedFile(path=spooled, sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
+    blob = blob_store.blob_put_path(ReceivedFile(path=spooled, sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
 
     stored = _artifact_root / blob.storage_name
     assert (blob.sha256, blob.size) == (hashlib.sha256(data).hexdigest(), len(data))
@@ -178,14 +178,14 @@ def test_a_received_file_is_moved_into_the_store_not_copied(_artifact_root):
 @pytest.mark.django_db
 def test_a_received_file_is_copied_when_the_store_is_on_another_filesystem(_artifact_root, monkeypatch):
     data = os.urandom(1000)
-    spooled = artifacts.spool_directory() / "part.upload"
+    spooled = blob_store.spool_directory() / "part.upload"
     spooled.write_bytes(data)
 
     def cross_device(source, destination):
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
-    monkeypatch.setattr(artifacts.os, "replace", cross_device)
-    blob = artifacts.blob_put_path(ReceivedFile(path=spooled, sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
+    monkeypatch.setattr(blob_store.os, "replace", cross_device)
+    blob = blob_store.blob_put_path(ReceivedFile(path=spooled, sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
 
     assert (_artifact_root / blob.storage_name).read_bytes() == data
     assert spooled.read_bytes() == data  # the request that wrote it deletes it
@@ -194,10 +194,10 @@ def test_a_received_file_is_copied_when_the_store_is_on_another_filesystem(_arti
 @pytest.mark.django_db
 def test_a_received_file_whose_size_changed_is_hashed_again(_artifact_root):
     data = os.urandom(1000)
-    spooled = artifacts.spool_directory() / "part.upload"
+    spooled = blob_store.spool_directory() / "part.upload"
     spooled.write_bytes(data + b"appended")
 
-    blob = artifacts.blob_put_path(ReceivedFile(path=spooled, sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
+    blob = blob_store.blob_put_path(ReceivedFile(path=spooled, sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
 
     assert blob.sha256 == hashlib.sha256(data + b"appended").hexdigest()
 
@@ -247,11 +247,11 @@ def test_the_download_is_the_stored_bytes(model, user, api_client, tmp_path):
 def test_a_reader_that_stops_at_the_blob_size_is_checked_before_the_last_bytes(model, user, tmp_path, _artifact_root):
     checkpoint = services.checkpoint_register_directory(model=model, directory=write_large_full(tmp_path / "full"), actor=user)
     blob = checkpoint.files.get(path="model.safetensors").blob
-    with artifacts.blob_open(blob) as reader:
+    with blob_store.blob_open(blob) as reader:
         assert len(reader.read(blob.size)) == blob.size
     corrupt_last_byte(_artifact_root, blob)
 
-    with artifacts.blob_open(blob) as reader, pytest.raises(BlobCorrupted, match="failed verification"):
+    with blob_store.blob_open(blob) as reader, pytest.raises(BlobCorrupted, match="failed verification"):
         reader.read(blob.size)  # tarfile.addfile reads exactly this much, never reaching EOF
 
 
@@ -260,7 +260,7 @@ def test_a_reader_that_stops_at_the_blob_size_is_checked_before_the_last_bytes(m
 
 @pytest.mark.django_db
 def test_the_sweep_removes_spool_leftovers_past_the_grace_period_only(_artifact_root):
-    spool = artifacts.spool_directory()
+    spool = blob_store.spool_directory()
     stale_file, stale_folder, fresh = spool / "killed.upload", spool / "lethe-upload-killed", spool / "in-flight.upload"
     stale_file.write_bytes(b"x")
     (stale_folder / "extracted").mkdir(parents=True)
@@ -270,6 +270,6 @@ def test_the_sweep_removes_spool_leftovers_past_the_grace_period_only(_artifact_
     for path in (stale_file, stale_folder / "extracted" / "member-0", stale_folder / "extracted", stale_folder):
         os.utime(path, (hour_ago, hour_ago))
 
-    assert artifacts.blobs_sweep_unreferenced(grace_seconds=600) == []
+    assert blob_store.blobs_sweep_unreferenced(grace_seconds=600) == []
 
     assert sorted(p.name for p in spool.iterdir()) == ["in-flight.upload"]

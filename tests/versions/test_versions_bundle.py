@@ -17,7 +17,7 @@ from tests.versions.checkpoint_files import write_adapter, write_full
 from unlearning.engine.tiny import load_bundled_corpus
 from unlearning.models import UnlearningRun
 from unlearning.services import unlearning_run_create
-from versions import artifacts, bundle, selectors, services
+from versions import blob_store, bundle, selectors, services
 from versions.errors import Conflict
 from versions.models import AuditEvent, Blob, Checkpoint, LineageEdge, Project, PromptVersion
 
@@ -82,7 +82,7 @@ def test_export_wipe_import_restores_identical_hashes_and_history(project, user,
     assert manifest_after["blobs"] == manifest["blobs"] and len(manifest["blobs"]) == 7
     assert (manifest["counts"]["evals.Calibration"], manifest["counts"]["evals.CalibrationItem"]) == (1, 3)
     for blob in Blob.objects.all():
-        artifacts.blob_read_bytes(blob)  # verified against its hash
+        blob_store.blob_read_bytes(blob)  # verified against its hash
     assert selectors.label_resolve(project=restored, ref="tiny@production").number == 2
     assert selectors.label_resolve(project=restored, ref="system@production").number == 1
     # New rows after a restore get fresh ids (sequences were moved past the restored ones).
@@ -180,7 +180,7 @@ def test_bundle_with_a_real_unlearning_run_and_evaluation_round_trips(executed_p
     assert list(CaseResult.objects.order_by("pk").values_list("response_a", "response_b", "outcome_a", "outcome_b")) == responses
     assert Evaluation.objects.get().verdict == executed_project["evaluation"].verdict
     for item in restored_child.files.select_related("blob"):
-        assert len(artifacts.blob_read_bytes(item.blob)) == item.size  # verified against its hash
+        assert len(blob_store.blob_read_bytes(item.blob)) == item.size  # verified against its hash
 
 
 def test_bundle_from_before_positions_and_generations_restores_both(executed_project, tmp_path, _artifact_root):

@@ -16,17 +16,17 @@ from pathlib import Path
 from django.conf import settings
 
 from versions.api.uploads import received_file
-from versions.artifacts import CHUNK, ReceivedFile, blob_open, clean_relative_path
+from versions.blob_store import CHUNK, ReceivedFile, blob_open
+from versions.checkpoint_files import clean_relative_path
 from versions.errors import TooLarge, UnsafeInput, ValidationFailed
 from versions.hashing import OverlappedSha256
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
 MAX_COMPRESSION_RATIO = 200
-DEFAULT_MAX_ARCHIVE_MEMBERS = 1000
 
 
 def max_archive_members():
-    return getattr(settings, "LETHE_MAX_ARCHIVE_MEMBERS", DEFAULT_MAX_ARCHIVE_MEMBERS)
+    return settings.LETHE_MAX_ARCHIVE_MEMBERS
 
 
 def upload_spool(uploaded, directory, index):

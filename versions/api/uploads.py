@@ -14,7 +14,7 @@ from django.core.files.uploadhandler import FileUploadHandler
 from rest_framework.parsers import DataAndFiles
 
 from versions.api.parsers import MultiPartParser, multipart_parse
-from versions.artifacts import CHUNK, ReceivedFile, spool_directory
+from versions.blob_store import CHUNK, ReceivedFile, spool_directory
 from versions.hashing import OverlappedSha256
 
 

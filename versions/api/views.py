@@ -13,7 +13,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from versions import artifacts, portable, selectors, services
+from versions import blob_store, checkpoint_files, portable, selectors, services
 from versions.api import archives, uploads
 from versions.api.parsers import JSONParser, MultiPartParser
 from versions.api import serializers as s
@@ -563,10 +563,10 @@ class CheckpointListApi(ListApi):
         if request.content_type.startswith("multipart/form-data"):
             data = _valid(s.CheckpointUploadSerializer, request.data)
             # In the spool folder: extracted members are then on the store's filesystem and move in.
-            with tempfile.TemporaryDirectory(prefix="lethe-upload-", dir=artifacts.spool_directory()) as directory:
+            with tempfile.TemporaryDirectory(prefix="lethe-upload-", dir=blob_store.spool_directory()) as directory:
                 files = _uploaded_files(request, directory)
                 checkpoint = services.checkpoint_register(
-                    model=model, kind=data.get("kind") or artifacts.infer_kind(files), files=files, actor=request.user,
+                    model=model, kind=data.get("kind") or checkpoint_files.infer_kind(files), files=files, actor=request.user,
                     **_register_options(project, model, data),
                 )
         elif isinstance(request.data, dict) and request.data.get("kind") == CheckpointKind.ENDPOINT:

@@ -25,7 +25,7 @@ def checkpoint_serving_folder(*, checkpoint, directory: Path | None = None) -> P
     """A folder ``transformers serve`` (or vLLM) loads ``checkpoint`` from: a stored full
     checkpoint's own files; an adapter chain merged into its base and written as safetensors."""
     from unlearning.engine.loading import load_checkpoint_model
-    from versions.artifacts import checkpoint_materialize
+    from versions.checkpoint_materialization import checkpoint_materialize
 
     if checkpoint.kind == CheckpointKind.ENDPOINT:
         raise CommandError(f"{checkpoint} is already an endpoint ({checkpoint.endpoint.get('profile')}); nothing to serve.")

@@ -109,7 +109,7 @@ class Command(BaseCommand):
             raise CommandError(f"run {run.pk} {run.status}" + (f": {run.error}" if run.error else ""))
 
     def _reap(self, *, timeout=None, **_):
-        from versions.artifacts import blobs_sweep_unreferenced
+        from versions.blob_store import blobs_sweep_unreferenced
 
         from jobs.models import WebhookDelivery
         from jobs.webhooks import webhook_deliveries_due, webhook_delivery_attempt, webhook_dispatcher_shutdown
