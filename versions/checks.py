@@ -72,12 +72,10 @@ def artifact_store_usable(app_configs, **kwargs):
     local = _local_storage(storage)
     if local is not None:
         import os
-        from pathlib import Path
 
-        root = Path(local.location)
-        existing = next((folder for folder in (root, *root.parents) if folder.exists()), None)
-        if existing is None or not os.access(existing, os.W_OK):
-            return [Error(f"The artifact folder {root} cannot be written by this process.",
+        # A folder not there yet is created on the first write (a fresh volume is empty).
+        if os.path.isdir(local.location) and not os.access(local.location, os.W_OK | os.X_OK):
+            return [Error(f"The artifact folder {local.location} cannot be written by this process.",
                           hint="Point LETHE_ARTIFACT_ROOT at a writable folder shared by every web and worker machine, "
                           "or use LETHE_ARTIFACT_STORAGE=s3.", id="lethe.E004")]
     return []
