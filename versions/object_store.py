@@ -18,7 +18,7 @@ import contextlib
 import hashlib
 import uuid
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from boto3.s3.transfer import TransferConfig
 
 from versions.errors import LetheError
@@ -63,6 +63,11 @@ def object_store_errors(storage, action):
         raise ObjectStoreUnavailable(
             f"The object store refused to {action} (bucket {storage.bucket_name!r}: {error.get('Code')} {error.get('Message') or ''}".rstrip()
             + "). Check LETHE_S3_BUCKET, the credentials and the bucket policy."
+        ) from exc
+    except NoCredentialsError as exc:
+        raise ObjectStoreUnavailable(
+            f"Lethe has no credentials for the object store, so it could not {action}. Set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or give the machine a role)."
         ) from exc
     except BotoCoreError as exc:
         raise ObjectStoreUnavailable(
