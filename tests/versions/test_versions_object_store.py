@@ -194,3 +194,19 @@ def test_the_deploy_check_passes_for_a_reachable_bucket_and_names_a_missing_one(
     [error] = checks.artifact_store_usable(None)
     assert (error.id, error.msg) == ("lethe.E003", "The artifact bucket is not usable: The object store refused to reach the bucket "
                                      "(bucket 'lethe-no-such-bucket': 404 Not Found). Check LETHE_S3_BUCKET, the credentials and the bucket policy.")
+
+
+def test_on_a_folder_store_a_file_download_streams_through_verified_with_its_digest(model, user, api_client, tmp_path, settings):
+    settings.LETHE_ARTIFACT_REDIRECT_BYTES = 1  # redirects exist only for a bucket
+    folder = write_full(tmp_path / "c")
+    services.checkpoint_register_directory(model=model, directory=folder, actor=user)
+    weights = (folder / "model.safetensors").read_bytes()
+
+    response = api_client.get(f"{CHECKPOINTS}/1/files/model.safetensors")
+    missing = api_client.get(f"{CHECKPOINTS}/1/files/nothing.json")
+
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == weights
+    assert response["X-Lethe-Sha256"] == hashlib.sha256(weights).hexdigest()
+    assert response["Content-Length"] == str(len(weights))
+    assert missing.status_code == 404
