@@ -131,17 +131,55 @@ STATIC_URL = "/static/"
 STATIC_ROOT = Path(env_str("LETHE_STATIC_ROOT", str(VAR_DIR / "static")))
 MEDIA_ROOT = Path(env_str("LETHE_MEDIA_ROOT", str(VAR_DIR / "media")))
 
-# Blobs go through Django's storage API: an S3-compatible backend is a matter of this setting.
+# Blobs go through Django's storage API. LETHE_ARTIFACT_STORAGE picks the backend: "filesystem"
+# (a folder every web and worker machine must share) or "s3" (any S3-compatible bucket: then web,
+# workers and CLI share only PostgreSQL, Redis and the bucket). A dotted storage class path is
+# accepted too. Credentials come from the standard AWS variables (AWS_ACCESS_KEY_ID,
+# AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, or an instance/pod role), never from this file.
+ARTIFACT_STORAGE_ALIASES = {
+    "filesystem": "django.core.files.storage.FileSystemStorage",
+    "s3": "storages.backends.s3.S3Storage",
+}
+_artifact_backend = env_str("LETHE_ARTIFACT_STORAGE", "filesystem")
+_artifact_backend = ARTIFACT_STORAGE_ALIASES.get(_artifact_backend.lower(), _artifact_backend)
+if _artifact_backend.endswith("FileSystemStorage"):
+    # Content-addressed: a concurrent write of the same name writes the same bytes.
+    _artifact_options = {"location": str(Path(env_str("LETHE_ARTIFACT_ROOT", str(VAR_DIR / "artifacts")))), "allow_overwrite": True}
+elif _artifact_backend.endswith("S3Storage"):
+    _artifact_options = {
+        "bucket_name": env_str("LETHE_S3_BUCKET"),
+        "endpoint_url": env_str("LETHE_S3_ENDPOINT_URL") or None,  # unset: AWS itself
+        "region_name": env_str("LETHE_S3_REGION", env_str("AWS_DEFAULT_REGION", "us-east-1")),
+        "addressing_style": env_str("LETHE_S3_ADDRESSING_STYLE") or None,  # "path" for MinIO / Ceph without wildcard DNS
+        "signature_version": "s3v4",
+        "file_overwrite": True,  # content-addressed: the same name always holds the same bytes
+        "default_acl": None,  # the bucket's own policy; objects are never public
+        "querystring_auth": True,
+        "querystring_expire": env_int("LETHE_S3_PRESIGN_SECONDS", 300),
+        "verify": None if env_bool("LETHE_S3_VERIFY_TLS", True) else False,
+    }
+else:
+    _artifact_options = {}
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "artifacts": {
-        "BACKEND": env_str("LETHE_ARTIFACT_STORAGE", "django.core.files.storage.FileSystemStorage"),
-        # Content-addressed: a concurrent write of the same name writes the same bytes.
-        "OPTIONS": {"location": str(Path(env_str("LETHE_ARTIFACT_ROOT", str(VAR_DIR / "artifacts")))), "allow_overwrite": True}
-        if env_str("LETHE_ARTIFACT_STORAGE", "django.core.files.storage.FileSystemStorage").endswith("FileSystemStorage")
-        else {},
-    },
+    "artifacts": {"BACKEND": _artifact_backend, "OPTIONS": _artifact_options},
 }
+# Object store only: blobs at least this large are downloaded from the bucket through a presigned
+# URL (the server answers with a redirect and leaves the data path); smaller ones stream through
+# the server, verified against their sha256 on the way.
+LETHE_ARTIFACT_REDIRECT_BYTES = env_int("LETHE_ARTIFACT_REDIRECT_BYTES", 8 * 1024 * 1024)
+# How often a request to the object store is tried before it fails (botocore's "standard" retry
+# mode, with backoff), and how long a connection may take; an unreachable store fails with 503.
+LETHE_S3_MAX_ATTEMPTS = env_int("LETHE_S3_MAX_ATTEMPTS", 3)
+LETHE_S3_CONNECT_TIMEOUT = env_int("LETHE_S3_CONNECT_TIMEOUT", 5)
+if _artifact_backend.endswith("S3Storage"):
+    from botocore.config import Config as _BotoConfig
+
+    STORAGES["artifacts"]["OPTIONS"]["client_config"] = _BotoConfig(
+        connect_timeout=LETHE_S3_CONNECT_TIMEOUT, read_timeout=60, signature_version="s3v4",
+        retries={"max_attempts": LETHE_S3_MAX_ATTEMPTS, "mode": "standard"},
+        s3={"addressing_style": env_str("LETHE_S3_ADDRESSING_STYLE") or "auto"},
+    )
 
 # Uploads: anything over 1 MiB goes to a temporary file, so memory does not grow with file size.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024

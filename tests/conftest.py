@@ -9,6 +9,9 @@ from rest_framework.test import APIClient
 from versions import services
 from versions.models import Role
 
+# The loopback S3 server and per-test buckets of the object-store tests.
+pytest_plugins = ["tests.s3_server"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _collected_static(tmp_path_factory):

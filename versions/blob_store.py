@@ -22,6 +22,7 @@ from django.core.files.storage import FileSystemStorage, storages
 from django.db import IntegrityError, transaction
 
 from versions.errors import LetheError
+from versions import object_store
 from versions.hashing import OverlappedSha256
 from versions.models import Blob
 
@@ -90,9 +91,10 @@ def _blob_record(sha256, size, write):
     existing = Blob.objects.filter(pk=sha256).first()
     storage = artifact_storage()
     name = Blob(sha256=sha256, size=size).storage_name
-    if existing is not None and storage.exists(name):
+    present = object_store.exists(storage, name) if object_store.object_storage(storage) else storage.exists(name)
+    if existing is not None and present:
         return existing
-    if not storage.exists(name):
+    if not present:
         write(storage, name)
     try:
         with transaction.atomic():
@@ -102,8 +104,11 @@ def _blob_record(sha256, size, write):
     return blob
 
 
-def _copy_into(storage, name, path):
+def _copy_into(storage, name, path, *, sha256, size):
     with open(path, "rb") as handle:
+        if object_store.object_storage(storage):
+            # Into the bucket under a temporary key while hashed, then under its address.
+            return object_store.upload_whole(storage, name, handle, sha256=sha256, size=size)
         storage.save(name, File(handle))
 
 
@@ -112,7 +117,7 @@ def _move_into(storage, name, received):
     filesystem, or a storage that is not local files)."""
     local = _local_storage(storage)
     if local is None:
-        return _copy_into(storage, name, received)
+        return _copy_into(storage, name, received, sha256=received.sha256, size=received.size)
     destination = Path(local.path(name))
     destination.parent.mkdir(parents=True, exist_ok=True)
     if local.file_permissions_mode is not None:
@@ -124,7 +129,7 @@ def _move_into(storage, name, received):
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-        _copy_into(storage, name, received)
+        _copy_into(storage, name, received, sha256=received.sha256, size=received.size)
 
 
 def blob_put_path(path):
@@ -133,14 +138,22 @@ def blob_put_path(path):
     if isinstance(path, ReceivedFile) and os.path.getsize(path) == path.size:
         return _blob_record(path.sha256, path.size, lambda storage, name: _move_into(storage, name, path))
     sha256, size = sha256_of_path(path)
-    return _blob_record(sha256, size, lambda storage, name: _copy_into(storage, name, path))
+    return _blob_record(sha256, size, lambda storage, name: _copy_into(storage, name, path, sha256=sha256, size=size))
 
 
 def blob_put_bytes(data):
+    import io
+
     from django.core.files.base import ContentFile
 
     sha256 = hashlib.sha256(data).hexdigest()
-    return _blob_record(sha256, len(data), lambda storage, name: storage.save(name, ContentFile(data)))
+
+    def write(storage, name):
+        if object_store.object_storage(storage):
+            return object_store.upload_whole(storage, name, io.BytesIO(data), sha256=sha256, size=len(data))
+        storage.save(name, ContentFile(data))
+
+    return _blob_record(sha256, len(data), write)
 
 
 class VerifyingReader:
@@ -152,7 +165,12 @@ class VerifyingReader:
 
     def __init__(self, blob):
         self.blob = blob
-        self._handle = artifact_storage().open(blob.storage_name, "rb")
+        storage = artifact_storage()
+        if object_store.object_storage(storage):
+            # The object's body streams; S3File would download it all to a temporary file first.
+            self._handle = object_store.open_stream(storage, blob.storage_name)
+        else:
+            self._handle = storage.open(blob.storage_name, "rb")
         self._digest = hashlib.sha256()
         self._size = 0
 
@@ -245,6 +263,8 @@ def blobs_sweep_unreferenced(*, grace_seconds=None):
     grace = settings.LETHE_ORPHAN_BLOB_GRACE_SECONDS if grace_seconds is None else grace_seconds
     storage = artifact_storage()
     cutoff = timezone.now() - timedelta(seconds=grace)
+    if object_store.object_storage(storage):
+        return _bucket_sweep(storage, cutoff)
     _spool_sweep(storage, cutoff.timestamp())
     if not storage.exists("blobs"):
         return []
@@ -281,3 +301,23 @@ def _spool_sweep(storage, cutoff):
                 entry.unlink()
         except FileNotFoundError:  # its request finished meanwhile
             continue
+
+
+def _bucket_sweep(storage, cutoff):
+    """The orphan sweep in a bucket: one paginated listing instead of a walk of folders, and the
+    temporary keys and unfinished multipart uploads of killed uploads after the same grace."""
+    for name, modified, _size in list(object_store.list_objects(storage, object_store.TEMPORARY_PREFIX)):
+        if modified <= cutoff:
+            object_store.delete(storage, name)
+    object_store.abort_stale_uploads(storage, cutoff)
+    stored = {name.rsplit("/", 1)[-1]: (name, modified) for name, modified, _size in object_store.list_objects(storage, "blobs/")}
+    known = set()
+    hashes = list(stored)
+    for start in range(0, len(hashes), 500):  # bounded IN lists
+        known.update(Blob.objects.filter(pk__in=hashes[start:start + 500]).values_list("sha256", flat=True))
+    removed = []
+    for sha256, (name, modified) in sorted(stored.items()):
+        if sha256 not in known and modified <= cutoff:
+            object_store.delete(storage, name)
+            removed.append(sha256)
+    return removed

@@ -52,3 +52,30 @@ def throttles_shared_between_processes(app_configs, **kwargs):
             id="lethe.W001",
         )]
     return []
+
+
+@register(Tags.security, deploy=True)
+def artifact_store_usable(app_configs, **kwargs):
+    """The blob store every web and worker process writes to: a bucket that answers, or a folder
+    this process can write to."""
+    from versions import object_store
+    from versions.blob_store import _local_storage, artifact_storage
+
+    storage = artifact_storage()
+    if object_store.object_storage(storage):
+        problem = object_store.bucket_reachable(storage)
+        if problem:
+            return [Error(f"The artifact bucket is not usable: {problem}",
+                          hint="Set LETHE_S3_BUCKET, LETHE_S3_ENDPOINT_URL (unless AWS) and AWS_ACCESS_KEY_ID / "
+                          "AWS_SECRET_ACCESS_KEY (or a role), and create the bucket (docs/deploy.md).", id="lethe.E003")]
+        return []
+    local = _local_storage(storage)
+    if local is not None:
+        import os
+
+        # A folder not there yet is created on the first write (a fresh volume is empty).
+        if os.path.isdir(local.location) and not os.access(local.location, os.W_OK | os.X_OK):
+            return [Error(f"The artifact folder {local.location} cannot be written by this process.",
+                          hint="Point LETHE_ARTIFACT_ROOT at a writable folder shared by every web and worker machine, "
+                          "or use LETHE_ARTIFACT_STORAGE=s3.", id="lethe.E004")]
+    return []

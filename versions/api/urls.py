@@ -2,7 +2,7 @@
 checkpoints are immutable: there are no PUT, PATCH or DELETE routes for them."""
 from django.urls import path
 
-from versions.api import views
+from versions.api import file_download, views
 
 P = "projects/<slug:project_slug>"
 PROMPT = f"{P}/prompts/<str:name>"
@@ -40,6 +40,7 @@ urlpatterns = [
     path(f"{MODEL}/checkpoints/", views.CheckpointListApi.as_view(), name="api-checkpoints"),
     path(f"{CHECKPOINT}/", views.CheckpointDetailApi.as_view(), name="api-checkpoint"),
     path(f"{CHECKPOINT}/files/", views.CheckpointFileListApi.as_view(), name="api-checkpoint-files"),
+    path(f"{CHECKPOINT}/files/<path:path>", file_download.CheckpointFileDownloadApi.as_view(), name="api-checkpoint-file"),
     path(f"{CHECKPOINT}/download/", views.CheckpointDownloadApi.as_view(), name="api-checkpoint-download"),
     path(f"{CHECKPOINT}/lineage/", views.CheckpointLineageApi.as_view(), name="api-checkpoint-lineage"),
     path(f"{CHECKPOINT}/tags/", views.CheckpointTagListApi.as_view(), name="api-checkpoint-tags"),

@@ -1,0 +1,66 @@
+"""One stored file of a checkpoint, by its path: the download that can leave the server's data
+path. On an object store a blob of at least LETHE_ARTIFACT_REDIRECT_BYTES is answered with a
+redirect to a presigned URL of the bucket (the client fetches the bytes from the store and checks
+them against the sha256 in the headers); everything else streams through, verified against its
+sha256 on the way out (a damaged blob never comes out whole)."""
+import base64
+
+from django.conf import settings
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework.views import APIView
+
+from versions import object_store, selectors
+from versions.api.permissions import project_for_request
+from versions.api.schema import api_schema
+from versions.blob_store import artifact_storage, blob_open
+from versions.errors import NotFound
+from versions.models import Role
+
+
+def digest_headers(blob):
+    """The blob's sha256 in RFC 9530's Repr-Digest form and as plain hex."""
+    encoded = base64.b64encode(bytes.fromhex(blob.sha256)).decode("ascii")
+    return {"Repr-Digest": f"sha-256=:{encoded}:", "X-Lethe-Sha256": blob.sha256}
+
+
+def blob_download_response(blob, *, filename):
+    storage = artifact_storage()
+    if object_store.object_storage(storage) and blob.size >= settings.LETHE_ARTIFACT_REDIRECT_BYTES:
+        response = HttpResponseRedirect(object_store.presigned_download_url(storage, blob.storage_name, filename=filename))
+    else:
+        reader = blob_open(blob)
+        response = StreamingHttpResponse(_chunks(reader), content_type="application/octet-stream")
+        response["Content-Length"] = str(blob.size)
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    for header, value in digest_headers(blob).items():
+        response[header] = value
+    return response
+
+
+def _chunks(reader):
+    with reader:
+        yield from reader
+
+
+class CheckpointFileDownloadApi(APIView):
+    @api_schema(
+        operation_id="checkpoints_file_download",
+        tags=["checkpoints"],
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="The file's bytes, verified."),
+            (302, "application/octet-stream"): OpenApiResponse(description="Object store, large file: a presigned URL of the bucket."),
+        },
+        errors=(401, 403, 404, 503),
+        description="One stored file of a checkpoint. Repr-Digest (RFC 9530) and X-Lethe-Sha256 carry its sha256. With an "
+        "object store, files of at least LETHE_ARTIFACT_REDIRECT_BYTES are a redirect to a short-lived presigned URL of the "
+        "bucket, so the bytes do not pass through the server; check them against the digest.",
+    )
+    def get(self, request, project_slug, name, number, path):
+        project = project_for_request(request, project_slug, Role.VIEWER)
+        checkpoint = selectors.checkpoint_get_by_name(project=project, model_name=name, number=number)
+        item = selectors.checkpoint_files(checkpoint=checkpoint).filter(path=path).first()
+        if item is None:
+            raise NotFound(f"{checkpoint} has no file {path!r}.")
+        return blob_download_response(item.blob, filename=path.rsplit("/", 1)[-1])
