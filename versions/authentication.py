@@ -19,22 +19,16 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.utils import timezone
 from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from versions import throttling
+from versions import sql, throttling
 from versions.models import ApiToken
 
 
 LAST_USED_EVERY = timedelta(seconds=60)  # how fresh a token's last_used_at is kept
-_TOKEN_USER_SQL = (
-    "SELECT u.*, t.id AS token_id, t.revoked_at IS NOT NULL AS token_revoked, "
-    "(t.last_used_at IS NULL OR t.last_used_at < %s) AS token_stale "
-    "FROM versions_apitoken t JOIN {user_table} u ON u.id = t.user_id WHERE t.key_sha256 = %s"
-)
 
 
 def token_sha256(key):
@@ -63,11 +57,8 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Token contains invalid characters.") from None
         now = timezone.now()
         # The user, with whether the token is revoked and whether its last use is older than a
-        # minute, in one statement: every API request runs it, and compiling it through the ORM
-        # took twice as long as running it.
-        stale_before = connection.ops.adapt_datetimefield_value(now - LAST_USED_EVERY)
-        users = get_user_model().objects
-        user = next(iter(users.raw(_TOKEN_USER_SQL.format(user_table=users.model._meta.db_table), [stale_before, token_sha256(key)])), None)
+        # minute, in one statement (SQL: every API request runs it).
+        user = sql.token_user(key_sha256=token_sha256(key), stale_before=now - LAST_USED_EVERY)
         if user is None or user.token_revoked:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
         if not user.is_active:

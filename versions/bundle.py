@@ -19,7 +19,6 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import serializers
-from django.core.management.color import no_style
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
@@ -27,6 +26,7 @@ from django.utils import timezone
 from versions import blob_store
 from versions.errors import Conflict, ValidationFailed
 from versions.safe_json import json_loads
+from versions.sql import sequences_reset
 
 FORMAT = "lethe-bundle"
 FORMAT_VERSION = 1
@@ -210,7 +210,7 @@ def project_import(*, path, actor=None, memberships=False, admin=None):
                 except serializers.base.DeserializationError as exc:
                     raise ValidationFailed(f"Refusing the bundle: a row does not fit this installation ({exc}); nothing was written.") from None
             connection.check_constraints(table_names=sorted({m._meta.db_table for m in restored}))
-            _reset_sequences(set(restored))
+            sequences_reset(set(restored))
             project = Project.objects.get(slug=manifest["project"])
             _restored_audit(project=project, actor=actor, admin=admin_user, manifest=manifest, objects=objects,
                             memberships=memberships, skipped_memberships=skipped_memberships, path=path)
@@ -381,9 +381,3 @@ def _remap_users(objects, user_map):
     return objects
 
 
-def _reset_sequences(models):
-    statements = connection.ops.sequence_reset_sql(no_style(), list(models))
-    if statements:
-        with connection.cursor() as cursor:
-            for statement in statements:
-                cursor.execute(statement)

@@ -2,10 +2,10 @@
 of rows (lineage included: one recursive statement at any depth)."""
 import json
 
-from django.db import connection
 from django.db.models import BooleanField, ExpressionWrapper, F, OuterRef, Prefetch, Q, Subquery
 from django.db.models.fields.json import KeyTransform
 
+from versions import sql
 from versions.errors import NotFound, ValidationFailed
 from versions.models import (
     ApiToken,
@@ -70,23 +70,10 @@ def models_for_project(*, project):
     )
 
 
-# Every project-scoped request starts here. Written as SQL because building it through the ORM
-# (compiling a filter and a subquery annotation) took about 1 ms, three times what running it takes.
-_PROJECT_SQL = "SELECT p.* FROM versions_project p WHERE p.slug = %s"
-_PROJECT_WITH_ROLE_SQL = (
-    "SELECT p.*, (SELECT m.role FROM versions_membership m WHERE m.project_id = p.id AND m.user_id = %s) AS member_role "
-    "FROM versions_project p WHERE p.slug = %s"
-)
-
-
 def project_get(*, slug, member=None):
     """The project named ``slug``; with ``member``, annotated with that user's ``member_role``
-    (None for non-members) in the same statement."""
-    if member is None:
-        projects = Project.objects.raw(_PROJECT_SQL, [slug])
-    else:
-        projects = Project.objects.raw(_PROJECT_WITH_ROLE_SQL, [member.pk, slug])
-    project = next(iter(projects), None)
+    (None for non-members) in the same statement (SQL: every project-scoped request starts here)."""
+    project = sql.project_by_slug(slug=slug, member_id=None if member is None else member.pk)
     if project is None:
         raise NotFound(f"Project {slug!r} not found.")
     return project
@@ -95,8 +82,7 @@ def project_get(*, slug, member=None):
 def _named_in_project(model_class, *, project, name):
     """The project's prompt or model named ``name`` (None if there is none), its ``project`` the
     instance given. SQL for the reason project_get is: nearly every request names one."""
-    found = next(iter(model_class.objects.raw(
-        f"SELECT * FROM {model_class._meta.db_table} WHERE project_id = %s AND name = %s", [project.pk, name])), None)
+    found = sql.named_in_project(model_class, project_id=project.pk, name=name)
     if found is not None:
         found.project = project
     return found
@@ -145,16 +131,6 @@ def prompt_version_row_of(version):
     return prompt_version_rows_complete([row])[0]
 
 
-# Labels and tags of a page of prompt versions in one statement (see _CHECKPOINT_RELATED_SQL).
-_PROMPT_VERSION_RELATED_SQL = """
-WITH page(id) AS ({ids})
-SELECT prompt_version_id, 'label' AS what, name FROM versions_label WHERE prompt_version_id IN (SELECT id FROM page)
-UNION ALL
-SELECT prompt_version_id, 'tag', name FROM versions_tag WHERE prompt_version_id IN (SELECT id FROM page)
-ORDER BY 2, 3
-"""
-
-
 def prompt_version_rows_complete(rows):
     """Rows of prompt_versions (a page of them) in the API's shape (PromptVersionSerializer):
     with ``labels`` and ``tags`` (names, by name), read in one statement."""
@@ -165,7 +141,7 @@ def prompt_version_rows_complete(rows):
             "author": row["author_name"], "parent": row["parent_number"], "sha256": row["sha256"],
             "labels": [], "tags": [], "created_at": row["created_at"],
         }
-    for version_id, what, name in _page_related_rows(_PROMPT_VERSION_RELATED_SQL, complete):
+    for version_id, what, name in sql.prompt_version_labels_and_tags(complete):
         complete[version_id][f"{what}s"].append(name)
     return list(complete.values())
 
@@ -204,40 +180,6 @@ def checkpoint_row_of(checkpoint):
     return checkpoint_rows_complete([row])[0]
 
 
-# Labels, tags and parents of a page of checkpoints in one statement. The CASTs give each column
-# one type across the branches on PostgreSQL; "edge" keeps parents in the order they were added.
-_CHECKPOINT_RELATED_SQL = """
-WITH page(id) AS ({ids})
-SELECT checkpoint_id, 'label' AS what, name, CAST(NULL AS integer) AS number, CAST(NULL AS varchar) AS relation,
-       CAST(NULL AS varchar) AS method, 0 AS edge FROM versions_label WHERE checkpoint_id IN (SELECT id FROM page)
-UNION ALL
-SELECT checkpoint_id, 'tag', name, NULL, NULL, NULL, 0 FROM versions_tag WHERE checkpoint_id IN (SELECT id FROM page)
-UNION ALL
-SELECT e.child_id, 'parent', m.name, p.number, e.relation, e.method, e.id FROM versions_lineageedge e
-JOIN versions_checkpoint p ON p.id = e.parent_id JOIN versions_model m ON m.id = p.model_id WHERE e.child_id IN (SELECT id FROM page)
-ORDER BY 2, 7, 3
-"""
-
-
-def _id_list_sql(ids):
-    """A SELECT of ``ids`` taking them as one parameter: psycopg parses a statement's
-    placeholders on every call, and a page of 100 as 100 placeholders cost more than the query."""
-    if connection.vendor == "postgresql":
-        return "SELECT unnest(CAST(%s AS bigint[]))", [list(ids)]
-    return "SELECT value FROM json_each(%s)", [json.dumps(list(ids))]
-
-
-def _page_related_rows(sql, ids):
-    """Rows of ``sql`` (a template whose ``{ids}`` is the page's ids as one SELECT) for a page of
-    ids; none, and no statement, for an empty page."""
-    if not ids:
-        return []
-    page_sql, params = _id_list_sql(ids)
-    with connection.cursor() as cursor:
-        cursor.execute(sql.format(ids=page_sql), params)
-        return cursor.fetchall()
-
-
 def checkpoint_rows_complete(rows):
     """Rows of checkpoints_for_model (a page of them) in the API's shape (CheckpointSerializer):
     with ``labels`` and ``tags`` (names, by name) and ``parents`` ({model, number, relation,
@@ -249,7 +191,7 @@ def checkpoint_rows_complete(rows):
             "parents": [], "labels": [], "tags": [],
             "created_by": row["creator"], "created_by_run": row["created_by_run_id"], "created_at": row["created_at"],
         }
-    for checkpoint_id, what, name, number, relation, method, _ in _page_related_rows(_CHECKPOINT_RELATED_SQL, complete):
+    for checkpoint_id, what, name, number, relation, method, _ in sql.checkpoint_labels_tags_parents(complete):
         if what == "parent":
             complete[checkpoint_id]["parents"].append({"model": name, "number": number, "relation": relation, "method": method})
         else:
@@ -282,71 +224,21 @@ def checkpoint_get_by_name(*, project, model_name, number):
 
 # ---------------------------------------------------------------- lineage
 
-# Both walks take (checkpoint id, deepest generation to walk) as their first two parameters.
+# The deepest generation a walk goes to when nothing cuts it.
 UNBOUNDED = 2**31 - 1
-
-_ANCESTORS_SQL = """
-WITH RECURSIVE walk(id, depth) AS (
-    SELECT parent_id, 1 FROM versions_lineageedge WHERE child_id = %s
-    UNION
-    SELECT e.parent_id, walk.depth + 1 FROM versions_lineageedge e JOIN walk ON e.child_id = walk.id WHERE walk.depth < %s
-)
-SELECT c.*, d.depth AS depth FROM versions_checkpoint c
-JOIN (SELECT id, MIN(depth) AS depth FROM walk GROUP BY id) d ON c.id = d.id
-ORDER BY d.depth, c.id
-"""
-
-_DESCENDANTS_SQL = """
-WITH RECURSIVE walk(id, depth) AS (
-    SELECT child_id, 1 FROM versions_lineageedge WHERE parent_id = %s
-    UNION
-    SELECT e.child_id, walk.depth + 1 FROM versions_lineageedge e JOIN walk ON e.parent_id = walk.id WHERE walk.depth < %s
-)
-SELECT c.*, d.depth AS depth FROM versions_checkpoint c
-JOIN (SELECT id, MIN(depth) AS depth FROM walk GROUP BY id) d ON c.id = d.id
-{where}
-ORDER BY d.depth, c.id
-"""
 
 
 def checkpoint_ancestors(*, checkpoint):
-    """[(checkpoint, depth)] of every ancestor, nearest first, in one recursive statement.
-
-    UNION (not UNION ALL) drops repeated (id, depth) pairs, so diamonds in the DAG do not
-    multiply rows."""
-    rows = Checkpoint.objects.raw(_ANCESTORS_SQL, [checkpoint.pk, UNBOUNDED])
-    return [(row, row.depth) for row in rows]
-
-
-def _descendant_filter(*, checkpoint, method, dataset_sha256, bound=UNBOUNDED):
-    """The WHERE clause and parameters of _DESCENDANTS_SQL: descendants produced by an edge with
-    the given unlearning method and/or forget or retain dataset hash, ``bound`` generations down."""
-    conditions, params = [], [checkpoint.pk, bound]
-    if method:
-        conditions.append("EXISTS (SELECT 1 FROM versions_lineageedge f WHERE f.child_id = c.id AND f.method = %s)")
-        params.append(method)
-    if dataset_sha256:
-        conditions.append(
-            "EXISTS (SELECT 1 FROM versions_lineageedge f WHERE f.child_id = c.id "
-            "AND (f.forget_dataset_sha256 = %s OR f.retain_dataset_sha256 = %s))"
-        )
-        params.extend([dataset_sha256, dataset_sha256])
-    if not conditions:
-        return "", params
-    # Nodes of the generation past the bound always come back: lineage_nodes tells from them
-    # whether the walk was cut, whatever the filter keeps.
-    return f"WHERE ({' AND '.join(conditions)}) OR d.depth >= %s", [*params, bound]
+    """[(checkpoint, depth)] of every ancestor, nearest first, in one recursive statement."""
+    return [(row, row.depth) for row in sql.ancestors_with_depth(checkpoint_id=checkpoint.pk, bound=UNBOUNDED)]
 
 
 def checkpoint_descendants(*, checkpoint, method=None, dataset_sha256=None):
     """[(checkpoint, depth)] of every descendant, optionally only those produced by an edge with
     the given unlearning method or forget/retain dataset hash."""
-    where, params = _descendant_filter(checkpoint=checkpoint, method=method, dataset_sha256=dataset_sha256)
-    rows = Checkpoint.objects.raw(_DESCENDANTS_SQL.format(where=where), params)
+    rows = sql.descendants_with_depth(checkpoint_id=checkpoint.pk, bound=UNBOUNDED, method=method or "",
+                                      dataset_sha256=dataset_sha256 or "")
     return [(row, row.depth) for row in rows]
-
-
-_NODE_COLUMNS = "SELECT m.name, c.number, c.kind, c.sha256, d.depth FROM versions_checkpoint c JOIN versions_model m ON m.id = c.model_id"
 
 
 def lineage_nodes(*, checkpoint, depth, method=None, dataset_sha256=None):
@@ -356,15 +248,11 @@ def lineage_nodes(*, checkpoint, depth, method=None, dataset_sha256=None):
     node. ``depth`` keeps the nearest generations: each walk stops one generation further, and
     *_truncated says whether that generation exists, so a page costs what its answer holds
     however deep the lineage goes."""
-    bound = depth + 1
-    where, params = _descendant_filter(checkpoint=checkpoint, method=method, dataset_sha256=dataset_sha256, bound=bound)
-    select_all = "SELECT c.*, d.depth AS depth FROM versions_checkpoint c"
     columns = ("model", "number", "kind", "sha256", "depth")
-    with connection.cursor() as cursor:
-        cursor.execute(_ANCESTORS_SQL.replace(select_all, _NODE_COLUMNS), [checkpoint.pk, bound])
-        ancestors = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-        cursor.execute(_DESCENDANTS_SQL.format(where=where).replace(select_all, _NODE_COLUMNS), params)
-        descendants = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    ancestor_rows, descendant_rows = sql.lineage_node_rows(checkpoint_id=checkpoint.pk, bound=depth + 1, method=method or "",
+                                                           dataset_sha256=dataset_sha256 or "")
+    ancestors = [dict(zip(columns, row, strict=True)) for row in ancestor_rows]
+    descendants = [dict(zip(columns, row, strict=True)) for row in descendant_rows]
     kept_ancestors = [node for node in ancestors if node["depth"] <= depth]
     kept_descendants = [node for node in descendants if node["depth"] <= depth]
     return kept_ancestors, kept_descendants, len(kept_ancestors) < len(ancestors), len(kept_descendants) < len(descendants)
@@ -572,25 +460,13 @@ def label_history_for_model(*, model, limit):
     return rows[::-1]
 
 
-_LABEL_TARGET_SQL = {
-    # kind: (target model, SQL). A plain statement: compiling the equivalent ORM query (a
-    # three-way select_related) cost more than running it, on the most frequent read there is.
-    "model": (Checkpoint, "SELECT t.*, o.name AS owner_name FROM versions_label l JOIN versions_model o ON o.id = l.model_id "
-              "JOIN versions_checkpoint t ON t.id = l.checkpoint_id WHERE l.project_id = %s AND l.name = %s AND o.name = %s"),
-    "prompt": (PromptVersion, "SELECT t.*, o.name AS owner_name FROM versions_label l JOIN versions_prompt o ON o.id = l.prompt_id "
-               "JOIN versions_promptversion t ON t.id = l.prompt_version_id WHERE l.project_id = %s AND l.name = %s AND o.name = %s"),
-}
-
-
 def _label_target(*, project, owner_name, label_name, kind):
     """The version a label points at, or None. Its owner (prompt or model) comes with the id,
     project and name; other owner fields load on first access."""
-    target_model, sql = _LABEL_TARGET_SQL[kind]
-    found = list(target_model.objects.raw(sql, [project.pk, label_name, owner_name]))
-    if not found:
+    target = sql.label_target(kind=kind, project_id=project.pk, owner_name=owner_name, label_name=label_name)
+    if target is None:
         return None
-    target = found[0]
-    owner_field = target_model._meta.get_field("model" if kind == "model" else "prompt")
+    owner_field = type(target)._meta.get_field("model" if kind == "model" else "prompt")
     owner = owner_field.related_model.from_db(target._state.db, ["id", "project_id", "name"],
                                               [getattr(target, owner_field.attname), project.pk, target.owner_name])
     owner.project = project

@@ -6,7 +6,7 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -37,6 +37,7 @@ from versions.models import (
     Tag,
 )
 from versions.permissions import forget_cached_roles, role_require
+from versions.sql import counter_next
 
 VARIABLE_PATTERN = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -46,17 +47,6 @@ def _emit(*, project, event, payload):
     """Called inside the action's transaction, so what subscribers write (webhook delivery rows)
     commits or rolls back with the action; subscribers never block or fail it."""
     event_publish(project=project, event=event, payload=payload)
-
-
-def _counter_next(owner, counter):
-    """Bump ``owner``'s version counter and return the new number in one statement (UPDATE ...
-    RETURNING, on PostgreSQL and SQLite >= 3.35). The row lock it takes serialises concurrent
-    writers of the same owner until their transaction ends, so numbers stay gap-free and unique."""
-    table = connection.ops.quote_name(owner._meta.db_table)
-    column = connection.ops.quote_name(owner._meta.get_field(counter).column)
-    with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET {column} = {column} + 1 WHERE id = %s RETURNING {column}", [owner.pk])
-        return cursor.fetchone()[0]
 
 
 def _check_name(kind, name):
@@ -308,7 +298,7 @@ def prompt_version_commit(*, prompt, template, actor, model_params=None, message
     digest = prompt_content_sha256(template=template, model_params=model_params)
     try:
         with transaction.atomic():
-            number = _counter_next(prompt, "version_count")
+            number = counter_next(owner=prompt, counter="version_count")
             head = PromptVersion.objects.filter(prompt=prompt, number=number - 1).first() if number > 1 else None
             if head is not None and head.sha256 == digest:
                 raise Conflict(
@@ -414,7 +404,7 @@ def checkpoint_register(
     if digest is None:
         digest = _manifest_sha256([(name, blob.sha256) for name, blob in stored.items()])
     with transaction.atomic():
-        number = _counter_next(model, "checkpoint_count")
+        number = counter_next(owner=model, counter="checkpoint_count")
         checkpoint = Checkpoint.objects.create(
             model=model,
             number=number,
@@ -794,7 +784,7 @@ def dataset_version_create(*, dataset, rows, actor, message=""):
     content = "".join(canonical_json(row) + "\n" for row in cleaned).encode("utf-8")
     blob = blob_store.blob_put_bytes(content)
     with transaction.atomic():
-        number = _counter_next(dataset, "version_count")
+        number = counter_next(owner=dataset, counter="version_count")
         head = DatasetVersion.objects.filter(dataset=dataset, number=number - 1).first()
         if head is not None and head.sha256 == blob.sha256:
             raise Conflict(f"Nothing to commit: identical to version {head.number} of {dataset.name}.")
