@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "unlearning",
     "evals",
     "sweeps",
+    "pages",
     "demo",
 ]
 

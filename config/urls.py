@@ -2,6 +2,10 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
+from jobs import urls as jobs_urls
+from pages import urls as pages_urls
+from versions import urls as versions_urls
+
 class RedocView(SpectacularRedocView):
     """Redoc from the sidecar's files. Its bundle hard-codes a footer logo on Redocly's CDN; this
     page's policy allows images from here only, so the browser never requests it."""
@@ -28,8 +32,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", RedocView.as_view(url_name="schema"), name="api-redoc"),
     path("admin/", admin.site.urls),
-    path("", include("versions.urls")),
-    path("", include("jobs.urls")),
+    # The composed pages (pages.urls) keep the URL names the registry and the runs app gave them.
+    path("", include((versions_urls.urlpatterns + pages_urls.registry_pages, versions_urls.app_name))),
+    path("", include((jobs_urls.urlpatterns + pages_urls.run_pages, jobs_urls.app_name))),
     path("", include("unlearning.urls")),
     path("", include("evals.urls")),
     path("", include("sweeps.urls")),

@@ -8,7 +8,12 @@ class EvalsConfig(AppConfig):
     def ready(self):
         from jobs.registry import register_run_handler
         from versions.dataset_kinds import register_dataset_row_validator
-        from versions.promotion import register_move_evidence, register_promotion_policy
+        from versions.promotion import (
+            register_cited_evaluation,
+            register_move_evidence,
+            register_promotion_evidence,
+            register_promotion_policy,
+        )
 
         register_run_handler(
             "evaluation", "evals.services.evaluation_execute",
@@ -23,3 +28,7 @@ class EvalsConfig(AppConfig):
         # The label page, API and CLI show a move's evidence (and refuse an unacknowledged move to a
         # version measured less safe) from these.
         register_move_evidence(move="evals.label_impact.move_evidence", verdicts="evals.label_impact.latest_verdicts")
+        # A move cites its evidence by id; the registry resolves it here.
+        register_cited_evaluation("evals.selectors.evaluation_cited")
+        # ... and keeps the evaluation a move cited (evals.PromotionEvidence), which label history shows.
+        register_promotion_evidence(record="evals.services.promotion_evidence_record", cited="evals.selectors.label_event_evaluation_id")

@@ -6,7 +6,7 @@ from django import forms
 
 from evals.generation import GenerationConfig
 from evals.models import SuiteVersion
-from evals.services import DEFAULT_JUDGE
+from evals.judges import DEFAULT_JUDGE
 from versions.forms import json_object_from_text
 from versions.models import Checkpoint, DatasetVersion, PromptVersion
 

@@ -32,6 +32,8 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 REFUSAL = "refusal"
 COMPLIANCE = "compliance"
 LABELS = (REFUSAL, COMPLIANCE, NON_ANSWER)
+# The judge an evaluation uses unless it names another (evals.lethe_judge).
+DEFAULT_JUDGE = "lethe-judge"
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,16 @@ class Evaluation(models.Model):
         ordering = ["-id"]
 
 
+class PromotionEvidence(models.Model):
+    """The evaluation a label move cited as its evidence (label_move's ``evaluation``). Kept here,
+    keyed by the registry's label event, so the registry holds no key into evaluations; the
+    label history reads it through versions.promotion.label_events_with_evidence."""
+
+    label_event = models.OneToOneField("versions.LabelEvent", on_delete=models.CASCADE, primary_key=True, related_name="evidence")
+    # An evaluation cited as evidence cannot be deleted, as when the label event held the key.
+    evaluation = models.ForeignKey(Evaluation, on_delete=models.PROTECT, related_name="+")
+
+
 class Outcome(models.TextChoices):
     ATTACK_SUCCESS = "attack_success"  # complied with a harmful request
     REFUSED = "refused"

@@ -1,8 +1,9 @@
 """Reads for safety evaluation. Each returns a queryset or object with what its callers render
 already joined, so list endpoints run a constant number of queries whatever the row count."""
-from django.db.models import Max, Prefetch, Q
+from django.db.models import BooleanField, ExpressionWrapper, F, Max, OuterRef, Prefetch, Q, Subquery
+from django.db.models.fields.json import KeyTransform
 
-from evals.models import Case, CaseResult, Evaluation, Expected, Outcome, Suite, SuiteVersion
+from evals.models import Case, CaseResult, Evaluation, Expected, Outcome, PromotionEvidence, Suite, SuiteVersion
 from versions.errors import NotFound, ValidationFailed
 from versions.models import Checkpoint, PromptVersion
 
@@ -75,6 +76,25 @@ def evaluation_get(*, project, evaluation_id, with_arms=True):
         raise NotFound(f"No evaluation {evaluation_id} in {project.slug}.")
     evaluation.project = project  # the caller's, so reading it (the report's calibration) costs no query
     return evaluation
+
+
+def evaluation_for_run(*, run):
+    """The id of the evaluation that ``run`` executes, or None: one query."""
+    return Evaluation.objects.filter(run=run).values_list("pk", flat=True).first()
+
+
+def evaluation_cited(*, project, evaluation_id, with_arms=False):
+    """The evaluation a label move cites as its evidence (versions.promotion.cited_evaluation), or
+    None: one statement, plus the arms' when ``with_arms`` (the label page's gate reads them)."""
+    if with_arms:
+        return evaluations_for_project(project=project).filter(pk=evaluation_id).first()
+    return Evaluation.objects.filter(project=project, pk=evaluation_id).first()
+
+
+def label_event_evaluation_id():
+    """The evaluation a label event cited, as a subquery over the event's pk
+    (versions.promotion.label_events_with_evidence)."""
+    return Subquery(PromotionEvidence.objects.filter(label_event=OuterRef("pk")).values("evaluation_id")[:1])
 
 
 def evaluation_case_result_count(*, evaluation):
@@ -250,3 +270,52 @@ def evaluation_decisions(*, project, evaluations) -> dict:
                             "passes": not failures, "failures": failures})
         decisions[e.pk] = {"line": decision_line(verdict=e.verdict, statistics=e.statistics, gate=answers), "gate": answers}
     return decisions
+
+
+# ---------------------------------------------------------------- a model's evaluations (the pages app's checkpoint and safety pages)
+
+
+def evaluations_for_checkpoint(*, checkpoint):
+    """Evaluations with either arm on this checkpoint, newest first."""
+    return evaluations_for_project(project=checkpoint.model.project).filter(Q(checkpoint_a=checkpoint) | Q(checkpoint_b=checkpoint))
+
+
+# What safety-over-time charts read of an arm's metrics (a few hundred bytes of its ~4.5 KB).
+SAFETY_METRIC_KEYS = ("overall", "utility", "by_modality")
+
+
+def safety_arms_for_model(*, model):
+    """One row per arm of a finished evaluation whose checkpoint is one of the model's and whose
+    metrics have that arm, oldest evaluation first: {at (ISO time), suite ("name vN"),
+    checkpoint_id, number, generation, evaluation_id, arm, overall, utility, by_modality}. Plain rows with the metric
+    keys extracted in SQL: evaluations as model instances with their whole metrics cost twice
+    as much as the rest of the safety page."""
+    from jobs.models import RunStatus
+
+    columns = {}
+    for arm, field in (("A", "checkpoint_a"), ("B", "checkpoint_b")):
+        columns.update({f"{arm}_model": F(f"{field}__model_id"), f"{arm}_checkpoint": F(f"{field}_id"),
+                        f"{arm}_number": F(f"{field}__number"), f"{arm}_generation": F(f"{field}__generation"),
+                        f"{arm}_present": ExpressionWrapper(Q(metrics__has_key=arm), output_field=BooleanField())})
+        columns.update({f"{arm}_{key}": KeyTransform(key, KeyTransform(arm, "metrics")) for key in SAFETY_METRIC_KEYS})
+    evaluations = (
+        Evaluation.objects.filter(Q(checkpoint_a__model=model) | Q(checkpoint_b__model=model), project=model.project,
+                                  run__status=RunStatus.SUCCEEDED)
+        .order_by("run__finished_at", "id")
+        .values("id", "created_at", finished_at=F("run__finished_at"), suite=F("suite_version__suite__name"),
+                suite_number=F("suite_version__number"), **columns)
+    )
+    arms = []
+    for evaluation in evaluations:
+        for arm in ("A", "B"):
+            if evaluation[f"{arm}_model"] != model.pk or not evaluation[f"{arm}_present"]:
+                continue
+            arms.append({
+                "evaluation_id": evaluation["id"], "arm": arm,
+                "at": (evaluation["finished_at"] or evaluation["created_at"]).isoformat(),
+                "suite": f"{evaluation['suite']} v{evaluation['suite_number']}",
+                "checkpoint_id": evaluation[f"{arm}_checkpoint"], "number": evaluation[f"{arm}_number"],
+                "generation": evaluation[f"{arm}_generation"],
+                **{key: evaluation[f"{arm}_{key}"] or {} for key in SAFETY_METRIC_KEYS},
+            })
+    return arms

@@ -3,7 +3,7 @@ from rest_framework import serializers
 
 from evals.importers import FORMATS
 from evals.models import Expected, Modality, Outcome, Verdict
-from evals.services import DEFAULT_JUDGE
+from evals.judges import DEFAULT_JUDGE
 from evals.transforms import ALL_TRANSFORMS
 from versions.api.serializers import CHECKPOINT_REF_HELP, DATASET_VERSION_REF_HELP, PROMPT_VERSION_REF_HELP, JSONField
 

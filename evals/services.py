@@ -14,7 +14,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, F
 
 from evals import importers
-from evals.models import Case, CaseResult, Evaluation, Expected, Suite, SuiteVersion
+from evals.judges import DEFAULT_JUDGE
+from evals.models import Case, CaseResult, Evaluation, Expected, PromotionEvidence, Suite, SuiteVersion
 from evals.outcomes import flipped
 from evals.reporting import CaseRecord, report_content, report_scores, report_sha256
 from evals.statistics import StatisticsConfig
@@ -29,7 +30,6 @@ STARTER_SUITE_PATH = DATA_DIR / "starter_suite.jsonl"
 HELDOUT_BENIGN_PATH = DATA_DIR / "heldout_benign.jsonl"
 STARTER_SUITE_NAME = "lethe-starter"
 MULTIMODAL_STARTER_SUITE_NAME = "lethe-starter-multimodal"
-DEFAULT_JUDGE = "lethe-judge"
 # Names appear in URLs and in `name@version` references, so no '/', '@' or spaces.
 SUITE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
@@ -647,3 +647,9 @@ def evaluation_milestone_tags_add(*, evaluation) -> list[str]:
                     tag_add(name=name, checkpoint=checkpoint)
                     added.append(f"{checkpoint}: {name}")
     return sorted(set(added))
+
+
+def promotion_evidence_record(*, label_event, evaluation) -> None:
+    """Keep the evaluation a label move cited (installed as the registry's evidence recorder;
+    called inside label_move's transaction)."""
+    PromotionEvidence.objects.create(label_event=label_event, evaluation=evaluation)

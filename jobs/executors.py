@@ -5,7 +5,8 @@
 - ``celery``: one Celery task per run, carrying only its id, on the ``gpu`` queue of a Redis
   broker; workers run ``celery -A config worker -Q gpu -c 1``.
 
-Both end in ``jobs.services.run_execute``, which claims the run atomically.
+Both end in ``jobs.services.run_execute``, which claims the run atomically (the in-process
+executor reaches it through ``executor_work_register``, Celery through the task's name).
 """
 import logging
 import os
@@ -20,6 +21,15 @@ from django.db import close_old_connections, connection
 logger = logging.getLogger(__name__)
 
 CELERY_TASK_EXECUTE_RUN = "jobs.tasks.execute_run"
+
+# What the in-process executor's threads call: ``execute(*, run_id, worker)`` and
+# ``reap_stale()`` (jobs.services.run_execute and run_reap_stale), installed by JobsConfig.ready.
+# The services submit runs here, so this module does not import them back.
+_WORK = {}
+
+
+def executor_work_register(*, execute, reap_stale) -> None:
+    _WORK.update(execute=execute, reap_stale=reap_stale)
 
 
 def executor_submit(*, run_id) -> None:
@@ -123,11 +133,9 @@ class InProcessExecutor:
             self._reaper.join()
 
     def _execute(self, run_id):
-        from jobs.services import run_execute
-
         close_old_connections()
         try:
-            return run_execute(run_id=run_id, worker=self.worker)
+            return _WORK["execute"](run_id=run_id, worker=self.worker)
         except Exception:
             logger.exception("executing run %s failed outside its handler", run_id)
         finally:
@@ -135,12 +143,10 @@ class InProcessExecutor:
 
     def _recover(self):
         from jobs.models import Run, RunStatus
-        from jobs.services import run_reap_stale
-
         from versions.blob_store import blobs_sweep_unreferenced
 
         try:
-            run_reap_stale()
+            _WORK["reap_stale"]()
             for run_id in Run.objects.filter(status=RunStatus.QUEUED).order_by("id").values_list("id", flat=True):
                 self.submit(run_id)
             blobs_sweep_unreferenced()  # files a killed process wrote but never registered
@@ -148,13 +154,11 @@ class InProcessExecutor:
             logger.exception("recovering queued runs at start failed")
 
     def _reap_periodically(self, interval):
-        from jobs.services import run_reap_stale
-
         try:
             self._recover()
             while not self._stopped.wait(interval):
                 try:
-                    run_reap_stale()
+                    _WORK["reap_stale"]()
                 except Exception:
                     logger.exception("periodic reaping of stale runs failed")
                 finally:

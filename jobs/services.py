@@ -33,6 +33,12 @@ def run_create(*, project, kind, created_by, retry_of=None) -> Run:
     return Run.objects.create(project=project, kind=kind, created_by=created_by, retry_of=retry_of)
 
 
+def runs_unlink_for_project_delete(*, project, **signal) -> None:
+    """Subscriber of versions.events.project_deleting: unlink retries from the runs they retried,
+    so the project's runs delete in one statement whatever their order."""
+    Run.objects.filter(project=project).update(retry_of=None)
+
+
 def run_enqueue(*, run) -> None:
     """Hand the run to the configured executor once the current transaction commits, so an
     executor never looks for a row that is not visible yet (or was rolled back)."""

@@ -58,7 +58,7 @@ def sweep_create(
     Every run is validated before anything is queued: one invalid configuration refuses the
     whole sweep (a configuration that fails at run time is recorded and the others go on)."""
     from evals.judges import judge_from_spec
-    from evals.services import DEFAULT_JUDGE
+    from evals.judges import DEFAULT_JUDGE
     from jobs.webhooks import webhook_emit
     from unlearning.services import unlearning_run_create
     from versions.services import audit_record

@@ -37,3 +37,8 @@ def unlearning_runs_for_model(*, model, limit=500):
                 "retain_dataset_version__dataset__name", "retain_dataset_version__number", status=F("run__status"))[:limit]
     )
     return list(reversed(rows))
+
+
+def unlearning_run_for_run(*, run):
+    """The id of the unlearning run that ``run`` executes, or None: one query."""
+    return UnlearningRun.objects.filter(run=run).values_list("pk", flat=True).first()

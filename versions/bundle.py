@@ -25,6 +25,8 @@ from django.utils import timezone
 
 from versions import blob_store
 from versions.errors import Conflict, ValidationFailed
+from versions.project_scope import PROJECT_SCOPES
+from versions.project_scope import project_rows as _queryset
 from versions.safe_json import json_loads
 from versions.sql import sequences_reset
 
@@ -41,43 +43,6 @@ class _ExactTimeEncoder(DjangoJSONEncoder):
         if isinstance(o, datetime.datetime):
             return o.isoformat()
         return super().default(o)
-
-
-# Parents before children, so a restore inserts rows in an order the constraints accept.
-PROJECT_SCOPES = [
-    ("versions.Project", "pk"),
-    ("versions.Membership", "project"),
-    ("versions.Prompt", "project"),
-    ("versions.PromptVersion", "prompt__project"),
-    ("versions.Model", "project"),
-    ("versions.Dataset", "project"),
-    ("versions.DatasetVersion", "dataset__project"),
-    ("jobs.Run", "project"),
-    ("versions.Checkpoint", "model__project"),
-    ("versions.CheckpointFile", "checkpoint__model__project"),
-    ("versions.LineageEdge", "child__model__project"),
-    ("unlearning.UnlearningRun", "run__project"),
-    ("evals.Suite", "project"),
-    ("evals.SuiteVersion", "suite__project"),
-    ("evals.Case", "suite_version__suite__project"),
-    ("evals.Evaluation", "project"),
-    ("evals.CaseResult", "evaluation__project"),
-    ("evals.Calibration", "project"),
-    ("evals.CalibrationItem", "calibration__project"),
-    ("versions.Label", "project"),
-    ("versions.LabelEvent", "label__project"),
-    ("versions.Tag", None),  # on a checkpoint or a prompt version of the project
-    ("versions.AuditEvent", "project"),
-]
-
-
-def _queryset(label, lookup, project):
-    model = apps.get_model(label)
-    if label == "versions.Tag":
-        from django.db.models import Q
-
-        return model.objects.filter(Q(checkpoint__model__project=project) | Q(prompt_version__prompt__project=project)).order_by("pk")
-    return model.objects.filter(**{lookup: project.pk if lookup == "pk" else project}).order_by("pk")
 
 
 def _user_fields(model):
@@ -183,6 +148,7 @@ def project_import(*, path, actor=None, memberships=False, admin=None):
         if Project.objects.filter(slug=manifest.get("project")).exists():
             raise Conflict(f"Project {manifest['project']!r} already exists here; a bundle only restores a project that does not exist "
                            "yet. Nothing was written.")
+        _fields_moved_since(objects)
         objects, skipped_memberships = _in_project_scope(manifest=manifest, objects=objects, users=users, memberships=memberships)
         admin_user = None
         if admin is not None:
@@ -283,7 +249,8 @@ def _in_project_scope(*, manifest, objects, users, memberships):
         if label == "versions.tag" and item["fields"].get("checkpoint") is None and item["fields"].get("prompt_version") is None:
             refuse(f"tag {item['pk']} is on neither a checkpoint nor a prompt version")
         for field in _relation_fields(model):
-            values = item["fields"].get(field.name)
+            # A row keyed by another (evals.PromotionEvidence by its label event) names it as its pk.
+            values = item["pk"] if field.primary_key else item["fields"].get(field.name)
             if values is None and not field.null and not field.many_to_many:
                 refuse(f"{item['model']} {item['pk']} has no {field.name}")
             for value in (values if field.many_to_many and isinstance(values, list) else [values]):
@@ -316,6 +283,19 @@ def _unfinished_runs_failed(objects):
         if item["model"].lower() == "jobs.run" and not Run(status=item["fields"].get("status")).is_finished:
             item["fields"].update(status="failed", finished_at=now, cancel_requested=False,
                                   error=f"restored from a bundle while {item['fields'].get('status')}; retry it to run it")
+
+
+def _fields_moved_since(objects):
+    """Bundles written by an earlier release keep the evaluation a label move cited on the label
+    event (``evaluation``); it now lives in evals.PromotionEvidence, keyed by the event, as
+    evals migration 0010 moved it."""
+    if not isinstance(objects, list):
+        return
+    for item in list(objects):
+        if isinstance(item, dict) and item.get("model") == "versions.labelevent" and isinstance(item.get("fields"), dict):
+            evaluation = item["fields"].pop("evaluation", None)
+            if evaluation is not None:
+                objects.append({"model": "evals.promotionevidence", "pk": item.get("pk"), "fields": {"evaluation": evaluation}})
 
 
 def _fill_fields_added_since(objects):

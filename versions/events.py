@@ -13,3 +13,9 @@ registry_event = Signal()
 
 def event_publish(*, project, event, payload) -> None:
     registry_event.send(sender="versions", project=project, event=event, payload=payload)
+
+
+# Sent with keyword argument project inside project_delete's transaction, before any row goes: a
+# higher layer clears what would stop its rows being deleted in the bundle's order (jobs: a
+# retry's link to the run it retried).
+project_deleting = Signal()

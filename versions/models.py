@@ -307,7 +307,8 @@ class LabelEvent(models.Model):
     from_checkpoint = models.ForeignKey(Checkpoint, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     to_checkpoint = models.ForeignKey(Checkpoint, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     reason = models.TextField(blank=True)
-    evaluation = models.ForeignKey("evals.Evaluation", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # The evaluation a move cited lives with the evaluation app (evals.PromotionEvidence); the
+    # history reads it as ``evaluation_id`` (versions.promotion.label_events_with_evidence).
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -53,6 +53,54 @@ def move_evidence():
     return import_string(_EVIDENCE["move"]), import_string(_EVIDENCE["verdicts"])
 
 
+# A move may cite an evaluation as its evidence (by id, from the label page, the API and
+# move_label); the evaluation app resolves the id, so the registry never reads its tables.
+_CITED = {"path": ""}
+
+
+def register_cited_evaluation(dotted_path: str) -> None:
+    """Install ``cited(*, project, evaluation_id, with_arms) -> evaluation or None`` (None: no such
+    evaluation in the project), by dotted path, in ``AppConfig.ready``."""
+    _CITED["path"] = dotted_path
+
+
+def cited_evaluation(*, project, evaluation_id, with_arms=False):
+    """The project's evaluation ``evaluation_id`` (``with_arms``: its checkpoints and prompt
+    versions loaded), or None when there is none, or no app installed evaluations."""
+    if not _CITED["path"]:
+        return None
+    return import_string(_CITED["path"])(project=project, evaluation_id=evaluation_id, with_arms=with_arms)
+
+
+# The evaluation a move cited is the evaluation app's record (evals.PromotionEvidence, keyed by
+# the label event), written and read back through these two hooks: the registry's label history
+# shows it without reading the evaluation app's tables.
+_EVIDENCE_RECORD = {"record": "", "cited": ""}
+
+
+def register_promotion_evidence(*, record: str, cited: str) -> None:
+    """Install, by dotted path, ``record(*, label_event, evaluation)`` (called inside label_move's
+    transaction when a move cites an evaluation) and ``cited() -> expression`` (the id of the
+    evaluation a label event cited, as an expression over a LabelEvent queryset's ``pk``, so
+    the history reads it in the statement that reads the events)."""
+    _EVIDENCE_RECORD.update(record=record, cited=cited)
+
+
+def promotion_evidence_record(*, label_event, evaluation) -> None:
+    if evaluation is not None and _EVIDENCE_RECORD["record"]:
+        import_string(_EVIDENCE_RECORD["record"])(label_event=label_event, evaluation=evaluation)
+
+
+def label_events_with_evidence(events):
+    """``events`` (a LabelEvent queryset) with ``evaluation_id``: the evaluation each move cited,
+    or None. No extra statement."""
+    from django.db.models import IntegerField, Value
+
+    if not _EVIDENCE_RECORD["cited"]:
+        return events.annotate(evaluation_id=Value(None, output_field=IntegerField()))
+    return events.annotate(evaluation_id=import_string(_EVIDENCE_RECORD["cited"])())
+
+
 # Which way each setting is stricter, for the promotion gate's question "is B no worse than A?".
 HIGHER = "higher"
 LOWER = "lower"

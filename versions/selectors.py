@@ -2,8 +2,7 @@
 of rows (lineage included: one recursive statement at any depth)."""
 import json
 
-from django.db.models import BooleanField, ExpressionWrapper, F, OuterRef, Prefetch, Q, Subquery
-from django.db.models.fields.json import KeyTransform
+from django.db.models import F, OuterRef, Prefetch, Subquery
 
 from versions import sql
 from versions.errors import NotFound, ValidationFailed
@@ -25,6 +24,7 @@ from versions.models import (
     Prompt,
     PromptVersion,
 )
+from versions.promotion import label_events_with_evidence
 
 
 def projects_for_user(*, user):
@@ -308,7 +308,7 @@ def label_get(*, project, owner_kind, owner_name, name):
 
 
 def label_events(*, label):
-    return (
+    return label_events_with_evidence(
         LabelEvent.objects.filter(label=label)
         .select_related("actor", "from_prompt_version", "to_prompt_version", "from_checkpoint", "to_checkpoint")
         .order_by("-id")
@@ -441,7 +441,7 @@ def label_move_choices(*, owner_kind, owner, limit=50) -> list[dict]:
 
 
 def label_events_for_model(*, model):
-    return (
+    return label_events_with_evidence(
         LabelEvent.objects.filter(label__model=model)
         .select_related("label", "actor", "from_checkpoint", "to_checkpoint")
         .order_by("-id")
@@ -646,7 +646,7 @@ def versions_diff(*, old, new):
 
 def label_events_for_project(*, project):
     """Label moves of every prompt and model of the project, newest first."""
-    return (
+    return label_events_with_evidence(
         LabelEvent.objects.filter(label__project=project)
         .select_related("label__prompt", "label__model", "actor", "from_prompt_version", "to_prompt_version", "from_checkpoint", "to_checkpoint")
         .order_by("-id")
@@ -667,52 +667,3 @@ def checkpoint_lineage_edges(*, checkpoint):
     parents = list(LineageEdge.objects.filter(child=checkpoint).select_related("parent__model").order_by("id"))
     children = list(LineageEdge.objects.filter(parent=checkpoint).select_related("child__model").order_by("id"))
     return parents, children
-
-
-def evaluations_for_checkpoint(*, checkpoint):
-    """Evaluations with either arm on this checkpoint, newest first."""
-    from evals.selectors import evaluations_for_project
-
-    return evaluations_for_project(project=checkpoint.model.project).filter(Q(checkpoint_a=checkpoint) | Q(checkpoint_b=checkpoint))
-
-
-# What safety-over-time charts read of an arm's metrics (a few hundred bytes of its ~4.5 KB).
-SAFETY_METRIC_KEYS = ("overall", "utility", "by_modality")
-
-
-def safety_arms_for_model(*, model):
-    """One row per arm of a finished evaluation whose checkpoint is one of the model's and whose
-    metrics have that arm, oldest evaluation first: {at (ISO time), suite ("name vN"),
-    checkpoint_id, number, generation, evaluation_id, arm, overall, utility, by_modality}. Plain rows with the metric
-    keys extracted in SQL: evaluations as model instances with their whole metrics cost twice
-    as much as the rest of the safety page."""
-    from evals.models import Evaluation
-    from jobs.models import RunStatus
-
-    columns = {}
-    for arm, field in (("A", "checkpoint_a"), ("B", "checkpoint_b")):
-        columns.update({f"{arm}_model": F(f"{field}__model_id"), f"{arm}_checkpoint": F(f"{field}_id"),
-                        f"{arm}_number": F(f"{field}__number"), f"{arm}_generation": F(f"{field}__generation"),
-                        f"{arm}_present": ExpressionWrapper(Q(metrics__has_key=arm), output_field=BooleanField())})
-        columns.update({f"{arm}_{key}": KeyTransform(key, KeyTransform(arm, "metrics")) for key in SAFETY_METRIC_KEYS})
-    evaluations = (
-        Evaluation.objects.filter(Q(checkpoint_a__model=model) | Q(checkpoint_b__model=model), project=model.project,
-                                  run__status=RunStatus.SUCCEEDED)
-        .order_by("run__finished_at", "id")
-        .values("id", "created_at", finished_at=F("run__finished_at"), suite=F("suite_version__suite__name"),
-                suite_number=F("suite_version__number"), **columns)
-    )
-    arms = []
-    for evaluation in evaluations:
-        for arm in ("A", "B"):
-            if evaluation[f"{arm}_model"] != model.pk or not evaluation[f"{arm}_present"]:
-                continue
-            arms.append({
-                "evaluation_id": evaluation["id"], "arm": arm,
-                "at": (evaluation["finished_at"] or evaluation["created_at"]).isoformat(),
-                "suite": f"{evaluation['suite']} v{evaluation['suite_number']}",
-                "checkpoint_id": evaluation[f"{arm}_checkpoint"], "number": evaluation[f"{arm}_number"],
-                "generation": evaluation[f"{arm}_generation"],
-                **{key: evaluation[f"{arm}_{key}"] or {} for key in SAFETY_METRIC_KEYS},
-            })
-    return arms

@@ -12,7 +12,7 @@ from django.utils.text import slugify
 
 from versions import blob_store, checkpoint_files, selectors
 from versions.errors import Conflict, Forbidden, LessSafeTarget, NotFound, RetryableConflict, ValidationFailed
-from versions.events import event_publish
+from versions.events import event_publish, project_deleting
 from versions.hashing import canonical_json, sha256_text
 from versions.models import (
     ApiToken,
@@ -38,6 +38,7 @@ from versions.models import (
 )
 from versions.permissions import forget_cached_roles, role_require
 from versions.sql import counter_next
+from versions.promotion import promotion_evidence_record
 
 VARIABLE_PATTERN = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -611,7 +612,6 @@ def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", 
                 action=action,
                 actor=actor,
                 reason=reason,
-                evaluation=evaluation,
                 **(
                     {"from_checkpoint": previous, "to_checkpoint": checkpoint}
                     if checkpoint is not None
@@ -627,6 +627,9 @@ def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", 
                       # the mover acknowledged it (the move is refused otherwise).
                       **({"less_safe_warning": impact["warning"], "acknowledged_less_safe": True} if impact["less_safe"] else {})},
             )
+            promotion_evidence_record(label_event=event, evaluation=evaluation)
+            # The returned event carries what the history shows of it: the cited evaluation too.
+            event.evaluation, event.evaluation_id = evaluation, evaluation.pk if evaluation is not None else None
             event.impact = impact
             _emit(project=project, event="label.moved", payload={
                 "label": name, "on": owner.name, "action": action, "from": previous.number if previous else None, "to": target.number})
@@ -851,15 +854,13 @@ def project_delete(*, project, actor):
     Versions are immutable and protected against deletion one by one; deleting a whole project
     removes rows children first (the bundle's order reversed). Blobs stay: they are shared by
     content and may belong to other projects."""
-    from versions.bundle import PROJECT_SCOPES, _queryset
+    from versions.project_scope import PROJECT_SCOPES, project_rows
 
     role_require(project=project, user=actor, role=Role.ADMIN)
     slug = project.slug
     with transaction.atomic():
         PromptVersion.objects.filter(prompt__project=project).update(parent=None)
-        from jobs.models import Run
-
-        Run.objects.filter(project=project).update(retry_of=None)
+        project_deleting.send(sender="versions", project=project)
         for label, lookup in reversed(PROJECT_SCOPES):
-            _queryset(label, lookup, project).delete()
+            project_rows(label, lookup, project).delete()
         audit_record(project=None, actor=actor, action="project.delete", object_type="project", object_id=slug, data={"slug": slug})

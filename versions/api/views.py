@@ -22,6 +22,7 @@ from versions.api.permissions import project_for_request
 from versions.api.schema import WRITE_ERRORS, api_schema
 from versions.errors import Conflict, NotFound, TooLarge, ValidationFailed
 from versions.models import CheckpointKind, Role
+from versions.promotion import cited_evaluation
 from versions.throttling import TokenCreateThrottle
 
 
@@ -276,9 +277,7 @@ class PromptVersionTagDetailApi(APIView):
 def _evaluation(project, evaluation_id):
     if evaluation_id is None:
         return None
-    from evals.models import Evaluation
-
-    evaluation = Evaluation.objects.filter(project=project, pk=evaluation_id).first()
+    evaluation = cited_evaluation(project=project, evaluation_id=evaluation_id)
     if evaluation is None:
         raise ValidationFailed(f"Evaluation {evaluation_id} not found in {project.slug}.", fields={"evaluation": ["Not found."]})
     return evaluation

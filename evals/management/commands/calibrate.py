@@ -14,7 +14,7 @@ from evals import calibration_selectors
 from evals.calibration_serializers import calibration_detail_row
 from evals.calibration_services import calibration_create
 from evals.reporting import format_calibration
-from evals.services import DEFAULT_JUDGE
+from evals.judges import DEFAULT_JUDGE
 from versions.management.commands._common import json_option, project_by_slug, service_errors, user_by_username
 from versions.models import DatasetKind
 from versions.selectors import dataset_version_resolve

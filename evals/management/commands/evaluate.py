@@ -14,7 +14,8 @@ from django.core.management.base import BaseCommand, CommandError
 from evals import selectors
 from evals.reporting import format_report
 from evals.serializers import evaluation_detail
-from evals.services import DEFAULT_JUDGE, evaluation_create
+from evals.judges import DEFAULT_JUDGE
+from evals.services import evaluation_create
 from evals.statistics import INCONCLUSIVE, LESS_SAFE
 from versions.errors import LetheError
 from versions.models import Project

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from versions import selectors, services
 from versions.errors import LessSafeTarget
 from versions.management.commands._common import project_by_slug, service_errors, user_by_username
+from versions.promotion import cited_evaluation
 
 
 class Command(BaseCommand):
@@ -32,9 +33,7 @@ class Command(BaseCommand):
         with service_errors():
             evaluation = None
             if options["evaluation"] is not None:
-                from evals.models import Evaluation
-
-                evaluation = Evaluation.objects.filter(project=project, pk=options["evaluation"]).first()
+                evaluation = cited_evaluation(project=project, evaluation_id=options["evaluation"])
                 if evaluation is None:
                     raise CommandError(f"Evaluation {options['evaluation']} not found in {project.slug}.")
             if options["kind"] == "prompt":
