@@ -315,7 +315,7 @@ class CausalLMJudge(Judge):
 
     def _load(self):
         if self._loaded is None:
-            from unlearning.engine.loading import load_model_and_tokenizer
+            from mlcore.loading import load_model_and_tokenizer
 
             if self._directory is None:
                 self.prepare()
@@ -401,7 +401,7 @@ class CausalLMJudge(Judge):
         import torch
         from transformers import GenerationConfig
 
-        from evals.generation import _left_padded, _pad_id
+        from mlcore.generation import _left_padded, _pad_id
 
         pad_id = _pad_id(tokenizer)
         stop = model.generation_config.eos_token_id

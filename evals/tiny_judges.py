@@ -21,9 +21,9 @@ from typing import Callable
 import torch
 
 from evals.causal_judges import encode_prompt, load_preset
-from unlearning.engine.determinism import cpu_threads, seed_everything
-from unlearning.engine.text import IGNORE_INDEX, mean_token_nll, pad_encoded
-from unlearning.engine.tiny import TinyModelSpec, _train_tokenizer
+from mlcore.determinism import cpu_threads, seed_everything
+from mlcore.text import IGNORE_INDEX, mean_token_nll, pad_encoded
+from mlcore.tiny import TinyModelSpec, _train_tokenizer
 
 _SPEC = TinyModelSpec(
     vocab_size=640, hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128,

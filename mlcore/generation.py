@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from unlearning.engine.text import PLAIN_TEMPLATE, answer_token_logprobs, encode_pairs, format_prompt
+from mlcore.text import PLAIN_TEMPLATE, answer_token_logprobs, encode_pairs, format_prompt
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ def render_image_prompt(processor, prompt: str, template: str | None = None) -> 
     """The text a vision-language model sees before answering an image case: the processor's chat
     template, the image placeholder before the user's text (LLaVA's layout), the prompt
     version's system prompt or wrapper applied as for text."""
-    from unlearning.engine.vision import as_content_parts
+    from mlcore.vision import as_content_parts
 
     system, user = apply_prompt_template(prompt, template)
     messages = ([{"role": "system", "content": system}] if system is not None else []) + [{"role": "user", "content": user}]
@@ -208,7 +208,7 @@ def generate_vision_language_responses(
     left padding, sorted by length. Image prompts are not truncated: cutting from the left could
     cut the image tokens.
     """
-    from unlearning.engine.vision import ProcessorTextTokenizer, image_from_png
+    from mlcore.vision import ProcessorTextTokenizer, image_from_png
 
     if len(prompts) != len(images):
         raise ValueError(f"{len(prompts)} prompts but {len(images)} images; pass None for text-only prompts")
