@@ -21,7 +21,7 @@ import torch
 
 from .determinism import cpu_threads, seed_everything
 from .text import IGNORE_INDEX, EncodedBatch, encode_pair, mean_token_nll, pad_encoded
-from .tiny import BOS, EOS, _train_tokenizer, load_bundled_corpus
+from .tiny import BOS, EOS, train_tokenizer, load_bundled_corpus
 
 IMAGE_TOKEN = "<image>"
 # Content may be a string or a list of parts ({"type": "image"} / {"type": "text"}), so the same
@@ -147,7 +147,7 @@ def build_tiny_vlm(
 
     seed_everything(spec.seed)
     texts = [text for row in rows for text in (row["prompt"], row["response"])] + [FIGSTEP_PROMPT, IMAGE_ANSWER]
-    tokenizer = _train_tokenizer(texts, spec.vocab_size, extra_special_tokens=(IMAGE_TOKEN,), chat_template=VLM_CHAT_TEMPLATE)
+    tokenizer = train_tokenizer(texts, spec.vocab_size, extra_special_tokens=(IMAGE_TOKEN,), chat_template=VLM_CHAT_TEMPLATE)
     processor = _processor(tokenizer, spec)
     pictures = image_rows(rows, benign_images=spec.benign_images)
     if progress is not None:
