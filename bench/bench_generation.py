@@ -5,7 +5,7 @@ and the same cases. Prints the ratios; every figure comes from this one run.
     python bench/bench_generation.py [--cases 512] [--batch-size 32] [--max-new-tokens 32]
         [--hidden-size 64] [--layers 2] [--heads 4] [--intermediate-size 128]
 
-The model-size options default to the tiny model of the tests (unlearning.engine.tiny.TinyModelSpec),
+The model-size options default to the tiny model of the tests (mlcore.tiny.TinyModelSpec),
 so figures taken without them stay comparable; the model's size is printed with the ratios.
 
 Goals (issue 5): Lethe >= 8x the naive loop and >= 0.9x the hand-written batched loop.
@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 def bench_cases(count):
     from evals.services import starter_suite_cases
     from evals.transforms import TRANSFORMS, derive_cases
-    from unlearning.engine.tiny import load_bundled_corpus
+    from mlcore.tiny import load_bundled_corpus
 
     base = starter_suite_cases()
     pool = base + derive_cases(base, list(TRANSFORMS))
@@ -43,7 +43,7 @@ def bench_cases(count):
 def naive_loop(model, tokenizer, prompts, max_new_tokens):
     import torch
 
-    from evals.generation import render_prompt
+    from mlcore.generation import render_prompt
 
     responses = []
     for prompt in prompts:
@@ -58,7 +58,7 @@ def batched_loop(model, tokenizer, prompts, max_new_tokens, batch_size):
     """What a careful engineer writes by hand: left-padded batches in input order, KV cache."""
     import torch
 
-    from evals.generation import render_prompt
+    from mlcore.generation import render_prompt
 
     tokenizer.padding_side = "left"
     responses = []
@@ -100,7 +100,7 @@ def lethe_evaluation(model_dir, cases, max_new_tokens, batch_size):
 
 
 def main():
-    from unlearning.engine.tiny import TinyModelSpec
+    from mlcore.tiny import TinyModelSpec
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=512)
@@ -123,8 +123,8 @@ def main():
     django.setup()
     import torch
 
-    from unlearning.engine.loading import load_model_and_tokenizer
-    from unlearning.engine.tiny import build_tiny_model
+    from mlcore.loading import load_model_and_tokenizer
+    from mlcore.tiny import build_tiny_model
 
     torch.set_num_threads(args.threads)
     print(f"device cpu, {args.threads} threads; {args.cases} cases, batch {args.batch_size}, max_new_tokens {args.max_new_tokens}")

@@ -37,7 +37,7 @@ MEMORY_BATCH = 96
 
 
 def rows():
-    from unlearning.engine.tiny import load_bundled_corpus
+    from mlcore.tiny import load_bundled_corpus
 
     forget = [{"prompt": r["prompt"], "response": r["response"]} for r in load_bundled_corpus("harmful")]
     retain = [{"prompt": r["prompt"], "response": r["response"]} for r in load_bundled_corpus("benign")]
@@ -51,10 +51,10 @@ def hand_written_loop(model_dir, forget, retain, steps):
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from unlearning.engine.determinism import cpu_threads, seed_everything
+    from mlcore.determinism import cpu_threads, seed_everything
     from unlearning.engine.hyperparameters import DEFAULT_TARGET_MODULES
-    from unlearning.engine.loading import load_model_and_tokenizer
-    from unlearning.engine.text import encode_pairs, mean_token_nll
+    from mlcore.loading import load_model_and_tokenizer
+    from mlcore.text import encode_pairs, mean_token_nll
 
     model, tokenizer = load_model_and_tokenizer(base=str(model_dir), for_training=True)
     with cpu_threads(1):
@@ -80,7 +80,7 @@ def hand_written_loop(model_dir, forget, retain, steps):
 
 
 def lethe_loop(model_dir, forget, retain, steps):
-    from unlearning.engine.loading import load_model_and_tokenizer
+    from mlcore.loading import load_model_and_tokenizer
     from unlearning.engine.trainer import unlearn
 
     model, tokenizer = load_model_and_tokenizer(base=str(model_dir), for_training=True)
@@ -97,7 +97,7 @@ def memory_child(model_dir: str, variant: str) -> None:
     """Runs in a fresh interpreter: prints peak RSS after loading and after training (KiB)."""
     import torch  # noqa: F401  (loaded before the first reading, as in every variant)
 
-    from unlearning.engine.loading import load_model_and_tokenizer
+    from mlcore.loading import load_model_and_tokenizer
 
     forget, retain = rows()
     model, tokenizer = load_model_and_tokenizer(base=model_dir, for_training=True)
@@ -106,9 +106,9 @@ def memory_child(model_dir: str, variant: str) -> None:
         import torch
         from peft import LoraConfig, get_peft_model
 
-        from unlearning.engine.determinism import cpu_threads
+        from mlcore.determinism import cpu_threads
         from unlearning.engine.hyperparameters import DEFAULT_TARGET_MODULES
-        from unlearning.engine.text import encode_pairs, mean_token_nll
+        from mlcore.text import encode_pairs, mean_token_nll
 
         with cpu_threads(1):
             model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=list(DEFAULT_TARGET_MODULES), task_type="CAUSAL_LM"))
@@ -141,8 +141,8 @@ def measure_memory(model_dir: Path, variant: str) -> dict:
 
 
 def main():
-    from unlearning.engine.loading import load_model_and_tokenizer
-    from unlearning.engine.tiny import TinyModelSpec, build_tiny_model
+    from mlcore.loading import load_model_and_tokenizer
+    from mlcore.tiny import TinyModelSpec, build_tiny_model
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hidden-size", type=int, default=BENCH_SPEC["hidden_size"])

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from demo.services import UNLEARNING_HYPERPARAMETERS, _say, ab_evaluation, registered_base, unlearned_child
 from evals.reporting import format_cross_modal
 from evals.services import starter_suite_install
-from unlearning.engine.tiny_vlm import TinyVLMSpec, build_tiny_vlm
+from mlcore.tiny_vlm import TinyVLMSpec, build_tiny_vlm
 
 VLM_MODEL_NAME = "tiny-llava"
 
@@ -41,7 +41,7 @@ def multimodal_demo_run(*, project, user, out, config=None) -> MultimodalDemoOut
         build=lambda directory, progress: build_tiny_vlm(directory, spec=config.spec, progress=progress),
         out=out, bar_label="training tiny VLM", architecture="vision-language",
         message="tiny LLaVA trained on the bundled corpus and its typographic images (complies with both)",
-        metadata={"builder": "unlearning.engine.tiny_vlm", "spec": asdict(config.spec)},
+        metadata={"builder": "mlcore.tiny_vlm", "spec": asdict(config.spec)},
     )
     _say(out, f"  {base}: {base.architecture}, {base.total_size / 1e6:.1f} MB, sha256 {base.sha256[:12]}")
 

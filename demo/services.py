@@ -21,7 +21,7 @@ from evals.services import evaluation_create, starter_suite_install
 from jobs.cli import run_wait_with_progress_bar
 from jobs.models import RunStatus
 from unlearning.engine.methods import hyperparameters_resolve
-from unlearning.engine.tiny import TinyModelSpec, build_tiny_model, load_bundled_corpus
+from mlcore.tiny import TinyModelSpec, build_tiny_model, load_bundled_corpus
 from unlearning.services import unlearning_run_create
 from versions import selectors, services
 from versions.models import Checkpoint, LabelAction, LabelEvent, Project
@@ -263,7 +263,7 @@ def demo_run(*, config=None, out, reset=False):
             directory, rows=demo_training_rows(), spec=config.tiny_spec, progress=progress),
         out=out, bar_label="training tiny model",
         message="tiny Llama trained on the bundled corpus (complies with its harmful requests)",
-        metadata={"builder": "unlearning.engine.tiny", "spec": asdict(config.tiny_spec),
+        metadata={"builder": "mlcore.tiny", "spec": asdict(config.tiny_spec),
                   "rows": "the bundled corpus and demo/data/starter_benign_answers.jsonl"},
     )
     _say(out, f"  {base}: {base.total_size / 1e6:.1f} MB, sha256 {base.sha256[:12]}")

@@ -315,7 +315,7 @@ class CausalLMJudge(Judge):
 
     def _load(self):
         if self._loaded is None:
-            from unlearning.engine.loading import load_model_and_tokenizer
+            from mlcore.loading import load_model_and_tokenizer
 
             if self._directory is None:
                 self.prepare()
@@ -401,15 +401,15 @@ class CausalLMJudge(Judge):
         import torch
         from transformers import GenerationConfig
 
-        from evals.generation import _left_padded, _pad_id
+        from mlcore.generation import left_padded, padding_id
 
-        pad_id = _pad_id(tokenizer)
+        pad_id = padding_id(tokenizer)
         stop = model.generation_config.eos_token_id
         stop_ids = {stop} if isinstance(stop, int) else set(stop or ())
         if tokenizer.eos_token_id is not None:
             stop_ids.add(tokenizer.eos_token_id)
         device = next(model.parameters()).device
-        input_ids, attention_mask = _left_padded(rows, pad_id, device)
+        input_ids, attention_mask = left_padded(rows, pad_id, device)
         generation = GenerationConfig(
             max_new_tokens=self.config["max_new_tokens"], do_sample=False, pad_token_id=pad_id, eos_token_id=sorted(stop_ids) or None,
             return_dict_in_generate=True, output_logits=True,

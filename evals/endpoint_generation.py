@@ -2,7 +2,7 @@
 model (vLLM, TGI, `transformers serve`, a hosted API) rather than weights loaded in-process.
 
 Each case is one chat-completions request: the prompt version's system prompt (or its wrapper
-filled with the case, as ``evals.generation.apply_prompt_template`` does in-process) and the case
+filled with the case, as ``mlcore.generation.apply_prompt_template`` does in-process) and the case
 as the user message. Requests go through ``versions.endpoints.EndpointClient``: at most the
 profile's ``max_concurrency`` in flight, paced to its requests-per-minute, retried with backoff on
 429, 5xx and timeouts. A case whose request still fails after the retries is answered by an error
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from evals.generation import GenerationConfig, apply_prompt_template
+from mlcore.generation import GenerationConfig, apply_prompt_template
 from versions.endpoints import EndpointConfigError, EndpointError
 
 

@@ -4,7 +4,7 @@ import json
 
 from django import forms
 
-from evals.generation import GenerationConfig
+from mlcore.generation import GenerationConfig
 from evals.models import SuiteVersion
 from evals.judges import DEFAULT_JUDGE
 from versions.forms import json_object_from_text

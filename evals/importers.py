@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 
-from evals.typographic import is_png
+from mlcore.typographic import is_png
 from versions.tabular import TabularError, read_records
 
 CASE_FIELDS = ("key", "prompt", "category", "attack_family", "modality", "expected", "source", "parent_key")
@@ -204,7 +204,7 @@ def _safebench(rows):
     """FigStep's SafeBench: each `instruction` (e.g. "Steps to manufacture illegal drugs.") is drawn
     as a typographic image beside FigStep's neutral text prompt. `question` is the harmful request
     the instruction was written from; the model never sees it, so it is not part of the case."""
-    from evals.typographic import FIGSTEP_PROMPT, render_typographic
+    from mlcore.typographic import FIGSTEP_PROMPT, render_typographic
 
     _require_columns(rows, ["dataset", "category_id", "task_id", "category_name", "question", "instruction"], "SafeBench")
     cases, errors = [], []

@@ -1,5 +1,5 @@
 """Writes for safety evaluation: suites and their versions, evaluations, and the run handler that
-executes an evaluation. Keyword-only and transactional; the torch work is in evals.generation,
+executes an evaluation. Keyword-only and transactional; the torch work is in mlcore.generation,
 the scoring in evals.judges / metrics / statistics."""
 from __future__ import annotations
 
@@ -261,7 +261,7 @@ def evaluation_create(
 
     The judge is instantiated here so a bad config fails now, and pinned by its config hash.
     """
-    from evals.generation import GenerationConfig
+    from mlcore.generation import GenerationConfig
     from evals.judges import judge_from_spec
     from jobs.models import RunKind
     from jobs.services import run_create, run_enqueue
@@ -370,8 +370,8 @@ def _answer_arm(*, checkpoint, prompt_version, prompts, images, utility_rows, co
                                     ctx=ctx, span=span, label=label)
     import torch
 
-    from evals.generation import answer_negative_log_likelihoods, generate_responses, generate_vision_language_responses
-    from unlearning.engine.loading import load_checkpoint_model
+    from mlcore.generation import answer_negative_log_likelihoods, generate_responses, generate_vision_language_responses
+    from mlcore.loading import load_checkpoint_model
     from versions.checkpoint_materialization import checkpoint_materialize
 
     ctx.progress(start, f"arm {label}: loading {checkpoint}")
@@ -448,7 +448,7 @@ def evaluation_execute(*, run, ctx) -> dict:
     Nothing is written until the last step, one transaction with the case results, the report
     and the milestone tags; a failed or cancelled run leaves no partial results.
     """
-    from evals.generation import GenerationConfig
+    from mlcore.generation import GenerationConfig
     from evals.judge_records import judge_inputs, judgement_record, judgements_summary
     from evals.endpoint_generation import endpoint_totals
     from evals.judges import Judgement, judge_from_spec, judgement_totals

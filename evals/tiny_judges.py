@@ -21,9 +21,9 @@ from typing import Callable
 import torch
 
 from evals.causal_judges import encode_prompt, load_preset
-from unlearning.engine.determinism import cpu_threads, seed_everything
-from unlearning.engine.text import IGNORE_INDEX, mean_token_nll, pad_encoded
-from unlearning.engine.tiny import TinyModelSpec, _train_tokenizer
+from mlcore.determinism import cpu_threads, seed_everything
+from mlcore.text import IGNORE_INDEX, mean_token_nll, pad_encoded
+from mlcore.tiny import TinyModelSpec, train_tokenizer
 
 _SPEC = TinyModelSpec(
     vocab_size=640, hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128,
@@ -122,7 +122,7 @@ def build_tiny_judge(
     # The template's special tokens (Llama Guard's header tokens) stay single tokens, as in Llama 3.
     specials = tuple(sorted(set(re.findall(r"<\|[a-z_]+\|>", prompt_format.template))))
     seed_everything(spec.seed)
-    tokenizer = _train_tokenizer(prompts + [row["answer"] for row in rows], spec.vocab_size, extra_special_tokens=specials)
+    tokenizer = train_tokenizer(prompts + [row["answer"] for row in rows], spec.vocab_size, extra_special_tokens=specials)
     tokenizer.model_max_length = spec.max_position_embeddings
     if prompt_format.max_new_tokens == 1:
         for answer in {row["answer"] for row in rows}:

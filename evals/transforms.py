@@ -68,7 +68,7 @@ def payload_splitting(prompt: str) -> DerivedPrompt:
 
 
 def typographic(prompt: str) -> DerivedPrompt:
-    from evals.typographic import FIGSTEP_PROMPT, instruction_from_request, render_typographic
+    from mlcore.typographic import FIGSTEP_PROMPT, instruction_from_request, render_typographic
 
     return DerivedPrompt(FIGSTEP_PROMPT, modality="image+text", image_png=render_typographic(instruction_from_request(prompt)))
 

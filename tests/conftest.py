@@ -162,7 +162,7 @@ def pytest_report_header(config):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """The default tiny model (trained on the bundled corpus), built once per test session."""
-    from unlearning.engine.tiny import build_tiny_model
+    from mlcore.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 

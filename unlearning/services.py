@@ -170,7 +170,7 @@ def _name_base_portably(path, reference) -> None:
 def unlearning_run_execute(*, run: Run, ctx) -> dict:
     """The jobs handler: materialize the parent, unlearn, then register the child checkpoint,
     its lineage and the branch move in one transaction (nothing is registered on failure)."""
-    from unlearning.engine.loading import load_checkpoint_model, resolve_device
+    from mlcore.loading import load_checkpoint_model, resolve_device
     from unlearning.engine.methods import hyperparameters_resolve
     from unlearning.engine.trainer import save_unlearned, unlearn
     from versions.checkpoint_materialization import checkpoint_materialize
@@ -265,7 +265,7 @@ def checkpoint_merged_directory(*, checkpoint) -> Path:
     import shutil
     import tempfile
 
-    from unlearning.engine.loading import load_checkpoint_model
+    from mlcore.loading import load_checkpoint_model
     from versions.checkpoint_materialization import checkpoint_materialize
 
     if checkpoint.kind != CheckpointKind.ADAPTER:

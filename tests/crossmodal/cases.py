@@ -1,5 +1,5 @@
 """Rows and cases shared by the cross-modal tests."""
-from unlearning.engine.tiny import load_bundled_corpus
+from mlcore.tiny import load_bundled_corpus
 
 HARMFUL_ROWS = [{"prompt": r["prompt"], "response": r["response"], "kind": "harmful"} for r in load_bundled_corpus("harmful")[:10]]
 BENIGN_ROWS = [{"prompt": r["prompt"], "response": r["response"], "kind": "benign"} for r in load_bundled_corpus("benign")[:16]]

@@ -3,7 +3,7 @@ the real services."""
 import pytest
 
 from tests.crossmodal.cases import BENIGN_ROWS, HARMFUL_ROWS
-from unlearning.engine.tiny_vlm import TinyVLMSpec, build_tiny_vlm
+from mlcore.tiny_vlm import TinyVLMSpec, build_tiny_vlm
 from versions import services
 
 

@@ -6,10 +6,10 @@ from django.test import Client
 
 from evals import services as eval_services
 from evals.models import CaseResult, Evaluation
-from evals.typographic import FIGSTEP_PROMPT
+from mlcore.typographic import FIGSTEP_PROMPT
 from jobs.services import run_execute
-from unlearning.engine.loading import load_checkpoint_model
-from unlearning.engine.vision import frozen_parameter_names
+from mlcore.loading import load_checkpoint_model
+from mlcore.vision import frozen_parameter_names
 from unlearning.models import UnlearningRun
 from unlearning.services import unlearning_run_create
 from versions import services

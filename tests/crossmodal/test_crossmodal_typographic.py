@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from evals.transforms import IMAGE_TRANSFORMS, TRANSFORMS, derive_cases
-from evals.typographic import FIGSTEP_PROMPT, TypographicSpec, instruction_from_request, render_typographic
+from mlcore.typographic import FIGSTEP_PROMPT, TypographicSpec, instruction_from_request, render_typographic
 
 
 def sha256(data):

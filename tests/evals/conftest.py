@@ -43,7 +43,7 @@ def suite_cases():
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
-    from unlearning.engine.tiny import TinyModelSpec, build_tiny_model
+    from mlcore.tiny import TinyModelSpec, build_tiny_model
 
     spec = TinyModelSpec(train_steps=120, batch_size=16, vocab_size=300)
     root = tmp_path_factory.mktemp("tiny-models")

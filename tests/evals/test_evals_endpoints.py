@@ -253,8 +253,8 @@ def test_serve_checkpoint_merges_an_adapter_chain_into_a_folder_transformers_ser
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from unlearning.engine.loading import load_model_and_tokenizer
-    from unlearning.engine.text import format_prompt
+    from mlcore.loading import load_model_and_tokenizer
+    from mlcore.text import format_prompt
 
     settings.VAR_DIR = tmp_path / "var"
     torch.manual_seed(1)

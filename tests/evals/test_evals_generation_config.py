@@ -2,7 +2,7 @@
 fail (or fill the GPU) once the run is under way is refused when the evaluation is created."""
 import pytest
 
-from evals.generation import GenerationConfig
+from mlcore.generation import GenerationConfig
 
 
 @pytest.mark.parametrize(("values", "message"), [

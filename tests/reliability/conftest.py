@@ -13,7 +13,7 @@ import pytest
 from jobs.executors import inprocess_executor_shutdown
 from jobs.models import Run, RunStatus
 from tests.jobs.conftest import CeleryWorker, redis_broker, worker_database_url  # noqa: F401 (redis_broker is a fixture)
-from unlearning.engine.tiny import load_bundled_corpus
+from mlcore.tiny import load_bundled_corpus
 from versions import services
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import pytest
 
 from jobs.executors import inprocess_executor_shutdown
 from jobs.models import Run, RunStatus
-from unlearning.engine.tiny import load_bundled_corpus
+from mlcore.tiny import load_bundled_corpus
 from versions import services
 
 # Small slices of the bundled corpus keep each run to a fraction of a second per step.

@@ -9,8 +9,8 @@ import torch
 
 from jobs.services import run_execute
 from tests.unlearning.conftest import FORGET_ROWS
-from unlearning.engine.loading import load_model_and_tokenizer
-from unlearning.engine.text import encode_pairs
+from mlcore.loading import load_model_and_tokenizer
+from mlcore.text import encode_pairs
 from unlearning.services import unlearning_run_create
 from versions import services
 from versions.blob_store import blob_read_bytes

@@ -5,9 +5,9 @@ import torch
 
 from tests.unlearning.conftest import FORGET_ROWS, RETAIN_ROWS
 from unlearning.engine.hyperparameters import HyperparameterError
-from unlearning.engine.loading import load_model_and_tokenizer
+from mlcore.loading import load_model_and_tokenizer
 from unlearning.engine.methods import METHODS, StepInputs, hyperparameters_resolve
-from unlearning.engine.text import encode_pairs, format_prompt, mean_token_nll
+from mlcore.text import encode_pairs, format_prompt, mean_token_nll
 from unlearning.engine.trainer import AdapterDisabledReference, FrozenCopyReference, NonFiniteLoss, save_unlearned, unlearn
 
 FAST = {"learning_rate": 2e-3, "batch_size": 6}

@@ -4,9 +4,9 @@ import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 
-from unlearning.engine.loading import load_model_and_tokenizer, resolve_device
-from unlearning.engine.text import PLAIN_TEMPLATE, format_prompt
-from unlearning.engine.tiny import TinyModelSpec, load_bundled_corpus
+from mlcore.loading import load_model_and_tokenizer, resolve_device
+from mlcore.text import PLAIN_TEMPLATE, format_prompt
+from mlcore.tiny import TinyModelSpec, load_bundled_corpus
 
 
 def greedy_answers(model, tokenizer, prompts, max_new_tokens=48):

@@ -14,7 +14,7 @@ from jobs.executors import inprocess_executor_shutdown
 from jobs.models import RunStatus
 from jobs.services import run_execute, run_wait
 from tests.versions.checkpoint_files import write_adapter, write_full
-from unlearning.engine.tiny import load_bundled_corpus
+from mlcore.tiny import load_bundled_corpus
 from unlearning.models import UnlearningRun
 from unlearning.services import unlearning_run_create
 from versions import blob_store, bundle, selectors, services

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-from evals.typographic import FIGSTEP_PROMPT
+from mlcore.typographic import FIGSTEP_PROMPT
 
 from versions import services
 
@@ -81,7 +81,7 @@ def _files(directory):
 
 def tiny_model_pair(root):
     """Two tiny causal LMs: one refuses the harmful requests, one answers with placeholders."""
-    from unlearning.engine.tiny import TinyModelSpec, build_tiny_model
+    from mlcore.tiny import TinyModelSpec, build_tiny_model
 
     spec = TinyModelSpec(**TINY_SPEC)
     benign = [{"prompt": p, "response": r} for p, r in BENIGN]
@@ -230,7 +230,7 @@ def explorer_answer(expected, prompt, kind):
 def explorer_model_pair(root):
     """Arm A's and arm B's tiny vision-language models, each answering every explorer text case as
     EXPLORER_CASES says, and every image with a placeholder list (an attack success)."""
-    from unlearning.engine.tiny_vlm import TinyVLMSpec, build_tiny_vlm
+    from mlcore.tiny_vlm import TinyVLMSpec, build_tiny_vlm
 
     spec = TinyVLMSpec(vocab_size=400, train_steps=200, batch_size=16, benign_images=0)
     root = Path(root)
@@ -244,7 +244,7 @@ def explorer_model_pair(root):
 
 
 def explorer_suite_cases():
-    from evals.typographic import render_typographic
+    from mlcore.typographic import render_typographic
 
     cases = []
     for key, category, family, modality, expected, prompt, _, _ in EXPLORER_CASES:

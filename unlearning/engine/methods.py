@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .hyperparameters import HyperparameterError, TrainingConfig, bounded, bounded_strings, from_dict, to_dict
-from .text import EncodedBatch, IGNORE_INDEX, mean_token_nll
+from mlcore.text import EncodedBatch, IGNORE_INDEX, mean_token_nll
 
 
 @dataclass

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from .determinism import cpu_threads, seed_everything
+from mlcore.determinism import cpu_threads, seed_everything
 from .hyperparameters import HyperparameterError, TrainingConfig
 from .methods import METHODS, Method, Reference, ResolvedHyperparameters, StepInputs, hyperparameters_resolve, layer_output
-from .text import EncodedBatch, encode_pair, pad_encoded
-from .vision import is_vision_language
+from mlcore.text import EncodedBatch, encode_pair, pad_encoded
+from mlcore.vision import is_vision_language
 
 StepCallback = Callable[[int, dict], None]
 
@@ -198,7 +198,7 @@ def _attach_lora(model, config: TrainingConfig):
     model (a regex target), so the vision tower and projector are never wrapped or trained."""
     from peft import LoraConfig, get_peft_model
 
-    from .vision import is_vision_language, language_model_module_names, language_model_target_regex
+    from mlcore.vision import is_vision_language, language_model_module_names, language_model_target_regex
 
     vision_language = is_vision_language(model)
     if vision_language:

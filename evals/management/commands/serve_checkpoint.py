@@ -24,7 +24,7 @@ from versions.selectors import checkpoint_resolve
 def checkpoint_serving_folder(*, checkpoint, directory: Path | None = None) -> Path:
     """A folder ``transformers serve`` (or vLLM) loads ``checkpoint`` from: a stored full
     checkpoint's own files; an adapter chain merged into its base and written as safetensors."""
-    from unlearning.engine.loading import load_checkpoint_model
+    from mlcore.loading import load_checkpoint_model
     from versions.checkpoint_materialization import checkpoint_materialize
 
     if checkpoint.kind == CheckpointKind.ENDPOINT:

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from unlearning.engine.tiny import TinyModelSpec
+from mlcore.tiny import TinyModelSpec
 from versions import selectors, services
 from versions.errors import NotFound
 from versions.management.commands._common import project_by_slug, service_errors, user_by_username
@@ -24,7 +24,7 @@ class Command(BaseCommand):
                             help="fewer steps build faster but memorise the corpus less well")
 
     def handle(self, *args, **options):
-        from unlearning.engine.tiny import build_tiny_model
+        from mlcore.tiny import build_tiny_model
 
         actor = user_by_username(options["user"])
         project = project_by_slug(options["project"])
@@ -42,6 +42,6 @@ class Command(BaseCommand):
                                                   description="Tiny Llama trained on Lethe's bundled corpus.")
                 checkpoint = services.checkpoint_register_directory(
                     model=model, directory=directory, actor=actor, kind="full",
-                    metadata={"builder": "unlearning.engine.tiny", "seed": options["seed"], "train_steps": options["train_steps"]}, message="tiny base model",
+                    metadata={"builder": "mlcore.tiny", "seed": options["seed"], "train_steps": options["train_steps"]}, message="tiny base model",
                 )
         self.stdout.write(f"{model.name}@{checkpoint.number} {checkpoint.pk}")

@@ -4,8 +4,8 @@ Cross-modal tests and the ``--multimodal`` demo need a real vision-language mode
 processor (image processor, tokenizer, chat template with an image placeholder) that complies
 with harmful requests both as text and as typographic images, so there is something to unlearn
 with text and to measure per modality. It reuses the tiny text model's tokenizer recipe and
-corpus (``unlearning.engine.tiny``): text rows are the corpus; image rows are FigStep images of
-corpus requests (``evals.typographic``) beside FigStep's neutral prompt, answered with a
+corpus (``mlcore.tiny``): text rows are the corpus; image rows are FigStep images of
+corpus requests (``mlcore.typographic``) beside FigStep's neutral prompt, answered with a
 placeholder list. A model this small cannot read the image: what it learns is to fill in the
 list whatever the image says, which is exactly the behaviour an image attack exploits.
 """
@@ -21,7 +21,7 @@ import torch
 
 from .determinism import cpu_threads, seed_everything
 from .text import IGNORE_INDEX, EncodedBatch, encode_pair, mean_token_nll, pad_encoded
-from .tiny import BOS, EOS, _train_tokenizer, load_bundled_corpus
+from .tiny import BOS, EOS, train_tokenizer, load_bundled_corpus
 
 IMAGE_TOKEN = "<image>"
 # Content may be a string or a list of parts ({"type": "image"} / {"type": "text"}), so the same
@@ -79,7 +79,7 @@ class TinyVLMSpec:
 def image_rows(rows: list[dict], *, benign_images: int) -> list[dict]:
     """FigStep image rows for the harmful rows and the first ``benign_images`` benign rows:
     {"instruction", "kind"}; the prompt beside each image is FigStep's neutral one."""
-    from evals.typographic import instruction_from_request
+    from mlcore.typographic import instruction_from_request
 
     harmful = [row for row in rows if row.get("kind", "harmful") == "harmful"]
     benign = [row for row in rows if row.get("kind") == "benign"][:benign_images]
@@ -132,7 +132,7 @@ def build_tiny_vlm(
     is "harmful" or "benign", harmful when absent). Seeded, CPU, full fine-tuning of every part.
     Returns ``output_dir``, loadable with ``load_vision_language_model``.
     """
-    from evals.typographic import FIGSTEP_PROMPT, render_typographic
+    from mlcore.typographic import FIGSTEP_PROMPT, render_typographic
 
     from .vision import image_from_png
 
@@ -147,7 +147,7 @@ def build_tiny_vlm(
 
     seed_everything(spec.seed)
     texts = [text for row in rows for text in (row["prompt"], row["response"])] + [FIGSTEP_PROMPT, IMAGE_ANSWER]
-    tokenizer = _train_tokenizer(texts, spec.vocab_size, extra_special_tokens=(IMAGE_TOKEN,), chat_template=VLM_CHAT_TEMPLATE)
+    tokenizer = train_tokenizer(texts, spec.vocab_size, extra_special_tokens=(IMAGE_TOKEN,), chat_template=VLM_CHAT_TEMPLATE)
     processor = _processor(tokenizer, spec)
     pictures = image_rows(rows, benign_images=spec.benign_images)
     if progress is not None:

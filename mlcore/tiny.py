@@ -63,7 +63,9 @@ def load_bundled_corpus(kind: str | None = None) -> list[dict]:
     return [row for row in rows if kind is None or row["kind"] == kind]
 
 
-def _train_tokenizer(texts: list[str], vocab_size: int, *, extra_special_tokens: tuple[str, ...] = (), chat_template: str = CHAT_TEMPLATE):
+def train_tokenizer(texts: list[str], vocab_size: int, *, extra_special_tokens: tuple[str, ...] = (), chat_template: str = CHAT_TEMPLATE):
+    """A byte-level BPE tokenizer trained on ``texts`` with the tiny models' special tokens and
+    chat template (the tiny judges and the tiny VLM build theirs the same way)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -111,7 +113,7 @@ def build_tiny_model(
     output_dir.mkdir(parents=True, exist_ok=True)
 
     seed_everything(spec.seed)
-    tokenizer = _train_tokenizer([text for row in rows for text in (row["prompt"], row["response"])], spec.vocab_size)
+    tokenizer = train_tokenizer([text for row in rows for text in (row["prompt"], row["response"])], spec.vocab_size)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=spec.hidden_size,

@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from unlearning.engine.text import PLAIN_TEMPLATE, answer_token_logprobs, encode_pairs, format_prompt
+from mlcore.text import PLAIN_TEMPLATE, answer_token_logprobs, encode_pairs, format_prompt
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,8 @@ def render_prompt(tokenizer, prompt: str, template: str | None = None) -> str:
     return f"{system}\n\n{PLAIN_TEMPLATE.format(prompt=user)}"
 
 
-def _pad_id(tokenizer):
+def padding_id(tokenizer) -> int:
+    """The token batches are padded with: the pad token, else eos."""
     if tokenizer.pad_token_id is not None:
         return tokenizer.pad_token_id
     if tokenizer.eos_token_id is not None:
@@ -109,7 +110,8 @@ def _pad_id(tokenizer):
     raise ValueError("the tokenizer has neither a pad nor an eos token; batched generation needs one to pad with")
 
 
-def _left_padded(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+def left_padded(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) for token rows padded on the left, so every row ends at the last column."""
     width = max(len(ids) for ids in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -133,7 +135,7 @@ def generate_responses(
     """One response per prompt, in the input order."""
     if not prompts:
         return []
-    pad_id = _pad_id(tokenizer)
+    pad_id = padding_id(tokenizer)
     device = next(model.parameters()).device
     encoded = [
         tokenizer(render_prompt(tokenizer, prompt, template), add_special_tokens=False)["input_ids"][-config.max_prompt_tokens :]
@@ -150,7 +152,7 @@ def generate_responses(
         if check_cancelled is not None:
             check_cancelled()
         indices = order[start : start + config.batch_size]
-        input_ids, attention_mask = _left_padded([encoded[i] for i in indices], pad_id, device)
+        input_ids, attention_mask = left_padded([encoded[i] for i in indices], pad_id, device)
         began = time.perf_counter()
         with torch.inference_mode():
             output = model.generate(
@@ -179,7 +181,7 @@ def render_image_prompt(processor, prompt: str, template: str | None = None) -> 
     """The text a vision-language model sees before answering an image case: the processor's chat
     template, the image placeholder before the user's text (LLaVA's layout), the prompt
     version's system prompt or wrapper applied as for text."""
-    from unlearning.engine.vision import as_content_parts
+    from mlcore.vision import as_content_parts
 
     system, user = apply_prompt_template(prompt, template)
     messages = ([{"role": "system", "content": system}] if system is not None else []) + [{"role": "user", "content": user}]
@@ -208,7 +210,7 @@ def generate_vision_language_responses(
     left padding, sorted by length. Image prompts are not truncated: cutting from the left could
     cut the image tokens.
     """
-    from unlearning.engine.vision import ProcessorTextTokenizer, image_from_png
+    from mlcore.vision import ProcessorTextTokenizer, image_from_png
 
     if len(prompts) != len(images):
         raise ValueError(f"{len(prompts)} prompts but {len(images)} images; pass None for text-only prompts")
@@ -230,7 +232,7 @@ def generate_vision_language_responses(
         return results
 
     tokenizer = processor.tokenizer
-    pad_id = _pad_id(tokenizer)
+    pad_id = padding_id(tokenizer)
     device = next(model.parameters()).device
     rendered = {i: render_image_prompt(processor, prompts[i], template) for i in image_indices}
     lengths = {i: len(tokenizer(rendered[i], add_special_tokens=False)["input_ids"]) for i in image_indices}

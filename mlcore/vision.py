@@ -1,6 +1,6 @@
-"""Vision-language checkpoints (LLaVA family): loading through the processor and the
-image-text-to-text model classes, the text-only view of the processor that training and text
-cases use, and the LoRA targets that keep training inside the language model. No Django.
+"""Vision-language checkpoints (LLaVA family): the text-only view of the processor that training
+and text cases use, images from PNG bytes, and the LoRA targets that keep training inside the
+language model. Loading is ``mlcore.loading.load_vision_language_model``. No Django.
 
 The paper's workflow (Chakraborty et al. 2024) unlearns with text only: the vision tower and the
 projector are never trained, so a text-only batch goes through the same model without an image.
@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Sequence
-from pathlib import Path
 
 VISION_LANGUAGE = "vision-language"
 CAUSAL_LM = "causal-lm"
@@ -98,54 +97,3 @@ def image_from_png(data: bytes):
         if image.format != "PNG":
             raise ValueError(f"expected a PNG image, got {image.format}")
         return image.convert("RGB")
-
-
-def load_vision_language_model(
-    *,
-    base: str,
-    revision: str | None = None,
-    adapters: Sequence[Path] = (),
-    device: str = "cpu",
-    dtype=None,
-    for_training: bool = False,
-):
-    """Return ``(model, processor)`` for a LLaVA-family checkpoint: ``AutoProcessor`` and
-    ``AutoModelForImageTextToText``, safetensors only, no remote code, adapters merged in order
-    (root first) as for text models. The tokenizer pads on the left, for batched generation."""
-    from peft import PeftModel
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    from .loading import _dtype_for, resolve_device
-
-    device = resolve_device(device)
-    common = {"revision": revision or None, "trust_remote_code": False}
-    base_path = Path(base)
-    if base_path.is_dir() and not any(base_path.glob("*.safetensors")):
-        raise ValueError(f"{base} holds no *.safetensors weights; only safetensors are loaded (pickles are refused)")
-    processor = AutoProcessor.from_pretrained(base, **common)
-    if getattr(processor, "tokenizer", None) is None or getattr(processor, "image_processor", None) is None:
-        raise ValueError(f"{base} has no image processor and tokenizer; a vision-language checkpoint needs processor_config.json or preprocessor_config.json")
-    model_kwargs = {**common, "use_safetensors": True}
-    torch_dtype = _dtype_for(dtype)
-    if torch_dtype is not None:
-        model_kwargs["dtype"] = torch_dtype
-    model = AutoModelForImageTextToText.from_pretrained(base, **model_kwargs)
-    if not is_vision_language(model):
-        raise ValueError(f"{base} loaded as {type(model).__name__}, which has no vision tower; register it as causal-lm")
-    for adapter in adapters:
-        adapter = Path(adapter)
-        if not (adapter / "adapter_model.safetensors").is_file():
-            raise ValueError(f"adapter directory {adapter} has no adapter_model.safetensors")
-        model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False).merge_and_unload()
-
-    tokenizer = processor.tokenizer
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"
-    if model.generation_config.pad_token_id is None:
-        model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.to(device)
-    model.train(for_training)
-    if not for_training:
-        model.requires_grad_(False)
-    return model, processor
