@@ -416,6 +416,10 @@ def _answer_arm(*, checkpoint, templates, prompts, images, utility_rows, config,
     return responses, utility
 
 
+class EndpointArmFailed(RuntimeError):
+    """An endpoint arm that cannot go on: its key was refused, or its server stopped answering."""
+
+
 def _answer_arm_endpoint(*, checkpoint, templates, prompts, images, config, seed, ctx, span, label, evaluation, cases):
     """One arm answered by a served model through its endpoint profile (evals.endpoint_generation).
     No held-out perplexity: a chat API gives no log-likelihoods of given text.
@@ -425,7 +429,7 @@ def _answer_arm_endpoint(*, checkpoint, templates, prompts, images, config, seed
     arrives, and answers journaled by the run this one retries are not asked again.
     Returns (responses, [], fingerprint)."""
     from evals.endpoint_generation import EndpointAnswer, generate_endpoint_responses
-    from versions.endpoints import endpoint_client, version_headers
+    from versions.endpoints import EndpointKeyRefused, EndpointUnreachable, endpoint_client, version_headers
 
     start, width = span
     spec = checkpoint.endpoint
@@ -452,13 +456,22 @@ def _answer_arm_endpoint(*, checkpoint, templates, prompts, images, config, seed
             for index, answer in batch.items()
         ], ignore_conflicts=True)
 
-    with endpoint_client(spec["profile"]) as client:
-        fingerprint = {"profile": spec["profile"], "model": served_model, **client.fingerprint(model=served_model)}
-        responses = generate_endpoint_responses(
-            client, served_model, prompts, config=config, templates=templates, images=images, seed=seed,
-            parameters=spec.get("parameters") or {}, answered=answered, on_answers=journal, progress=progress,
-            check_cancelled=ctx.check_cancelled,
-        )
+    try:
+        with endpoint_client(spec["profile"]) as client:
+            fingerprint = {"profile": spec["profile"], "model": served_model, **client.fingerprint(model=served_model)}
+            responses = generate_endpoint_responses(
+                client, served_model, prompts, config=config, templates=templates, images=images, seed=seed,
+                parameters=spec.get("parameters") or {}, answered=answered, on_answers=journal, progress=progress,
+                check_cancelled=ctx.check_cancelled,
+            )
+    except EndpointKeyRefused as exc:
+        raise EndpointArmFailed(f"arm {label} ({checkpoint}): {exc}") from None
+    except EndpointUnreachable as exc:
+        kept = EndpointAnswerRecord.objects.filter(evaluation=evaluation, arm=label).count()
+        raise EndpointArmFailed(
+            f"arm {label} ({checkpoint}): endpoint profile {spec['profile']!r} stopped answering ({exc}); {kept} of {len(prompts)} "
+            "answers are kept, and a retry of this run asks only for the rest"
+        ) from None
     # The chat answers' own version headers (a gateway may add some /models lacks), as first seen.
     chat_headers = {}
     for response in responses:
@@ -529,7 +542,6 @@ def evaluation_execute(*, run, ctx) -> dict:
          "key": case.key, "source": case.source}
         for case in cases
     ]
-    prompts = [case.prompt for case in cases]
     images = _case_images_read(cases)
     if "endpoint" in (evaluation.checkpoint_a.kind, evaluation.checkpoint_b.kind) and utility_rows:
         # A chat API gives no log-likelihoods: held-out perplexity is not compared (reported as not checked).

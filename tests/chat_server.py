@@ -36,6 +36,7 @@ class ChatServer:
         self.requests = []  # (path, headers, body)
         self.images = []  # image_url parts' URLs, in arrival order
         self.served_models = ["chat-a", "chat-b"]
+        self.vllm_version = "0.0.test"
         self.required_key = None
         self.die_after = None
         self.answered = 0
@@ -107,7 +108,7 @@ class ChatServer:
     def _send(self, handler, code, payload: bytes, headers=()):
         try:
             handler.send_response(code)
-            handler.send_header("x-vllm-version", "0.0.test")
+            handler.send_header("x-vllm-version", self.vllm_version)
             for name, value in headers:
                 handler.send_header(name, value)
             handler.send_header("Content-Length", str(len(payload)))
