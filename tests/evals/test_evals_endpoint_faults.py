@@ -226,3 +226,27 @@ def test_a_served_lora_adapter_is_asked_for_by_its_name(profile, chat_server, pr
     assert run.status == "succeeded"
     assert sorted(body["model"] for body in _chat_bodies(chat_server)) == ["llama-base"] * 2 + ["llama-unlearned"] * 2
     assert (evaluation.endpoint_fingerprints["B"]["model"], evaluation.endpoint_fingerprints["B"]["model_listed"]) == ("llama-unlearned", True)
+
+
+def test_a_cancelled_arm_keeps_its_answered_rounds_and_resuming_asks_only_for_the_rest(settings, allow_loopback, chat_server):
+    from evals.endpoint_generation import generate_endpoint_responses
+    from jobs.context import RecordingContext, RunCancelled
+    from versions.endpoints import endpoint_client
+
+    settings.LETHE_ENDPOINTS = {"local": {"base_url": chat_server.url, "max_concurrency": 1}}  # rounds of 4 requests
+    prompts = [f"Question {number}" for number in range(10)]
+    ctx, journal = RecordingContext(), {}
+
+    def progress(done, total):
+        ctx.cancelled = done >= 4  # a cancel arrives while the first round is answered
+
+    with endpoint_client("local") as client, pytest.raises(RunCancelled):
+        generate_endpoint_responses(client, "chat-a", prompts, on_answers=journal.update, progress=progress, check_cancelled=ctx.check_cancelled)
+    assert sorted(journal) == [0, 1, 2, 3] and len(chat_server.requests) == 4
+
+    with endpoint_client("local") as client:
+        answers = generate_endpoint_responses(client, "chat-a", prompts, answered=journal, on_answers=journal.update)
+    asked = [body["messages"][-1]["content"] for _, _, body in chat_server.requests[4:]]
+    assert asked == prompts[4:]
+    assert [answer.resumed for answer in answers] == [False] * 10  # the journal passed in here holds plain answers
+    assert sorted(journal) == list(range(10)) and all(answer.text == "compliance." for answer in answers)
