@@ -14,7 +14,13 @@ import subprocess
 from django.conf import settings
 
 from demo.services import DemoError, _say, ab_evaluation
-from evals.management.commands.serve_checkpoint import checkpoint_serving_folder, transformers_serve_command, wait_until_up
+from evals.management.commands.serve_checkpoint import (
+    checkpoint_serving_folder,
+    served_name,
+    served_name_directory,
+    transformers_serve_command,
+    wait_until_up,
+)
 from evals.models import CaseResult
 from evals.services import starter_suite_install
 from versions import services
@@ -32,17 +38,18 @@ def _free_port():
 def endpoint_demo_run(*, project, user, served, out, max_new_tokens=24, seed=0):
     _say(out, f"\n[endpoint 1/3] serving {served} with `transformers serve` on 127.0.0.1")
     folder = checkpoint_serving_folder(checkpoint=served)
+    name = served_name(served)
     port = _free_port()
-    command = transformers_serve_command(folder, host="127.0.0.1", port=port, device="cpu")
+    command = transformers_serve_command(name, host="127.0.0.1", port=port, device="cpu")
     _say(out, "  " + " ".join(command))
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, cwd=served_name_directory(folder, name), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until_up(f"http://127.0.0.1:{port}", process, timeout=300)
         settings.LETHE_ENDPOINTS = {
             **(settings.LETHE_ENDPOINTS or {}),
             PROFILE: {"base_url": f"http://127.0.0.1:{port}/v1", "allow_networks": ["127.0.0.1/32"], "max_concurrency": 4, "timeout": 120},
         }
-        spec = services.endpoint_spec_clean({"profile": PROFILE, "model": str(folder)})
+        spec = services.endpoint_spec_clean({"profile": PROFILE, "model": name})
         endpoint = (Checkpoint.objects.filter(model=served.model, kind=CheckpointKind.ENDPOINT, endpoint=spec,
                                               parent_edges__parent=served).order_by("number").first())
         if endpoint is None:
@@ -50,7 +57,7 @@ def endpoint_demo_run(*, project, user, served, out, max_new_tokens=24, seed=0):
                 model=served.model, kind=CheckpointKind.ENDPOINT, actor=user, endpoint=spec, parents=[(served, Relation.SERVED_FROM)],
                 message=f"{served} served by transformers serve",
             )
-        _say(out, f"  {endpoint}: endpoint {PROFILE}, model {folder.name[:12]}..., served-from {served}")
+        _say(out, f"  {endpoint}: endpoint {PROFILE}, model {name}, served-from {served}")
 
         _say(out, f"[endpoint 2/3] A/B: {served} in-process (A) versus {endpoint} through the endpoint (B)")
         evaluation = ab_evaluation(project=project, user=user, base=served, unlearned=endpoint,
@@ -73,6 +80,10 @@ def endpoint_demo_run(*, project, user, served, out, max_new_tokens=24, seed=0):
         latency_text = "n/a" if latency is None else f"{latency:.0f} ms"
         _say(out, f"  endpoint: {timings['requests']} requests, {timings['errors']} errors, {timings['retries']} retries, "
                   f"{timings['prompt_tokens']} prompt + {timings['completion_tokens']} completion tokens, mean latency {latency_text}")
+    fingerprint = evaluation.endpoint_fingerprints.get("B", {})
+    if fingerprint:
+        listed = ", ".join(entry.get("id", "?") for entry in fingerprint.get("models", [])) or fingerprint.get("error", "-")
+        _say(out, f"  answered by: /v1/models [{listed}]" + "".join(f", {k}: {v}" for k, v in fingerprint.get("headers", {}).items()))
     _say(out, f"VERDICT: endpoint (B) versus in-process (A): {evaluation.verdict}")
     if evaluation.verdict != "no significant difference":
         raise DemoError(f"the served model and the same weights in-process disagree: {evaluation.verdict}")

@@ -99,6 +99,11 @@ class Evaluation(models.Model):
     passes_non_inferiority = models.BooleanField(null=True, blank=True)
     # What depends on the run, not on the result: {"A": {"mean_latency_ms"}, "B": {...}}.
     timings = models.JSONField(default=dict)
+    # What answered each endpoint arm, recorded when the run used it: {"A": {"profile", "model",
+    # "models" (GET /v1/models as listed), "model_listed", "headers" (version headers of that
+    # answer and of the chat answers), "error" when /models could not be read}}. Like timings,
+    # it depends on the run and stays out of the report and its hash.
+    endpoint_fingerprints = models.JSONField(default=dict, blank=True)
     # sha256 of the canonical JSON of the report's content (evals.reporting.report_content):
     # judge pin, suite version, arms, settings, per-case outcomes and responses, metrics,
     # statistics, verdict. Equal for two runs of the same evaluation; empty until it finishes.
@@ -117,6 +122,24 @@ class PromotionEvidence(models.Model):
     label_event = models.OneToOneField("versions.LabelEvent", on_delete=models.CASCADE, primary_key=True, related_name="evidence")
     # An evaluation cited as evidence cannot be deleted, as when the label event held the key.
     evaluation = models.ForeignKey(Evaluation, on_delete=models.PROTECT, related_name="+")
+
+
+class EndpointAnswerRecord(models.Model):
+    """A case an endpoint arm already answered, kept as soon as it arrives: when the run fails or
+    is cancelled part way, its retry (evaluation_retry_copy) takes these over and does not ask
+    for them again. Removed when the evaluation's results are saved."""
+
+    evaluation = models.ForeignKey(Evaluation, on_delete=models.CASCADE, related_name="endpoint_answers", db_index=False)
+    arm = models.CharField(max_length=1)
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="+")
+    text = models.TextField()
+    latency_ms = models.FloatField()
+    attempts = models.IntegerField()
+    usage = models.JSONField(default=dict, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["evaluation", "arm", "case"], name="endpoint_answer_unique_case")]
 
 
 class Outcome(models.TextChoices):

@@ -326,6 +326,7 @@ class EndpointSpendOutput(serializers.Serializer):
     prompt_tokens = serializers.IntegerField()
     completion_tokens = serializers.IntegerField()
     mean_latency_ms = serializers.FloatField(allow_null=True)
+    resumed = serializers.IntegerField(required=False, help_text="cases answered by the failed or cancelled run this one retries, not asked again")
     cases = EndpointCaseTimingOutput(many=True)
 
 
@@ -338,6 +339,31 @@ class ArmTimingOutput(serializers.Serializer):
 class TimingsOutput(serializers.Serializer):
     A = ArmTimingOutput()
     B = ArmTimingOutput()
+
+
+class EndpointModelOutput(serializers.Serializer):
+    id = serializers.CharField()
+    owned_by = serializers.CharField(required=False)
+    created = serializers.IntegerField(required=False)
+    root = serializers.CharField(required=False, allow_null=True)
+    parent = serializers.CharField(required=False, allow_null=True)
+    max_model_len = serializers.IntegerField(required=False, allow_null=True)
+
+
+class EndpointFingerprintOutput(serializers.Serializer):
+    profile = serializers.CharField()
+    model = serializers.CharField(help_text="the model name requests asked for (the LoRA adapter's when the checkpoint names one)")
+    models = EndpointModelOutput(many=True, required=False, help_text="GET /v1/models as the server listed them")
+    model_listed = serializers.BooleanField(required=False, help_text="whether the model asked for is among them")
+    headers = serializers.DictField(child=serializers.CharField(), required=False,
+                                    help_text="version headers of the /models answer (server, openai-version, x-vllm-version, ...)")
+    chat_headers = serializers.DictField(child=serializers.CharField(), required=False, help_text="version headers of the chat answers")
+    error = serializers.CharField(required=False, help_text="why /models could not be read (no reason to stop the run)")
+
+
+class EndpointFingerprintsOutput(serializers.Serializer):
+    A = EndpointFingerprintOutput(required=False)
+    B = EndpointFingerprintOutput(required=False)
 
 
 class RunBriefOutput(serializers.Serializer):
@@ -453,6 +479,9 @@ class EvaluationDetailOutput(EvaluationSummaryOutput):
         "least improvement, in words (evals.reporting.findings); empty until it finishes",
     )
     timings = TimingsOutput(allow_null=True, help_text="what depends on the run, kept out of the report: null until it finishes")
+    endpoint_fingerprints = EndpointFingerprintsOutput(
+        help_text="what answered each endpoint arm, recorded when the run used it (GET /v1/models, version headers); "
+        "run-dependent, kept out of the report and its hash; {} without endpoint arms or until it finishes")
 
 
 def _arm(checkpoint, prompt_version):
@@ -517,6 +546,7 @@ def evaluation_detail(evaluation):
         "metrics": evaluation.metrics or None,
         "statistics": evaluation.statistics or None,
         "timings": evaluation.timings or None,
+        "endpoint_fingerprints": evaluation.endpoint_fingerprints or {},
     }).data
 
 

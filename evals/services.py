@@ -14,8 +14,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, F
 
 from evals import importers
+from evals.case_templates import CASE_VARIABLES, unknown_case_variables
 from evals.judges import DEFAULT_JUDGE
-from evals.models import Case, CaseResult, Evaluation, Expected, PromotionEvidence, Suite, SuiteVersion
+from evals.models import Case, CaseResult, EndpointAnswerRecord, Evaluation, Expected, PromotionEvidence, Suite, SuiteVersion
 from evals.outcomes import flipped
 from evals.reporting import CaseRecord, report_content, report_scores, report_sha256
 from evals.statistics import StatisticsConfig
@@ -282,13 +283,16 @@ def evaluation_create(
                                "held-out utility text comes from a text dataset.", fields={"utility_dataset_version": ["Not a text dataset."]})
     if not isinstance(seed, int):
         raise ValidationFailed("seed must be an integer.", fields={"seed": ["Expected an integer."]})
+    for arm, prompt_version in (("a", prompt_version_a), ("b", prompt_version_b)):
+        unknown = unknown_case_variables(prompt_version.template if prompt_version is not None else None)
+        if unknown:
+            raise ValidationFailed(
+                f"Prompt version {prompt_version} (arm {arm.upper()}) has variables a case cannot fill: {', '.join(unknown)}; "
+                f"a case fills {', '.join('{{ ' + name + ' }}' for name in CASE_VARIABLES)}.",
+                fields={f"prompt_version_{arm}": [f"Unknown variables: {', '.join(unknown)}."]},
+            )
     image_cases = suite_version.cases.filter(image_blob__isnull=False).count()
     for arm, checkpoint in (("a", checkpoint_a), ("b", checkpoint_b)):
-        if image_cases and checkpoint.kind == "endpoint":
-            raise ValidationFailed(
-                f"Suite version {suite_version.suite.name}@{suite_version.number} has {image_cases} image case(s); an endpoint arm "
-                f"({checkpoint}, arm {arm.upper()}) answers text cases only for now.", fields={f"checkpoint_{arm}": ["Cannot answer image cases."]},
-            )
         if image_cases and checkpoint.architecture != "vision-language":
             raise ValidationFailed(
                 f"Suite version {suite_version.suite.name}@{suite_version.number} has {image_cases} image case(s), and checkpoint "
@@ -358,7 +362,7 @@ def _utility_rows(evaluation):
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def _answer_arm(*, checkpoint, prompt_version, prompts, images, utility_rows, config, seed, ctx, span, label):
+def _answer_arm(*, checkpoint, templates, prompts, images, utility_rows, config, seed, ctx, span, label, evaluation, cases):
     """Generate one arm's responses and its held-out NLLs; the model is freed on return.
 
     A vision-language checkpoint answers through its processor: image cases with their image,
@@ -366,8 +370,8 @@ def _answer_arm(*, checkpoint, prompt_version, prompts, images, utility_rows, co
     """
     start, width = span
     if checkpoint.kind == "endpoint":
-        return _answer_arm_endpoint(checkpoint=checkpoint, prompt_version=prompt_version, prompts=prompts, config=config, seed=seed,
-                                    ctx=ctx, span=span, label=label)
+        return _answer_arm_endpoint(checkpoint=checkpoint, templates=templates, prompts=prompts, images=images, config=config, seed=seed,
+                                    ctx=ctx, span=span, label=label, evaluation=evaluation, cases=cases)
     import torch
 
     from mlcore.generation import answer_negative_log_likelihoods, generate_responses, generate_vision_language_responses
@@ -385,14 +389,20 @@ def _answer_arm(*, checkpoint, prompt_version, prompts, images, utility_rows, co
         def progress(done, total):
             ctx.progress(start + width * 0.9 * done / total, f"arm {label}: {done}/{total} cases")
 
-        options = {
-            "config": config, "template": prompt_version.template if prompt_version is not None else None, "seed": seed,
-            "progress": progress, "check_cancelled": ctx.check_cancelled,
-        }
-        if loaded.processor is not None:
-            responses = generate_vision_language_responses(model, loaded.processor, prompts, images, **options)
-        else:
-            responses = generate_responses(model, tokenizer, prompts, **options)
+        options = {"config": config, "seed": seed, "progress": progress, "check_cancelled": ctx.check_cancelled}
+        # A template filled from each case differs case by case: each distinct one is generated
+        # as its own group (usually there is one), in the cases' order on return.
+        responses = [None] * len(prompts)
+        for template in dict.fromkeys(templates):
+            positions = [index for index, each in enumerate(templates) if each == template]
+            group_prompts = [prompts[index] for index in positions]
+            if loaded.processor is not None:
+                group = generate_vision_language_responses(model, loaded.processor, group_prompts, [images[i] for i in positions],
+                                                           template=template, **options)
+            else:
+                group = generate_responses(model, tokenizer, group_prompts, template=template, **options)
+            for index, response in zip(positions, group, strict=True):
+                responses[index] = response
         ctx.check_cancelled()
         ctx.progress(start + width * 0.95, f"arm {label}: held-out perplexity")
         utility = answer_negative_log_likelihoods(model, tokenizer, utility_rows, batch_size=config.batch_size) if utility_rows else []
@@ -405,29 +415,80 @@ def _answer_arm(*, checkpoint, prompt_version, prompts, images, utility_rows, co
     return responses, utility
 
 
-def _answer_arm_endpoint(*, checkpoint, prompt_version, prompts, config, seed, ctx, span, label):
+class EndpointArmFailed(RuntimeError):
+    """An endpoint arm that cannot go on: its key was refused, or its server stopped answering."""
+
+
+def _answer_arm_endpoint(*, checkpoint, templates, prompts, images, config, seed, ctx, span, label, evaluation, cases):
     """One arm answered by a served model through its endpoint profile (evals.endpoint_generation).
-    No held-out perplexity: a chat API gives no log-likelihoods of given text."""
-    from evals.endpoint_generation import generate_endpoint_responses
-    from versions.endpoints import endpoint_client
+    No held-out perplexity: a chat API gives no log-likelihoods of given text.
+
+    What answers is fingerprinted first (GET /models and version headers; a refused key fails the
+    run here, before any case is sent). Each answer is journaled (EndpointAnswerRecord) as it
+    arrives, and answers journaled by the run this one retries are not asked again.
+    Returns (responses, [], fingerprint)."""
+    from evals.endpoint_generation import EndpointAnswer, generate_endpoint_responses
+    from versions.endpoints import EndpointKeyRefused, EndpointUnreachable, endpoint_client, version_headers
 
     start, width = span
     spec = checkpoint.endpoint
-    served = spec["model"] if len(spec["model"]) <= 40 else spec["model"][:18] + "..." + spec["model"][-18:]
+    served_model = spec.get("adapter") or spec["model"]  # a LoRA module served next to its base is asked for by its name
+    served = served_model if len(served_model) <= 40 else served_model[:18] + "..." + served_model[-18:]
     ctx.progress(start, f"arm {label}: {checkpoint} through endpoint {spec['profile']} (model {served})")
+    position = {case.pk: index for index, case in enumerate(cases)}
+    answered = {
+        position[record.case_id]: EndpointAnswer(record.text, record.latency_ms, int(record.usage.get("completion_tokens", 0)),
+                                                 attempts=record.attempts, usage=record.usage, headers=record.headers, resumed=True)
+        for record in EndpointAnswerRecord.objects.filter(evaluation=evaluation, arm=label)
+        if record.case_id in position
+    }
+    if answered:
+        ctx.log(f"arm {label}: {len(answered)} case(s) already answered by the run this one retries; not asked again")
 
     def progress(done, total):
         ctx.progress(start + width * done / total, f"arm {label}: {done}/{total} cases")
 
-    with endpoint_client(spec["profile"]) as client:
-        responses = generate_endpoint_responses(
-            client, spec["model"], prompts, config=config, template=prompt_version.template if prompt_version is not None else None,
-            seed=seed, parameters=spec.get("parameters") or {}, progress=progress, check_cancelled=ctx.check_cancelled,
-        )
+    def journal(batch):
+        EndpointAnswerRecord.objects.bulk_create([
+            EndpointAnswerRecord(evaluation=evaluation, arm=label, case_id=cases[index].pk, text=answer.text, latency_ms=answer.latency_ms,
+                                 attempts=answer.attempts, usage=answer.usage, headers=answer.headers)
+            for index, answer in batch.items()
+        ], ignore_conflicts=True)
+
+    try:
+        with endpoint_client(spec["profile"]) as client:
+            fingerprint = {"profile": spec["profile"], "model": served_model, **client.fingerprint(model=served_model)}
+            responses = generate_endpoint_responses(
+                client, served_model, prompts, config=config, templates=templates, images=images, seed=seed,
+                parameters=spec.get("parameters") or {}, answered=answered, on_answers=journal, progress=progress,
+                check_cancelled=ctx.check_cancelled,
+            )
+    except EndpointKeyRefused as exc:
+        raise EndpointArmFailed(f"arm {label} ({checkpoint}): {exc}") from None
+    except EndpointUnreachable as exc:
+        kept = EndpointAnswerRecord.objects.filter(evaluation=evaluation, arm=label).count()
+        raise EndpointArmFailed(
+            f"arm {label} ({checkpoint}): endpoint profile {spec['profile']!r} stopped answering ({exc}); {kept} of {len(prompts)} "
+            "answers are kept, and a retry of this run asks only for the rest"
+        ) from None
+    # The chat answers' own version headers (a gateway may add some /models lacks), as first seen.
+    chat_headers = {}
+    for response in responses:
+        for name, value in version_headers(response.headers).items():
+            chat_headers.setdefault(name, value)
+    if chat_headers:
+        fingerprint["chat_headers"] = dict(sorted(chat_headers.items()))
+    ctx.log(f"arm {label}: fingerprint {_fingerprint_line(fingerprint)}")
     failed = sum(1 for response in responses if response.error)
     if failed:
         ctx.log(f"arm {label}: {failed} case(s) got no answer from the endpoint after retries; their outcome is error")
-    return responses, []
+    return responses, [], fingerprint
+
+
+def _fingerprint_line(fingerprint) -> str:
+    models = ", ".join(entry.get("id", "?") for entry in fingerprint.get("models", [])[:5]) or "-"
+    headers = ", ".join(f"{name}: {value}" for name, value in {**fingerprint.get("headers", {}), **fingerprint.get("chat_headers", {})}.items())
+    return f"models [{models}]" + (f"; {headers}" if headers else "") + (f"; {fingerprint['error']}" if fingerprint.get("error") else "")
 
 
 def _case_images_read(cases) -> list[bytes | None]:
@@ -450,6 +511,7 @@ def evaluation_execute(*, run, ctx) -> dict:
     """
     from mlcore.generation import GenerationConfig
     from evals.judge_records import judge_inputs, judgement_record, judgements_summary
+    from evals.case_templates import case_prompt_and_template
     from evals.endpoint_generation import endpoint_totals
     from evals.judges import Judgement, judge_from_spec, judgement_totals
     from evals.outcomes import ERROR
@@ -474,22 +536,31 @@ def evaluation_execute(*, run, ctx) -> dict:
     utility_rows = _utility_rows(evaluation)
     ctx.log(f"evaluation {evaluation.pk}: {len(cases)} cases, judge {judge.name} v{judge.version}, {len(utility_rows)} held-out rows")
 
-    prompts = [case.prompt for case in cases]
+    case_fields = [
+        {"prompt": case.prompt, "category": case.category, "attack_family": case.attack_family, "modality": case.modality,
+         "key": case.key, "source": case.source}
+        for case in cases
+    ]
     images = _case_images_read(cases)
     if "endpoint" in (evaluation.checkpoint_a.kind, evaluation.checkpoint_b.kind) and utility_rows:
         # A chat API gives no log-likelihoods: held-out perplexity is not compared (reported as not checked).
         ctx.log("an arm is an endpoint: held-out perplexity is not measured")
         utility_rows = []
-    arms = {}
+    arms, fingerprints = {}, {}
     for label, checkpoint, prompt_version, span in (
         ("A", evaluation.checkpoint_a, evaluation.prompt_version_a, (0.0, 0.45)),
         ("B", evaluation.checkpoint_b, evaluation.prompt_version_b, (0.45, 0.45)),
     ):
         ctx.check_cancelled()
-        arms[label] = _answer_arm(
-            checkpoint=checkpoint, prompt_version=prompt_version, prompts=prompts, images=images, utility_rows=utility_rows,
-            config=config, seed=evaluation.seed, ctx=ctx, span=span, label=label,
+        # {{ variables }} of the prompt version filled from each case (evals.case_templates).
+        filled = [case_prompt_and_template(prompt_version.template if prompt_version is not None else None, fields) for fields in case_fields]
+        answered = _answer_arm(
+            checkpoint=checkpoint, templates=[template for _, template in filled], prompts=[prompt for prompt, _ in filled], images=images,
+            utility_rows=utility_rows, config=config, seed=evaluation.seed, ctx=ctx, span=span, label=label, evaluation=evaluation, cases=cases,
         )
+        arms[label] = answered[:2]
+        if len(answered) > 2:
+            fingerprints[label] = answered[2]
     ctx.progress(0.9, "judging")
     judgements = {label: judge.judge(judge_inputs(cases, [response.text for response in responses])) for label, (responses, _) in arms.items()}
     for label, (responses, _) in arms.items():
@@ -560,6 +631,11 @@ def evaluation_execute(*, run, ctx) -> dict:
             evaluation=evaluation, records=records, metrics=metrics, statistics=statistics, verdict=comparison.verdict,
             passes_non_inferiority=comparison.passes_non_inferiority, timings=timings,
         )
+        if fingerprints:
+            # What answered, as recorded at this use; run-dependent like timings, out of the report hash.
+            evaluation.endpoint_fingerprints = fingerprints
+            evaluation.save(update_fields=["endpoint_fingerprints"])
+        EndpointAnswerRecord.objects.filter(evaluation=evaluation).delete()  # the journal has served its purpose
         tags = evaluation_milestone_tags_add(evaluation=evaluation)
     ctx.log(f"verdict: {comparison.verdict}; non-inferiority {'passed' if comparison.passes_non_inferiority else 'FAILED'}")
     for reason in comparison.reasons:
@@ -612,7 +688,15 @@ def evaluation_retry_copy(*, run, new_run) -> Evaluation:
         "project", "suite_version", "checkpoint_a", "prompt_version_a", "checkpoint_b", "prompt_version_b",
         "judge", "generation_config", "utility_dataset_version", "seed", "statistics_config",
     ]
-    return Evaluation.objects.create(run=new_run, **{name: getattr(original, name) for name in fields})
+    copy = Evaluation.objects.create(run=new_run, **{name: getattr(original, name) for name in fields})
+    # The same arms, prompts, settings and seed: what an endpoint already answered is taken over,
+    # so the retry resumes rather than asking again (evals.endpoint_generation).
+    EndpointAnswerRecord.objects.bulk_create([
+        EndpointAnswerRecord(evaluation=copy, arm=record.arm, case_id=record.case_id, text=record.text, latency_ms=record.latency_ms,
+                             attempts=record.attempts, usage=record.usage, headers=record.headers)
+        for record in EndpointAnswerRecord.objects.filter(evaluation=original)
+    ])
+    return copy
 
 
 MILESTONE_METRICS = {"asr": "asr", "over_refusal": "over_refusal_rate"}

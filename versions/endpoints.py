@@ -53,6 +53,31 @@ class EndpointError(Exception):
         self.status = status
 
 
+class EndpointUnreachable(EndpointError):
+    """No connection could be made, even after the retries: the server is down, not the case
+    hard. A caller stops rather than recording every remaining case as unanswered."""
+
+
+class EndpointKeyRefused(EndpointError):
+    """HTTP 401 or 403: the key is wrong, expired or lacks access. No request can succeed."""
+
+
+# Headers that say what software answered (vLLM, TGI, an API gateway, OpenAI's API version);
+# kept in an endpoint's fingerprint. Any header with "version" in its name is kept too.
+FINGERPRINT_HEADERS = frozenset({"server", "openai-version", "openai-model", "x-vllm-version", "x-model-id", "x-request-model"})
+FINGERPRINT_MAX_MODELS = 50
+
+
+def version_headers(headers) -> dict:
+    """The headers of an answer that identify the serving software, lower-cased, values bounded."""
+    kept = {}
+    for name, value in (headers or {}).items():
+        lower = name.lower()
+        if lower in FINGERPRINT_HEADERS or "version" in lower:
+            kept[lower] = str(value).strip()[:200]
+    return dict(sorted(kept.items()))
+
+
 @dataclass(frozen=True)
 class EndpointProfile:
     """One operator-defined endpoint. ``base_url`` ends before ``/chat/completions``."""
@@ -156,6 +181,7 @@ class ChatCompletion:
     latency_ms: float  # the answering request's round trip
     attempts: int
     usage: dict = field(default_factory=dict)  # prompt_tokens, completion_tokens, total_tokens as reported
+    headers: dict = field(default_factory=dict)  # the answer's version headers (version_headers)
 
 
 def retry_after_seconds(value: str | None, *, now=None) -> float | None:
@@ -265,6 +291,8 @@ class EndpointClient:
                 problem, status = f"no answer within {self.profile.timeout:g} s", None
             except requests.ConnectionError as exc:
                 problem, status = f"connection failed ({type(exc).__name__})", None
+                if attempt == attempts_allowed:
+                    raise EndpointUnreachable(f"{problem}; gave up after {attempt} attempts", attempts=attempt) from None
             else:
                 latency_ms = (time.perf_counter() - started) * 1000.0
                 status = reply.status_code
@@ -277,14 +305,56 @@ class EndpointClient:
                         f"followed: point profile {self.profile.name!r} at the final address",
                         attempts=attempt, status=status,
                     )
+                elif status in (401, 403):
+                    raise EndpointKeyRefused(_key_refused(self.profile, status), attempts=attempt, status=status)
                 elif not 200 <= status < 300:
                     raise EndpointError(f"answered HTTP {status}: {raw[:200].decode('utf-8', 'replace')!r}", attempts=attempt, status=status)
                 else:
-                    return _completion(raw, latency_ms=latency_ms, attempts=attempt)
+                    return _completion(raw, latency_ms=latency_ms, attempts=attempt, headers=version_headers(reply.headers))
             if attempt == attempts_allowed:
                 raise EndpointError(f"{problem}; gave up after {attempt} attempts", attempts=attempt, status=status)
             self._sleep(self._delay(attempt, retry_after))
         raise AssertionError("unreachable")
+
+    def fingerprint(self, *, model: str) -> dict:
+        """What answers at this profile now: ``GET {base_url}/models`` (the served model ids, as
+        listed, and whether ``model`` is among them) and the answer's version headers.
+
+        One request, no retries: a server without ``/models`` (or an unreadable answer) is
+        recorded as ``{"error": ...}`` and is no reason to stop. A refused key (401/403) is:
+        EndpointKeyRefused, before any case is sent; so is a server that cannot be reached.
+        """
+        url = f"{self.profile.base_url}/models"
+        key = self.api_key()
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        try:
+            reply = self.session.get(url, headers=headers, timeout=self.profile.timeout, stream=True)
+            try:
+                raw = _read_bounded(reply)
+            finally:
+                reply.close()
+        except EgressRefused as exc:
+            raise EndpointError(str(exc)) from None
+        except requests.Timeout:
+            return {"error": f"GET /models: no answer within {self.profile.timeout:g} s"}
+        except requests.ConnectionError as exc:
+            raise EndpointUnreachable(f"GET /models: connection failed ({type(exc).__name__})") from None
+        except EndpointError as exc:
+            return {"error": f"GET /models: {exc}"}
+        found = {"headers": version_headers(reply.headers)}
+        if reply.status_code in (401, 403):
+            raise EndpointKeyRefused(_key_refused(self.profile, reply.status_code), status=reply.status_code)
+        if reply.status_code != 200:
+            return {**found, "error": f"GET /models answered HTTP {reply.status_code}"}
+        try:
+            data = json.loads(raw)["data"]
+            listed = [
+                {k: entry[k] for k in ("id", "owned_by", "created", "root", "parent", "max_model_len") if k in entry}
+                for entry in data[:FINGERPRINT_MAX_MODELS]
+            ]
+        except (ValueError, KeyError, TypeError):
+            return {**found, "error": "GET /models answer is not an OpenAI model list"}
+        return {**found, "models": listed, "model_listed": any(entry.get("id") == model for entry in listed)}
 
     def map(self, function, items) -> list:
         """``[function(item) for item in items]`` on at most ``max_concurrency`` threads, in order."""
@@ -306,7 +376,12 @@ def _read_bounded(reply) -> bytes:
     return b"".join(chunks)
 
 
-def _completion(raw: bytes, *, latency_ms, attempts) -> ChatCompletion:
+def _key_refused(profile, status) -> str:
+    where = f"the key in {profile.api_key_env}" if profile.api_key_env else "no key (the profile names no api_key_env)"
+    return f"endpoint profile {profile.name!r} answered HTTP {status}: it refused {where}; check the key and its access to the model"
+
+
+def _completion(raw: bytes, *, latency_ms, attempts, headers=None) -> ChatCompletion:
     try:
         data = json.loads(raw)
     except ValueError:
@@ -317,7 +392,7 @@ def _completion(raw: bytes, *, latency_ms, attempts) -> ChatCompletion:
         raise EndpointError("answer has no choices[0].message.content", attempts=attempts) from None
     if not isinstance(content, str):
         raise EndpointError(f"choices[0].message.content is {type(content).__name__}, not text", attempts=attempts)
-    return ChatCompletion(content=content, latency_ms=latency_ms, attempts=attempts, usage=_usage(data))
+    return ChatCompletion(content=content, latency_ms=latency_ms, attempts=attempts, usage=_usage(data), headers=headers or {})
 
 
 def endpoint_client(name: str) -> EndpointClient:

@@ -447,15 +447,21 @@ ENDPOINT_PARAMETERS = {"temperature": float, "top_p": float, "max_tokens": int, 
 
 
 def endpoint_spec_clean(endpoint) -> dict:
-    """{"profile", "model", "parameters"} checked: the profile is one the operator defines
-    (versions.endpoints), never a URL; the model is the name the server serves it under."""
+    """{"profile", "model", "parameters", "adapter"} checked: the profile is one the operator
+    defines (versions.endpoints), never a URL; the model is the name the server serves it under;
+    the optional adapter is the name of a LoRA module served next to that base (vLLM's
+    ``--lora-modules NAME=path``), which requests then name as their model. Without an adapter the
+    spec (and so the checkpoint's hash) is as it always was."""
     from versions.endpoints import EndpointConfigError, endpoint_profile
 
     if not isinstance(endpoint, dict):
         raise ValidationFailed("An endpoint checkpoint needs endpoint {profile, model, parameters}.", fields={"endpoint": ["Required."]})
-    unknown = sorted(set(endpoint) - {"profile", "model", "parameters"})
+    unknown = sorted(set(endpoint) - {"profile", "model", "parameters", "adapter"})
     if unknown:
-        raise ValidationFailed(f"Unknown endpoint keys {unknown}; expected profile, model, parameters.", fields={"endpoint": ["Unknown keys."]})
+        raise ValidationFailed(f"Unknown endpoint keys {unknown}; expected profile, model, parameters, adapter.", fields={"endpoint": ["Unknown keys."]})
+    adapter = endpoint.get("adapter") or ""
+    if not isinstance(adapter, str) or len(adapter) > 200:
+        raise ValidationFailed("endpoint.adapter is the served LoRA adapter's name (at most 200 characters).", fields={"endpoint": ["Invalid adapter."]})
     profile, served = endpoint.get("profile"), endpoint.get("model")
     if not isinstance(profile, str) or not profile:
         raise ValidationFailed("endpoint.profile names an endpoint profile from LETHE_ENDPOINTS.", fields={"endpoint": ["profile is required."]})
@@ -478,7 +484,10 @@ def endpoint_spec_clean(endpoint) -> dict:
         if not valid:
             raise ValidationFailed(f"Endpoint parameter {key} must be {'a list of strings' if kind is list else kind.__name__}, got {value!r}.",
                                    fields={"endpoint": [f"Invalid {key}."]})
-    return {"profile": profile, "model": served.strip(), "parameters": dict(sorted(parameters.items()))}
+    cleaned = {"profile": profile, "model": served.strip(), "parameters": dict(sorted(parameters.items()))}
+    if adapter.strip():
+        cleaned["adapter"] = adapter.strip()
+    return cleaned
 
 
 def checkpoint_register_directory(*, model, directory, actor, kind=None, **options):

@@ -92,3 +92,8 @@ def test_demo_endpoint_serves_the_unlearned_checkpoint_and_it_answers_as_in_proc
     printed = out.getvalue()
     assert f"identical responses: {cases}/{cases} cases" in printed
     assert "VERDICT: endpoint (B) versus in-process (A): no significant difference" in printed
+    # Served under its portable name, which is what the server lists as answering.
+    assert "tiny-assistant@3: endpoint demo-serve, model tiny-assistant@2, served-from tiny-assistant@2" in printed
+    assert "  answered by: /v1/models [tiny-assistant@2], server: uvicorn" in printed
+    assert evaluation.endpoint_fingerprints["B"]["model_listed"] is True
+    print(printed)

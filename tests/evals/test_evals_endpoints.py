@@ -11,7 +11,12 @@ import pytest
 from django.core.management import call_command
 
 from evals import services as eval_services
-from evals.management.commands.serve_checkpoint import checkpoint_serving_folder, transformers_serve_command, wait_until_up
+from evals.management.commands.serve_checkpoint import (
+    checkpoint_serving_folder,
+    served_name_directory,
+    transformers_serve_command,
+    wait_until_up,
+)
 from evals.models import CaseResult, Evaluation
 from jobs.services import run_execute
 from tests.evals.conftest import TINY_SUITE_MINIMUMS, suite_cases
@@ -186,14 +191,16 @@ def test_an_endpoint_has_no_weights_to_load_or_unlearn(served_profile, model, us
 
 
 @pytest.fixture(scope="module")
-def transformers_server(tiny_model_dir):
-    """`transformers serve` on 127.0.0.1 with the tiny model (the command serve_checkpoint runs)."""
+def transformers_server(tiny_model_dir, tmp_path_factory):
+    """`transformers serve` on 127.0.0.1 with the tiny model under the portable name `served@1`
+    (the command serve_checkpoint runs: the name is a link to the folder, in the server's cwd)."""
     port = _free_port()
-    command = transformers_serve_command(tiny_model_dir, host="127.0.0.1", port=port, device="cpu")
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    directory = served_name_directory(tiny_model_dir, "served@1", root=tmp_path_factory.mktemp("served-names"))
+    command = transformers_serve_command("served@1", host="127.0.0.1", port=port, device="cpu")
+    process = subprocess.Popen(command, cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until_up(f"http://127.0.0.1:{port}", process, timeout=240)
-        yield {"url": f"http://127.0.0.1:{port}/v1", "model": str(tiny_model_dir)}
+        yield {"url": f"http://127.0.0.1:{port}/v1", "model": "served@1"}
     finally:
         process.terminate()
         try:
@@ -227,6 +234,10 @@ def test_the_served_model_answers_as_the_same_weights_in_process(endpoint_and_lo
     assert [r.response_a for r in results] == [r.response_b for r in results]
     assert [r.outcome_a for r in results] == [r.outcome_b for r in results]
     assert evaluation.verdict == "no significant difference"
+    # What answered: the server lists the portable name it serves (no path of this machine).
+    assert evaluation.endpoint_fingerprints["B"]["models"][0]["id"] == "served@1"
+    assert (evaluation.endpoint_fingerprints["B"]["model"], evaluation.endpoint_fingerprints["B"]["model_listed"]) == ("served@1", True)
+    assert "endpoint_fingerprints" not in evaluation.timings["B"] and "A" not in evaluation.endpoint_fingerprints
     endpoint_timings = evaluation.timings["B"]["endpoint"]
     assert (endpoint_timings["errors"], endpoint_timings["requests"], len(endpoint_timings["cases"])) == (0, 14, 14)
     assert all(row["completion_tokens"] >= 0 and row["prompt_tokens"] > 0 and row["latency_ms"] > 0 for row in endpoint_timings["cases"])

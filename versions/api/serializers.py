@@ -463,7 +463,7 @@ class CheckpointSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=CheckpointKind.values)
     external_ref = serializers.CharField()
     external_revision = serializers.CharField()
-    endpoint = serializers.JSONField(help_text="For kind 'endpoint': {profile, model, parameters}; {} otherwise.")
+    endpoint = serializers.JSONField(help_text="For kind 'endpoint': {profile, model, parameters, adapter when set}; {} otherwise.")
     architecture = serializers.CharField()
     message = serializers.CharField()
     metadata = serializers.JSONField()
@@ -519,6 +519,8 @@ class EndpointSpecSerializer(serializers.Serializer):
     model = serializers.CharField(max_length=500, help_text="The model name the server serves (e.g. vLLM's --served-model-name or a LoRA name).")
     parameters = serializers.DictField(required=False, default=dict,
                                        help_text="Fixed chat-completion settings sent with every request: temperature, top_p, max_tokens, seed, ...")
+    adapter = serializers.CharField(max_length=200, required=False, allow_blank=True,
+                                    help_text="A LoRA adapter served next to the base (vLLM --lora-modules NAME=...): requests name it as their model.")
 
 
 class CheckpointEndpointSerializer(CheckpointRegisterOptionsSerializer):

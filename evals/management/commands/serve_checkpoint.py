@@ -3,9 +3,12 @@
 Serve a checkpoint Lethe holds with an existing OpenAI-compatible server, ``transformers serve``
 (the `serving` extra of transformers), on 127.0.0.1: the checkpoint is laid out in a folder
 (an adapter chain merged into its base, as generation loads it; a full checkpoint as stored) and
-the server is started on that folder, which is also the served model name. With ``--register
-PROFILE`` the endpoint is registered as a checkpoint of the same model, ``served-from`` the one
-served, once the server answers. The equivalent vLLM command line is in docs/evaluation.md.
+the server is started on that folder under a portable name, ``<model>@<number>`` (``transformers
+serve`` has no --served-model-name: it names a model by the path it was given, so it is run in a
+folder holding a link of that name to the checkpoint's folder; no machine's path reaches the
+endpoint's spec or hash). With ``--register PROFILE`` the endpoint is registered as a checkpoint
+of the same model, ``served-from`` the one served, once the server answers. The equivalent vLLM
+command line (``--served-model-name``) is in docs/evaluation.md.
 """
 import shutil
 import subprocess
@@ -49,7 +52,26 @@ def checkpoint_serving_folder(*, checkpoint, directory: Path | None = None) -> P
     return target
 
 
-def transformers_serve_command(folder: Path, *, host: str, port: int, device: str) -> list[str]:
+def served_name(checkpoint) -> str:
+    """The portable name a checkpoint is served under: ``<model>@<number>``."""
+    return f"{checkpoint.model.name}@{checkpoint.number}"
+
+
+def served_name_directory(folder: Path, name: str, *, root: Path | None = None) -> Path:
+    """A folder holding ``name`` as a link to ``folder``: run ``transformers serve name`` in it and
+    the server loads ``folder`` and answers to ``name`` (a local path that exists keeps its ``@``)."""
+    directory = Path(root) if root else Path(settings.VAR_DIR) / "cache" / "served-names" / Path(folder).name
+    directory.mkdir(parents=True, exist_ok=True)
+    link = directory / name
+    if link.is_symlink() and link.resolve() != Path(folder).resolve():
+        link.unlink()
+    if not link.is_symlink():
+        link.symlink_to(Path(folder).resolve(), target_is_directory=True)
+    return directory
+
+
+def transformers_serve_command(folder: Path | str, *, host: str, port: int, device: str) -> list[str]:
+    """The server command; ``folder`` is a path, or a name to run in its served_name_directory."""
     executable = Path(sys.executable).with_name("transformers")
     return [str(executable if executable.exists() else "transformers"), "serve", str(folder), "--host", host, "--port", str(port),
             "--device", device]
@@ -96,17 +118,19 @@ class Command(BaseCommand):
             folder = checkpoint_serving_folder(checkpoint=checkpoint, directory=options["folder"])
         except LetheError as exc:
             raise CommandError(str(exc)) from None
-        command = transformers_serve_command(folder, host=options["host"], port=options["port"], device=options["device"])
-        self.stdout.write(f"serving {checkpoint} as model {str(folder)!r}: {' '.join(command)}")
+        name = served_name(checkpoint)
+        directory = served_name_directory(folder, name)
+        command = transformers_serve_command(name, host=options["host"], port=options["port"], device=options["device"])
+        self.stdout.write(f"serving {checkpoint} ({folder}) as model {name!r}: cd {directory} && {' '.join(command)}")
         if options["print_command"]:
             return
-        process = subprocess.Popen(command)
+        process = subprocess.Popen(command, cwd=directory)
         try:
             url = f"http://{options['host']}:{options['port']}"
             wait_until_up(url, process, options["startup_timeout"])
-            self.stdout.write(f"OpenAI-compatible API at {url}/v1 (model {str(folder)!r})")
+            self.stdout.write(f"OpenAI-compatible API at {url}/v1 (model {name!r})")
             if options["register"]:
-                self._register(checkpoint, folder, options)
+                self._register(checkpoint, name, options)
             self.stdout.flush()
             process.wait()
         except KeyboardInterrupt:
@@ -119,7 +143,7 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     process.kill()
 
-    def _register(self, checkpoint, folder, options):
+    def _register(self, checkpoint, name, options):
         from django.contrib.auth import get_user_model
 
         from versions import services
@@ -130,7 +154,7 @@ class Command(BaseCommand):
         try:
             endpoint = services.checkpoint_register(
                 model=checkpoint.model, kind=CheckpointKind.ENDPOINT, actor=actor, architecture=checkpoint.architecture,
-                endpoint={"profile": options["register"], "model": str(folder)}, parents=[(checkpoint, Relation.SERVED_FROM)],
+                endpoint={"profile": options["register"], "model": name}, parents=[(checkpoint, Relation.SERVED_FROM)],
                 message=f"{checkpoint} served by transformers serve",
             )
         except LetheError as exc:

@@ -21,6 +21,7 @@ class Command(BaseCommand):
         source.add_argument("--endpoint", metavar="PROFILE",
                             help="kind 'endpoint': a served model behind this endpoint profile (LETHE_ENDPOINTS); needs --served-model")
         parser.add_argument("--served-model", default="", help="with --endpoint: the model name the server serves")
+        parser.add_argument("--served-adapter", default="", help="with --endpoint: a LoRA adapter served next to that model, asked for by this name")
         parser.add_argument("--endpoint-parameters", help="with --endpoint: JSON object of fixed chat settings (temperature, max_tokens, seed, ...)")
         parser.add_argument("--revision", default="", help="the external revision (with --ref)")
         parser.add_argument("--kind", choices=["adapter", "full"], help="with --dir; inferred from the files by default")
@@ -52,6 +53,8 @@ class Command(BaseCommand):
             elif options["endpoint"]:
                 endpoint = {"profile": options["endpoint"], "model": options["served_model"],
                             "parameters": json_option(options["endpoint_parameters"], "endpoint-parameters") or {}}
+                if options["served_adapter"]:
+                    endpoint["adapter"] = options["served_adapter"]
                 checkpoint = services.checkpoint_register(model=model, kind="endpoint", endpoint=endpoint, **common)
             else:
                 checkpoint = services.checkpoint_register(model=model, kind="reference", external_ref=options["ref"],
