@@ -20,16 +20,16 @@ OLD_CONFIG = {"alpha": 0.05, "bootstrap_resamples": 200, "confidence": 0.95, "ov
 
 
 def _migrate(targets):
-    """Migrate to ``targets``; the models of every app as they then are: the other apps at their
-    newest migration, except those that need a later evals migration (they were unapplied)."""
+    """Migrate to ``targets``; the models of every app as they then are: each app at the last of
+    its migrations still applied (those that need a later evals migration were unapplied with it,
+    as versions 0007 is)."""
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(targets)
-    graph = executor.loader.graph
-    evals_applied = {node for target in targets if target[0] == "evals" for node in graph.forwards_plan(target)}
-    others = [leaf for leaf in graph.leaf_nodes() if leaf[0] != "evals" and leaf not in targets
-              and all(node[0] != "evals" or node in evals_applied for node in graph.forwards_plan(leaf))]
-    return executor.loader.project_state(others + list(targets)).apps
+    loader = MigrationLoader(connection)
+    applied = set(loader.applied_migrations)
+    last_applied = [node for node in applied if not any(child.key in applied for child in loader.graph.node_map[node].children)]
+    return loader.project_state(last_applied).apps
 
 
 def _old_rows(apps):
