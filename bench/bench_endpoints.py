@@ -58,7 +58,7 @@ def main():
     from evals.management.commands.serve_checkpoint import served_name_directory, transformers_serve_command, wait_until_up
     from mlcore.loading import load_model_and_tokenizer
     from mlcore.tiny import build_tiny_model
-    from versions.egress import EgressPolicy
+    from core.egress import EgressPolicy
     from versions.endpoints import EndpointClient, EndpointProfile
 
     torch.set_num_threads(args.threads)

@@ -4,7 +4,7 @@ from django.db.models import BooleanField, ExpressionWrapper, F, Max, OuterRef, 
 from django.db.models.fields.json import KeyTransform
 
 from evals.models import Case, CaseResult, Evaluation, Expected, Outcome, PromotionEvidence, Suite, SuiteVersion
-from versions.errors import NotFound, ValidationFailed
+from core.errors import NotFound, ValidationFailed
 from versions.models import Checkpoint, PromptVersion
 
 # Joined with every evaluation: its run and suite.

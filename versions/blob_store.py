@@ -21,7 +21,7 @@ from django.core.files import File
 from django.core.files.storage import FileSystemStorage, storages
 from django.db import IntegrityError, transaction
 
-from versions.errors import LetheError
+from core.errors import LetheError
 from versions import object_store
 from versions.hashing import OverlappedSha256
 from versions.models import Blob

@@ -24,10 +24,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from versions import blob_store
-from versions.errors import Conflict, ValidationFailed
+from core.errors import Conflict, ValidationFailed
 from versions.project_scope import PROJECT_SCOPES
 from versions.project_scope import project_rows as _queryset
-from versions.safe_json import json_loads
+from core.safe_json import json_loads
 from versions.sql import sequences_reset
 
 FORMAT = "lethe-bundle"

@@ -14,9 +14,9 @@ from django.conf import settings
 from safetensors import SafetensorError, safe_open
 
 from versions.blob_store import ReceivedFile
-from versions.errors import TooLarge, UnsafeInput, ValidationFailed
+from core.errors import TooLarge, UnsafeInput, ValidationFailed
 from versions.models import CheckpointKind
-from versions.safe_json import json_loads
+from core.safe_json import json_loads
 
 
 PICKLE_EXTENSIONS = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz", ".h5", ".msgpack"}

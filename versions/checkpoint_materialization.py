@@ -8,7 +8,7 @@ from pathlib import Path
 from django.conf import settings
 
 from versions.blob_store import blob_copy_to
-from versions.errors import ValidationFailed
+from core.errors import ValidationFailed
 from versions.models import CheckpointKind
 
 

@@ -21,7 +21,7 @@ import uuid
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from boto3.s3.transfer import TransferConfig
 
-from versions.errors import LetheError
+from core.errors import LetheError
 
 # 8 MiB parts, 4 in flight: at most ~40 MiB of a file in memory at once whatever its size.
 TRANSFER = TransferConfig(multipart_threshold=8 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024, max_concurrency=4,

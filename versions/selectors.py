@@ -5,7 +5,7 @@ import json
 from django.db.models import F, OuterRef, Prefetch, Subquery
 
 from versions import sql
-from versions.errors import NotFound, ValidationFailed
+from core.errors import NotFound, ValidationFailed
 from versions.models import (
     ApiToken,
     AuditEvent,

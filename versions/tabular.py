@@ -9,7 +9,7 @@ import csv
 import io
 import json
 
-from versions.safe_json import json_loads
+from core.safe_json import json_loads
 
 MAX_SHOWN_ERRORS = 20
 

@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from versions import diffing, selectors
-from versions.errors import Forbidden, LessSafeTarget, LetheError, NotFound
+from core.errors import Forbidden, LessSafeTarget, LetheError, NotFound
 from versions.forms import DiffForm, LabelMoveForm, SignInForm, form_add_service_error
 from versions.models import Project, Role
 from versions.permissions import project_require
@@ -68,7 +68,7 @@ def paginate(request, queryset, per_page=PAGE_SIZE):
 
 def paginate_history(request, queryset, total, per_page=PAGE_SIZE):
     """A page of a gap-free numbered history (1..total), cut by number range: flat at any depth."""
-    from versions.api.pagination import NumberedPaginator
+    from core.api.pagination import NumberedPaginator
 
     return NumberedPaginator(queryset, per_page, total=total).get_page(request.GET.get("page"))
 

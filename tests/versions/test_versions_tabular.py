@@ -5,7 +5,7 @@ import pytest
 
 from evals import services as eval_services
 from versions import services
-from versions.errors import ValidationFailed
+from core.errors import ValidationFailed
 from versions.models import DatasetVersion
 from versions.tabular import MAX_SHOWN_ERRORS, TabularError, read_records, require_values
 

@@ -13,9 +13,9 @@ from rest_framework.views import APIView
 
 from versions import object_store, selectors
 from versions.api.permissions import project_for_request
-from versions.api.schema import api_schema
+from core.api.schema import api_schema
 from versions.blob_store import artifact_storage, blob_open
-from versions.errors import NotFound
+from core.errors import NotFound
 from versions.models import Role
 
 

@@ -17,9 +17,9 @@ from evals.serializers import evaluation_detail
 from evals.judges import DEFAULT_JUDGE
 from evals.services import evaluation_create
 from evals.statistics import INCONCLUSIVE, LESS_SAFE
-from versions.errors import LetheError
+from core.errors import LetheError
 from versions.models import Project
-from versions.safe_json import json_loads
+from core.safe_json import json_loads
 from versions.selectors import checkpoint_resolve, dataset_version_resolve, prompt_version_resolve
 
 EXIT_REGRESSION = 1

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from versions.blob_backup import blobs_backup
-from versions.errors import LetheError
+from core.errors import LetheError
 
 
 class Command(BaseCommand):
