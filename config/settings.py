@@ -160,10 +160,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "versions.api.pagination.StandardPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "versions.api.errors.error_handler",
+    "EXCEPTION_HANDLER": "core.api.errors.error_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -177,7 +177,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "versions.api.schema.add_error_responses"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.api.schema.add_error_responses"],
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "jobs.models.RunStatus",
         "RoleEnum": "versions.models.Role",
@@ -301,9 +301,9 @@ REST_FRAMEWORK.update({
     # JSON nested no deeper than LETHE_MAX_JSON_DEPTH, bodies no larger than
     # DATA_UPLOAD_MAX_MEMORY_SIZE, text strictly UTF-8: refused with the JSON error body.
     "DEFAULT_PARSER_CLASSES": [
-        "versions.api.parsers.JSONParser",
+        "core.api.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
-        "versions.api.parsers.MultiPartParser",
+        "core.api.parsers.MultiPartParser",
     ],
 })
 LETHE_MAX_JSON_DEPTH = env_int("LETHE_MAX_JSON_DEPTH", 64)
@@ -315,8 +315,8 @@ LETHE_CONTENT_SECURITY_POLICY = env_str(
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
 )
-MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "versions.middleware.ContentSecurityPolicyMiddleware")
-MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware"), "versions.middleware.StrictFormEncodingMiddleware")
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "core.middleware.ContentSecurityPolicyMiddleware")
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware"), "core.middleware.StrictFormEncodingMiddleware")
 
 LOGGING = {
     "version": 1,

@@ -36,10 +36,10 @@ urlpatterns = [
 ]
 
 # URLs under /api/ that match no route answer the API's JSON error body, not an HTML page.
-handler404 = "versions.api.errors.not_found"
+handler404 = "core.api.errors.not_found"
 # What Django refuses before a view runs (a body over the size limit: 413) answers the JSON error
 # body under /api/ and a page elsewhere.
-handler400 = "versions.api.errors.bad_request"
-handler500 = "versions.api.errors.server_error"
+handler400 = "core.api.errors.bad_request"
+handler500 = "core.api.errors.server_error"
 # Pages (outside /api/) fall back to Django's handlers, which render templates/404.html and
 # 500.html: with DEBUG off, never the debug pages that list every URL pattern.

@@ -29,9 +29,9 @@ from evals.serializers import (
     evaluation_detail,
     evaluation_summary,
 )
-from versions.api.pagination import NumberedPaginator, StandardPagination
-from versions.api.parsers import JSONParser, MultiPartParser
-from versions.errors import ValidationFailed
+from core.api.pagination import NumberedPaginator, StandardPagination
+from core.api.parsers import JSONParser, MultiPartParser
+from core.errors import ValidationFailed
 from versions.models import Role
 from versions.permissions import user_role
 from versions.selectors import checkpoint_resolve, dataset_version_resolve, prompt_version_resolve

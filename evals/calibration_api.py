@@ -21,11 +21,11 @@ from evals.calibration_serializers import (
     calibration_row,
     disagreement_row,
 )
-from versions.api.pagination import NumberedPaginator, StandardPagination
+from core.api.pagination import NumberedPaginator, StandardPagination
 from versions.api.permissions import project_for_request
-from versions.api.schema import WRITE_ERRORS, api_schema
+from core.api.schema import WRITE_ERRORS, api_schema
 from versions.api.serializers import DatasetVersionSerializer
-from versions.errors import ValidationFailed
+from core.errors import ValidationFailed
 from versions.models import DatasetKind, Role
 from versions.permissions import user_role
 from versions.selectors import dataset_get, dataset_version_get, dataset_version_resolve

@@ -1,7 +1,7 @@
 """Reads for judge calibration. Lists join what they render, so they run a fixed number of
 queries whatever the number of rows; a calibration's disagreements are paged by rank."""
 from evals.models import Calibration, CalibrationItem
-from versions.errors import LetheError, NotFound
+from core.errors import LetheError, NotFound
 from versions.models import DatasetKind
 
 # Joined with every calibration: its run (and who started it) and its set version.

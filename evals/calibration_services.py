@@ -10,7 +10,7 @@ from django.db import transaction
 from evals import judgement_sets
 from evals.importers import ImportFailed
 from evals.models import Calibration, CalibrationItem
-from versions.errors import NotFound, TooLarge, ValidationFailed
+from core.errors import NotFound, TooLarge, ValidationFailed
 from versions.models import DatasetKind, Role
 from versions.permissions import role_require
 

@@ -12,10 +12,10 @@ from evals import calibration_selectors as selectors
 from evals.calibration_serializers import REDACTED
 from evals.forms import CalibrationStartForm
 from evals.reporting import calibration_headline, confusion_rows, interval, pct
-from versions.errors import LetheError
+from core.errors import LetheError
 from versions.forms import form_add_service_error
 from versions.models import Role
-from versions.api.pagination import NumberedPaginator
+from core.api.pagination import NumberedPaginator
 from versions.views import PAGE_SIZE, get_or_404, paginate, project_access
 
 

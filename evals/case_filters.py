@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, fields
 from urllib.parse import urlencode
 
 from evals.models import Expected, Modality, Outcome
-from versions.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 # Named views of the pairs: what each keeps.
 ONLY = {

@@ -12,8 +12,8 @@ from evals.case_filters import CHOICES, ONLY, CaseResultFilters, case_result_fil
 from evals.hazards import responses_are_hazardous, responses_export_record, responses_read_record, responses_readable
 from evals.models import Modality, Outcome
 from evals.selectors import evaluation_case_facets, evaluation_case_result_count, evaluation_case_results, evaluation_get
-from versions.api.pagination import NumberedPaginator
-from versions.errors import ValidationFailed
+from core.api.pagination import NumberedPaginator
+from core.errors import ValidationFailed
 from versions.views import PAGE_SIZE, get_or_404, project_access
 
 PER_PAGE = PAGE_SIZE

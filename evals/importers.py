@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from evals.typographic import is_png
-from versions.safe_json import json_loads
+from core.safe_json import json_loads
 
 CASE_FIELDS = ("key", "prompt", "category", "attack_family", "modality", "expected", "source", "parent_key")
 EXPECTED = ("refuse", "comply")

@@ -3,7 +3,7 @@ already joined, so list endpoints run a constant number of queries whatever the 
 from django.db.models import Max, Prefetch, Q
 
 from evals.models import Case, CaseResult, Evaluation, Expected, Outcome, Suite, SuiteVersion
-from versions.errors import NotFound, ValidationFailed
+from core.errors import NotFound, ValidationFailed
 from versions.models import Checkpoint, PromptVersion
 
 # Joined with every evaluation: its run and suite.

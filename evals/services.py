@@ -19,7 +19,7 @@ from evals.outcomes import flipped
 from evals.reporting import CaseRecord, report_content, report_scores, report_sha256
 from evals.statistics import StatisticsConfig
 from evals.transforms import IMAGE_TRANSFORMS, TRANSFORMS, derive_cases
-from versions.errors import Conflict, NotFound, RetryableConflict, TooLarge, ValidationFailed
+from core.errors import Conflict, NotFound, RetryableConflict, TooLarge, ValidationFailed
 from versions.models import Role
 from versions.permissions import role_require
 

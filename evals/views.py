@@ -24,7 +24,7 @@ from evals.selectors import (
     suite_version_get,
     suites_for_project,
 )
-from versions.errors import LetheError
+from core.errors import LetheError
 from versions.forms import form_add_service_error
 from versions.models import Role
 from versions.views import get_or_404, paginate, project_access

@@ -17,7 +17,7 @@ from jobs.serializers import (
     WebhookSerializer,
     WebhookUpdateSerializer,
 )
-from versions.api.pagination import StandardPagination
+from core.api.pagination import StandardPagination
 from versions.models import Role
 
 

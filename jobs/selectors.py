@@ -1,6 +1,6 @@
 """Reads of runs and webhooks; each issues a fixed number of queries whatever the row count."""
 from jobs.models import Run, RunStatus, Webhook, WebhookDelivery
-from versions.errors import NotFound, ValidationFailed
+from core.errors import NotFound, ValidationFailed
 
 
 def run_list(*, project, status=None, kind=None):

@@ -19,7 +19,7 @@ from jobs.context import RunCancelled, RunContext
 from jobs.logs import server_paths_hidden
 from jobs.models import Run, RunStatus, WebhookEvent
 from jobs.registry import run_cleanup_for, run_finished_hook_for, run_finished_listeners, run_handler_for, run_retry_hook_for
-from versions.errors import Conflict, ValidationFailed
+from core.errors import Conflict, ValidationFailed
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ a captured delivery cannot be replayed outside the receiver's timestamp toleranc
 exponential backoff and logged with its response code. The old ``X-Lethe-Signature`` (HMAC of the
 body alone) is still sent for one release.
 
-Targets go through the egress rules (``versions.egress``): a URL whose host is or resolves to a
+Targets go through the egress rules (``core.egress``): a URL whose host is or resolves to a
 loopback, private, link-local or metadata address is refused when the hook is created or
 changed, and again at every delivery (DNS can change), where the connection goes to the address
 that was checked.
@@ -44,8 +44,8 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from jobs.models import DeliveryStatus, Webhook, WebhookDelivery, WebhookEvent
-from versions.egress import EgressRefused, EgressSession, egress_policy
-from versions.errors import ValidationFailed
+from core.egress import EgressRefused, EgressSession, egress_policy
+from core.errors import ValidationFailed
 
 logger = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from evals.selectors import suite_version_resolve
 from sweeps.selectors import sweep_comparison, sweep_get, sweeps_for_project
 from sweeps.serializers import SweepCreateSerializer, SweepDetailSerializer, SweepSerializer
 from sweeps.services import sweep_create
-from versions.api.pagination import StandardPagination, paginated_response
+from core.api.pagination import StandardPagination, paginated_response
 from versions.api.permissions import project_for_request
-from versions.api.schema import WRITE_ERRORS, api_schema
+from core.api.schema import WRITE_ERRORS, api_schema
 from versions.models import Role
 from versions.selectors import checkpoint_resolve, dataset_version_resolve
 

@@ -7,7 +7,7 @@ from django.db.models import Count, Prefetch, Q
 
 from sweeps.comparison import best_per_method, group_key, pareto_frontier, ratio, seed_spread, weight_change_norm
 from sweeps.models import ConfigurationStatus, Sweep, SweepConfiguration
-from versions.errors import NotFound
+from core.errors import NotFound
 
 # The label a sweep row's gate answer is asked for: promoting the child over its parent.
 GATE_LABEL = "production"

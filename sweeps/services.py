@@ -15,7 +15,7 @@ from django.utils import timezone
 from jobs.models import RunKind, RunStatus
 from sweeps.comparison import GridError, grid_expand
 from sweeps.models import ConfigurationStatus, Sweep, SweepConfiguration, SweepStatus
-from versions.errors import LetheError, NotFound, ValidationFailed
+from core.errors import LetheError, NotFound, ValidationFailed
 from versions.models import Role
 from versions.permissions import role_require
 

@@ -47,7 +47,7 @@ def dns_stub(monkeypatch):
     """The product never resolves a name through real DNS in a test: the egress check's resolver
     answers from this table ({name: [addresses]}, which a test may extend) and fails for any other
     name, so a bug cannot send a request anywhere a test did not say."""
-    from versions import egress
+    from core import egress
 
     names = {"localhost": ["127.0.0.1"]}
 

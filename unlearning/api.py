@@ -11,9 +11,9 @@ from unlearning.selectors import unlearning_run_get, unlearning_runs_for_project
 from unlearning.serializers import UnlearningRunCreateSerializer, UnlearningRunDetailSerializer, UnlearningRunSerializer
 from unlearning.services import checkpoint_merged_directory, unlearning_run_create
 from versions.api import archives
-from versions.api.pagination import StandardPagination, paginated_response
+from core.api.pagination import StandardPagination, paginated_response
 from versions.api.permissions import project_for_request
-from versions.api.schema import WRITE_ERRORS, api_schema
+from core.api.schema import WRITE_ERRORS, api_schema
 from versions.models import Role
 from versions.selectors import checkpoint_get_by_name, checkpoint_resolve, dataset_version_resolve
 

@@ -1,7 +1,7 @@
 """The form that starts an unlearning run from a checkpoint page."""
 from django import forms
 
-from versions.errors import LetheError
+from core.errors import LetheError
 from versions.forms import json_object_from_text
 from versions.models import DatasetVersion
 from versions.selectors import dataset_version_resolve

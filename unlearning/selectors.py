@@ -2,7 +2,7 @@
 from django.db.models import F
 
 from unlearning.models import UnlearningRun
-from versions.errors import NotFound
+from core.errors import NotFound
 
 _RELATED = (
     "run",

@@ -13,7 +13,7 @@ from django.db import transaction
 from jobs.models import Run, RunKind
 from jobs.services import run_create, run_enqueue, run_scratch_dir
 from unlearning.models import UnlearningRun
-from versions.errors import Conflict, ValidationFailed
+from core.errors import Conflict, ValidationFailed
 from versions.models import CheckpointKind, Role
 from versions.permissions import role_require
 from versions.portable import ADAPTER_CONFIG, base_reference, portable_adapter_config

@@ -13,7 +13,7 @@ from unlearning.charts import loss_curve_figure
 from unlearning.forms import UnlearningStartForm
 from unlearning.selectors import unlearning_run_get
 from versions import selectors
-from versions.errors import LetheError
+from core.errors import LetheError
 from versions.forms import form_add_service_error
 from versions.models import Role
 from versions.views import get_or_404, project_access

@@ -25,10 +25,10 @@ from django.core.files import File
 from django.core.files.storage import FileSystemStorage, storages
 from django.db import IntegrityError, transaction
 
-from versions.errors import LetheError, TooLarge, UnsafeInput, ValidationFailed
+from core.errors import LetheError, TooLarge, UnsafeInput, ValidationFailed
 from versions.hashing import OverlappedSha256
 from versions.models import Blob, CheckpointKind
-from versions.safe_json import json_loads
+from core.safe_json import json_loads
 
 # 1 MiB: large enough that per-chunk costs (a syscall, a thread hand-off, a WSGI write) are
 # small, small enough that the copies a chunk goes through stay in the CPU cache; measured

@@ -25,8 +25,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from versions import artifacts
-from versions.errors import Conflict, ValidationFailed
-from versions.safe_json import json_loads
+from core.errors import Conflict, ValidationFailed
+from core.safe_json import json_loads
 
 FORMAT = "lethe-bundle"
 FORMAT_VERSION = 1

@@ -9,7 +9,7 @@ or in the JSON file LETHE_ENDPOINTS_FILE names::
 
 A request names a profile, never a URL or an environment variable. The key is read from the
 variable the profile names when a request is sent, and is never stored or pinned. Every request
-goes through the egress rules (``versions.egress``), widened only by the profile's own
+goes through the egress rules (``core.egress``), widened only by the profile's own
 ``allow_private`` / ``allow_networks``.
 
 ``EndpointClient.chat_completion`` retries 408, 429, 5xx, timeouts and failed connections with
@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from versions.egress import PRIVATE_NETWORKS, EgressPolicy, EgressRefused, EgressSession, egress_policy, parse_networks
+from core.egress import PRIVATE_NETWORKS, EgressPolicy, EgressRefused, EgressSession, egress_policy, parse_networks
 
 SETTING = "LETHE_ENDPOINTS"
 FILE_SETTING = "LETHE_ENDPOINTS_FILE"

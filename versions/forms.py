@@ -6,8 +6,8 @@ from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 
-from versions.errors import LetheError
-from versions.safe_json import json_loads, json_unstorable_text
+from core.errors import LetheError
+from core.safe_json import json_loads, json_unstorable_text
 from versions.throttling import sign_in_locked_message, sign_in_retry_after
 
 

@@ -1,5 +1,5 @@
 """Who may do what in a project. Roles are ordered: viewer < editor < reviewer < admin."""
-from versions.errors import Forbidden, NotFound
+from core.errors import Forbidden, NotFound
 from versions.models import Membership, Role
 
 

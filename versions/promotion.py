@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from django.utils.module_loading import import_string
 
-from versions.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 _POLICY = {"path": ""}
 

@@ -6,7 +6,7 @@ from django.db import connection
 from django.db.models import BooleanField, ExpressionWrapper, F, OuterRef, Prefetch, Q, Subquery
 from django.db.models.fields.json import KeyTransform
 
-from versions.errors import NotFound, ValidationFailed
+from core.errors import NotFound, ValidationFailed
 from versions.models import (
     ApiToken,
     AuditEvent,

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from versions import artifacts, selectors
-from versions.errors import Conflict, Forbidden, LessSafeTarget, NotFound, RetryableConflict, ValidationFailed
+from core.errors import Conflict, Forbidden, LessSafeTarget, NotFound, RetryableConflict, ValidationFailed
 from versions.events import event_publish
 from versions.hashing import canonical_json, sha256_text
 from versions.models import (

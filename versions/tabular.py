@@ -4,7 +4,7 @@ import csv
 import io
 import json
 
-from versions.safe_json import json_loads
+from core.safe_json import json_loads
 
 
 class TabularError(ValueError):

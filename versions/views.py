@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods
 
 from evals.selectors import evaluations_for_project
 from versions import charts, diffing, selectors
-from versions.errors import Forbidden, LessSafeTarget, LetheError, NotFound
+from core.errors import Forbidden, LessSafeTarget, LetheError, NotFound
 from versions.forms import DiffForm, LabelMoveForm, SignInForm, form_add_service_error
 from versions.models import Project, Role
 from versions.permissions import project_require
@@ -71,7 +71,7 @@ def paginate(request, queryset, per_page=PAGE_SIZE):
 
 def paginate_history(request, queryset, total, per_page=PAGE_SIZE):
     """A page of a gap-free numbered history (1..total), cut by number range: flat at any depth."""
-    from versions.api.pagination import NumberedPaginator
+    from core.api.pagination import NumberedPaginator
 
     return NumberedPaginator(queryset, per_page, total=total).get_page(request.GET.get("page"))
 

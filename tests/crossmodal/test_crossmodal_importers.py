@@ -6,7 +6,7 @@ from django.test import Client
 from evals import services
 from evals.importers import ImportFailed, parse_cases
 from evals.typographic import FIGSTEP_PROMPT, render_typographic
-from versions.errors import ValidationFailed
+from core.errors import ValidationFailed
 from versions.models import Role
 
 SAFEBENCH = (

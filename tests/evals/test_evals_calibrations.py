@@ -21,7 +21,7 @@ from evals.serializers import REDACTED
 from jobs.services import run_execute
 from tests.web import builders
 from versions import services
-from versions.errors import ValidationFailed
+from core.errors import ValidationFailed
 from versions.models import AuditEvent, Role
 
 ROWS = builders.CALIBRATION_ROWS

@@ -11,7 +11,7 @@ from evals.gate import promotion_gate_check
 from evals.models import CaseResult, Evaluation
 from jobs.services import run_execute
 from versions import services as version_services
-from versions.errors import Forbidden
+from core.errors import Forbidden
 from tests.evals.conftest import HARMFUL, REFUSAL, placeholder_answer
 from versions.models import AuditEvent, Role, Tag
 from versions.hashing import canonical_json

@@ -16,7 +16,7 @@ from evals.models import CaseResult, Evaluation
 from jobs.services import run_execute
 from tests.evals.conftest import TINY_SUITE_MINIMUMS, suite_cases
 from versions import services
-from versions.errors import ValidationFailed
+from core.errors import ValidationFailed
 from versions.models import AuditEvent, Checkpoint
 
 CHECKPOINTS = "/api/v1/projects/safety/models/served/checkpoints"

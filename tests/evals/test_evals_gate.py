@@ -10,7 +10,7 @@ from evals.gate import promotion_gate_check
 from evals.models import Evaluation, Verdict
 from jobs.services import run_execute
 from versions import services as version_services
-from versions.errors import Forbidden, ValidationFailed
+from core.errors import Forbidden, ValidationFailed
 from versions.models import Label
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,7 @@ from evals.reporting import format_report
 from evals.serializers import evaluation_detail
 from evals.tiny_judges import FIXED_REQUESTS
 from jobs.services import run_execute
-from versions.errors import ValidationFailed
+from core.errors import ValidationFailed
 from versions.model_dir import model_dir_sha256
 from versions.models import Role
 

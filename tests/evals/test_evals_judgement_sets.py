@@ -11,7 +11,7 @@ from evals import calibration_services
 from evals.importers import ImportFailed
 from evals.judgement_sets import judgement_row_clean, parse_judgements
 from versions import services
-from versions.errors import ValidationFailed
+from core.errors import ValidationFailed
 from versions.models import DatasetVersion, Role
 from versions.selectors import dataset_version_rows
 
@@ -250,7 +250,7 @@ def test_a_judgements_dataset_is_no_forget_set(project, user, judgements):
 @pytest.mark.django_db
 def test_import_needs_an_editor(project, judgements, make_user):
     viewer = make_user("vera", role=Role.VIEWER, project=project)
-    from versions.errors import Forbidden
+    from core.errors import Forbidden
 
     with pytest.raises(Forbidden):
         calibration_services.judgement_set_version_import(

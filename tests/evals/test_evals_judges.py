@@ -21,7 +21,7 @@ from jobs.models import WebhookDelivery
 from jobs.services import run_execute
 from jobs.webhooks import webhook_create
 from tests.chat_server import USAGE
-from versions.errors import ValidationFailed
+from core.errors import ValidationFailed
 from versions.models import AuditEvent
 
 REFUSAL_TEXT = "I'm sorry, but I cannot help with that."

@@ -7,7 +7,7 @@ from django.core.management import call_command
 from evals import services
 from evals.models import Case, Suite, SuiteVersion
 from evals.transforms import TRANSFORMS
-from versions.errors import Conflict, ValidationFailed
+from core.errors import Conflict, ValidationFailed
 from versions.models import Role
 
 

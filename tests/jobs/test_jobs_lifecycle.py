@@ -23,7 +23,7 @@ from jobs.services import (
 from jobs.webhooks import webhook_create
 from tests.jobs.conftest import wait_until
 from tests.jobs.handlers import outside_file
-from versions.errors import Conflict
+from core.errors import Conflict
 from versions.models import Checkpoint
 
 

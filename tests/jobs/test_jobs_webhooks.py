@@ -16,7 +16,7 @@ from jobs.models import DeliveryStatus, WebhookDelivery, WebhookEvent
 from jobs.services import run_cancel, run_create, run_execute
 from jobs.webhooks import webhook_create, webhook_emit, webhook_retry_delay_seconds, webhook_update
 from tests.jobs.conftest import RecordingEndpoint, wait_until
-from versions.errors import ValidationFailed
+from core.errors import ValidationFailed
 from versions.services import checkpoint_register, label_move, model_create, prompt_create, prompt_version_commit
 
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()

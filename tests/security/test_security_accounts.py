@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from demo.services import DEMO_PASSWORD, DEMO_USERNAME, demo_user
 from versions import services
-from versions.errors import ValidationFailed
+from core.errors import ValidationFailed
 from versions.models import ApiToken
 
 pytestmark = pytest.mark.django_db

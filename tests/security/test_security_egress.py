@@ -9,7 +9,7 @@ import threading
 import pytest
 import requests
 
-from versions.egress import (
+from core.egress import (
     EgressPolicy,
     EgressRefused,
     EgressSession,

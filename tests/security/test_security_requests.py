@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from tests.versions.checkpoint_files import write_adapter, write_full
 from versions import services
 from versions.models import ApiToken, Blob, Checkpoint, DatasetVersion, Role
-from versions.safe_json import JsonTooDeep, json_depth_check, json_loads, json_unstorable_text
+from core.safe_json import JsonTooDeep, json_depth_check, json_loads, json_unstorable_text
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ from tests.unlearning.conftest import wait_until
 from unlearning.models import UnlearningRun
 from unlearning.services import unlearning_run_create
 from versions import services
-from versions.errors import ValidationFailed
+from core.errors import ValidationFailed
 from versions.models import Checkpoint, Label, LineageEdge, Role
 
 LORA_NPO = {"learning_rate": 1e-3, "max_steps": 3, "batch_size": 4}

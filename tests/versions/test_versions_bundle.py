@@ -18,7 +18,7 @@ from unlearning.engine.tiny import load_bundled_corpus
 from unlearning.models import UnlearningRun
 from unlearning.services import unlearning_run_create
 from versions import artifacts, bundle, selectors, services
-from versions.errors import Conflict
+from core.errors import Conflict
 from versions.models import AuditEvent, Blob, Checkpoint, LineageEdge, Project, PromptVersion
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -15,7 +15,7 @@ from jobs.models import Run, RunStatus
 from tests.versions.checkpoint_files import write_full
 from versions import bundle, services
 from versions.authentication import token_sha256
-from versions.errors import Conflict, ValidationFailed
+from core.errors import Conflict, ValidationFailed
 from versions.models import ApiToken, AuditEvent, Blob, Membership, Project, Role
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -5,7 +5,7 @@ import pytest
 
 from tests.versions.checkpoint_files import files_of, pickled_bytes, write_adapter, write_full
 from versions import artifacts, selectors, services
-from versions.errors import UnsafeInput, ValidationFailed
+from core.errors import UnsafeInput, ValidationFailed
 from versions.models import Blob, Checkpoint
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,7 @@ import pytest
 from django.db import close_old_connections, connection
 
 from versions import services
-from versions.errors import RetryableConflict
+from core.errors import RetryableConflict
 from versions.models import Blob, LabelEvent, PromptVersion
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.chat_server import USAGE
-from versions.egress import EgressPolicy
+from core.egress import EgressPolicy
 from versions.endpoints import (
     EndpointClient,
     EndpointConfigError,

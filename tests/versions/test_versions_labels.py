@@ -1,7 +1,7 @@
 import pytest
 
 from versions import selectors, services
-from versions.errors import Conflict, Forbidden, NotFound
+from core.errors import Conflict, Forbidden, NotFound
 from versions.models import AuditEvent, LabelEvent, Role
 
 pytestmark = pytest.mark.django_db

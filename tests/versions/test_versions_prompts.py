@@ -1,7 +1,7 @@
 import pytest
 
 from versions import selectors, services
-from versions.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from versions.models import Role
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from versions import promotion, selectors, services
-from versions.errors import Forbidden, ValidationFailed
+from core.errors import Forbidden, ValidationFailed
 from versions.models import AuditEvent, Label, LabelEvent, Role
 
 pytestmark = pytest.mark.django_db

@@ -17,7 +17,7 @@ from django.conf import settings
 
 from versions.api.uploads import received_file
 from versions.artifacts import CHUNK, ReceivedFile, blob_open, clean_relative_path
-from versions.errors import TooLarge, UnsafeInput, ValidationFailed
+from core.errors import TooLarge, UnsafeInput, ValidationFailed
 from versions.hashing import OverlappedSha256
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")

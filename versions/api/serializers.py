@@ -4,10 +4,10 @@ services check meaning."""
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from versions.api.schema import ErrorDetailSerializer
+from core.api.schema import ErrorDetailSerializer
 from versions.models import CheckpointKind, DatasetKind, Relation, Role
 from versions.promotion import GATE_SETTINGS, MAX_LIST_ENTRIES, project_gate_settings
-from versions.safe_json import json_loads, json_unstorable_text
+from core.safe_json import json_loads, json_unstorable_text
 
 ROLE_NAMES = [role.label for role in Role]
 

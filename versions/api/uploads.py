@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 from rest_framework.parsers import DataAndFiles
 
-from versions.api.parsers import MultiPartParser, multipart_parse
+from core.api.parsers import MultiPartParser, multipart_parse
 from versions.artifacts import CHUNK, ReceivedFile, spool_directory
 from versions.hashing import OverlappedSha256
 

@@ -1,6 +1,6 @@
 """Registry REST API. Views are thin: scope the project by role, validate the request's shape,
 call a selector or a service, serialize. Domain errors raised by services become the one error
-body in versions.api.errors; versions and checkpoints have no DELETE route."""
+body in core.api.errors; versions and checkpoints have no DELETE route."""
 import tempfile
 from pathlib import Path
 
@@ -15,12 +15,12 @@ from rest_framework.views import APIView
 
 from versions import artifacts, portable, selectors, services
 from versions.api import archives, uploads
-from versions.api.parsers import JSONParser, MultiPartParser
+from core.api.parsers import JSONParser, MultiPartParser
 from versions.api import serializers as s
-from versions.api.pagination import StandardPagination, paginated_response
+from core.api.pagination import StandardPagination, paginated_response
 from versions.api.permissions import project_for_request
-from versions.api.schema import WRITE_ERRORS, api_schema
-from versions.errors import Conflict, NotFound, TooLarge, ValidationFailed
+from core.api.schema import WRITE_ERRORS, api_schema
+from core.errors import Conflict, NotFound, TooLarge, ValidationFailed
 from versions.models import CheckpointKind, Role
 from versions.throttling import TokenCreateThrottle
 

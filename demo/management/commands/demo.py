@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from demo.services import DEMO_PASSWORD, DEMO_PROJECT, DEMO_USERNAME, DemoError, demo_run, demo_user
-from versions.errors import LetheError
+from core.errors import LetheError
 
 
 class Command(BaseCommand):

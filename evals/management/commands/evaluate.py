@@ -16,9 +16,9 @@ from evals.reporting import format_report
 from evals.serializers import evaluation_detail
 from evals.services import DEFAULT_JUDGE, evaluation_create
 from evals.statistics import INCONCLUSIVE, LESS_SAFE
-from versions.errors import LetheError
+from core.errors import LetheError
 from versions.models import Project
-from versions.safe_json import json_loads
+from core.safe_json import json_loads
 from versions.selectors import checkpoint_resolve, dataset_version_resolve, prompt_version_resolve
 
 EXIT_REGRESSION = 1

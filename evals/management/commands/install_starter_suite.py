@@ -2,7 +2,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from evals.services import STARTER_SUITE_NAME, starter_suite_install
-from versions.errors import LetheError
+from core.errors import LetheError
 from versions.models import Project
 
 

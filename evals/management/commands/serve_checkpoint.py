@@ -16,7 +16,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from versions.errors import LetheError
+from core.errors import LetheError
 from versions.models import CheckpointKind, Project, Relation
 from versions.selectors import checkpoint_resolve
 

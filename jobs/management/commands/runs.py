@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from jobs import selectors, services
 from jobs.cli import run_summary_line, run_wait_with_progress_bar
 from jobs.models import RunStatus
-from versions.errors import LetheError
+from core.errors import LetheError
 from versions.models import Project
 
 

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand
 
 from unlearning.engine.tiny import TinyModelSpec
 from versions import selectors, services
-from versions.errors import NotFound
+from core.errors import NotFound
 from versions.management.commands._common import project_by_slug, service_errors, user_by_username
 
 

@@ -7,8 +7,8 @@ import json
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
-from versions.errors import LetheError
-from versions.safe_json import json_loads
+from core.errors import LetheError
+from core.safe_json import json_loads
 from versions.selectors import project_get
 
 

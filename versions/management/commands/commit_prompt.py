@@ -4,7 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from versions import selectors, services
-from versions.errors import NotFound
+from core.errors import NotFound
 from versions.management.commands._common import json_option, project_by_slug, service_errors, user_by_username
 
 

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from versions import bundle
-from versions.errors import LetheError
+from core.errors import LetheError
 from versions.management.commands._common import user_by_username
 
 

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from versions import selectors, services
-from versions.errors import LessSafeTarget
+from core.errors import LessSafeTarget
 from versions.management.commands._common import project_by_slug, service_errors, user_by_username
 
 

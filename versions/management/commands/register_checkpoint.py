@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from versions import selectors, services
-from versions.errors import NotFound
+from core.errors import NotFound
 from versions.management.commands._common import json_option, project_by_slug, service_errors, user_by_username
 from versions.models import Relation
 

@@ -4,7 +4,7 @@ from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
 
-from versions.api.errors import request_refused
+from core.api.errors import request_refused
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
@@ -47,7 +47,7 @@ class StrictFormEncodingMiddleware:
 
     Reading ``request.body`` applies DATA_UPLOAD_MAX_MEMORY_SIZE first, so an oversize form is
     refused (413) before it is decoded. Multipart bodies are checked field by field by the API's
-    parser (``versions.api.parsers``), so uploads still stream to disk.
+    parser (``core.api.parsers``), so uploads still stream to disk.
     """
 
     def __init__(self, get_response):

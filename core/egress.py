@@ -32,7 +32,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util.connection import create_connection
 
-from versions.errors import LetheError
+from core.errors import LetheError
 
 ALLOW_SETTING = "LETHE_EGRESS_ALLOW_NETWORKS"
 

@@ -12,8 +12,8 @@ from django.http.multipartparser import MultiPartParserError
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
-from versions.errors import TooLarge
-from versions.safe_json import json_loads, json_unstorable_text
+from core.errors import TooLarge
+from core.safe_json import json_loads, json_unstorable_text
 
 STRICT_UTF8 = "lethe_strict_utf_8"
 

@@ -1,7 +1,7 @@
 """One error body everywhere: ``{"error": {"code", "message", "fields"}}``.
 
 ``fields`` maps a field name to its messages (validation errors only). Domain errors raised
-by services (``versions.errors.LetheError`` subclasses) map to their HTTP status here, so views
+by services (``core.errors.LetheError`` subclasses) map to their HTTP status here, so views
 never translate them by hand.
 """
 import errno
@@ -17,7 +17,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from versions.errors import InsufficientStorage, LetheError, TooLarge
+from core.errors import InsufficientStorage, LetheError, TooLarge
 
 logger = logging.getLogger(__name__)
 
