@@ -53,7 +53,7 @@ def _paginated(request, view, queryset, render, *, numbered=None):
     return paginator, page, paginator.get_paginated_response([render(item) for item in page])
 
 
-class SuiteListCreate(APIView):
+class SuiteListApi(APIView):
     pagination_class = StandardPagination  # so the schema documents the page envelope
 
     @extend_schema(responses=SuiteOutput(many=True))
@@ -70,7 +70,7 @@ class SuiteListCreate(APIView):
         return Response(SuiteOutput(suite).data, status=status.HTTP_201_CREATED)
 
 
-class SuiteDetail(APIView):
+class SuiteDetailApi(APIView):
     @extend_schema(responses=SuiteOutput)
     def get(self, request, project_slug, suite_name):
         project = _project(request, project_slug, Role.VIEWER)
@@ -79,7 +79,7 @@ class SuiteDetail(APIView):
         return Response({**SuiteOutput(suite).data, "versions": SuiteVersionOutput(versions, many=True).data})
 
 
-class SuiteVersionCreate(APIView):
+class SuiteVersionListApi(APIView):
     @extend_schema(request=SuiteVersionCreateInput, responses={201: SuiteVersionOutput})
     def post(self, request, project_slug, suite_name):
         project = _project(request, project_slug, Role.EDITOR)
@@ -90,7 +90,7 @@ class SuiteVersionCreate(APIView):
         return Response(SuiteVersionOutput(version).data, status=status.HTTP_201_CREATED)
 
 
-class SuiteVersionImport(APIView):
+class SuiteVersionImportApi(APIView):
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     @extend_schema(request={"multipart/form-data": SuiteVersionImportInput}, responses={201: SuiteVersionOutput})
@@ -113,7 +113,7 @@ class SuiteVersionImport(APIView):
         return Response(SuiteVersionOutput(version).data, status=status.HTTP_201_CREATED)
 
 
-class SuiteVersionCases(APIView):
+class SuiteVersionCaseListApi(APIView):
     pagination_class = StandardPagination  # so the schema documents the page envelope it answers
 
     @extend_schema(responses=CaseOutput(many=True))
@@ -124,7 +124,7 @@ class SuiteVersionCases(APIView):
         return _paginated(request, self, selectors.suite_version_cases(suite_version=version), lambda c: CaseOutput(c).data)[2]
 
 
-class EvaluationListCreate(APIView):
+class EvaluationListApi(APIView):
     pagination_class = StandardPagination  # so the schema documents the page envelope
 
     @extend_schema(operation_id="evaluations_list", responses=EvaluationSummaryOutput(many=True))
@@ -160,7 +160,7 @@ class EvaluationListCreate(APIView):
         return Response(evaluation_summary(evaluation), status=status.HTTP_201_CREATED)
 
 
-class EvaluationDetail(APIView):
+class EvaluationDetailApi(APIView):
     @extend_schema(operation_id="evaluations_retrieve", responses=EvaluationDetailOutput)
     def get(self, request, project_slug, evaluation_id):
         project = _project(request, project_slug, Role.VIEWER)
@@ -190,7 +190,7 @@ def _case_results(request, project_slug, evaluation_id):
     return project, evaluation, filters, results, readable
 
 
-class EvaluationCaseResults(APIView):
+class EvaluationCaseResultListApi(APIView):
     """Per-case results, filtered as the explorer page filters them. Every response is hazardous
     text unless the suite version was marked benign by a reviewer: below reviewer it is redacted,
     and every page that shows any to a reviewer or admin is recorded as a `hazard.read` audit
@@ -221,7 +221,7 @@ class _ExportNegotiation(DefaultContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-class EvaluationCaseResultsExport(APIView):
+class EvaluationCaseResultExportApi(APIView):
     """Exactly the filtered case results as CSV or JSONL, streamed. Responses are columns only for
     readers who may see them, and such an export is one `hazard.read` audit event naming every
     exported result; otherwise each row is `redacted` and the header X-Lethe-Responses says why."""
@@ -246,7 +246,7 @@ class EvaluationCaseResultsExport(APIView):
         return export_response(results, format=format, responses=readable, filename=f"{project.slug}-evaluation-{evaluation.pk}-cases")
 
 
-class SuiteVersionBenign(APIView):
+class SuiteVersionBenignApi(APIView):
     """The benign mark of a suite version: PUT marks it (its evaluations' responses are then
     shown to every member, unaudited), DELETE removes the mark. Reviewers and admins."""
 

@@ -31,7 +31,7 @@ from versions.permissions import user_role
 from versions.selectors import dataset_get, dataset_version_get, dataset_version_resolve
 
 
-class JudgementSetImport(APIView):
+class JudgementSetImportApi(APIView):
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     @api_schema(
@@ -53,7 +53,7 @@ class JudgementSetImport(APIView):
         return Response(DatasetVersionSerializer(dataset_version_get(dataset=dataset, number=version.number)).data, status=status.HTTP_201_CREATED)
 
 
-class CalibrationListCreate(APIView):
+class CalibrationListApi(APIView):
     pagination_class = StandardPagination  # so the schema documents the page envelope
 
     @api_schema(operation_id="calibrations_list", tags=["calibrations"], responses=CalibrationOutput(many=True))
@@ -83,7 +83,7 @@ class CalibrationListCreate(APIView):
         return Response(CalibrationOutput(calibration_row(calibration)).data, status=status.HTTP_201_CREATED)
 
 
-class CalibrationDetail(APIView):
+class CalibrationDetailApi(APIView):
     @api_schema(operation_id="calibrations_retrieve", tags=["calibrations"], responses=CalibrationDetailOutput)
     def get(self, request, project_slug, calibration_id):
         project = project_for_request(request, project_slug, Role.VIEWER)
@@ -91,7 +91,7 @@ class CalibrationDetail(APIView):
         return Response(CalibrationDetailOutput(calibration_detail_row(calibration)).data)
 
 
-class CalibrationDisagreements(APIView):
+class CalibrationDisagreementListApi(APIView):
     """The rows where the judge and humans disagree. Responses are shown to reviewers and admins
     only (any may be harmful, whatever its row's `expected`), and every page that shows any is a
     `hazard.read` audit event."""

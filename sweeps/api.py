@@ -22,7 +22,7 @@ def sweep_detail_data(*, project, sweep_id) -> dict:
     return SweepDetailSerializer(sweep).data
 
 
-class SweepListView(APIView):
+class SweepListApi(APIView):
     pagination_class = StandardPagination
 
     @api_schema(operation_id="sweeps_list", tags=TAGS, responses=SweepSerializer(many=True))
@@ -49,7 +49,7 @@ class SweepListView(APIView):
         return Response(sweep_detail_data(project=project, sweep_id=sweep.pk), status=status.HTTP_201_CREATED)
 
 
-class SweepDetailView(APIView):
+class SweepDetailApi(APIView):
     @api_schema(operation_id="sweeps_retrieve", tags=TAGS, responses=SweepDetailSerializer)
     def get(self, request, project_slug, sweep_id):
         project = project_for_request(request, project_slug, Role.VIEWER)

@@ -20,7 +20,7 @@ from versions.selectors import checkpoint_get_by_name, checkpoint_resolve, datas
 TAGS = ["unlearning"]
 
 
-class UnlearningRunListView(APIView):
+class UnlearningRunListApi(APIView):
     pagination_class = StandardPagination  # so the schema documents the page envelope
 
     @api_schema(operation_id="unlearning_runs_list", tags=TAGS, responses=UnlearningRunSerializer(many=True))
@@ -56,14 +56,14 @@ class UnlearningRunListView(APIView):
         return Response(UnlearningRunDetailSerializer(unlearning_run).data, status=status.HTTP_201_CREATED)
 
 
-class UnlearningRunDetailView(APIView):
+class UnlearningRunDetailApi(APIView):
     @api_schema(operation_id="unlearning_runs_retrieve", tags=TAGS, responses=UnlearningRunDetailSerializer)
     def get(self, request, project_slug, unlearning_run_id):
         project = project_for_request(request, project_slug, Role.VIEWER)
         return Response(UnlearningRunDetailSerializer(unlearning_run_get(project=project, unlearning_run_id=unlearning_run_id)).data)
 
 
-class UnlearningRunCancelView(APIView):
+class UnlearningRunCancelApi(APIView):
     @api_schema(operation_id="unlearning_runs_cancel", tags=TAGS, request=None, responses=UnlearningRunDetailSerializer, errors=WRITE_ERRORS)
     def post(self, request, project_slug, unlearning_run_id):
         project = project_for_request(request, project_slug, Role.EDITOR)
@@ -72,7 +72,7 @@ class UnlearningRunCancelView(APIView):
         return Response(UnlearningRunDetailSerializer(unlearning_run_get(project=project, unlearning_run_id=unlearning_run_id)).data)
 
 
-class CheckpointMergedDownloadView(APIView):
+class CheckpointMergedDownloadApi(APIView):
     @api_schema(
         operation_id="checkpoints_download_merged",
         tags=["checkpoints"],
