@@ -66,10 +66,10 @@ class ApiView(APIView):
 
 
 class ProjectApiView(ApiView):
-    """A view under ``/projects/<project_slug>/``: ``self.project`` and ``self.role`` (the
-    caller's) are set before the handler runs. ``roles`` maps each HTTP method the view answers
-    to the least role it needs, e.g. ``{"GET": Role.VIEWER, "POST": Role.EDITOR}``."""
-
+    # A view under /projects/<project_slug>/: self.project and self.role (the caller's) are set
+    # before the handler runs. roles maps each HTTP method the view answers to the least role it
+    # needs, e.g. {"GET": Role.VIEWER, "POST": Role.EDITOR}. (Comments, not a docstring: the
+    # schema generator would show a base class's docstring as every operation's description.)
     roles: dict = {}
 
     def initial(self, request, *args, **kwargs):
