@@ -33,11 +33,9 @@ from evals.serializers import (
 from versions.models import Role
 from versions.selectors import checkpoint_resolve, dataset_version_resolve, prompt_version_resolve
 
-VIEWER_READS_EDITOR_WRITES = {"GET": Role.VIEWER, "POST": Role.EDITOR}
-
 
 class SuiteListApi(ProjectApiView):
-    roles = VIEWER_READS_EDITOR_WRITES
+    roles = {"GET": Role.VIEWER, "POST": Role.EDITOR}
 
     @extend_schema(responses=SuiteOutput(many=True))
     def get(self, request, project_slug):
@@ -54,7 +52,7 @@ class SuiteListApi(ProjectApiView):
 
 
 class SuiteDetailApi(ProjectApiView):
-    roles = VIEWER_READS_EDITOR_WRITES
+    roles = {"GET": Role.VIEWER}
 
     @extend_schema(responses=SuiteDetailOutput)
     def get(self, request, project_slug, suite_name):
@@ -65,7 +63,7 @@ class SuiteDetailApi(ProjectApiView):
 
 
 class SuiteVersionListApi(ProjectApiView):
-    roles = VIEWER_READS_EDITOR_WRITES
+    roles = {"POST": Role.EDITOR}
 
     @extend_schema(request=SuiteVersionCreateInput, responses={201: SuiteVersionOutput})
     def post(self, request, project_slug, suite_name):
@@ -78,7 +76,7 @@ class SuiteVersionListApi(ProjectApiView):
 
 
 class SuiteVersionImportApi(ProjectApiView):
-    roles = VIEWER_READS_EDITOR_WRITES
+    roles = {"POST": Role.EDITOR}
 
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
@@ -103,7 +101,7 @@ class SuiteVersionImportApi(ProjectApiView):
 
 
 class SuiteVersionCaseListApi(ProjectApiView):
-    roles = VIEWER_READS_EDITOR_WRITES
+    roles = {"GET": Role.VIEWER}
 
     @extend_schema(responses=CaseOutput(many=True))
     def get(self, request, project_slug, suite_name, number):
@@ -114,7 +112,7 @@ class SuiteVersionCaseListApi(ProjectApiView):
 
 
 class EvaluationListApi(ProjectApiView):
-    roles = VIEWER_READS_EDITOR_WRITES
+    roles = {"GET": Role.VIEWER, "POST": Role.EDITOR}
 
     @extend_schema(operation_id="evaluations_list", responses=EvaluationSummaryOutput(many=True))
     def get(self, request, project_slug):
@@ -149,7 +147,7 @@ class EvaluationListApi(ProjectApiView):
 
 
 class EvaluationDetailApi(ProjectApiView):
-    roles = VIEWER_READS_EDITOR_WRITES
+    roles = {"GET": Role.VIEWER}
 
     @extend_schema(operation_id="evaluations_retrieve", responses=EvaluationDetailOutput)
     def get(self, request, project_slug, evaluation_id):
@@ -185,7 +183,7 @@ class EvaluationCaseResultListApi(ProjectApiView):
     and every page that shows any to a reviewer or admin is recorded as a `hazard.read` audit
     event (evals.hazards)."""
 
-    roles = VIEWER_READS_EDITOR_WRITES
+    roles = {"GET": Role.VIEWER}
     @extend_schema(operation_id="evaluation_results_list", responses=CaseResultOutput(many=True), parameters=FILTER_PARAMETERS)
     def get(self, request, project_slug, evaluation_id):
         evaluation, filters, results, readable = _case_results(self, evaluation_id)
@@ -212,7 +210,7 @@ class EvaluationCaseResultExportApi(ProjectApiView):
     readers who may see them, and such an export is one `hazard.read` audit event naming every
     exported result; otherwise each row is `redacted` and the header X-Lethe-Responses says why."""
 
-    roles = VIEWER_READS_EDITOR_WRITES
+    roles = {"GET": Role.VIEWER}
     content_negotiation_class = _ExportNegotiation
 
     @extend_schema(

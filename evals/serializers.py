@@ -1,5 +1,6 @@
 """Input validation and output shapes for the evals API."""
 from rest_framework import serializers
+from rest_framework.fields import SkipField
 
 from evals.importers import FORMATS
 from evals.models import Expected, Modality, Outcome, Verdict
@@ -11,8 +12,14 @@ REDACTED = "[redacted: reviewer role required]"
 
 
 class StoredFloatField(serializers.FloatField):
-    """A number rendered exactly as stored (FloatField would turn a stored 1 into 1.0): the schema
-    gets the type, the body stays what it always was."""
+    """A number rendered exactly as stored (FloatField would turn a stored 1 into 1.0), and, when
+    not required, left out where the stored object has no such key (a nullable field would add
+    it as null): the schema gets the type, the body stays what it always was."""
+
+    def get_attribute(self, instance):
+        if not self.required and isinstance(instance, dict) and self.source not in instance:
+            raise SkipField()
+        return super().get_attribute(instance)
 
     def to_representation(self, value):
         return value

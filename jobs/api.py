@@ -19,9 +19,6 @@ from jobs.serializers import (
 )
 from versions.models import Role
 
-VIEWER_READS_EDITOR_WRITES = {"GET": Role.VIEWER, "POST": Role.EDITOR}
-ADMIN_ONLY = {"GET": Role.ADMIN, "POST": Role.ADMIN, "PATCH": Role.ADMIN, "DELETE": Role.ADMIN}
-
 
 def _run_detail(request, project, run):
     full_log = run_internals_visible(project=project, user=request.user)
@@ -29,7 +26,7 @@ def _run_detail(request, project, run):
 
 
 class RunListApi(ProjectApiView):
-    roles = VIEWER_READS_EDITOR_WRITES
+    roles = {"GET": Role.VIEWER}
 
     @extend_schema(
         operation_id="runs_list",
@@ -46,7 +43,7 @@ class RunListApi(ProjectApiView):
 
 
 class RunDetailApi(ProjectApiView):
-    roles = VIEWER_READS_EDITOR_WRITES
+    roles = {"GET": Role.VIEWER}
     @extend_schema(operation_id="runs_retrieve", responses=RunDetailSerializer, tags=["runs"])
     def get(self, request, project_slug, run_id):
         project = self.project
@@ -54,7 +51,7 @@ class RunDetailApi(ProjectApiView):
 
 
 class RunCancelApi(ProjectApiView):
-    roles = VIEWER_READS_EDITOR_WRITES
+    roles = {"POST": Role.EDITOR}
     @extend_schema(operation_id="runs_cancel", request=None, responses=RunDetailSerializer, tags=["runs"])
     def post(self, request, project_slug, run_id):
         project = self.project
@@ -63,7 +60,7 @@ class RunCancelApi(ProjectApiView):
 
 
 class RunRetryApi(ProjectApiView):
-    roles = VIEWER_READS_EDITOR_WRITES
+    roles = {"POST": Role.EDITOR}
     @extend_schema(operation_id="runs_retry", request=None, responses={201: RunDetailSerializer}, tags=["runs"])
     def post(self, request, project_slug, run_id):
         project = self.project
@@ -72,7 +69,7 @@ class RunRetryApi(ProjectApiView):
 
 
 class WebhookListApi(ProjectApiView):
-    roles = ADMIN_ONLY
+    roles = {"GET": Role.ADMIN, "POST": Role.ADMIN}
 
     @extend_schema(operation_id="webhooks_list", responses=WebhookSerializer(many=True), tags=["webhooks"])
     def get(self, request, project_slug):
@@ -89,7 +86,7 @@ class WebhookListApi(ProjectApiView):
 
 
 class WebhookDetailApi(ProjectApiView):
-    roles = ADMIN_ONLY
+    roles = {"GET": Role.ADMIN, "PATCH": Role.ADMIN, "DELETE": Role.ADMIN}
     @extend_schema(operation_id="webhooks_retrieve", responses=WebhookSerializer, tags=["webhooks"])
     def get(self, request, project_slug, webhook_id):
         project = self.project
@@ -112,7 +109,7 @@ class WebhookDetailApi(ProjectApiView):
 
 
 class WebhookDeliveryListApi(ProjectApiView):
-    roles = ADMIN_ONLY
+    roles = {"GET": Role.ADMIN}
 
     @extend_schema(
         operation_id="webhooks_deliveries_list",

@@ -425,7 +425,7 @@ class ModelLabelHistoryApi(ProjectApiView):
         return self.paginated(selectors.label_events(label=found), serializer_class=s.LabelEventSerializer)
 
 
-class ResolveApi(ProjectApiView):
+class RefResolveApi(ProjectApiView):
     roles = {"GET": Role.VIEWER}
 
     @api_schema(operation_id="refs_resolve", tags=["labels"], responses=s.ResolvedSerializer, parameters=[s.ResolveQuerySerializer],
