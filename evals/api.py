@@ -1,14 +1,14 @@
 """REST views for suites and evaluations: validate, call a service or selector, serialize."""
-from functools import partial
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from core.api.parsers import JSONParser, MultiPartParser
+from core.api.views import ProjectApiView
+from core.errors import ValidationFailed
 from evals import selectors, services
 from evals.case_export import COLUMNS, FORMATS, export_response
 from evals.case_filters import CHOICES, ONLY, case_result_filters
@@ -20,6 +20,7 @@ from evals.serializers import (
     EvaluationDetailOutput,
     EvaluationSummaryOutput,
     SuiteCreateInput,
+    SuiteDetailOutput,
     SuiteOutput,
     SuiteVersionBenignInput,
     SuiteVersionCreateInput,
@@ -29,60 +30,44 @@ from evals.serializers import (
     evaluation_detail,
     evaluation_summary,
 )
-from core.api.pagination import NumberedPaginator, StandardPagination
-from core.api.parsers import JSONParser, MultiPartParser
-from core.errors import ValidationFailed
 from versions.models import Role
-from versions.permissions import user_role
 from versions.selectors import checkpoint_resolve, dataset_version_resolve, prompt_version_resolve
 
 
-def _project(request, project_slug, role):
-    from versions.api.permissions import project_for_request
-
-    return project_for_request(request, project_slug, role)
-
-
-def _paginated(request, view, queryset, render, *, numbered=None):
-    """``numbered`` (a NumberedPaginator's keyword arguments) pages by an index range instead of
-    COUNT(*) and OFFSET."""
-    paginator = StandardPagination()
-    if numbered is not None:
-        paginator.django_paginator_class = partial(NumberedPaginator, **numbered)
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator, page, paginator.get_paginated_response([render(item) for item in page])
-
-
-class SuiteListApi(APIView):
-    pagination_class = StandardPagination  # so the schema documents the page envelope
+class SuiteListApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER, "POST": Role.EDITOR}
 
     @extend_schema(responses=SuiteOutput(many=True))
     def get(self, request, project_slug):
-        project = _project(request, project_slug, Role.VIEWER)
-        return _paginated(request, self, selectors.suites_for_project(project=project), lambda s: SuiteOutput(s).data)[2]
+        project = self.project
+        return self.paginated(selectors.suites_for_project(project=project), serializer_class=SuiteOutput)
 
     @extend_schema(request=SuiteCreateInput, responses={201: SuiteOutput})
     def post(self, request, project_slug):
-        project = _project(request, project_slug, Role.EDITOR)
+        project = self.project
         data = SuiteCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         suite = services.suite_create(project=project, actor=request.user, **data.validated_data)
         return Response(SuiteOutput(suite).data, status=status.HTTP_201_CREATED)
 
 
-class SuiteDetailApi(APIView):
-    @extend_schema(responses=SuiteOutput)
+class SuiteDetailApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
+    @extend_schema(responses=SuiteDetailOutput)
     def get(self, request, project_slug, suite_name):
-        project = _project(request, project_slug, Role.VIEWER)
+        project = self.project
         suite = selectors.suite_get(project=project, name=suite_name)
         versions = selectors.suite_versions(suite=suite)
         return Response({**SuiteOutput(suite).data, "versions": SuiteVersionOutput(versions, many=True).data})
 
 
-class SuiteVersionListApi(APIView):
+class SuiteVersionListApi(ProjectApiView):
+    roles = {"POST": Role.EDITOR}
+
     @extend_schema(request=SuiteVersionCreateInput, responses={201: SuiteVersionOutput})
     def post(self, request, project_slug, suite_name):
-        project = _project(request, project_slug, Role.EDITOR)
+        project = self.project
         suite = selectors.suite_get(project=project, name=suite_name)
         data = SuiteVersionCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -90,12 +75,14 @@ class SuiteVersionListApi(APIView):
         return Response(SuiteVersionOutput(version).data, status=status.HTTP_201_CREATED)
 
 
-class SuiteVersionImportApi(APIView):
+class SuiteVersionImportApi(ProjectApiView):
+    roles = {"POST": Role.EDITOR}
+
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     @extend_schema(request={"multipart/form-data": SuiteVersionImportInput}, responses={201: SuiteVersionOutput})
     def post(self, request, project_slug, suite_name):
-        project = _project(request, project_slug, Role.EDITOR)
+        project = self.project
         suite = selectors.suite_get(project=project, name=suite_name)
         data = SuiteVersionImportInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -113,31 +100,30 @@ class SuiteVersionImportApi(APIView):
         return Response(SuiteVersionOutput(version).data, status=status.HTTP_201_CREATED)
 
 
-class SuiteVersionCaseListApi(APIView):
-    pagination_class = StandardPagination  # so the schema documents the page envelope it answers
+class SuiteVersionCaseListApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
 
     @extend_schema(responses=CaseOutput(many=True))
     def get(self, request, project_slug, suite_name, number):
-        project = _project(request, project_slug, Role.VIEWER)
+        project = self.project
         suite = selectors.suite_get(project=project, name=suite_name)
         version = selectors.suite_version_get(suite=suite, number=number)
-        return _paginated(request, self, selectors.suite_version_cases(suite_version=version), lambda c: CaseOutput(c).data)[2]
+        return self.paginated(selectors.suite_version_cases(suite_version=version), serializer_class=CaseOutput)
 
 
-class EvaluationListApi(APIView):
-    pagination_class = StandardPagination  # so the schema documents the page envelope
+class EvaluationListApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER, "POST": Role.EDITOR}
 
     @extend_schema(operation_id="evaluations_list", responses=EvaluationSummaryOutput(many=True))
     def get(self, request, project_slug):
-        project = _project(request, project_slug, Role.VIEWER)
-        paginator = StandardPagination()
-        page = list(paginator.paginate_queryset(selectors.evaluations_for_project(project=project), request, view=self))
-        decisions = selectors.evaluation_decisions(project=project, evaluations=page)
-        return paginator.get_paginated_response([evaluation_summary(evaluation, decisions[evaluation.pk]) for evaluation in page])
+        project = self.project
+        page = self.page(selectors.evaluations_for_project(project=project))
+        decisions = selectors.evaluation_decisions(project=project, evaluations=page.items)
+        return page.response([evaluation_summary(evaluation, decisions[evaluation.pk]) for evaluation in page.items])
 
     @extend_schema(request=EvaluationCreateInput, responses={201: EvaluationSummaryOutput})
     def post(self, request, project_slug):
-        project = _project(request, project_slug, Role.EDITOR)
+        project = self.project
         data = EvaluationCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
@@ -160,10 +146,12 @@ class EvaluationListApi(APIView):
         return Response(evaluation_summary(evaluation), status=status.HTTP_201_CREATED)
 
 
-class EvaluationDetailApi(APIView):
+class EvaluationDetailApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @extend_schema(operation_id="evaluations_retrieve", responses=EvaluationDetailOutput)
     def get(self, request, project_slug, evaluation_id):
-        project = _project(request, project_slug, Role.VIEWER)
+        project = self.project
         return Response(evaluation_detail(selectors.evaluation_get(project=project, evaluation_id=evaluation_id)))
 
 
@@ -180,38 +168,34 @@ FILTER_PARAMETERS = [
 ]
 
 
-def _case_results(request, project_slug, evaluation_id):
-    """The project, evaluation, filters, filtered results and whether the caller may read the responses."""
-    project = _project(request, project_slug, Role.VIEWER)
-    evaluation = selectors.evaluation_get(project=project, evaluation_id=evaluation_id, with_arms=False)
-    filters = case_result_filters(request.query_params)
+def _case_results(view, evaluation_id):
+    """The evaluation, filters, filtered results and whether the caller may read the responses."""
+    evaluation = selectors.evaluation_get(project=view.project, evaluation_id=evaluation_id, with_arms=False)
+    filters = case_result_filters(view.request.query_params)
     results = selectors.evaluation_case_results(evaluation=evaluation, **filters.selector_kwargs())
-    readable = responses_readable(evaluation=evaluation, role=user_role(project=project, user=request.user))
-    return project, evaluation, filters, results, readable
+    readable = responses_readable(evaluation=evaluation, role=view.role)
+    return evaluation, filters, results, readable
 
 
-class EvaluationCaseResultListApi(APIView):
+class EvaluationCaseResultListApi(ProjectApiView):
     """Per-case results, filtered as the explorer page filters them. Every response is hazardous
     text unless the suite version was marked benign by a reviewer: below reviewer it is redacted,
     and every page that shows any to a reviewer or admin is recorded as a `hazard.read` audit
     event (evals.hazards)."""
 
-    pagination_class = StandardPagination  # so the schema documents the page envelope
-
+    roles = {"GET": Role.VIEWER}
     @extend_schema(operation_id="evaluation_results_list", responses=CaseResultOutput(many=True), parameters=FILTER_PARAMETERS)
     def get(self, request, project_slug, evaluation_id):
-        project, evaluation, filters, results, readable = _case_results(request, project_slug, evaluation_id)
+        evaluation, filters, results, readable = _case_results(self, evaluation_id)
         # All results: a range of positions (deep pages cost what the first does). Filtered:
         # COUNT and OFFSET over the one evaluation's rows, on its outcome indexes where it filters outcomes.
         numbered = None
         if filters.is_empty:
             numbered = {"total": selectors.evaluation_case_result_count(evaluation=evaluation), "field": "position", "newest_first": False}
-        paginator, page, response = _paginated(
-            request, self, results, lambda result: CaseResultOutput(case_result_row(result, readable=readable)).data, numbered=numbered
-        )
+        page = self.page(results, numbered=numbered)
         if readable:
-            responses_read_record(project=project, evaluation=evaluation, actor=request.user, case_results=list(page))
-        return response
+            responses_read_record(project=self.project, evaluation=evaluation, actor=request.user, case_results=page.items)
+        return page.response([CaseResultOutput(case_result_row(result, readable=readable)).data for result in page.items])
 
 
 class _ExportNegotiation(DefaultContentNegotiation):
@@ -221,11 +205,12 @@ class _ExportNegotiation(DefaultContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-class EvaluationCaseResultExportApi(APIView):
+class EvaluationCaseResultExportApi(ProjectApiView):
     """Exactly the filtered case results as CSV or JSONL, streamed. Responses are columns only for
     readers who may see them, and such an export is one `hazard.read` audit event naming every
     exported result; otherwise each row is `redacted` and the header X-Lethe-Responses says why."""
 
+    roles = {"GET": Role.VIEWER}
     content_negotiation_class = _ExportNegotiation
 
     @extend_schema(
@@ -236,7 +221,8 @@ class EvaluationCaseResultExportApi(APIView):
         "CSV cells that a spreadsheet would run as a formula start with an apostrophe.",
     )
     def get(self, request, project_slug, evaluation_id):
-        project, evaluation, filters, results, readable = _case_results(request, project_slug, evaluation_id)
+        project = self.project
+        evaluation, filters, results, readable = _case_results(self, evaluation_id)
         format = request.query_params.get("format") or "csv"
         if format not in FORMATS:
             raise ValidationFailed(f"format must be one of {', '.join(FORMATS)}.", fields={"format": [f"Expected one of: {', '.join(FORMATS)}."]})
@@ -246,10 +232,11 @@ class EvaluationCaseResultExportApi(APIView):
         return export_response(results, format=format, responses=readable, filename=f"{project.slug}-evaluation-{evaluation.pk}-cases")
 
 
-class SuiteVersionBenignApi(APIView):
+class SuiteVersionBenignApi(ProjectApiView):
     """The benign mark of a suite version: PUT marks it (its evaluations' responses are then
     shown to every member, unaudited), DELETE removes the mark. Reviewers and admins."""
 
+    roles = {"PUT": Role.REVIEWER, "DELETE": Role.REVIEWER}
     @extend_schema(operation_id="suite_versions_mark_benign", request=SuiteVersionBenignInput, responses=SuiteVersionOutput)
     def put(self, request, project_slug, suite_name, number):
         return self._mark(request, project_slug, suite_name, number, benign=True)
@@ -259,7 +246,7 @@ class SuiteVersionBenignApi(APIView):
         return self._mark(request, project_slug, suite_name, number, benign=False)
 
     def _mark(self, request, project_slug, suite_name, number, *, benign):
-        project = _project(request, project_slug, Role.REVIEWER)
+        project = self.project
         version = selectors.suite_version_get(suite=selectors.suite_get(project=project, name=suite_name), number=number)
         data = SuiteVersionBenignInput(data=request.data)
         data.is_valid(raise_exception=True)

@@ -1,14 +1,14 @@
 """REST views for judge calibration: import a labelled judgement set, start a calibration (a run),
 list and read calibrations, and page through the rows where the judge and humans disagree.
 Thin: validate, call a service or selector, serialize."""
-from functools import partial
-
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from core.api.schema import WRITE_ERRORS, api_schema
+from core.api.views import ProjectApiView
+from core.errors import ValidationFailed
 from evals import calibration_selectors as selectors
 from evals import calibration_services as services
 from evals.calibration_serializers import (
@@ -21,17 +21,13 @@ from evals.calibration_serializers import (
     calibration_row,
     disagreement_row,
 )
-from core.api.pagination import NumberedPaginator, StandardPagination
-from versions.api.permissions import project_for_request
-from core.api.schema import WRITE_ERRORS, api_schema
 from versions.api.serializers import DatasetVersionSerializer
-from core.errors import ValidationFailed
 from versions.models import DatasetKind, Role
-from versions.permissions import user_role
 from versions.selectors import dataset_get, dataset_version_get, dataset_version_resolve
 
 
-class JudgementSetImportApi(APIView):
+class JudgementSetImportApi(ProjectApiView):
+    roles = {"POST": Role.EDITOR}
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     @api_schema(
@@ -41,7 +37,7 @@ class JudgementSetImportApi(APIView):
         "layout (xstest-completions, harmbench-val, do-not-answer). Every error names its line; nothing is half-imported.",
     )
     def post(self, request, project_slug, name):
-        project = project_for_request(request, project_slug, Role.EDITOR)
+        project = self.project
         dataset = dataset_get(project=project, name=name)
         data = JudgementSetImportInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -53,22 +49,21 @@ class JudgementSetImportApi(APIView):
         return Response(DatasetVersionSerializer(dataset_version_get(dataset=dataset, number=version.number)).data, status=status.HTTP_201_CREATED)
 
 
-class CalibrationListApi(APIView):
-    pagination_class = StandardPagination  # so the schema documents the page envelope
+class CalibrationListApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER, "POST": Role.EDITOR}
 
     @api_schema(operation_id="calibrations_list", tags=["calibrations"], responses=CalibrationOutput(many=True))
     def get(self, request, project_slug):
-        project = project_for_request(request, project_slug, Role.VIEWER)
-        paginator = StandardPagination()
-        page = paginator.paginate_queryset(selectors.calibrations_for_project(project=project), request, view=self)
-        return paginator.get_paginated_response([CalibrationOutput(calibration_row(calibration)).data for calibration in page])
+        project = self.project
+        page = self.page(selectors.calibrations_for_project(project=project))
+        return page.response([CalibrationOutput(calibration_row(calibration)).data for calibration in page.items])
 
     @api_schema(operation_id="calibrations_create", tags=["calibrations"], request=CalibrationCreateInput,
                 responses={201: CalibrationOutput}, errors=WRITE_ERRORS,
                 description="Measure a judge on a judgements dataset version. It runs as a job (kind calibration); poll the "
                 "calibration or its run until the run has succeeded.")
     def post(self, request, project_slug):
-        project = project_for_request(request, project_slug, Role.EDITOR)
+        project = self.project
         data = CalibrationCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
@@ -83,37 +78,36 @@ class CalibrationListApi(APIView):
         return Response(CalibrationOutput(calibration_row(calibration)).data, status=status.HTTP_201_CREATED)
 
 
-class CalibrationDetailApi(APIView):
+class CalibrationDetailApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @api_schema(operation_id="calibrations_retrieve", tags=["calibrations"], responses=CalibrationDetailOutput)
     def get(self, request, project_slug, calibration_id):
-        project = project_for_request(request, project_slug, Role.VIEWER)
+        project = self.project
         calibration = selectors.calibration_get(project=project, calibration_id=calibration_id)
         return Response(CalibrationDetailOutput(calibration_detail_row(calibration)).data)
 
 
-class CalibrationDisagreementListApi(APIView):
+class CalibrationDisagreementListApi(ProjectApiView):
     """The rows where the judge and humans disagree. Responses are shown to reviewers and admins
     only (any may be harmful, whatever its row's `expected`), and every page that shows any is a
     `hazard.read` audit event."""
 
-    pagination_class = StandardPagination
+    roles = {"GET": Role.VIEWER}
 
     @api_schema(operation_id="calibration_disagreements_list", tags=["calibrations"], responses=DisagreementOutput(many=True),
                 parameters=[OpenApiParameter("expected", str, enum=["refuse", "comply"])])
     def get(self, request, project_slug, calibration_id):
-        project = project_for_request(request, project_slug, Role.VIEWER)
+        project = self.project
         calibration = selectors.calibration_get(project=project, calibration_id=calibration_id)
         expected = request.query_params.get("expected") or None
         if expected not in (None, "refuse", "comply"):
             raise ValidationFailed("expected must be 'refuse' or 'comply'.", fields={"expected": ["Expected refuse or comply."]})
-        paginator = StandardPagination()
-        if expected is None:
-            # All disagreements: a range of ranks, so a deep page costs what the first does.
-            paginator.django_paginator_class = partial(NumberedPaginator, total=calibration.disagreement_count, field="rank", newest_first=False)
-        page = paginator.paginate_queryset(selectors.calibration_disagreements(calibration=calibration, expected=expected), request, view=self)
-        may_read_hazards = user_role(project=project, user=request.user) >= Role.REVIEWER
-        rows = [disagreement_row(item, may_read_hazards=may_read_hazards) for item in page]
+        # All disagreements: a range of ranks, so a deep page costs what the first does.
+        numbered = {"total": calibration.disagreement_count, "field": "rank", "newest_first": False} if expected is None else None
+        page = self.page(selectors.calibration_disagreements(calibration=calibration, expected=expected), numbered=numbered)
+        may_read_hazards = self.role >= Role.REVIEWER
+        rows = [disagreement_row(item, may_read_hazards=may_read_hazards) for item in page.items]
         if may_read_hazards:
-            services.calibration_hazard_read_record(project=project, actor=request.user, calibration=calibration,
-                                                    items=list(page))
-        return paginator.get_paginated_response([DisagreementOutput(row).data for row in rows])
+            services.calibration_hazard_read_record(project=project, actor=request.user, calibration=calibration, items=page.items)
+        return page.response([DisagreementOutput(row).data for row in rows])

@@ -1,5 +1,6 @@
 """Input validation and output shapes for the evals API."""
 from rest_framework import serializers
+from rest_framework.fields import SkipField
 
 from evals.importers import FORMATS
 from evals.models import Expected, Modality, Outcome, Verdict
@@ -8,6 +9,20 @@ from evals.transforms import ALL_TRANSFORMS
 from versions.api.serializers import CHECKPOINT_REF_HELP, DATASET_VERSION_REF_HELP, PROMPT_VERSION_REF_HELP, JSONField
 
 REDACTED = "[redacted: reviewer role required]"
+
+
+class StoredFloatField(serializers.FloatField):
+    """A number rendered exactly as stored (FloatField would turn a stored 1 into 1.0), and, when
+    not required, left out where the stored object has no such key (a nullable field would add
+    it as null): the schema gets the type, the body stays what it always was."""
+
+    def get_attribute(self, instance):
+        if not self.required and isinstance(instance, dict) and self.source not in instance:
+            raise SkipField()
+        return super().get_attribute(instance)
+
+    def to_representation(self, value):
+        return value
 
 
 class SuiteCreateInput(serializers.Serializer):
@@ -80,6 +95,10 @@ class SuiteOutput(serializers.Serializer):
     version_count = serializers.IntegerField()
     created_by = serializers.CharField(source="created_by.username")
     created_at = serializers.DateTimeField()
+
+
+class SuiteDetailOutput(SuiteOutput):
+    versions = SuiteVersionOutput(many=True, help_text="Every version, newest first.")
 
 
 class CaseOutput(serializers.Serializer):
@@ -466,10 +485,21 @@ class JudgeCalibrationStatusOutput(serializers.Serializer):
     error = serializers.CharField(required=False)
 
 
+class GenerationConfigOutput(serializers.Serializer):
+    """The evaluation's generation settings (evals.generation.GenerationConfig, every field)."""
+
+    max_new_tokens = serializers.IntegerField()
+    batch_size = serializers.IntegerField()
+    do_sample = serializers.BooleanField()
+    temperature = StoredFloatField()
+    top_p = StoredFloatField()
+    max_prompt_tokens = serializers.IntegerField(help_text="Longer prompts keep their right end.")
+
+
 class EvaluationDetailOutput(EvaluationSummaryOutput):
     judge = JudgeOutput()
     judge_calibration = JudgeCalibrationStatusOutput(help_text="the judge's calibration on the project's calibration set")
-    generation_config = serializers.DictField()
+    generation_config = GenerationConfigOutput()
     statistics_config = StatisticsConfigOutput()
     utility_dataset_version = serializers.IntegerField(allow_null=True)
     metrics = MetricsOutput(allow_null=True, help_text="null until it finishes")
@@ -586,6 +616,19 @@ class CaseResultCaseOutput(serializers.Serializer):
     image_url = serializers.CharField(allow_null=True)
 
 
+class JudgeRecordOutput(serializers.Serializer):
+    """One arm's judge record of a case (evals.judge_records.judgement_record). Every key is
+    absent until the case is judged."""
+
+    detail = serializers.CharField(required=False, allow_blank=True, help_text="What the judge saw, for people.")
+    score = StoredFloatField(required=False, allow_null=True, help_text="A graded judge's score in [0, 1]; null otherwise.")
+    confidence = StoredFloatField(required=False, allow_null=True, help_text="How sure the judge is, in [0, 1]; null when it cannot tell.")
+    uncertain = serializers.BooleanField(required=False, help_text="The judge's own call that this outcome is unreliable.")
+    categories = serializers.ListField(child=serializers.CharField(), required=False, help_text="Hazard category codes the judge named.")
+    escalation = serializers.CharField(required=False, allow_blank=True,
+                                       help_text="Why a cascade re-judged the case (out_of_scope, uncertain, non_answer, error); empty if it did not.")
+
+
 class CaseResultOutput(serializers.Serializer):
     """One case answered by both arms (evals.serializers.case_result_row)."""
 
@@ -600,5 +643,5 @@ class CaseResultOutput(serializers.Serializer):
     latency_ms_a = serializers.FloatField()
     latency_ms_b = serializers.FloatField()
     flipped = serializers.BooleanField(help_text="Exactly one arm failed the case.")
-    judge_a = serializers.DictField(help_text="The judge's record for arm A: detail, confidence, uncertain, categories, escalation.")
-    judge_b = serializers.DictField(help_text="The judge's record for arm B.")
+    judge_a = JudgeRecordOutput(help_text="The judge's record for arm A (empty until the case is judged).")
+    judge_b = JudgeRecordOutput(help_text="The judge's record for arm B (empty until the case is judged).")

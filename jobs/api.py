@@ -3,8 +3,8 @@ service and serialize. Viewers read runs, editors cancel and retry, admins manag
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from core.api.views import ProjectApiView
 from jobs import selectors, services, webhooks
 from jobs.logs import run_internals_visible
 from jobs.serializers import (
@@ -17,14 +17,7 @@ from jobs.serializers import (
     WebhookSerializer,
     WebhookUpdateSerializer,
 )
-from core.api.pagination import StandardPagination
 from versions.models import Role
-
-
-def _project(request, project_slug, role):
-    from versions.api.permissions import project_for_request
-
-    return project_for_request(request, project_slug, role)
 
 
 def _run_detail(request, project, run):
@@ -32,14 +25,8 @@ def _run_detail(request, project, run):
     return RunDetailSerializer(run, context={"full_log": full_log}).data
 
 
-def _paginated(view, request, queryset, serializer_class):
-    paginator = StandardPagination()
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(serializer_class(page, many=True).data)
-
-
-class RunListApi(APIView):
-    pagination_class = StandardPagination  # the schema shows the page envelope
+class RunListApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
 
     @extend_schema(
         operation_id="runs_list",
@@ -48,62 +35,66 @@ class RunListApi(APIView):
         tags=["runs"],
     )
     def get(self, request, project_slug):
-        project = _project(request, project_slug, Role.VIEWER)
+        project = self.project
         query = RunListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         runs = selectors.run_list(project=project, **query.validated_data)
-        return _paginated(self, request, runs, RunSerializer)
+        return self.paginated(runs, serializer_class=RunSerializer)
 
 
-class RunDetailApi(APIView):
+class RunDetailApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
     @extend_schema(operation_id="runs_retrieve", responses=RunDetailSerializer, tags=["runs"])
     def get(self, request, project_slug, run_id):
-        project = _project(request, project_slug, Role.VIEWER)
+        project = self.project
         return Response(_run_detail(request, project, selectors.run_get(project=project, run_id=run_id)))
 
 
-class RunCancelApi(APIView):
+class RunCancelApi(ProjectApiView):
+    roles = {"POST": Role.EDITOR}
     @extend_schema(operation_id="runs_cancel", request=None, responses=RunDetailSerializer, tags=["runs"])
     def post(self, request, project_slug, run_id):
-        project = _project(request, project_slug, Role.EDITOR)
+        project = self.project
         run = services.run_cancel(run=selectors.run_get(project=project, run_id=run_id), actor=request.user)
         return Response(_run_detail(request, project, run))
 
 
-class RunRetryApi(APIView):
+class RunRetryApi(ProjectApiView):
+    roles = {"POST": Role.EDITOR}
     @extend_schema(operation_id="runs_retry", request=None, responses={201: RunDetailSerializer}, tags=["runs"])
     def post(self, request, project_slug, run_id):
-        project = _project(request, project_slug, Role.EDITOR)
+        project = self.project
         new_run = services.run_retry(run=selectors.run_get(project=project, run_id=run_id), actor=request.user)
         return Response(_run_detail(request, project, selectors.run_get(project=project, run_id=new_run.pk)), status=status.HTTP_201_CREATED)
 
 
-class WebhookListApi(APIView):
-    pagination_class = StandardPagination  # the schema shows the page envelope
+class WebhookListApi(ProjectApiView):
+    roles = {"GET": Role.ADMIN, "POST": Role.ADMIN}
 
     @extend_schema(operation_id="webhooks_list", responses=WebhookSerializer(many=True), tags=["webhooks"])
     def get(self, request, project_slug):
-        project = _project(request, project_slug, Role.ADMIN)
-        return _paginated(self, request, selectors.webhook_list(project=project).select_related("created_by"), WebhookSerializer)
+        project = self.project
+        return self.paginated(selectors.webhook_list(project=project).select_related("created_by"), serializer_class=WebhookSerializer)
 
     @extend_schema(operation_id="webhooks_create", request=WebhookCreateSerializer, responses={201: WebhookCreatedSerializer}, tags=["webhooks"])
     def post(self, request, project_slug):
-        project = _project(request, project_slug, Role.ADMIN)
+        project = self.project
         data = WebhookCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         webhook = webhooks.webhook_create(project=project, actor=request.user, **data.validated_data)
         return Response(WebhookCreatedSerializer(webhook).data, status=status.HTTP_201_CREATED)
 
 
-class WebhookDetailApi(APIView):
+class WebhookDetailApi(ProjectApiView):
+    roles = {"GET": Role.ADMIN, "PATCH": Role.ADMIN, "DELETE": Role.ADMIN}
     @extend_schema(operation_id="webhooks_retrieve", responses=WebhookSerializer, tags=["webhooks"])
     def get(self, request, project_slug, webhook_id):
-        project = _project(request, project_slug, Role.ADMIN)
+        project = self.project
         return Response(WebhookSerializer(selectors.webhook_get(project=project, webhook_id=webhook_id)).data)
 
     @extend_schema(operation_id="webhooks_update", request=WebhookUpdateSerializer, responses=WebhookSerializer, tags=["webhooks"])
     def patch(self, request, project_slug, webhook_id):
-        project = _project(request, project_slug, Role.ADMIN)
+        project = self.project
         webhook = selectors.webhook_get(project=project, webhook_id=webhook_id)
         data = WebhookUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -112,13 +103,13 @@ class WebhookDetailApi(APIView):
 
     @extend_schema(operation_id="webhooks_destroy", responses={204: None}, tags=["webhooks"])
     def delete(self, request, project_slug, webhook_id):
-        project = _project(request, project_slug, Role.ADMIN)
+        project = self.project
         webhooks.webhook_delete(webhook=selectors.webhook_get(project=project, webhook_id=webhook_id), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class WebhookDeliveryListApi(APIView):
-    pagination_class = StandardPagination  # the schema shows the page envelope
+class WebhookDeliveryListApi(ProjectApiView):
+    roles = {"GET": Role.ADMIN}
 
     @extend_schema(
         operation_id="webhooks_deliveries_list",
@@ -127,6 +118,6 @@ class WebhookDeliveryListApi(APIView):
         parameters=[OpenApiParameter("page", int, required=False)],
     )
     def get(self, request, project_slug, webhook_id):
-        project = _project(request, project_slug, Role.ADMIN)
+        project = self.project
         webhook = selectors.webhook_get(project=project, webhook_id=webhook_id)
-        return _paginated(self, request, selectors.webhook_delivery_list(webhook=webhook), WebhookDeliverySerializer)
+        return self.paginated(selectors.webhook_delivery_list(webhook=webhook), serializer_class=WebhookDeliverySerializer)

@@ -1,15 +1,13 @@
 """REST endpoints for sweeps: thin views over services and selectors."""
 from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from core.api.schema import WRITE_ERRORS, api_schema
+from core.api.views import ProjectApiView
 from evals.selectors import suite_version_resolve
 from sweeps.selectors import sweep_comparison, sweep_get, sweeps_for_project
 from sweeps.serializers import SweepCreateSerializer, SweepDetailSerializer, SweepSerializer
 from sweeps.services import sweep_create
-from core.api.pagination import StandardPagination, paginated_response
-from versions.api.permissions import project_for_request
-from core.api.schema import WRITE_ERRORS, api_schema
 from versions.models import Role
 from versions.selectors import checkpoint_resolve, dataset_version_resolve
 
@@ -22,17 +20,16 @@ def sweep_detail_data(*, project, sweep_id) -> dict:
     return SweepDetailSerializer(sweep).data
 
 
-class SweepListApi(APIView):
-    pagination_class = StandardPagination
+class SweepListApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER, "POST": Role.EDITOR}
 
     @api_schema(operation_id="sweeps_list", tags=TAGS, responses=SweepSerializer(many=True))
     def get(self, request, project_slug):
-        project = project_for_request(request, project_slug, Role.VIEWER)
-        return paginated_response(view=self, request=request, queryset=sweeps_for_project(project=project), serializer_class=SweepSerializer)
+        return self.paginated(sweeps_for_project(project=self.project), serializer_class=SweepSerializer)
 
     @api_schema(operation_id="sweeps_create", tags=TAGS, request=SweepCreateSerializer, responses={201: SweepDetailSerializer}, errors=WRITE_ERRORS)
     def post(self, request, project_slug):
-        project = project_for_request(request, project_slug, Role.EDITOR)
+        project = self.project
         serializer = SweepCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -49,8 +46,9 @@ class SweepListApi(APIView):
         return Response(sweep_detail_data(project=project, sweep_id=sweep.pk), status=status.HTTP_201_CREATED)
 
 
-class SweepDetailApi(APIView):
+class SweepDetailApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @api_schema(operation_id="sweeps_retrieve", tags=TAGS, responses=SweepDetailSerializer)
     def get(self, request, project_slug, sweep_id):
-        project = project_for_request(request, project_slug, Role.VIEWER)
-        return Response(sweep_detail_data(project=project, sweep_id=sweep_id))
+        return Response(sweep_detail_data(project=self.project, sweep_id=sweep_id))

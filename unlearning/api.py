@@ -4,31 +4,26 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from core.api.schema import WRITE_ERRORS, api_schema
+from core.api.views import ProjectApiView
 from jobs.services import run_cancel
 from unlearning.selectors import unlearning_run_get, unlearning_runs_for_project
 from unlearning.serializers import UnlearningRunCreateSerializer, UnlearningRunDetailSerializer, UnlearningRunSerializer
 from unlearning.services import checkpoint_merged_directory, unlearning_run_create
 from versions.api import archives
-from core.api.pagination import StandardPagination, paginated_response
-from versions.api.permissions import project_for_request
-from core.api.schema import WRITE_ERRORS, api_schema
 from versions.models import Role
 from versions.selectors import checkpoint_get_by_name, checkpoint_resolve, dataset_version_resolve
 
 TAGS = ["unlearning"]
 
 
-class UnlearningRunListApi(APIView):
-    pagination_class = StandardPagination  # so the schema documents the page envelope
+class UnlearningRunListApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER, "POST": Role.EDITOR}
 
     @api_schema(operation_id="unlearning_runs_list", tags=TAGS, responses=UnlearningRunSerializer(many=True))
     def get(self, request, project_slug):
-        project = project_for_request(request, project_slug, Role.VIEWER)
-        return paginated_response(
-            view=self, request=request, queryset=unlearning_runs_for_project(project=project), serializer_class=UnlearningRunSerializer
-        )
+        return self.paginated(unlearning_runs_for_project(project=self.project), serializer_class=UnlearningRunSerializer)
 
     @api_schema(
         operation_id="unlearning_runs_create",
@@ -38,7 +33,7 @@ class UnlearningRunListApi(APIView):
         errors=WRITE_ERRORS,
     )
     def post(self, request, project_slug):
-        project = project_for_request(request, project_slug, Role.EDITOR)
+        project = self.project
         serializer = UnlearningRunCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -56,23 +51,29 @@ class UnlearningRunListApi(APIView):
         return Response(UnlearningRunDetailSerializer(unlearning_run).data, status=status.HTTP_201_CREATED)
 
 
-class UnlearningRunDetailApi(APIView):
+class UnlearningRunDetailApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @api_schema(operation_id="unlearning_runs_retrieve", tags=TAGS, responses=UnlearningRunDetailSerializer)
     def get(self, request, project_slug, unlearning_run_id):
-        project = project_for_request(request, project_slug, Role.VIEWER)
+        project = self.project
         return Response(UnlearningRunDetailSerializer(unlearning_run_get(project=project, unlearning_run_id=unlearning_run_id)).data)
 
 
-class UnlearningRunCancelApi(APIView):
+class UnlearningRunCancelApi(ProjectApiView):
+    roles = {"POST": Role.EDITOR}
+
     @api_schema(operation_id="unlearning_runs_cancel", tags=TAGS, request=None, responses=UnlearningRunDetailSerializer, errors=WRITE_ERRORS)
     def post(self, request, project_slug, unlearning_run_id):
-        project = project_for_request(request, project_slug, Role.EDITOR)
+        project = self.project
         unlearning_run = unlearning_run_get(project=project, unlearning_run_id=unlearning_run_id)
         run_cancel(run=unlearning_run.run, actor=request.user)
         return Response(UnlearningRunDetailSerializer(unlearning_run_get(project=project, unlearning_run_id=unlearning_run_id)).data)
 
 
-class CheckpointMergedDownloadApi(APIView):
+class CheckpointMergedDownloadApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @api_schema(
         operation_id="checkpoints_download_merged",
         tags=["checkpoints"],
@@ -84,7 +85,7 @@ class CheckpointMergedDownloadApi(APIView):
         "checkpoint that is not an adapter (download it as it is).",
     )
     def get(self, request, project_slug, name, number):
-        project = project_for_request(request, project_slug, Role.VIEWER)
+        project = self.project
         checkpoint = checkpoint_get_by_name(project=project, model_name=name, number=number)
         directory = checkpoint_merged_directory(checkpoint=checkpoint)
         files = [(path.name, path) for path in sorted(directory.iterdir()) if path.is_file() and not path.name.startswith(".lethe-")]

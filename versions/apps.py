@@ -8,8 +8,13 @@ class VersionsConfig(AppConfig):
     def ready(self):
         from django.contrib import admin
 
+        from core.api.views import project_resolver_register
         from versions import checks  # noqa: F401  (registers the system and deployment checks)
         from versions.forms import AdminSignInForm
+        from versions.permissions import project_require
+
+        # Every app's ProjectApiView resolves its project through the registry's memberships.
+        project_resolver_register(project_require)
 
         # The admin's sign-in page says when an address or username is locked out, as ours does.
         admin.site.login_form = AdminSignInForm

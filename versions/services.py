@@ -174,6 +174,17 @@ def member_set(*, project, user, role, actor):
 
 
 @transaction.atomic
+def member_add(*, project, user, role, actor):
+    """Add ``user`` with ``role``; someone who is already a member is a conflict (a role is
+    changed with member_set, so an add never silently demotes or promotes)."""
+    role_require(project=project, user=actor, role=Role.ADMIN)
+    if Membership.objects.select_for_update().filter(project=project, user=user).exists():
+        raise Conflict(f"{user.username} is already a member of {project.slug}; change the role with PATCH.",
+                       fields={"username": ["Already a member."]})
+    return member_set(project=project, user=user, role=role, actor=actor)
+
+
+@transaction.atomic
 def member_remove(*, project, user, actor):
     role_require(project=project, user=actor, role=Role.ADMIN)
     membership = Membership.objects.select_for_update().filter(project=project, user=user).first()

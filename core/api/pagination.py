@@ -1,4 +1,4 @@
-from functools import cached_property, partial
+from functools import cached_property
 
 from django.core.paginator import Paginator
 from rest_framework.pagination import PageNumberPagination
@@ -35,18 +35,3 @@ class NumberedPaginator(Paginator):
         rows = list(self.object_list.filter(**{f"{self.field}__gt": low, f"{self.field}__lte": top}))
         return self._get_page(rows, number, self)
 
-
-def paginated_response(*, view, request, queryset, serializer_class=None, rows=None, context=None, numbered_total=None):
-    """One page of ``queryset`` (a queryset or a list) serialized with ``serializer_class``, or
-    turned into response rows by ``rows`` (a selector building the API's shape from plain rows,
-    where a serializer per object would cost more than the query).
-
-    ``numbered_total`` (the owner's version counter) pages a whole gap-free history by number
-    range instead of OFFSET (see NumberedPaginator)."""
-    paginator = StandardPagination()
-    if numbered_total is not None:
-        paginator.django_paginator_class = partial(NumberedPaginator, total=numbered_total)
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    if rows is not None:
-        return paginator.get_paginated_response(rows(page))
-    return paginator.get_paginated_response(serializer_class(page, many=True, context=context or {"request": request}).data)

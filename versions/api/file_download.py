@@ -9,13 +9,12 @@ from django.conf import settings
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
-from rest_framework.views import APIView
 
-from versions import object_store, selectors
-from versions.api.permissions import project_for_request
 from core.api.schema import api_schema
-from versions.blob_store import artifact_storage, blob_open
+from core.api.views import ProjectApiView
 from core.errors import NotFound
+from versions import object_store, selectors
+from versions.blob_store import artifact_storage, blob_open
 from versions.models import Role
 
 
@@ -44,7 +43,9 @@ def _chunks(reader):
         yield from reader
 
 
-class CheckpointFileDownloadApi(APIView):
+class CheckpointFileDownloadApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @api_schema(
         operation_id="checkpoints_file_download",
         tags=["checkpoints"],
@@ -58,8 +59,7 @@ class CheckpointFileDownloadApi(APIView):
         "bucket, so the bytes do not pass through the server; check them against the digest.",
     )
     def get(self, request, project_slug, name, number, path):
-        project = project_for_request(request, project_slug, Role.VIEWER)
-        checkpoint = selectors.checkpoint_get_by_name(project=project, model_name=name, number=number)
+        checkpoint = selectors.checkpoint_get_by_name(project=self.project, model_name=name, number=number)
         item = selectors.checkpoint_files(checkpoint=checkpoint).filter(path=path).first()
         if item is None:
             raise NotFound(f"{checkpoint} has no file {path!r}.")

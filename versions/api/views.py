@@ -11,16 +11,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer
 from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from core.api.parsers import JSONParser, MultiPartParser
+from core.api.schema import WRITE_ERRORS, api_schema
+from core.api.views import ApiView, ProjectApiView
+from core.errors import Conflict, NotFound, TooLarge, ValidationFailed
 from versions import blob_store, checkpoint_files, portable, selectors, services
 from versions.api import archives, uploads
-from core.api.parsers import JSONParser, MultiPartParser
 from versions.api import serializers as s
-from core.api.pagination import StandardPagination, paginated_response
-from versions.api.permissions import project_for_request
-from core.api.schema import WRITE_ERRORS, api_schema
-from core.errors import Conflict, NotFound, TooLarge, ValidationFailed
 from versions.models import CheckpointKind, Role
 from versions.promotion import cited_evaluation
 from versions.throttling import TokenCreateThrottle
@@ -32,22 +30,15 @@ def _valid(serializer_class, data, **kwargs):
     return serializer.validated_data
 
 
-class ListApi(APIView):
-    """Base of views with a paginated GET: the schema shows the page envelope and parameters."""
-
-    pagination_class = StandardPagination
-
-
 # ---------------------------------------------------------------- tokens
 
 
-class TokenListApi(ListApi):
+class TokenListApi(ApiView):
     throttle_classes = [TokenCreateThrottle]
 
     @api_schema(operation_id="tokens_list", tags=["tokens"], responses=s.TokenSerializer(many=True), errors=(401,))
     def get(self, request):
-        return paginated_response(view=self, request=request, queryset=selectors.tokens_for_user(user=request.user),
-                                  serializer_class=s.TokenSerializer)
+        return self.paginated(selectors.tokens_for_user(user=request.user), serializer_class=s.TokenSerializer)
 
     @api_schema(operation_id="tokens_create", tags=["tokens"], request=s.TokenCreateSerializer,
                 responses={201: s.TokenCreatedSerializer}, errors=(400, 401, 429))
@@ -58,7 +49,7 @@ class TokenListApi(ListApi):
         return Response(s.TokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
 
 
-class TokenDetailApi(APIView):
+class TokenDetailApi(ApiView):
     @api_schema(operation_id="tokens_revoke", tags=["tokens"], responses={204: None}, errors=(401, 404),
                 description="Revoke a token: it is refused from the next request on.")
     def delete(self, request, token_id):
@@ -69,11 +60,10 @@ class TokenDetailApi(APIView):
 # ---------------------------------------------------------------- projects and members
 
 
-class ProjectListApi(ListApi):
+class ProjectListApi(ApiView):
     @api_schema(operation_id="projects_list", tags=["projects"], responses=s.ProjectSerializer(many=True), errors=(401,))
     def get(self, request):
-        return paginated_response(view=self, request=request, queryset=selectors.projects_for_user(user=request.user),
-                                  serializer_class=s.ProjectSerializer)
+        return self.paginated(selectors.projects_for_user(user=request.user), serializer_class=s.ProjectSerializer)
 
     @api_schema(operation_id="projects_create", tags=["projects"], request=s.ProjectCreateSerializer,
                 responses={201: s.ProjectSerializer}, errors=(400, 401, 409))
@@ -83,16 +73,18 @@ class ProjectListApi(ListApi):
         return Response(s.ProjectSerializer(project, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
 
-class ProjectDetailApi(APIView):
+class ProjectDetailApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER, "PATCH": Role.ADMIN}
+
     @api_schema(operation_id="projects_retrieve", tags=["projects"], responses=s.ProjectSerializer)
     def get(self, request, project_slug):
-        project = project_for_request(request, project_slug, Role.VIEWER)
+        project = self.project
         return Response(s.ProjectSerializer(project, context={"request": request}).data)
 
     @api_schema(operation_id="projects_update", tags=["projects"], request=s.ProjectUpdateSerializer,
                 responses=s.ProjectSerializer, errors=WRITE_ERRORS)
     def patch(self, request, project_slug):
-        project = project_for_request(request, project_slug, Role.ADMIN)
+        project = self.project
         changes = _valid(s.ProjectUpdateSerializer, request.data)
         project = services.project_settings_update(project=project, actor=request.user, **changes)
         return Response(s.ProjectSerializer(project, context={"request": request}).data)
@@ -112,31 +104,31 @@ def _membership(project, username):
     return membership
 
 
-class MemberListApi(ListApi):
+class MemberListApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER, "POST": Role.ADMIN}
+
     @api_schema(operation_id="members_list", tags=["members"], responses=s.MemberSerializer(many=True))
     def get(self, request, project_slug):
-        project = project_for_request(request, project_slug, Role.VIEWER)
-        return paginated_response(view=self, request=request, queryset=selectors.memberships_for_project(project=project),
-                                  serializer_class=s.MemberSerializer)
+        project = self.project
+        return self.paginated(selectors.memberships_for_project(project=project), serializer_class=s.MemberSerializer)
 
     @api_schema(operation_id="members_add", tags=["members"], request=s.MemberAddSerializer,
                 responses={201: s.MemberSerializer}, errors=WRITE_ERRORS)
     def post(self, request, project_slug):
-        project = project_for_request(request, project_slug, Role.ADMIN)
+        project = self.project
         data = _valid(s.MemberAddSerializer, request.data)
         user = _user_by_username(data["username"])
-        if selectors.memberships_for_project(project=project).filter(user=user).exists():
-            raise Conflict(f"{user.username} is already a member of {project.slug}; change the role with PATCH.",
-                           fields={"username": ["Already a member."]})
-        services.member_set(project=project, user=user, role=data["role"], actor=request.user)
+        services.member_add(project=project, user=user, role=data["role"], actor=request.user)
         return Response(s.MemberSerializer(_membership(project, user.username)).data, status=status.HTTP_201_CREATED)
 
 
-class MemberDetailApi(APIView):
+class MemberDetailApi(ProjectApiView):
+    roles = {"PATCH": Role.ADMIN, "DELETE": Role.ADMIN}
+
     @api_schema(operation_id="members_update", tags=["members"], request=s.MemberRoleSerializer,
                 responses=s.MemberSerializer, errors=WRITE_ERRORS)
     def patch(self, request, project_slug, username):
-        project = project_for_request(request, project_slug, Role.ADMIN)
+        project = self.project
         data = _valid(s.MemberRoleSerializer, request.data)
         membership = _membership(project, username)
         services.member_set(project=project, user=membership.user, role=data["role"], actor=request.user)
@@ -144,26 +136,26 @@ class MemberDetailApi(APIView):
 
     @api_schema(operation_id="members_remove", tags=["members"], responses={204: None}, errors=(401, 403, 404, 409))
     def delete(self, request, project_slug, username):
-        project = project_for_request(request, project_slug, Role.ADMIN)
+        project = self.project
         services.member_remove(project=project, user=_membership(project, username).user, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class AuditEventListApi(ListApi):
+class AuditEventListApi(ProjectApiView):
+    roles = {"GET": Role.REVIEWER}
+
     @api_schema(operation_id="audit_events_list", tags=["audit"], responses=s.AuditEventSerializer(many=True),
                 description="The project's audit trail, newest first. Reviewers and admins only.")
     def get(self, request, project_slug):
-        project = project_for_request(request, project_slug, Role.REVIEWER)
-        return paginated_response(view=self, request=request, queryset=selectors.audit_events(project=project),
-                                  serializer_class=s.AuditEventSerializer)
+        project = self.project
+        return self.paginated(selectors.audit_events(project=project), serializer_class=s.AuditEventSerializer)
 
 
 # ---------------------------------------------------------------- prompts
 
 
-def _prompt(request, project_slug, name, role):
-    project = project_for_request(request, project_slug, role)
-    return project, selectors.prompt_get(project=project, name=name)
+def _prompt(view, name):
+    return view.project, selectors.prompt_get(project=view.project, name=name)
 
 
 def _prompt_version_row(prompt, number):
@@ -174,45 +166,50 @@ def _prompt_version_row(prompt, number):
     return rows[0]
 
 
-class PromptListApi(ListApi):
+class PromptListApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER, "POST": Role.EDITOR}
+
     @api_schema(operation_id="prompts_list", tags=["prompts"], responses=s.PromptSerializer(many=True))
     def get(self, request, project_slug):
-        project = project_for_request(request, project_slug, Role.VIEWER)
-        return paginated_response(view=self, request=request, queryset=selectors.prompts_for_project(project=project),
-                                  serializer_class=s.PromptSerializer)
+        project = self.project
+        return self.paginated(selectors.prompts_for_project(project=project), serializer_class=s.PromptSerializer)
 
     @api_schema(operation_id="prompts_create", tags=["prompts"], request=s.PromptCreateSerializer,
                 responses={201: s.PromptSerializer}, errors=WRITE_ERRORS)
     def post(self, request, project_slug):
-        project = project_for_request(request, project_slug, Role.EDITOR)
+        project = self.project
         data = _valid(s.PromptCreateSerializer, request.data)
         prompt = services.prompt_create(project=project, name=data["name"], description=data["description"], actor=request.user)
         return Response(s.PromptSerializer(selectors.prompts_for_project(project=project).get(pk=prompt.pk)).data,
                         status=status.HTTP_201_CREATED)
 
 
-class PromptDetailApi(APIView):
+class PromptDetailApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @api_schema(operation_id="prompts_retrieve", tags=["prompts"], responses=s.PromptSerializer)
     def get(self, request, project_slug, name):
-        project, prompt = _prompt(request, project_slug, name, Role.VIEWER)
+        project, prompt = _prompt(self, name)
         return Response(s.PromptSerializer(selectors.prompts_for_project(project=project).get(pk=prompt.pk)).data)
 
 
-class PromptVersionListApi(ListApi):
+class PromptVersionListApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER, "POST": Role.EDITOR}
+
     @api_schema(operation_id="prompt_versions_list", tags=["prompts"], responses=s.PromptVersionSerializer(many=True),
                 parameters=[s.VersionListQuerySerializer])
     def get(self, request, project_slug, name):
-        _, prompt = _prompt(request, project_slug, name, Role.VIEWER)
+        _, prompt = _prompt(self, name)
         query = _valid(s.VersionListQuerySerializer, request.query_params)
         tag = query.get("tag")
-        return paginated_response(view=self, request=request, queryset=selectors.prompt_versions(prompt=prompt, tag=tag),
-                                  rows=selectors.prompt_version_rows_complete, numbered_total=None if tag else prompt.version_count)
+        return self.paginated(selectors.prompt_versions(prompt=prompt, tag=tag),
+                              rows=selectors.prompt_version_rows_complete, numbered=None if tag else {"total": prompt.version_count})
 
     @api_schema(operation_id="prompt_versions_commit", tags=["prompts"], request=s.PromptVersionCommitSerializer,
                 responses={201: s.PromptVersionSerializer}, errors=WRITE_ERRORS,
                 description="Commit version n+1. Content identical to the head is refused (409).")
     def post(self, request, project_slug, name):
-        _, prompt = _prompt(request, project_slug, name, Role.EDITOR)
+        _, prompt = _prompt(self, name)
         data = _valid(s.PromptVersionCommitSerializer, request.data)
         parent = selectors.prompt_version_get(prompt=prompt, number=data["parent"]) if "parent" in data else None
         version = services.prompt_version_commit(prompt=prompt, template=data["template"], model_params=data["model_params"],
@@ -220,49 +217,59 @@ class PromptVersionListApi(ListApi):
         return Response(selectors.prompt_version_row_of(version), status=status.HTTP_201_CREATED)
 
 
-class PromptVersionDetailApi(APIView):
+class PromptVersionDetailApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @api_schema(operation_id="prompt_versions_retrieve", tags=["prompts"], responses=s.PromptVersionSerializer)
     def get(self, request, project_slug, name, number):
-        _, prompt = _prompt(request, project_slug, name, Role.VIEWER)
+        _, prompt = _prompt(self, name)
         return Response(_prompt_version_row(prompt, number))
 
 
-class PromptDiffApi(APIView):
+class PromptDiffApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @api_schema(operation_id="prompt_versions_diff", tags=["prompts"], responses=s.DiffSerializer, parameters=[s.DiffQuerySerializer],
                 errors=(400, 401, 403, 404))
     def get(self, request, project_slug, name):
-        _, prompt = _prompt(request, project_slug, name, Role.VIEWER)
+        _, prompt = _prompt(self, name)
         query = _valid(s.DiffQuerySerializer, request.query_params)
         old = selectors.prompt_version_get(prompt=prompt, number=query["old"])
         new = selectors.prompt_version_get(prompt=prompt, number=query["new"])
         return Response(s.DiffSerializer(selectors.versions_diff(old=old, new=new)).data)
 
 
-class PromptRenderApi(APIView):
+class PromptRenderApi(ProjectApiView):
+    roles = {"POST": Role.VIEWER}
+
     @api_schema(operation_id="prompt_versions_render", tags=["prompts"], request=s.RenderSerializer, responses=s.RenderedSerializer,
                 errors=(400, 401, 403, 404), description="Fill the version's {{ variables }}; a read, so viewers may render.")
     def post(self, request, project_slug, name, number):
-        _, prompt = _prompt(request, project_slug, name, Role.VIEWER)
+        _, prompt = _prompt(self, name)
         data = _valid(s.RenderSerializer, request.data)
         version = selectors.prompt_version_get(prompt=prompt, number=number)
         return Response({"text": services.prompt_render(prompt_version=version, variables=data["variables"])})
 
 
-class PromptVersionTagListApi(APIView):
+class PromptVersionTagListApi(ProjectApiView):
+    roles = {"POST": Role.EDITOR}
+
     @api_schema(operation_id="prompt_version_tags_add", tags=["tags"], request=s.TagCreateSerializer,
                 responses={201: s.TagSerializer}, errors=WRITE_ERRORS)
     def post(self, request, project_slug, name, number):
-        _, prompt = _prompt(request, project_slug, name, Role.EDITOR)
+        _, prompt = _prompt(self, name)
         data = _valid(s.TagCreateSerializer, request.data)
         tag = services.tag_add(name=data["name"], prompt_version=selectors.prompt_version_get(prompt=prompt, number=number),
                                actor=request.user)
         return Response(s.TagSerializer(tag).data, status=status.HTTP_201_CREATED)
 
 
-class PromptVersionTagDetailApi(APIView):
+class PromptVersionTagDetailApi(ProjectApiView):
+    roles = {"DELETE": Role.EDITOR}
+
     @api_schema(operation_id="prompt_version_tags_remove", tags=["tags"], responses={204: None}, errors=(401, 403, 404))
     def delete(self, request, project_slug, name, number, tag):
-        _, prompt = _prompt(request, project_slug, name, Role.EDITOR)
+        _, prompt = _prompt(self, name)
         version = selectors.prompt_version_get(prompt=prompt, number=number)
         found = version.tags.filter(name=tag).first()
         if found is None:
@@ -319,24 +326,27 @@ def _label_preview(request, project, owner_kind, owner, label):
     return Response(s.LabelMoveImpactSerializer(impact).data)
 
 
-class PromptLabelListApi(ListApi):
+class PromptLabelListApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @api_schema(operation_id="prompt_labels_list", tags=["labels"], responses=s.LabelSerializer(many=True))
     def get(self, request, project_slug, name):
-        _, prompt = _prompt(request, project_slug, name, Role.VIEWER)
-        return paginated_response(view=self, request=request, queryset=selectors.labels_for_owner(prompt=prompt),
-                                  serializer_class=s.LabelSerializer)
+        _, prompt = _prompt(self, name)
+        return self.paginated(selectors.labels_for_owner(prompt=prompt), serializer_class=s.LabelSerializer)
 
 
-class PromptLabelDetailApi(APIView):
+class PromptLabelDetailApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER, "PUT": Role.EDITOR}
+
     @api_schema(operation_id="prompt_labels_retrieve", tags=["labels"], responses=s.LabelSerializer)
     def get(self, request, project_slug, name, label):
-        project, _ = _prompt(request, project_slug, name, Role.VIEWER)
+        project, _ = _prompt(self, name)
         return Response(s.LabelSerializer(selectors.label_get(project=project, owner_kind="prompt", owner_name=name, name=label)).data)
 
     @api_schema(operation_id="prompt_labels_move", tags=["labels"], request=s.PromptLabelMoveSerializer, responses=LABEL_MOVE_RESPONSES,
                 errors=WRITE_ERRORS, description=LABEL_MOVE_DESCRIPTION)
     def put(self, request, project_slug, name, label):
-        project, prompt = _prompt(request, project_slug, name, Role.EDITOR)
+        project, prompt = _prompt(self, name)
         data = _valid(s.PromptLabelMoveSerializer, request.data)
         event = services.label_move(name=label, actor=request.user, reason=data["reason"],
                                     prompt_version=selectors.prompt_version_get(prompt=prompt, number=data["version"]),
@@ -345,41 +355,47 @@ class PromptLabelDetailApi(APIView):
         return _label_moved(event)
 
 
-class PromptLabelPreviewApi(APIView):
+class PromptLabelPreviewApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @api_schema(operation_id="prompt_labels_preview", tags=["labels"], responses=s.LabelMoveImpactSerializer,
                 parameters=[s.LabelMovePreviewQuerySerializer], errors=(400, 401, 403, 404), description=LABEL_PREVIEW_DESCRIPTION)
     def get(self, request, project_slug, name, label):
-        project, prompt = _prompt(request, project_slug, name, Role.VIEWER)
+        project, prompt = _prompt(self, name)
         return _label_preview(request, project, "prompt", prompt, label)
 
 
-class PromptLabelHistoryApi(ListApi):
+class PromptLabelHistoryApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @api_schema(operation_id="prompt_labels_history", tags=["labels"], responses=s.LabelEventSerializer(many=True))
     def get(self, request, project_slug, name, label):
-        project, _ = _prompt(request, project_slug, name, Role.VIEWER)
+        project, _ = _prompt(self, name)
         found = selectors.label_get(project=project, owner_kind="prompt", owner_name=name, name=label)
-        return paginated_response(view=self, request=request, queryset=selectors.label_events(label=found),
-                                  serializer_class=s.LabelEventSerializer)
+        return self.paginated(selectors.label_events(label=found), serializer_class=s.LabelEventSerializer)
 
 
-class ModelLabelListApi(ListApi):
+class ModelLabelListApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @api_schema(operation_id="model_labels_list", tags=["labels"], responses=s.LabelSerializer(many=True))
     def get(self, request, project_slug, name):
-        _, model = _model(request, project_slug, name, Role.VIEWER)
-        return paginated_response(view=self, request=request, queryset=selectors.labels_for_owner(model=model),
-                                  serializer_class=s.LabelSerializer)
+        _, model = _model(self, name)
+        return self.paginated(selectors.labels_for_owner(model=model), serializer_class=s.LabelSerializer)
 
 
-class ModelLabelDetailApi(APIView):
+class ModelLabelDetailApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER, "PUT": Role.EDITOR}
+
     @api_schema(operation_id="model_labels_retrieve", tags=["labels"], responses=s.LabelSerializer)
     def get(self, request, project_slug, name, label):
-        project, _ = _model(request, project_slug, name, Role.VIEWER)
+        project, _ = _model(self, name)
         return Response(s.LabelSerializer(selectors.label_get(project=project, owner_kind="model", owner_name=name, name=label)).data)
 
     @api_schema(operation_id="model_labels_move", tags=["labels"], request=s.ModelLabelMoveSerializer, responses=LABEL_MOVE_RESPONSES,
                 errors=WRITE_ERRORS, description=LABEL_MOVE_DESCRIPTION)
     def put(self, request, project_slug, name, label):
-        project, model = _model(request, project_slug, name, Role.EDITOR)
+        project, model = _model(self, name)
         data = _valid(s.ModelLabelMoveSerializer, request.data)
         event = services.label_move(name=label, actor=request.user, reason=data["reason"],
                                     checkpoint=selectors.checkpoint_get(model=model, number=data["checkpoint"]),
@@ -388,28 +404,33 @@ class ModelLabelDetailApi(APIView):
         return _label_moved(event)
 
 
-class ModelLabelPreviewApi(APIView):
+class ModelLabelPreviewApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @api_schema(operation_id="model_labels_preview", tags=["labels"], responses=s.LabelMoveImpactSerializer,
                 parameters=[s.LabelMovePreviewQuerySerializer], errors=(400, 401, 403, 404), description=LABEL_PREVIEW_DESCRIPTION)
     def get(self, request, project_slug, name, label):
-        project, model = _model(request, project_slug, name, Role.VIEWER)
+        project, model = _model(self, name)
         return _label_preview(request, project, "model", model, label)
 
 
-class ModelLabelHistoryApi(ListApi):
+class ModelLabelHistoryApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @api_schema(operation_id="model_labels_history", tags=["labels"], responses=s.LabelEventSerializer(many=True))
     def get(self, request, project_slug, name, label):
-        project, _ = _model(request, project_slug, name, Role.VIEWER)
+        project, _ = _model(self, name)
         found = selectors.label_get(project=project, owner_kind="model", owner_name=name, name=label)
-        return paginated_response(view=self, request=request, queryset=selectors.label_events(label=found),
-                                  serializer_class=s.LabelEventSerializer)
+        return self.paginated(selectors.label_events(label=found), serializer_class=s.LabelEventSerializer)
 
 
-class ResolveApi(APIView):
+class RefResolveApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @api_schema(operation_id="refs_resolve", tags=["labels"], responses=s.ResolvedSerializer, parameters=[s.ResolveQuerySerializer],
                 errors=(400, 401, 403, 404), description="Resolve name@label or name@number to a prompt version or a checkpoint.")
     def get(self, request, project_slug):
-        project = project_for_request(request, project_slug, Role.VIEWER)
+        project = self.project
         query = _valid(s.ResolveQuerySerializer, request.query_params)
         target = selectors.label_resolve(project=project, ref=query["ref"], kind=query.get("kind"))
         # Built in ResolvedSerializer's shape (the schema's); serializing four plain values through
@@ -424,14 +445,12 @@ class ResolveApi(APIView):
 # ---------------------------------------------------------------- models and checkpoints
 
 
-def _model(request, project_slug, name, role):
-    project = project_for_request(request, project_slug, role)
-    return project, selectors.model_get(project=project, name=name)
+def _model(view, name):
+    return view.project, selectors.model_get(project=view.project, name=name)
 
 
-def _checkpoint(request, project_slug, name, number, role):
-    project = project_for_request(request, project_slug, role)
-    return selectors.checkpoint_get_by_name(project=project, model_name=name, number=number)
+def _checkpoint(view, name, number):
+    return selectors.checkpoint_get_by_name(project=view.project, model_name=name, number=number)
 
 
 def _checkpoint_row(model, number):
@@ -442,27 +461,30 @@ def _checkpoint_row(model, number):
     return rows[0]
 
 
-class ModelListApi(ListApi):
+class ModelListApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER, "POST": Role.EDITOR}
+
     @api_schema(operation_id="models_list", tags=["models"], responses=s.ModelSerializer(many=True))
     def get(self, request, project_slug):
-        project = project_for_request(request, project_slug, Role.VIEWER)
-        return paginated_response(view=self, request=request, queryset=selectors.models_for_project(project=project),
-                                  serializer_class=s.ModelSerializer)
+        project = self.project
+        return self.paginated(selectors.models_for_project(project=project), serializer_class=s.ModelSerializer)
 
     @api_schema(operation_id="models_create", tags=["models"], request=s.ModelCreateSerializer,
                 responses={201: s.ModelSerializer}, errors=WRITE_ERRORS)
     def post(self, request, project_slug):
-        project = project_for_request(request, project_slug, Role.EDITOR)
+        project = self.project
         data = _valid(s.ModelCreateSerializer, request.data)
         model = services.model_create(project=project, actor=request.user, **data)
         return Response(s.ModelSerializer(selectors.models_for_project(project=project).get(pk=model.pk)).data,
                         status=status.HTTP_201_CREATED)
 
 
-class ModelDetailApi(APIView):
+class ModelDetailApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @api_schema(operation_id="models_retrieve", tags=["models"], responses=s.ModelSerializer)
     def get(self, request, project_slug, name):
-        project, model = _model(request, project_slug, name, Role.VIEWER)
+        project, model = _model(self, name)
         return Response(s.ModelSerializer(selectors.models_for_project(project=project).get(pk=model.pk)).data)
 
 
@@ -535,17 +557,18 @@ CHECKPOINT_REGISTER_DESCRIPTION = (
 )
 
 
-class CheckpointListApi(ListApi):
+class CheckpointListApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER, "POST": Role.EDITOR}
     parser_classes = [JSONParser, uploads.HashingMultiPartParser]
 
     @api_schema(operation_id="checkpoints_list", tags=["checkpoints"], responses=s.CheckpointSerializer(many=True),
                 parameters=[s.VersionListQuerySerializer])
     def get(self, request, project_slug, name):
-        _, model = _model(request, project_slug, name, Role.VIEWER)
+        _, model = _model(self, name)
         query = _valid(s.VersionListQuerySerializer, request.query_params)
         tag = query.get("tag")
-        return paginated_response(view=self, request=request, queryset=selectors.checkpoints_for_model(model=model, tag=tag),
-                                  rows=selectors.checkpoint_rows_complete, numbered_total=None if tag else model.checkpoint_count)
+        return self.paginated(selectors.checkpoints_for_model(model=model, tag=tag),
+                              rows=selectors.checkpoint_rows_complete, numbered=None if tag else {"total": model.checkpoint_count})
 
     @api_schema(
         operation_id="checkpoints_register",
@@ -558,7 +581,7 @@ class CheckpointListApi(ListApi):
         description=CHECKPOINT_REGISTER_DESCRIPTION,
     )
     def post(self, request, project_slug, name):
-        project, model = _model(request, project_slug, name, Role.EDITOR)
+        project, model = _model(self, name)
         if request.content_type.startswith("multipart/form-data"):
             data = _valid(s.CheckpointUploadSerializer, request.data)
             # In the spool folder: extracted members are then on the store's filesystem and move in.
@@ -583,22 +606,27 @@ class CheckpointListApi(ListApi):
         return Response(selectors.checkpoint_row_of(checkpoint), status=status.HTTP_201_CREATED)
 
 
-class CheckpointDetailApi(APIView):
+class CheckpointDetailApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @api_schema(operation_id="checkpoints_retrieve", tags=["checkpoints"], responses=s.CheckpointSerializer)
     def get(self, request, project_slug, name, number):
-        _, model = _model(request, project_slug, name, Role.VIEWER)
+        _, model = _model(self, name)
         return Response(_checkpoint_row(model, number))
 
 
-class CheckpointFileListApi(ListApi):
+class CheckpointFileListApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @api_schema(operation_id="checkpoint_files_list", tags=["checkpoints"], responses=s.CheckpointFileSerializer(many=True))
     def get(self, request, project_slug, name, number):
-        checkpoint = _checkpoint(request, project_slug, name, number, Role.VIEWER)
-        return paginated_response(view=self, request=request, queryset=selectors.checkpoint_files(checkpoint=checkpoint),
-                                  serializer_class=s.CheckpointFileSerializer)
+        checkpoint = _checkpoint(self, name, number)
+        return self.paginated(selectors.checkpoint_files(checkpoint=checkpoint), serializer_class=s.CheckpointFileSerializer)
 
 
-class CheckpointDownloadApi(APIView):
+class CheckpointDownloadApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @api_schema(
         operation_id="checkpoints_download",
         tags=["checkpoints"],
@@ -610,7 +638,7 @@ class CheckpointDownloadApi(APIView):
         "adapters to apply on it in order, this one last.",
     )
     def get(self, request, project_slug, name, number):
-        checkpoint = _checkpoint(request, project_slug, name, number, Role.VIEWER)
+        checkpoint = _checkpoint(self, name, number)
         if checkpoint.kind == CheckpointKind.REFERENCE:
             raise Conflict(f"{checkpoint} is a reference to external weights ({checkpoint.external_ref}); it has no stored files.")
         files = [(item.path, item.blob) for item in selectors.checkpoint_files(checkpoint=checkpoint)]
@@ -623,14 +651,16 @@ class CheckpointDownloadApi(APIView):
         return response
 
 
-class CheckpointLineageApi(APIView):
+class CheckpointLineageApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @api_schema(operation_id="checkpoints_lineage", tags=["checkpoints"], responses=s.LineageSerializer,
                 parameters=[s.LineageQuerySerializer], errors=(400, 401, 403, 404),
                 description="Ancestors and descendants, nearest first, up to depth= generations each way (default 100; one "
                 "recursive query each). ancestors_truncated / descendants_truncated say whether deeper ones exist: ask again "
                 "with a larger depth. method= and dataset= filter the descendants.")
     def get(self, request, project_slug, name, number):
-        checkpoint = _checkpoint(request, project_slug, name, number, Role.VIEWER)
+        checkpoint = _checkpoint(self, name, number)
         query = _valid(s.LineageQuerySerializer, request.query_params)
         # Plain rows in the LineageSerializer's shape: at depth thousands, one serializer object
         # per node costs more than the recursive statements themselves.
@@ -641,20 +671,24 @@ class CheckpointLineageApi(APIView):
                          "descendants": descendants, "descendants_truncated": descendants_truncated})
 
 
-class CheckpointTagListApi(APIView):
+class CheckpointTagListApi(ProjectApiView):
+    roles = {"POST": Role.EDITOR}
+
     @api_schema(operation_id="checkpoint_tags_add", tags=["tags"], request=s.TagCreateSerializer,
                 responses={201: s.TagSerializer}, errors=WRITE_ERRORS)
     def post(self, request, project_slug, name, number):
-        checkpoint = _checkpoint(request, project_slug, name, number, Role.EDITOR)
+        checkpoint = _checkpoint(self, name, number)
         data = _valid(s.TagCreateSerializer, request.data)
         tag = services.tag_add(name=data["name"], checkpoint=checkpoint, actor=request.user)
         return Response(s.TagSerializer(tag).data, status=status.HTTP_201_CREATED)
 
 
-class CheckpointTagDetailApi(APIView):
+class CheckpointTagDetailApi(ProjectApiView):
+    roles = {"DELETE": Role.EDITOR}
+
     @api_schema(operation_id="checkpoint_tags_remove", tags=["tags"], responses={204: None}, errors=(401, 403, 404))
     def delete(self, request, project_slug, name, number, tag):
-        checkpoint = _checkpoint(request, project_slug, name, number, Role.EDITOR)
+        checkpoint = _checkpoint(self, name, number)
         found = checkpoint.tags.filter(name=tag).first()
         if found is None:
             raise NotFound(f"{checkpoint} has no tag {tag!r}.")
@@ -665,41 +699,43 @@ class CheckpointTagDetailApi(APIView):
 # ---------------------------------------------------------------- datasets
 
 
-def _dataset(request, project_slug, name, role):
-    project = project_for_request(request, project_slug, role)
-    return selectors.dataset_get(project=project, name=name)
+def _dataset(view, name):
+    return selectors.dataset_get(project=view.project, name=name)
 
 
-class DatasetListApi(ListApi):
+class DatasetListApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER, "POST": Role.EDITOR}
+
     @api_schema(operation_id="datasets_list", tags=["datasets"], responses=s.DatasetSerializer(many=True))
     def get(self, request, project_slug):
-        project = project_for_request(request, project_slug, Role.VIEWER)
-        return paginated_response(view=self, request=request, queryset=selectors.datasets_for_project(project=project),
-                                  serializer_class=s.DatasetSerializer)
+        project = self.project
+        return self.paginated(selectors.datasets_for_project(project=project), serializer_class=s.DatasetSerializer)
 
     @api_schema(operation_id="datasets_create", tags=["datasets"], request=s.DatasetCreateSerializer,
                 responses={201: s.DatasetSerializer}, errors=WRITE_ERRORS)
     def post(self, request, project_slug):
-        project = project_for_request(request, project_slug, Role.EDITOR)
+        project = self.project
         data = _valid(s.DatasetCreateSerializer, request.data)
         dataset = services.dataset_create(project=project, actor=request.user, **data)
         return Response(s.DatasetSerializer(selectors.dataset_get(project=project, name=dataset.name)).data, status=status.HTTP_201_CREATED)
 
 
-class DatasetDetailApi(APIView):
+class DatasetDetailApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @api_schema(operation_id="datasets_retrieve", tags=["datasets"], responses=s.DatasetSerializer)
     def get(self, request, project_slug, name):
-        return Response(s.DatasetSerializer(_dataset(request, project_slug, name, Role.VIEWER)).data)
+        return Response(s.DatasetSerializer(_dataset(self, name)).data)
 
 
-class DatasetVersionListApi(ListApi):
+class DatasetVersionListApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER, "POST": Role.EDITOR}
     parser_classes = [JSONParser, MultiPartParser]
 
     @api_schema(operation_id="dataset_versions_list", tags=["datasets"], responses=s.DatasetVersionSerializer(many=True))
     def get(self, request, project_slug, name):
-        dataset = _dataset(request, project_slug, name, Role.VIEWER)
-        return paginated_response(view=self, request=request, queryset=selectors.dataset_versions(dataset=dataset),
-                                  serializer_class=s.DatasetVersionSerializer)
+        dataset = _dataset(self, name)
+        return self.paginated(selectors.dataset_versions(dataset=dataset), serializer_class=s.DatasetVersionSerializer)
 
     @api_schema(
         operation_id="dataset_versions_create",
@@ -711,7 +747,7 @@ class DatasetVersionListApi(ListApi):
         "Errors name the line; nothing is half-imported.",
     )
     def post(self, request, project_slug, name):
-        dataset = _dataset(request, project_slug, name, Role.EDITOR)
+        dataset = _dataset(self, name)
         data = _valid(s.DatasetVersionCreateSerializer, request.data)
         if "rows" in data:
             version = services.dataset_version_create(dataset=dataset, rows=data["rows"], actor=request.user, message=data["message"])
@@ -738,20 +774,23 @@ def _table_format(filename):
                            fields={"format": ["Required for this file name."]})
 
 
-class DatasetVersionDetailApi(APIView):
+class DatasetVersionDetailApi(ProjectApiView):
+    roles = {"GET": Role.VIEWER}
+
     @api_schema(operation_id="dataset_versions_retrieve", tags=["datasets"], responses=s.DatasetVersionSerializer)
     def get(self, request, project_slug, name, number):
-        dataset = _dataset(request, project_slug, name, Role.VIEWER)
+        dataset = _dataset(self, name)
         return Response(s.DatasetVersionSerializer(selectors.dataset_version_get(dataset=dataset, number=number)).data)
 
 
-class DatasetVersionRowListApi(ListApi):
+class DatasetVersionRowListApi(ProjectApiView):
+    roles = {"GET": Role.REVIEWER}
+
     @api_schema(operation_id="dataset_versions_rows", tags=["datasets"], responses=s.DatasetRowSerializer(many=True),
                 description="The rows. Forget sets hold harmful completions: reviewers and admins only, and every read is audited.")
     def get(self, request, project_slug, name, number):
-        dataset = _dataset(request, project_slug, name, Role.REVIEWER)
+        dataset = _dataset(self, name)
         version = selectors.dataset_version_get(dataset=dataset, number=number)
         services.hazard_read_record(project=dataset.project, actor=request.user, object_type="dataset_version", object_id=version.pk,
                                     data={"dataset": dataset.name, "version": version.number})
-        return paginated_response(view=self, request=request, queryset=selectors.dataset_version_rows(dataset_version=version),
-                                  serializer_class=s.DatasetRowSerializer)
+        return self.paginated(selectors.dataset_version_rows(dataset_version=version), serializer_class=s.DatasetRowSerializer)
