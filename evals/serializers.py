@@ -486,7 +486,7 @@ class JudgeCalibrationStatusOutput(serializers.Serializer):
 
 
 class GenerationConfigOutput(serializers.Serializer):
-    """The evaluation's generation settings (evals.generation.GenerationConfig, every field)."""
+    """The evaluation's generation settings (mlcore.generation.GenerationConfig, every field)."""
 
     max_new_tokens = serializers.IntegerField()
     batch_size = serializers.IntegerField()

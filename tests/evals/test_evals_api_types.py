@@ -2,7 +2,7 @@
 (or to GenerationConfig) fails here instead of going untyped in the OpenAPI schema."""
 from dataclasses import fields
 
-from evals.generation import GenerationConfig
+from mlcore.generation import GenerationConfig
 from evals.judge_records import judgement_record
 from evals.judges import Judgement
 from evals.serializers import GenerationConfigOutput, JudgeRecordOutput

@@ -77,7 +77,7 @@ def test_log_reduction_keeps_what_went_wrong():
            "During handling of the above exception, another exception occurred:\n"
            "\n"
            "Traceback (most recent call last):\n"
-           '  File "/srv/lethe/unlearning/engine/loading.py", line 9, in load\n'
+           '  File "/srv/lethe/mlcore/loading.py", line 9, in load\n'
            "ValueError: no config.json in /var/lib/lethe/runs/3/base\n"
            "see https://huggingface.co/org/model/tree/main and models/tiny/c/1\n")
 
