@@ -5,8 +5,8 @@ from rest_framework.views import APIView
 
 from evals.selectors import suite_version_resolve
 from sweeps.selectors import sweep_comparison, sweep_get, sweeps_for_project
-from sweeps.serializers import SweepCreateSerializer, SweepDetailSerializer, SweepSerializer
-from sweeps.services import sweep_create
+from sweeps.serializers import SweepCreateSerializer, SweepDetailSerializer, SweepSeedsAddSerializer, SweepSerializer
+from sweeps.services import sweep_cancel, sweep_create, sweep_resume, sweep_seeds_add
 from versions.api.pagination import StandardPagination, paginated_response
 from versions.api.permissions import project_for_request
 from versions.api.schema import WRITE_ERRORS, api_schema
@@ -45,6 +45,8 @@ class SweepListView(APIView):
             suite_versions=[suite_version_resolve(project=project, ref=ref) for ref in data["suite_versions"]],
             judge=data["judge"], judge_config=data["judge_config"], generation=data["generation"], statistics=data["statistics"],
             evaluation_seed=data["evaluation_seed"], name=data["name"], actor=request.user,
+            strategy=data["strategy"], trials=data["trials"], strategy_seed=data["strategy_seed"], parallelism=data["parallelism"],
+            budget_steps=data["budget_steps"], budget_seconds=data["budget_seconds"],
         )
         return Response(sweep_detail_data(project=project, sweep_id=sweep.pk), status=status.HTTP_201_CREATED)
 
@@ -53,4 +55,30 @@ class SweepDetailView(APIView):
     @api_schema(operation_id="sweeps_retrieve", tags=TAGS, responses=SweepDetailSerializer)
     def get(self, request, project_slug, sweep_id):
         project = project_for_request(request, project_slug, Role.VIEWER)
+        return Response(sweep_detail_data(project=project, sweep_id=sweep_id))
+
+
+class SweepCancelView(APIView):
+    @api_schema(operation_id="sweeps_cancel", tags=TAGS, request=None, responses=SweepDetailSerializer, errors=WRITE_ERRORS)
+    def post(self, request, project_slug, sweep_id):
+        project = project_for_request(request, project_slug, Role.EDITOR)
+        sweep_cancel(sweep=sweep_get(project=project, sweep_id=sweep_id), actor=request.user)
+        return Response(sweep_detail_data(project=project, sweep_id=sweep_id))
+
+
+class SweepResumeView(APIView):
+    @api_schema(operation_id="sweeps_resume", tags=TAGS, request=None, responses=SweepDetailSerializer, errors=WRITE_ERRORS)
+    def post(self, request, project_slug, sweep_id):
+        project = project_for_request(request, project_slug, Role.EDITOR)
+        sweep_resume(sweep=sweep_get(project=project, sweep_id=sweep_id), actor=request.user)
+        return Response(sweep_detail_data(project=project, sweep_id=sweep_id))
+
+
+class SweepSeedsView(APIView):
+    @api_schema(operation_id="sweeps_seeds_add", tags=TAGS, request=SweepSeedsAddSerializer, responses=SweepDetailSerializer, errors=WRITE_ERRORS)
+    def post(self, request, project_slug, sweep_id):
+        project = project_for_request(request, project_slug, Role.EDITOR)
+        serializer = SweepSeedsAddSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        sweep_seeds_add(sweep=sweep_get(project=project, sweep_id=sweep_id), seeds=serializer.validated_data["seeds"], actor=request.user)
         return Response(sweep_detail_data(project=project, sweep_id=sweep_id))
