@@ -50,7 +50,7 @@ class _ValidatedOnly(Exception):
     """Rolls back the run a validation created."""
 
 
-def _configuration_validate(*, configuration, sweep_inputs, actor, where) -> int:
+def _configuration_validate(*, configuration, sweep_inputs, actor, where, field_prefix="configurations") -> int:
     """Everything ``unlearning_run_create`` checks, and nothing kept: the run it creates is rolled
     back (its queueing with it, since that waits for the commit). Returns the resolved max_steps."""
     from unlearning.services import unlearning_run_create
@@ -68,7 +68,7 @@ def _configuration_validate(*, configuration, sweep_inputs, actor, where) -> int
         return planned["steps"]
     except ValidationFailed as error:
         raise ValidationFailed(f"{where} ({configuration.method}, seed {configuration.seed}): {error}",
-                               fields={f"configurations.{key}": value for key, value in (error.fields or {}).items()}) from None
+                               fields={f"{field_prefix}.{key}": value for key, value in (error.fields or {}).items()}) from None
 
 
 def sweep_create(
@@ -156,7 +156,8 @@ def sweep_create(
     steps = {}
     for position, configuration in enumerate(checked, start=1):
         steps[(configuration.group, configuration.seed)] = _configuration_validate(
-            configuration=configuration, sweep_inputs=sweep_inputs, actor=actor, where=f"configuration {position}")
+            configuration=configuration, sweep_inputs=sweep_inputs, actor=actor, where=f"configuration {position}",
+            field_prefix=f"configurations.{position}")
 
     with transaction.atomic():
         sweep = Sweep.objects.create(
