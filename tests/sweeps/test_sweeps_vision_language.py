@@ -69,4 +69,5 @@ def test_a_vision_language_sweep_shows_text_and_image_attack_success_per_configu
 
     # and the CLI table shows both modalities on the image suite's lines
     table = comparison_table(comparison).splitlines()
-    assert [line.split()[7] for line in table[1:5]] == ["text@1", "figstep@1", "text@1", "figstep@1"]
+    assert [next(suite for suite in ("text@1", "figstep@1") if f"  {suite}  " in line) for line in table[1:5]] == [
+        "text@1", "figstep@1", "text@1", "figstep@1"]
