@@ -6,8 +6,8 @@ from core.api.schema import WRITE_ERRORS, api_schema
 from core.api.views import ProjectApiView
 from evals.selectors import suite_version_resolve
 from sweeps.selectors import sweep_comparison, sweep_get, sweeps_for_project
-from sweeps.serializers import SweepCreateSerializer, SweepDetailSerializer, SweepSerializer
-from sweeps.services import sweep_create
+from sweeps.serializers import SweepCreateSerializer, SweepDetailSerializer, SweepSeedsAddSerializer, SweepSerializer
+from sweeps.services import sweep_cancel, sweep_create, sweep_resume, sweep_seeds_add
 from versions.models import Role
 from versions.selectors import checkpoint_resolve, dataset_version_resolve
 
@@ -42,6 +42,8 @@ class SweepListApi(ProjectApiView):
             suite_versions=[suite_version_resolve(project=project, ref=ref) for ref in data["suite_versions"]],
             judge=data["judge"], judge_config=data["judge_config"], generation=data["generation"], statistics=data["statistics"],
             evaluation_seed=data["evaluation_seed"], name=data["name"], actor=request.user,
+            strategy=data["strategy"], trials=data["trials"], strategy_seed=data["strategy_seed"], parallelism=data["parallelism"],
+            budget_steps=data["budget_steps"], budget_seconds=data["budget_seconds"],
         )
         return Response(sweep_detail_data(project=project, sweep_id=sweep.pk), status=status.HTTP_201_CREATED)
 
@@ -51,4 +53,33 @@ class SweepDetailApi(ProjectApiView):
 
     @api_schema(operation_id="sweeps_retrieve", tags=TAGS, responses=SweepDetailSerializer)
     def get(self, request, project_slug, sweep_id):
+        return Response(sweep_detail_data(project=self.project, sweep_id=sweep_id))
+
+
+class SweepCancelApi(ProjectApiView):
+    roles = {"POST": Role.EDITOR}
+
+    @api_schema(operation_id="sweeps_cancel", tags=TAGS, request=None, responses=SweepDetailSerializer, errors=WRITE_ERRORS)
+    def post(self, request, project_slug, sweep_id):
+        sweep_cancel(sweep=sweep_get(project=self.project, sweep_id=sweep_id), actor=request.user)
+        return Response(sweep_detail_data(project=self.project, sweep_id=sweep_id))
+
+
+class SweepResumeApi(ProjectApiView):
+    roles = {"POST": Role.EDITOR}
+
+    @api_schema(operation_id="sweeps_resume", tags=TAGS, request=None, responses=SweepDetailSerializer, errors=WRITE_ERRORS)
+    def post(self, request, project_slug, sweep_id):
+        sweep_resume(sweep=sweep_get(project=self.project, sweep_id=sweep_id), actor=request.user)
+        return Response(sweep_detail_data(project=self.project, sweep_id=sweep_id))
+
+
+class SweepSeedsAddApi(ProjectApiView):
+    roles = {"POST": Role.EDITOR}
+
+    @api_schema(operation_id="sweeps_seeds_add", tags=TAGS, request=SweepSeedsAddSerializer, responses=SweepDetailSerializer, errors=WRITE_ERRORS)
+    def post(self, request, project_slug, sweep_id):
+        serializer = SweepSeedsAddSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        sweep_seeds_add(sweep=sweep_get(project=self.project, sweep_id=sweep_id), seeds=serializer.validated_data["seeds"], actor=request.user)
         return Response(sweep_detail_data(project=self.project, sweep_id=sweep_id))

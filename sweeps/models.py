@@ -3,8 +3,15 @@ from django.db import models
 
 
 class SweepStatus(models.TextChoices):
-    RUNNING = "running"  # some configuration is still unlearning or being evaluated
-    FINISHED = "finished"  # every configuration succeeded or failed
+    RUNNING = "running"  # some configuration is still waiting, unlearning or being evaluated
+    FINISHED = "finished"  # every configuration succeeded, failed or was skipped
+    CANCELLED = "cancelled"  # cancelled on request: resume re-queues what did not finish
+
+
+class SweepStrategy(models.TextChoices):
+    GRID = "grid"  # every configuration of the grid
+    RANDOM = "random"  # ``trials`` configurations drawn from the grid with ``strategy_seed``
+    OPTUNA = "optuna"  # ``trials`` proposed one after another by a multi-objective Optuna study
 
 
 class Sweep(models.Model):
@@ -25,6 +32,15 @@ class Sweep(models.Model):
     generation = models.JSONField(default=dict, blank=True)
     statistics = models.JSONField(default=dict, blank=True)
     evaluation_seed = models.IntegerField(default=0)
+    strategy = models.CharField(max_length=16, choices=SweepStrategy.choices, default=SweepStrategy.GRID)
+    trials = models.PositiveIntegerField(null=True, blank=True)  # random and optuna: how many configurations
+    strategy_seed = models.IntegerField(default=0)
+    # At most this many configurations unlearning at once (None: all); the rest wait as pending.
+    parallelism = models.PositiveIntegerField(null=True, blank=True)
+    # Budgets: a configuration not started when one is spent is skipped, with the reason.
+    budget_steps = models.PositiveIntegerField(null=True, blank=True)  # total training steps
+    budget_seconds = models.PositiveIntegerField(null=True, blank=True)  # wall time since started_at
+    started_at = models.DateTimeField(null=True, blank=True)  # created, resumed or given seeds
     status = models.CharField(max_length=16, choices=SweepStatus.choices, default=SweepStatus.RUNNING, db_index=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -39,10 +55,16 @@ class Sweep(models.Model):
 
 
 class ConfigurationStatus(models.TextChoices):
+    PENDING = "pending"  # not started yet: waits for a free slot (parallelism) or its turn (optuna)
     UNLEARNING = "unlearning"
     EVALUATING = "evaluating"
     SUCCEEDED = "succeeded"  # its checkpoint exists and every evaluation succeeded
-    FAILED = "failed"  # its run or one of its evaluations failed or was cancelled: see error
+    FAILED = "failed"  # its run or one of its evaluations failed: see error
+    CANCELLED = "cancelled"  # the sweep was cancelled before it finished: resume re-queues it
+    SKIPPED = "skipped"  # not started because the sweep's budget was spent: see error
+
+
+FINISHED_CONFIGURATION_STATUSES = (ConfigurationStatus.SUCCEEDED, ConfigurationStatus.FAILED, ConfigurationStatus.SKIPPED)
 
 
 class SweepConfiguration(models.Model):
@@ -54,9 +76,14 @@ class SweepConfiguration(models.Model):
     hyperparameters = models.JSONField(default=dict)  # as requested (the run stores them resolved)
     seed = models.IntegerField(default=0)
     branch_label = models.CharField(max_length=100)
-    unlearning_run = models.OneToOneField("unlearning.UnlearningRun", on_delete=models.PROTECT, related_name="sweep_configuration")
+    # None until it starts; a resumed configuration points at its new run.
+    unlearning_run = models.OneToOneField("unlearning.UnlearningRun", on_delete=models.PROTECT, related_name="sweep_configuration",
+                                          null=True, blank=True)
+    # optuna: the trial's parameters ({"entry": index, "<index>.<name>": value}); empty otherwise.
+    search_params = models.JSONField(default=dict, blank=True)
+    planned_steps = models.PositiveIntegerField(default=0)  # its resolved max_steps (budget_steps counts them)
     evaluations = models.ManyToManyField("evals.Evaluation", related_name="sweep_configurations", blank=True)
-    status = models.CharField(max_length=16, choices=ConfigurationStatus.choices, default=ConfigurationStatus.UNLEARNING)
+    status = models.CharField(max_length=16, choices=ConfigurationStatus.choices, default=ConfigurationStatus.PENDING)
     error = models.TextField(blank=True)
 
     class Meta:
@@ -65,4 +92,4 @@ class SweepConfiguration(models.Model):
 
     @property
     def is_finished(self):
-        return self.status in (ConfigurationStatus.SUCCEEDED, ConfigurationStatus.FAILED)
+        return self.status in FINISHED_CONFIGURATION_STATUSES

@@ -24,16 +24,19 @@ COLUMNS = ("#", "method", "hyperparameters", "seed", "status", "checkpoint", "we
 
 
 def comparison_table(comparison: dict) -> str:
-    """One line per configuration and suite; ``*`` best of its method, ``P`` on the Pareto frontier;
-    failed configurations end the table with their error."""
+    """One line per configuration and suite; ``*`` best of its method, ``P`` on the Pareto frontier
+    of ASR against failure to help, ``U`` on the one of ASR against utility loss (perplexity
+    ratio); failed, cancelled and skipped configurations end the table with the reason."""
     best = [set(per_suite.values()) for per_suite in comparison["best_per_method"]]
     frontier = [set(ids) for ids in comparison["frontier"]]
+    utility = [set(ids) for ids in comparison.get("utility_frontier") or [[] for _ in comparison["suites"]]]
     lines = []
     for row in comparison["rows"]:
         checkpoint = row["checkpoint"]
         for index, cell in enumerate(row["suites"]):
             gate = "-" if cell["gate_passes"] is None else ("passes" if cell["gate_passes"] else "fails")
-            mark = ("*" if row["id"] in best[index] else "") + ("P" if row["id"] in frontier[index] else "")
+            mark = ("*" if row["id"] in best[index] else "") + ("P" if row["id"] in frontier[index] else "") + (
+                "U" if row["id"] in utility[index] else "")
             lines.append((
                 str(row["position"]), row["method"], json.dumps(row["hyperparameters"], sort_keys=True, separators=(",", ":")), str(row["seed"]),
                 row["status"], f"{checkpoint['model']}@{checkpoint['number']}" if checkpoint else "-", _number(row["weight_change"]),
@@ -46,8 +49,10 @@ def comparison_table(comparison: dict) -> str:
     out += ["  ".join(value.ljust(width) for value, width in zip(line, widths, strict=True)).rstrip() for line in lines]
     for row in comparison["rows"]:
         if row["error"]:
-            out.append(f"configuration {row['position']} ({row['method']}, seed {row['seed']}) failed: {row['error']}")
+            out.append(f"configuration {row['position']} ({row['method']}, seed {row['seed']}) {row['status']}: {row['error']}")
+    utility_frontier = comparison.get("utility_frontier") or [[] for _ in comparison["suites"]]
     for index, suite in enumerate(comparison["suites"]):
         positions = {row["id"]: row["position"] for row in comparison["rows"]}
         out.append(f"{suite}: Pareto frontier (ASR vs failure to help): {', '.join(f'#{positions[key]}' for key in comparison['frontier'][index]) or 'none'}")
+        out.append(f"{suite}: Pareto frontier (ASR vs utility loss): {', '.join(f'#{positions[key]}' for key in utility_frontier[index]) or 'none'}")
     return "\n".join(out)

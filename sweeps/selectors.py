@@ -121,7 +121,7 @@ def sweep_comparison(*, sweep) -> dict:
     rows = []
     for configuration in configurations:
         unlearning_run = configuration.unlearning_run
-        checkpoint = unlearning_run.produced_checkpoint
+        checkpoint = unlearning_run.produced_checkpoint if unlearning_run else None
         by_suite = {evaluation.suite_version_id: evaluation for evaluation in configuration.evaluations.all()}
         rows.append({
             "id": configuration.pk,
@@ -132,10 +132,11 @@ def sweep_comparison(*, sweep) -> dict:
             "group": group_key(configuration.method, configuration.hyperparameters),
             "status": configuration.status,
             "error": configuration.error,
+            "planned_steps": configuration.planned_steps,
             "branch_label": configuration.branch_label,
-            "unlearning_run": unlearning_run.pk,
-            "run": unlearning_run.run_id,
-            "run_status": unlearning_run.run.status,
+            "unlearning_run": unlearning_run.pk if unlearning_run else None,
+            "run": unlearning_run.run_id if unlearning_run else None,
+            "run_status": unlearning_run.run.status if unlearning_run else None,
             "checkpoint": None if checkpoint is None else {"id": checkpoint.pk, "model": checkpoint.model.name, "number": checkpoint.number},
             "weight_change": weight_change_norm(checkpoint.weight_change if checkpoint else None),
             "suites": [
@@ -144,16 +145,43 @@ def sweep_comparison(*, sweep) -> dict:
                 for suite_version in suite_versions
             ],
         })
+    frontier = [
+        pareto_frontier([(row["id"], _value(row["suites"][index]["asr"]), _value(row["suites"][index]["failure_to_help"])) for row in rows])
+        for index in range(len(suite_versions))
+    ]
+    # Utility loss: the held-out perplexity ratio child / parent (lower is better, as for ASR).
+    utility_frontier = [
+        pareto_frontier([(row["id"], _value(row["suites"][index]["asr"]), row["suites"][index]["perplexity_ratio"]) for row in rows])
+        for index in range(len(suite_versions))
+    ]
+    for row in rows:
+        for index, cell in enumerate(row["suites"]):
+            cell["on_frontier"] = row["id"] in frontier[index]
+            cell["on_utility_frontier"] = row["id"] in utility_frontier[index]
     return {
         "suites": [f"{suite_version.suite.name}@{suite_version.number}" for suite_version in suite_versions],
         "rows": rows,
         "groups": _groups(rows, [f"{suite_version.suite.name}@{suite_version.number}" for suite_version in suite_versions]),
         "best_per_method": [_best(rows, index) for index in range(len(suite_versions))],
-        "frontier": [
-            pareto_frontier([(row["id"], _value(row["suites"][index]["asr"]), _value(row["suites"][index]["failure_to_help"])) for row in rows])
-            for index in range(len(suite_versions))
-        ],
+        "frontier": frontier,
+        "utility_frontier": utility_frontier,
     }
+
+
+def configuration_objectives(configuration) -> tuple | None:
+    """The Optuna objectives of a finished configuration (sweeps.search.objectives_of) from its
+    evaluations' metrics (B = the child, A = the parent); None when one did not succeed."""
+    from sweeps.search import objectives_of
+
+    cells = []
+    for evaluation in configuration.evaluations.select_related("run").order_by("id"):
+        if evaluation.run.status != "succeeded":
+            return None
+        metrics = evaluation.metrics
+        asr, failure = _rate(metrics, "B", "asr"), _rate(metrics, "B", "failure_to_help_rate")
+        cells.append({"asr": _value(asr), "failure_to_help": _value(failure),
+                      "perplexity_ratio": ratio(_perplexity(metrics, "B"), _perplexity(metrics, "A"))})
+    return objectives_of(cells)
 
 
 def _best(rows, index):

@@ -32,12 +32,34 @@ class SweepCreateSerializer(serializers.Serializer):
     generation = serializers.DictField(required=False, default=dict)
     statistics = serializers.DictField(required=False, default=dict, help_text="Tighten the project's gate settings (never loosen).")
     evaluation_seed = serializers.IntegerField(required=False, default=0)
+    strategy = serializers.ChoiceField(choices=["grid", "random", "optuna"], required=False, default="grid",
+                                       help_text="grid: every configuration; random: `trials` drawn from the grid with `strategy_seed`; "
+                                                 "optuna: `trials` proposed one after another by a multi-objective Optuna study.")
+    trials = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    strategy_seed = serializers.IntegerField(required=False, default=0)
+    parallelism = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1,
+                                           help_text="At most this many configurations unlearning at once (default: all; optuna: 1).")
+    budget_steps = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1,
+                                            help_text="Total training steps: a configuration that would exceed it is skipped.")
+    budget_seconds = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1,
+                                              help_text="Wall time since the sweep started: configurations not started by then are skipped.")
+
+
+class SweepSeedsAddSerializer(serializers.Serializer):
+    seeds = serializers.ListField(child=serializers.IntegerField(min_value=0), allow_empty=False,
+                                 help_text="New seeds for every method + hyperparameters of the sweep.")
 
 
 class SweepSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
-    status = serializers.CharField(help_text="running or finished (every configuration succeeded or failed).")
+    status = serializers.CharField(help_text="running, finished (every configuration succeeded, failed or was skipped) or cancelled.")
+    strategy = serializers.CharField()
+    trials = serializers.IntegerField(allow_null=True)
+    strategy_seed = serializers.IntegerField()
+    parallelism = serializers.IntegerField(allow_null=True)
+    budget_steps = serializers.IntegerField(allow_null=True)
+    budget_seconds = serializers.IntegerField(allow_null=True)
     parent_checkpoint = CheckpointRefSerializer()
     configuration_count = serializers.IntegerField()
     succeeded_count = serializers.IntegerField()
@@ -80,6 +102,8 @@ class SuiteCellSerializer(serializers.Serializer):
     perplexity_ratio = serializers.FloatField(allow_null=True, help_text="Held-out perplexity, child / parent.")
     gate_passes = serializers.BooleanField(allow_null=True)
     gate_failures = serializers.ListField(child=serializers.CharField())
+    on_frontier = serializers.BooleanField(help_text="On this suite's Pareto frontier of ASR against failure to help.")
+    on_utility_frontier = serializers.BooleanField(help_text="On this suite's Pareto frontier of ASR against utility loss (perplexity ratio).")
 
 
 class ComparisonCheckpointSerializer(serializers.Serializer):
@@ -98,9 +122,10 @@ class ComparisonRowSerializer(serializers.Serializer):
     status = serializers.CharField()
     error = serializers.CharField(allow_blank=True)
     branch_label = serializers.CharField()
-    unlearning_run = serializers.IntegerField()
-    run = serializers.IntegerField()
-    run_status = serializers.CharField()
+    unlearning_run = serializers.IntegerField(allow_null=True, help_text="None until the configuration starts.")
+    run = serializers.IntegerField(allow_null=True)
+    run_status = serializers.CharField(allow_null=True)
+    planned_steps = serializers.IntegerField(help_text="Its max_steps: what a training-step budget counts.")
     checkpoint = ComparisonCheckpointSerializer(allow_null=True)
     weight_change = serializers.FloatField(allow_null=True, help_text="Frobenius norm of the whole weight change.")
     suites = SuiteCellSerializer(many=True)
@@ -131,6 +156,8 @@ class ComparisonSerializer(serializers.Serializer):
                                             help_text="Per suite: {method: configuration id}.")
     frontier = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()),
                                      help_text="Per suite: configuration ids on the Pareto frontier (ASR vs failure to help).")
+    utility_frontier = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()),
+                                             help_text="Per suite: configuration ids on the Pareto frontier (ASR vs perplexity ratio).")
 
 
 class SweepDetailSerializer(SweepSerializer):

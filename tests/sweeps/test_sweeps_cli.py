@@ -28,8 +28,9 @@ def test_sweep_create_waits_and_prints_the_comparison_table(background, project,
     row = lines[3].split()
     assert row[:6] == ["1", "gradient_difference", '{"batch_size":4,"learning_rate":0.001,"max_steps":2}', "0", "succeeded", f"tiny@{child.number}"]
     assert row[7:9] == ["core@1", "100.0%"]
-    assert row[-3:] == ["passes", str(evaluation.pk), "*P"]
+    assert row[-3:] == ["passes", str(evaluation.pk), "*PU"]
     assert lines[4] == "core@1: Pareto frontier (ASR vs failure to help): #1"
+    assert lines[5] == "core@1: Pareto frontier (ASR vs utility loss): #1"
     assert err.getvalue().splitlines()[-1] == f"sweep {sweep.pk}: 1 succeeded"
 
     # and 'show' prints the same table again

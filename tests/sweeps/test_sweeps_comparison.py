@@ -123,13 +123,14 @@ def test_the_comparison_table_has_one_line_per_configuration_and_suite_and_names
             {"id": 12, "position": 2, "method": "rmu", "hyperparameters": {"layer": 50}, "seed": 0, "status": "failed", "error": "boom",
              "checkpoint": None, "weight_change": None, "suites": [empty]},
         ],
-        "best_per_method": [{"npo": 11}], "frontier": [[11]],
+        "best_per_method": [{"npo": 11}], "frontier": [[11]], "utility_frontier": [[11]],
     }
     lines = comparison_table(comparison).splitlines()
     assert lines[0].split() == ["#", "method", "hyperparameters", "seed", "status", "checkpoint", "weight", "suite", "ASR", "ASR", "text",
                                 "ASR", "image", "over-refusal", "fail-to-help", "ppl", "ratio", "verdict", "gate", "eval", "mark"]
     assert lines[1].split() == ["1", "npo", json.dumps({"max_steps": 2}).replace(" ", ""), "0", "succeeded", "tiny@2", "0.500", "core@1",
                                 "25.0%", "[10.0%,", "50.0%]", "25.0%", "[10.0%,", "50.0%]", "-", "-", "0.0%", "[0.0%,", "49.0%]", "1.050",
-                                "safer", "passes", "9", "*P"]
+                                "safer", "passes", "9", "*PU"]
     assert lines[2].split() == ["2", "rmu", '{"layer":50}', "0", "failed", "-", "-", "core@1"] + ["-"] * 10
-    assert lines[3:] == ["configuration 2 (rmu, seed 0) failed: boom", "core@1: Pareto frontier (ASR vs failure to help): #1"]
+    assert lines[3:] == ["configuration 2 (rmu, seed 0) failed: boom", "core@1: Pareto frontier (ASR vs failure to help): #1",
+                         "core@1: Pareto frontier (ASR vs utility loss): #1"]

@@ -21,11 +21,13 @@ class Command(BaseCommand):
         parser.add_argument("--port", default="8000")
         parser.add_argument("--multimodal", action="store_true",
                             help="then build a tiny vision-language model, unlearn it with text only, and measure text and image attacks")
+        parser.add_argument("--sweep", action="store_true",
+                            help="then sweep three unlearning methods on the tiny model and print the comparison")
         parser.add_argument("--endpoint", action="store_true",
                             help="then serve the unlearned checkpoint with `transformers serve` on 127.0.0.1 and evaluate the endpoint "
                                  "against the same checkpoint in-process")
 
-    def handle(self, *args, reset, no_serve, host, port, multimodal, endpoint=False, **options):
+    def handle(self, *args, reset, no_serve, host, port, multimodal, endpoint=False, sweep=False, **options):
         # The demo draws its own progress bars; the libraries' bars and notices would interleave.
         from transformers.utils import logging as transformers_logging
 
@@ -39,6 +41,10 @@ class Command(BaseCommand):
                 from demo.multimodal import multimodal_demo_run
 
                 multimodal_demo_run(project=outcome.project, user=demo_user(), out=sys.stdout)
+            if sweep:
+                from demo.sweep import sweep_demo_run
+
+                sweep_demo_run(project=outcome.project, user=demo_user(), base=outcome.base, out=sys.stdout)
             if endpoint:
                 from demo.endpoint import endpoint_demo_run
 

@@ -6,7 +6,7 @@ from evals.selectors import suite_version_resolve
 from sweeps.models import SweepStatus
 from sweeps.reporting import comparison_table
 from sweeps.selectors import sweep_comparison, sweep_get
-from sweeps.services import sweep_create
+from sweeps.services import sweep_cancel, sweep_create, sweep_resume, sweep_seeds_add
 from versions import selectors
 from versions.management.commands._common import json_option, project_by_slug, service_errors, user_by_username
 
@@ -15,7 +15,8 @@ class Command(BaseCommand):
     help = (
         "Unlearning sweeps. 'create' starts one: every configuration of --configurations (a JSON list of {method, "
         "hyperparameters, grid, seeds}) unlearns --checkpoint on its own branch, and each child is evaluated against it "
-        "on every --suite. With --wait, follows it and prints the comparison table; 'show ID' prints it for a sweep."
+        "on every --suite. With --wait, follows it and prints the comparison table; 'show ID' prints it for a sweep; "
+        "'cancel ID', 'resume ID' and 'add-seeds ID --seed N' change a running or finished one."
     )
 
     def add_arguments(self, parser):
@@ -36,11 +37,26 @@ class Command(BaseCommand):
         create.add_argument("--evaluation-seed", type=int, default=0)
         create.add_argument("--name", default="")
         create.add_argument("--user", required=True)
+        create.add_argument("--strategy", choices=["grid", "random", "optuna"], default="grid")
+        create.add_argument("--trials", type=int, help="random and optuna: how many configurations")
+        create.add_argument("--strategy-seed", type=int, default=0)
+        create.add_argument("--parallelism", type=int, help="at most this many configurations unlearning at once")
+        create.add_argument("--budget-steps", type=int, help="total training steps; configurations beyond it are skipped")
+        create.add_argument("--budget-seconds", type=int, help="wall time; configurations not started by then are skipped")
         create.add_argument("--wait", action="store_true", help="wait for every configuration, then print the comparison")
         create.add_argument("--poll-seconds", type=float, default=1.0)
         show = actions.add_parser("show", help="print a sweep's comparison table")
         show.add_argument("sweep_id", type=int)
         show.add_argument("--project", required=True)
+        for action, help_text in (("cancel", "cancel a running sweep (finished configurations stay)"),
+                                  ("resume", "queue again the configurations that were cancelled or skipped"),
+                                  ("add-seeds", "add seeds to every method + hyperparameters of a sweep")):
+            parser_ = actions.add_parser(action, help=help_text)
+            parser_.add_argument("sweep_id", type=int)
+            parser_.add_argument("--project", required=True)
+            parser_.add_argument("--user", required=True)
+            if action == "add-seeds":
+                parser_.add_argument("--seed", type=int, action="append", required=True, help="repeat for more")
 
     def handle(self, *args, **options):
         project = project_by_slug(options["project"])
@@ -50,6 +66,19 @@ class Command(BaseCommand):
             self._print(sweep)
             return
         actor = user_by_username(options["user"])
+        if options["action"] in ("cancel", "resume", "add-seeds"):
+            with service_errors():
+                sweep = sweep_get(project=project, sweep_id=options["sweep_id"])
+                if options["action"] == "cancel":
+                    sweep_cancel(sweep=sweep, actor=actor)
+                elif options["action"] == "resume":
+                    sweep_resume(sweep=sweep, actor=actor)
+                else:
+                    added = sweep_seeds_add(sweep=sweep, seeds=options["seed"], actor=actor)
+                    self.stdout.write(f"added {len(added)} configuration(s): {', '.join(f'#{row.position}' for row in added)}")
+                sweep = sweep_get(project=project, sweep_id=sweep.pk)
+            self.stdout.write(f"sweep {sweep.pk} {sweep.status}")
+            return
         configurations = json_option(options["configurations"], "configurations")
         with service_errors():
             sweep = sweep_create(
@@ -62,6 +91,8 @@ class Command(BaseCommand):
                 judge=options["judge"], judge_config=json_option(options["judge_config"], "judge-config"),
                 generation=json_option(options["generation"], "generation"), statistics=json_option(options["statistics"], "statistics"),
                 evaluation_seed=options["evaluation_seed"], name=options["name"], actor=actor,
+                strategy=options["strategy"], trials=options["trials"], strategy_seed=options["strategy_seed"],
+                parallelism=options["parallelism"], budget_steps=options["budget_steps"], budget_seconds=options["budget_seconds"],
             )
         count = sweep.configurations.count()
         self.stdout.write(f"sweep {sweep.pk} started: {count} configuration(s)")
@@ -75,7 +106,7 @@ class Command(BaseCommand):
             if progress != last:
                 self.stderr.write(f"sweep {sweep.pk}: {progress}")
                 last = progress
-            if sweep.status == SweepStatus.FINISHED:
+            if sweep.status != SweepStatus.RUNNING:
                 break
             time.sleep(options["poll_seconds"])
         sweep = self._print(sweep_get(project=project, sweep_id=sweep.pk))
