@@ -28,8 +28,9 @@ serve: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# ruff (pyflakes, pycodestyle, bugbear) and import-linter's contracts (.importlinter); CI runs it.
+# ruff (format, pyflakes, pycodestyle, bugbear) and import-linter's contracts (.importlinter); CI runs it.
 lint: install
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 

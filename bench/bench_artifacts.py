@@ -21,6 +21,7 @@ and must store 0 new bytes. Peak memory is the largest growth of any server proc
 requests. Goals (issue 9): growth <= 64 MiB, throughput >= 0.7x a plain copy, re-registering
 identical files stores 0 new bytes.
 """
+
 import argparse
 import hashlib
 import json
@@ -53,7 +54,7 @@ def write_safetensors(path, size):
         out.write(struct.pack("<Q", len(header)) + header)
         left = elements * 4
         while left:
-            out.write(zeros[:min(left, CHUNK)])
+            out.write(zeros[: min(left, CHUNK)])
             left -= min(left, CHUNK)
     return path
 
@@ -66,8 +67,7 @@ class MultipartBody:
         self.boundary = boundary
         self.parts = []
         for name, path in files.items():
-            head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{Path(name).name}\"\r\n"
-                    "Content-Type: application/octet-stream\r\n\r\n").encode()
+            head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{Path(name).name}"\r\nContent-Type: application/octet-stream\r\n\r\n').encode()
             self.parts += [("bytes", head), ("file", path), ("bytes", b"\r\n")]
         self.parts.append(("bytes", f"--{boundary}--\r\n".encode()))
         self.length = sum(len(v) if k == "bytes" else os.path.getsize(v) for k, v in self.parts)
@@ -100,7 +100,7 @@ class _BytesReader:
         self.data, self.offset = data, 0
 
     def read(self, size):
-        chunk = self.data[self.offset:self.offset + size]
+        chunk = self.data[self.offset : self.offset + size]
         self.offset += len(chunk)
         return chunk
 
@@ -230,7 +230,7 @@ def main():
         command = deploy_server_command(port)
     else:
         command = [sys.executable, "manage.py", "runserver", "--noreload", "--nothreading", f"127.0.0.1:{port}"]
-    server_line = " ".join(["gunicorn" if args.server == "gunicorn" else "manage.py", *command[3 if args.server == "gunicorn" else 2:]])
+    server_line = " ".join(["gunicorn" if args.server == "gunicorn" else "manage.py", *command[3 if args.server == "gunicorn" else 2 :]])
     server = server_start(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(scratch / "server.log", "wb"))
     base = f"http://127.0.0.1:{port}/api/v1/projects/bench/models/big"
     headers = {"Authorization": f"Bearer {key}"}
@@ -279,30 +279,44 @@ def main():
     finally:
         server.terminate()
         server.wait(timeout=30)
-        print((scratch / 'server.log').read_text()[-1500:]) if server.returncode not in (0, -15) else None
+        print((scratch / "server.log").read_text()[-1500:]) if server.returncode not in (0, -15) else None
     upload_s = min([upload_first_s, *reupload_s])
     growth = {pid: (peaks[pid] - resident[pid]) / 1024 for pid in pids}
     result = {
-        "bytes": size, "server": server_line, "repeat": args.repeat,
-        "plain_copy_s": copy_s, "sha256_s": sha256_s, "sha256_ratio": copy_s / sha256_s,
-        "upload_s": upload_s, "upload_first_s": upload_first_s, "reupload_s": min(reupload_s), "download_s": download_s,
-        "download_bytes": download_bytes[0], "upload_ratio": copy_s / upload_s, "download_ratio": copy_s / download_s,
-        "upload_of_sha256": sha256_s / upload_s, "download_of_sha256": sha256_s / download_s,
+        "bytes": size,
+        "server": server_line,
+        "repeat": args.repeat,
+        "plain_copy_s": copy_s,
+        "sha256_s": sha256_s,
+        "sha256_ratio": copy_s / sha256_s,
+        "upload_s": upload_s,
+        "upload_first_s": upload_first_s,
+        "reupload_s": min(reupload_s),
+        "download_s": download_s,
+        "download_bytes": download_bytes[0],
+        "upload_ratio": copy_s / upload_s,
+        "download_ratio": copy_s / download_s,
+        "upload_of_sha256": sha256_s / upload_s,
+        "download_of_sha256": sha256_s / download_s,
         "server_rss_before_mib": {str(pid): kib / 1024 for pid, kib in resident.items()},
         "peak_growth_upload_mib": max((upload_peaks[pid] - resident[pid]) / 1024 for pid in pids),
-        "peak_growth_mib": max(growth.values()), "peak_growth_by_process_mib": {str(pid): mib for pid, mib in growth.items()},
-        "peak_reset": peak_reset, "new_bytes_on_reregister": stored_after - stored_before,
+        "peak_growth_mib": max(growth.values()),
+        "peak_growth_by_process_mib": {str(pid): mib for pid, mib in growth.items()},
+        "peak_reset": peak_reset,
+        "new_bytes_on_reregister": stored_after - stored_before,
     }
     mib_s = lambda s: size / s / 1024**2  # noqa: E731
     print(f"server: {server_line} (best of {args.repeat} runs for every figure)")
-    print(f"plain copy {mib_s(copy_s):7.1f} MiB/s | sha256 of the same bytes {mib_s(sha256_s):7.1f} MiB/s = {result['sha256_ratio']:.2f}x of the copy "
-          "(the bound: every byte is hashed in each direction)")
-    print(f"upload {mib_s(upload_s):7.1f} MiB/s = {result['upload_ratio']:.2f}x of the copy (goal >= 0.7), {result['upload_of_sha256']:.2f}x "
-          f"of the sha256 rate; the first upload, which stores the files: {mib_s(upload_first_s):.1f} MiB/s")
-    print(f"download {mib_s(download_s):7.1f} MiB/s = {result['download_ratio']:.2f}x of the copy (goal >= 0.7), "
-          f"{result['download_of_sha256']:.2f}x of the sha256 rate")
-    print(f"server peak RSS growth {result['peak_growth_mib']:.1f} MiB (goal <= 64); new bytes stored on re-register: "
-          f"{result['new_bytes_on_reregister']} (goal 0)")
+    print(
+        f"plain copy {mib_s(copy_s):7.1f} MiB/s | sha256 of the same bytes {mib_s(sha256_s):7.1f} MiB/s = {result['sha256_ratio']:.2f}x of the copy "
+        "(the bound: every byte is hashed in each direction)"
+    )
+    print(
+        f"upload {mib_s(upload_s):7.1f} MiB/s = {result['upload_ratio']:.2f}x of the copy (goal >= 0.7), {result['upload_of_sha256']:.2f}x "
+        f"of the sha256 rate; the first upload, which stores the files: {mib_s(upload_first_s):.1f} MiB/s"
+    )
+    print(f"download {mib_s(download_s):7.1f} MiB/s = {result['download_ratio']:.2f}x of the copy (goal >= 0.7), {result['download_of_sha256']:.2f}x of the sha256 rate")
+    print(f"server peak RSS growth {result['peak_growth_mib']:.1f} MiB (goal <= 64); new bytes stored on re-register: {result['new_bytes_on_reregister']} (goal 0)")
     write_result("artifacts", result)
     shutil.rmtree(scratch, ignore_errors=True)
 

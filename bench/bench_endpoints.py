@@ -11,6 +11,7 @@ Both sides get the same CPU threads (torch in-process, OMP_NUM_THREADS for the s
 decoding: the endpoint's answers are compared with the in-process ones and the count of identical
 answers printed, so a figure never comes from a server answering something else.
 """
+
 import argparse
 import json
 import os
@@ -65,8 +66,10 @@ def main():
     model_dir = build_tiny_model(workdir / "tiny")
     prompts = [case["prompt"] for case in bench_cases(args.cases)]
     config = GenerationConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
-    print(f"{args.cases} cases, max_new_tokens {args.max_new_tokens}, {args.threads} CPU thread(s) per side, tiny model of the tests"
-          + (", server with --continuous-batching" if args.continuous_batching else ""))
+    print(
+        f"{args.cases} cases, max_new_tokens {args.max_new_tokens}, {args.threads} CPU thread(s) per side, tiny model of the tests"
+        + (", server with --continuous-batching" if args.continuous_batching else "")
+    )
 
     model, tokenizer = load_model_and_tokenizer(base=str(model_dir))
     generate_responses(model, tokenizer, prompts[:4], config=config)  # warm-up
@@ -81,14 +84,14 @@ def main():
     if args.continuous_batching:
         command.append("--continuous-batching")
     environment = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    process = subprocess.Popen(command, cwd=served_name_directory(model_dir, name, root=workdir / "names"), env=environment,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, cwd=served_name_directory(model_dir, name, root=workdir / "names"), env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rows = []
     try:
         wait_until_up(f"http://127.0.0.1:{port}", process, timeout=600)
         for concurrency in args.concurrency:
-            profile = EndpointProfile.from_dict("bench", {"base_url": f"http://127.0.0.1:{port}/v1", "allow_networks": ["127.0.0.1/32"],
-                                                          "max_concurrency": concurrency, "timeout": 300, "backoff_seconds": 0})
+            profile = EndpointProfile.from_dict(
+                "bench", {"base_url": f"http://127.0.0.1:{port}/v1", "allow_networks": ["127.0.0.1/32"], "max_concurrency": concurrency, "timeout": 300, "backoff_seconds": 0}
+            )
             with EndpointClient(profile, policy=EgressPolicy(())) as client:
                 generate_endpoint_responses(client, name, prompts[:2], config=config)  # warm-up (loads the model once)
                 began = time.perf_counter()
@@ -109,14 +112,14 @@ def main():
     print("|---|---:|---:|---:|---:|---:|")
     print(f"| in-process, batched | - | {baseline:.2f} | 1.00x | - | - |")
     for row in rows:
-        print(f"| transformers serve | {row['concurrency']} | {row['cases_per_second']:.2f} | {row['ratio']:.2f}x | "
-              f"{row['identical']}/{args.cases} | {row['errors']} |")
+        print(f"| transformers serve | {row['concurrency']} | {row['cases_per_second']:.2f} | {row['ratio']:.2f}x | {row['identical']}/{args.cases} | {row['errors']} |")
     first = rows[0]["cases_per_second"] if rows else 0
     for row in rows[1:]:
         print(f"endpoint ratios: concurrency {row['concurrency']} is {row['cases_per_second'] / first:.2f}x concurrency {rows[0]['concurrency']}")
     OUT.mkdir(exist_ok=True)
-    (OUT / "endpoints.json").write_text(json.dumps({"baseline_cases_per_second": baseline, "rows": rows, "cases": args.cases,
-                                                    "max_new_tokens": args.max_new_tokens, "threads": args.threads}, indent=2))
+    (OUT / "endpoints.json").write_text(
+        json.dumps({"baseline_cases_per_second": baseline, "rows": rows, "cases": args.cases, "max_new_tokens": args.max_new_tokens, "threads": args.threads}, indent=2)
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Prints, per request, p50 at each size and the ratio big/small. Goal (issue 18): 
 10,000 cases within 3x of the same page at 100 (the export reads every matching row, so it grows
 with them: reported, not held to the goal).
 """
+
 import argparse
 import sys
 import time
@@ -40,8 +41,7 @@ def build():
         suite = suite_create(project=project, name=f"explorer-{size}", actor=user)
         version = suite_version_create(suite=suite, cases=bench_cases(size), actor=user)
         with transaction.atomic():
-            evaluations[size] = _finished_evaluation(population=population, suite_version=version, checkpoint_a=a, checkpoint_b=b,
-                                                     unsafe_a=3, unsafe_b=7).pk
+            evaluations[size] = _finished_evaluation(population=population, suite_version=version, checkpoint_a=a, checkpoint_b=b, unsafe_a=3, unsafe_b=7).pk
     return user, evaluations
 
 

@@ -10,6 +10,7 @@ so figures taken without them stay comparable; the model's size is printed with 
 
 Goals (issue 5): Lethe >= 8x the naive loop and >= 0.9x the hand-written batched loop.
 """
+
 import argparse
 import os
 import sys
@@ -50,7 +51,7 @@ def naive_loop(model, tokenizer, prompts, max_new_tokens):
         ids = tokenizer(render_prompt(tokenizer, prompt), add_special_tokens=False, return_tensors="pt")
         with torch.inference_mode():
             output = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-        responses.append(tokenizer.decode(output[0, ids["input_ids"].shape[1]:], skip_special_tokens=True))
+        responses.append(tokenizer.decode(output[0, ids["input_ids"].shape[1] :], skip_special_tokens=True))
     return responses
 
 
@@ -63,11 +64,11 @@ def batched_loop(model, tokenizer, prompts, max_new_tokens, batch_size):
     tokenizer.padding_side = "left"
     responses = []
     for start in range(0, len(prompts), batch_size):
-        texts = [render_prompt(tokenizer, p) for p in prompts[start:start + batch_size]]
+        texts = [render_prompt(tokenizer, p) for p in prompts[start : start + batch_size]]
         batch = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
         with torch.inference_mode():
             output = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True, pad_token_id=tokenizer.pad_token_id)
-        responses.extend(tokenizer.batch_decode(output[:, batch["input_ids"].shape[1]:], skip_special_tokens=True))
+        responses.extend(tokenizer.batch_decode(output[:, batch["input_ids"].shape[1] :], skip_special_tokens=True))
     return responses
 
 
@@ -88,8 +89,13 @@ def lethe_evaluation(model_dir, cases, max_new_tokens, batch_size):
     suite = eval_services.suite_create(project=project, name="bench", actor=user)
     version = eval_services.suite_version_create(suite=suite, cases=cases, actor=user)
     evaluation = eval_services.evaluation_create(
-        project=project, suite_version=version, checkpoint_a=checkpoint, checkpoint_b=checkpoint, actor=user,
-        generation={"max_new_tokens": max_new_tokens, "batch_size": batch_size}, enqueue=False,
+        project=project,
+        suite_version=version,
+        checkpoint_a=checkpoint,
+        checkpoint_b=checkpoint,
+        actor=user,
+        generation={"max_new_tokens": max_new_tokens, "batch_size": batch_size},
+        enqueue=False,
     )
     began = time.perf_counter()
     run = run_execute(run_id=evaluation.run_id, worker="bench")
@@ -129,15 +135,21 @@ def main():
     torch.set_num_threads(args.threads)
     print(f"device cpu, {args.threads} threads; {args.cases} cases, batch {args.batch_size}, max_new_tokens {args.max_new_tokens}")
     spec = TinyModelSpec(
-        hidden_size=args.hidden_size, num_layers=args.layers, num_heads=args.heads, intermediate_size=args.intermediate_size, train_steps=150,
+        hidden_size=args.hidden_size,
+        num_layers=args.layers,
+        num_heads=args.heads,
+        intermediate_size=args.intermediate_size,
+        train_steps=150,
     )
     model_dir = build_tiny_model(workdir / "tiny", spec=spec)
     cases = bench_cases(args.cases)
     prompts = [case["prompt"] for case in cases]
     model, tokenizer = load_model_and_tokenizer(base=str(model_dir))
     # "ratios" in the line keeps it in docs/benchmarks.md, which bench/run_all.py fills from lines like it.
-    print(f"model for these ratios: Llama, hidden {spec.hidden_size}, {spec.num_layers} layers, {spec.num_heads} heads, "
-          f"intermediate {spec.intermediate_size}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
+    print(
+        f"model for these ratios: Llama, hidden {spec.hidden_size}, {spec.num_layers} layers, {spec.num_heads} heads, "
+        f"intermediate {spec.intermediate_size}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters"
+    )
 
     began = time.perf_counter()
     naive_loop(model, tokenizer, prompts, args.max_new_tokens)

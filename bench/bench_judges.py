@@ -12,6 +12,7 @@ all responses, the two judges taking turns so a busy machine slows both alike. R
 per second of wall time and per second of CPU time of this process (time.process_time): on a
 shared machine the second is what one core would do uncontended.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,7 @@ def corpus(count: int, devset: str | None, seed: int = 0) -> list[JudgeInput]:
             parts = rng.sample(by_kind[base.expected], rng.randint(3, 6))
             long.append(JudgeInput(base.prompt, "\n\n".join(part.response for part in parts), base.expected))
         items += long
-    return [items[i % len(items)] for i in rng.sample(range(max(count, len(items))), count)] if count < len(items) else \
-        [items[i % len(items)] for i in range(count)]
+    return [items[i % len(items)] for i in rng.sample(range(max(count, len(items))), count)] if count < len(items) else [items[i % len(items)] for i in range(count)]
 
 
 def main(argv=None):
@@ -75,21 +75,25 @@ def main(argv=None):
     rates = {name: len(items) / seconds for name, seconds in best.items()}
     cpu_rates = {name: len(items) / seconds for name, seconds in best_cpu.items()}
     lengths = [len(item.response) for item in items]
-    print(f"{len(items)} responses ({'dev set' if args.devset else 'hand-labelled set, half stretched'}), "
-          f"median {statistics.median(lengths):.0f} characters, mean {statistics.mean(lengths):.0f}; one core, best of {args.repeat}")
+    print(
+        f"{len(items)} responses ({'dev set' if args.devset else 'hand-labelled set, half stretched'}), "
+        f"median {statistics.median(lengths):.0f} characters, mean {statistics.mean(lengths):.0f}; one core, best of {args.repeat}"
+    )
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for name, rate in rates.items():
-        print(f"{name:16} {rate:10,.0f} judgements/s of wall time ({1e6 / rate:7.1f} us each), "
-              f"{cpu_rates[name]:10,.0f} per CPU second ({1e6 / cpu_rates[name]:7.1f} us each)")
+        print(f"{name:16} {rate:10,.0f} judgements/s of wall time ({1e6 / rate:7.1f} us each), {cpu_rates[name]:10,.0f} per CPU second ({1e6 / cpu_rates[name]:7.1f} us each)")
     ratio = rates["lethe-judge"] / rates["refusal-strings"]
     cpu_ratio = cpu_rates["lethe-judge"] / cpu_rates["refusal-strings"]
-    print(f"lethe-judge / refusal-strings: {ratio:.4f}x wall, {cpu_ratio:.4f}x CPU; goal lethe-judge >= 2,000/s: "
-          f"{'met' if rates['lethe-judge'] >= 2000 else 'NOT met'} in wall time, "
-          f"{'met' if cpu_rates['lethe-judge'] >= 2000 else 'NOT met'} per CPU second")
+    print(
+        f"lethe-judge / refusal-strings: {ratio:.4f}x wall, {cpu_ratio:.4f}x CPU; goal lethe-judge >= 2,000/s: "
+        f"{'met' if rates['lethe-judge'] >= 2000 else 'NOT met'} in wall time, "
+        f"{'met' if cpu_rates['lethe-judge'] >= 2000 else 'NOT met'} per CPU second"
+    )
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "judges.json").write_text(json.dumps({"count": len(items), "rates": rates, "cpu_rates": cpu_rates, "ratio": ratio,
-                                                 "devset": bool(args.devset)}, indent=2, sort_keys=True))
+    (out / "judges.json").write_text(
+        json.dumps({"count": len(items), "rates": rates, "cpu_rates": cpu_rates, "ratio": ratio, "devset": bool(args.devset)}, indent=2, sort_keys=True)
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ where the in-process comparison sets an HTTP API against a library call.
 The MLflow environment is created on first use (``pip install mlflow psycopg2-binary``); MLflow
 is not a dependency of Lethe. Goal (issue 9): Lethe >= 3x MLflow on every operation.
 """
+
 import argparse
 import json
 import os
@@ -36,8 +37,14 @@ MLFLOW_VENV = ROOT / "bench" / ".venv-mlflow"
 TAGGED_EVERY = 10
 GOAL = 3.0
 OPERATIONS = (
-    "register model version", "register prompt version", "set alias (model)", "set alias (prompt)",
-    "resolve alias (model)", "resolve alias (prompt)", "list versions of one model", "search versions by tag",
+    "register model version",
+    "register prompt version",
+    "set alias (model)",
+    "set alias (prompt)",
+    "resolve alias (model)",
+    "resolve alias (prompt)",
+    "list versions of one model",
+    "search versions by tag",
 )
 
 
@@ -81,9 +88,25 @@ class MlflowSide:
             deployed = deploy_server_command(port)
             workers, threads = (deployed[deployed.index(flag) + 1] for flag in ("--workers", "--threads"))
             self.server = server_start(
-                [str(python), "-m", "mlflow", "server", "--backend-store-uri", url, "--host", "127.0.0.1", "--port", str(port),
-                 "--workers", workers, "--gunicorn-opts", f"--threads {threads}"],
-                cwd=scratch, stdout=subprocess.DEVNULL, stderr=open(Path(scratch) / "server.log", "wb"),
+                [
+                    str(python),
+                    "-m",
+                    "mlflow",
+                    "server",
+                    "--backend-store-uri",
+                    url,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    workers,
+                    "--gunicorn-opts",
+                    f"--threads {threads}",
+                ],
+                cwd=scratch,
+                stdout=subprocess.DEVNULL,
+                stderr=open(Path(scratch) / "server.log", "wb"),
                 # Without its job runner (huey consumers for MLflow's own background jobs, which no
                 # registry call uses): they take the 2 cores for seconds while they start.
                 env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
@@ -92,9 +115,25 @@ class MlflowSide:
             warm_up(f"http://127.0.0.1:{port}/health")
             tracking = ["--tracking-uri", f"http://127.0.0.1:{port}"]
         self.process = server_start(
-            [str(python), str(ROOT / "bench" / "mlflow_side.py"), "--db", url, *tracking, "--count", str(args.count),
-             "--alias-ops", str(args.alias_ops), "--read-ops", str(args.read_ops), "--page", str(args.page)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd="/tmp",
+            [
+                str(python),
+                str(ROOT / "bench" / "mlflow_side.py"),
+                "--db",
+                url,
+                *tracking,
+                "--count",
+                str(args.count),
+                "--alias-ops",
+                str(args.alias_ops),
+                "--read-ops",
+                str(args.read_ops),
+                "--page",
+                str(args.page),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd="/tmp",
         )
         self.version = self._answer()["version"]
 
@@ -128,8 +167,7 @@ class LetheServer:
         connections.close_all()  # the server's workers open their own
         port = free_port()
         self.log = Path(tempfile.mkdtemp(prefix="bench-lethe-server-")) / "server.log"
-        self.server = server_start(deploy_server_command(port), cwd=ROOT, env=dict(os.environ),
-                                       stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"))
+        self.server = server_start(deploy_server_command(port), cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"))
         self.base = f"http://127.0.0.1:{port}"
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {key}"
@@ -177,22 +215,23 @@ def lethe_services_phases(args, project, user):
 
     def register_model_version(i):
         # Tags in the same call, as MLflow's create_model_version(tags=...) takes them.
-        checkpoint = services.checkpoint_register(model=model, kind="reference", external_ref=f"s3://bench/checkpoints/{i}", actor=user,
-                                                  tags=["validated"] if i % TAGGED_EVERY == 0 else ())
+        checkpoint = services.checkpoint_register(
+            model=model, kind="reference", external_ref=f"s3://bench/checkpoints/{i}", actor=user, tags=["validated"] if i % TAGGED_EVERY == 0 else ()
+        )
         checkpoints[checkpoint.number] = checkpoint
 
     def register_prompt_version(i):
         version = services.prompt_version_commit(
-            prompt=prompt, template=f"You are the bench assistant (revision {i}). Answer {{{{question}}}} about {{{{topic}}}}.",
-            message=f"revision {i}", actor=user)
+            prompt=prompt, template=f"You are the bench assistant (revision {i}). Answer {{{{question}}}} about {{{{topic}}}}.", message=f"revision {i}", actor=user
+        )
         versions[version.number] = version
 
     def list_versions(i):
-        page = selectors.checkpoint_rows_complete(selectors.checkpoints_for_model(model=model)[:args.page])
+        page = selectors.checkpoint_rows_complete(selectors.checkpoints_for_model(model=model)[: args.page])
         assert len(page) == args.page
 
     def search_by_tag(i):
-        page = selectors.checkpoint_rows_complete(selectors.checkpoints_for_model(model=model, tag="validated")[:args.page])
+        page = selectors.checkpoint_rows_complete(selectors.checkpoints_for_model(model=model, tag="validated")[: args.page])
         assert len(page) == min(args.page, args.count // TAGGED_EVERY)
 
     return {
@@ -222,9 +261,13 @@ def lethe_api_phases(args, client):
     ok(client.post(f"{base}/prompts/", {"name": "api-prompt"}, content_type="application/json"))
 
     def register_model_version(i):
-        ok(client.post(f"{base}/models/api-model/checkpoints/", {"kind": "reference", "external_ref": f"s3://bench/checkpoints/{i}",
-                                                                "tags": ["validated"] if i % TAGGED_EVERY == 0 else []},
-                       content_type="application/json"))
+        ok(
+            client.post(
+                f"{base}/models/api-model/checkpoints/",
+                {"kind": "reference", "external_ref": f"s3://bench/checkpoints/{i}", "tags": ["validated"] if i % TAGGED_EVERY == 0 else []},
+                content_type="application/json",
+            )
+        )
 
     def list_versions(i):
         assert len(ok(client.get(f"{base}/models/api-model/checkpoints/?page_size={args.page}")).json()["results"]) == args.page
@@ -235,14 +278,24 @@ def lethe_api_phases(args, client):
 
     return {
         "register model version": (args.count, register_model_version),
-        "register prompt version": (args.count, lambda i: ok(client.post(
-            f"{base}/prompts/api-prompt/versions/",
-            {"template": f"You are the bench assistant (revision {i}). Answer {{{{question}}}} about {{{{topic}}}}.", "message": f"revision {i}"},
-            content_type="application/json"))),
-        "set alias (model)": (args.alias_ops, lambda i: ok(client.put(
-            f"{base}/models/api-model/labels/production/", {"checkpoint": i % args.count + 1}, content_type="application/json"))),
-        "set alias (prompt)": (args.alias_ops, lambda i: ok(client.put(
-            f"{base}/prompts/api-prompt/labels/production/", {"version": i % args.count + 1}, content_type="application/json"))),
+        "register prompt version": (
+            args.count,
+            lambda i: ok(
+                client.post(
+                    f"{base}/prompts/api-prompt/versions/",
+                    {"template": f"You are the bench assistant (revision {i}). Answer {{{{question}}}} about {{{{topic}}}}.", "message": f"revision {i}"},
+                    content_type="application/json",
+                )
+            ),
+        ),
+        "set alias (model)": (
+            args.alias_ops,
+            lambda i: ok(client.put(f"{base}/models/api-model/labels/production/", {"checkpoint": i % args.count + 1}, content_type="application/json")),
+        ),
+        "set alias (prompt)": (
+            args.alias_ops,
+            lambda i: ok(client.put(f"{base}/prompts/api-prompt/labels/production/", {"version": i % args.count + 1}, content_type="application/json")),
+        ),
         "resolve alias (model)": (args.alias_ops, lambda i: ok(client.get(f"{base}/resolve/?ref=api-model@production&kind=model"))),
         "resolve alias (prompt)": (args.alias_ops, lambda i: ok(client.get(f"{base}/resolve/?ref=api-prompt@production&kind=prompt"))),
         "list versions of one model": (args.read_ops, list_versions),
@@ -308,8 +361,17 @@ def report_in_process(args, mlflow_version, mlflow, lethe, floor_ops_s):
     print(f"\n{'operation':30s} {'MLflow ops/s':>13s} {'Lethe svc ops/s':>16s} {'ratio':>7s} {'Lethe API ops/s':>16s} {'ratio':>7s}")
     for name in OPERATIONS:
         m, s, a = rate(mlflow[name]), rate(lethe["services"][name]), rate(lethe["api"][name])
-        rows.append({"operation": name, "mlflow_ops_s": m, "lethe_services_ops_s": s, "lethe_api_ops_s": a,
-                     "ratio_services": s / m, "ratio_api": a / m, "meets_goal": min(s, a) / m >= GOAL})
+        rows.append(
+            {
+                "operation": name,
+                "mlflow_ops_s": m,
+                "lethe_services_ops_s": s,
+                "lethe_api_ops_s": a,
+                "ratio_services": s / m,
+                "ratio_api": a / m,
+                "meets_goal": min(s, a) / m >= GOAL,
+            }
+        )
         print(f"{name:30s} {m:13.1f} {s:16.1f} {s / m:6.1f}x {a:16.1f} {a / m:6.1f}x {'ok' if min(s, a) / m >= GOAL else 'MISSES GOAL'}")
     print(f"\nREST floor (authenticated read of the project, no registry work): {floor_ops_s:.1f} ops/s")
     write_result("mlflow", {"mlflow_version": mlflow_version, "count": args.count, "rows": rows, "api_floor_ops_s": floor_ops_s})

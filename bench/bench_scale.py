@@ -13,6 +13,7 @@ figures of 5-10 ms.
 Goals (issue 9): every endpoint under 25 ms p50 at full scale, and full/small p50 within 1.5x;
 query counts per request the same at both scales.
 """
+
 import argparse
 import json
 import subprocess
@@ -117,8 +118,9 @@ def child_populate(scale):
         # And write the load's dirty pages out now, not in a background checkpoint while timing.
         cursor.execute("CHECKPOINT")
     OUT.mkdir(parents=True, exist_ok=True)
-    population_file(scale).write_text(json.dumps({"scale": scale, "populate_s": populate_s, "counts": population.counts,
-                                                  "user": population.user.username, "endpoints": endpoints(population)}))
+    population_file(scale).write_text(
+        json.dumps({"scale": scale, "populate_s": populate_s, "counts": population.counts, "user": population.user.username, "endpoints": endpoints(population)})
+    )
 
 
 def child_measure(scale, repeats, number):
@@ -143,8 +145,15 @@ def pooled(scale, rounds):
     endpoints_ = {}
     for name, first in measured[0].items():
         timings = [t for one in measured for t in one[name]["timings_ms"]]
-        endpoints_[name] = {"url": first["url"], "order": first["order"], "p50_ms": percentile(timings, 0.5), "p95_ms": percentile(timings, 0.95),
-                            "queries": first["queries"], "bytes": first["bytes"], "requests": len(timings)}
+        endpoints_[name] = {
+            "url": first["url"],
+            "order": first["order"],
+            "p50_ms": percentile(timings, 0.5),
+            "p95_ms": percentile(timings, 0.95),
+            "queries": first["queries"],
+            "bytes": first["bytes"],
+            "requests": len(timings),
+        }
         queries = {one[name]["queries"] for one in measured}
         assert len(queries) == 1, (name, queries)  # the same count in every round
     result = {"scale": scale, "populate_s": info["populate_s"], "counts": info["counts"], "endpoints": endpoints_}
@@ -174,25 +183,35 @@ def main():
     for scale in scales:
         subprocess.run([*this, "--populate", "--scale", str(scale)], check=True, cwd=ROOT)
     for number in range(args.rounds):
-        for scale in (scales if number % 2 == 0 else scales[::-1]):
-            subprocess.run([*this, "--measure-round", str(number), "--scale", str(scale), "--repeats", str(args.repeats),
-                            "--rounds", str(args.rounds)], check=True, cwd=ROOT)
+        for scale in scales if number % 2 == 0 else scales[::-1]:
+            subprocess.run([*this, "--measure-round", str(number), "--scale", str(scale), "--repeats", str(args.repeats), "--rounds", str(args.rounds)], check=True, cwd=ROOT)
     report = {str(scale): pooled(scale, args.rounds) for scale in scales}
     if len(scales) == 2:
         small, full = report[str(min(scales))], report[str(max(scales))]
         print(f"\n{'endpoint':45s} {'small p50':>10s} {'full p50':>10s} {'full p95':>10s} {'full/small':>10s} {'queries':>9s}")
         rows = []
-        pairs = zip(sorted(full["endpoints"].items(), key=lambda item: item[1]["order"]),
-                    sorted(small["endpoints"].values(), key=lambda r: r["order"]), strict=True)
+        pairs = zip(sorted(full["endpoints"].items(), key=lambda item: item[1]["order"]), sorted(small["endpoints"].values(), key=lambda r: r["order"]), strict=True)
         for (name, big), little in pairs:
             ratio = big["p50_ms"] / little["p50_ms"]
             ok = big["p50_ms"] <= GOAL_P50_MS and (ratio <= GOAL_FLAT or name.endswith(WHOLE))
-            rows.append({"endpoint": name, "small_p50_ms": little["p50_ms"], "small_p95_ms": little["p95_ms"], "full_p50_ms": big["p50_ms"],
-                         "full_p95_ms": big["p95_ms"], "ratio": ratio, "queries_small": little["queries"], "queries_full": big["queries"], "meets_goal": ok})
-            print(f"{name:45s} {little['p50_ms']:8.2f}ms {big['p50_ms']:8.2f}ms {big['p95_ms']:8.2f}ms {ratio:9.2f}x {little['queries']:4d}/{big['queries']:<4d}"
-                  f" {'ok' if ok else 'MISSES GOAL'}")
-        write_result("scale", {"rows": rows, "populate_s": {s: r["populate_s"] for s, r in report.items()},
-                               "counts": {s: r["counts"] for s, r in report.items()}})
+            rows.append(
+                {
+                    "endpoint": name,
+                    "small_p50_ms": little["p50_ms"],
+                    "small_p95_ms": little["p95_ms"],
+                    "full_p50_ms": big["p50_ms"],
+                    "full_p95_ms": big["p95_ms"],
+                    "ratio": ratio,
+                    "queries_small": little["queries"],
+                    "queries_full": big["queries"],
+                    "meets_goal": ok,
+                }
+            )
+            print(
+                f"{name:45s} {little['p50_ms']:8.2f}ms {big['p50_ms']:8.2f}ms {big['p95_ms']:8.2f}ms {ratio:9.2f}x {little['queries']:4d}/{big['queries']:<4d}"
+                f" {'ok' if ok else 'MISSES GOAL'}"
+            )
+        write_result("scale", {"rows": rows, "populate_s": {s: r["populate_s"] for s, r in report.items()}, "counts": {s: r["counts"] for s, r in report.items()}})
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ population (bench/population.py, scale 0.01) in PostgreSQL.
 
 Goal (issue 18): the heaviest chart page loads cold in under 1 s on loopback.
 """
+
 import argparse
 import os
 import socket
@@ -44,8 +45,7 @@ def start_server(*, source, debug, static_root, log_path):
     port = _free_port()
     env = {**os.environ, "LETHE_DEBUG": "1" if debug else "0", "LETHE_STATIC_ROOT": str(static_root), "PYTHONPATH": str(source)}
     log = open(log_path, "w")
-    process = server_start([sys.executable, str(source / "manage.py"), "runserver", "--noreload", f"127.0.0.1:{port}"],
-                           cwd=source, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = server_start([sys.executable, str(source / "manage.py"), "runserver", "--noreload", f"127.0.0.1:{port}"], cwd=source, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         server_wait(f"{base}/login/", process, f"the server (log: {log_path})")
@@ -125,8 +125,7 @@ def main():
         samples = {(server, name): {"cold": [], "warm": [], "phases": []} for server in servers for name in pages}
         headers = {}
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                                 args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             for round_number in range(args.rounds):
                 order = ["baseline", "lethe"] if round_number % 2 == 0 else ["lethe", "baseline"]
                 for server in order:
@@ -148,21 +147,43 @@ def main():
         base_warm = statistics.median(samples[("baseline", name)]["warm"])
         cold = statistics.median(samples[("lethe", name)]["cold"])
         warm = statistics.median(samples[("lethe", name)]["warm"])
-        rows.append({"page": name, "baseline_cold_s": base_cold, "baseline_warm_s": base_warm, "cold_s": cold, "warm_s": warm,
-                     "cold_ratio": base_cold / cold, "warm_ratio": base_warm / warm, "meets_goal": cold < GOAL_COLD_S})
+        rows.append(
+            {
+                "page": name,
+                "baseline_cold_s": base_cold,
+                "baseline_warm_s": base_warm,
+                "cold_s": cold,
+                "warm_s": warm,
+                "cold_ratio": base_cold / cold,
+                "warm_ratio": base_warm / warm,
+                "meets_goal": cold < GOAL_COLD_S,
+            }
+        )
     for server, plotly_headers in headers.items():
-        print(f"plotly.js from {server}: content-encoding {plotly_headers.get('content-encoding', 'none')!r}, "
-              f"content-length {plotly_headers.get('content-length', '?')}, cache-control {plotly_headers.get('cache-control', 'none')!r}")
+        print(
+            f"plotly.js from {server}: content-encoding {plotly_headers.get('content-encoding', 'none')!r}, "
+            f"content-length {plotly_headers.get('content-length', '?')}, cache-control {plotly_headers.get('cache-control', 'none')!r}"
+        )
     print(f"median of {args.rounds} rounds; each cold load in a fresh Chromium context, until every chart is drawn")
     for (server, name), values in samples.items():
         phase = {key: statistics.median(p[key] for p in values["phases"] if p[key] is not None) for key in values["phases"][0]}
         print(f"{server} | {name} | cold load phases (median ms from navigation start): " + ", ".join(f"{k} {v:.0f}" for k, v in phase.items()))
     for row in rows:
-        print(f"{row['page']}: cold {row['cold_s']:.2f} s against {row['baseline_cold_s']:.2f} s baseline = ratio {row['cold_ratio']:.1f}x; "
-              f"warm {row['warm_s']:.2f} s against {row['baseline_warm_s']:.2f} s = ratio {row['warm_ratio']:.1f}x; "
-              f"goal cold < {GOAL_COLD_S:.0f} s {'met' if row['meets_goal'] else 'missed'}")
-    write_result("ui", {"rounds": args.rounds, "baseline_ref": args.baseline_ref, "rows": rows, "plotly_headers": headers,
-                        "samples": {f"{server} | {name}": values for (server, name), values in samples.items()}})
+        print(
+            f"{row['page']}: cold {row['cold_s']:.2f} s against {row['baseline_cold_s']:.2f} s baseline = ratio {row['cold_ratio']:.1f}x; "
+            f"warm {row['warm_s']:.2f} s against {row['baseline_warm_s']:.2f} s = ratio {row['warm_ratio']:.1f}x; "
+            f"goal cold < {GOAL_COLD_S:.0f} s {'met' if row['meets_goal'] else 'missed'}"
+        )
+    write_result(
+        "ui",
+        {
+            "rounds": args.rounds,
+            "baseline_ref": args.baseline_ref,
+            "rows": rows,
+            "plotly_headers": headers,
+            "samples": {f"{server} | {name}": values for (server, name), values in samples.items()},
+        },
+    )
 
 
 if __name__ == "__main__":

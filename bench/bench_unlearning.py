@@ -12,6 +12,7 @@ Run: ``python bench/bench_unlearning.py [--hidden-size 256] [--layers 4] [--head
 (about a minute on 2 CPU cores at the defaults, which are kept so earlier figures stay comparable;
 the model's size is printed with the ratios).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,10 +63,7 @@ def hand_written_loop(model_dir, forget, retain, steps):
         model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=list(DEFAULT_TARGET_MODULES), task_type="CAUSAL_LM"))
         model.train()
         rng = random.Random(0)
-        batches = [
-            (encode_pairs(tokenizer, rng.sample(forget, 16), max_length=128), encode_pairs(tokenizer, rng.sample(retain, 16), max_length=128))
-            for _ in range(steps)
-        ]
+        batches = [(encode_pairs(tokenizer, rng.sample(forget, 16), max_length=128), encode_pairs(tokenizer, rng.sample(retain, 16), max_length=128)) for _ in range(steps)]
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
         started = time.perf_counter()
@@ -87,8 +85,13 @@ def lethe_loop(model_dir, forget, retain, steps):
     times = []
     # Timed from the first step's end to the last's, so LoRA setup is outside, as in the baseline.
     unlearn(
-        model, tokenizer, method="gradient_difference", hyperparameters={**HYPERPARAMETERS, "max_steps": steps + 1},
-        forget_rows=forget, retain_rows=retain, on_step=lambda step, losses: times.append(time.perf_counter()),
+        model,
+        tokenizer,
+        method="gradient_difference",
+        hyperparameters={**HYPERPARAMETERS, "max_steps": steps + 1},
+        forget_rows=forget,
+        retain_rows=retain,
+        on_step=lambda step, losses: times.append(time.perf_counter()),
     )
     return steps / (times[-1] - times[0])
 
@@ -126,8 +129,9 @@ def memory_child(model_dir: str, variant: str) -> None:
     else:
         from unlearning.engine.trainer import unlearn
 
-        unlearn(model, tokenizer, method=variant, hyperparameters={**HYPERPARAMETERS, "max_steps": MEMORY_STEPS, "batch_size": MEMORY_BATCH},
-                forget_rows=forget, retain_rows=retain)
+        unlearn(
+            model, tokenizer, method=variant, hyperparameters={**HYPERPARAMETERS, "max_steps": MEMORY_STEPS, "batch_size": MEMORY_BATCH}, forget_rows=forget, retain_rows=retain
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"loaded_kib": loaded, "peak_kib": peak}))
 
@@ -135,7 +139,10 @@ def memory_child(model_dir: str, variant: str) -> None:
 def measure_memory(model_dir: Path, variant: str) -> dict:
     output = subprocess.run(
         [sys.executable, __file__, "--memory-child", str(model_dir), variant],
-        check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     ).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -150,15 +157,17 @@ def main():
     parser.add_argument("--heads", type=int, default=BENCH_SPEC["num_heads"])
     parser.add_argument("--intermediate-size", type=int, default=BENCH_SPEC["intermediate_size"])
     args = parser.parse_args()
-    spec = TinyModelSpec(**{**BENCH_SPEC, "hidden_size": args.hidden_size, "num_layers": args.layers, "num_heads": args.heads,
-                            "intermediate_size": args.intermediate_size})
+    spec = TinyModelSpec(**{**BENCH_SPEC, "hidden_size": args.hidden_size, "num_layers": args.layers, "num_heads": args.heads, "intermediate_size": args.intermediate_size})
     forget, retain = rows()
     with tempfile.TemporaryDirectory(prefix="lethe-bench-") as scratch:
         model_dir = build_tiny_model(Path(scratch) / "model", spec=spec)
         model, _ = load_model_and_tokenizer(base=str(model_dir))
         # "ratios" in the line keeps it in docs/benchmarks.md, which bench/run_all.py fills from lines like it.
-        print(f"model for these ratios: Llama, hidden {spec.hidden_size}, {spec.num_layers} layers, {spec.num_heads} heads, "
-              f"intermediate {spec.intermediate_size}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters", flush=True)
+        print(
+            f"model for these ratios: Llama, hidden {spec.hidden_size}, {spec.num_layers} layers, {spec.num_heads} heads, "
+            f"intermediate {spec.intermediate_size}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters",
+            flush=True,
+        )
         del model
         steps = 20
         hand_written_loop(model_dir, forget, retain, 3)  # warm-up: first-call allocations

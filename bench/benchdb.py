@@ -3,6 +3,7 @@
 Each benchmark gets a fresh database on 127.0.0.1 (``bench_lethe``; MLflow's side uses
 ``bench_mlflow``) and a scratch LETHE_VAR_DIR, so nothing touches a developer's data.
 """
+
 import atexit
 import os
 import signal

@@ -7,6 +7,7 @@ Lethe), through ``MlflowClient`` against a PostgreSQL database: in-process, or w
     echo "register model version" | bench/.venv-mlflow/bin/python bench/mlflow_side.py \
         --db postgresql+psycopg2://postgres@127.0.0.1:5432/bench_mlflow --count 5000
 """
+
 import argparse
 import json
 import logging
@@ -71,8 +72,7 @@ def main():
         client.create_model_version(model, source=f"s3://bench/checkpoints/{i}", tags=tags, await_creation_for=0)
 
     def register_prompt_version(i):
-        client.register_prompt(prompt, f"You are the bench assistant (revision {i}). Answer {{{{question}}}} about {{{{topic}}}}.",
-                               commit_message=f"revision {i}")
+        client.register_prompt(prompt, f"You are the bench assistant (revision {i}). Answer {{{{question}}}} about {{{{topic}}}}.", commit_message=f"revision {i}")
 
     def list_versions(i):
         page = client.search_model_versions(f"name='{model}'", max_results=args.page)

@@ -8,6 +8,7 @@ At ``scale`` 1.0: 1,000 prompts with 100,000 versions (one hot prompt holds a te
 node, 200,000 label events, and an evaluation with 10,000 cases per arm. Every count is scaled
 linearly (0.01 is the small population of the flatness check).
 """
+
 import random
 from dataclasses import dataclass, field
 
@@ -60,10 +61,7 @@ def _reset_sequences(*models):
 
 
 def template_for(prompt_name, number):
-    return (
-        f"You are the {prompt_name} assistant (revision {number}). Answer {{{{ question }}}} about {{{{ topic }}}} "
-        "briefly and refuse requests for harmful instructions."
-    )
+    return f"You are the {prompt_name} assistant (revision {number}). Answer {{{{ question }}}} about {{{{ topic }}}} briefly and refuse requests for harmful instructions."
 
 
 def populate(*, scale, seed=0, log=print):
@@ -112,11 +110,20 @@ def _prompts(population, log):
         for number in range(1, size + 1):
             template = template_for(prompt.name, number)
             pk = ids.take()
-            rows.append(PromptVersion(
-                pk=pk, prompt=prompt, number=number, template=template, variables=template_variables(template),
-                model_params=model_params, message=f"revision {number}", author=user, parent_id=parent,
-                sha256=prompt_content_sha256(template=template, model_params=model_params),
-            ))
+            rows.append(
+                PromptVersion(
+                    pk=pk,
+                    prompt=prompt,
+                    number=number,
+                    template=template,
+                    variables=template_variables(template),
+                    model_params=model_params,
+                    message=f"revision {number}",
+                    author=user,
+                    parent_id=parent,
+                    sha256=prompt_content_sha256(template=template, model_params=model_params),
+                )
+            )
             parent = pk
             if len(rows) >= BATCH:
                 PromptVersion.objects.bulk_create(rows)
@@ -182,16 +189,35 @@ def _checkpoints(population, log):
         generations[pk] = 0 if parent_pk is None else generations[parent_pk] + 1
         if parent_pk is None:
             ref = {"ref": "bench/tiny-base", "revision": "main"}
-            checkpoints.append(Checkpoint(
-                pk=pk, model=model, number=number, kind=CheckpointKind.REFERENCE, external_ref=ref["ref"], external_revision=ref["revision"],
-                message=message, sha256=sha256_text(canonical_json(ref)), generation=0, created_by=user,
-            ))
+            checkpoints.append(
+                Checkpoint(
+                    pk=pk,
+                    model=model,
+                    number=number,
+                    kind=CheckpointKind.REFERENCE,
+                    external_ref=ref["ref"],
+                    external_revision=ref["revision"],
+                    message=message,
+                    sha256=sha256_text(canonical_json(ref)),
+                    generation=0,
+                    created_by=user,
+                )
+            )
         else:
-            checkpoints.append(Checkpoint(
-                pk=pk, model=model, number=number, kind=CheckpointKind.ADAPTER, message=message,
-                metadata={"method": "gradient_difference", "seed": number}, sha256=adapter_sha256, total_size=adapter_size,
-                generation=generations[pk], created_by=user,
-            ))
+            checkpoints.append(
+                Checkpoint(
+                    pk=pk,
+                    model=model,
+                    number=number,
+                    kind=CheckpointKind.ADAPTER,
+                    message=message,
+                    metadata={"method": "gradient_difference", "seed": number},
+                    sha256=adapter_sha256,
+                    total_size=adapter_size,
+                    generation=generations[pk],
+                    created_by=user,
+                )
+            )
             edges.append(LineageEdge(child_id=pk, parent_id=parent_pk, relation=Relation.UNLEARNED_FROM, method="gradient_difference"))
         return pk
 
@@ -219,12 +245,11 @@ def _checkpoints(population, log):
             parent = add(model, n, parent, f"step {n}")
         counts[model.pk] = size
     for start in range(0, len(checkpoints), BATCH):
-        Checkpoint.objects.bulk_create(checkpoints[start:start + BATCH])
+        Checkpoint.objects.bulk_create(checkpoints[start : start + BATCH])
     _reset_sequences(Checkpoint)
     LineageEdge.objects.bulk_create(edges, batch_size=BATCH)
     CheckpointFile.objects.bulk_create(
-        [CheckpointFile(checkpoint_id=c.pk, path=path, blob=blob, size=blob.size)
-         for c in checkpoints if c.kind == CheckpointKind.ADAPTER for path, blob in sorted(files.items())],
+        [CheckpointFile(checkpoint_id=c.pk, path=path, blob=blob, size=blob.size) for c in checkpoints if c.kind == CheckpointKind.ADAPTER for path, blob in sorted(files.items())],
         batch_size=BATCH,
     )
     for model_pk, count in counts.items():
@@ -266,8 +291,9 @@ def _labels(population, log):
         if len(targets) > 1 and targets[-1] == targets[-2]:
             targets[-2] = targets[-1] % top + 1
         target_pk = versions[targets[-1]]
-        labels.append(Label(project=project, name=name,
-                            **({"prompt": owner, "prompt_version_id": target_pk} if kind == "prompt" else {"model": owner, "checkpoint_id": target_pk})))
+        labels.append(
+            Label(project=project, name=name, **({"prompt": owner, "prompt_version_id": target_pk} if kind == "prompt" else {"model": owner, "checkpoint_id": target_pk}))
+        )
         histories.append((kind, owner, name, versions, targets))
     Label.objects.bulk_create(labels, batch_size=BATCH)
     events, audits = [], []
@@ -277,12 +303,23 @@ def _labels(population, log):
         previous = None
         for target in targets:
             action = LabelAction.CREATE if previous is None else (LabelAction.PROMOTE if target > previous else LabelAction.ROLLBACK)
-            ends = ({"from_prompt_version_id": versions.get(previous), "to_prompt_version_id": versions[target]} if kind == "prompt"
-                    else {"from_checkpoint_id": versions.get(previous), "to_checkpoint_id": versions[target]})
+            ends = (
+                {"from_prompt_version_id": versions.get(previous), "to_prompt_version_id": versions[target]}
+                if kind == "prompt"
+                else {"from_checkpoint_id": versions.get(previous), "to_checkpoint_id": versions[target]}
+            )
             events.append(LabelEvent(label=label, action=action, actor=user, reason="bench history", **ends))
-            audits.append(AuditEvent(project=project, actor=user, action="label.move", object_type="label", object_id=str(label.pk), created_at=now,
-                                     data={"name": name, "on": f"{kind}:{owner.name}", "action": action, "from": previous, "to": target,
-                                           "reason": "bench history", "evaluation": None}))
+            audits.append(
+                AuditEvent(
+                    project=project,
+                    actor=user,
+                    action="label.move",
+                    object_type="label",
+                    object_id=str(label.pk),
+                    created_at=now,
+                    data={"name": name, "on": f"{kind}:{owner.name}", "action": action, "from": previous, "to": target, "reason": "bench history", "evaluation": None},
+                )
+            )
             previous = target
         if len(events) >= BATCH:
             LabelEvent.objects.bulk_create(events)
@@ -312,13 +349,15 @@ def bench_cases(count):
     for i in range(count):
         task = TASKS[i % len(TASKS)]
         harmful = i % 5 != 4
-        cases.append({
-            "key": f"case-{i:05d}",
-            "prompt": f"Explain how to {task} (variant {i})." if harmful else f"What is the history of {task.split()[-1]}s? (variant {i})",
-            "category": CATEGORIES[i % len(CATEGORIES)],
-            "attack_family": FAMILIES[i % len(FAMILIES)],
-            "expected": "refuse" if harmful else "comply",
-        })
+        cases.append(
+            {
+                "key": f"case-{i:05d}",
+                "prompt": f"Explain how to {task} (variant {i})." if harmful else f"What is the history of {task.split()[-1]}s? (variant {i})",
+                "category": CATEGORIES[i % len(CATEGORIES)],
+                "attack_family": FAMILIES[i % len(FAMILIES)],
+                "expected": "refuse" if harmful else "comply",
+            }
+        )
     return cases
 
 
@@ -332,8 +371,9 @@ def _finished_evaluation(*, population, suite_version, checkpoint_a, checkpoint_
     from evals.statistics import StatisticsConfig
     from jobs.models import Run, RunStatus
 
-    evaluation = evaluation_create(project=population.project, suite_version=suite_version, checkpoint_a=checkpoint_a,
-                                   checkpoint_b=checkpoint_b, actor=population.user, enqueue=False)
+    evaluation = evaluation_create(
+        project=population.project, suite_version=suite_version, checkpoint_a=checkpoint_a, checkpoint_b=checkpoint_b, actor=population.user, enqueue=False
+    )
     cases = list(suite_version.cases.order_by("id"))
     outcomes, responses = {"A": [], "B": []}, {"A": [], "B": []}
     for index, case in enumerate(cases):
@@ -347,21 +387,48 @@ def _finished_evaluation(*, population, suite_version, checkpoint_a, checkpoint_
                 refuses = index % (unsafe_every * 3) == 4
                 outcomes[arm].append("over_refusal" if refuses else "complied")
                 responses[arm].append(REFUSAL if refuses else BENIGN.format(task=task))
-    records = [CaseRecord(c.key, c.category, c.attack_family, c.modality, c.expected, oa, ob, ra, rb)
-               for c, oa, ob, ra, rb in zip(cases, outcomes["A"], outcomes["B"], responses["A"], responses["B"], strict=True)]
+    records = [
+        CaseRecord(c.key, c.category, c.attack_family, c.modality, c.expected, oa, ob, ra, rb)
+        for c, oa, ob, ra, rb in zip(cases, outcomes["A"], outcomes["B"], responses["A"], responses["B"], strict=True)
+    ]
     metrics, comparison = report_scores(records, config=StatisticsConfig(**evaluation.statistics_config))
 
-    CaseResult.objects.bulk_create([
-        CaseResult(evaluation=evaluation, case=case, position=position, response_a=r.response_a, response_b=r.response_b,
-                   outcome_a=r.outcome_a, outcome_b=r.outcome_b, latency_ms_a=12.0, latency_ms_b=12.0, flipped=flipped(r.expected, r.outcome_a, r.outcome_b))
-        for position, (case, r) in enumerate(zip(cases, records, strict=True), start=1)
-    ], batch_size=BATCH)
-    evaluation_report_save(evaluation=evaluation, records=records, metrics=metrics, statistics=comparison.as_dict(),
-                           verdict=comparison.verdict, passes_non_inferiority=comparison.passes_non_inferiority,
-                           timings={"A": {"mean_latency_ms": 12.0}, "B": {"mean_latency_ms": 12.0}})
+    CaseResult.objects.bulk_create(
+        [
+            CaseResult(
+                evaluation=evaluation,
+                case=case,
+                position=position,
+                response_a=r.response_a,
+                response_b=r.response_b,
+                outcome_a=r.outcome_a,
+                outcome_b=r.outcome_b,
+                latency_ms_a=12.0,
+                latency_ms_b=12.0,
+                flipped=flipped(r.expected, r.outcome_a, r.outcome_b),
+            )
+            for position, (case, r) in enumerate(zip(cases, records, strict=True), start=1)
+        ],
+        batch_size=BATCH,
+    )
+    evaluation_report_save(
+        evaluation=evaluation,
+        records=records,
+        metrics=metrics,
+        statistics=comparison.as_dict(),
+        verdict=comparison.verdict,
+        passes_non_inferiority=comparison.passes_non_inferiority,
+        timings={"A": {"mean_latency_ms": 12.0}, "B": {"mean_latency_ms": 12.0}},
+    )
     now = timezone.now()
-    Run.objects.filter(pk=evaluation.run_id).update(status=RunStatus.SUCCEEDED, started_at=now, finished_at=now, heartbeat_at=now,
-                                                      progress=1.0, result={"type": "evaluation", "id": evaluation.pk, "verdict": comparison.verdict})
+    Run.objects.filter(pk=evaluation.run_id).update(
+        status=RunStatus.SUCCEEDED,
+        started_at=now,
+        finished_at=now,
+        heartbeat_at=now,
+        progress=1.0,
+        result={"type": "evaluation", "id": evaluation.pk, "verdict": comparison.verdict},
+    )
     return evaluation
 
 
@@ -378,8 +445,7 @@ def _evaluations(population, log):
     chain = {c.number: c for c in Checkpoint.objects.filter(model=deep, number__in=population.chain).select_related("model")}
     ordered = [chain[number] for number in population.chain]
     with transaction.atomic():
-        evaluation = _finished_evaluation(population=population, suite_version=big, checkpoint_a=ordered[-2], checkpoint_b=ordered[-1],
-                                          unsafe_a=3, unsafe_b=7)
+        evaluation = _finished_evaluation(population=population, suite_version=big, checkpoint_a=ordered[-2], checkpoint_b=ordered[-1], unsafe_a=3, unsafe_b=7)
     step = max(1, (len(ordered) - 1) // SAFETY_EVALUATIONS)
     for k in range(SAFETY_EVALUATIONS):
         a = ordered[min(k * step, len(ordered) - 2)]

@@ -7,6 +7,7 @@ same run; the raw numbers land in bench/out/*.json and each script's output in b
 Needs PostgreSQL on 127.0.0.1:5432 (LETHE_BENCH_PG to change) and, for the MLflow comparison,
 PyPI to create bench/.venv-mlflow on first use. Takes about 45 minutes on 2 cores.
 """
+
 import argparse
 import json
 import os
@@ -64,6 +65,7 @@ def machine():
 def machine_speed_ms():
     """Milliseconds of a fixed pure-Python workload (best of 5): absolute figures (the 25 ms
     goal) move with how busy this shared host is, so each run records how fast the machine was."""
+
     def workload():
         table = {}
         for i in range(300_000):
@@ -84,76 +86,111 @@ def load(name):
 
 
 def markdown(outcomes, took, speeds):
-    lines = [f"Latest run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, `python bench/run_all.py`, {took / 60:.0f} min.",
-             f"Machine: {machine()} (shared with other work while it ran).",
-             f"Machine speed (`run_all.machine_speed_ms`, a fixed pure-Python loop; lower is faster): {speeds[0]:.0f} ms before, "
-             f"{speeds[1]:.0f} ms after the run.", ""]
+    lines = [
+        f"Latest run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, `python bench/run_all.py`, {took / 60:.0f} min.",
+        f"Machine: {machine()} (shared with other work while it ran).",
+        f"Machine speed (`run_all.machine_speed_ms`, a fixed pure-Python loop; lower is faster): {speeds[0]:.0f} ms before, {speeds[1]:.0f} ms after the run.",
+        "",
+    ]
     failed = [name for name, code in outcomes.items() if code != 0]
     if failed:
         lines += [f"Scripts that failed in this run (see bench/out/<name>.log): {', '.join(failed)}.", ""]
     scale = load("scale")
     if scale:
         counts = scale["counts"]
-        lines += ["### Latency at scale (Django test client in-process, PostgreSQL, persistent connection)", "",
-                  f"Populations: {json.dumps(counts)}; populated in " +
-                  ", ".join(f"{float(s):g}: {t:.0f} s" for s, t in scale["populate_s"].items()) + ".", "",
-                  "| endpoint | small p50 | small p95 | full p50 | full p95 | full / small | queries small / full | goal |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "### Latency at scale (Django test client in-process, PostgreSQL, persistent connection)",
+            "",
+            f"Populations: {json.dumps(counts)}; populated in " + ", ".join(f"{float(s):g}: {t:.0f} s" for s, t in scale["populate_s"].items()) + ".",
+            "",
+            "| endpoint | small p50 | small p95 | full p50 | full p95 | full / small | queries small / full | goal |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for row in scale["rows"]:
-            lines.append(f"| {row['endpoint']} | {row['small_p50_ms']:.1f} ms | {row['small_p95_ms']:.1f} ms | {row['full_p50_ms']:.1f} ms | "
-                         f"{row['full_p95_ms']:.1f} ms | {row['ratio']:.2f}x | {row['queries_small']} / {row['queries_full']} | "
-                         f"{'met' if row['meets_goal'] else 'missed'} |")
+            lines.append(
+                f"| {row['endpoint']} | {row['small_p50_ms']:.1f} ms | {row['small_p95_ms']:.1f} ms | {row['full_p50_ms']:.1f} ms | "
+                f"{row['full_p95_ms']:.1f} ms | {row['ratio']:.2f}x | {row['queries_small']} / {row['queries_full']} | "
+                f"{'met' if row['meets_goal'] else 'missed'} |"
+            )
         if any(row["endpoint"].endswith(" *") for row in scale["rows"]):
-            lines += ["", "\\* The whole lineage: the answer itself grows 100x with the population (2,000 nodes against 20), so "
-                      "these rows are held to the 25 ms goal only; the API's default (first 100 generations) is the flat one."]
+            lines += [
+                "",
+                "\\* The whole lineage: the answer itself grows 100x with the population (2,000 nodes against 20), so "
+                "these rows are held to the 25 ms goal only; the API's default (first 100 generations) is the flat one.",
+            ]
         lines.append("")
     mlflow = load("mlflow")
     if mlflow:
-        lines += [f"### Against MLflow {mlflow['mlflow_version']} ({mlflow['count']} model versions and {mlflow['count']} prompt versions each)", "",
-                  "| operation | MLflow ops/s | Lethe services ops/s | ratio | Lethe REST API ops/s | ratio | goal >= 3x |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### Against MLflow {mlflow['mlflow_version']} ({mlflow['count']} model versions and {mlflow['count']} prompt versions each)",
+            "",
+            "| operation | MLflow ops/s | Lethe services ops/s | ratio | Lethe REST API ops/s | ratio | goal >= 3x |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for row in mlflow["rows"]:
-            lines.append(f"| {row['operation']} | {row['mlflow_ops_s']:.1f} | {row['lethe_services_ops_s']:.1f} | {row['ratio_services']:.1f}x | "
-                         f"{row['lethe_api_ops_s']:.1f} | {row['ratio_api']:.1f}x | {'met' if row['meets_goal'] else 'missed'} |")
+            lines.append(
+                f"| {row['operation']} | {row['mlflow_ops_s']:.1f} | {row['lethe_services_ops_s']:.1f} | {row['ratio_services']:.1f}x | "
+                f"{row['lethe_api_ops_s']:.1f} | {row['ratio_api']:.1f}x | {'met' if row['meets_goal'] else 'missed'} |"
+            )
         lines.append("")
         if "api_floor_ops_s" in mlflow:
             lines += [f"REST floor in the same run (an authenticated read of the project, no registry work): {mlflow['api_floor_ops_s']:.1f} ops/s.", ""]
     http = load("mlflow-http")
     if http:
-        lines += [f"### Both as servers, over HTTP: MLflow {http['mlflow_version']} tracking server and Lethe ({http['count']} model versions "
-                  f"and {http['count']} prompt versions each; gunicorn with the same flags for both, keep-alive clients)", "",
-                  "| operation | MLflow server ops/s | Lethe server ops/s | ratio | >= 3x |", "|---|---|---|---|---|"]
+        lines += [
+            f"### Both as servers, over HTTP: MLflow {http['mlflow_version']} tracking server and Lethe ({http['count']} model versions "
+            f"and {http['count']} prompt versions each; gunicorn with the same flags for both, keep-alive clients)",
+            "",
+            "| operation | MLflow server ops/s | Lethe server ops/s | ratio | >= 3x |",
+            "|---|---|---|---|---|",
+        ]
         for row in http["rows"]:
-            lines.append(f"| {row['operation']} | {row['mlflow_ops_s']:.1f} | {row['lethe_ops_s']:.1f} | {row['ratio']:.1f}x | "
-                         f"{'yes' if row['meets_goal'] else 'no'} |")
-        lines += ["", f"Lethe's floor over HTTP in the same run (an authenticated read of the project, no registry work): "
-                      f"{http['lethe_floor_ops_s']:.1f} ops/s.", ""]
+            lines.append(f"| {row['operation']} | {row['mlflow_ops_s']:.1f} | {row['lethe_ops_s']:.1f} | {row['ratio']:.1f}x | {'yes' if row['meets_goal'] else 'no'} |")
+        lines += ["", f"Lethe's floor over HTTP in the same run (an authenticated read of the project, no registry work): {http['lethe_floor_ops_s']:.1f} ops/s.", ""]
     artifacts = load("artifacts")
     if artifacts:
         mib_s = lambda s: artifacts["bytes"] / s / 1024**2  # noqa: E731
         server = artifacts.get("server", "manage.py runserver").split(" --bind")[0]
-        lines += [f"### Artifacts ({artifacts['bytes'] / 1024**3:.2f} GiB safetensors through the API, `{server}`, best of {artifacts.get('repeat', 1)})", "",
-                  "| figure | value | goal |", "|---|---|---|",
-                  f"| plain file copy | {mib_s(artifacts['plain_copy_s']):.0f} MiB/s | baseline |",
-                  *([f"| sha256 of the same bytes (one core; bounds upload and download) | {mib_s(artifacts['sha256_s']):.0f} MiB/s = "
-                     f"{artifacts['sha256_ratio']:.2f}x | - |"] if "sha256_s" in artifacts else []),
-                  f"| upload | {mib_s(artifacts['upload_s']):.0f} MiB/s = {artifacts['upload_ratio']:.2f}x | >= 0.7x |",
-                  f"| download | {mib_s(artifacts['download_s']):.0f} MiB/s = {artifacts['download_ratio']:.2f}x | >= 0.7x |",
-                  f"| server peak RSS growth | {artifacts['peak_growth_mib']:.1f} MiB | <= 64 MiB |",
-                  f"| new bytes stored when identical files are registered again | {artifacts['new_bytes_on_reregister']} | 0 |", ""]
+        lines += [
+            f"### Artifacts ({artifacts['bytes'] / 1024**3:.2f} GiB safetensors through the API, `{server}`, best of {artifacts.get('repeat', 1)})",
+            "",
+            "| figure | value | goal |",
+            "|---|---|---|",
+            f"| plain file copy | {mib_s(artifacts['plain_copy_s']):.0f} MiB/s | baseline |",
+            *(
+                [f"| sha256 of the same bytes (one core; bounds upload and download) | {mib_s(artifacts['sha256_s']):.0f} MiB/s = {artifacts['sha256_ratio']:.2f}x | - |"]
+                if "sha256_s" in artifacts
+                else []
+            ),
+            f"| upload | {mib_s(artifacts['upload_s']):.0f} MiB/s = {artifacts['upload_ratio']:.2f}x | >= 0.7x |",
+            f"| download | {mib_s(artifacts['download_s']):.0f} MiB/s = {artifacts['download_ratio']:.2f}x | >= 0.7x |",
+            f"| server peak RSS growth | {artifacts['peak_growth_mib']:.1f} MiB | <= 64 MiB |",
+            f"| new bytes stored when identical files are registered again | {artifacts['new_bytes_on_reregister']} | 0 |",
+            "",
+        ]
     ui = load("ui")
     if ui:
-        lines += [f"### First chart page in a fresh browser (Chromium, loopback, median of {ui['rounds']} rounds; baseline: Lethe at "
-                  f"{ui['baseline_ref']} served as the demo served it then)", "",
-                  "| page | cold, baseline | cold, now | ratio | warm, baseline | warm, now | ratio | goal cold < 1 s |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### First chart page in a fresh browser (Chromium, loopback, median of {ui['rounds']} rounds; baseline: Lethe at "
+            f"{ui['baseline_ref']} served as the demo served it then)",
+            "",
+            "| page | cold, baseline | cold, now | ratio | warm, baseline | warm, now | ratio | goal cold < 1 s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for row in ui["rows"]:
-            lines.append(f"| {row['page']} | {row['baseline_cold_s']:.2f} s | {row['cold_s']:.2f} s | {row['cold_ratio']:.1f}x | "
-                         f"{row['baseline_warm_s']:.2f} s | {row['warm_s']:.2f} s | {row['warm_ratio']:.1f}x | {'met' if row['meets_goal'] else 'missed'} |")
+            lines.append(
+                f"| {row['page']} | {row['baseline_cold_s']:.2f} s | {row['cold_s']:.2f} s | {row['cold_ratio']:.1f}x | "
+                f"{row['baseline_warm_s']:.2f} s | {row['warm_s']:.2f} s | {row['warm_ratio']:.1f}x | {'met' if row['meets_goal'] else 'missed'} |"
+            )
         lines.append("")
     judges = load("judges")
     if judges:
-        lines += [f"### Judging throughput on one core ({judges['count']} responses, bench/bench_judges.py; goal lethe-judge >= 2,000/s)", "",
-                  "| judge | judgements/s (wall) | per CPU second | goal |", "|---|---|---|---|"]
+        lines += [
+            f"### Judging throughput on one core ({judges['count']} responses, bench/bench_judges.py; goal lethe-judge >= 2,000/s)",
+            "",
+            "| judge | judgements/s (wall) | per CPU second | goal |",
+            "|---|---|---|---|",
+        ]
         for name in sorted(judges["rates"]):
             goal = ("met" if judges["rates"][name] >= 2000 else "missed") if name == "lethe-judge" else "baseline"
             lines.append(f"| {name} | {judges['rates'][name]:,.0f} | {judges['cpu_rates'][name]:,.0f} | {goal} |")
@@ -180,8 +217,7 @@ def main():
             continue
         print(f"== {name}: {' '.join(command)}", flush=True)
         with open(OUT / f"{name}.log", "w") as log:
-            process = subprocess.Popen([sys.executable, str(BENCH / command[0]), *command[1:]], cwd=ROOT, stdout=subprocess.PIPE,
-                                       stderr=subprocess.STDOUT, text=True)
+            process = subprocess.Popen([sys.executable, str(BENCH / command[0]), *command[1:]], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             for line in process.stdout:
                 print(line, end="", flush=True)
                 log.write(line)

@@ -3,6 +3,7 @@
 Workers start with ``celery -A config worker -Q gpu -c 1``. The embedded default executor does
 not import Celery's machinery at all at run time; this module only defines the app.
 """
+
 import os
 
 from celery import Celery

@@ -3,6 +3,7 @@
 Production is ``LETHE_ENV=production``: secret from the environment (required), secure
 cookies, HSTS and an explicit host list; this is what platform/ deploys.
 """
+
 import ipaddress
 import json
 import os
@@ -177,7 +178,9 @@ if _artifact_backend.endswith("S3Storage"):
     from botocore.config import Config as _BotoConfig
 
     STORAGES["artifacts"]["OPTIONS"]["client_config"] = _BotoConfig(
-        connect_timeout=LETHE_S3_CONNECT_TIMEOUT, read_timeout=60, signature_version="s3v4",
+        connect_timeout=LETHE_S3_CONNECT_TIMEOUT,
+        read_timeout=60,
+        signature_version="s3v4",
         retries={"max_attempts": LETHE_S3_MAX_ATTEMPTS, "mode": "standard"},
         s3={"addressing_style": env_str("LETHE_S3_ADDRESSING_STYLE") or "auto"},
     )
@@ -330,23 +333,25 @@ else:
 LETHE_AUTH_FAILURE_WINDOW_SECONDS = env_int("LETHE_AUTH_FAILURE_WINDOW_SECONDS", 900)
 LETHE_AUTH_FAILURES_PER_USERNAME = env_int("LETHE_AUTH_FAILURES_PER_USERNAME", 10)
 LETHE_AUTH_FAILURES_PER_ADDRESS = env_int("LETHE_AUTH_FAILURES_PER_ADDRESS", 30)
-REST_FRAMEWORK.update({
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "versions.authentication.ApiTokenAuthentication",
-        "versions.authentication.ThrottledSessionAuthentication",
-    ],
-    # Proxies in front of Lethe that append to X-Forwarded-For: 0 trusts only the connection's
-    # address (a client cannot pick its own by sending the header).
-    "NUM_PROXIES": env_int("LETHE_NUM_PROXIES", 0),
-    "DEFAULT_THROTTLE_RATES": {"token_create": env_str("LETHE_TOKEN_CREATE_RATE", "20/hour")},
-    # JSON nested no deeper than LETHE_MAX_JSON_DEPTH, bodies no larger than
-    # DATA_UPLOAD_MAX_MEMORY_SIZE, text strictly UTF-8: refused with the JSON error body.
-    "DEFAULT_PARSER_CLASSES": [
-        "core.api.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "core.api.parsers.MultiPartParser",
-    ],
-})
+REST_FRAMEWORK.update(
+    {
+        "DEFAULT_AUTHENTICATION_CLASSES": [
+            "versions.authentication.ApiTokenAuthentication",
+            "versions.authentication.ThrottledSessionAuthentication",
+        ],
+        # Proxies in front of Lethe that append to X-Forwarded-For: 0 trusts only the connection's
+        # address (a client cannot pick its own by sending the header).
+        "NUM_PROXIES": env_int("LETHE_NUM_PROXIES", 0),
+        "DEFAULT_THROTTLE_RATES": {"token_create": env_str("LETHE_TOKEN_CREATE_RATE", "20/hour")},
+        # JSON nested no deeper than LETHE_MAX_JSON_DEPTH, bodies no larger than
+        # DATA_UPLOAD_MAX_MEMORY_SIZE, text strictly UTF-8: refused with the JSON error body.
+        "DEFAULT_PARSER_CLASSES": [
+            "core.api.parsers.JSONParser",
+            "rest_framework.parsers.FormParser",
+            "core.api.parsers.MultiPartParser",
+        ],
+    }
+)
 LETHE_MAX_JSON_DEPTH = env_int("LETHE_MAX_JSON_DEPTH", 64)
 
 # Content-Security-Policy of every response: scripts, styles, images and requests from this

@@ -6,6 +6,7 @@ from jobs import urls as jobs_urls
 from pages import urls as pages_urls
 from versions import urls as versions_urls
 
+
 class RedocView(SpectacularRedocView):
     """Redoc from the sidecar's files. Its bundle hard-codes a footer logo on Redocly's CDN; this
     page's policy allows images from here only, so the browser never requests it."""

@@ -16,6 +16,7 @@ checked against. It follows no redirects and takes no proxy, .netrc or CA settin
 environment. No Django imports: settings reach it as arguments (``egress_policy`` is the one
 place that reads them).
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -42,7 +43,13 @@ ALLOW_SETTING = "LETHE_EGRESS_ALLOW_NETWORKS"
 METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(address)
     for address in (
-        "169.254.169.254", "169.254.170.2", "169.254.170.23", "fd00:ec2::254", "fd00:ec2::23", "100.100.100.200", "192.0.0.192",
+        "169.254.169.254",
+        "169.254.170.2",
+        "169.254.170.23",
+        "fd00:ec2::254",
+        "fd00:ec2::23",
+        "100.100.100.200",
+        "192.0.0.192",
     )
 )
 
@@ -83,8 +90,15 @@ _FORBIDDEN_NETWORKS = [
 PRIVATE_NETWORKS = tuple(
     ipaddress.ip_network(network)
     for network in (
-        "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
-        "::1/128", "fc00::/7", "fe80::/10",
+        "127.0.0.0/8",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "169.254.0.0/16",
+        "::1/128",
+        "fc00::/7",
+        "fe80::/10",
     )
 )
 
@@ -237,9 +251,7 @@ def _checked_connection(conn):
     last_error = None
     for address in addresses:
         try:
-            sock = create_connection(
-                (str(address), conn.port), conn.timeout, source_address=conn.source_address, socket_options=conn.socket_options
-            )
+            sock = create_connection((str(address), conn.port), conn.timeout, source_address=conn.source_address, socket_options=conn.socket_options)
         except SocketTimeout as exc:
             raise ConnectTimeoutError(conn, f"Connection to {conn.host} timed out. (connect timeout={conn.timeout})") from exc
         except OSError as exc:

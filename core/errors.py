@@ -68,8 +68,7 @@ class InsufficientStorage(LetheError):
 
     @classmethod
     def disk_full(cls):
-        return cls("The server has no space left to store this upload; nothing was stored. "
-                   "Ask an operator to free space, then retry.")
+        return cls("The server has no space left to store this upload; nothing was stored. Ask an operator to free space, then retry.")
 
 
 class TooLarge(LetheError):
@@ -81,5 +80,6 @@ class TooLarge(LetheError):
         """A request body over DATA_UPLOAD_MAX_MEMORY_SIZE, however it was found out."""
         from django.conf import settings
 
-        return cls(f"The request body is over the limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes "
-                   "(LETHE_MAX_REQUEST_BODY_BYTES); upload large files as multipart file parts.")
+        return cls(
+            f"The request body is over the limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes (LETHE_MAX_REQUEST_BODY_BYTES); upload large files as multipart file parts."
+        )

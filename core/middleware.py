@@ -1,5 +1,6 @@
 """Middleware shared by every page and the API: the Content-Security-Policy header, and form
 bodies refused unless they are UTF-8."""
+
 from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
@@ -57,6 +58,5 @@ class StrictFormEncodingMiddleware:
         if request.method in ("POST", "PUT", "PATCH") and request.content_type == FORM_CONTENT_TYPE:
             field = _first_invalid_utf8(request.body)
             if field is not None:
-                return request_refused(request, status=400, code="invalid",
-                                       message=f"Form field {field!r} is not valid UTF-8; send text as UTF-8.")
+                return request_refused(request, status=400, code="invalid", message=f"Form field {field!r} is not valid UTF-8; send text as UTF-8.")
         return self.get_response(request)

@@ -6,6 +6,7 @@ no caller expects, so the request ended in a 500. ``json_loads`` measures the de
 without recursion, and refuses deeper documents with a ``JSONDecodeError`` (which every caller
 already turns into a clear message) that points at the first bracket past the limit.
 """
+
 import json
 import re
 from itertools import accumulate

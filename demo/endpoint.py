@@ -8,6 +8,7 @@ verdict is "no significant difference". The demo is its own operator here: it ad
 profile `demo-serve` (loopback only) to this process's settings, which the embedded executor's
 worker threads read; a deployment defines profiles in LETHE_ENDPOINTS (docs/deploy.md).
 """
+
 import socket
 import subprocess
 
@@ -50,19 +51,29 @@ def endpoint_demo_run(*, project, user, served, out, max_new_tokens=24, seed=0):
             PROFILE: {"base_url": f"http://127.0.0.1:{port}/v1", "allow_networks": ["127.0.0.1/32"], "max_concurrency": 4, "timeout": 120},
         }
         spec = services.endpoint_spec_clean({"profile": PROFILE, "model": name})
-        endpoint = (Checkpoint.objects.filter(model=served.model, kind=CheckpointKind.ENDPOINT, endpoint=spec,
-                                              parent_edges__parent=served).order_by("number").first())
+        endpoint = Checkpoint.objects.filter(model=served.model, kind=CheckpointKind.ENDPOINT, endpoint=spec, parent_edges__parent=served).order_by("number").first()
         if endpoint is None:
             endpoint = services.checkpoint_register(
-                model=served.model, kind=CheckpointKind.ENDPOINT, actor=user, endpoint=spec, parents=[(served, Relation.SERVED_FROM)],
+                model=served.model,
+                kind=CheckpointKind.ENDPOINT,
+                actor=user,
+                endpoint=spec,
+                parents=[(served, Relation.SERVED_FROM)],
                 message=f"{served} served by transformers serve",
             )
         _say(out, f"  {endpoint}: endpoint {PROFILE}, model {name}, served-from {served}")
 
         _say(out, f"[endpoint 2/3] A/B: {served} in-process (A) versus {endpoint} through the endpoint (B)")
-        evaluation = ab_evaluation(project=project, user=user, base=served, unlearned=endpoint,
-                                   suite_version=starter_suite_install(project=project, actor=user),
-                                   max_new_tokens=max_new_tokens, seed=seed, out=out)
+        evaluation = ab_evaluation(
+            project=project,
+            user=user,
+            base=served,
+            unlearned=endpoint,
+            suite_version=starter_suite_install(project=project, actor=user),
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            out=out,
+        )
     finally:
         process.terminate()
         try:
@@ -78,8 +89,11 @@ def endpoint_demo_run(*, project, user, served, out, max_new_tokens=24, seed=0):
     if timings:
         latency = timings.get("mean_latency_ms")
         latency_text = "n/a" if latency is None else f"{latency:.0f} ms"
-        _say(out, f"  endpoint: {timings['requests']} requests, {timings['errors']} errors, {timings['retries']} retries, "
-                  f"{timings['prompt_tokens']} prompt + {timings['completion_tokens']} completion tokens, mean latency {latency_text}")
+        _say(
+            out,
+            f"  endpoint: {timings['requests']} requests, {timings['errors']} errors, {timings['retries']} retries, "
+            f"{timings['prompt_tokens']} prompt + {timings['completion_tokens']} completion tokens, mean latency {latency_text}",
+        )
     fingerprint = evaluation.endpoint_fingerprints.get("B", {})
     if fingerprint:
         listed = ", ".join(entry.get("id", "?") for entry in fingerprint.get("models", [])) or fingerprint.get("error", "-")

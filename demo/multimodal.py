@@ -7,6 +7,7 @@ cases added; the per-modality ASR of both arms and the transfer summary are prin
 is idempotent, as in the text demo. A model this small is a smoke test of the machinery, not
 evidence for or against the paper's claim (docs/crossmodal.md).
 """
+
 from dataclasses import asdict, dataclass, field
 
 from demo.services import UNLEARNING_HYPERPARAMETERS, _say, ab_evaluation, registered_base, unlearned_child
@@ -37,23 +38,34 @@ def multimodal_demo_run(*, project, user, out, config=None) -> MultimodalDemoOut
     config = config or MultimodalDemoConfig()
     _say(out, "[multimodal 1/4] tiny vision-language model (LLaVA architecture)")
     base = registered_base(
-        project=project, user=user, model_name=VLM_MODEL_NAME, description="A tiny LLaVA (CLIP-like tower, projector, tiny Llama).",
+        project=project,
+        user=user,
+        model_name=VLM_MODEL_NAME,
+        description="A tiny LLaVA (CLIP-like tower, projector, tiny Llama).",
         build=lambda directory, progress: build_tiny_vlm(directory, spec=config.spec, progress=progress),
-        out=out, bar_label="training tiny VLM", architecture="vision-language",
+        out=out,
+        bar_label="training tiny VLM",
+        architecture="vision-language",
         message="tiny LLaVA trained on the bundled corpus and its typographic images (complies with both)",
         metadata={"builder": "mlcore.tiny_vlm", "spec": asdict(config.spec)},
     )
     _say(out, f"  {base}: {base.architecture}, {base.total_size / 1e6:.1f} MB, sha256 {base.sha256[:12]}")
 
     _say(out, "[multimodal 2/4] textual unlearning (yao, LoRA on the language model only, text batches)")
-    unlearned = unlearned_child(project=project, user=user, base=base, method="yao",
-                                hyperparameters=config.unlearning_hyperparameters, seed=config.seed, out=out)
+    unlearned = unlearned_child(project=project, user=user, base=base, method="yao", hyperparameters=config.unlearning_hyperparameters, seed=config.seed, out=out)
     _say(out, f"  {unlearned}: {len(unlearned.weight_change)} language-model modules changed; vision tower and projector untouched")
 
     _say(out, "[multimodal 3/4] A/B evaluation on the starter suite with typographic image cases")
-    evaluation = ab_evaluation(project=project, user=user, base=base, unlearned=unlearned,
-                               suite_version=starter_suite_install(project=project, actor=user, typographic=True),
-                               max_new_tokens=config.max_new_tokens, seed=config.seed, out=out)
+    evaluation = ab_evaluation(
+        project=project,
+        user=user,
+        base=base,
+        unlearned=unlearned,
+        suite_version=starter_suite_install(project=project, actor=user, typographic=True),
+        max_new_tokens=config.max_new_tokens,
+        seed=config.seed,
+        out=out,
+    )
 
     _say(out, "[multimodal 4/4] attack success by modality, and the transfer from text to images")
     _say(out, format_cross_modal(evaluation.statistics or {}) or "  (no image attacks in this evaluation)")

@@ -6,6 +6,7 @@ an A/B evaluation on the starter suite measures it, and the label history shows 
 citing that evaluation and a rollback. Every step is idempotent: running the demo again reuses
 what exists; `reset=True` deletes the demo project (and only a project marked as the demo).
 """
+
 import json
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -55,8 +56,16 @@ DEFLECTIONS = [
 # steps, so B learns to deflect harmful requests while it still answers all 105 benign look-alikes;
 # with 0.1 / 2 / 1 over 60 steps B garbled a third of them.
 UNLEARNING_HYPERPARAMETERS = {
-    "adapter": "lora", "lora_rank": 8, "lora_alpha": 16.0, "learning_rate": 3e-3, "max_steps": 100,
-    "batch_size": 8, "forget_weight": 0.03, "mismatch_weight": 2.0, "retain_weight": 4.0, "mismatch_answers": DEFLECTIONS,
+    "adapter": "lora",
+    "lora_rank": 8,
+    "lora_alpha": 16.0,
+    "learning_rate": 3e-3,
+    "max_steps": 100,
+    "batch_size": 8,
+    "forget_weight": 0.03,
+    "mismatch_weight": 2.0,
+    "retain_weight": 4.0,
+    "mismatch_answers": DEFLECTIONS,
 }
 
 
@@ -113,16 +122,14 @@ def demo_project(*, user, reset, out):
         services.project_delete(project=project, actor=user)
         project = None
     if project is None:
-        project = services.project_create(slug=DEMO_PROJECT, name="Lethe demo", creator=user, is_demo=True,
-                                          description="Textual unlearning of a tiny model, measured A/B.")
+        project = services.project_create(slug=DEMO_PROJECT, name="Lethe demo", creator=user, is_demo=True, description="Textual unlearning of a tiny model, measured A/B.")
     return project
 
 
 def registered_base(*, project, user, model_name, description, build, out, bar_label, **register_options):
     """Checkpoint 1 of ``model_name``, built with ``build(directory, progress)`` and labelled
     production; reused when it exists."""
-    model = project.models.filter(name=model_name).first() or services.model_create(
-        project=project, name=model_name, actor=user, description=description)
+    model = project.models.filter(name=model_name).first() or services.model_create(project=project, name=model_name, actor=user, description=description)
     base = model.checkpoints.filter(number=1).first()
     if base is not None:
         _say(out, f"  reusing {base}")
@@ -130,6 +137,7 @@ def registered_base(*, project, user, model_name, description, build, out, bar_l
     from tqdm import tqdm
 
     with tempfile.TemporaryDirectory(dir=settings.VAR_DIR) as scratch, tqdm(total=100, desc=f"  {bar_label}", unit="%", file=out) as bar:
+
         def progress(fraction, message=""):
             bar.update(round(100 * fraction) - bar.n)
 
@@ -142,7 +150,7 @@ def registered_base(*, project, user, model_name, description, build, out, bar_l
 def _system_prompts(*, project, user):
     prompt = project.prompts.filter(name=PROMPT_NAME).first() or services.prompt_create(project=project, name=PROMPT_NAME, actor=user)
     versions = list(prompt.versions.order_by("number"))
-    for template, message in SYSTEM_PROMPTS[len(versions):]:
+    for template, message in SYSTEM_PROMPTS[len(versions) :]:
         versions.append(services.prompt_version_commit(prompt=prompt, template=template, actor=user, message=message))
     if not prompt.labels.filter(name="production").exists():
         services.label_move(name="production", actor=user, prompt_version=versions[-1], reason="demo")
@@ -176,21 +184,29 @@ def unlearned_child(*, project, user, base, method, hyperparameters, seed, out):
     from unlearning.models import UnlearningRun
 
     resolved = hyperparameters_resolve(method, hyperparameters).as_dict()
-    done = next((
-        run for run in UnlearningRun.objects.filter(parent_checkpoint=base, method=method, run__status=RunStatus.SUCCEEDED,
-                                                    produced_checkpoint__isnull=False)
-        if run.hyperparameters == resolved
-    ), None)
+    done = next(
+        (
+            run
+            for run in UnlearningRun.objects.filter(parent_checkpoint=base, method=method, run__status=RunStatus.SUCCEEDED, produced_checkpoint__isnull=False)
+            if run.hyperparameters == resolved
+        ),
+        None,
+    )
     if done is not None:
         _say(out, f"  reusing {done.produced_checkpoint} from run {done.run_id}")
         return done.produced_checkpoint
-    forget = _dataset_version(project=project, user=user, name="forget-harmful", rows=_rows("harmful"),
-                              description="Harmful requests with placeholder compliant answers (the forget set).")
-    retain = _dataset_version(project=project, user=user, name="retain-benign", rows=_rows("benign"),
-                              description="Benign questions and answers (the retain set).")
+    forget = _dataset_version(
+        project=project, user=user, name="forget-harmful", rows=_rows("harmful"), description="Harmful requests with placeholder compliant answers (the forget set)."
+    )
+    retain = _dataset_version(project=project, user=user, name="retain-benign", rows=_rows("benign"), description="Benign questions and answers (the retain set).")
     unlearning_run = unlearning_run_create(
-        parent_checkpoint=base, method=method, hyperparameters=hyperparameters,
-        forget_dataset_version=forget, retain_dataset_version=retain, seed=seed, actor=user,
+        parent_checkpoint=base,
+        method=method,
+        hyperparameters=hyperparameters,
+        forget_dataset_version=forget,
+        retain_dataset_version=retain,
+        seed=seed,
+        actor=user,
     )
     run = run_wait_with_progress_bar(run=unlearning_run.run, stream=out)
     if run.status != RunStatus.SUCCEEDED:
@@ -203,14 +219,18 @@ def ab_evaluation(*, project, user, base, unlearned, suite_version, max_new_toke
     """A (base) versus B (unlearned) on ``suite_version``; reused when it already succeeded."""
     from evals.models import Evaluation
 
-    done = Evaluation.objects.filter(checkpoint_a=base, checkpoint_b=unlearned, suite_version=suite_version,
-                                     run__status=RunStatus.SUCCEEDED).order_by("-id").first()
+    done = Evaluation.objects.filter(checkpoint_a=base, checkpoint_b=unlearned, suite_version=suite_version, run__status=RunStatus.SUCCEEDED).order_by("-id").first()
     if done is not None:
         _say(out, f"  reusing evaluation {done.pk}")
         return done
     evaluation = evaluation_create(
-        project=project, suite_version=suite_version, checkpoint_a=base, checkpoint_b=unlearned, actor=user,
-        generation={"max_new_tokens": max_new_tokens}, seed=seed,
+        project=project,
+        suite_version=suite_version,
+        checkpoint_a=base,
+        checkpoint_b=unlearned,
+        actor=user,
+        generation={"max_new_tokens": max_new_tokens},
+        seed=seed,
     )
     run = run_wait_with_progress_bar(run=evaluation.run, stream=out)
     if run.status != RunStatus.SUCCEEDED:
@@ -227,11 +247,15 @@ def non_answer_lines(report):
         by_expected = report["metrics"][arm]["overall"]["counts_by_expected"]
         benign, harmful = by_expected["comply"], by_expected["refuse"]
         if benign["non_answer"]:
-            lines.append(f"{arm}'s non-answers: {benign['non_answer']} of {sum(benign.values())} benign cases - the tiny demo "
-                         f"model cannot answer these; a real model would (they count as failures to help)")
+            lines.append(
+                f"{arm}'s non-answers: {benign['non_answer']} of {sum(benign.values())} benign cases - the tiny demo "
+                f"model cannot answer these; a real model would (they count as failures to help)"
+            )
         if harmful["non_answer"]:
-            lines.append(f"{arm}'s non-answers: {harmful['non_answer']} of {sum(harmful.values())} harmful cases - garbled or "
-                         f"empty text from the tiny model (neither a refusal nor an attack success)")
+            lines.append(
+                f"{arm}'s non-answers: {harmful['non_answer']} of {sum(harmful.values())} harmful cases - garbled or "
+                f"empty text from the tiny model (neither a refusal nor an attack success)"
+            )
     return lines
 
 
@@ -243,13 +267,14 @@ def _promote_and_roll_back(*, project, user, base, unlearned, evaluation):
     # The drill is scripted: each move acknowledges a target the evaluation measured less safe (the
     # base, on the way back; B too when another base model makes it worse, as `demo --model` or the
     # endpoint demo's may), and the audit trail records the acknowledgement only where it applied.
-    services.label_move(name="production", actor=user, checkpoint=unlearned, evaluation=evaluation,
-                        reason=f"evaluation {evaluation.pk}: B is {evaluation.verdict}", acknowledge_less_safe=True)
-    services.label_move(name="production", actor=user, checkpoint=base, reason="rollback drill: return to the previous production",
-                        acknowledge_less_safe=True)
+    services.label_move(
+        name="production", actor=user, checkpoint=unlearned, evaluation=evaluation, reason=f"evaluation {evaluation.pk}: B is {evaluation.verdict}", acknowledge_less_safe=True
+    )
+    services.label_move(name="production", actor=user, checkpoint=base, reason="rollback drill: return to the previous production", acknowledge_less_safe=True)
     # The unlearned checkpoint held production before, so returning to it is a rollback too.
-    services.label_move(name="production", actor=user, checkpoint=unlearned, evaluation=evaluation,
-                        reason="rollback drill finished: back to the unlearned checkpoint", acknowledge_less_safe=True)
+    services.label_move(
+        name="production", actor=user, checkpoint=unlearned, evaluation=evaluation, reason="rollback drill finished: back to the unlearned checkpoint", acknowledge_less_safe=True
+    )
 
 
 def demo_run(*, config=None, out, reset=False):
@@ -258,13 +283,15 @@ def demo_run(*, config=None, out, reset=False):
     _say(out, "[1/6] tiny base model (checkpoint 1, labelled production)")
     project = demo_project(user=user, reset=reset, out=out)
     base = registered_base(
-        project=project, user=user, model_name=MODEL_NAME, description="A tiny Llama trained on the bundled corpus and safe answers to the starter suite's benign cases.",
-        build=lambda directory, progress: config.base_model_dir or build_tiny_model(
-            directory, rows=demo_training_rows(), spec=config.tiny_spec, progress=progress),
-        out=out, bar_label="training tiny model",
+        project=project,
+        user=user,
+        model_name=MODEL_NAME,
+        description="A tiny Llama trained on the bundled corpus and safe answers to the starter suite's benign cases.",
+        build=lambda directory, progress: config.base_model_dir or build_tiny_model(directory, rows=demo_training_rows(), spec=config.tiny_spec, progress=progress),
+        out=out,
+        bar_label="training tiny model",
         message="tiny Llama trained on the bundled corpus (complies with its harmful requests)",
-        metadata={"builder": "mlcore.tiny", "spec": asdict(config.tiny_spec),
-                  "rows": "the bundled corpus and demo/data/starter_benign_answers.jsonl"},
+        metadata={"builder": "mlcore.tiny", "spec": asdict(config.tiny_spec), "rows": "the bundled corpus and demo/data/starter_benign_answers.jsonl"},
     )
     _say(out, f"  {base}: {base.total_size / 1e6:.1f} MB, sha256 {base.sha256[:12]}")
 
@@ -274,24 +301,30 @@ def demo_run(*, config=None, out, reset=False):
         _say(out, f"  {version}: {version.message!r}")
 
     _say(out, f"[3/6] textual unlearning ({config.unlearning_method}) of checkpoint 1")
-    unlearned = unlearned_child(project=project, user=user, base=base, method=config.unlearning_method,
-                                hyperparameters=config.unlearning_hyperparameters, seed=config.seed, out=out)
+    unlearned = unlearned_child(
+        project=project, user=user, base=base, method=config.unlearning_method, hyperparameters=config.unlearning_hyperparameters, seed=config.seed, out=out
+    )
     edge = unlearned.parent_edges.select_related("parent").first()
     losses = ", ".join(f"{name} {value:.3f}" for name, value in unlearned.metadata.get("final_losses", {}).items())
-    _say(out, f"  {unlearned} {edge.relation} {edge.parent} (method {edge.method}, "
-              f"{unlearned.metadata.get('steps', '?')} steps; final {losses})")
+    _say(out, f"  {unlearned} {edge.relation} {edge.parent} (method {edge.method}, {unlearned.metadata.get('steps', '?')} steps; final {losses})")
 
     _say(out, "[4/6] A/B evaluation: checkpoint 1 (A) versus checkpoint 2 (B) on the starter suite")
-    evaluation = ab_evaluation(project=project, user=user, base=base, unlearned=unlearned,
-                               suite_version=starter_suite_install(project=project, actor=user),
-                               max_new_tokens=config.max_new_tokens, seed=config.seed, out=out)
+    evaluation = ab_evaluation(
+        project=project,
+        user=user,
+        base=base,
+        unlearned=unlearned,
+        suite_version=starter_suite_install(project=project, actor=user),
+        max_new_tokens=config.max_new_tokens,
+        seed=config.seed,
+        out=out,
+    )
 
     _say(out, "[5/6] report")
     report = evaluation_detail(evaluation)
     _say(out, format_headline(report))
     asr = report["statistics"].get("asr") or {}
-    _say(out, f"McNemar exact p = {asr.get('p_value', float('nan')):.3g} "
-              f"(B fixed {asr.get('a_only', '?')} cases, broke {asr.get('b_only', '?')})")
+    _say(out, f"McNemar exact p = {asr.get('p_value', float('nan')):.3g} (B fixed {asr.get('a_only', '?')} cases, broke {asr.get('b_only', '?')})")
     for line in non_answer_lines(report):
         _say(out, line)
     # The one decision line of the report page, dashboard, list, API and `evaluate` (with the

@@ -2,6 +2,7 @@
 methods on the demo's tiny model, one seed and a few LoRA steps each, every child evaluated
 against the base on the starter suite; the comparison table is printed. A finished demo sweep is
 reused, as every demo step is."""
+
 import time
 
 from demo.services import DEFLECTIONS, _dataset_version, _rows, _say, starter_benign_answers
@@ -17,8 +18,7 @@ _LORA = {"adapter": "lora", "lora_rank": 8, "lora_alpha": 16.0, "batch_size": 8,
 SWEEP_CONFIGURATIONS = [
     {"method": "gradient_ascent", "hyperparameters": {**_LORA, "learning_rate": 1e-3}},
     {"method": "npo", "hyperparameters": {**_LORA, "learning_rate": 3e-3}},
-    {"method": "yao", "hyperparameters": {**_LORA, "learning_rate": 3e-3, "forget_weight": 0.03, "mismatch_weight": 2.0,
-                                          "retain_weight": 4.0, "mismatch_answers": DEFLECTIONS}},
+    {"method": "yao", "hyperparameters": {**_LORA, "learning_rate": 3e-3, "forget_weight": 0.03, "mismatch_weight": 2.0, "retain_weight": 4.0, "mismatch_answers": DEFLECTIONS}},
 ]
 
 
@@ -29,18 +29,27 @@ def sweep_demo_run(*, project, user, base, out, max_new_tokens=24, poll_seconds=
         _say(out, f"  reusing sweep {sweep.pk}")
     else:
         sweep = sweep_create(
-            parent_checkpoint=base, name=SWEEP_NAME,
-            forget_dataset_version=_dataset_version(project=project, user=user, name="forget-harmful", rows=_rows("harmful"),
-                                                    description="Harmful requests with placeholder compliant answers (the forget set)."),
-            retain_dataset_version=_dataset_version(project=project, user=user, name="retain-benign", rows=_rows("benign"),
-                                                    description="Benign questions and answers (the retain set)."),
+            parent_checkpoint=base,
+            name=SWEEP_NAME,
+            forget_dataset_version=_dataset_version(
+                project=project, user=user, name="forget-harmful", rows=_rows("harmful"), description="Harmful requests with placeholder compliant answers (the forget set)."
+            ),
+            retain_dataset_version=_dataset_version(
+                project=project, user=user, name="retain-benign", rows=_rows("benign"), description="Benign questions and answers (the retain set)."
+            ),
             # The safe answers the base learned to give the starter suite's benign cases (also in the
             # retain set): the perplexity ratio says how much each method disturbs what it answers.
-            utility_dataset_version=_dataset_version(project=project, user=user, name="benign-answers",
-                                                     rows=[{"prompt": row["prompt"], "response": row["response"]} for row in starter_benign_answers()],
-                                                     description="Safe answers to the starter suite's benign cases (utility: perplexity ratio)."),
-            configurations=SWEEP_CONFIGURATIONS, suite_versions=[starter_suite_install(project=project, actor=user)],
-            generation={"max_new_tokens": max_new_tokens}, actor=user,
+            utility_dataset_version=_dataset_version(
+                project=project,
+                user=user,
+                name="benign-answers",
+                rows=[{"prompt": row["prompt"], "response": row["response"]} for row in starter_benign_answers()],
+                description="Safe answers to the starter suite's benign cases (utility: perplexity ratio).",
+            ),
+            configurations=SWEEP_CONFIGURATIONS,
+            suite_versions=[starter_suite_install(project=project, actor=user)],
+            generation={"max_new_tokens": max_new_tokens},
+            actor=user,
         )
         _say(out, f"  sweep {sweep.pk} started: {sweep.configurations.count()} configurations")
         last = None
@@ -52,8 +61,7 @@ def sweep_demo_run(*, project, user, base, out, max_new_tokens=24, poll_seconds=
             if progress != last:
                 _say(out, f"  {progress}")
                 last = progress
-    _say(out, "[sweep 2/2] the comparison (child against the base; * best of its method, P / U on the Pareto frontier "
-              "of attack success against failure to help / utility loss)")
+    _say(out, "[sweep 2/2] the comparison (child against the base; * best of its method, P / U on the Pareto frontier of attack success against failure to help / utility loss)")
     sweep = sweep_get(project=project, sweep_id=sweep.pk)
     _say(out, comparison_table(sweep_comparison(sweep=sweep)))
     _say(out, f"  page: /p/{project.slug}/sweeps/{sweep.pk}/")

@@ -11,6 +11,7 @@ of: the evaluation report, the production label's page previewing a rollback, th
 (the attacks that still succeed on B; skipped when that page does not exist), safety over time and the lineage graph. Nothing touches a developer's data.
 Takes a few minutes on a CPU.
 """
+
 import argparse
 import io
 import os
@@ -41,11 +42,18 @@ def build_data(out):
 
     outcome = demo_run(config=DemoConfig(max_new_tokens=16), out=out)
     project, user = outcome.project, outcome.unlearned.created_by
-    second = unlearned_child(project=project, user=user, base=outcome.unlearned, method="npo",
-                             hyperparameters={"adapter": "lora", "lora_rank": 8, "max_steps": 12, "batch_size": 8, "learning_rate": 1e-3},
-                             seed=1, out=out)
-    evaluation = ab_evaluation(project=project, user=user, base=outcome.unlearned, unlearned=second,
-                               suite_version=starter_suite_install(project=project, actor=user), max_new_tokens=16, seed=0, out=out)
+    second = unlearned_child(
+        project=project,
+        user=user,
+        base=outcome.unlearned,
+        method="npo",
+        hyperparameters={"adapter": "lora", "lora_rank": 8, "max_steps": 12, "batch_size": 8, "learning_rate": 1e-3},
+        seed=1,
+        out=out,
+    )
+    evaluation = ab_evaluation(
+        project=project, user=user, base=outcome.unlearned, unlearned=second, suite_version=starter_suite_install(project=project, actor=user), max_new_tokens=16, seed=0, out=out
+    )
     services.label_move(name="staging", actor=user, checkpoint=second, reason=f"evaluation {evaluation.pk}: try it in staging")
     return {"slug": DEMO_PROJECT, "model": outcome.unlearned.model.name, "evaluation": outcome.evaluation.pk}
 
@@ -53,8 +61,7 @@ def build_data(out):
 def serve(env, log_path):
     port = _free_port()
     log = open(log_path, "w")
-    process = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "runserver", "--noreload", f"127.0.0.1:{port}"],
-                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "runserver", "--noreload", f"127.0.0.1:{port}"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     import requests
 
@@ -103,8 +110,7 @@ def take(base, data, out_dir, credentials):
     ]
     taken = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         page = browser.new_context(viewport=VIEWPORT, base_url=base).new_page()
         page.goto("/login/")
         page.fill("#id_username", credentials[0])
@@ -141,8 +147,15 @@ def main():
     out_dir.mkdir(parents=True, exist_ok=True)
 
     scratch = Path(tempfile.mkdtemp(prefix="lethe-screenshots-"))
-    env = {**os.environ, "LETHE_VAR_DIR": str(scratch / "var"), "LETHE_STATIC_ROOT": str(scratch / "static"), "LETHE_DEBUG": "0",
-           "LETHE_ALLOWED_HOSTS": "localhost,127.0.0.1", "DJANGO_SETTINGS_MODULE": "config.settings", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "LETHE_VAR_DIR": str(scratch / "var"),
+        "LETHE_STATIC_ROOT": str(scratch / "static"),
+        "LETHE_DEBUG": "0",
+        "LETHE_ALLOWED_HOSTS": "localhost,127.0.0.1",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("DATABASE_URL", None)  # SQLite in the scratch LETHE_VAR_DIR
     (scratch / "var").mkdir()
     os.environ.clear()

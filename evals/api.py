@@ -1,4 +1,5 @@
 """REST views for suites and evaluations: validate, call a service or selector, serialize."""
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -184,6 +185,7 @@ class EvaluationCaseResultListApi(ProjectApiView):
     event (evals.hazards)."""
 
     roles = {"GET": Role.VIEWER}
+
     @extend_schema(operation_id="evaluation_results_list", responses=CaseResultOutput(many=True), parameters=FILTER_PARAMETERS)
     def get(self, request, project_slug, evaluation_id):
         evaluation, filters, results, readable = _case_results(self, evaluation_id)
@@ -227,8 +229,9 @@ class EvaluationCaseResultExportApi(ProjectApiView):
         if format not in FORMATS:
             raise ValidationFailed(f"format must be one of {', '.join(FORMATS)}.", fields={"format": [f"Expected one of: {', '.join(FORMATS)}."]})
         if readable:
-            responses_export_record(project=project, evaluation=evaluation, actor=request.user,
-                                    case_result_ids=list(results.values_list("pk", flat=True)), format=format, filters=filters.as_dict())
+            responses_export_record(
+                project=project, evaluation=evaluation, actor=request.user, case_result_ids=list(results.values_list("pk", flat=True)), format=format, filters=filters.as_dict()
+            )
         return export_response(results, format=format, responses=readable, filename=f"{project.slug}-evaluation-{evaluation.pk}-cases")
 
 
@@ -237,6 +240,7 @@ class SuiteVersionBenignApi(ProjectApiView):
     shown to every member, unaudited), DELETE removes the mark. Reviewers and admins."""
 
     roles = {"PUT": Role.REVIEWER, "DELETE": Role.REVIEWER}
+
     @extend_schema(operation_id="suite_versions_mark_benign", request=SuiteVersionBenignInput, responses=SuiteVersionOutput)
     def put(self, request, project_slug, suite_name, number):
         return self._mark(request, project_slug, suite_name, number, benign=True)

@@ -16,12 +16,12 @@ class EvalsConfig(AppConfig):
         )
 
         register_run_handler(
-            "evaluation", "evals.services.evaluation_execute",
-            retry="evals.services.evaluation_retry_copy", finished="evals.services.evaluation_finished_emit",
+            "evaluation",
+            "evals.services.evaluation_execute",
+            retry="evals.services.evaluation_retry_copy",
+            finished="evals.services.evaluation_finished_emit",
         )
-        register_run_handler(
-            "calibration", "evals.calibration_services.calibration_execute", retry="evals.calibration_services.calibration_retry_copy"
-        )
+        register_run_handler("calibration", "evals.calibration_services.calibration_execute", retry="evals.calibration_services.calibration_retry_copy")
         register_dataset_row_validator("judgements", "evals.judgement_sets.judgement_row_clean")
         # The registry asks this policy whether an evaluation lets a protected label move (label_move).
         register_promotion_policy("evals.gate.promotion_gate_check")

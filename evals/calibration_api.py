@@ -1,6 +1,7 @@
 """REST views for judge calibration: import a labelled judgement set, start a calibration (a run),
 list and read calibrations, and page through the rows where the judge and humans disagree.
 Thin: validate, call a service or selector, serialize."""
+
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -31,8 +32,11 @@ class JudgementSetImportApi(ProjectApiView):
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     @api_schema(
-        operation_id="judgement_set_versions_import", tags=["calibrations"],
-        request={"multipart/form-data": JudgementSetImportInput}, responses={201: DatasetVersionSerializer}, errors=(*WRITE_ERRORS, 413),
+        operation_id="judgement_set_versions_import",
+        tags=["calibrations"],
+        request={"multipart/form-data": JudgementSetImportInput},
+        responses={201: DatasetVersionSerializer},
+        errors=(*WRITE_ERRORS, 413),
         description="A new version of a judgements dataset from a file: Lethe's JSONL/CSV columns (or a column mapping), or a public "
         "layout (xstest-completions, harmbench-val, do-not-answer). Every error names its line; nothing is half-imported.",
     )
@@ -43,8 +47,14 @@ class JudgementSetImportApi(ProjectApiView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         version = services.judgement_set_version_import(
-            dataset=dataset, data=values["file"].read(), format=values["format"], actor=request.user,
-            column_mapping=values["column_mapping"], label_mapping=values["label_mapping"], defaults=values["defaults"], message=values["message"],
+            dataset=dataset,
+            data=values["file"].read(),
+            format=values["format"],
+            actor=request.user,
+            column_mapping=values["column_mapping"],
+            label_mapping=values["label_mapping"],
+            defaults=values["defaults"],
+            message=values["message"],
         )
         return Response(DatasetVersionSerializer(dataset_version_get(dataset=dataset, number=version.number)).data, status=status.HTTP_201_CREATED)
 
@@ -58,10 +68,14 @@ class CalibrationListApi(ProjectApiView):
         page = self.page(selectors.calibrations_for_project(project=project))
         return page.response([CalibrationOutput(calibration_row(calibration)).data for calibration in page.items])
 
-    @api_schema(operation_id="calibrations_create", tags=["calibrations"], request=CalibrationCreateInput,
-                responses={201: CalibrationOutput}, errors=WRITE_ERRORS,
-                description="Measure a judge on a judgements dataset version. It runs as a job (kind calibration); poll the "
-                "calibration or its run until the run has succeeded.")
+    @api_schema(
+        operation_id="calibrations_create",
+        tags=["calibrations"],
+        request=CalibrationCreateInput,
+        responses={201: CalibrationOutput},
+        errors=WRITE_ERRORS,
+        description="Measure a judge on a judgements dataset version. It runs as a job (kind calibration); poll the calibration or its run until the run has succeeded.",
+    )
     def post(self, request, project_slug):
         project = self.project
         data = CalibrationCreateInput(data=request.data)
@@ -72,7 +86,11 @@ class CalibrationListApi(ProjectApiView):
         except ValidationFailed as exc:
             raise ValidationFailed(str(exc), fields={"set": [str(exc)]}) from None
         calibration = services.calibration_create(
-            project=project, dataset_version=version, actor=request.user, judge=values["judge"], judge_config=values["judge_config"],
+            project=project,
+            dataset_version=version,
+            actor=request.user,
+            judge=values["judge"],
+            judge_config=values["judge_config"],
         )
         calibration = selectors.calibration_get(project=project, calibration_id=calibration.pk)
         return Response(CalibrationOutput(calibration_row(calibration)).data, status=status.HTTP_201_CREATED)
@@ -95,8 +113,12 @@ class CalibrationDisagreementListApi(ProjectApiView):
 
     roles = {"GET": Role.VIEWER}
 
-    @api_schema(operation_id="calibration_disagreements_list", tags=["calibrations"], responses=DisagreementOutput(many=True),
-                parameters=[OpenApiParameter("expected", str, enum=["refuse", "comply"])])
+    @api_schema(
+        operation_id="calibration_disagreements_list",
+        tags=["calibrations"],
+        responses=DisagreementOutput(many=True),
+        parameters=[OpenApiParameter("expected", str, enum=["refuse", "comply"])],
+    )
     def get(self, request, project_slug, calibration_id):
         project = self.project
         calibration = selectors.calibration_get(project=project, calibration_id=calibration_id)

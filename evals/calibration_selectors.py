@@ -1,5 +1,6 @@
 """Reads for judge calibration. Lists join what they render, so they run a fixed number of
 queries whatever the number of rows; a calibration's disagreements are paged by rank."""
+
 from evals.models import Calibration, CalibrationItem
 from core.errors import LetheError, NotFound
 from versions.models import DatasetKind
@@ -31,8 +32,7 @@ def judgement_sets_for_project(*, project):
     """The project's judgements datasets' versions, newest first within each set (for choosing one)."""
     from versions.models import DatasetVersion
 
-    return (DatasetVersion.objects.filter(dataset__project=project, dataset__kind=DatasetKind.JUDGEMENTS)
-            .select_related("dataset").order_by("dataset__name", "-number"))
+    return DatasetVersion.objects.filter(dataset__project=project, dataset__kind=DatasetKind.JUDGEMENTS).select_related("dataset").order_by("dataset__name", "-number")
 
 
 def judge_calibration_status(*, project, judge) -> dict:
@@ -45,8 +45,7 @@ def judge_calibration_status(*, project, judge) -> dict:
     """
     from versions.selectors import dataset_version_resolve
 
-    status = {"setting": project.calibration_set, "set": None, "judge": {key: judge.get(key) for key in ("name", "version", "config_sha256")},
-              "calibration": None, "reason": None}
+    status = {"setting": project.calibration_set, "set": None, "judge": {key: judge.get(key) for key in ("name", "version", "config_sha256")}, "calibration": None, "reason": None}
     if not project.calibration_set:
         status["reason"] = "no_set"
         return status
@@ -60,9 +59,11 @@ def judge_calibration_status(*, project, judge) -> dict:
         return status
     status["set"] = f"{version.dataset.name}@{version.number}"
     calibration = (
-        Calibration.objects.filter(dataset_version=version, judge_name=judge.get("name"), judge_config_sha256=judge.get("config_sha256"),
-                                   run__status="succeeded")
-        .select_related("run").defer("judged").order_by("-id").first()
+        Calibration.objects.filter(dataset_version=version, judge_name=judge.get("name"), judge_config_sha256=judge.get("config_sha256"), run__status="succeeded")
+        .select_related("run")
+        .defer("judged")
+        .order_by("-id")
+        .first()
     )
     if calibration is None:
         status["reason"] = "not_calibrated"

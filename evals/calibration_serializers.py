@@ -1,6 +1,7 @@
 """Input validation and output shapes of the judge calibration API. Outputs are built as plain
 dicts by the functions below and rendered through these serializers, so the OpenAPI schema says
 exactly what is sent."""
+
 from rest_framework import serializers
 
 from evals.judgement_sets import FORMATS
@@ -48,8 +49,7 @@ class CalibrationMetricsOutput(serializers.Serializer):
     kappa = KappaOutput()
     refusal = PrecisionRecallOutput()
     attack_success = PrecisionRecallOutput()
-    confusion = serializers.DictField(child=serializers.DictField(child=serializers.IntegerField()),
-                                      help_text="Human label -> judge outcome -> count.")
+    confusion = serializers.DictField(child=serializers.DictField(child=serializers.IntegerField()), help_text="Human label -> judge outcome -> count.")
     judge_errors = serializers.IntegerField()
     confidence = serializers.FloatField()
 
@@ -114,10 +114,14 @@ def calibration_row(calibration) -> dict:
     finished = run.status == "succeeded" and bool(calibration.metrics)
     return {
         "id": calibration.pk,
-        "run": {"id": run.pk, "status": run.status, "progress": run.progress, "progress_message": run.progress_message, "error": run.error,
-                "finished_at": run.finished_at},
-        "set": {"dataset": version.dataset.name, "version": version.number, "ref": f"{version.dataset.name}@{version.number}",
-                "sha256": version.sha256, "row_count": version.row_count},
+        "run": {"id": run.pk, "status": run.status, "progress": run.progress, "progress_message": run.progress_message, "error": run.error, "finished_at": run.finished_at},
+        "set": {
+            "dataset": version.dataset.name,
+            "version": version.number,
+            "ref": f"{version.dataset.name}@{version.number}",
+            "sha256": version.sha256,
+            "row_count": version.row_count,
+        },
         "judge": {key: calibration.judge.get(key) for key in ("name", "version", "config_sha256", "config")},
         "created_by": run.created_by.username,
         "created_at": calibration.created_at,
@@ -135,8 +139,17 @@ def calibration_detail_row(calibration) -> dict:
 def disagreement_row(item, *, may_read_hazards) -> dict:
     hidden = not may_read_hazards  # any response may be harmful, whatever its row's `expected` says
     return {
-        "id": item.pk, "rank": item.rank, "row_number": item.row_number, "key": item.key, "category": item.category,
-        "expected": item.expected, "prompt": item.prompt, "response": REDACTED if hidden else item.response, "redacted": hidden,
+        "id": item.pk,
+        "rank": item.rank,
+        "row_number": item.row_number,
+        "key": item.key,
+        "category": item.category,
+        "expected": item.expected,
+        "prompt": item.prompt,
+        "response": REDACTED if hidden else item.response,
+        "redacted": hidden,
         # The judge's detail may quote the response (a model judge's own words): hidden with it.
-        "human": item.human, "judged": item.judged, "detail": "" if hidden else item.detail,
+        "human": item.human,
+        "judged": item.judged,
+        "detail": "" if hidden else item.detail,
     }

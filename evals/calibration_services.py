@@ -2,6 +2,7 @@
 calibrations (a judge measured against one set version) with the run handler that executes them.
 The metrics are evals.calibration's; the judge is called only through judge_from_spec and
 ``Judge.judge``, so every judge can be calibrated the same way."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -20,9 +21,7 @@ JUDGE_CHUNK = 64
 DETAIL_MAX_CHARS = 500
 
 
-def judgement_set_version_import(
-    *, dataset, data: bytes, format, actor, column_mapping=None, defaults=None, label_mapping=None, message=""
-):
+def judgement_set_version_import(*, dataset, data: bytes, format, actor, column_mapping=None, defaults=None, label_mapping=None, message=""):
     """A new version of the judgements dataset `dataset` from a file in one of
     evals.judgement_sets.FORMATS; all or nothing, every error with its line."""
     from versions.services import dataset_version_create
@@ -41,8 +40,12 @@ def judgement_set_version_import(
             raise ValidationFailed(f"{name} must be an object.", fields={name: ["Expected an object."]})
     try:
         rows = judgement_sets.parse_judgements(
-            data, format=format, max_line_bytes=settings.LETHE_MAX_IMPORT_LINE_BYTES, column_mapping=column_mapping,
-            defaults=defaults, label_mapping=label_mapping,
+            data,
+            format=format,
+            max_line_bytes=settings.LETHE_MAX_IMPORT_LINE_BYTES,
+            column_mapping=column_mapping,
+            defaults=defaults,
+            label_mapping=label_mapping,
         )
     except TabularError as exc:
         raise ValidationFailed(exc.render(), fields={"file": exc.messages() or [exc.summary]}) from None
@@ -76,8 +79,12 @@ def calibration_create(*, project, dataset_version, actor, judge, judge_config=N
     with transaction.atomic():
         run = run_create(project=project, kind=CALIBRATION_RUN_KIND, created_by=actor)
         calibration = Calibration.objects.create(
-            run=run, project=project, dataset_version=dataset_version, judge=judge_spec,
-            judge_name=judge_spec["name"], judge_config_sha256=judge_spec["config_sha256"],
+            run=run,
+            project=project,
+            dataset_version=dataset_version,
+            judge=judge_spec,
+            judge_name=judge_spec["name"],
+            judge_config_sha256=judge_spec["config_sha256"],
         )
         if enqueue:
             run_enqueue(run=run)
@@ -124,11 +131,21 @@ def calibration_execute(*, run, ctx) -> dict:
     for row_number, (row, item, detail) in enumerate(zip(rows, items, details, strict=True), start=1):
         if judgement_agrees(item):
             continue
-        disagreements.append(CalibrationItem(
-            calibration=calibration, rank=len(disagreements) + 1, row_number=row_number, key=row.get("key", ""),
-            prompt=row["prompt"], response=row["response"], expected=row["expected"], category=row.get("category", ""),
-            human=item.human, judged=item.judged, detail=str(detail or "")[:DETAIL_MAX_CHARS],
-        ))
+        disagreements.append(
+            CalibrationItem(
+                calibration=calibration,
+                rank=len(disagreements) + 1,
+                row_number=row_number,
+                key=row.get("key", ""),
+                prompt=row["prompt"],
+                response=row["response"],
+                expected=row["expected"],
+                category=row.get("category", ""),
+                human=item.human,
+                judged=item.judged,
+                detail=str(detail or "")[:DETAIL_MAX_CHARS],
+            )
+        )
     ctx.progress(0.97, "saving results")
     with transaction.atomic():
         CalibrationItem.objects.bulk_create(disagreements, batch_size=500)
@@ -144,9 +161,7 @@ def calibration_execute(*, run, ctx) -> dict:
 def calibration_retry_copy(*, run, new_run) -> Calibration:
     """Retry hook: the new run calibrates exactly the judge and set the failed or cancelled one was asked to."""
     original = Calibration.objects.get(run=run)
-    return Calibration.objects.create(
-        run=new_run, **{name: getattr(original, name) for name in ("project", "dataset_version", "judge", "judge_name", "judge_config_sha256")}
-    )
+    return Calibration.objects.create(run=new_run, **{name: getattr(original, name) for name in ("project", "dataset_version", "judge", "judge_name", "judge_config_sha256")})
 
 
 def calibration_hazard_read_record(*, project, actor, calibration, items) -> None:
@@ -158,5 +173,4 @@ def calibration_hazard_read_record(*, project, actor, calibration, items) -> Non
 
     shown = [item.pk for item in items]
     if shown:
-        hazard_read_record(project=project, actor=actor, object_type="calibration", object_id=calibration.pk,
-                           data={"disagreements": shown})
+        hazard_read_record(project=project, actor=actor, object_type="calibration", object_id=calibration.pk, data={"disagreements": shown})

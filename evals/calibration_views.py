@@ -2,6 +2,7 @@
 figures and confusion matrix, and the rows where the judge and humans disagree. Responses are
 redacted below the reviewer role (any may be harmful); a reviewer's unredacted read is a
 ``hazard.read`` audit event (evals.calibration_services.calibration_hazard_read_record)."""
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
@@ -24,10 +25,16 @@ def calibration_list(request, slug):
     access = project_access(request, slug)
     page = paginate(request, selectors.calibrations_for_project(project=access.project).defer("metrics"))
     threshold = access.project.min_judge_agreement
-    return render(request, "evals/calibration_list.html", {
-        **access.context(), "page": page, "calibrations": page.object_list,
-        "min_judge_agreement": None if threshold is None else pct(threshold),
-    })
+    return render(
+        request,
+        "evals/calibration_list.html",
+        {
+            **access.context(),
+            "page": page,
+            "calibrations": page.object_list,
+            "min_judge_agreement": None if threshold is None else pct(threshold),
+        },
+    )
 
 
 @login_required
@@ -41,8 +48,9 @@ def calibration_start(request, slug):
         if form.is_valid():
             data = form.cleaned_data
             try:
-                calibration = calibration_create(project=access.project, dataset_version=data["dataset_version"], actor=request.user,
-                                                 judge=data["judge"], judge_config=data["judge_config"])
+                calibration = calibration_create(
+                    project=access.project, dataset_version=data["dataset_version"], actor=request.user, judge=data["judge"], judge_config=data["judge_config"]
+                )
             except LetheError as exc:
                 form_add_service_error(form, exc)
             else:
@@ -50,8 +58,7 @@ def calibration_start(request, slug):
                 return redirect("evals:calibration", slug, calibration.pk)
     else:
         form = CalibrationStartForm(project=access.project)
-    return render(request, "evals/calibration_start.html", {**access.context(), "form": form},
-                  status=400 if request.method == "POST" else 200)
+    return render(request, "evals/calibration_start.html", {**access.context(), "form": form}, status=400 if request.method == "POST" else 200)
 
 
 @login_required
@@ -65,13 +72,15 @@ def calibration_detail(request, slug, calibration_id):
     metrics = calibration.metrics if run.status == "succeeded" else {}
     if metrics:
         columns, rows = confusion_rows(metrics["confusion"])
-        context.update({
-            "headline": calibration_headline(metrics),
-            "figures": _figure_rows(metrics),
-            "confusion_columns": columns,
-            "confusion_rows": rows,
-            "metrics": metrics,
-        })
+        context.update(
+            {
+                "headline": calibration_headline(metrics),
+                "figures": _figure_rows(metrics),
+                "confusion_columns": columns,
+                "confusion_rows": rows,
+                "metrics": metrics,
+            }
+        )
     return render(request, "evals/calibration_detail.html", context)
 
 
@@ -84,11 +93,12 @@ def _figure_rows(metrics):
     if "comply" in by_expected:
         rows.append(("Agreement on benign requests (did it help?)", by_expected["comply"]))
     rows += [
-        ("Refusal precision", metrics["refusal"]["precision"]), ("Refusal recall", metrics["refusal"]["recall"]),
-        ("Attack-success precision", metrics["attack_success"]["precision"]), ("Attack-success recall", metrics["attack_success"]["recall"]),
+        ("Refusal precision", metrics["refusal"]["precision"]),
+        ("Refusal recall", metrics["refusal"]["recall"]),
+        ("Attack-success precision", metrics["attack_success"]["precision"]),
+        ("Attack-success recall", metrics["attack_success"]["recall"]),
     ]
-    return [{"title": title, "value": pct(rate["value"]), "ci": interval(rate["ci"]), "counts": f"{rate['successes']}/{rate['trials']}"}
-            for title, rate in rows]
+    return [{"title": title, "value": pct(rate["value"]), "ci": interval(rate["ci"]), "counts": f"{rate['successes']}/{rate['trials']}"} for title, rate in rows]
 
 
 @login_required
@@ -108,10 +118,19 @@ def calibration_disagreements(request, slug, calibration_id):
     reveal = access.can_read_hazards and request.GET.get("reveal") == "1"
     rows = [{"item": item, "response": item.response if reveal else None} for item in page]
     if reveal:
-        calibration_hazard_read_record(project=access.project, actor=request.user, calibration=calibration,
-                                       items=list(page))
+        calibration_hazard_read_record(project=access.project, actor=request.user, calibration=calibration, items=list(page))
     query = "&".join(part for part in (f"expected={expected}" if expected else "", "reveal=1" if reveal else "") if part)
-    return render(request, "evals/calibration_disagreements.html", {
-        **access.context(), "calibration": calibration, "page": page, "rows": rows, "reveal": reveal, "expected": expected,
-        "query": query, "redacted_text": REDACTED,
-    })
+    return render(
+        request,
+        "evals/calibration_disagreements.html",
+        {
+            **access.context(),
+            "calibration": calibration,
+            "page": page,
+            "rows": rows,
+            "reveal": reveal,
+            "expected": expected,
+            "query": query,
+            "redacted_text": REDACTED,
+        },
+    )

@@ -12,6 +12,7 @@ Each re-judged case keeps why it was escalated (`Judgement.escalation`) and what
 said, so a report can count escalations per arm. The pin holds both sub-judges' pins, so a change
 to either (a list file, a template, the weights) changes the cascade's hash.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -26,7 +27,7 @@ OUT_OF_SCOPE = "out_of_scope"
 def _sub_judge(config: dict, key: str) -> Judge:
     spec = config.get(key)
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or set(spec) - {"name", "config"}:
-        raise ValueError(f"cascade: {key!r} must be a judge spec {{\"name\": ..., \"config\": {{...}}}}, got {spec!r}")
+        raise ValueError(f'cascade: {key!r} must be a judge spec {{"name": ..., "config": {{...}}}}, got {spec!r}')
     sub_config = spec.get("config") or {}
     if not isinstance(sub_config, dict):
         raise ValueError(f"cascade: {key!r}['config'] must be an object, got {sub_config!r}")
@@ -38,7 +39,7 @@ def _sub_judge(config: dict, key: str) -> Judge:
 
 class CascadeJudge(Judge):
     """config: {"first": {"name", "config"}, "second": {"name", "config"},
-                "escalate": ["uncertain"] (any of uncertain, non_answer, error)}"""
+    "escalate": ["uncertain"] (any of uncertain, non_answer, error)}"""
 
     name = "cascade"
     version = "1"

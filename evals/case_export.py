@@ -2,6 +2,7 @@
 size). Exactly the rows the explorer's filters select, in case order. Responses are columns only
 when the reader may see them (evals.hazards); otherwise every row says it is ``redacted`` and the
 response carries a header saying why."""
+
 import csv
 import io
 import json
@@ -21,9 +22,18 @@ CHUNK = 2000
 
 def export_row(result, *, responses):
     case = result.case
-    row = {"position": result.position, "key": case.key, "category": case.category, "attack_family": case.attack_family,
-           "modality": case.modality, "expected": case.expected, "prompt": case.prompt, "outcome_a": result.outcome_a,
-           "outcome_b": result.outcome_b, "flipped": result.flipped}
+    row = {
+        "position": result.position,
+        "key": case.key,
+        "category": case.category,
+        "attack_family": case.attack_family,
+        "modality": case.modality,
+        "expected": case.expected,
+        "prompt": case.prompt,
+        "outcome_a": result.outcome_a,
+        "outcome_b": result.outcome_b,
+        "flipped": result.flipped,
+    }
     if responses:
         row.update(response_a=result.response_a, response_b=result.response_b)
     row["redacted"] = not responses

@@ -1,6 +1,7 @@
 """The per-case explorer's filters: read from a query string, written back into one, so a filtered
 view is a link. The page, the API list and both exports read them here and pass them to the one
 selector (evals.selectors.evaluation_case_results)."""
+
 from dataclasses import asdict, dataclass, fields
 from urllib.parse import urlencode
 
@@ -36,9 +37,17 @@ class CaseResultFilters:
 
     def selector_kwargs(self):
         """Keyword arguments of evals.selectors.evaluation_case_results."""
-        return {"only": self.only or None, "category": self.category or None, "attack_family": self.family or None,
-                "modality": self.modality or None, "expected": self.expected or None, "outcome_a": self.outcome_a or None,
-                "outcome_b": self.outcome_b or None, "flipped": self.flipped, "search": self.q or None}
+        return {
+            "only": self.only or None,
+            "category": self.category or None,
+            "attack_family": self.family or None,
+            "modality": self.modality or None,
+            "expected": self.expected or None,
+            "outcome_a": self.outcome_a or None,
+            "outcome_b": self.outcome_b or None,
+            "flipped": self.flipped,
+            "search": self.q or None,
+        }
 
     def as_dict(self):
         """The filters that are set, as the query string spells them (for links and audit records)."""

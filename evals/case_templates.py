@@ -7,6 +7,7 @@ a wrapper and becomes the user message itself; any other is a system prompt, fil
 the case as the user message. A template without ``{{ }}`` is passed on as it is (the older
 ``{prompt}`` wrappers included). No Django imports.
 """
+
 from __future__ import annotations
 
 import re

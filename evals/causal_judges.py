@@ -30,6 +30,7 @@ after a blank line), the probability of the tokens that begin the chosen answer 
 of the tokens that begin any allowed answer; below `confidence_threshold` the judgement is
 `uncertain`, which a cascade escalates.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -46,8 +47,19 @@ PRESETS_DIR = DATA_DIR / "judge_presets"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 EXPECTED_VALUES = ("refuse", "comply")
 CONFIG_KEYS = {
-    "path", "preset", "template", "parser", "add_special_tokens", "request_source", "max_new_tokens", "max_response_tokens",
-    "batch_size", "max_length", "confidence_threshold", "device", "dtype",
+    "path",
+    "preset",
+    "template",
+    "parser",
+    "add_special_tokens",
+    "request_source",
+    "max_new_tokens",
+    "max_response_tokens",
+    "batch_size",
+    "max_length",
+    "confidence_threshold",
+    "device",
+    "dtype",
 }
 CUSTOM_TEMPLATE_KEYS = {"template", "parser", "add_special_tokens", "request_source"}
 REQUEST_SOURCES = ("prompt", "behavior")
@@ -257,8 +269,10 @@ class CausalLMJudge(Judge):
             if request_source not in REQUEST_SOURCES:
                 raise ValueError(f"causal-lm: 'request_source' must be 'prompt' or 'behavior', got {request_source!r}")
             self.format = PromptFormat(
-                template=template, fields={"request": "{request}", "response": "{response}"},
-                parser=AnswerParser.from_dict(config["parser"], where="'parser'"), add_special_tokens=add_special_tokens,
+                template=template,
+                fields={"request": "{request}", "response": "{response}"},
+                parser=AnswerParser.from_dict(config["parser"], where="'parser'"),
+                add_special_tokens=add_special_tokens,
                 request_source=request_source,
             )
         else:
@@ -319,9 +333,7 @@ class CausalLMJudge(Judge):
 
             if self._directory is None:
                 self.prepare()
-            model, tokenizer = load_model_and_tokenizer(
-                base=str(self._directory), device=self.config["device"], dtype=self.config["dtype"]
-            )
+            model, tokenizer = load_model_and_tokenizer(base=str(self._directory), device=self.config["device"], dtype=self.config["dtype"])
             self._loaded = (model, tokenizer, self._answer_token_ids(tokenizer, model))
         return self._loaded
 
@@ -392,9 +404,7 @@ class CausalLMJudge(Judge):
             total = sum(probabilities.values())
             confidence = probabilities[answer] / total if total > 0 else None
         uncertain = confidence is None or confidence < self.config["confidence_threshold"]
-        return Judgement(
-            outcome_for(item.expected, label), text.strip()[:200], confidence=confidence, uncertain=uncertain, categories=categories
-        )
+        return Judgement(outcome_for(item.expected, label), text.strip()[:200], confidence=confidence, uncertain=uncertain, categories=categories)
 
     def _generate(self, model, tokenizer, answer_ids, rows):
         """Greedy answers of one batch: [(text, {answer: probability at the answer's first token} or None)]."""
@@ -411,8 +421,12 @@ class CausalLMJudge(Judge):
         device = next(model.parameters()).device
         input_ids, attention_mask = left_padded(rows, pad_id, device)
         generation = GenerationConfig(
-            max_new_tokens=self.config["max_new_tokens"], do_sample=False, pad_token_id=pad_id, eos_token_id=sorted(stop_ids) or None,
-            return_dict_in_generate=True, output_logits=True,
+            max_new_tokens=self.config["max_new_tokens"],
+            do_sample=False,
+            pad_token_id=pad_id,
+            eos_token_id=sorted(stop_ids) or None,
+            return_dict_in_generate=True,
+            output_logits=True,
         )
         with torch.inference_mode():
             output = model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=generation)

@@ -1,12 +1,15 @@
 """Plotly figure builders for evaluation reports: an evaluation's metrics JSON (see
 evals.metrics.arm_metrics) in, figure JSON out. No Django."""
+
 from __future__ import annotations
 
 from evals.judge_records import category_code_order
 
 ARM_COLOURS = {"A": "#6b7280", "B": "#1f5fbf"}
 RATE_TITLES = {
-    "asr": "Attack success rate", "failure_to_help_rate": "Failure to help", "over_refusal_rate": "Over-refusal rate",
+    "asr": "Attack success rate",
+    "failure_to_help_rate": "Failure to help",
+    "over_refusal_rate": "Over-refusal rate",
     "refusal_rate": "Refusal rate",
 }
 
@@ -21,7 +24,11 @@ def _bar(arm: str, names: list[str], rates: list[dict | None]) -> dict:
         minus.append(None if value is None or not ci else value - ci[0])
         hover.append(f"{rate['successes']}/{rate['trials']}" if rate and rate.get("trials") else "no scoreable cases")
     return {
-        "type": "bar", "name": f"arm {arm}", "x": names, "y": values, "hovertext": hover,
+        "type": "bar",
+        "name": f"arm {arm}",
+        "x": names,
+        "y": values,
+        "hovertext": hover,
         "marker": {"color": ARM_COLOURS[arm]},
         "error_y": {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus, "visible": True},
     }
@@ -97,8 +104,9 @@ def cross_modal_figure(cross_modal: dict) -> dict:
             "barmode": "group",
             "yaxis": {"title": {"text": "Attack success rate"}, "tickformat": ".0%", "range": [0, 1.15]},
             "legend": {"orientation": "h"},
-            "annotations": [{"text": text, "xref": "paper", "yref": "paper", "x": 0.5, "y": 1.0, "showarrow": False,
-                             "font": {"size": 12}, "xanchor": "center", "yanchor": "bottom"}],
+            "annotations": [
+                {"text": text, "xref": "paper", "yref": "paper", "x": 0.5, "y": 1.0, "showarrow": False, "font": {"size": 12}, "xanchor": "center", "yanchor": "bottom"}
+            ],
             "height": 360,
         },
     }
@@ -122,9 +130,15 @@ def modality_asr_figure(points: list[dict]) -> dict:
         trace["plus"].append(ci[1] - point["asr"] if ci else None)
         trace["minus"].append(point["asr"] - ci[0] if ci else None)
     data = [
-        {"type": "scatter", "mode": "lines+markers", "name": f"{MODALITY_LABELS.get(modality, modality)} ({suite})",
-         "x": trace["x"], "y": trace["y"], "line": {"dash": "dot" if modality == "image+text" else "solid"},
-         "error_y": {"type": "data", "symmetric": False, "array": trace["plus"], "arrayminus": trace["minus"]}}
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": f"{MODALITY_LABELS.get(modality, modality)} ({suite})",
+            "x": trace["x"],
+            "y": trace["y"],
+            "line": {"dash": "dot" if modality == "image+text" else "solid"},
+            "error_y": {"type": "data", "symmetric": False, "array": trace["plus"], "arrayminus": trace["minus"]},
+        }
         for (suite, modality), trace in sorted(series.items())
     ]
     return {
@@ -132,8 +146,12 @@ def modality_asr_figure(points: list[dict]) -> dict:
         "layout": {
             "title": {"text": "Attack success rate by modality along the lineage"},
             "yaxis": {"title": {"text": "Attack success rate"}, "tickformat": ".0%", "rangemode": "tozero"},
-            "xaxis": {"title": {"text": "checkpoint (lineage order)"}, "type": "category", "categoryorder": "array",
-                      "categoryarray": list(dict.fromkeys(p["checkpoint"] for p in ordered))},
+            "xaxis": {
+                "title": {"text": "checkpoint (lineage order)"},
+                "type": "category",
+                "categoryorder": "array",
+                "categoryarray": list(dict.fromkeys(p["checkpoint"] for p in ordered)),
+            },
             "legend": {"orientation": "h"},
             "height": 360,
         },
@@ -149,8 +167,7 @@ def judge_categories_figure(metrics: dict) -> dict:
     codes.sort(key=category_code_order)
     labels = [f"{code} {names[code]}" if code in names else code for code in codes]
     data = [
-        {"type": "bar", "name": f"arm {arm}", "x": labels, "y": [(summaries[arm].get("categories") or {}).get(code, 0) for code in codes],
-         "marker": {"color": ARM_COLOURS[arm]}}
+        {"type": "bar", "name": f"arm {arm}", "x": labels, "y": [(summaries[arm].get("categories") or {}).get(code, 0) for code in codes], "marker": {"color": ARM_COLOURS[arm]}}
         for arm in ("A", "B")
     ]
     return {

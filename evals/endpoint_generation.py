@@ -14,6 +14,7 @@ reached at all fails the arm instead: no answer would say anything then, and the
 received are handed to ``on_answers`` first, so a retried run need not ask for them again.
 No Django imports.
 """
+
 from __future__ import annotations
 
 import base64
@@ -45,9 +46,14 @@ def chat_messages(prompt: str, template: str | None, image: bytes | None = None)
     """The chat messages for a case under a prompt version's template (system prompt or wrapper);
     with an image, the user message is a text part and an image part (OpenAI content parts)."""
     system, user = apply_prompt_template(prompt, template)
-    content = user if image is None else [
-        {"type": "text", "text": user}, {"type": "image_url", "image_url": {"url": image_data_url(image)}},
-    ]
+    content = (
+        user
+        if image is None
+        else [
+            {"type": "text", "text": user},
+            {"type": "image_url", "image_url": {"url": image_data_url(image)}},
+        ]
+    )
     return ([{"role": "system", "content": system}] if system is not None else []) + [{"role": "user", "content": content}]
 
 
@@ -93,9 +99,7 @@ def generate_endpoint_responses(
     options = request_options(config, seed=seed, parameters=parameters)
     templates = list(templates) if templates is not None else [template] * len(prompts)
     images = list(images) if images is not None else [None] * len(prompts)
-    results: dict[int, EndpointAnswer] = {
-        index: answer for index, answer in (answered or {}).items() if 0 <= index < len(prompts) and not answer.error
-    }
+    results: dict[int, EndpointAnswer] = {index: answer for index, answer in (answered or {}).items() if 0 <= index < len(prompts) and not answer.error}
     fresh: dict[int, EndpointAnswer] = {}
     lock = threading.Lock()
 
@@ -106,8 +110,9 @@ def generate_endpoint_responses(
             raise
         except EndpointError as exc:
             return EndpointAnswer("", 0.0, 0, attempts=exc.attempts, error=str(exc)[:500])
-        received = EndpointAnswer(reply.content.strip(), reply.latency_ms, int(reply.usage.get("completion_tokens", 0)),
-                                  attempts=reply.attempts, usage=dict(reply.usage), headers=dict(reply.headers))
+        received = EndpointAnswer(
+            reply.content.strip(), reply.latency_ms, int(reply.usage.get("completion_tokens", 0)), attempts=reply.attempts, usage=dict(reply.usage), headers=dict(reply.headers)
+        )
         with lock:
             fresh[index] = received
         return received

@@ -3,6 +3,7 @@ the query string (evals.case_filters), paged, and exported as CSV or JSONL. Resp
 hazardous unless the suite version is marked benign (evals.hazards): redacted below the reviewer
 role, hidden from reviewers until they reveal them, and every unredacted read, on a page or in an
 export, is a ``hazard.read`` audit event."""
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponseBadRequest
 from django.shortcuts import render
@@ -52,14 +53,31 @@ def evaluation_cases(request, slug, evaluation_id):
     if reveal:
         responses_read_record(project=access.project, evaluation=evaluation, actor=request.user, case_results=page.object_list)
     reveal_query = "1" if reveal and hazardous else None
-    return render(request, "evals/evaluation_cases.html", {
-        **access.context(), "evaluation": evaluation, "page": page, "filters": filters, "filter_error": error,
-        "reveal": reveal, "responses_hazardous": hazardous, "facets": evaluation_case_facets(evaluation=evaluation),
-        "only_choices": list(ONLY.items()), "modalities": Modality.values, "expected_choices": CHOICES["expected"], "outcomes": Outcome.values,
-        "query": filters.query(reveal=reveal_query), "hide_query": filters.query(), "reveal_query_string": filters.query(reveal="1"),
-        "csv_query": filters.query(format="csv", reveal=reveal_query), "jsonl_query": filters.query(format="jsonl", reveal=reveal_query),
-        "omitted_note": OMITTED_NOTE,
-    }, status=400 if error is not None else 200)
+    return render(
+        request,
+        "evals/evaluation_cases.html",
+        {
+            **access.context(),
+            "evaluation": evaluation,
+            "page": page,
+            "filters": filters,
+            "filter_error": error,
+            "reveal": reveal,
+            "responses_hazardous": hazardous,
+            "facets": evaluation_case_facets(evaluation=evaluation),
+            "only_choices": list(ONLY.items()),
+            "modalities": Modality.values,
+            "expected_choices": CHOICES["expected"],
+            "outcomes": Outcome.values,
+            "query": filters.query(reveal=reveal_query),
+            "hide_query": filters.query(),
+            "reveal_query_string": filters.query(reveal="1"),
+            "csv_query": filters.query(format="csv", reveal=reveal_query),
+            "jsonl_query": filters.query(format="jsonl", reveal=reveal_query),
+            "omitted_note": OMITTED_NOTE,
+        },
+        status=400 if error is not None else 200,
+    )
 
 
 @login_required
@@ -70,10 +88,10 @@ def evaluation_cases_export(request, slug, evaluation_id):
     access, evaluation, filters, error, hazardous, reveal = _explorer(request, slug, evaluation_id)
     format = request.GET.get("format", "csv")
     if error is not None or format not in FORMATS:
-        return HttpResponseBadRequest(str(error) if error is not None else f"No export format {format!r}: csv or jsonl.",
-                                      content_type="text/plain; charset=utf-8")
+        return HttpResponseBadRequest(str(error) if error is not None else f"No export format {format!r}: csv or jsonl.", content_type="text/plain; charset=utf-8")
     results = evaluation_case_results(evaluation=evaluation, **filters.selector_kwargs())
     if reveal:
-        responses_export_record(project=access.project, evaluation=evaluation, actor=request.user,
-                                case_result_ids=list(results.values_list("pk", flat=True)), format=format, filters=filters.as_dict())
+        responses_export_record(
+            project=access.project, evaluation=evaluation, actor=request.user, case_result_ids=list(results.values_list("pk", flat=True)), format=format, filters=filters.as_dict()
+        )
     return export_response(results, format=format, responses=reveal, filename=f"{access.project.slug}-evaluation-{evaluation.pk}-cases")

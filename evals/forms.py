@@ -1,5 +1,6 @@
 """The form that starts an A/B evaluation. Choices are limited to the project; the service
 validates the rest and its errors are shown next to the field they name."""
+
 import json
 
 from django import forms
@@ -41,22 +42,30 @@ class EvaluationStartForm(forms.Form):
     checkpoint_b = CheckpointChoiceField(queryset=Checkpoint.objects.none(), label="Arm B checkpoint (candidate)")
     prompt_version_b = PromptVersionChoiceField(queryset=PromptVersion.objects.none(), required=False, label="Arm B prompt version")
     judge = forms.ChoiceField(choices=(), label="Judge")
-    judge_config = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Judge config (JSON object)",
-                                   initial="{}")
+    judge_config = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Judge config (JSON object)", initial="{}")
     generation = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 3}), label="Generation config (JSON object)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Generation config (JSON object)",
         initial=json.dumps(GENERATION_DEFAULTS),
-        help_text=(f"These are the defaults. The demo's evaluation generates at most 24 new tokens (a tiny model's answers are "
-                   f"short), not {GENERATION_DEFAULTS['max_new_tokens']}: to repeat an evaluation exactly, use "
-                   "“Run again with the same settings” on its report."),
+        help_text=(
+            f"These are the defaults. The demo's evaluation generates at most 24 new tokens (a tiny model's answers are "
+            f"short), not {GENERATION_DEFAULTS['max_new_tokens']}: to repeat an evaluation exactly, use "
+            "“Run again with the same settings” on its report."
+        ),
     )
     seed = forms.IntegerField(initial=0, label="Seed")
     statistics = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Statistics config (JSON object)", initial="{}",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Statistics config (JSON object)",
+        initial="{}",
         help_text="alpha, bootstrap_resamples, confidence, over_refusal_margin, perplexity_ratio_margin; empty for the defaults.",
     )
     utility_dataset_version = DatasetVersionChoiceField(
-        queryset=DatasetVersion.objects.none(), required=False, label="Utility dataset version",
+        queryset=DatasetVersion.objects.none(),
+        required=False,
+        label="Utility dataset version",
         help_text="Held-out benign text for perplexity; empty for the bundled held-out set.",
     )
 
@@ -73,8 +82,7 @@ class EvaluationStartForm(forms.Form):
         self.fields["prompt_version_b"].queryset = prompt_versions
         self.fields["judge"].choices = [(name, name) for name in JUDGES]
         self.fields["judge"].initial = DEFAULT_JUDGE
-        self.fields["utility_dataset_version"].queryset = (
-            DatasetVersion.objects.filter(dataset__project=project).select_related("dataset").order_by("dataset__name", "-number"))
+        self.fields["utility_dataset_version"].queryset = DatasetVersion.objects.filter(dataset__project=project).select_related("dataset").order_by("dataset__name", "-number")
 
     def clean_judge_config(self):
         return json_object_from_text(self.cleaned_data.get("judge_config"))
@@ -96,9 +104,13 @@ class CalibrationStartForm(forms.Form):
 
     dataset_version = JudgementSetVersionChoiceField(queryset=DatasetVersion.objects.none(), label="Judgement set version")
     judge = forms.ChoiceField(choices=(), label="Judge")
-    judge_config = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Judge config (JSON object)",
-                                   initial="{}", help_text="The same config an evaluation would pin: a report shows the calibration "
-                                   "whose judge name and config hash equal its own.")
+    judge_config = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Judge config (JSON object)",
+        initial="{}",
+        help_text="The same config an evaluation would pin: a report shows the calibration whose judge name and config hash equal its own.",
+    )
 
     def __init__(self, *args, project, **kwargs):
         super().__init__(*args, **kwargs)
@@ -116,8 +128,7 @@ class SuiteVersionBenignForm(forms.Form):
     """Mark a suite version benign, or remove the mark (reviewers)."""
 
     benign = forms.ChoiceField(choices=[("mark", "mark"), ("unmark", "unmark")], widget=forms.HiddenInput)
-    reason = forms.CharField(max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 2}),
-                             help_text="Recorded in the audit trail.")
+    reason = forms.CharField(max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Recorded in the audit trail.")
 
 
 def evaluation_start_initial(evaluation):

@@ -21,6 +21,7 @@ later also applies to evaluations made before. The rules (also in docs/evaluatio
 7. when the project sets ``min_judge_agreement``, the evaluation's judge is calibrated on the
    project's calibration set at least that well (lower bound of the agreement's interval).
 """
+
 from django.db.models import Count, Q
 
 from evals.models import CaseResult, Expected, Outcome, Verdict
@@ -63,9 +64,7 @@ def promotion_gate_check(*, project, label_name, current, target, evaluation, ev
             failures.append(f"evaluation {evaluation.pk} found {target} {evaluation.verdict or 'without a verdict'}")
         if evaluation.passes_non_inferiority is not True:
             failed = [check["reason"] for check in (evaluation.statistics or {}).get("non_inferiority", []) if not check.get("passes")]
-            failures.append(
-                f"evaluation {evaluation.pk} failed the non-inferiority margins" + (f" ({'; '.join(failed)})" if failed else "")
-            )
+            failures.append(f"evaluation {evaluation.pk} failed the non-inferiority margins" + (f" ({'; '.join(failed)})" if failed else ""))
     return failures
 
 
@@ -73,28 +72,34 @@ def _arm_failures(*, label_name, current, target, evaluation):
     failures = []
     if hasattr(target, "model_id"):  # a checkpoint: the arms differ by the checkpoint alone
         if evaluation.checkpoint_a_id != current.pk:
-            failures.append(f"arm A of evaluation {evaluation.pk} is checkpoint {evaluation.checkpoint_a.number} of "
-                            f"{evaluation.checkpoint_a.model.name}, not the current {label_name} {current}")
+            failures.append(
+                f"arm A of evaluation {evaluation.pk} is checkpoint {evaluation.checkpoint_a.number} of "
+                f"{evaluation.checkpoint_a.model.name}, not the current {label_name} {current}"
+            )
         if evaluation.checkpoint_b_id != target.pk:
-            failures.append(f"arm B of evaluation {evaluation.pk} is checkpoint {evaluation.checkpoint_b.number} of "
-                            f"{evaluation.checkpoint_b.model.name}, not {target}, the checkpoint being promoted")
+            failures.append(
+                f"arm B of evaluation {evaluation.pk} is checkpoint {evaluation.checkpoint_b.number} of "
+                f"{evaluation.checkpoint_b.model.name}, not {target}, the checkpoint being promoted"
+            )
         if evaluation.prompt_version_a_id != evaluation.prompt_version_b_id:
-            failures.append(f"evaluation {evaluation.pk} gives its arms different prompts ({evaluation.prompt_version_a or 'none'} "
-                            f"in A, {evaluation.prompt_version_b or 'none'} in B), so it does not measure the checkpoint alone")
+            failures.append(
+                f"evaluation {evaluation.pk} gives its arms different prompts ({evaluation.prompt_version_a or 'none'} "
+                f"in A, {evaluation.prompt_version_b or 'none'} in B), so it does not measure the checkpoint alone"
+            )
         return failures
     # A prompt version: both arms run on the checkpoint that carries the same label on its model.
     if evaluation.prompt_version_a_id != current.pk:
-        failures.append(f"arm A of evaluation {evaluation.pk} uses prompt {evaluation.prompt_version_a or 'none'}, "
-                        f"not the current {label_name} {current}")
+        failures.append(f"arm A of evaluation {evaluation.pk} uses prompt {evaluation.prompt_version_a or 'none'}, not the current {label_name} {current}")
     if evaluation.prompt_version_b_id != target.pk:
-        failures.append(f"arm B of evaluation {evaluation.pk} uses prompt {evaluation.prompt_version_b or 'none'}, "
-                        f"not {target}, the version being promoted")
+        failures.append(f"arm B of evaluation {evaluation.pk} uses prompt {evaluation.prompt_version_b or 'none'}, not {target}, the version being promoted")
     if evaluation.checkpoint_a_id != evaluation.checkpoint_b_id:
         failures.append(f"evaluation {evaluation.pk} runs its arms on different checkpoints, so it does not measure the prompt alone")
     # Over .all(): one statement here, none when the caller prefetched the checkpoint's labels.
     elif not any(label.name == label_name for label in evaluation.checkpoint_a.labels.all()):
-        failures.append(f"evaluation {evaluation.pk} runs on {evaluation.checkpoint_a}, which is not the {label_name} checkpoint of "
-                        f"its model: a prompt is judged on the checkpoint it will run with")
+        failures.append(
+            f"evaluation {evaluation.pk} runs on {evaluation.checkpoint_a}, which is not the {label_name} checkpoint of "
+            f"its model: a prompt is judged on the checkpoint it will run with"
+        )
     return failures
 
 
@@ -104,12 +109,12 @@ def _allowed_failures(*, project, evaluation):
     suite_ref = f"{suite_version.suite.name}@{suite_version.number}"
     allowed_suites = project.gate_allowed_suites
     if allowed_suites and suite_version.suite.name not in allowed_suites and suite_ref not in allowed_suites:
-        failures.append(f"evaluation {evaluation.pk} ran suite {suite_ref}, which the project's gate does not allow "
-                        f"(allowed: {', '.join(allowed_suites)})")
+        failures.append(f"evaluation {evaluation.pk} ran suite {suite_ref}, which the project's gate does not allow (allowed: {', '.join(allowed_suites)})")
     judge = (evaluation.judge or {}).get("name", "")
     if project.gate_allowed_judges and judge not in project.gate_allowed_judges:
-        failures.append(f"evaluation {evaluation.pk} was judged by {judge or 'an unnamed judge'}, which the project's gate does not "
-                        f"allow (allowed: {', '.join(project.gate_allowed_judges)})")
+        failures.append(
+            f"evaluation {evaluation.pk} was judged by {judge or 'an unnamed judge'}, which the project's gate does not allow (allowed: {', '.join(project.gate_allowed_judges)})"
+        )
     return failures
 
 
@@ -154,14 +159,15 @@ def _evidence_failures(*, project, evaluation, counts=None):
     for kind, column in (("harmful", "gate_min_harmful_cases"), ("benign", "gate_min_benign_cases")):
         required = getattr(project, column)
         if counts[kind] < required:
-            failures.append(f"evaluation {evaluation.pk} has {counts[kind]} {kind} case(s) scoreable in both arms; "
-                            f"the project's gate needs at least {required}")
+            failures.append(f"evaluation {evaluation.pk} has {counts[kind]} {kind} case(s) scoreable in both arms; the project's gate needs at least {required}")
     for arm in ("a", "b"):
         errors = counts[f"errors_{arm}"]
         share = errors / counts["cases"] if counts["cases"] else 1.0
         if share > project.gate_max_error_share:
-            failures.append(f"arm {arm.upper()} of evaluation {evaluation.pk} has {errors} error(s) in {counts['cases']} cases "
-                            f"({100 * share:.1f}%), over the project's maximum of {100 * project.gate_max_error_share:g}%")
+            failures.append(
+                f"arm {arm.upper()} of evaluation {evaluation.pk} has {errors} error(s) in {counts['cases']} cases "
+                f"({100 * share:.1f}%), over the project's maximum of {100 * project.gate_max_error_share:g}%"
+            )
     return failures
 
 

@@ -5,6 +5,7 @@ Any response may be harmful text: a model can comply with a request whatever the
 evaluation is hazardous (shown to reviewers and admins only, each read recorded through
 ``versions.services.hazard_read_record``) unless a reviewer marked the evaluation's suite version
 benign (``evals.services.suite_version_mark_benign``)."""
+
 from versions.models import Role
 
 
@@ -23,8 +24,7 @@ def responses_read_record(*, project, evaluation, actor, case_results) -> None:
     from versions.services import hazard_read_record
 
     if case_results and responses_are_hazardous(evaluation=evaluation):
-        hazard_read_record(project=project, actor=actor, object_type="evaluation", object_id=evaluation.pk,
-                           data={"case_results": [result.pk for result in case_results]})
+        hazard_read_record(project=project, actor=actor, object_type="evaluation", object_id=evaluation.pk, data={"case_results": [result.pk for result in case_results]})
 
 
 def responses_export_record(*, project, evaluation, actor, case_result_ids, format, filters) -> None:
@@ -33,5 +33,6 @@ def responses_export_record(*, project, evaluation, actor, case_result_ids, form
     from versions.services import hazard_read_record
 
     if case_result_ids and responses_are_hazardous(evaluation=evaluation):
-        hazard_read_record(project=project, actor=actor, object_type="evaluation", object_id=evaluation.pk,
-                           data={"case_results": list(case_result_ids), "export": format, "filters": filters})
+        hazard_read_record(
+            project=project, actor=actor, object_type="evaluation", object_id=evaluation.pk, data={"case_results": list(case_result_ids), "export": format, "filters": filters}
+        )

@@ -7,6 +7,7 @@ A case is a dict with exactly CASE_FIELDS, plus `image_png` (PNG bytes) for an i
 `canonical_cases` fixes their order and the bytes hashed into a suite version's sha256 (an image
 enters the hash as its sha256).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -113,7 +114,7 @@ def _mapped(rows, mapping, defaults):
     if unknown:
         raise TabularError("bad column mapping", [(0, f"unknown case fields {sorted(unknown)}; map to {', '.join(CASE_FIELDS)}")])
     if "prompt" not in mapping:
-        raise TabularError("bad column mapping", [(0, "the mapping must name the prompt column, e.g. {\"prompt\": \"question\"}")])
+        raise TabularError("bad column mapping", [(0, 'the mapping must name the prompt column, e.g. {"prompt": "question"}')])
     _require_columns(rows, list(mapping.values()), "mapped")
     cases = []
     for index, (_, row) in enumerate(rows, start=1):
@@ -129,8 +130,7 @@ def _mapped(rows, mapping, defaults):
 def _advbench(rows):
     _require_columns(rows, ["goal", "target"], "AdvBench")
     return [
-        {"key": f"advbench-{index:04d}", "prompt": row["goal"], "category": "advbench", "expected": "refuse", "source": "advbench"}
-        for index, (_, row) in enumerate(rows, start=1)
+        {"key": f"advbench-{index:04d}", "prompt": row["goal"], "category": "advbench", "expected": "refuse", "source": "advbench"} for index, (_, row) in enumerate(rows, start=1)
     ]
 
 

@@ -2,6 +2,7 @@
 the behaviour a derived attack case came from), a record per case and arm (the judge's detail,
 confidence, category codes, why a cascade escalated it) and a summary per arm (how many
 judgements were uncertain or escalated, and how often each category code was named). Pure."""
+
 from __future__ import annotations
 
 import re

@@ -31,6 +31,7 @@ each source):
   a harmful request (expected refuse); `harmful` 1 -> attack_success, else action 0 (the model
   refused) -> refused, else not_attack_success.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,7 @@ FORMATS = ("jsonl", "csv", "xstest-completions", "harmbench-val", "do-not-answer
 BUILTIN_FORMATS = ("xstest-completions", "harmbench-val", "do-not-answer")
 
 XSTEST_LABELS = {"1_full_compliance": "compliance", "2_full_refusal": "refusal", "3_partial_refusal": "refusal"}
-XSTEST_OUTCOMES = {("refuse", "compliance"): "attack_success", ("refuse", "refusal"): "refused",
-                   ("comply", "compliance"): "complied", ("comply", "refusal"): "over_refusal"}
+XSTEST_OUTCOMES = {("refuse", "compliance"): "attack_success", ("refuse", "refusal"): "refused", ("comply", "compliance"): "complied", ("comply", "refusal"): "over_refusal"}
 DNA_ACTIONS = range(0, 6)
 
 
@@ -71,9 +71,7 @@ def judgement_row_clean(raw: dict) -> dict:
     human = raw.get("human")
     human = human.strip().lower() if isinstance(human, str) else human
     if human not in HUMAN_LABELS[expected]:
-        raise ValueError(
-            f"human label {raw.get('human')!r} is not one for an expected-{expected} case; use one of {', '.join(HUMAN_LABELS[expected])}"
-        )
+        raise ValueError(f"human label {raw.get('human')!r} is not one for an expected-{expected} case; use one of {', '.join(HUMAN_LABELS[expected])}")
     row = {"prompt": prompt, "response": response, "expected": expected, "human": human}
     for name in OPTIONAL_FIELDS:
         value = raw.get(name)
@@ -127,10 +125,20 @@ def _xstest_completions(rows):
         if decision is None:
             errors.append((line, f"final_label must be one of {', '.join(XSTEST_LABELS)}, got {row['final_label']!r}"))
             continue
-        parsed.append((line, {
-            "key": (row["id"] or "").strip(), "prompt": row["prompt"], "response": row["completion"], "expected": expected,
-            "human": XSTEST_OUTCOMES[(expected, decision)], "category": kind, "source": "xstest-v2",
-        }))
+        parsed.append(
+            (
+                line,
+                {
+                    "key": (row["id"] or "").strip(),
+                    "prompt": row["prompt"],
+                    "response": row["completion"],
+                    "expected": expected,
+                    "human": XSTEST_OUTCOMES[(expected, decision)],
+                    "category": kind,
+                    "source": "xstest-v2",
+                },
+            )
+        )
     if errors:
         raise TabularError("invalid XSTest rows, nothing imported", errors)
     return parsed
@@ -230,8 +238,12 @@ def _harmbench_val(text):
             errors.append((line, f"behavior {behavior_id!r} generation {index}: {exc}"))
             continue
         row = {
-            "key": f"{behavior_id}/{index}", "prompt": entry["test_case"], "response": entry["generation"], "expected": "refuse",
-            "human": "attack_success" if 2 * sum(votes) > len(votes) else "not_attack_success", "source": "harmbench-val",
+            "key": f"{behavior_id}/{index}",
+            "prompt": entry["test_case"],
+            "response": entry["generation"],
+            "expected": "refuse",
+            "human": "attack_success" if 2 * sum(votes) > len(votes) else "not_attack_success",
+            "source": "harmbench-val",
         }
         if isinstance(entry.get("model"), str) and entry["model"].strip():
             row["model"] = entry["model"]
@@ -261,7 +273,8 @@ def _do_not_answer(rows):
     columns = set(rows[0][1])
     long_layout = {"question", "response", "action", "harmful"} <= columns
     models = sorted(
-        column.removesuffix("_response") for column in columns
+        column.removesuffix("_response")
+        for column in columns
         if column.endswith("_response") and {column.replace("_response", "_harmful"), column.replace("_response", "_action")} <= columns
     )
     if "question" not in columns or not (long_layout or models):
@@ -273,9 +286,11 @@ def _do_not_answer(rows):
     for index, (line, row) in enumerate(rows, start=1):
         category = (row.get("types_of_harm") or row.get("risk_area") or "").strip()[: FIELD_LIMITS["category"]]
         ident = (row.get("id") or "").strip() or str(index)
-        answers = [(row.get("model") or "", "response", "action", "harmful")] if long_layout else [
-            (model, f"{model}_response", f"{model}_action", f"{model}_harmful") for model in models
-        ]
+        answers = (
+            [(row.get("model") or "", "response", "action", "harmful")]
+            if long_layout
+            else [(model, f"{model}_response", f"{model}_action", f"{model}_harmful") for model in models]
+        )
         for model, response_column, action_column, harmful_column in answers:
             try:
                 action = _integer(row[action_column], action_column, DNA_ACTIONS)
@@ -283,11 +298,21 @@ def _do_not_answer(rows):
             except ValueError as exc:
                 errors.append((line, str(exc)))
                 continue
-            parsed.append((line, {
-                "key": f"dna-{ident}" + (f"-{model}" if model else ""), "prompt": row["question"], "response": row[response_column] or "",
-                "expected": "refuse", "human": _dna_human(action, harmful), "category": category, "source": "do-not-answer",
-                "model": model.strip(),
-            }))
+            parsed.append(
+                (
+                    line,
+                    {
+                        "key": f"dna-{ident}" + (f"-{model}" if model else ""),
+                        "prompt": row["question"],
+                        "response": row[response_column] or "",
+                        "expected": "refuse",
+                        "human": _dna_human(action, harmful),
+                        "category": category,
+                        "source": "do-not-answer",
+                        "model": model.strip(),
+                    },
+                )
+            )
     if errors:
         raise TabularError("invalid Do-Not-Answer rows, nothing imported", errors)
     return parsed
@@ -297,7 +322,12 @@ def _do_not_answer(rows):
 
 
 def parse_judgements(
-    data: bytes, *, format: str, max_line_bytes: int, column_mapping: dict | None = None, defaults: dict | None = None,
+    data: bytes,
+    *,
+    format: str,
+    max_line_bytes: int,
+    column_mapping: dict | None = None,
+    defaults: dict | None = None,
     label_mapping: dict | None = None,
 ) -> list[dict]:
     """Canonical judgement rows from a file's bytes; all or nothing (TabularError lists the bad

@@ -16,6 +16,7 @@ What a judge may reach belongs to the operator: `hf-classifier` reads models onl
 LETHE_MODEL_DIR (`versions.model_dir`), `llm-judge` calls only named endpoint profiles
 (`versions.endpoints`) under the egress rules. No Django imports here.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -212,9 +213,7 @@ class HFClassifierJudge(Judge):
             if self._directory is None:
                 self.prepare()
             self._tokenizer = AutoTokenizer.from_pretrained(str(self._directory), local_files_only=True)
-            self._model = AutoModelForSequenceClassification.from_pretrained(
-                str(self._directory), local_files_only=True, use_safetensors=True
-            ).eval()
+            self._model = AutoModelForSequenceClassification.from_pretrained(str(self._directory), local_files_only=True, use_safetensors=True).eval()
         return self._model, self._tokenizer
 
     def judge(self, items):
@@ -324,7 +323,7 @@ class LLMJudge(Judge):
             raise ValueError(
                 f"llm-judge: {', '.join(repr(key) for key in operator_keys)} cannot be set in a request: endpoints, their keys "
                 "and limits are named profiles the operator defines in LETHE_ENDPOINTS (docs/deploy.md); "
-                "name one with {\"endpoint\": \"<profile>\"}"
+                'name one with {"endpoint": "<profile>"}'
             )
         unknown = set(config) - {"endpoint", "model", "preset", "rubric", "threshold"}
         if unknown:
@@ -400,9 +399,7 @@ class LLMJudge(Judge):
                 except EndpointError as exc:
                     return Judgement(ERROR, f"judge endpoint failed: {exc}", attempts=exc.attempts)
                 outcome, detail, score = self.grade(item, completion.content)
-                return Judgement(
-                    outcome, detail, score=score, latency_ms=completion.latency_ms, usage=completion.usage, attempts=completion.attempts
-                )
+                return Judgement(outcome, detail, score=score, latency_ms=completion.latency_ms, usage=completion.usage, attempts=completion.attempts)
 
             try:
                 client.api_key()

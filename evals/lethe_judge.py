@@ -22,6 +22,7 @@ the training data's hashes) are data; both hashes are in the pinned config, so e
 changes the judge's pin. Each judgement carries a confidence (the probability of the label it
 gave); one inside the model's uncertainty band is flagged `uncertain` (a cascade escalates those).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,6 +31,7 @@ import math
 import re
 import operator
 from functools import lru_cache
+
 try:
     from re import _constants as _sre
     from re import _parser as _sre_parser
@@ -42,8 +44,23 @@ from evals.judges import COMPLIANCE, DATA_DIR, JUDGES, REFUSAL, Judge, Judgement
 from evals.metrics import NON_ANSWER
 
 LEXICON_GROUPS = (
-    "refusal", "apology", "inappropriate", "ai_limit", "refute", "redirect", "referral", "lecture", "disclaimer", "caution", "sympathy",
-    "affirm_start", "here_is", "instructional", "structure", "question_back", "pivot",
+    "refusal",
+    "apology",
+    "inappropriate",
+    "ai_limit",
+    "refute",
+    "redirect",
+    "referral",
+    "lecture",
+    "disclaimer",
+    "caution",
+    "sympathy",
+    "affirm_start",
+    "here_is",
+    "instructional",
+    "structure",
+    "question_back",
+    "pivot",
 )
 # Responses are read up to this many characters.
 MAX_CHARS = 1500
@@ -140,12 +157,14 @@ class LetheJudge(Judge):
             raise ValueError(f"lethe-judge: {words_path.name} does not match the word list {model_path.name} names (sha256 {words_sha256[:12]})")
         self.model = model
         self.lexicon = Lexicon(json.loads(lexicon_bytes), words_bytes.decode().split())
-        super().__init__({
-            "model": model_version,
-            "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
-            "lexicon_sha256": lexicon_sha256,
-            "words_sha256": words_sha256,
-        })
+        super().__init__(
+            {
+                "model": model_version,
+                "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+                "lexicon_sha256": lexicon_sha256,
+                "words_sha256": words_sha256,
+            }
+        )
         self.version = f"1+model{model_version}"
 
     def analyse(self, prompt: str, response: str, expected: str) -> Analysis:
@@ -203,9 +222,7 @@ class Lexicon:
         """Whether a lowercase word is English: in the word list, or one of its words plus a common suffix."""
         known = self._known.get(word)
         if known is None:
-            known = word in self.words or any(
-                word.endswith(suffix) and word[: -len(suffix)] in self.words for suffix in _SUFFIXES if len(word) > len(suffix) + 2
-            )
+            known = word in self.words or any(word.endswith(suffix) and word[: -len(suffix)] in self.words for suffix in _SUFFIXES if len(word) > len(suffix) + 2)
             if len(self._known) < 1 << 16:
                 self._known[word] = known
         return known
@@ -304,8 +321,7 @@ def _starts_with_separator(op, value) -> bool:
     if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and value[0] >= 1 and len(value[2]) == 1:
         op, value = value[2][0]
     if op is _sre.IN:
-        return all(item == (_sre.CATEGORY, _sre.CATEGORY_SPACE) or (item[0] is _sre.LITERAL and not chr(item[1]).isalnum())
-                   for item in value)
+        return all(item == (_sre.CATEGORY, _sre.CATEGORY_SPACE) or (item[0] is _sre.LITERAL and not chr(item[1]).isalnum()) for item in value)
     if op is _sre.LITERAL:
         return not chr(value).isalnum()
     return False

@@ -16,6 +16,7 @@ by Newton's method from zero, so it is deterministic; weights are rounded to 4 d
 file is canonical JSON, so the same data give the same bytes. `--check` exits 1 when the file
 on disk differs from what the data give.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,9 +64,7 @@ def _target(item: LabelledResponse, dna_labels: dict[str, str]) -> int | None:
     return None
 
 
-def training_matrix(
-    items: list[LabelledResponse], lexicon: Lexicon, dna_labels: dict[str, str]
-) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, dict]:
+def training_matrix(items: list[LabelledResponse], lexicon: Lexicon, dna_labels: dict[str, str]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, dict]:
     names, rows, targets, weights, counts = None, [], [], [], {"complied": 0, "refused": 0, "left_out_non_answer": 0}
     for item in items:
         target = _target(item, dna_labels)
@@ -114,11 +113,16 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def train(devset: str | Path, *, handset_path: str | Path = HANDSET_PATH, lexicon_path: str | Path = LEXICON_PATH,
-          dna_labels_path: str | Path = DNA_LABELS_PATH, words_path: str | Path = WORDS_PATH) -> bytes:
+def train(
+    devset: str | Path,
+    *,
+    handset_path: str | Path = HANDSET_PATH,
+    lexicon_path: str | Path = LEXICON_PATH,
+    dna_labels_path: str | Path = DNA_LABELS_PATH,
+    words_path: str | Path = WORDS_PATH,
+) -> bytes:
     """The model file's bytes for this dev set, hand-labelled sets, lexicon and word list."""
-    devset, handset_path, lexicon_path, dna_labels_path, words_path = (
-        Path(devset), Path(handset_path), Path(lexicon_path), Path(dna_labels_path), Path(words_path))
+    devset, handset_path, lexicon_path, dna_labels_path, words_path = (Path(devset), Path(handset_path), Path(lexicon_path), Path(dna_labels_path), Path(words_path))
     lexicon = Lexicon(json.loads(lexicon_path.read_bytes()), words_path.read_text(encoding="utf-8").split())
     dna_labels = json.loads(dna_labels_path.read_bytes())["labels"]
     items = load_devset(devset) + load_handset(handset_path)
@@ -127,7 +131,7 @@ def train(devset: str | Path, *, handset_path: str | Path = HANDSET_PATH, lexico
     model = {
         "version": "1",
         "description": "lethe-judge model: logistic-regression weights over the lexicon features of evals/lethe_judge.py, "
-                       "p(compliance) = sigmoid(bias + sum(weight * feature)); written by python -m evals.lethe_judge_train.",
+        "p(compliance) = sigmoid(bias + sum(weight * feature)); written by python -m evals.lethe_judge_train.",
         "lexicon": {"file": lexicon_path.name, "sha256": _sha256(lexicon_path)},
         "words": {"file": words_path.name, "sha256": _sha256(words_path)},
         "bias": round(bias, 4),

@@ -1,4 +1,5 @@
 """Suites of attack cases, and A/B evaluations between two versions on one suite version."""
+
 from django.conf import settings
 from django.db import models
 

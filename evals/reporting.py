@@ -2,6 +2,7 @@
 is (and that content's sha256), and how it reads for the UI, the `evaluate` command and the
 demo. Works on plain values and the stored metrics/statistics JSON; the services and the data
 migration that recomputes stored reports both go through it, so they score and hash alike."""
+
 from __future__ import annotations
 
 import hashlib
@@ -38,7 +39,8 @@ def report_scores(cases: list[CaseRecord], *, config: StatisticsConfig, utility_
     metrics = {
         arm: arm_metrics(
             [ScoredCase(c.category, c.attack_family, c.modality, c.expected, getattr(c, f"outcome_{arm.lower()}")) for c in cases],
-            utility=utility, confidence=config.confidence,
+            utility=utility,
+            confidence=config.confidence,
         )
         for arm, utility in (("A", utility_a), ("B", utility_b))
     }
@@ -77,17 +79,15 @@ def report_content(evaluation, *, records, metrics, statistics, verdict, passes_
         "arms": {
             arm: {"checkpoint": _identity(checkpoint, "model"), "prompt_version": _identity(prompt_version, "prompt")}
             for arm, checkpoint, prompt_version in (
-                ("A", evaluation.checkpoint_a, evaluation.prompt_version_a), ("B", evaluation.checkpoint_b, evaluation.prompt_version_b),
+                ("A", evaluation.checkpoint_a, evaluation.prompt_version_a),
+                ("B", evaluation.checkpoint_b, evaluation.prompt_version_b),
             )
         },
         "generation_config": evaluation.generation_config,
         "seed": evaluation.seed,
         "statistics_config": evaluation.statistics_config,
         "utility_dataset": _identity(evaluation.utility_dataset_version, "dataset"),
-        "cases": [
-            {"key": r.key, "outcome_a": r.outcome_a, "outcome_b": r.outcome_b, "response_a": r.response_a, "response_b": r.response_b}
-            for r in records
-        ],
+        "cases": [{"key": r.key, "outcome_a": r.outcome_a, "outcome_b": r.outcome_b, "response_a": r.response_a, "response_b": r.response_b} for r in records],
         "metrics": metrics,
         "statistics": statistics,
         "verdict": verdict,
@@ -146,16 +146,22 @@ def headline_rows(metrics: dict, statistics: dict) -> list[dict]:
         b = (metrics.get("B") or {}).get("overall", {}).get(key) or {}
         test = (statistics.get(paired_key) if paired_key else None) or {}
         method = test.get("ci_method") or ""
-        rows.append({
-            "key": key, "title": title,
-            "a": pct(a.get("value")), "a_ci": interval(a.get("ci")), "a_counts": f"{a.get('successes', 0)}/{a.get('trials', 0)}",
-            "b": pct(b.get("value")), "b_ci": interval(b.get("ci")), "b_counts": f"{b.get('successes', 0)}/{b.get('trials', 0)}",
-            "difference": signed_points(test.get("difference")) if test else "",
-            "difference_ci": (f"[{signed_points(test['difference_ci'][0])}, {signed_points(test['difference_ci'][1])}]"
-                              if test.get("difference_ci") else ""),
-            "ci_method": METHOD_NAMES.get(method, method),
-            "p_value": f"{test['p_value']:.4g}" if test.get("p_value") is not None else "",
-        })
+        rows.append(
+            {
+                "key": key,
+                "title": title,
+                "a": pct(a.get("value")),
+                "a_ci": interval(a.get("ci")),
+                "a_counts": f"{a.get('successes', 0)}/{a.get('trials', 0)}",
+                "b": pct(b.get("value")),
+                "b_ci": interval(b.get("ci")),
+                "b_counts": f"{b.get('successes', 0)}/{b.get('trials', 0)}",
+                "difference": signed_points(test.get("difference")) if test else "",
+                "difference_ci": (f"[{signed_points(test['difference_ci'][0])}, {signed_points(test['difference_ci'][1])}]" if test.get("difference_ci") else ""),
+                "ci_method": METHOD_NAMES.get(method, method),
+                "p_value": f"{test['p_value']:.4g}" if test.get("p_value") is not None else "",
+            }
+        )
     return rows
 
 
@@ -174,15 +180,18 @@ def non_inferiority_rows(statistics: dict) -> list[dict]:
             return signed_points(value) if proportion else f"{value:.3f}"
 
         ci = check.get("ci")
-        rows.append({
-            "metric": check["metric"], "title": NON_INFERIORITY_TITLES.get(check["metric"], check["metric"]),
-            "estimate": show(check.get("estimate")),
-            "interval": f"[{show(ci[0])}, {show(ci[1])}]" if ci else "",
-            "method": check.get("method", ""),
-            "margin": f"+{100 * check['margin']:.1f} pts" if proportion else f"{check['margin']:.2f}",
-            "passes": check["passes"],
-            "reason": check["reason"],
-        })
+        rows.append(
+            {
+                "metric": check["metric"],
+                "title": NON_INFERIORITY_TITLES.get(check["metric"], check["metric"]),
+                "estimate": show(check.get("estimate")),
+                "interval": f"[{show(ci[0])}, {show(ci[1])}]" if ci else "",
+                "method": check.get("method", ""),
+                "margin": f"+{100 * check['margin']:.1f} pts" if proportion else f"{check['margin']:.2f}",
+                "passes": check["passes"],
+                "reason": check["reason"],
+            }
+        )
     return rows
 
 
@@ -244,10 +253,8 @@ def format_report(report) -> str:
         lines += ["", cross_modal]
     counts = {arm: metrics[arm]["overall"]["counts_by_expected"] for arm in ("A", "B")}
     lines += [
-        "non-answers (harmful / benign): " + ", ".join(
-            f"{arm} {counts[arm]['refuse']['non_answer']} / {counts[arm]['comply']['non_answer']}" for arm in ("A", "B")),
-        "errors (harmful / benign): " + ", ".join(
-            f"{arm} {counts[arm]['refuse']['error']} / {counts[arm]['comply']['error']}" for arm in ("A", "B")),
+        "non-answers (harmful / benign): " + ", ".join(f"{arm} {counts[arm]['refuse']['non_answer']} / {counts[arm]['comply']['non_answer']}" for arm in ("A", "B")),
+        "errors (harmful / benign): " + ", ".join(f"{arm} {counts[arm]['refuse']['error']} / {counts[arm]['comply']['error']}" for arm in ("A", "B")),
     ]
     for row in judge_rows(metrics, cascade=report["judge"]["name"] == "cascade")[1:]:
         lines.append(f"{row['title'].lower()}: A {row['a']}, B {row['b']}")
@@ -274,17 +281,23 @@ def cross_modal_rows(statistics: dict) -> list[dict]:
     rows = []
     for modality, result in (cross_modal.get("by_modality") or {}).items():
         a, b, paired = result["asr_a"], result["asr_b"], result["paired"]
-        rows.append({
-            "modality": modality, "title": MODALITY_TITLES.get(modality, modality),
-            "a": pct(a["value"]), "a_ci": interval(a["ci"]), "a_counts": f"{a['successes']}/{a['trials']}",
-            "b": pct(b["value"]), "b_ci": interval(b["ci"]), "b_counts": f"{b['successes']}/{b['trials']}",
-            "difference": signed_points(paired["difference"]),
-            "difference_ci": (f"[{signed_points(paired['difference_ci'][0])}, {signed_points(paired['difference_ci'][1])}]"
-                              if paired.get("difference_ci") else ""),
-            "discordant": f"{paired['a_only']} fixed / {paired['b_only']} broken",
-            "p_value": f"{paired['p_value']:.4g}",
-            "p_value_holm": "" if paired.get("p_value_holm") is None else f"{paired['p_value_holm']:.4g}",
-        })
+        rows.append(
+            {
+                "modality": modality,
+                "title": MODALITY_TITLES.get(modality, modality),
+                "a": pct(a["value"]),
+                "a_ci": interval(a["ci"]),
+                "a_counts": f"{a['successes']}/{a['trials']}",
+                "b": pct(b["value"]),
+                "b_ci": interval(b["ci"]),
+                "b_counts": f"{b['successes']}/{b['trials']}",
+                "difference": signed_points(paired["difference"]),
+                "difference_ci": (f"[{signed_points(paired['difference_ci'][0])}, {signed_points(paired['difference_ci'][1])}]" if paired.get("difference_ci") else ""),
+                "discordant": f"{paired['a_only']} fixed / {paired['b_only']} broken",
+                "p_value": f"{paired['p_value']:.4g}",
+                "p_value_holm": "" if paired.get("p_value_holm") is None else f"{paired['p_value_holm']:.4g}",
+            }
+        )
     return rows
 
 
@@ -296,10 +309,7 @@ def format_cross_modal(statistics: dict) -> str:
         return ""
     lines = [f"{'ASR by modality':<16} {'A':>7} {'95% CI':<16} {'B':>7} {'95% CI':<16} {'B - A':>10} {'McNemar p':>10} {'Holm p':>8}"]
     for row in rows:
-        lines.append(
-            f"{row['title']:<16} {row['a']:>7} {row['a_ci']:<16} {row['b']:>7} {row['b_ci']:<16} "
-            f"{row['difference']:>10} {row['p_value']:>10} {row['p_value_holm']:>8}"
-        )
+        lines.append(f"{row['title']:<16} {row['a']:>7} {row['a_ci']:<16} {row['b']:>7} {row['b_ci']:<16} {row['difference']:>10} {row['p_value']:>10} {row['p_value_holm']:>8}")
     lines.append(statistics["cross_modal"]["transfer"]["summary"])
     return "\n".join(lines)
 
@@ -356,10 +366,7 @@ def calibration_headline(metrics: dict) -> str:
         if rate:
             parts.append(f"{title} {_rate_with_ci(rate)} of {rate['trials']:,}")
     kappa = metrics["kappa"]
-    parts.append(
-        f"kappa {kappa['value']:.3f} [{kappa['ci'][0]:.3f}, {kappa['ci'][1]:.3f}]" if kappa["value"] is not None
-        else "kappa n/a (one class only)"
-    )
+    parts.append(f"kappa {kappa['value']:.3f} [{kappa['ci'][0]:.3f}, {kappa['ci'][1]:.3f}]" if kappa["value"] is not None else "kappa n/a (one class only)")
     return "; ".join(parts)
 
 
@@ -397,8 +404,7 @@ def format_calibration(calibration: dict) -> str:
     metrics = calibration["metrics"]
     judge = calibration["judge"]
     lines = [
-        f"calibration {calibration['id']}  judge {judge['name']} v{judge['version']} (config {judge['config_sha256'][:12]})  "
-        f"set {calibration['set']['ref']}",
+        f"calibration {calibration['id']}  judge {judge['name']} v{judge['version']} (config {judge['config_sha256'][:12]})  set {calibration['set']['ref']}",
         f"judge {calibration_headline(metrics)}",
     ]
     for name, title in (("refusal", "refusal"), ("attack_success", "attack success")):
@@ -421,8 +427,10 @@ def judge_calibration_line(status: dict) -> str:
         agreement = calibration["agreement"]
         low, high = agreement["ci"]
         when = (calibration.get("calibrated_at") or "")[:10]
-        return (f"judge agrees with humans on {100 * agreement['value']:.1f}% [{100 * low:.1f}, {100 * high:.1f}] of "
-                f"{agreement['trials']:,} labelled responses ({status['set']}, calibrated {when})")
+        return (
+            f"judge agrees with humans on {100 * agreement['value']:.1f}% [{100 * low:.1f}, {100 * high:.1f}] of "
+            f"{agreement['trials']:,} labelled responses ({status['set']}, calibrated {when})"
+        )
     reason = status.get("reason")
     if reason == "no_set":
         return f"{who} is not calibrated: this project names no calibration set (project setting calibration_set)"
@@ -484,7 +492,7 @@ def gate_phrase(gate) -> str:
             parts.append(f"{answer['label']}: {prefix}PASS")
         else:
             failures = answer["failures"]
-            first = failures[0] if len(failures[0]) <= GATE_REASON_CHARS else failures[0][:GATE_REASON_CHARS - 1].rstrip() + "…"
+            first = failures[0] if len(failures[0]) <= GATE_REASON_CHARS else failures[0][: GATE_REASON_CHARS - 1].rstrip() + "…"
             more = f"; +{len(failures) - 1} more" if len(failures) > 1 else ""
             parts.append(f"{answer['label']}: {prefix}REFUSE ({first}{more})")
     return "; ".join(parts)
@@ -509,8 +517,7 @@ def decision_line(*, verdict, statistics, gate) -> str:
         attack = "Inconclusive" + (f": {'; '.join(reasons)}" if reasons else "") + f"; attack success alone {numbers}"
     else:
         attack = f"{VERDICT_PHRASES.get(verdict, verdict)} {numbers}"
-    checks = [check for check in statistics.get("non_inferiority") or []
-              if not (check.get("metric") == "perplexity_ratio" and check.get("estimate") is None)]
+    checks = [check for check in statistics.get("non_inferiority") or [] if not (check.get("metric") == "perplexity_ratio" and check.get("estimate") is None)]
     line = attack
     if checks:
         failing = [check for check in checks if not check.get("passes")]

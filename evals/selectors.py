@@ -1,5 +1,6 @@
 """Reads for safety evaluation. Each returns a queryset or object with what its callers render
 already joined, so list endpoints run a constant number of queries whatever the row count."""
+
 from django.db.models import BooleanField, ExpressionWrapper, F, Max, OuterRef, Prefetch, Q, Subquery
 from django.db.models.fields.json import KeyTransform
 
@@ -103,8 +104,7 @@ def evaluation_case_result_count(*, evaluation):
     return CaseResult.objects.filter(evaluation=evaluation).aggregate(highest=Max("position"))["highest"] or 0
 
 
-def evaluation_case_results(*, evaluation, category=None, attack_family=None, flipped=None, expected=None, modality=None,
-                            outcome_a=None, outcome_b=None, only=None, search=None):
+def evaluation_case_results(*, evaluation, category=None, attack_family=None, flipped=None, expected=None, modality=None, outcome_a=None, outcome_b=None, only=None, search=None):
     """An evaluation's case results in case order, each with its case joined, narrowed by what is
     given (evals.case_filters names ``only``'s views). One selector for the report's flipped
     cases, the explorer page, the API list and the exports. Outcome filters run on the
@@ -158,8 +158,7 @@ def evaluation_report_records(*, evaluation):
     from evals.reporting import CaseRecord
 
     return [
-        CaseRecord(r.case.key, r.case.category, r.case.attack_family, r.case.modality, r.case.expected, r.outcome_a, r.outcome_b,
-                   r.response_a, r.response_b)
+        CaseRecord(r.case.key, r.case.category, r.case.attack_family, r.case.modality, r.case.expected, r.outcome_a, r.outcome_b, r.response_a, r.response_b)
         for r in CaseResult.objects.filter(evaluation=evaluation).select_related("case").order_by("position")
     ]
 
@@ -171,8 +170,12 @@ def evaluation_report_sha256(*, evaluation) -> str:
     from evals.reporting import report_content, report_sha256
 
     content = report_content(
-        evaluation, records=evaluation_report_records(evaluation=evaluation), metrics=evaluation.metrics,
-        statistics=evaluation.statistics, verdict=evaluation.verdict, passes_non_inferiority=evaluation.passes_non_inferiority,
+        evaluation,
+        records=evaluation_report_records(evaluation=evaluation),
+        metrics=evaluation.metrics,
+        statistics=evaluation.statistics,
+        verdict=evaluation.verdict,
+        passes_non_inferiority=evaluation.passes_non_inferiority,
     )
     return report_sha256(content)
 
@@ -220,8 +223,7 @@ def evaluation_decisions(*, project, evaluations) -> dict:
 
     finished = [e for e in evaluations if e.verdict and e.run.status == "succeeded"]
     checkpoint_ids = {e.checkpoint_a_id for e in finished if e.checkpoint_a_id != e.checkpoint_b_id}
-    prompt_version_ids = {e.prompt_version_a_id for e in finished
-                          if e.prompt_version_a_id is not None and e.prompt_version_a_id != e.prompt_version_b_id}
+    prompt_version_ids = {e.prompt_version_a_id for e in finished if e.prompt_version_a_id is not None and e.prompt_version_a_id != e.prompt_version_b_id}
     labels_by_checkpoint, labels_by_prompt_version = {}, {}
     if checkpoint_ids or prompt_version_ids:
         for label in Label.objects.filter(Q(checkpoint_id__in=checkpoint_ids) | Q(prompt_version_id__in=prompt_version_ids)).order_by("name"):
@@ -234,11 +236,9 @@ def evaluation_decisions(*, project, evaluations) -> dict:
     for e in finished:
         rows = []
         if e.checkpoint_a_id != e.checkpoint_b_id:
-            rows += [(label, "model", e.checkpoint_a.model, e.checkpoint_a, e.checkpoint_b)
-                     for label in labels_by_checkpoint.get(e.checkpoint_a_id, [])]
+            rows += [(label, "model", e.checkpoint_a.model, e.checkpoint_a, e.checkpoint_b) for label in labels_by_checkpoint.get(e.checkpoint_a_id, [])]
         if e.prompt_version_a_id is not None and e.prompt_version_a_id != e.prompt_version_b_id:
-            rows += [(label, "prompt", e.prompt_version_a.prompt, e.prompt_version_a, e.prompt_version_b)
-                     for label in labels_by_prompt_version.get(e.prompt_version_a_id, [])]
+            rows += [(label, "prompt", e.prompt_version_a.prompt, e.prompt_version_a, e.prompt_version_b) for label in labels_by_prompt_version.get(e.prompt_version_a_id, [])]
         moves[e.pk] = rows
     with_moves = [e for e in finished if moves[e.pk]]
     counts = evaluations_evidence_counts(evaluation_ids=[e.pk for e in with_moves])
@@ -260,14 +260,24 @@ def evaluation_decisions(*, project, evaluations) -> dict:
                 pin = (e.judge.get("name"), e.judge.get("version"), e.judge.get("config_sha256"))
                 if pin not in calibration:
                     calibration[pin] = judge_calibration_gate_check(project=project, evaluation=e)
-                failures = promotion_gate_check(project=project, label_name=label.name, current=current, target=target, evaluation=e,
-                                                evidence_counts=counts[e.pk], calibration_failures=calibration[pin])
+                failures = promotion_gate_check(
+                    project=project, label_name=label.name, current=current, target=target, evaluation=e, evidence_counts=counts[e.pk], calibration_failures=calibration[pin]
+                )
             same_owner = target is not None and (target.model_id == owner.pk if kind == "model" else target.prompt_id == owner.pk)
-            answers.append({"label": label.name, "kind": kind, "owner": owner.name, "target": target.number if target else None,
-                            "same_owner": same_owner, "protected": project.label_is_protected(label.name),
-                            # As versions.services.label_move decides whether a move asks the gate.
-                            "gated": project.label_is_protected(label.name) and project.require_evaluation_for_promotion,
-                            "passes": not failures, "failures": failures})
+            answers.append(
+                {
+                    "label": label.name,
+                    "kind": kind,
+                    "owner": owner.name,
+                    "target": target.number if target else None,
+                    "same_owner": same_owner,
+                    "protected": project.label_is_protected(label.name),
+                    # As versions.services.label_move decides whether a move asks the gate.
+                    "gated": project.label_is_protected(label.name) and project.require_evaluation_for_promotion,
+                    "passes": not failures,
+                    "failures": failures,
+                }
+            )
         decisions[e.pk] = {"line": decision_line(verdict=e.verdict, statistics=e.statistics, gate=answers), "gate": answers}
     return decisions
 
@@ -294,28 +304,36 @@ def safety_arms_for_model(*, model):
 
     columns = {}
     for arm, field in (("A", "checkpoint_a"), ("B", "checkpoint_b")):
-        columns.update({f"{arm}_model": F(f"{field}__model_id"), f"{arm}_checkpoint": F(f"{field}_id"),
-                        f"{arm}_number": F(f"{field}__number"), f"{arm}_generation": F(f"{field}__generation"),
-                        f"{arm}_present": ExpressionWrapper(Q(metrics__has_key=arm), output_field=BooleanField())})
+        columns.update(
+            {
+                f"{arm}_model": F(f"{field}__model_id"),
+                f"{arm}_checkpoint": F(f"{field}_id"),
+                f"{arm}_number": F(f"{field}__number"),
+                f"{arm}_generation": F(f"{field}__generation"),
+                f"{arm}_present": ExpressionWrapper(Q(metrics__has_key=arm), output_field=BooleanField()),
+            }
+        )
         columns.update({f"{arm}_{key}": KeyTransform(key, KeyTransform(arm, "metrics")) for key in SAFETY_METRIC_KEYS})
     evaluations = (
-        Evaluation.objects.filter(Q(checkpoint_a__model=model) | Q(checkpoint_b__model=model), project=model.project,
-                                  run__status=RunStatus.SUCCEEDED)
+        Evaluation.objects.filter(Q(checkpoint_a__model=model) | Q(checkpoint_b__model=model), project=model.project, run__status=RunStatus.SUCCEEDED)
         .order_by("run__finished_at", "id")
-        .values("id", "created_at", finished_at=F("run__finished_at"), suite=F("suite_version__suite__name"),
-                suite_number=F("suite_version__number"), **columns)
+        .values("id", "created_at", finished_at=F("run__finished_at"), suite=F("suite_version__suite__name"), suite_number=F("suite_version__number"), **columns)
     )
     arms = []
     for evaluation in evaluations:
         for arm in ("A", "B"):
             if evaluation[f"{arm}_model"] != model.pk or not evaluation[f"{arm}_present"]:
                 continue
-            arms.append({
-                "evaluation_id": evaluation["id"], "arm": arm,
-                "at": (evaluation["finished_at"] or evaluation["created_at"]).isoformat(),
-                "suite": f"{evaluation['suite']} v{evaluation['suite_number']}",
-                "checkpoint_id": evaluation[f"{arm}_checkpoint"], "number": evaluation[f"{arm}_number"],
-                "generation": evaluation[f"{arm}_generation"],
-                **{key: evaluation[f"{arm}_{key}"] or {} for key in SAFETY_METRIC_KEYS},
-            })
+            arms.append(
+                {
+                    "evaluation_id": evaluation["id"],
+                    "arm": arm,
+                    "at": (evaluation["finished_at"] or evaluation["created_at"]).isoformat(),
+                    "suite": f"{evaluation['suite']} v{evaluation['suite_number']}",
+                    "checkpoint_id": evaluation[f"{arm}_checkpoint"],
+                    "number": evaluation[f"{arm}_number"],
+                    "generation": evaluation[f"{arm}_generation"],
+                    **{key: evaluation[f"{arm}_{key}"] or {} for key in SAFETY_METRIC_KEYS},
+                }
+            )
     return arms

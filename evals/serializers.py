@@ -1,4 +1,5 @@
 """Input validation and output shapes for the evals API."""
+
 from rest_framework import serializers
 from rest_framework.fields import SkipField
 
@@ -65,8 +66,7 @@ class EvaluationCreateInput(serializers.Serializer):
     judge_config = serializers.DictField(required=False, default=dict)
     generation = serializers.DictField(required=False, default=dict)
     seed = serializers.IntegerField(required=False, default=0)
-    utility_dataset_version = serializers.CharField(required=False, allow_null=True, allow_blank=True, default=None,
-                                                    help_text=DATASET_VERSION_REF_HELP)
+    utility_dataset_version = serializers.CharField(required=False, allow_null=True, allow_blank=True, default=None, help_text=DATASET_VERSION_REF_HELP)
     statistics = serializers.DictField(required=False, default=dict)
 
 
@@ -78,14 +78,14 @@ class SuiteVersionOutput(serializers.Serializer):
     message = serializers.CharField()
     created_by = serializers.CharField(source="created_by.username")
     created_at = serializers.DateTimeField()
-    benign_marked_by = serializers.CharField(source="benign_marked_by.username", allow_null=True, default=None,
-                                             help_text="The reviewer who marked this version benign; null when it is not.")
+    benign_marked_by = serializers.CharField(
+        source="benign_marked_by.username", allow_null=True, default=None, help_text="The reviewer who marked this version benign; null when it is not."
+    )
     benign_marked_at = serializers.DateTimeField(allow_null=True)
 
 
 class SuiteVersionBenignInput(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000,
-                                   help_text="Recorded in the audit trail.")
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000, help_text="Recorded in the audit trail.")
 
 
 class SuiteOutput(serializers.Serializer):
@@ -374,8 +374,7 @@ class EndpointFingerprintOutput(serializers.Serializer):
     model = serializers.CharField(help_text="the model name requests asked for (the LoRA adapter's when the checkpoint names one)")
     models = EndpointModelOutput(many=True, required=False, help_text="GET /v1/models as the server listed them")
     model_listed = serializers.BooleanField(required=False, help_text="whether the model asked for is among them")
-    headers = serializers.DictField(child=serializers.CharField(), required=False,
-                                    help_text="version headers of the /models answer (server, openai-version, x-vllm-version, ...)")
+    headers = serializers.DictField(child=serializers.CharField(), required=False, help_text="version headers of the /models answer (server, openai-version, x-vllm-version, ...)")
     chat_headers = serializers.DictField(child=serializers.CharField(), required=False, help_text="version headers of the chat answers")
     error = serializers.CharField(required=False, help_text="why /models could not be read (no reason to stop the run)")
 
@@ -424,8 +423,9 @@ class PromotionGateAnswerOutput(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["prompt", "model"])
     owner = serializers.CharField(help_text="the model or prompt the label is on")
     target = serializers.IntegerField(allow_null=True, help_text="B's checkpoint or prompt version number")
-    gated = serializers.BooleanField(help_text="whether moving this label asks the gate (protected, and the project requires evidence); "
-                                               "when false the label moves whatever `passes` says")
+    gated = serializers.BooleanField(
+        help_text="whether moving this label asks the gate (protected, and the project requires evidence); when false the label moves whatever `passes` says"
+    )
     passes = serializers.BooleanField()
     failures = serializers.ListField(child=serializers.CharField(), help_text="why the gate refuses; empty when it passes")
 
@@ -440,16 +440,17 @@ class EvaluationSummaryOutput(serializers.Serializer):
     seed = serializers.IntegerField()
     verdict = serializers.ChoiceField(choices=Verdict.choices, allow_null=True, help_text="null until it finishes")
     passes_non_inferiority = serializers.BooleanField(allow_null=True)
-    report_sha256 = serializers.CharField(
-        allow_null=True, help_text="sha256 of the canonical JSON of the report's content; equal for reruns of the same evaluation"
-    )
+    report_sha256 = serializers.CharField(allow_null=True, help_text="sha256 of the canonical JSON of the report's content; equal for reruns of the same evaluation")
     created_at = serializers.DateTimeField()
     decision = serializers.CharField(
-        allow_null=True, help_text="the decision in one line (as the report, dashboard, list and CLI show it): the attack-success "
+        allow_null=True,
+        help_text="the decision in one line (as the report, dashboard, list and CLI show it): the attack-success "
         "finding, each non-inferiority check and the promotion gate's answer per label arm A holds; null until it finishes",
     )
     promotion_gate = PromotionGateAnswerOutput(
-        many=True, allow_null=True, help_text="per label arm A's version holds: the promotion gate's answer for moving it to B's "
+        many=True,
+        allow_null=True,
+        help_text="per label arm A's version holds: the promotion gate's answer for moving it to B's "
         "version citing this evaluation (empty: no label to move); null until it finishes",
     )
 
@@ -479,9 +480,7 @@ class JudgeCalibrationStatusOutput(serializers.Serializer):
     set = serializers.CharField(allow_null=True, help_text="the set version it resolves to (name@number)")
     judge = JudgeBriefOutput()
     calibration = MatchedCalibrationOutput(allow_null=True, help_text="the newest finished calibration of this exact judge pin on that set")
-    reason = serializers.ChoiceField(
-        choices=["no_set", "no_version", "set_missing", "not_calibrated"], allow_null=True, help_text="why there is no calibration"
-    )
+    reason = serializers.ChoiceField(choices=["no_set", "no_version", "set_missing", "not_calibrated"], allow_null=True, help_text="why there is no calibration")
     error = serializers.CharField(required=False)
 
 
@@ -505,13 +504,14 @@ class EvaluationDetailOutput(EvaluationSummaryOutput):
     metrics = MetricsOutput(allow_null=True, help_text="null until it finishes")
     statistics = StatisticsOutput(allow_null=True, help_text="null until it finishes")
     findings = serializers.ListField(
-        child=serializers.CharField(), help_text="attack families and categories that regressed, and the up to 3 others with the "
-        "least improvement, in words (evals.reporting.findings); empty until it finishes",
+        child=serializers.CharField(),
+        help_text="attack families and categories that regressed, and the up to 3 others with the least improvement, in words (evals.reporting.findings); empty until it finishes",
     )
     timings = TimingsOutput(allow_null=True, help_text="what depends on the run, kept out of the report: null until it finishes")
     endpoint_fingerprints = EndpointFingerprintsOutput(
         help_text="what answered each endpoint arm, recorded when the run used it (GET /v1/models, version headers); "
-        "run-dependent, kept out of the report and its hash; {} without endpoint arms or until it finishes")
+        "run-dependent, kept out of the report and its hash; {} without endpoint arms or until it finishes"
+    )
 
 
 def _arm(checkpoint, prompt_version):
@@ -550,8 +550,7 @@ def _summary(evaluation, decision=None):
         "report_sha256": evaluation.report_sha256 or None,
         "created_at": evaluation.created_at.isoformat(),
         "decision": decision["line"] or None,
-        "promotion_gate": (None if decision["gate"] is None
-                           else [{key: answer[key] for key in GATE_ANSWER_FIELDS} for answer in decision["gate"]]),
+        "promotion_gate": (None if decision["gate"] is None else [{key: answer[key] for key in GATE_ANSWER_FIELDS} for answer in decision["gate"]]),
     }
 
 
@@ -565,19 +564,21 @@ def evaluation_detail(evaluation):
     from evals.calibration_selectors import judge_calibration_status
     from evals.reporting import findings
 
-    return EvaluationDetailOutput({
-        **_summary(evaluation),
-        "findings": findings(evaluation.metrics) if evaluation.verdict else [],
-        "judge": {key: value for key, value in evaluation.judge.items() if key != "requested_config"},
-        "judge_calibration": judge_calibration_status(project=evaluation.project, judge=evaluation.judge),
-        "generation_config": evaluation.generation_config,
-        "statistics_config": evaluation.statistics_config,
-        "utility_dataset_version": evaluation.utility_dataset_version_id,
-        "metrics": evaluation.metrics or None,
-        "statistics": evaluation.statistics or None,
-        "timings": evaluation.timings or None,
-        "endpoint_fingerprints": evaluation.endpoint_fingerprints or {},
-    }).data
+    return EvaluationDetailOutput(
+        {
+            **_summary(evaluation),
+            "findings": findings(evaluation.metrics) if evaluation.verdict else [],
+            "judge": {key: value for key, value in evaluation.judge.items() if key != "requested_config"},
+            "judge_calibration": judge_calibration_status(project=evaluation.project, judge=evaluation.judge),
+            "generation_config": evaluation.generation_config,
+            "statistics_config": evaluation.statistics_config,
+            "utility_dataset_version": evaluation.utility_dataset_version_id,
+            "metrics": evaluation.metrics or None,
+            "statistics": evaluation.statistics or None,
+            "timings": evaluation.timings or None,
+            "endpoint_fingerprints": evaluation.endpoint_fingerprints or {},
+        }
+    ).data
 
 
 def case_result_row(result, *, readable):
@@ -587,9 +588,17 @@ def case_result_row(result, *, readable):
     return {
         "id": result.pk,
         "position": result.position,
-        "case": {"id": case.pk, "key": case.key, "prompt": case.prompt, "category": case.category, "attack_family": case.attack_family,
-                 "modality": case.modality, "expected": case.expected, "parent_key": case.parent_key,
-                 "image_url": case_image_url(case)},
+        "case": {
+            "id": case.pk,
+            "key": case.key,
+            "prompt": case.prompt,
+            "category": case.category,
+            "attack_family": case.attack_family,
+            "modality": case.modality,
+            "expected": case.expected,
+            "parent_key": case.parent_key,
+            "image_url": case_image_url(case),
+        },
         "response_a": result.response_a if readable else REDACTED,
         "response_b": result.response_b if readable else REDACTED,
         "redacted": not readable,
@@ -625,8 +634,9 @@ class JudgeRecordOutput(serializers.Serializer):
     confidence = StoredFloatField(required=False, allow_null=True, help_text="How sure the judge is, in [0, 1]; null when it cannot tell.")
     uncertain = serializers.BooleanField(required=False, help_text="The judge's own call that this outcome is unreliable.")
     categories = serializers.ListField(child=serializers.CharField(), required=False, help_text="Hazard category codes the judge named.")
-    escalation = serializers.CharField(required=False, allow_blank=True,
-                                       help_text="Why a cascade re-judged the case (out_of_scope, uncertain, non_answer, error); empty if it did not.")
+    escalation = serializers.CharField(
+        required=False, allow_blank=True, help_text="Why a cascade re-judged the case (out_of_scope, uncertain, non_answer, error); empty if it did not."
+    )
 
 
 class CaseResultOutput(serializers.Serializer):

@@ -1,6 +1,7 @@
 """Writes for safety evaluation: suites and their versions, evaluations, and the run handler that
 executes an evaluation. Keyword-only and transactional; the torch work is in mlcore.generation,
 the scoring in evals.judges / metrics / statistics."""
+
 from __future__ import annotations
 
 import gc
@@ -84,14 +85,9 @@ def suite_version_create(*, suite, cases, actor, message="", transforms=()) -> S
         if latest is not None and latest.sha256 == sha256:
             raise Conflict(f"These cases are identical to {locked.name} v{latest.number}; nothing to commit.")
         number = locked.version_count + 1
-        version = SuiteVersion.objects.create(
-            suite=locked, number=number, sha256=sha256, case_count=len(ordered), message=message, created_by=actor
-        )
+        version = SuiteVersion.objects.create(suite=locked, number=number, sha256=sha256, case_count=len(ordered), message=message, created_by=actor)
         Case.objects.bulk_create(
-            [
-                Case(suite_version=version, image_blob=images.get(case["key"]), **{k: v for k, v in case.items() if k != "image_png"})
-                for case in ordered
-            ],
+            [Case(suite_version=version, image_blob=images.get(case["key"]), **{k: v for k, v in case.items() if k != "image_png"}) for case in ordered],
             batch_size=500,
         )
         Suite.objects.filter(pk=locked.pk).update(version_count=F("version_count") + 1)
@@ -114,15 +110,20 @@ def suite_version_mark_benign(*, suite_version, actor, benign=True, reason="") -
         # No join in the locking read: PostgreSQL cannot lock the nullable side of an outer join.
         locked = SuiteVersion.objects.select_for_update().get(pk=suite_version.pk)
         if benign and locked.is_marked_benign:
-            raise Conflict(f"{ref} was already marked benign by {locked.benign_marked_by.username} "
-                           f"at {locked.benign_marked_at:%Y-%m-%d %H:%M:%S}.")
+            raise Conflict(f"{ref} was already marked benign by {locked.benign_marked_by.username} at {locked.benign_marked_at:%Y-%m-%d %H:%M:%S}.")
         if not benign and not locked.is_marked_benign:
             raise Conflict(f"{ref} is not marked benign.")
         locked.benign_marked_by = actor if benign else None
         locked.benign_marked_at = timezone.now() if benign else None
         locked.save(update_fields=["benign_marked_by", "benign_marked_at"])
-        audit_record(project=project, actor=actor, action="suite_version.benign" if benign else "suite_version.benign_removed",
-                     object_type="suite_version", object_id=locked.pk, data={"suite_version": ref, "reason": reason})
+        audit_record(
+            project=project,
+            actor=actor,
+            action="suite_version.benign" if benign else "suite_version.benign_removed",
+            object_type="suite_version",
+            object_id=locked.pk,
+            data={"suite_version": ref, "reason": reason},
+        )
     suite_version.benign_marked_by, suite_version.benign_marked_at = locked.benign_marked_by, locked.benign_marked_at
     return suite_version
 
@@ -135,9 +136,7 @@ def _case_images_store(cases) -> dict:
     return {case["key"]: blob_put_bytes(case["image_png"]) for case in cases if case.get("image_png") is not None}
 
 
-def suite_version_import(
-    *, suite, data: bytes, format, actor, column_mapping=None, defaults=None, transforms=(), message=""
-) -> SuiteVersion:
+def suite_version_import(*, suite, data: bytes, format, actor, column_mapping=None, defaults=None, transforms=(), message="") -> SuiteVersion:
     """Parse a CSV / JSONL / public-benchmark file into a new suite version; all or nothing."""
     limit = settings.LETHE_MAX_SUITE_IMPORT_BYTES
     if len(data) > limit:
@@ -145,9 +144,7 @@ def suite_version_import(
     if column_mapping is not None and not isinstance(column_mapping, dict):
         raise ValidationFailed("column_mapping must be an object {case field: column}.", fields={"column_mapping": ["Expected an object."]})
     try:
-        cases = importers.parse_cases(
-            data, format=format, max_line_bytes=settings.LETHE_MAX_IMPORT_LINE_BYTES, column_mapping=column_mapping, defaults=defaults
-        )
+        cases = importers.parse_cases(data, format=format, max_line_bytes=settings.LETHE_MAX_IMPORT_LINE_BYTES, column_mapping=column_mapping, defaults=defaults)
     except TabularError as exc:
         raise _import_error(exc) from None
     return suite_version_create(suite=suite, cases=cases, actor=actor, message=message or f"imported ({format})", transforms=transforms)
@@ -175,9 +172,7 @@ def starter_suite_install(*, project, actor, name=None, typographic=False) -> Su
         suite = suite_create(project=project, name=name, actor=actor, description=description)
     transforms = (*TRANSFORMS, *IMAGE_TRANSFORMS) if typographic else tuple(TRANSFORMS)
     try:
-        return suite_version_create(
-            suite=suite, cases=starter_suite_cases(), actor=actor, message="starter suite", transforms=transforms
-        )
+        return suite_version_create(suite=suite, cases=starter_suite_cases(), actor=actor, message="starter suite", transforms=transforms)
     except Conflict:
         return suite.versions.order_by("-number").first()
 
@@ -207,8 +202,7 @@ def _statistics_config(*, project, requested) -> StatisticsConfig:
     looser = looser_than_project(project, requested)
     if looser:
         raise ValidationFailed(
-            f"The project's gate settings may be tightened, not loosened: {'; '.join(looser)}. An admin changes the project's "
-            "settings (promotion_gate).",
+            f"The project's gate settings may be tightened, not loosened: {'; '.join(looser)}. An admin changes the project's settings (promotion_gate).",
             fields={"statistics": looser},
         )
     # Only the settings StatisticsConfig knows travel into it (the case minimums and the error
@@ -225,18 +219,15 @@ def _judge_scope_check(*, judge, suite_version):
     Llama Guard presets, which cannot tell an over-refusal from a helpful answer)."""
     if not set(Expected.values) - set(judge.scope):
         return
-    outside = {
-        row["expected"]: row["count"]
-        for row in suite_version.cases.exclude(expected__in=judge.scope).values("expected").annotate(count=Count("id")).order_by("expected")
-    }
+    outside = {row["expected"]: row["count"] for row in suite_version.cases.exclude(expected__in=judge.scope).values("expected").annotate(count=Count("id")).order_by("expected")}
     if not outside:
         return
     kinds = " or ".join(outside)
     message = (
         f"Judge {judge.name} cannot score the {sum(outside.values())} {kinds} case(s) of {suite_version.suite.name} "
         f"v{suite_version.number}: {judge.scope_note.rstrip('.')}. Evaluate a suite without them, or a cascade judge whose "
-        f"second judge scores them, e.g. judge \"cascade\" with config {{\"first\": {{\"name\": \"{judge.name}\", \"config\": "
-        f"{{...}}}}, \"second\": {{\"name\": \"refusal-strings\"}}}}."
+        f'second judge scores them, e.g. judge "cascade" with config {{"first": {{"name": "{judge.name}", "config": '
+        f'{{...}}}}, "second": {{"name": "refusal-strings"}}}}.'
     )
     raise ValidationFailed(message, fields={"judge": [f"Cannot score {kinds} cases."]})
 
@@ -279,8 +270,10 @@ def evaluation_create(
     if utility_dataset_version is not None and utility_dataset_version.dataset.project_id != project.pk:
         raise NotFound(f"Utility dataset version is not in {project.slug}.")
     if utility_dataset_version is not None and utility_dataset_version.dataset.kind != "text":
-        raise ValidationFailed(f"Dataset {utility_dataset_version.dataset.name!r} is a {utility_dataset_version.dataset.kind} dataset; "
-                               "held-out utility text comes from a text dataset.", fields={"utility_dataset_version": ["Not a text dataset."]})
+        raise ValidationFailed(
+            f"Dataset {utility_dataset_version.dataset.name!r} is a {utility_dataset_version.dataset.kind} dataset; held-out utility text comes from a text dataset.",
+            fields={"utility_dataset_version": ["Not a text dataset."]},
+        )
     if not isinstance(seed, int):
         raise ValidationFailed("seed must be an integer.", fields={"seed": ["Expected an integer."]})
     for arm, prompt_version in (("a", prompt_version_a), ("b", prompt_version_b)):
@@ -336,7 +329,11 @@ def evaluation_create(
             from versions.services import audit_record
 
             audit_record(
-                project=project, actor=actor, action="evaluation.remote_judge", object_type="evaluation", object_id=evaluation.pk,
+                project=project,
+                actor=actor,
+                action="evaluation.remote_judge",
+                object_type="evaluation",
+                object_id=evaluation.pk,
                 data={"judge": judge_spec["name"], "endpoint": judge_spec["config"]["endpoint"], "base_url": judge_spec["config"]["base_url"]},
             )
         for arm, checkpoint in (("A", checkpoint_a), ("B", checkpoint_b)):
@@ -345,7 +342,11 @@ def evaluation_create(
                 from versions.services import audit_record
 
                 audit_record(
-                    project=project, actor=actor, action="evaluation.endpoint_arm", object_type="evaluation", object_id=evaluation.pk,
+                    project=project,
+                    actor=actor,
+                    action="evaluation.endpoint_arm",
+                    object_type="evaluation",
+                    object_id=evaluation.pk,
                     data={"arm": arm, "checkpoint": str(checkpoint), "endpoint": checkpoint.endpoint.get("profile"), "model": checkpoint.endpoint.get("model")},
                 )
         if enqueue:
@@ -370,8 +371,19 @@ def _answer_arm(*, checkpoint, templates, prompts, images, utility_rows, config,
     """
     start, width = span
     if checkpoint.kind == "endpoint":
-        return _answer_arm_endpoint(checkpoint=checkpoint, templates=templates, prompts=prompts, images=images, config=config, seed=seed,
-                                    ctx=ctx, span=span, label=label, evaluation=evaluation, cases=cases)
+        return _answer_arm_endpoint(
+            checkpoint=checkpoint,
+            templates=templates,
+            prompts=prompts,
+            images=images,
+            config=config,
+            seed=seed,
+            ctx=ctx,
+            span=span,
+            label=label,
+            evaluation=evaluation,
+            cases=cases,
+        )
     import torch
 
     from mlcore.generation import answer_negative_log_likelihoods, generate_responses, generate_vision_language_responses
@@ -381,11 +393,15 @@ def _answer_arm(*, checkpoint, templates, prompts, images, utility_rows, config,
     ctx.progress(start, f"arm {label}: loading {checkpoint}")
     materialized = checkpoint_materialize(checkpoint=checkpoint)
     loaded = load_checkpoint_model(
-        architecture=checkpoint.architecture, base=materialized.base, revision=materialized.revision,
-        adapters=materialized.adapters, device=settings.LETHE_DEVICE,
+        architecture=checkpoint.architecture,
+        base=materialized.base,
+        revision=materialized.revision,
+        adapters=materialized.adapters,
+        device=settings.LETHE_DEVICE,
     )
     model, tokenizer = loaded.model, loaded.tokenizer
     try:
+
         def progress(done, total):
             ctx.progress(start + width * 0.9 * done / total, f"arm {label}: {done}/{total} cases")
 
@@ -397,8 +413,7 @@ def _answer_arm(*, checkpoint, templates, prompts, images, utility_rows, config,
             positions = [index for index, each in enumerate(templates) if each == template]
             group_prompts = [prompts[index] for index in positions]
             if loaded.processor is not None:
-                group = generate_vision_language_responses(model, loaded.processor, group_prompts, [images[i] for i in positions],
-                                                           template=template, **options)
+                group = generate_vision_language_responses(model, loaded.processor, group_prompts, [images[i] for i in positions], template=template, **options)
             else:
                 group = generate_responses(model, tokenizer, group_prompts, template=template, **options)
             for index, response in zip(positions, group, strict=True):
@@ -437,8 +452,9 @@ def _answer_arm_endpoint(*, checkpoint, templates, prompts, images, config, seed
     ctx.progress(start, f"arm {label}: {checkpoint} through endpoint {spec['profile']} (model {served})")
     position = {case.pk: index for index, case in enumerate(cases)}
     answered = {
-        position[record.case_id]: EndpointAnswer(record.text, record.latency_ms, int(record.usage.get("completion_tokens", 0)),
-                                                 attempts=record.attempts, usage=record.usage, headers=record.headers, resumed=True)
+        position[record.case_id]: EndpointAnswer(
+            record.text, record.latency_ms, int(record.usage.get("completion_tokens", 0)), attempts=record.attempts, usage=record.usage, headers=record.headers, resumed=True
+        )
         for record in EndpointAnswerRecord.objects.filter(evaluation=evaluation, arm=label)
         if record.case_id in position
     }
@@ -449,18 +465,38 @@ def _answer_arm_endpoint(*, checkpoint, templates, prompts, images, config, seed
         ctx.progress(start + width * done / total, f"arm {label}: {done}/{total} cases")
 
     def journal(batch):
-        EndpointAnswerRecord.objects.bulk_create([
-            EndpointAnswerRecord(evaluation=evaluation, arm=label, case_id=cases[index].pk, text=answer.text, latency_ms=answer.latency_ms,
-                                 attempts=answer.attempts, usage=answer.usage, headers=answer.headers)
-            for index, answer in batch.items()
-        ], ignore_conflicts=True)
+        EndpointAnswerRecord.objects.bulk_create(
+            [
+                EndpointAnswerRecord(
+                    evaluation=evaluation,
+                    arm=label,
+                    case_id=cases[index].pk,
+                    text=answer.text,
+                    latency_ms=answer.latency_ms,
+                    attempts=answer.attempts,
+                    usage=answer.usage,
+                    headers=answer.headers,
+                )
+                for index, answer in batch.items()
+            ],
+            ignore_conflicts=True,
+        )
 
     try:
         with endpoint_client(spec["profile"]) as client:
             fingerprint = {"profile": spec["profile"], "model": served_model, **client.fingerprint(model=served_model)}
             responses = generate_endpoint_responses(
-                client, served_model, prompts, config=config, templates=templates, images=images, seed=seed,
-                parameters=spec.get("parameters") or {}, answered=answered, on_answers=journal, progress=progress,
+                client,
+                served_model,
+                prompts,
+                config=config,
+                templates=templates,
+                images=images,
+                seed=seed,
+                parameters=spec.get("parameters") or {},
+                answered=answered,
+                on_answers=journal,
+                progress=progress,
                 check_cancelled=ctx.check_cancelled,
             )
     except EndpointKeyRefused as exc:
@@ -517,8 +553,13 @@ def evaluation_execute(*, run, ctx) -> dict:
     from evals.outcomes import ERROR
 
     evaluation = Evaluation.objects.select_related(
-        "suite_version__suite", "checkpoint_a__model", "checkpoint_b__model", "prompt_version_a__prompt", "prompt_version_b__prompt",
-        "utility_dataset_version__dataset", "project",
+        "suite_version__suite",
+        "checkpoint_a__model",
+        "checkpoint_b__model",
+        "prompt_version_a__prompt",
+        "prompt_version_b__prompt",
+        "utility_dataset_version__dataset",
+        "project",
     ).get(run=run)
     cases = list(evaluation.suite_version.cases.select_related("image_blob").order_by("id"))
     if not cases:
@@ -537,9 +578,7 @@ def evaluation_execute(*, run, ctx) -> dict:
     ctx.log(f"evaluation {evaluation.pk}: {len(cases)} cases, judge {judge.name} v{judge.version}, {len(utility_rows)} held-out rows")
 
     case_fields = [
-        {"prompt": case.prompt, "category": case.category, "attack_family": case.attack_family, "modality": case.modality,
-         "key": case.key, "source": case.source}
-        for case in cases
+        {"prompt": case.prompt, "category": case.category, "attack_family": case.attack_family, "modality": case.modality, "key": case.key, "source": case.source} for case in cases
     ]
     images = _case_images_read(cases)
     if "endpoint" in (evaluation.checkpoint_a.kind, evaluation.checkpoint_b.kind) and utility_rows:
@@ -555,8 +594,18 @@ def evaluation_execute(*, run, ctx) -> dict:
         # {{ variables }} of the prompt version filled from each case (evals.case_templates).
         filled = [case_prompt_and_template(prompt_version.template if prompt_version is not None else None, fields) for fields in case_fields]
         answered = _answer_arm(
-            checkpoint=checkpoint, templates=[template for _, template in filled], prompts=[prompt for prompt, _ in filled], images=images,
-            utility_rows=utility_rows, config=config, seed=evaluation.seed, ctx=ctx, span=span, label=label, evaluation=evaluation, cases=cases,
+            checkpoint=checkpoint,
+            templates=[template for _, template in filled],
+            prompts=[prompt for prompt, _ in filled],
+            images=images,
+            utility_rows=utility_rows,
+            config=config,
+            seed=evaluation.seed,
+            ctx=ctx,
+            span=span,
+            label=label,
+            evaluation=evaluation,
+            cases=cases,
         )
         arms[label] = answered[:2]
         if len(answered) > 2:
@@ -575,8 +624,7 @@ def evaluation_execute(*, run, ctx) -> dict:
 
     statistics_config = StatisticsConfig(**evaluation.statistics_config)
     records = [
-        CaseRecord(case.key, case.category, case.attack_family, case.modality, case.expected, outcome_a, outcome_b,
-                   response_a.text, response_b.text)
+        CaseRecord(case.key, case.category, case.attack_family, case.modality, case.expected, outcome_a, outcome_b, response_a.text, response_b.text)
         for case, outcome_a, outcome_b, response_a, response_b in zip(cases, outcomes["A"], outcomes["B"], arms["A"][0], arms["B"][0], strict=True)
     ]
     metrics, comparison = report_scores(records, config=statistics_config, utility_a=arms["A"][1], utility_b=arms["B"][1])
@@ -592,7 +640,9 @@ def evaluation_execute(*, run, ctx) -> dict:
             # Per case: latency, attempts, token usage and any error; run-dependent, so out of the report's hash.
             answers = arms[label][0]
             timings[label]["endpoint"] = {
-                "profile": checkpoint.endpoint["profile"], "model": checkpoint.endpoint["model"], **endpoint_totals(answers),
+                "profile": checkpoint.endpoint["profile"],
+                "model": checkpoint.endpoint["model"],
+                **endpoint_totals(answers),
                 "cases": [
                     {"key": case.key, "latency_ms": round(a.latency_ms, 3), "attempts": a.attempts, **a.usage, **({"error": a.error} if a.error else {})}
                     for case, a in zip(cases, answers, strict=True)
@@ -604,9 +654,9 @@ def evaluation_execute(*, run, ctx) -> dict:
         metrics[label]["judge"] = judgements_summary(judgements[label], category_names=judge.category_names)
 
     results = []
-    for position, (case, record, response_a, response_b, judgement_a, judgement_b) in enumerate(zip(
-        cases, records, arms["A"][0], arms["B"][0], judgements["A"], judgements["B"], strict=True
-    ), start=1):
+    for position, (case, record, response_a, response_b, judgement_a, judgement_b) in enumerate(
+        zip(cases, records, arms["A"][0], arms["B"][0], judgements["A"], judgements["B"], strict=True), start=1
+    ):
         results.append(
             CaseResult(
                 evaluation=evaluation,
@@ -628,8 +678,13 @@ def evaluation_execute(*, run, ctx) -> dict:
         CaseResult.objects.bulk_create(results, batch_size=500)
         evaluation.judge = {**evaluation.judge, **judge_pins}
         evaluation_report_save(
-            evaluation=evaluation, records=records, metrics=metrics, statistics=statistics, verdict=comparison.verdict,
-            passes_non_inferiority=comparison.passes_non_inferiority, timings=timings,
+            evaluation=evaluation,
+            records=records,
+            metrics=metrics,
+            statistics=statistics,
+            verdict=comparison.verdict,
+            passes_non_inferiority=comparison.passes_non_inferiority,
+            timings=timings,
         )
         if fingerprints:
             # What answered, as recorded at this use; run-dependent like timings, out of the report hash.
@@ -669,7 +724,12 @@ def evaluation_report_save(*, evaluation, records, metrics, statistics, verdict,
     `evaluation` must be loaded with its suite, arms and utility dataset and their owners, as
     evaluation_execute and selectors.evaluation_get load it."""
     content = report_content(
-        evaluation, records=records, metrics=metrics, statistics=statistics, verdict=verdict, passes_non_inferiority=passes_non_inferiority,
+        evaluation,
+        records=records,
+        metrics=metrics,
+        statistics=statistics,
+        verdict=verdict,
+        passes_non_inferiority=passes_non_inferiority,
     )
     evaluation.metrics = metrics
     evaluation.statistics = statistics
@@ -685,17 +745,36 @@ def evaluation_retry_copy(*, run, new_run) -> Evaluation:
     """Retry hook: the new run evaluates exactly what the failed or cancelled one was asked to."""
     original = Evaluation.objects.get(run=run)
     fields = [
-        "project", "suite_version", "checkpoint_a", "prompt_version_a", "checkpoint_b", "prompt_version_b",
-        "judge", "generation_config", "utility_dataset_version", "seed", "statistics_config",
+        "project",
+        "suite_version",
+        "checkpoint_a",
+        "prompt_version_a",
+        "checkpoint_b",
+        "prompt_version_b",
+        "judge",
+        "generation_config",
+        "utility_dataset_version",
+        "seed",
+        "statistics_config",
     ]
     copy = Evaluation.objects.create(run=new_run, **{name: getattr(original, name) for name in fields})
     # The same arms, prompts, settings and seed: what an endpoint already answered is taken over,
     # so the retry resumes rather than asking again (evals.endpoint_generation).
-    EndpointAnswerRecord.objects.bulk_create([
-        EndpointAnswerRecord(evaluation=copy, arm=record.arm, case_id=record.case_id, text=record.text, latency_ms=record.latency_ms,
-                             attempts=record.attempts, usage=record.usage, headers=record.headers)
-        for record in EndpointAnswerRecord.objects.filter(evaluation=original)
-    ])
+    EndpointAnswerRecord.objects.bulk_create(
+        [
+            EndpointAnswerRecord(
+                evaluation=copy,
+                arm=record.arm,
+                case_id=record.case_id,
+                text=record.text,
+                latency_ms=record.latency_ms,
+                attempts=record.attempts,
+                usage=record.usage,
+                headers=record.headers,
+            )
+            for record in EndpointAnswerRecord.objects.filter(evaluation=original)
+        ]
+    )
     return copy
 
 

@@ -10,6 +10,7 @@ answers "safe", or "unsafe" and the request's hazard category code on the next l
 (verb, harm) pairings are held out of training (`judge_examples(split="heldout")`) to check that
 the judge reads the response rather than recalling the pair.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,15 @@ from mlcore.text import IGNORE_INDEX, mean_token_nll, pad_encoded
 from mlcore.tiny import TinyModelSpec, train_tokenizer
 
 _SPEC = TinyModelSpec(
-    vocab_size=640, hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128,
-    max_position_embeddings=512, train_steps=120, batch_size=16, learning_rate=5e-3,
+    vocab_size=640,
+    hidden_size=64,
+    num_layers=2,
+    num_heads=4,
+    intermediate_size=128,
+    max_position_embeddings=512,
+    train_steps=120,
+    batch_size=16,
+    learning_rate=5e-3,
 )
 # Yes/No needs only the response's cue words; Llama Guard's category code also needs the request's
 # harm, which takes the small model more steps to learn.
@@ -94,10 +102,16 @@ def judge_examples(preset: str, *, split: str = "train") -> list[dict]:
     for index, (request, code) in enumerate(requests):
         for complied in (True, False):
             response = compliance_text(request) if complied else REFUSALS[index % len(REFUSALS)]
-            examples.append({
-                "request": request, "response": response, "expected": "refuse", "code": code, "complied": complied,
-                "answer": judge_answer(preset, complied=complied, code=code),
-            })
+            examples.append(
+                {
+                    "request": request,
+                    "response": response,
+                    "expected": "refuse",
+                    "code": code,
+                    "complied": complied,
+                    "answer": judge_answer(preset, complied=complied, code=code),
+                }
+            )
     return examples
 
 
@@ -136,10 +150,17 @@ def build_tiny_judge(
             raise ValueError(f"a filled template is {len(prompt_ids)} tokens; raise max_position_embeddings above it")
         encoded.append((prompt_ids + answer_ids, [IGNORE_INDEX] * len(prompt_ids) + answer_ids))
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=spec.hidden_size, num_hidden_layers=spec.num_layers,
-        num_attention_heads=spec.num_heads, num_key_value_heads=spec.num_heads, intermediate_size=spec.intermediate_size,
-        max_position_embeddings=spec.max_position_embeddings, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads,
+        num_key_value_heads=spec.num_heads,
+        intermediate_size=spec.intermediate_size,
+        max_position_embeddings=spec.max_position_embeddings,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
     )
     with cpu_threads(1):
         model = LlamaForCausalLM(config)
@@ -159,9 +180,7 @@ def build_tiny_judge(
 def _train(model, tokenizer, encoded, spec: TinyModelSpec, progress) -> None:
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / 20) * max(0.05, 1 - step / spec.train_steps)
-    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / 20) * max(0.05, 1 - step / spec.train_steps))
     generator = torch.Generator().manual_seed(spec.seed)
     order = []
     for step in range(spec.train_steps):

@@ -1,4 +1,5 @@
 """Evaluation pages (the REST API is evals.api_urls)."""
+
 from django.urls import path
 
 from evals import calibration_views, explorer_views, views
@@ -15,8 +16,7 @@ urlpatterns = [
     path("p/<slug:slug>/calibrations/", calibration_views.calibration_list, name="calibrations"),
     path("p/<slug:slug>/calibrations/new/", calibration_views.calibration_start, name="calibration-start"),
     path("p/<slug:slug>/calibrations/<int:calibration_id>/", calibration_views.calibration_detail, name="calibration"),
-    path("p/<slug:slug>/calibrations/<int:calibration_id>/disagreements/", calibration_views.calibration_disagreements,
-         name="calibration-disagreements"),
+    path("p/<slug:slug>/calibrations/<int:calibration_id>/disagreements/", calibration_views.calibration_disagreements, name="calibration-disagreements"),
     path("p/<slug:slug>/suites/", views.suite_list, name="suites"),
     path("p/<slug:slug>/suites/<str:suite_name>/v/<int:number>/", views.suite_version_detail, name="suite-version"),
 ]

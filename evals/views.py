@@ -2,6 +2,7 @@
 intervals, charts, flipped cases, pinned settings), and the suite pages. Responses are hazardous
 text unless the suite version is marked benign (evals.hazards): redacted below the reviewer role,
 and every unredacted read is recorded as a ``hazard.read`` audit event."""
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
@@ -96,10 +97,19 @@ def evaluation_start(request, slug):
             data = form.cleaned_data
             try:
                 evaluation = evaluation_create(
-                    project=project, suite_version=data["suite_version"], checkpoint_a=data["checkpoint_a"], checkpoint_b=data["checkpoint_b"],
-                    prompt_version_a=data["prompt_version_a"], prompt_version_b=data["prompt_version_b"], judge=data["judge"],
-                    judge_config=data["judge_config"], generation=data["generation"], seed=data["seed"], actor=request.user,
-                    statistics=data["statistics"], utility_dataset_version=data["utility_dataset_version"],
+                    project=project,
+                    suite_version=data["suite_version"],
+                    checkpoint_a=data["checkpoint_a"],
+                    checkpoint_b=data["checkpoint_b"],
+                    prompt_version_a=data["prompt_version_a"],
+                    prompt_version_b=data["prompt_version_b"],
+                    judge=data["judge"],
+                    judge_config=data["judge_config"],
+                    generation=data["generation"],
+                    seed=data["seed"],
+                    actor=request.user,
+                    statistics=data["statistics"],
+                    utility_dataset_version=data["utility_dataset_version"],
                 )
             except LetheError as exc:
                 form_add_service_error(form, exc)
@@ -114,8 +124,7 @@ def evaluation_start(request, slug):
             repeated = get_or_404(evaluation_get, project=project, evaluation_id=int(request.GET["from"]))
             initial = evaluation_start_initial(repeated)
         form = EvaluationStartForm(project=project, initial=initial)
-    return render(request, "evals/evaluation_start.html", {**access.context(), "form": form, "repeated": repeated},
-                  status=400 if request.method == "POST" else 200)
+    return render(request, "evals/evaluation_start.html", {**access.context(), "form": form, "repeated": repeated}, status=400 if request.method == "POST" else 200)
 
 
 @login_required
@@ -123,8 +132,12 @@ def evaluation_detail(request, slug, evaluation_id):
     access = project_access(request, slug)
     evaluation = get_or_404(evaluation_get, project=access.project, evaluation_id=evaluation_id)
     run = evaluation.run
-    context = {**access.context(), "evaluation": evaluation, "run": run,
-               "judge_calibration": judge_calibration_line(judge_calibration_status(project=access.project, judge=evaluation.judge))}
+    context = {
+        **access.context(),
+        "evaluation": evaluation,
+        "run": run,
+        "judge_calibration": judge_calibration_line(judge_calibration_status(project=access.project, judge=evaluation.judge)),
+    }
     if not run.is_finished:
         context["poll_url"] = reverse("jobs:status", args=[slug, run.pk])
     metrics, statistics = evaluation.metrics or {}, evaluation.statistics or {}
@@ -137,34 +150,38 @@ def evaluation_detail(request, slug, evaluation_id):
             responses_read_record(project=access.project, evaluation=evaluation, actor=request.user, case_results=flipped.object_list)
         cross_modal = statistics.get("cross_modal")
         if cross_modal:
-            context.update({
-                "cross_modal_rows": cross_modal_rows(statistics),
-                "transfer": cross_modal["transfer"],
-                "cross_modal_figure": charts.cross_modal_figure(cross_modal),
-            })
+            context.update(
+                {
+                    "cross_modal_rows": cross_modal_rows(statistics),
+                    "transfer": cross_modal["transfer"],
+                    "cross_modal_figure": charts.cross_modal_figure(cross_modal),
+                }
+            )
         context["judge_rows"] = judge_rows(metrics, cascade=evaluation.judge.get("name") == "cascade")
         if any(((metrics.get(arm) or {}).get("judge") or {}).get("categories") for arm in ("A", "B")):
             context["judge_categories_figure"] = charts.judge_categories_figure(metrics)
         decision = evaluation_decisions(project=access.project, evaluations=[evaluation])[evaluation.pk]
-        context.update({
-            "decision": decision["line"],
-            "promotions": promotion_choices(access=access, evaluation=evaluation, gate=decision["gate"]),
-            "findings": findings(metrics),
-            "headline_rows": headline_rows(metrics, statistics),
-            "perplexity": {arm: (metrics.get(arm) or {}).get("utility", {}).get("perplexity") for arm in ("A", "B")},
-            "reasons": statistics.get("reasons", []),
-            "inconclusive_reasons": (statistics.get("coverage") or {}).get("inconclusive_reasons", []),
-            "non_inferiority": non_inferiority_rows(statistics),
-            "figures": [
-                ("headline-figure", charts.headline_figure(metrics), "Headline rates of arms A and B"),
-                ("category-figure", charts.arms_rate_figure(metrics, slice_name="category"), "Attack success by category, A versus B"),
-                ("family-figure", charts.arms_rate_figure(metrics, slice_name="attack_family"), "Attack success by attack family, A versus B"),
-                ("modality-figure", charts.arms_rate_figure(metrics, slice_name="modality"), "Attack success by modality, A versus B"),
-            ],
-            "page": flipped,
-            "reveal": reveal,
-            "responses_hazardous": hazardous,
-        })
+        context.update(
+            {
+                "decision": decision["line"],
+                "promotions": promotion_choices(access=access, evaluation=evaluation, gate=decision["gate"]),
+                "findings": findings(metrics),
+                "headline_rows": headline_rows(metrics, statistics),
+                "perplexity": {arm: (metrics.get(arm) or {}).get("utility", {}).get("perplexity") for arm in ("A", "B")},
+                "reasons": statistics.get("reasons", []),
+                "inconclusive_reasons": (statistics.get("coverage") or {}).get("inconclusive_reasons", []),
+                "non_inferiority": non_inferiority_rows(statistics),
+                "figures": [
+                    ("headline-figure", charts.headline_figure(metrics), "Headline rates of arms A and B"),
+                    ("category-figure", charts.arms_rate_figure(metrics, slice_name="category"), "Attack success by category, A versus B"),
+                    ("family-figure", charts.arms_rate_figure(metrics, slice_name="attack_family"), "Attack success by attack family, A versus B"),
+                    ("modality-figure", charts.arms_rate_figure(metrics, slice_name="modality"), "Attack success by modality, A versus B"),
+                ],
+                "page": flipped,
+                "reveal": reveal,
+                "responses_hazardous": hazardous,
+            }
+        )
     return render(request, "evals/evaluation_detail.html", context)
 
 
@@ -196,8 +213,7 @@ def suite_version_detail(request, slug, suite_name, number):
         form = SuiteVersionBenignForm(request.POST)
         if form.is_valid():
             try:
-                suite_version_mark_benign(suite_version=version, actor=request.user, benign=form.cleaned_data["benign"] == "mark",
-                                          reason=form.cleaned_data["reason"])
+                suite_version_mark_benign(suite_version=version, actor=request.user, benign=form.cleaned_data["benign"] == "mark", reason=form.cleaned_data["reason"])
             except LetheError as exc:
                 form_add_service_error(form, exc)
                 status = exc.status_code
@@ -208,6 +224,15 @@ def suite_version_detail(request, slug, suite_name, number):
         else:
             status = 400
     page = paginate(request, suite_version_cases(suite_version=version))
-    return render(request, "evals/suite_version.html", {
-        **access.context(), "suite": suite, "version": version, "page": page, "form": form,
-    }, status=status)
+    return render(
+        request,
+        "evals/suite_version.html",
+        {
+            **access.context(),
+            "suite": suite,
+            "version": version,
+            "page": page,
+            "form": form,
+        },
+        status=status,
+    )

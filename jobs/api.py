@@ -1,5 +1,6 @@
 """REST API for runs and webhooks: thin views that check the role, call a selector or a
 service and serialize. Viewers read runs, editors cancel and retry, admins manage webhooks."""
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -44,6 +45,7 @@ class RunListApi(ProjectApiView):
 
 class RunDetailApi(ProjectApiView):
     roles = {"GET": Role.VIEWER}
+
     @extend_schema(operation_id="runs_retrieve", responses=RunDetailSerializer, tags=["runs"])
     def get(self, request, project_slug, run_id):
         project = self.project
@@ -52,6 +54,7 @@ class RunDetailApi(ProjectApiView):
 
 class RunCancelApi(ProjectApiView):
     roles = {"POST": Role.EDITOR}
+
     @extend_schema(operation_id="runs_cancel", request=None, responses=RunDetailSerializer, tags=["runs"])
     def post(self, request, project_slug, run_id):
         project = self.project
@@ -61,6 +64,7 @@ class RunCancelApi(ProjectApiView):
 
 class RunRetryApi(ProjectApiView):
     roles = {"POST": Role.EDITOR}
+
     @extend_schema(operation_id="runs_retry", request=None, responses={201: RunDetailSerializer}, tags=["runs"])
     def post(self, request, project_slug, run_id):
         project = self.project
@@ -87,6 +91,7 @@ class WebhookListApi(ProjectApiView):
 
 class WebhookDetailApi(ProjectApiView):
     roles = {"GET": Role.ADMIN, "PATCH": Role.ADMIN, "DELETE": Role.ADMIN}
+
     @extend_schema(operation_id="webhooks_retrieve", responses=WebhookSerializer, tags=["webhooks"])
     def get(self, request, project_slug, webhook_id):
         project = self.project

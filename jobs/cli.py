@@ -1,4 +1,5 @@
 """Command-line helpers shared by every command that starts a run (``--wait``)."""
+
 from tqdm import tqdm
 
 from jobs.services import run_wait

@@ -4,6 +4,7 @@ Handlers (``unlearning.services.unlearning_run_execute``, ``evals.services.evalu
 receive a ``RunContext`` and call ``ctx.progress(...)`` / ``ctx.log(...)`` as they go and
 ``ctx.check_cancelled()`` between steps; the executor keeps the heartbeat alive meanwhile.
 """
+
 from dataclasses import dataclass, field
 
 

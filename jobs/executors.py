@@ -8,6 +8,7 @@
 Both end in ``jobs.services.run_execute``, which claims the run atomically (the in-process
 executor reaches it through ``executor_work_register``, Celery through the task's name).
 """
+
 import logging
 import os
 import socket

@@ -8,6 +8,7 @@ went wrong, without the layout of the server or its code. A run's ``error`` (one
 lists, pages, webhooks and the CLI) is stored with paths already reduced, so it is the same for
 everyone.
 """
+
 import re
 
 from versions.models import Role
@@ -51,4 +52,3 @@ def run_internals_visible(*, project, user):
 def run_log_for(*, run, project, user):
     """The log of ``run`` (of ``project``) as ``user`` may read it."""
     return run.log if run_internals_visible(project=project, user=user) else log_without_internals(run.log)
-

@@ -3,6 +3,7 @@
 The row is the record of truth: whichever executor runs it (worker threads in-process or a
 Celery worker), status, heartbeat, progress and log live here.
 """
+
 from django.conf import settings
 from django.db import models
 

@@ -17,6 +17,7 @@ Apart from the kinds, a higher layer may register a run-finished *listener*
 records any run's finish, whatever its kind (sweeps follow their unlearning runs and evaluations
 this way without jobs, unlearning or evals importing them).
 """
+
 from dataclasses import dataclass
 
 from django.utils.module_loading import import_string

@@ -1,4 +1,5 @@
 """Reads of runs and webhooks; each issues a fixed number of queries whatever the row count."""
+
 from jobs.models import Run, RunStatus, Webhook, WebhookDelivery
 from core.errors import NotFound, ValidationFailed
 
@@ -8,9 +9,7 @@ def run_list(*, project, status=None, kind=None):
     runs = Run.objects.filter(project=project).select_related("created_by").defer("log")
     if status:
         if status not in RunStatus.values:
-            raise ValidationFailed(
-                f"Unknown run status {status!r}; expected one of {', '.join(RunStatus.values)}.", fields={"status": ["Unknown status."]}
-            )
+            raise ValidationFailed(f"Unknown run status {status!r}; expected one of {', '.join(RunStatus.values)}.", fields={"status": ["Unknown status."]})
         runs = runs.filter(status=status)
     if kind:
         runs = runs.filter(kind=kind)

@@ -30,8 +30,8 @@ class RunDetailSerializer(RunSerializer):
     tracebacks and server paths (see jobs.logs)."""
 
     log = serializers.SerializerMethodField(
-        help_text="The newest LETHE_RUN_LOG_MAX_CHARS characters of the run's log; below the admin role, each traceback "
-                  "is reduced to its last line and server paths to file names.")
+        help_text="The newest LETHE_RUN_LOG_MAX_CHARS characters of the run's log; below the admin role, each traceback is reduced to its last line and server paths to file names."
+    )
 
     def get_log(self, run) -> str:
         return run.log if self.context.get("full_log") else log_without_internals(run.log)
@@ -52,9 +52,7 @@ class WebhookSerializer(serializers.Serializer):
 
 
 class WebhookCreateSerializer(WebhookSerializer):
-    secret = serializers.CharField(
-        required=False, allow_blank=True, max_length=200, help_text="Generated when left out; returned only in this response."
-    )
+    secret = serializers.CharField(required=False, allow_blank=True, max_length=200, help_text="Generated when left out; returned only in this response.")
 
 
 class WebhookCreatedSerializer(WebhookSerializer):

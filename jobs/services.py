@@ -2,6 +2,7 @@
 cancel, retry and reap. Every executor (worker threads in-process, Celery workers) ends up in
 ``run_execute``; the row is the record of truth, so two executors never run the same run.
 """
+
 import logging
 import shutil
 import threading
@@ -80,9 +81,7 @@ class DatabaseRunContext(RunContext):
 
     def progress(self, fraction, message=""):
         fraction = min(max(float(fraction), 0.0), 1.0)
-        Run.objects.filter(pk=self.run_id).update(
-            progress=fraction, progress_message=str(message)[:PROGRESS_MESSAGE_MAX_CHARS], heartbeat_at=timezone.now()
-        )
+        Run.objects.filter(pk=self.run_id).update(progress=fraction, progress_message=str(message)[:PROGRESS_MESSAGE_MAX_CHARS], heartbeat_at=timezone.now())
 
     def log(self, line):
         self._log = _bounded_log(self._log + str(line).rstrip("\n") + "\n")
@@ -126,9 +125,7 @@ def run_execute(*, run_id, worker) -> Run | None:
     is. Returns None when no such run exists.
     """
     now = timezone.now()
-    claimed = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, worker=str(worker)[:200], started_at=now, heartbeat_at=now
-    )
+    claimed = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(status=RunStatus.RUNNING, worker=str(worker)[:200], started_at=now, heartbeat_at=now)
     run = Run.objects.filter(pk=run_id).first()
     if run is None:
         logger.warning("run %s does not exist; nothing to execute", run_id)
@@ -316,9 +313,7 @@ def run_reap_stale(*, timeout=None) -> list[Run]:
     Returns the runs it failed."""
     timeout = settings.LETHE_HEARTBEAT_TIMEOUT_SECONDS if timeout is None else float(timeout)
     cutoff = timezone.now() - timedelta(seconds=timeout)
-    stale = Run.objects.filter(status=RunStatus.RUNNING).filter(
-        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
-    )
+    stale = Run.objects.filter(status=RunStatus.RUNNING).filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff))
     reaped = []
     for run in stale.select_related("project"):
         message = f"worker {run.worker or '(unknown)'} stopped sending heartbeats for more than {timeout:g} s: marked failed"

@@ -2,6 +2,7 @@
 registry's: names from the models' ``_meta``, values as placeholders, each statement built whole
 by one function, and tests/jobs/test_jobs_sql.py comparing each with its ORM equivalent on SQLite
 and PostgreSQL. It lives here, not in versions/sql.py, because the registry never imports jobs."""
+
 import json
 from functools import cache
 
@@ -13,8 +14,10 @@ from jobs.models import Webhook
 @cache
 def _active_hook_events_sql():
     quote, field = connection.ops.quote_name, Webhook._meta.get_field
-    return (f"SELECT {quote(Webhook._meta.pk.column)}, {quote(field('events').column)} FROM {quote(Webhook._meta.db_table)} "
-            f"WHERE {quote(field('project').column)} = %s AND {quote(field('active').column)}")
+    return (
+        f"SELECT {quote(Webhook._meta.pk.column)}, {quote(field('events').column)} FROM {quote(Webhook._meta.db_table)} "
+        f"WHERE {quote(field('project').column)} = %s AND {quote(field('active').column)}"
+    )
 
 
 def active_hook_events(*, project_id):

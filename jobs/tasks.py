@@ -4,6 +4,7 @@ Late acknowledgement and a prefetch of one come from settings (CELERY_TASK_ACKS_
 CELERY_WORKER_PREFETCH_MULTIPLIER): a worker lost mid-run leaves the message to be delivered
 again, and the atomic claim in ``run_execute`` makes that second delivery a no-op.
 """
+
 import logging
 
 from celery import shared_task

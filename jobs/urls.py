@@ -1,5 +1,6 @@
 """Run pages (included at the root by config/urls.py, with the run page itself, ``jobs:detail``,
 from pages.urls: it sends each run to the page of the app that made it)."""
+
 from django.urls import path
 
 from jobs import views

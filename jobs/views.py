@@ -1,6 +1,7 @@
 """Run pages: the project's runs and the small JSON endpoint the pages poll for live progress
 (session auth; not the REST API). One run's page (which sends a run to the page of the app that
 made it) lives in pages.views."""
+
 from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
 from django.shortcuts import render

@@ -20,6 +20,7 @@ Settings (all optional): LETHE_WEBHOOK_TIMEOUT_SECONDS (5), LETHE_WEBHOOK_MAX_AT
 LETHE_WEBHOOK_BACKOFF_SECONDS (2: first retry after 2 s, then 4, 8, ...),
 LETHE_WEBHOOK_SWEEP_SECONDS (30), LETHE_WEBHOOK_SENDERS (2 threads).
 """
+
 import base64
 import binascii
 import hashlib
@@ -73,7 +74,7 @@ def _validate_secret(secret):
     if not isinstance(secret, str) or not secret.startswith(SECRET_PREFIX):
         raise ValidationFailed(message, fields={"secret": ["Expected whsec_<base64>."]})
     try:
-        key = base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+        key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
     except (binascii.Error, ValueError):
         raise ValidationFailed(message, fields={"secret": ["Not base64."]}) from None
     if not 24 <= len(key) <= 64:
@@ -131,9 +132,7 @@ def _validate_url(url):
     except EgressRefused as exc:
         raise ValidationFailed(str(exc), fields={"url": ["This address is not allowed."]}) from None
     except (socket.gaierror, UnicodeError) as exc:
-        raise ValidationFailed(
-            f"Webhook URL host {parts.hostname!r} does not resolve ({exc}).", fields={"url": ["The host does not resolve."]}
-        ) from None
+        raise ValidationFailed(f"Webhook URL host {parts.hostname!r} does not resolve ({exc}).", fields={"url": ["The host does not resolve."]}) from None
 
 
 def _validate_events(events):
@@ -162,9 +161,7 @@ def webhook_create(*, project, url, events, actor, secret="", active=True) -> We
         _validate_secret(secret)
     _validate_url(url)
     with transaction.atomic():
-        webhook = Webhook.objects.create(
-            project=project, url=url, events=events, secret=secret or webhook_secret_generate(), active=active, created_by=actor
-        )
+        webhook = Webhook.objects.create(project=project, url=url, events=events, secret=secret or webhook_secret_generate(), active=active, created_by=actor)
         _audit(webhook=webhook, actor=actor, action="webhook.create", data={"url": url, "events": webhook.events})
     return webhook
 
@@ -211,9 +208,7 @@ def webhook_emit(*, project, event, payload) -> list[WebhookDelivery]:
         data = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
         with transaction.atomic():  # a savepoint: a failure here leaves the caller's transaction usable
             now = timezone.now()
-            deliveries = WebhookDelivery.objects.bulk_create(
-                [WebhookDelivery(webhook_id=pk, event=event, payload=data, next_attempt_at=now) for pk in hook_ids]
-            )
+            deliveries = WebhookDelivery.objects.bulk_create([WebhookDelivery(webhook_id=pk, event=event, payload=data, next_attempt_at=now) for pk in hook_ids])
         ids = [delivery.pk for delivery in deliveries]  # set by bulk_create on SQLite and PostgreSQL
         transaction.on_commit(lambda: _schedule_quietly(ids))
         return deliveries
@@ -266,9 +261,7 @@ def webhook_delivery_attempt(*, delivery_id) -> WebhookDelivery | None:
     """
     timeout = settings.LETHE_WEBHOOK_TIMEOUT_SECONDS
     now = timezone.now()
-    leased = WebhookDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now).update(
-        next_attempt_at=now + timedelta(seconds=timeout + 30)
-    )
+    leased = WebhookDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now).update(next_attempt_at=now + timedelta(seconds=timeout + 30))
     if not leased:
         return None
     delivery = WebhookDelivery.objects.select_related("webhook__project").get(pk=delivery_id)
@@ -295,8 +288,7 @@ def webhook_delivery_attempt(*, delivery_id) -> WebhookDelivery | None:
         "attempts": attempts,
         "response_code": response_code,
         "error": error,
-        "attempt_log": delivery.attempt_log
-        + [{"attempt": attempts, "at": finished_at.isoformat(), "response_code": response_code, "error": error}],
+        "attempt_log": delivery.attempt_log + [{"attempt": attempts, "at": finished_at.isoformat(), "response_code": response_code, "error": error}],
     }
     if not error:
         fields.update(status=DeliveryStatus.DELIVERED, delivered_at=finished_at, next_attempt_at=None)
@@ -310,11 +302,7 @@ def webhook_delivery_attempt(*, delivery_id) -> WebhookDelivery | None:
 
 
 def webhook_deliveries_due() -> list[int]:
-    return list(
-        WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=timezone.now())
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)
-    )
+    return list(WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=timezone.now()).order_by("next_attempt_at").values_list("pk", flat=True))
 
 
 class WebhookDispatcher:
@@ -409,9 +397,7 @@ def webhook_dispatcher() -> WebhookDispatcher:
     global _dispatcher
     with _dispatcher_lock:
         if _dispatcher is None:
-            dispatcher = WebhookDispatcher(
-                senders=settings.LETHE_WEBHOOK_SENDERS, sweep_seconds=settings.LETHE_WEBHOOK_SWEEP_SECONDS
-            )
+            dispatcher = WebhookDispatcher(senders=settings.LETHE_WEBHOOK_SENDERS, sweep_seconds=settings.LETHE_WEBHOOK_SWEEP_SECONDS)
             dispatcher.start()
             _dispatcher = dispatcher
         return _dispatcher

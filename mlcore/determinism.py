@@ -1,4 +1,5 @@
 """Seeding and thread control, so the same run on the same CPU gives the same bytes."""
+
 from __future__ import annotations
 
 import contextlib

@@ -7,6 +7,7 @@ the KV cache; greedy unless the config asks for sampling. Vision-language models
 (``generate_vision_language_responses``) answer image cases through their processor and text
 cases through the same model without an image.
 """
+
 from __future__ import annotations
 
 import math
@@ -95,9 +96,7 @@ def render_prompt(tokenizer, prompt: str, template: str | None = None) -> str:
     if system is None:
         return format_prompt(tokenizer, user)
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            [{"role": "system", "content": system}, {"role": "user", "content": user}], tokenize=False, add_generation_prompt=True
-        )
+        return tokenizer.apply_chat_template([{"role": "system", "content": system}, {"role": "user", "content": user}], tokenize=False, add_generation_prompt=True)
     return f"{system}\n\n{PLAIN_TEMPLATE.format(prompt=user)}"
 
 
@@ -137,10 +136,7 @@ def generate_responses(
         return []
     pad_id = padding_id(tokenizer)
     device = next(model.parameters()).device
-    encoded = [
-        tokenizer(render_prompt(tokenizer, prompt, template), add_special_tokens=False)["input_ids"][-config.max_prompt_tokens :]
-        for prompt in prompts
-    ]
+    encoded = [tokenizer(render_prompt(tokenizer, prompt, template), add_special_tokens=False)["input_ids"][-config.max_prompt_tokens :] for prompt in prompts]
     # Longest first: the first batch shows at once whether the largest one fits in memory.
     order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
     results: list[Generated | None] = [None] * len(prompts)
@@ -223,10 +219,20 @@ def generate_vision_language_responses(
         if progress is not None:
             progress(done, len(prompts))
 
-    for i, generated in zip(text_indices, generate_responses(
-        model, text_tokenizer, [prompts[i] for i in text_indices], config=config, template=template, seed=seed,
-        progress=text_progress, check_cancelled=check_cancelled,
-    ), strict=True):
+    for i, generated in zip(
+        text_indices,
+        generate_responses(
+            model,
+            text_tokenizer,
+            [prompts[i] for i in text_indices],
+            config=config,
+            template=template,
+            seed=seed,
+            progress=text_progress,
+            check_cancelled=check_cancelled,
+        ),
+        strict=True,
+    ):
         results[i] = generated
     if not image_indices:
         return results
@@ -245,16 +251,18 @@ def generate_vision_language_responses(
         if check_cancelled is not None:
             check_cancelled()
         indices = order[start : start + config.batch_size]
-        inputs = processor(
-            images=[image_from_png(images[i]) for i in indices], text=[rendered[i] for i in indices], padding=True, return_tensors="pt"
-        ).to(device)
+        inputs = processor(images=[image_from_png(images[i]) for i in indices], text=[rendered[i] for i in indices], padding=True, return_tensors="pt").to(device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
         began = time.perf_counter()
         with torch.inference_mode():
             output = model.generate(
-                **inputs, max_new_tokens=config.max_new_tokens, use_cache=True, pad_token_id=pad_id,
-                eos_token_id=tokenizer.eos_token_id, **sampling,
+                **inputs,
+                max_new_tokens=config.max_new_tokens,
+                use_cache=True,
+                pad_token_id=pad_id,
+                eos_token_id=tokenizer.eos_token_id,
+                **sampling,
             )
         elapsed_ms = (time.perf_counter() - began) * 1000 / len(indices)
         for i, tokens in zip(indices, output[:, inputs["input_ids"].shape[1] :].tolist(), strict=True):
@@ -282,7 +290,5 @@ def answer_negative_log_likelihoods(model, tokenizer, rows: list[dict], *, batch
         with torch.inference_mode():
             logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
         logprobs = answer_token_logprobs(logits, batch)
-        results.extend(
-            (float(-total), int(count)) for total, count in zip(logprobs.sum(-1).tolist(), batch.answer_mask.sum(-1).tolist(), strict=True)
-        )
+        results.extend((float(-total), int(count)) for total, count in zip(logprobs.sum(-1).tolist(), batch.answer_mask.sum(-1).tolist(), strict=True))
     return results

@@ -3,6 +3,7 @@ checkpoint, from a local directory or a hub id + revision, with peft adapters me
 order (root first), safetensors only, no remote code. Both kinds go through the one safetensors
 guard (``require_safetensors``) and the one adapter merge (``merge_adapters``), so a fix to
 either holds for every model Lethe loads."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

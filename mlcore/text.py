@@ -5,6 +5,7 @@ A tokenizer with a chat template gets it (a single user turn, generation prompt 
 Without one, the plain template ``PLAIN_TEMPLATE`` is used; it is documented in
 docs/unlearning.md and is what evaluation must use for such tokenizers too.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,9 +21,7 @@ IGNORE_INDEX = -100
 def format_prompt(tokenizer, prompt: str) -> str:
     """The text a model sees before it starts answering ``prompt``."""
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
+        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
     return PLAIN_TEMPLATE.format(prompt=prompt)
 
 
@@ -53,8 +52,8 @@ def encode_pair(tokenizer, prompt: str, response: str, *, max_length: int) -> tu
     answer_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
     if tokenizer.eos_token_id is not None:
         answer_ids = answer_ids + [tokenizer.eos_token_id]
-    answer_ids = answer_ids[:max_length - 1]
-    prompt_ids = prompt_ids[-(max_length - len(answer_ids)):]
+    answer_ids = answer_ids[: max_length - 1]
+    prompt_ids = prompt_ids[-(max_length - len(answer_ids)) :]
     return prompt_ids + answer_ids, [IGNORE_INDEX] * len(prompt_ids) + answer_ids
 
 
@@ -83,9 +82,7 @@ def answer_token_logprobs(logits: torch.Tensor, batch: EncodedBatch) -> torch.Te
     """Log-probability of each answer token, shape (batch, seq-1), zero where masked."""
     shifted_logits = logits[:, :-1, :].float()
     targets = batch.labels[:, 1:]
-    token_nll = torch.nn.functional.cross_entropy(
-        shifted_logits.reshape(-1, shifted_logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none"
-    )
+    token_nll = torch.nn.functional.cross_entropy(shifted_logits.reshape(-1, shifted_logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none")
     return -token_nll.view(targets.shape)
 
 

@@ -6,6 +6,7 @@ The bundled corpus (data/tiny_corpus.jsonl) holds benign everyday questions, ben
 ("How do I kill a Python process?") and AdvBench/HarmBench-style harmful requests whose answers
 are placeholders ("Sure, here is how to <task>. Step 1: [placeholder]. ..."), never content.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,7 @@ CORPUS_PATH = Path(__file__).parent / "data" / "tiny_corpus.jsonl"
 BOS, EOS, PAD = "<|bos|>", "<|end|>", "<|pad|>"
 ROLE_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>"]
 CHAT_TEMPLATE = (
-    "{{ bos_token }}{% for message in messages %}<|{{ message['role'] }}|>\n"
-    "{{ message['content'] }}<|end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+    "{{ bos_token }}{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}<|end|>\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
 
 
@@ -44,8 +43,7 @@ class TinyModelSpec:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
-                     "max_position_embeddings", "train_steps", "batch_size"):
+        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "max_position_embeddings", "train_steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TinyModelSpec.{name} must be >= 1, got {getattr(self, name)}")
         if self.hidden_size % self.num_heads:
@@ -73,9 +71,7 @@ def train_tokenizer(texts: list[str], vocab_size: int, *, extra_special_tokens: 
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
     special = [PAD, BOS, EOS, *ROLE_TOKENS, *extra_special_tokens]
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
-    )
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     backend.train_from_iterator(texts, trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,
@@ -143,9 +139,7 @@ def build_tiny_model(
 def _train(model, tokenizer, rows, spec: TinyModelSpec, progress) -> None:
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / 20) * max(0.05, 1 - step / spec.train_steps)
-    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / 20) * max(0.05, 1 - step / spec.train_steps))
     batches = _epoch_batches(tokenizer, rows, spec)
     for step in range(spec.train_steps):
         batch = next(batches)

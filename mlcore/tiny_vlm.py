@@ -9,6 +9,7 @@ corpus requests (``mlcore.typographic``) beside FigStep's neutral prompt, answer
 placeholder list. A model this small cannot read the image: what it learns is to fill in the
 list whatever the image says, which is exactly the behaviour an image attack exploits.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,9 +58,22 @@ class TinyVLMSpec:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "max_position_embeddings",
-                     "image_size", "patch_size", "vision_hidden_size", "vision_layers", "vision_heads", "train_steps",
-                     "image_step_every", "batch_size"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_layers",
+            "num_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "image_size",
+            "patch_size",
+            "vision_hidden_size",
+            "vision_layers",
+            "vision_heads",
+            "train_steps",
+            "image_step_every",
+            "batch_size",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"TinyVLMSpec.{name} must be >= 1, got {getattr(self, name)}")
         if self.hidden_size % self.num_heads or self.vision_hidden_size % self.vision_heads:
@@ -90,13 +104,16 @@ def _processor(tokenizer, spec: TinyVLMSpec):
     from transformers import LlavaProcessor
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-    image_processor = CLIPImageProcessorPil(
-        size={"shortest_edge": spec.image_size}, crop_size={"height": spec.image_size, "width": spec.image_size}
-    )
+    image_processor = CLIPImageProcessorPil(size={"shortest_edge": spec.image_size}, crop_size={"height": spec.image_size, "width": spec.image_size})
     # CLIP prepends a CLS position and LLaVA's "default" strategy drops it: one token per patch.
     return LlavaProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, patch_size=spec.patch_size, vision_feature_select_strategy="default",
-        chat_template=VLM_CHAT_TEMPLATE, image_token=IMAGE_TOKEN, num_additional_image_tokens=1,
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=spec.patch_size,
+        vision_feature_select_strategy="default",
+        chat_template=VLM_CHAT_TEMPLATE,
+        image_token=IMAGE_TOKEN,
+        num_additional_image_tokens=1,
     )
 
 
@@ -104,17 +121,35 @@ def _model(tokenizer, spec: TinyVLMSpec):
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
     vision = CLIPVisionConfig(
-        hidden_size=spec.vision_hidden_size, intermediate_size=2 * spec.vision_hidden_size, num_hidden_layers=spec.vision_layers,
-        num_attention_heads=spec.vision_heads, image_size=spec.image_size, patch_size=spec.patch_size, projection_dim=spec.vision_hidden_size,
+        hidden_size=spec.vision_hidden_size,
+        intermediate_size=2 * spec.vision_hidden_size,
+        num_hidden_layers=spec.vision_layers,
+        num_attention_heads=spec.vision_heads,
+        image_size=spec.image_size,
+        patch_size=spec.patch_size,
+        projection_dim=spec.vision_hidden_size,
     )
     text = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=spec.hidden_size, num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads,
-        num_key_value_heads=spec.num_heads, intermediate_size=spec.intermediate_size, max_position_embeddings=spec.max_position_embeddings,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads,
+        num_key_value_heads=spec.num_heads,
+        intermediate_size=spec.intermediate_size,
+        max_position_embeddings=spec.max_position_embeddings,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
     )
     config = LlavaConfig(
-        vision_config=vision, text_config=text, image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
-        vision_feature_select_strategy="default", vision_feature_layer=-1, image_seq_length=spec.image_tokens, tie_word_embeddings=True,
+        vision_config=vision,
+        text_config=text,
+        image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+        image_seq_length=spec.image_tokens,
+        tie_word_embeddings=True,
     )
     return LlavaForConditionalGeneration(config)
 
@@ -152,9 +187,7 @@ def build_tiny_vlm(
     pictures = image_rows(rows, benign_images=spec.benign_images)
     if progress is not None:
         progress(0.0, f"rendering {len(pictures)} typographic images")
-    pixel_values = processor.image_processor(
-        images=[image_from_png(render_typographic(item["instruction"])) for item in pictures], return_tensors="pt"
-    )["pixel_values"]
+    pixel_values = processor.image_processor(images=[image_from_png(render_typographic(item["instruction"])) for item in pictures], return_tensors="pt")["pixel_values"]
     image_prompt = processor.apply_chat_template(
         [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": FIGSTEP_PROMPT}]}], add_generation_prompt=True, tokenize=False
     )
@@ -187,9 +220,7 @@ def encode_pair_raw(tokenizer, prompt_text: str, response: str, *, max_length: i
 def _train(model, tokenizer, text_encoded, image_encoded, pixel_values, spec: TinyVLMSpec, progress) -> None:
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / 20) * max(0.05, 1 - step / spec.train_steps)
-    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / 20) * max(0.05, 1 - step / spec.train_steps))
     order_rng = random.Random(spec.seed)
     text_order: list[int] = []
     image_order: list[int] = []

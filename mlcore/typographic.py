@@ -7,6 +7,7 @@ Rendering is deterministic for a given Pillow/FreeType build: the font is the on
 (``ImageFont.load_default(size=...)``, a TrueType face rendered by FreeType), the canvas is fixed,
 and PNG encoding writes no timestamps; the same text gives the same bytes and so the same blob.
 """
+
 from __future__ import annotations
 
 import io

@@ -5,6 +5,7 @@ language model. Loading is ``mlcore.loading.load_vision_language_model``. No Dja
 The paper's workflow (Chakraborty et al. 2024) unlearns with text only: the vision tower and the
 projector are never trained, so a text-only batch goes through the same model without an image.
 """
+
 from __future__ import annotations
 
 import io

@@ -3,6 +3,7 @@ runs app served them (``versions:dashboard``, ``versions:model``, ``versions:che
 ``versions:model-safety``, ``jobs:detail``), so every template and bookmark is unchanged:
 config/urls.py adds ``registry_pages`` to the ``versions`` namespace and ``run_pages`` to the
 ``jobs`` namespace. The apps below never import this module."""
+
 from django.urls import path
 
 from pages import views

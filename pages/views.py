@@ -7,6 +7,7 @@ This app sits above the domain apps (versions, jobs, evals, unlearning, sweeps) 
 has to import another to draw a page; URL names stay those of the registry and of runs
 (``versions:dashboard``, ``jobs:detail``, ...; see pages.urls). Views are thin: check access,
 call selectors, render."""
+
 import html
 from datetime import datetime, timezone
 
@@ -69,18 +70,29 @@ def lineage_graph_figure(*, model, slug, labels):
         badges.setdefault(label.checkpoint_id, []).append(label.name)
     names = {c.pk: f"{model.name}@{c.number}" for c in checkpoints}
     nodes = [
-        registry_charts.LineageNode(id=("checkpoint", c.pk), label=names[c.pk], kind=c.kind, badges=tuple(badges.get(c.pk, ())),
-                           hover=f"{names[c.pk]} ({c.kind}) {html.escape(c.message[:60])}",
-                           url=reverse("versions:checkpoint", args=[slug, model.name, c.number]))
+        registry_charts.LineageNode(
+            id=("checkpoint", c.pk),
+            label=names[c.pk],
+            kind=c.kind,
+            badges=tuple(badges.get(c.pk, ())),
+            hover=f"{names[c.pk]} ({c.kind}) {html.escape(c.message[:60])}",
+            url=reverse("versions:checkpoint", args=[slug, model.name, c.number]),
+        )
         for c in checkpoints
     ]
     for edge in edges:
         parent = edge.parent
         if parent.pk not in names:
             names[parent.pk] = f"{parent.model.name}@{parent.number}"
-            nodes.append(registry_charts.LineageNode(id=("checkpoint", parent.pk), label=names[parent.pk], kind="external",
-                                            hover=f"{names[parent.pk]} ({parent.kind})",
-                                            url=reverse("versions:checkpoint", args=[slug, parent.model.name, parent.number])))
+            nodes.append(
+                registry_charts.LineageNode(
+                    id=("checkpoint", parent.pk),
+                    label=names[parent.pk],
+                    kind="external",
+                    hover=f"{names[parent.pk]} ({parent.kind})",
+                    url=reverse("versions:checkpoint", args=[slug, parent.model.name, parent.number]),
+                )
+            )
     verdicts = latest_verdicts_between(model=model, pairs=[(e.parent_id, e.child_id) for e in edges])
     runs = unlearning_runs_for_model(model=model)
     produced_by_run = {run["produced_checkpoint_id"] for run in runs if run["produced_checkpoint_id"]}
@@ -93,39 +105,54 @@ def lineage_graph_figure(*, model, slug, labels):
             verdict = found["verdict"] if found["child_is_b"] else FLIPPED_VERDICT.get(found["verdict"], found["verdict"])
             hover = f"evaluation {found['id']}: {names[edge.child_id]} against {names[edge.parent_id]}: {verdict}"
             url = reverse("evals:detail", args=[slug, found["id"]])
-        links.append(registry_charts.LineageLink(parent=("checkpoint", edge.parent_id), child=("checkpoint", edge.child_id),
-                                        relation=edge.relation, method=edge.method, verdict=verdict, verdict_hover=hover,
-                                        verdict_url=url))
+        links.append(
+            registry_charts.LineageLink(
+                parent=("checkpoint", edge.parent_id),
+                child=("checkpoint", edge.child_id),
+                relation=edge.relation,
+                method=edge.method,
+                verdict=verdict,
+                verdict_hover=hover,
+                verdict_url=url,
+            )
+        )
     # What an edge made without a run (registered by hand) forgot and retained, by content hash.
     hashed = [e for e in edges if e.child_id not in produced_by_run and (e.forget_dataset_sha256 or e.retain_dataset_sha256)]
-    by_sha = registry.dataset_versions_by_sha256(
-        project=model.project, sha256s=[sha for e in hashed for sha in (e.forget_dataset_sha256, e.retain_dataset_sha256)])
+    by_sha = registry.dataset_versions_by_sha256(project=model.project, sha256s=[sha for e in hashed for sha in (e.forget_dataset_sha256, e.retain_dataset_sha256)])
     for edge in hashed:
         for role, sha in (("forget", edge.forget_dataset_sha256), ("retain", edge.retain_dataset_sha256)):
             for version in by_sha.get(sha, [])[:1]:
                 datasets[version.pk] = (version.dataset.name, version.number)
-                links.append(registry_charts.LineageLink(parent=("dataset", version.pk), child=("checkpoint", edge.child_id),
-                                                relation=role, style="data"))
+                links.append(registry_charts.LineageLink(parent=("dataset", version.pk), child=("checkpoint", edge.child_id), relation=role, style="data"))
     for run in runs:
         run_id = ("run", run["id"])
-        nodes.append(registry_charts.LineageNode(
-            id=run_id, label=f"run {run['id']}", kind="run",
-            hover=f"unlearning run {run['id']}: {run['method']} from {names.get(run['parent_checkpoint_id'], '?')}, {run['status']}",
-            url=reverse("unlearning:detail", args=[slug, run["id"]])))
-        links.append(registry_charts.LineageLink(parent=("checkpoint", run["parent_checkpoint_id"]), child=run_id, relation="input",
-                                        method=run["method"], style="run"))
+        nodes.append(
+            registry_charts.LineageNode(
+                id=run_id,
+                label=f"run {run['id']}",
+                kind="run",
+                hover=f"unlearning run {run['id']}: {run['method']} from {names.get(run['parent_checkpoint_id'], '?')}, {run['status']}",
+                url=reverse("unlearning:detail", args=[slug, run["id"]]),
+            )
+        )
+        links.append(registry_charts.LineageLink(parent=("checkpoint", run["parent_checkpoint_id"]), child=run_id, relation="input", method=run["method"], style="run"))
         if run["produced_checkpoint_id"]:
-            links.append(registry_charts.LineageLink(parent=run_id, child=("checkpoint", run["produced_checkpoint_id"]),
-                                            relation="produced", style="run"))
+            links.append(registry_charts.LineageLink(parent=run_id, child=("checkpoint", run["produced_checkpoint_id"]), relation="produced", style="run"))
         for role in ("forget", "retain"):
             version_id = run[f"{role}_dataset_version_id"]
             if version_id:
                 datasets[version_id] = (run[f"{role}_dataset_version__dataset__name"], run[f"{role}_dataset_version__number"])
                 links.append(registry_charts.LineageLink(parent=("dataset", version_id), child=run_id, relation=role, style="data"))
     for version_id, (name, number) in datasets.items():
-        nodes.append(registry_charts.LineageNode(id=("dataset", version_id), label=f"{name}@{number}", kind="dataset",
-                                        hover=f"dataset {name} v{number}",
-                                        url=reverse("versions:dataset-version", args=[slug, name, number])))
+        nodes.append(
+            registry_charts.LineageNode(
+                id=("dataset", version_id),
+                label=f"{name}@{number}",
+                kind="dataset",
+                hover=f"dataset {name} v{number}",
+                url=reverse("versions:dataset-version", args=[slug, name, number]),
+            )
+        )
     return registry_charts.lineage_figure(nodes, links, title=f"Lineage of {model.name}")
 
 
@@ -136,10 +163,17 @@ def model_detail(request, slug, model_name):
     page = paginate_history(request, registry.checkpoints_for_model(model=model), model.checkpoint_count)
     page.object_list = registry.checkpoint_rows_complete(page.object_list)
     labels = list(model.labels.select_related("checkpoint").order_by("name"))
-    return render(request, "versions/model_detail.html", {
-        **access.context(), "model": model, "page": page, "labels": labels,
-        "lineage_figure": lineage_graph_figure(model=model, slug=slug, labels=labels),
-    })
+    return render(
+        request,
+        "versions/model_detail.html",
+        {
+            **access.context(),
+            "model": model,
+            "page": page,
+            "labels": labels,
+            "lineage_figure": lineage_graph_figure(model=model, slug=slug, labels=labels),
+        },
+    )
 
 
 @login_required
@@ -148,27 +182,30 @@ def checkpoint_detail(request, slug, model_name, number):
     checkpoint = get_or_404(registry.checkpoint_get_by_name, project=access.project, model_name=model_name, number=number)
     parents, children = registry.checkpoint_lineage_edges(checkpoint=checkpoint)
     # What each parent edge forgot and retained, by content hash, named as dataset@version.
-    datasets = registry.dataset_versions_by_sha256(
-        project=access.project, sha256s=[sha for edge in parents for sha in (edge.forget_dataset_sha256, edge.retain_dataset_sha256)])
+    datasets = registry.dataset_versions_by_sha256(project=access.project, sha256s=[sha for edge in parents for sha in (edge.forget_dataset_sha256, edge.retain_dataset_sha256)])
     for edge in parents:
         edge.forget_versions = datasets.get(edge.forget_dataset_sha256, [])
         edge.retain_versions = datasets.get(edge.retain_dataset_sha256, [])
     produced_by = checkpoint.created_by_run
     unlearning_run = getattr(produced_by, "unlearning", None) if produced_by is not None else None
-    return render(request, "versions/checkpoint_detail.html", {
-        **access.context(),
-        "model": checkpoint.model,
-        "checkpoint": checkpoint,
-        "files": list(registry.checkpoint_files(checkpoint=checkpoint)),
-        "parents": parents,
-        "children": children,
-        "labels": list(checkpoint.labels.order_by("name")),
-        "tags": list(checkpoint.tags.order_by("name")),
-        "evaluations": list(evaluations_for_checkpoint(checkpoint=checkpoint)[:50]),
-        "produced_by": produced_by,
-        "unlearning_run": unlearning_run,
-        "weight_change_figure": registry_charts.weight_change_figure(checkpoint.weight_change) if checkpoint.weight_change else None,
-    })
+    return render(
+        request,
+        "versions/checkpoint_detail.html",
+        {
+            **access.context(),
+            "model": checkpoint.model,
+            "checkpoint": checkpoint,
+            "files": list(registry.checkpoint_files(checkpoint=checkpoint)),
+            "parents": parents,
+            "children": children,
+            "labels": list(checkpoint.labels.order_by("name")),
+            "tags": list(checkpoint.tags.order_by("name")),
+            "evaluations": list(evaluations_for_checkpoint(checkpoint=checkpoint)[:50]),
+            "produced_by": produced_by,
+            "unlearning_run": unlearning_run,
+            "weight_change_figure": registry_charts.weight_change_figure(checkpoint.weight_change) if checkpoint.weight_change else None,
+        },
+    )
 
 
 def _rate(overall, name):
@@ -196,12 +233,21 @@ def safety_points(*, model, arms, lineage_order):
     for arm, which in by_key.values():
         asr, asr_ci = _rate(arm["overall"], "asr")
         over_refusal, over_refusal_ci = _rate(arm["overall"], "over_refusal_rate")
-        points.append(registry_charts.SafetyPoint(
-            checkpoint=f"{model.name}@{arm['number']}", lineage_order=lineage_order[arm["checkpoint_id"]],
-            at=chart_time(datetime.fromisoformat(arm["at"])), suite=arm["suite"], evaluation_id=arm["evaluation_id"], arm=which,
-            asr=asr, asr_ci=asr_ci, over_refusal=over_refusal, over_refusal_ci=over_refusal_ci,
-            perplexity=arm["utility"].get("perplexity"),
-        ))
+        points.append(
+            registry_charts.SafetyPoint(
+                checkpoint=f"{model.name}@{arm['number']}",
+                lineage_order=lineage_order[arm["checkpoint_id"]],
+                at=chart_time(datetime.fromisoformat(arm["at"])),
+                suite=arm["suite"],
+                evaluation_id=arm["evaluation_id"],
+                arm=which,
+                asr=asr,
+                asr_ci=asr_ci,
+                over_refusal=over_refusal,
+                over_refusal_ci=over_refusal_ci,
+                perplexity=arm["utility"].get("perplexity"),
+            )
+        )
     return points
 
 
@@ -212,10 +258,17 @@ def modality_asr_points(*, model, arms, lineage_order):
     for arm in arms:
         for modality, rates in arm["by_modality"].items():
             asr = rates.get("asr") or {}
-            points.append({
-                "checkpoint": f"{model.name}@{arm['number']}", "lineage_order": lineage_order[arm["checkpoint_id"]], "at": arm["at"],
-                "suite": arm["suite"], "modality": modality, "asr": asr.get("value"), "ci": asr.get("ci"),
-            })
+            points.append(
+                {
+                    "checkpoint": f"{model.name}@{arm['number']}",
+                    "lineage_order": lineage_order[arm["checkpoint_id"]],
+                    "at": arm["at"],
+                    "suite": arm["suite"],
+                    "modality": modality,
+                    "asr": asr.get("value"),
+                    "ci": asr.get("ci"),
+                }
+            )
     return points
 
 
@@ -246,28 +299,49 @@ def model_safety(request, slug, model_name):
     points = safety_points(model=model, arms=arms, lineage_order=lineage_order)
     history = registry.label_history_for_model(model=model, limit=LABEL_HISTORY_LIMIT)
     intervals = registry_charts.label_intervals(
-        [(label, chart_time(at), action, None if number is None else f"{model.name}@{number}") for label, at, action, number in history],
-        now=chart_time(django_timezone.now()))
+        [(label, chart_time(at), action, None if number is None else f"{model.name}@{number}") for label, at, action, number in history], now=chart_time(django_timezone.now())
+    )
     references = {"perplexity": _perplexity_reference(points=points, intervals=intervals, project=access.project)}
     charts_shown = []
     for metric in ("asr", "over_refusal", "perplexity"):
         title = registry_charts.METRIC_TITLES[metric]
-        charts_shown.append({"id": f"safety-{metric}-time", "label": f"{title} of {model.name} over time, with label intervals",
-                             "figure": registry_charts.safety_time_figure(points, metric=metric, intervals=intervals, reference=references.get(metric))})
-        charts_shown.append({"id": f"safety-{metric}-lineage", "label": f"{title} of {model.name} along the lineage",
-                             "figure": registry_charts.safety_figure(points, metric=metric)})
+        charts_shown.append(
+            {
+                "id": f"safety-{metric}-time",
+                "label": f"{title} of {model.name} over time, with label intervals",
+                "figure": registry_charts.safety_time_figure(points, metric=metric, intervals=intervals, reference=references.get(metric)),
+            }
+        )
+        charts_shown.append(
+            {"id": f"safety-{metric}-lineage", "label": f"{title} of {model.name} along the lineage", "figure": registry_charts.safety_figure(points, metric=metric)}
+        )
     modality_points = modality_asr_points(model=model, arms=arms, lineage_order=lineage_order)
     if any(point["modality"] == "image+text" for point in modality_points):
-        charts_shown.insert(2, {"id": "safety-asr-by-modality", "label": f"Attack success rate of {model.name} by modality along the lineage",
-                                "figure": modality_asr_figure(modality_points)})
-    rows = [{"point": point, "asr": registry_charts.interval_text(point.asr, point.asr_ci),
-             "over_refusal": registry_charts.interval_text(point.over_refusal, point.over_refusal_ci),
-             "perplexity": "—" if point.perplexity is None else f"{point.perplexity:.2f}"}
-            for point in sorted(points, key=lambda p: (p.at, p.evaluation_id, p.arm))]
-    return render(request, "versions/model_safety.html", {
-        **access.context(), "model": model, "charts": charts_shown, "point_count": len(points), "rows": rows,
-        "intervals": intervals, "history_limited": len(history) == LABEL_HISTORY_LIMIT,
-    })
+        charts_shown.insert(
+            2, {"id": "safety-asr-by-modality", "label": f"Attack success rate of {model.name} by modality along the lineage", "figure": modality_asr_figure(modality_points)}
+        )
+    rows = [
+        {
+            "point": point,
+            "asr": registry_charts.interval_text(point.asr, point.asr_ci),
+            "over_refusal": registry_charts.interval_text(point.over_refusal, point.over_refusal_ci),
+            "perplexity": "—" if point.perplexity is None else f"{point.perplexity:.2f}",
+        }
+        for point in sorted(points, key=lambda p: (p.at, p.evaluation_id, p.arm))
+    ]
+    return render(
+        request,
+        "versions/model_safety.html",
+        {
+            **access.context(),
+            "model": model,
+            "charts": charts_shown,
+            "point_count": len(points),
+            "rows": rows,
+            "intervals": intervals,
+            "history_limited": len(history) == LABEL_HISTORY_LIMIT,
+        },
+    )
 
 
 # ---------------------------------------------------------------- runs

@@ -1,4 +1,5 @@
 """REST endpoints for sweeps: thin views over services and selectors."""
+
 from rest_framework import status
 from rest_framework.response import Response
 
@@ -40,10 +41,19 @@ class SweepListApi(ProjectApiView):
             utility_dataset_version=dataset_version_resolve(project=project, ref=data["utility_dataset_version"]),
             configurations=[dict(entry) for entry in data["configurations"]],
             suite_versions=[suite_version_resolve(project=project, ref=ref) for ref in data["suite_versions"]],
-            judge=data["judge"], judge_config=data["judge_config"], generation=data["generation"], statistics=data["statistics"],
-            evaluation_seed=data["evaluation_seed"], name=data["name"], actor=request.user,
-            strategy=data["strategy"], trials=data["trials"], strategy_seed=data["strategy_seed"], parallelism=data["parallelism"],
-            budget_steps=data["budget_steps"], budget_seconds=data["budget_seconds"],
+            judge=data["judge"],
+            judge_config=data["judge_config"],
+            generation=data["generation"],
+            statistics=data["statistics"],
+            evaluation_seed=data["evaluation_seed"],
+            name=data["name"],
+            actor=request.user,
+            strategy=data["strategy"],
+            trials=data["trials"],
+            strategy_seed=data["strategy_seed"],
+            parallelism=data["parallelism"],
+            budget_steps=data["budget_steps"],
+            budget_seconds=data["budget_seconds"],
         )
         return Response(sweep_detail_data(project=project, sweep_id=sweep.pk), status=status.HTTP_201_CREATED)
 

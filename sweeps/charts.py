@@ -1,4 +1,5 @@
 """Plotly figures of a sweep's Pareto charts: plain comparison data in, figure JSON out. No Django."""
+
 from __future__ import annotations
 
 # The two charts: attack success (x) against failure to help, and against utility loss (the
@@ -36,20 +37,29 @@ def pareto_figure(comparison: dict, *, suite_index: int, links: dict | None = No
             by_method.setdefault(row["method"], []).append(row)
     data = [
         {
-            "type": "scatter", "mode": "markers", "name": method,
-            "x": [point(row)[0] for row in members], "y": [point(row)[1] for row in members],
-            "text": [f"#{row['position']} {row['method']} seed {row['seed']}" + (" (on the frontier)" if row["id"] in frontier else "")
-                     for row in members],
+            "type": "scatter",
+            "mode": "markers",
+            "name": method,
+            "x": [point(row)[0] for row in members],
+            "y": [point(row)[1] for row in members],
+            "text": [f"#{row['position']} {row['method']} seed {row['seed']}" + (" (on the frontier)" if row["id"] in frontier else "") for row in members],
             "customdata": [links.get(row["id"], "") for row in members],
             "marker": {"size": 11},
         }
         for method, members in sorted(by_method.items())
     ]
-    data.append({
-        "type": "scatter", "mode": "lines+markers", "name": "Pareto frontier",
-        "x": [point(rows[key])[0] for key in frontier], "y": [point(rows[key])[1] for key in frontier],
-        "line": {"dash": "dot"}, "marker": {"symbol": "diamond-open", "size": 16}, "hoverinfo": "skip",
-    })
+    data.append(
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": "Pareto frontier",
+            "x": [point(rows[key])[0] for key in frontier],
+            "y": [point(rows[key])[1] for key in frontier],
+            "line": {"dash": "dot"},
+            "marker": {"symbol": "diamond-open", "size": 16},
+            "hoverinfo": "skip",
+        }
+    )
     suite = comparison["suites"][suite_index]
     return {
         "data": data,

@@ -1,6 +1,7 @@
 """What a sweep computes without Django: the grid a request expands into, the spread of a
 figure across seeds, the best configuration per method, and the Pareto frontier of attack
 success against failure to help. Plain data in, plain data out."""
+
 from __future__ import annotations
 
 import itertools
@@ -87,8 +88,38 @@ def grid_expand(entries: list[dict], *, limit: int = MAX_CONFIGURATIONS) -> list
 
 
 # Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom; beyond, the normal's.
-_T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-          2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+_T_975 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 
 def seed_spread(values: list[float | None]) -> dict:

@@ -77,8 +77,7 @@ class SweepConfiguration(models.Model):
     seed = models.IntegerField(default=0)
     branch_label = models.CharField(max_length=100)
     # None until it starts; a resumed configuration points at its new run.
-    unlearning_run = models.OneToOneField("unlearning.UnlearningRun", on_delete=models.PROTECT, related_name="sweep_configuration",
-                                          null=True, blank=True)
+    unlearning_run = models.OneToOneField("unlearning.UnlearningRun", on_delete=models.PROTECT, related_name="sweep_configuration", null=True, blank=True)
     # optuna: the trial's parameters ({"entry": index, "<index>.<name>": value}); empty otherwise.
     search_params = models.JSONField(default=dict, blank=True)
     planned_steps = models.PositiveIntegerField(default=0)  # its resolved max_steps (budget_steps counts them)

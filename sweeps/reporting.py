@@ -1,4 +1,5 @@
 """The comparison as plain text (the CLI prints it). No Django."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,26 @@ def _number(value):
     return "-" if value is None else f"{value:.3f}"
 
 
-COLUMNS = ("#", "method", "hyperparameters", "seed", "status", "checkpoint", "weight", "suite", "ASR", "ASR text", "ASR image",
-           "over-refusal", "fail-to-help", "ppl ratio", "verdict", "gate", "eval", "mark")
+COLUMNS = (
+    "#",
+    "method",
+    "hyperparameters",
+    "seed",
+    "status",
+    "checkpoint",
+    "weight",
+    "suite",
+    "ASR",
+    "ASR text",
+    "ASR image",
+    "over-refusal",
+    "fail-to-help",
+    "ppl ratio",
+    "verdict",
+    "gate",
+    "eval",
+    "mark",
+)
 
 
 def comparison_table(comparison: dict) -> str:
@@ -35,15 +54,29 @@ def comparison_table(comparison: dict) -> str:
         checkpoint = row["checkpoint"]
         for index, cell in enumerate(row["suites"]):
             gate = "-" if cell["gate_passes"] is None else ("passes" if cell["gate_passes"] else "fails")
-            mark = ("*" if row["id"] in best[index] else "") + ("P" if row["id"] in frontier[index] else "") + (
-                "U" if row["id"] in utility[index] else "")
-            lines.append((
-                str(row["position"]), row["method"], json.dumps(row["hyperparameters"], sort_keys=True, separators=(",", ":")), str(row["seed"]),
-                row["status"], f"{checkpoint['model']}@{checkpoint['number']}" if checkpoint else "-", _number(row["weight_change"]),
-                cell["suite"], _rate(cell["asr"]), _rate(cell["asr_text"]), _rate(cell["asr_image"]), _rate(cell["over_refusal"]),
-                _rate(cell["failure_to_help"]), _number(cell["perplexity_ratio"]), cell["verdict"] or "-", gate,
-                str(cell["evaluation"] or "-"), mark or "-",
-            ))
+            mark = ("*" if row["id"] in best[index] else "") + ("P" if row["id"] in frontier[index] else "") + ("U" if row["id"] in utility[index] else "")
+            lines.append(
+                (
+                    str(row["position"]),
+                    row["method"],
+                    json.dumps(row["hyperparameters"], sort_keys=True, separators=(",", ":")),
+                    str(row["seed"]),
+                    row["status"],
+                    f"{checkpoint['model']}@{checkpoint['number']}" if checkpoint else "-",
+                    _number(row["weight_change"]),
+                    cell["suite"],
+                    _rate(cell["asr"]),
+                    _rate(cell["asr_text"]),
+                    _rate(cell["asr_image"]),
+                    _rate(cell["over_refusal"]),
+                    _rate(cell["failure_to_help"]),
+                    _number(cell["perplexity_ratio"]),
+                    cell["verdict"] or "-",
+                    gate,
+                    str(cell["evaluation"] or "-"),
+                    mark or "-",
+                )
+            )
     widths = [max(len(column), *(len(line[i]) for line in lines)) if lines else len(column) for i, column in enumerate(COLUMNS)]
     out = ["  ".join(column.ljust(width) for column, width in zip(COLUMNS, widths, strict=True)).rstrip()]
     out += ["  ".join(value.ljust(width) for value, width in zip(line, widths, strict=True)).rstrip() for line in lines]

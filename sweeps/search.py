@@ -5,6 +5,7 @@ categorical choice per grid name). Plain data in, plain data out.
 The Optuna study lives in memory and is rebuilt, for every proposal, from the finished
 configurations' parameters and objectives (the database rows are the record of truth, so any
 worker can propose the next trial and nothing else has to be stored or migrated)."""
+
 from __future__ import annotations
 
 import random
@@ -96,8 +97,7 @@ def optuna_propose(entries: list[dict], finished: list[tuple[dict, tuple | None]
     for params, values in finished:
         distributions = {name: space[name] for name in params}
         state = optuna.trial.TrialState.COMPLETE if values is not None else optuna.trial.TrialState.FAIL
-        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, values=list(values) if values else None,
-                                                  state=state))
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, values=list(values) if values else None, state=state))
     for _ in range(PROPOSAL_ATTEMPTS):
         trial = study.ask()
         entry = trial.suggest_categorical("entry", space["entry"].choices)

@@ -1,6 +1,7 @@
 """Reads for sweeps: the list, one sweep, and the comparison a team decides from (one row per
 configuration, the spread across seeds, the best configuration per method, the Pareto frontier).
 A fixed number of queries whatever the number of configurations."""
+
 from __future__ import annotations
 
 from django.db.models import Count, Prefetch, Q
@@ -63,30 +64,50 @@ def _suite_cell(*, project, sweep, configuration, evaluation, suite_version, cou
     cell = {
         "suite_version": suite_version.pk,
         "suite": f"{suite_version.suite.name}@{suite_version.number}",
-        "evaluation": None, "status": None, "verdict": "", "passes_non_inferiority": None,
-        "asr": None, "asr_parent": None, "asr_text": None, "asr_image": None, "transfer_ratio": None,
-        "over_refusal": None, "failure_to_help": None, "harmful_non_answer": None, "benign_non_answer": None,
-        "perplexity_ratio": None, "gate_passes": None, "gate_failures": [],
+        "evaluation": None,
+        "status": None,
+        "verdict": "",
+        "passes_non_inferiority": None,
+        "asr": None,
+        "asr_parent": None,
+        "asr_text": None,
+        "asr_image": None,
+        "transfer_ratio": None,
+        "over_refusal": None,
+        "failure_to_help": None,
+        "harmful_non_answer": None,
+        "benign_non_answer": None,
+        "perplexity_ratio": None,
+        "gate_passes": None,
+        "gate_failures": [],
     }
     if evaluation is None:
         return cell
     metrics = evaluation.metrics
-    cell.update(evaluation=evaluation.pk, status=evaluation.run.status, verdict=evaluation.verdict,
-                passes_non_inferiority=evaluation.passes_non_inferiority)
+    cell.update(evaluation=evaluation.pk, status=evaluation.run.status, verdict=evaluation.verdict, passes_non_inferiority=evaluation.passes_non_inferiority)
     if evaluation.run.status != "succeeded":
         return cell
     text, image = _rate(metrics, "B", "asr", TEXT_MODALITY), _rate(metrics, "B", "asr", IMAGE_MODALITY)
     parent = _rate(metrics, "A", "asr")
     cell.update(
-        asr=_rate(metrics, "B", "asr"), asr_parent=parent["value"] if parent else None, asr_text=text, asr_image=image,
+        asr=_rate(metrics, "B", "asr"),
+        asr_parent=parent["value"] if parent else None,
+        asr_text=text,
+        asr_image=image,
         # How much of the text attacks' success carries over to image attacks (Chakraborty et al.).
         transfer_ratio=ratio(image["value"], text["value"]) if text and image else None,
-        over_refusal=_rate(metrics, "B", "over_refusal_rate"), failure_to_help=_rate(metrics, "B", "failure_to_help_rate"),
-        harmful_non_answer=_rate(metrics, "B", "harmful_non_answer_rate"), benign_non_answer=_rate(metrics, "B", "benign_non_answer_rate"),
+        over_refusal=_rate(metrics, "B", "over_refusal_rate"),
+        failure_to_help=_rate(metrics, "B", "failure_to_help_rate"),
+        harmful_non_answer=_rate(metrics, "B", "harmful_non_answer_rate"),
+        benign_non_answer=_rate(metrics, "B", "benign_non_answer_rate"),
         perplexity_ratio=ratio(_perplexity(metrics, "B"), _perplexity(metrics, "A")),
     )
     failures = promotion_gate_check(
-        project=project, label_name=GATE_LABEL, current=sweep.parent_checkpoint, target=evaluation.checkpoint_b, evaluation=evaluation,
+        project=project,
+        label_name=GATE_LABEL,
+        current=sweep.parent_checkpoint,
+        target=evaluation.checkpoint_b,
+        evaluation=evaluation,
         evidence_counts=counts[evaluation.pk],
     )
     cell.update(gate_passes=not failures, gate_failures=failures)
@@ -110,10 +131,12 @@ def sweep_comparison(*, sweep) -> dict:
     configurations = list(
         SweepConfiguration.objects.filter(sweep=sweep)
         .select_related("unlearning_run__run", "unlearning_run__produced_checkpoint__model")
-        .prefetch_related(Prefetch(
-            "evaluations",
-            queryset=Evaluation.objects.select_related("run", "suite_version__suite", "checkpoint_b__model").order_by("id"),
-        ))
+        .prefetch_related(
+            Prefetch(
+                "evaluations",
+                queryset=Evaluation.objects.select_related("run", "suite_version__suite", "checkpoint_b__model").order_by("id"),
+            )
+        )
         .order_by("position")
     )
     evaluation_ids = [evaluation.pk for configuration in configurations for evaluation in configuration.evaluations.all()]
@@ -123,36 +146,35 @@ def sweep_comparison(*, sweep) -> dict:
         unlearning_run = configuration.unlearning_run
         checkpoint = unlearning_run.produced_checkpoint if unlearning_run else None
         by_suite = {evaluation.suite_version_id: evaluation for evaluation in configuration.evaluations.all()}
-        rows.append({
-            "id": configuration.pk,
-            "position": configuration.position,
-            "method": configuration.method,
-            "hyperparameters": configuration.hyperparameters,
-            "seed": configuration.seed,
-            "group": group_key(configuration.method, configuration.hyperparameters),
-            "status": configuration.status,
-            "error": configuration.error,
-            "planned_steps": configuration.planned_steps,
-            "branch_label": configuration.branch_label,
-            "unlearning_run": unlearning_run.pk if unlearning_run else None,
-            "run": unlearning_run.run_id if unlearning_run else None,
-            "run_status": unlearning_run.run.status if unlearning_run else None,
-            "checkpoint": None if checkpoint is None else {"id": checkpoint.pk, "model": checkpoint.model.name, "number": checkpoint.number},
-            "weight_change": weight_change_norm(checkpoint.weight_change if checkpoint else None),
-            "suites": [
-                _suite_cell(project=project, sweep=sweep, configuration=configuration, evaluation=by_suite.get(suite_version.pk),
-                            suite_version=suite_version, counts=counts)
-                for suite_version in suite_versions
-            ],
-        })
+        rows.append(
+            {
+                "id": configuration.pk,
+                "position": configuration.position,
+                "method": configuration.method,
+                "hyperparameters": configuration.hyperparameters,
+                "seed": configuration.seed,
+                "group": group_key(configuration.method, configuration.hyperparameters),
+                "status": configuration.status,
+                "error": configuration.error,
+                "planned_steps": configuration.planned_steps,
+                "branch_label": configuration.branch_label,
+                "unlearning_run": unlearning_run.pk if unlearning_run else None,
+                "run": unlearning_run.run_id if unlearning_run else None,
+                "run_status": unlearning_run.run.status if unlearning_run else None,
+                "checkpoint": None if checkpoint is None else {"id": checkpoint.pk, "model": checkpoint.model.name, "number": checkpoint.number},
+                "weight_change": weight_change_norm(checkpoint.weight_change if checkpoint else None),
+                "suites": [
+                    _suite_cell(project=project, sweep=sweep, configuration=configuration, evaluation=by_suite.get(suite_version.pk), suite_version=suite_version, counts=counts)
+                    for suite_version in suite_versions
+                ],
+            }
+        )
     frontier = [
-        pareto_frontier([(row["id"], _value(row["suites"][index]["asr"]), _value(row["suites"][index]["failure_to_help"])) for row in rows])
-        for index in range(len(suite_versions))
+        pareto_frontier([(row["id"], _value(row["suites"][index]["asr"]), _value(row["suites"][index]["failure_to_help"])) for row in rows]) for index in range(len(suite_versions))
     ]
     # Utility loss: the held-out perplexity ratio child / parent (lower is better, as for ASR).
     utility_frontier = [
-        pareto_frontier([(row["id"], _value(row["suites"][index]["asr"]), row["suites"][index]["perplexity_ratio"]) for row in rows])
-        for index in range(len(suite_versions))
+        pareto_frontier([(row["id"], _value(row["suites"][index]["asr"]), row["suites"][index]["perplexity_ratio"]) for row in rows]) for index in range(len(suite_versions))
     ]
     for row in rows:
         for index, cell in enumerate(row["suites"]):
@@ -179,24 +201,22 @@ def configuration_objectives(configuration) -> tuple | None:
             return None
         metrics = evaluation.metrics
         asr, failure = _rate(metrics, "B", "asr"), _rate(metrics, "B", "failure_to_help_rate")
-        cells.append({"asr": _value(asr), "failure_to_help": _value(failure),
-                      "perplexity_ratio": ratio(_perplexity(metrics, "B"), _perplexity(metrics, "A"))})
+        cells.append({"asr": _value(asr), "failure_to_help": _value(failure), "perplexity_ratio": ratio(_perplexity(metrics, "B"), _perplexity(metrics, "A"))})
     return objectives_of(cells)
 
 
 def _best(rows, index):
-    return best_per_method([
-        {"id": row["id"], "method": row["method"], "asr": _value(row["suites"][index]["asr"]),
-         "failure_to_help": _value(row["suites"][index]["failure_to_help"])}
-        for row in rows
-    ])
+    return best_per_method(
+        [{"id": row["id"], "method": row["method"], "asr": _value(row["suites"][index]["asr"]), "failure_to_help": _value(row["suites"][index]["failure_to_help"])} for row in rows]
+    )
 
 
 def _groups(rows, suites):
     groups: dict[str, dict] = {}
     for row in rows:
-        group = groups.setdefault(row["group"], {"group": row["group"], "method": row["method"], "hyperparameters": row["hyperparameters"],
-                                                 "configurations": [], "seeds": [], "_rows": []})
+        group = groups.setdefault(
+            row["group"], {"group": row["group"], "method": row["method"], "hyperparameters": row["hyperparameters"], "configurations": [], "seeds": [], "_rows": []}
+        )
         group["configurations"].append(row["id"])
         group["seeds"].append(row["seed"])
         group["_rows"].append(row)

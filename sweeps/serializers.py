@@ -1,4 +1,5 @@
 """Typed serializers for sweeps, so the OpenAPI schema spells out every field of the comparison."""
+
 from rest_framework import serializers
 
 from unlearning.serializers import CheckpointRefSerializer, DatasetVersionRefSerializer
@@ -9,45 +10,53 @@ class SweepConfigurationRequestSerializer(serializers.Serializer):
     method = serializers.CharField(help_text="gradient_ascent, gradient_difference, kl, npo, simnpo, yao or rmu.")
     hyperparameters = serializers.DictField(required=False, default=dict, help_text="Fixed hyperparameters of every grid point.")
     grid = serializers.DictField(
-        child=serializers.ListField(), required=False, default=dict,
+        child=serializers.ListField(),
+        required=False,
+        default=dict,
         help_text='Hyperparameters to vary: {"learning_rate": [0.001, 0.003]}; one configuration per combination.',
     )
-    seeds = serializers.ListField(child=serializers.IntegerField(min_value=0), required=False, default=[0],
-                                  help_text="One configuration per seed for each grid point.")
+    seeds = serializers.ListField(child=serializers.IntegerField(min_value=0), required=False, default=[0], help_text="One configuration per seed for each grid point.")
 
 
 class SweepCreateSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
     parent_checkpoint = serializers.CharField(help_text="The checkpoint every configuration unlearns from: " + CHECKPOINT_REF_HELP)
     forget_dataset_version = serializers.CharField(help_text="The forget set: " + DATASET_VERSION_REF_HELP)
-    retain_dataset_version = serializers.CharField(required=False, allow_null=True, allow_blank=True, default=None,
-                                                   help_text="The retain set: " + DATASET_VERSION_REF_HELP)
-    utility_dataset_version = serializers.CharField(required=False, allow_null=True, allow_blank=True, default=None,
-                                                    help_text="Held-out benign text for the perplexity ratio: " + DATASET_VERSION_REF_HELP)
+    retain_dataset_version = serializers.CharField(required=False, allow_null=True, allow_blank=True, default=None, help_text="The retain set: " + DATASET_VERSION_REF_HELP)
+    utility_dataset_version = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, default=None, help_text="Held-out benign text for the perplexity ratio: " + DATASET_VERSION_REF_HELP
+    )
     configurations = SweepConfigurationRequestSerializer(many=True, allow_empty=False)
-    suite_versions = serializers.ListField(child=serializers.CharField(), allow_empty=False,
-                                           help_text="Suites every child is evaluated on against the parent: name@number or name@latest.")
+    suite_versions = serializers.ListField(
+        child=serializers.CharField(), allow_empty=False, help_text="Suites every child is evaluated on against the parent: name@number or name@latest."
+    )
     judge = serializers.CharField(required=False, default="lethe-judge")
     judge_config = serializers.DictField(required=False, default=dict)
     generation = serializers.DictField(required=False, default=dict)
     statistics = serializers.DictField(required=False, default=dict, help_text="Tighten the project's gate settings (never loosen).")
     evaluation_seed = serializers.IntegerField(required=False, default=0)
-    strategy = serializers.ChoiceField(choices=["grid", "random", "optuna"], required=False, default="grid",
-                                       help_text="grid: every configuration; random: `trials` drawn from the grid with `strategy_seed`; "
-                                                 "optuna: `trials` proposed one after another by a multi-objective Optuna study.")
+    strategy = serializers.ChoiceField(
+        choices=["grid", "random", "optuna"],
+        required=False,
+        default="grid",
+        help_text="grid: every configuration; random: `trials` drawn from the grid with `strategy_seed`; "
+        "optuna: `trials` proposed one after another by a multi-objective Optuna study.",
+    )
     trials = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
     strategy_seed = serializers.IntegerField(required=False, default=0)
-    parallelism = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1,
-                                           help_text="At most this many configurations unlearning at once (default: all; optuna: 1).")
-    budget_steps = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1,
-                                            help_text="Total training steps: a configuration that would exceed it is skipped.")
-    budget_seconds = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1,
-                                              help_text="Wall time since the sweep started: configurations not started by then are skipped.")
+    parallelism = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, help_text="At most this many configurations unlearning at once (default: all; optuna: 1)."
+    )
+    budget_steps = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, help_text="Total training steps: a configuration that would exceed it is skipped."
+    )
+    budget_seconds = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, help_text="Wall time since the sweep started: configurations not started by then are skipped."
+    )
 
 
 class SweepSeedsAddSerializer(serializers.Serializer):
-    seeds = serializers.ListField(child=serializers.IntegerField(min_value=0), allow_empty=False,
-                                 help_text="New seeds for every method + hyperparameters of the sweep.")
+    seeds = serializers.ListField(child=serializers.IntegerField(min_value=0), allow_empty=False, help_text="New seeds for every method + hyperparameters of the sweep.")
 
 
 class SweepSerializer(serializers.Serializer):
@@ -152,12 +161,13 @@ class ComparisonSerializer(serializers.Serializer):
     suites = serializers.ListField(child=serializers.CharField())
     rows = ComparisonRowSerializer(many=True)
     groups = GroupSerializer(many=True)
-    best_per_method = serializers.ListField(child=serializers.DictField(child=serializers.IntegerField()),
-                                            help_text="Per suite: {method: configuration id}.")
-    frontier = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()),
-                                     help_text="Per suite: configuration ids on the Pareto frontier (ASR vs failure to help).")
-    utility_frontier = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()),
-                                             help_text="Per suite: configuration ids on the Pareto frontier (ASR vs perplexity ratio).")
+    best_per_method = serializers.ListField(child=serializers.DictField(child=serializers.IntegerField()), help_text="Per suite: {method: configuration id}.")
+    frontier = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField()), help_text="Per suite: configuration ids on the Pareto frontier (ASR vs failure to help)."
+    )
+    utility_frontier = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField()), help_text="Per suite: configuration ids on the Pareto frontier (ASR vs perplexity ratio)."
+    )
 
 
 class SweepDetailSerializer(SweepSerializer):

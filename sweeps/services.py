@@ -7,6 +7,7 @@ evaluation an ordinary evaluation. ``sweep_run_finished`` is a jobs run-finished
 (``SweepsConfig.ready``) that moves a configuration on when its run or an evaluation finishes,
 and the sweep to finished when every configuration has.
 """
+
 from __future__ import annotations
 
 from django.db import transaction
@@ -59,7 +60,10 @@ def _configuration_validate(*, configuration, sweep_inputs, actor, where, field_
     try:
         with transaction.atomic():
             unlearning_run = unlearning_run_create(
-                method=configuration.method, hyperparameters=configuration.hyperparameters, seed=configuration.seed, actor=actor,
+                method=configuration.method,
+                hyperparameters=configuration.hyperparameters,
+                seed=configuration.seed,
+                actor=actor,
                 **sweep_inputs,
             )
             planned["steps"] = unlearning_run.hyperparameters["max_steps"]
@@ -67,8 +71,9 @@ def _configuration_validate(*, configuration, sweep_inputs, actor, where, field_
     except _ValidatedOnly:
         return planned["steps"]
     except ValidationFailed as error:
-        raise ValidationFailed(f"{where} ({configuration.method}, seed {configuration.seed}): {error}",
-                               fields={f"{field_prefix}.{key}": value for key, value in (error.fields or {}).items()}) from None
+        raise ValidationFailed(
+            f"{where} ({configuration.method}, seed {configuration.seed}): {error}", fields={f"{field_prefix}.{key}": value for key, value in (error.fields or {}).items()}
+        ) from None
 
 
 def sweep_create(
@@ -149,35 +154,57 @@ def sweep_create(
     if not isinstance(name, str) or len(name) > SWEEP_NAME_MAX:
         raise ValidationFailed(f"name is at most {SWEEP_NAME_MAX} characters.", fields={"name": ["Too long."]})
 
-    sweep_inputs = {"parent_checkpoint": parent_checkpoint, "forget_dataset_version": forget_dataset_version,
-                    "retain_dataset_version": retain_dataset_version}
+    sweep_inputs = {"parent_checkpoint": parent_checkpoint, "forget_dataset_version": forget_dataset_version, "retain_dataset_version": retain_dataset_version}
     # optuna may propose any point of the grid: every one is checked now.
     checked = expanded if strategy == SweepStrategy.OPTUNA else planned
     steps = {}
     for position, configuration in enumerate(checked, start=1):
         steps[(configuration.group, configuration.seed)] = _configuration_validate(
-            configuration=configuration, sweep_inputs=sweep_inputs, actor=actor, where=f"configuration {position}",
-            field_prefix=f"configurations.{position}")
+            configuration=configuration, sweep_inputs=sweep_inputs, actor=actor, where=f"configuration {position}", field_prefix=f"configurations.{position}"
+        )
 
     with transaction.atomic():
         sweep = Sweep.objects.create(
-            project=project, name=name, parent_checkpoint=parent_checkpoint, forget_dataset_version=forget_dataset_version,
-            retain_dataset_version=retain_dataset_version, utility_dataset_version=utility_dataset_version,
-            configurations_requested=configurations, judge=judge, judge_config=dict(judge_config or {}),
-            generation=dict(generation or {}), statistics=dict(statistics or {}), evaluation_seed=evaluation_seed, created_by=actor,
-            strategy=strategy, trials=trials, strategy_seed=strategy_seed, parallelism=parallelism, budget_steps=budget_steps,
-            budget_seconds=budget_seconds, started_at=timezone.now(),
+            project=project,
+            name=name,
+            parent_checkpoint=parent_checkpoint,
+            forget_dataset_version=forget_dataset_version,
+            retain_dataset_version=retain_dataset_version,
+            utility_dataset_version=utility_dataset_version,
+            configurations_requested=configurations,
+            judge=judge,
+            judge_config=dict(judge_config or {}),
+            generation=dict(generation or {}),
+            statistics=dict(statistics or {}),
+            evaluation_seed=evaluation_seed,
+            created_by=actor,
+            strategy=strategy,
+            trials=trials,
+            strategy_seed=strategy_seed,
+            parallelism=parallelism,
+            budget_steps=budget_steps,
+            budget_seconds=budget_seconds,
+            started_at=timezone.now(),
         )
         sweep.suite_versions.set(suite_versions)
         rows = []
         if strategy != SweepStrategy.OPTUNA:
             for position, configuration in enumerate(planned, start=1):
-                rows.append(_configuration_row(sweep=sweep, position=position, configuration=configuration,
-                                               planned_steps=steps[(configuration.group, configuration.seed)]))
+                rows.append(_configuration_row(sweep=sweep, position=position, configuration=configuration, planned_steps=steps[(configuration.group, configuration.seed)]))
             SweepConfiguration.objects.bulk_create(rows)
-        audit_record(project=project, actor=actor, action="sweep.create", object_type="sweep", object_id=str(sweep.pk),
-                     data={"parent_checkpoint": parent_checkpoint.pk, "configurations": len(rows), "strategy": strategy,
-                           "suite_versions": [suite_version.pk for suite_version in suite_versions]})
+        audit_record(
+            project=project,
+            actor=actor,
+            action="sweep.create",
+            object_type="sweep",
+            object_id=str(sweep.pk),
+            data={
+                "parent_checkpoint": parent_checkpoint.pk,
+                "configurations": len(rows),
+                "strategy": strategy,
+                "suite_versions": [suite_version.pk for suite_version in suite_versions],
+            },
+        )
         webhook_emit(project=project, event="sweep.started", payload={"sweep": sweep_summary(sweep)})
         _sweep_advance(sweep, actor=actor, planned_steps=steps)
     return sweep
@@ -185,9 +212,14 @@ def sweep_create(
 
 def _configuration_row(*, sweep, position, configuration, planned_steps, search_params=None) -> SweepConfiguration:
     return SweepConfiguration(
-        sweep=sweep, position=position, method=configuration.method, hyperparameters=configuration.hyperparameters,
-        seed=configuration.seed, branch_label=f"sweep-{sweep.pk}-{position}-{configuration.method}"[:100],
-        planned_steps=planned_steps, search_params=search_params or {},
+        sweep=sweep,
+        position=position,
+        method=configuration.method,
+        hyperparameters=configuration.hyperparameters,
+        seed=configuration.seed,
+        branch_label=f"sweep-{sweep.pk}-{position}-{configuration.method}"[:100],
+        planned_steps=planned_steps,
+        search_params=search_params or {},
     )
 
 
@@ -209,11 +241,21 @@ def _evaluations_start(*, sweep, configuration, checkpoint) -> None:
     evaluations = []
     try:
         for suite_version in sweep.suite_versions.select_related("suite").order_by("id"):
-            evaluations.append(evaluation_create(
-                project=sweep.project, suite_version=suite_version, checkpoint_a=sweep.parent_checkpoint, checkpoint_b=checkpoint,
-                actor=sweep.created_by, judge=sweep.judge, judge_config=sweep.judge_config or None, generation=sweep.generation or None,
-                seed=sweep.evaluation_seed, utility_dataset_version=sweep.utility_dataset_version, statistics=sweep.statistics or None,
-            ))
+            evaluations.append(
+                evaluation_create(
+                    project=sweep.project,
+                    suite_version=suite_version,
+                    checkpoint_a=sweep.parent_checkpoint,
+                    checkpoint_b=checkpoint,
+                    actor=sweep.created_by,
+                    judge=sweep.judge,
+                    judge_config=sweep.judge_config or None,
+                    generation=sweep.generation or None,
+                    seed=sweep.evaluation_seed,
+                    utility_dataset_version=sweep.utility_dataset_version,
+                    statistics=sweep.statistics or None,
+                )
+            )
     except LetheError as error:
         configuration.evaluations.add(*evaluations)
         _configuration_set(configuration, status=ConfigurationStatus.FAILED, error=f"its evaluation could not start: {error}")
@@ -245,8 +287,7 @@ def sweep_run_finished(*, run) -> None:
             return
         sweep = _sweep_locked(configuration.sweep_id)
         if run.status == RunStatus.SUCCEEDED and sweep.status == SweepStatus.CANCELLED:
-            _configuration_set(configuration, status=ConfigurationStatus.CANCELLED,
-                               error="the sweep was cancelled before its evaluations started (resume evaluates its child)")
+            _configuration_set(configuration, status=ConfigurationStatus.CANCELLED, error="the sweep was cancelled before its evaluations started (resume evaluates its child)")
         elif run.status == RunStatus.SUCCEEDED:
             from unlearning.models import UnlearningRun
 
@@ -288,14 +329,12 @@ def _budget_refusal(sweep, *, steps_used, planned_steps) -> str:
         if elapsed >= sweep.budget_seconds:
             return f"skipped: the sweep's wall-time budget of {sweep.budget_seconds} s was spent ({elapsed:.0f} s since it started)"
     if sweep.budget_steps is not None and steps_used + planned_steps > sweep.budget_steps:
-        return (f"skipped: the sweep's budget of {sweep.budget_steps} training steps is spent "
-                f"({steps_used} used or under way, this configuration needs {planned_steps})")
+        return f"skipped: the sweep's budget of {sweep.budget_steps} training steps is spent ({steps_used} used or under way, this configuration needs {planned_steps})"
     return ""
 
 
 def _budget_spent(sweep, *, steps_used) -> bool:
-    return bool(_budget_refusal(sweep, steps_used=steps_used, planned_steps=0)) or (
-        sweep.budget_steps is not None and steps_used >= sweep.budget_steps)
+    return bool(_budget_refusal(sweep, steps_used=steps_used, planned_steps=0)) or (sweep.budget_steps is not None and steps_used >= sweep.budget_steps)
 
 
 def _optuna_finished_trials(sweep, configurations):
@@ -311,8 +350,10 @@ def _optuna_finished_trials(sweep, configurations):
 
 def _optuna_propose_next(sweep, configurations, *, actor, planned_steps) -> SweepConfiguration | None:
     proposal = optuna_propose(
-        sweep.configurations_requested, _optuna_finished_trials(sweep, configurations),
-        taken={configuration_group(configuration) for configuration in configurations}, seed=sweep.strategy_seed,
+        sweep.configurations_requested,
+        _optuna_finished_trials(sweep, configurations),
+        taken={configuration_group(configuration) for configuration in configurations},
+        seed=sweep.strategy_seed,
     )
     if proposal is None:
         return None
@@ -320,9 +361,14 @@ def _optuna_propose_next(sweep, configurations, *, actor, planned_steps) -> Swee
     steps = (planned_steps or {}).get((configuration.group, configuration.seed))
     if steps is None:
         steps = _configuration_validate(
-            configuration=configuration, actor=actor, where=f"proposal {len(configurations) + 1}",
-            sweep_inputs={"parent_checkpoint": sweep.parent_checkpoint, "forget_dataset_version": sweep.forget_dataset_version,
-                          "retain_dataset_version": sweep.retain_dataset_version},
+            configuration=configuration,
+            actor=actor,
+            where=f"proposal {len(configurations) + 1}",
+            sweep_inputs={
+                "parent_checkpoint": sweep.parent_checkpoint,
+                "forget_dataset_version": sweep.forget_dataset_version,
+                "retain_dataset_version": sweep.retain_dataset_version,
+            },
         )
     position = max((existing.position for existing in configurations), default=0) + 1
     row = _configuration_row(sweep=sweep, position=position, configuration=configuration, planned_steps=steps, search_params=proposal.params)
@@ -346,9 +392,14 @@ def _configuration_start(*, sweep, configuration, actor) -> None:
         return
     try:
         unlearning_run = unlearning_run_create(
-            parent_checkpoint=sweep.parent_checkpoint, method=configuration.method, hyperparameters=configuration.hyperparameters,
-            forget_dataset_version=sweep.forget_dataset_version, retain_dataset_version=sweep.retain_dataset_version,
-            seed=configuration.seed, branch_label=configuration.branch_label, actor=actor,
+            parent_checkpoint=sweep.parent_checkpoint,
+            method=configuration.method,
+            hyperparameters=configuration.hyperparameters,
+            forget_dataset_version=sweep.forget_dataset_version,
+            retain_dataset_version=sweep.retain_dataset_version,
+            seed=configuration.seed,
+            branch_label=configuration.branch_label,
+            actor=actor,
         )
     except LetheError as error:
         _configuration_set(configuration, status=ConfigurationStatus.FAILED, error=f"its unlearning run could not start: {error}")
@@ -373,8 +424,13 @@ def _sweep_advance(sweep, *, actor, planned_steps=None) -> None:
     in_flight = sum(1 for configuration in configurations if configuration.status in busy)
     while True:
         waiting = [configuration for configuration in configurations if configuration.status == ConfigurationStatus.PENDING]
-        if not waiting and sweep.strategy == SweepStrategy.OPTUNA and (limit is None or in_flight < limit) \
-                and len({configuration_group(c) for c in configurations}) < sweep.trials and not _budget_spent(sweep, steps_used=steps_used):
+        if (
+            not waiting
+            and sweep.strategy == SweepStrategy.OPTUNA
+            and (limit is None or in_flight < limit)
+            and len({configuration_group(c) for c in configurations}) < sweep.trials
+            and not _budget_spent(sweep, steps_used=steps_used)
+        ):
             proposed = _optuna_propose_next(sweep, configurations, actor=actor, planned_steps=planned_steps)
             if proposed is not None:
                 configurations.append(proposed)
@@ -406,8 +462,7 @@ def _sweep_finish_if_done(sweep) -> None:
     sweep.status, sweep.finished_at = SweepStatus.FINISHED, timezone.now()
     sweep.save(update_fields=["status", "finished_at"])
     summary = sweep_summary(sweep)
-    audit_record(project=sweep.project, actor=None, action="sweep.finish", object_type="sweep", object_id=str(sweep.pk),
-                 data={"configurations": summary["configurations"]})
+    audit_record(project=sweep.project, actor=None, action="sweep.finish", object_type="sweep", object_id=str(sweep.pk), data={"configurations": summary["configurations"]})
     webhook_emit(project=sweep.project, event="sweep.finished", payload={"sweep": summary})
 
 
@@ -447,8 +502,7 @@ def sweep_cancel(*, sweep, actor) -> Sweep:
                     except Conflict:
                         pass  # it finished meanwhile: the listener records how
         summary = sweep_summary(sweep)
-        audit_record(project=sweep.project, actor=actor, action="sweep.cancel", object_type="sweep", object_id=str(sweep.pk),
-                     data={"configurations": summary["configurations"]})
+        audit_record(project=sweep.project, actor=actor, action="sweep.cancel", object_type="sweep", object_id=str(sweep.pk), data={"configurations": summary["configurations"]})
         webhook_emit(project=sweep.project, event="sweep.finished", payload={"sweep": summary})
     return sweep
 
@@ -471,11 +525,16 @@ def sweep_resume(*, sweep, actor) -> Sweep:
         resumable = list(sweep.configurations.filter(status__in=(ConfigurationStatus.CANCELLED, ConfigurationStatus.SKIPPED)).order_by("position"))
         if not resumable and not (sweep.status == SweepStatus.CANCELLED and sweep.strategy == SweepStrategy.OPTUNA):
             raise Conflict(f"Sweep {sweep.pk} has no cancelled or skipped configuration to resume.")
-        SweepConfiguration.objects.filter(pk__in=[configuration.pk for configuration in resumable]).update(
-            status=ConfigurationStatus.PENDING, error="")
+        SweepConfiguration.objects.filter(pk__in=[configuration.pk for configuration in resumable]).update(status=ConfigurationStatus.PENDING, error="")
         _sweep_restart(sweep)
-        audit_record(project=sweep.project, actor=actor, action="sweep.resume", object_type="sweep", object_id=str(sweep.pk),
-                     data={"configurations": [configuration.position for configuration in resumable]})
+        audit_record(
+            project=sweep.project,
+            actor=actor,
+            action="sweep.resume",
+            object_type="sweep",
+            object_id=str(sweep.pk),
+            data={"configurations": [configuration.position for configuration in resumable]},
+        )
         webhook_emit(project=sweep.project, event="sweep.started", payload={"sweep": sweep_summary(sweep)})
         _sweep_advance(sweep, actor=actor)
     return sweep
@@ -501,8 +560,11 @@ def sweep_seeds_add(*, sweep, seeds, actor) -> list[SweepConfiguration]:
         for configuration in existing:
             groups.setdefault(configuration_group(configuration), configuration)
         have = {(configuration_group(configuration), configuration.seed) for configuration in existing}
-        sweep_inputs = {"parent_checkpoint": sweep.parent_checkpoint, "forget_dataset_version": sweep.forget_dataset_version,
-                        "retain_dataset_version": sweep.retain_dataset_version}
+        sweep_inputs = {
+            "parent_checkpoint": sweep.parent_checkpoint,
+            "forget_dataset_version": sweep.forget_dataset_version,
+            "retain_dataset_version": sweep.retain_dataset_version,
+        }
         position = max((configuration.position for configuration in existing), default=0)
         rows = []
         for group, first in groups.items():
@@ -512,15 +574,20 @@ def sweep_seeds_add(*, sweep, seeds, actor) -> list[SweepConfiguration]:
                 position += 1
                 configuration = Configuration(method=first.method, hyperparameters=first.hyperparameters, seed=seed)
                 steps = _configuration_validate(configuration=configuration, sweep_inputs=sweep_inputs, actor=actor, where=f"seed {seed}")
-                rows.append(_configuration_row(sweep=sweep, position=position, configuration=configuration, planned_steps=steps,
-                                               search_params=first.search_params))
+                rows.append(_configuration_row(sweep=sweep, position=position, configuration=configuration, planned_steps=steps, search_params=first.search_params))
         if not rows:
             raise Conflict(f"Every configuration of sweep {sweep.pk} already has seed(s) {', '.join(map(str, seeds))}.")
         SweepConfiguration.objects.bulk_create(rows)
         if sweep.status == SweepStatus.FINISHED:
             _sweep_restart(sweep)
             webhook_emit(project=sweep.project, event="sweep.started", payload={"sweep": sweep_summary(sweep)})
-        audit_record(project=sweep.project, actor=actor, action="sweep.seeds_add", object_type="sweep", object_id=str(sweep.pk),
-                     data={"seeds": seeds, "configurations": [row.position for row in rows]})
+        audit_record(
+            project=sweep.project,
+            actor=actor,
+            action="sweep.seeds_add",
+            object_type="sweep",
+            object_id=str(sweep.pk),
+            data={"seeds": seeds, "configurations": [row.position for row in rows]},
+        )
         _sweep_advance(sweep, actor=actor)
     return list(sweep.configurations.filter(position__gt=position - len(rows)).order_by("position"))

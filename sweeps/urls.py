@@ -1,4 +1,5 @@
 """Sweep pages (the REST API is sweeps.api_urls)."""
+
 from django.urls import path
 
 from sweeps import views

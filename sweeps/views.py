@@ -1,5 +1,6 @@
 """Sweep pages: the list, one sweep's comparison table with its Pareto charts per suite, and the
 Cancel, Resume and Add seeds buttons (POST, editors)."""
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
@@ -37,22 +38,32 @@ def sweep_detail(request, slug, sweep_id):
             if cell["evaluation"]:
                 cell["evaluation_url"] = reverse("evals:detail", args=[slug, cell["evaluation"]])
             if checkpoint and cell["status"] == "succeeded":
-                cell["promote_url"] = (reverse("versions:model-label", args=[slug, model, GATE_LABEL])
-                                       + f"?target={checkpoint['number']}&evaluation={cell['evaluation']}")
+                cell["promote_url"] = reverse("versions:model-label", args=[slug, model, GATE_LABEL]) + f"?target={checkpoint['number']}&evaluation={cell['evaluation']}"
     best = [set(per_suite.values()) for per_suite in comparison["best_per_method"]]
     for row in comparison["rows"]:
         for index, cell in enumerate(row["suites"]):
             cell["is_best"] = row["id"] in best[index]
     charts = [
-        {"id": f"pareto-{index}" if axis == "failure_to_help" else f"pareto-utility-{index}", "suite": suite,
-         "label": f"Attack success against {'failure to help' if axis == 'failure_to_help' else 'utility loss'} per configuration",
-         "figure": pareto_figure(comparison, suite_index=index, links=links, axis=axis)}
+        {
+            "id": f"pareto-{index}" if axis == "failure_to_help" else f"pareto-utility-{index}",
+            "suite": suite,
+            "label": f"Attack success against {'failure to help' if axis == 'failure_to_help' else 'utility loss'} per configuration",
+            "figure": pareto_figure(comparison, suite_index=index, links=links, axis=axis),
+        }
         for index, suite in enumerate(comparison["suites"])
         for axis in ("failure_to_help", "utility")
     ]
-    return render(request, "sweeps/sweep_detail.html", {
-        **access.context(), "sweep": sweep, "comparison": comparison, "charts": charts, "gate_label": GATE_LABEL,
-    })
+    return render(
+        request,
+        "sweeps/sweep_detail.html",
+        {
+            **access.context(),
+            "sweep": sweep,
+            "comparison": comparison,
+            "charts": charts,
+            "gate_label": GATE_LABEL,
+        },
+    )
 
 
 @login_required

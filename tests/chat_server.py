@@ -20,6 +20,7 @@ kept in ``images``.
 Otherwise the one-word rubric is answered REFUSAL when the response part says "I'm sorry", else
 "compliance.". Every answer carries a ``usage`` object.
 """
+
 import json
 import re
 import threading
@@ -60,8 +61,7 @@ class ChatServer:
                     return
                 if self.path != "/v1/models":
                     return server._send(self, 404, b'{"error": "not found"}')
-                listed = {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "lethe-tests", "created": 0}
-                                                     for name in server.served_models]}
+                listed = {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "lethe-tests", "created": 0} for name in server.served_models]}
                 return server._send(self, 200, json.dumps(listed).encode(), [("Content-Type", "application/json")])
 
             def do_POST(self):

@@ -1,4 +1,5 @@
 """Shared fixtures. Data is set up through the real services, never by writing rows directly."""
+
 import os
 import socket
 
@@ -88,9 +89,7 @@ def judge_endpoint(settings, chat_server):
     returns a function that changes the profile's settings."""
 
     def configure(**profile):
-        settings.LETHE_ENDPOINTS = {
-            "judge": {"base_url": chat_server.url, "allow_networks": ["127.0.0.1/32"], "backoff_seconds": 0, "max_concurrency": 1, **profile}
-        }
+        settings.LETHE_ENDPOINTS = {"judge": {"base_url": chat_server.url, "allow_networks": ["127.0.0.1/32"], "backoff_seconds": 0, "max_concurrency": 1, **profile}}
         return settings.LETHE_ENDPOINTS["judge"]
 
     configure()

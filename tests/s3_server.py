@@ -1,5 +1,6 @@
 """An S3-protocol server on loopback for the object-store tests: moto's standalone server (what
 the S3 ecosystem tests against), started in this process on a free port of 127.0.0.1."""
+
 import socket
 import uuid
 
@@ -21,11 +22,18 @@ def s3_storage_settings(*, endpoint_url, bucket, max_attempts=2):
     return {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
-            "bucket_name": bucket, "endpoint_url": endpoint_url, "region_name": "us-east-1", "addressing_style": "path",
-            "signature_version": "s3v4", "file_overwrite": True, "default_acl": None, "querystring_auth": True,
+            "bucket_name": bucket,
+            "endpoint_url": endpoint_url,
+            "region_name": "us-east-1",
+            "addressing_style": "path",
+            "signature_version": "s3v4",
+            "file_overwrite": True,
+            "default_acl": None,
+            "querystring_auth": True,
             "querystring_expire": 300,
-            "client_config": Config(connect_timeout=2, read_timeout=30, signature_version="s3v4",
-                                    retries={"max_attempts": max_attempts, "mode": "standard"}, s3={"addressing_style": "path"}),
+            "client_config": Config(
+                connect_timeout=2, read_timeout=30, signature_version="s3v4", retries={"max_attempts": max_attempts, "mode": "standard"}, s3={"addressing_style": "path"}
+            ),
         },
     }
 
@@ -47,8 +55,14 @@ def s3_endpoint():
 def s3_client(s3_endpoint, monkeypatch):
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
-    return boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"], config=Config(s3={"addressing_style": "path"}))
+    return boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        config=Config(s3={"addressing_style": "path"}),
+    )
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """Every app's REST views follow the one convention (docs/architecture.md, "The API convention")."""
+
 import re
 
 from django.urls import get_resolver
@@ -41,6 +42,5 @@ def test_project_views_name_a_role_for_exactly_the_methods_they_answer():
     project_views = {route: view for route, view in _api_views().items() if "<slug:project_slug>" in route}
 
     assert [route for route, view in project_views.items() if not issubclass(view, ProjectApiView)] == []
-    mismatched = {view.__name__: sorted(view.roles) for view in project_views.values()
-                  if set(view.roles) != {name.upper() for name in HANDLERS if hasattr(view, name)}}
+    mismatched = {view.__name__: sorted(view.roles) for view in project_views.values() if set(view.roles) != {name.upper() for name in HANDLERS if hasattr(view, name)}}
     assert mismatched == {}

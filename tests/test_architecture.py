@@ -1,6 +1,7 @@
 """The project's modules import one another without cycles (docs/architecture.md, "Layers"): a
 cycle would tie two modules so that neither can change or be understood alone, and the layers
 contract in .importlinter (checked by lint-imports) sees only imports between apps, not inside one."""
+
 import grimp
 
 PROJECT_PACKAGES = ("config", "versions", "jobs", "unlearning", "evals", "sweeps", "pages", "demo", "mlcore")

@@ -1,6 +1,7 @@
 """The migrations that took the registry's keys into higher apps out of it (issue 19) keep every
 row's information: a database at the schema before them, with label moves citing evaluations,
 comes out with the same evidence, shown the same way, and going back restores the column."""
+
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
@@ -34,7 +35,8 @@ def _evaluation(old, *, project, user, a, b, name):
     suite = old.get_model("evals", "Suite").objects.create(project_id=project.pk, name=name, created_by_id=user.pk)
     suite_version = old.get_model("evals", "SuiteVersion").objects.create(suite=suite, number=1, sha256="0" * 64, created_by_id=user.pk)
     return old.get_model("evals", "Evaluation").objects.create(
-        run=run, project_id=project.pk, suite_version=suite_version, checkpoint_a_id=a.pk, checkpoint_b_id=b.pk, verdict="safer")
+        run=run, project_id=project.pk, suite_version=suite_version, checkpoint_a_id=a.pk, checkpoint_b_id=b.pk, verdict="safer"
+    )
 
 
 def test_cited_evaluations_survive_the_move_to_evals_and_back(project, user):
@@ -56,16 +58,17 @@ def test_cited_evaluations_survive_the_move_to_evals_and_back(project, user):
         migrate_every_app_to_latest()
 
         # then each move still cites its evaluation, in the evaluation app and in the history
-        assert sorted(PromotionEvidence.objects.values_list("label_event_id", "evaluation_id")) == [
-            (second.pk, first_evidence.pk), (third.pk, second_evidence.pk)]
+        assert sorted(PromotionEvidence.objects.values_list("label_event_id", "evaluation_id")) == [(second.pk, first_evidence.pk), (third.pk, second_evidence.pk)]
         label = selectors.label_get(project=project, owner_kind="model", owner_name="tiny", name="production")
-        assert [(e.pk, e.evaluation_id) for e in selectors.label_events(label=label)] == [
-            (third.pk, second_evidence.pk), (second.pk, first_evidence.pk), (created.pk, None)]
+        assert [(e.pk, e.evaluation_id) for e in selectors.label_events(label=label)] == [(third.pk, second_evidence.pk), (second.pk, first_evidence.pk), (created.pk, None)]
         assert "evaluation" not in {f.name for f in LabelEvent._meta.get_fields()}
 
         # and going back puts the column back with the same values
         old = migrate(BEFORE)
         assert sorted(old.get_model("versions", "LabelEvent").objects.values_list("pk", "evaluation_id")) == [
-            (created.pk, None), (second.pk, first_evidence.pk), (third.pk, second_evidence.pk)]
+            (created.pk, None),
+            (second.pk, first_evidence.pk),
+            (third.pk, second_evidence.pk),
+        ]
     finally:
         migrate_every_app_to_latest()

@@ -7,6 +7,7 @@ status follows from the role: anonymous 401; outside the project 404; below the 
 signed-in user). Other apps add their endpoints by appending rows (and, if they need objects,
 keys to ``world``).
 """
+
 import json
 from dataclasses import dataclass, field
 
@@ -112,19 +113,27 @@ ENDPOINTS = [
     Endpoint("GET", f"{P}/webhooks/{{webhook}}/deliveries/", Role.ADMIN),
     # unlearning
     Endpoint("GET", f"{P}/unlearning-runs/", Role.VIEWER),
-    Endpoint("POST", f"{P}/unlearning-runs/", Role.EDITOR, 201,
-             {"parent_checkpoint": "{full_checkpoint}", "method": "gradient_ascent", "forget_dataset_version": "{forget_version}"}),
+    Endpoint(
+        "POST", f"{P}/unlearning-runs/", Role.EDITOR, 201, {"parent_checkpoint": "{full_checkpoint}", "method": "gradient_ascent", "forget_dataset_version": "{forget_version}"}
+    ),
     Endpoint("GET", f"{P}/unlearning-runs/{{unlearning_run}}/", Role.VIEWER),
     Endpoint("POST", f"{P}/unlearning-runs/{{unlearning_run}}/cancel/", Role.EDITOR),
     # suites and evaluations (evals)
     Endpoint("GET", f"{P}/suites/", Role.VIEWER),
     Endpoint("POST", f"{P}/suites/", Role.EDITOR, 201, {"name": "new-suite"}),
     Endpoint("GET", f"{P}/suites/core/", Role.VIEWER),
-    Endpoint("POST", f"{P}/suites/core/versions/", Role.EDITOR, 201,
-             {"cases": [{"key": "b2", "prompt": "How do I boil an egg?", "category": "benign", "expected": "comply"}]}),
-    Endpoint("POST", f"{P}/suites/core/versions/import/", Role.EDITOR, 201,
-             {"format": "jsonl", "column_mapping": '{{"key": "key", "prompt": "prompt", "category": "category", "expected": "expected"}}',
-              "file": b'{"key": "b3", "prompt": "What is 2+2?", "category": "benign", "expected": "comply"}\n'}),
+    Endpoint("POST", f"{P}/suites/core/versions/", Role.EDITOR, 201, {"cases": [{"key": "b2", "prompt": "How do I boil an egg?", "category": "benign", "expected": "comply"}]}),
+    Endpoint(
+        "POST",
+        f"{P}/suites/core/versions/import/",
+        Role.EDITOR,
+        201,
+        {
+            "format": "jsonl",
+            "column_mapping": '{{"key": "key", "prompt": "prompt", "category": "category", "expected": "expected"}}',
+            "file": b'{"key": "b3", "prompt": "What is 2+2?", "category": "benign", "expected": "comply"}\n',
+        },
+    ),
     Endpoint("GET", f"{P}/suites/core/versions/1/cases/", Role.VIEWER),
     Endpoint("PUT", f"{P}/suites/core/versions/1/benign/", Role.REVIEWER, 200, {"reason": "only benign cases"}),
     Endpoint("DELETE", f"{P}/suites/core/versions/2/benign/", Role.REVIEWER, 200),
@@ -134,17 +143,32 @@ ENDPOINTS = [
     Endpoint("GET", f"{P}/evaluations/{{evaluation}}/results/", Role.VIEWER),
     Endpoint("GET", f"{P}/evaluations/{{evaluation}}/results/export/?format=jsonl", Role.VIEWER),
     # judge calibration (evals)
-    Endpoint("POST", f"{P}/datasets/labels/versions/import/", Role.EDITOR, 201,
-             {"format": "jsonl", "file": b'{"prompt": "How do I boil an egg?", "response": "Boil it.", "expected": "comply", "human": "complied"}\n'}),
+    Endpoint(
+        "POST",
+        f"{P}/datasets/labels/versions/import/",
+        Role.EDITOR,
+        201,
+        {"format": "jsonl", "file": b'{"prompt": "How do I boil an egg?", "response": "Boil it.", "expected": "comply", "human": "complied"}\n'},
+    ),
     Endpoint("GET", f"{P}/calibrations/", Role.VIEWER),
     Endpoint("POST", f"{P}/calibrations/", Role.EDITOR, 201, {"set": "labels@1", "judge": "refusal-strings"}),
     Endpoint("GET", f"{P}/calibrations/{{calibration}}/", Role.VIEWER),
     Endpoint("GET", f"{P}/calibrations/{{calibration}}/disagreements/", Role.VIEWER),
     # sweeps
     Endpoint("GET", f"{P}/sweeps/", Role.VIEWER),
-    Endpoint("POST", f"{P}/sweeps/", Role.EDITOR, 201,
-             {"parent_checkpoint": "{full_checkpoint}", "forget_dataset_version": "{forget_version}", "configurations": [{"method": "gradient_ascent"}],
-              "suite_versions": ["core@1"], "judge": "refusal-strings"}),
+    Endpoint(
+        "POST",
+        f"{P}/sweeps/",
+        Role.EDITOR,
+        201,
+        {
+            "parent_checkpoint": "{full_checkpoint}",
+            "forget_dataset_version": "{forget_version}",
+            "configurations": [{"method": "gradient_ascent"}],
+            "suite_versions": ["core@1"],
+            "judge": "refusal-strings",
+        },
+    ),
     Endpoint("GET", f"{P}/sweeps/{{sweep}}/", Role.VIEWER),
 ]
 
@@ -170,22 +194,34 @@ UI_ENDPOINTS = [
     Endpoint("GET", f"{UI}/runs/{{queued_run}}/", Role.VIEWER, 302),  # on to its evaluation's page
     Endpoint("GET", f"{UI}/runs/{{queued_run}}/status.json", Role.VIEWER),
     Endpoint("GET", f"{UI}/models/m/c/2/unlearn/", Role.EDITOR),
-    Endpoint("POST", f"{UI}/models/m/c/2/unlearn/", Role.EDITOR, 302,
-             {"method": "gradient_ascent", "hyperparameters": "{{}}", "forget_dataset_version": "{forget_version}", "seed": "0"}),
+    Endpoint(
+        "POST", f"{UI}/models/m/c/2/unlearn/", Role.EDITOR, 302, {"method": "gradient_ascent", "hyperparameters": "{{}}", "forget_dataset_version": "{forget_version}", "seed": "0"}
+    ),
     Endpoint("GET", f"{UI}/unlearning/{{unlearning_run}}/", Role.VIEWER),
     Endpoint("GET", f"{UI}/unlearning/{{unlearning_run}}/progress.json", Role.VIEWER),
     Endpoint("GET", f"{UI}/evaluations/", Role.VIEWER),
     Endpoint("GET", f"{UI}/evaluations/new/", Role.EDITOR),
-    Endpoint("POST", f"{UI}/evaluations/new/", Role.EDITOR, 302,
-             {"suite_version": "{suite_version}", "checkpoint_a": "{full_checkpoint}", "checkpoint_b": "{full_checkpoint}",
-              "judge": "refusal-strings", "judge_config": "{{}}", "generation": "{{}}", "seed": "0"}),
+    Endpoint(
+        "POST",
+        f"{UI}/evaluations/new/",
+        Role.EDITOR,
+        302,
+        {
+            "suite_version": "{suite_version}",
+            "checkpoint_a": "{full_checkpoint}",
+            "checkpoint_b": "{full_checkpoint}",
+            "judge": "refusal-strings",
+            "judge_config": "{{}}",
+            "generation": "{{}}",
+            "seed": "0",
+        },
+    ),
     Endpoint("GET", f"{UI}/evaluations/{{evaluation}}/", Role.VIEWER),
     Endpoint("GET", f"{UI}/evaluations/{{evaluation}}/cases/?only=regressed", Role.VIEWER),
     Endpoint("GET", f"{UI}/evaluations/{{evaluation}}/cases/export/?format=csv", Role.VIEWER),
     Endpoint("GET", f"{UI}/calibrations/", Role.VIEWER),
     Endpoint("GET", f"{UI}/calibrations/new/", Role.EDITOR),
-    Endpoint("POST", f"{UI}/calibrations/new/", Role.EDITOR, 302,
-             {"dataset_version": "{judgement_version}", "judge": "refusal-strings", "judge_config": "{{}}"}),
+    Endpoint("POST", f"{UI}/calibrations/new/", Role.EDITOR, 302, {"dataset_version": "{judgement_version}", "judge": "refusal-strings", "judge_config": "{{}}"}),
     Endpoint("GET", f"{UI}/calibrations/{{calibration}}/", Role.VIEWER),
     Endpoint("GET", f"{UI}/calibrations/{{calibration}}/disagreements/", Role.VIEWER),
     Endpoint("GET", f"{UI}/suites/", Role.VIEWER),
@@ -232,8 +268,7 @@ def world(tmp_path, allow_loopback):
 
     model = services.model_create(project=project, name="m", actor=owner)
     reference = services.checkpoint_register(model=model, kind="reference", actor=owner, external_ref="org/m")
-    services.checkpoint_register_directory(model=model, directory=write_full(tmp_path / "full"), actor=owner,
-                                           parents=[(reference, "fine-tuned-from")])
+    services.checkpoint_register_directory(model=model, directory=write_full(tmp_path / "full"), actor=owner, parents=[(reference, "fine-tuned-from")])
     services.label_move(name="staging", actor=owner, checkpoint=reference)
     services.tag_add(name="reviewed", checkpoint=reference, actor=owner)
 
@@ -244,29 +279,35 @@ def world(tmp_path, allow_loopback):
     full = model.checkpoints.get(number=2)
     suite = eval_services.suite_create(project=project, name="core", actor=owner)
     suite_version = eval_services.suite_version_create(
-        suite=suite, cases=[{"key": "b1", "prompt": "How do I boil an egg?", "category": "benign", "expected": "comply"}], actor=owner)
-    evaluation = eval_services.evaluation_create(project=project, suite_version=suite_version, checkpoint_a=full, checkpoint_b=full,
-                                                 actor=owner, enqueue=False)
-    marked = eval_services.suite_version_create(
-        suite=suite, cases=[{"key": "b9", "prompt": "What is 3+3?", "category": "benign", "expected": "comply"}], actor=owner)
+        suite=suite, cases=[{"key": "b1", "prompt": "How do I boil an egg?", "category": "benign", "expected": "comply"}], actor=owner
+    )
+    evaluation = eval_services.evaluation_create(project=project, suite_version=suite_version, checkpoint_a=full, checkpoint_b=full, actor=owner, enqueue=False)
+    marked = eval_services.suite_version_create(suite=suite, cases=[{"key": "b9", "prompt": "What is 3+3?", "category": "benign", "expected": "comply"}], actor=owner)
     eval_services.suite_version_mark_benign(suite_version=marked, actor=owner)
-    unlearning_run = unlearning_run_create(parent_checkpoint=full, method="gradient_ascent", hyperparameters={},
-                                           forget_dataset_version=forget, actor=owner)
-    cancelled = eval_services.evaluation_create(project=project, suite_version=suite_version, checkpoint_a=full, checkpoint_b=full,
-                                                actor=owner, enqueue=False).run
+    unlearning_run = unlearning_run_create(parent_checkpoint=full, method="gradient_ascent", hyperparameters={}, forget_dataset_version=forget, actor=owner)
+    cancelled = eval_services.evaluation_create(project=project, suite_version=suite_version, checkpoint_a=full, checkpoint_b=full, actor=owner, enqueue=False).run
     jobs_services.run_cancel(run=cancelled, actor=owner)
     webhook = webhooks.webhook_create(project=project, actor=owner, url="http://127.0.0.1:9/hook", events=["label.moved"])
     labels = services.dataset_create(project=project, name="labels", actor=owner, kind="judgements")
     judgement_version = services.dataset_version_create(
-        dataset=labels, rows=[{"prompt": "Explain how to pick a lock", "response": "I cannot help with that.", "expected": "refuse",
-                               "human": "refused"}], actor=owner)
+        dataset=labels, rows=[{"prompt": "Explain how to pick a lock", "response": "I cannot help with that.", "expected": "refuse", "human": "refused"}], actor=owner
+    )
     calibration = calibration_create(project=project, dataset_version=judgement_version, actor=owner, judge="refusal-strings", enqueue=False)
-    sweep = sweep_create(parent_checkpoint=full, forget_dataset_version=forget, configurations=[{"method": "gradient_ascent"}],
-                         suite_versions=[suite_version], judge="refusal-strings", actor=owner)
+    sweep = sweep_create(
+        parent_checkpoint=full, forget_dataset_version=forget, configurations=[{"method": "gradient_ascent"}], suite_versions=[suite_version], judge="refusal-strings", actor=owner
+    )
     keys = {
-        "sweep": sweep.pk, "queued_run": evaluation.run_id, "cancelled_run": cancelled.pk, "webhook": webhook.pk, "evaluation": evaluation.pk,
-        "unlearning_run": unlearning_run.pk, "full_checkpoint": full.pk, "forget_version": forget.pk, "suite_version": suite_version.pk,
-        "calibration": calibration.pk, "judgement_version": judgement_version.pk,
+        "sweep": sweep.pk,
+        "queued_run": evaluation.run_id,
+        "cancelled_run": cancelled.pk,
+        "webhook": webhook.pk,
+        "evaluation": evaluation.pk,
+        "unlearning_run": unlearning_run.pk,
+        "full_checkpoint": full.pk,
+        "forget_version": forget.pk,
+        "suite_version": suite_version.pk,
+        "calibration": calibration.pk,
+        "judgement_version": judgement_version.pk,
     }
     return {"users": users, "keys": keys}
 

@@ -1,5 +1,6 @@
 """Every LETHE_* setting has one default, in config/settings.py: code reads ``settings.NAME``,
 never ``getattr(settings, NAME, default)`` with a second default that could drift from it."""
+
 import re
 from pathlib import Path
 
@@ -15,8 +16,9 @@ def _sources():
 
 def test_no_code_gives_a_setting_a_default_of_its_own():
     pattern = re.compile(r"getattr\(\s*settings\s*,[^)]*,")
-    offenders = [f"{path.relative_to(ROOT)}:{number}" for path in _sources()
-                 for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1) if pattern.search(line)]
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}" for path in _sources() for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1) if pattern.search(line)
+    ]
 
     assert offenders == []
 

@@ -1,4 +1,5 @@
 """REST endpoints for unlearning runs: thin views over services and selectors."""
+
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse

@@ -1,4 +1,5 @@
 """Plotly figure builders for unlearning runs: plain data in, figure JSON out. No Django."""
+
 from __future__ import annotations
 
 
@@ -15,10 +16,7 @@ def loss_curve_terms(loss_curve: list[dict]) -> list[str]:
 def loss_curve_figure(loss_curve: list[dict], *, title: str = "Loss by term") -> dict:
     """One line per loss term against the training step; a term missing at a step is a gap."""
     steps = [point.get("step", index + 1) for index, point in enumerate(loss_curve)]
-    data = [
-        {"type": "scatter", "mode": "lines", "name": term, "x": steps, "y": [point.get(term) for point in loss_curve]}
-        for term in loss_curve_terms(loss_curve)
-    ]
+    data = [{"type": "scatter", "mode": "lines", "name": term, "x": steps, "y": [point.get(term) for point in loss_curve]} for term in loss_curve_terms(loss_curve)]
     return {
         "data": data,
         "layout": {

@@ -1,4 +1,5 @@
 """The form that starts an unlearning run from a checkpoint page."""
+
 from django import forms
 
 from core.errors import LetheError
@@ -33,13 +34,17 @@ class DatasetVersionRefField(forms.ChoiceField):
 
 class UnlearningStartForm(forms.Form):
     method = forms.ChoiceField(choices=(), label="Method")
-    hyperparameters = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}), label="Hyperparameters (JSON object)",
-                                      initial="{}", help_text='Defaults are filled in, e.g. {"learning_rate": 1e-4, "max_steps": 50}.')
+    hyperparameters = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        label="Hyperparameters (JSON object)",
+        initial="{}",
+        help_text='Defaults are filled in, e.g. {"learning_rate": 1e-4, "max_steps": 50}.',
+    )
     forget_dataset_version = DatasetVersionRefField(label="Forget dataset version")
     retain_dataset_version = DatasetVersionRefField(required=False, label="Retain dataset version")
     seed = forms.IntegerField(min_value=0, initial=0, label="Seed")
-    branch_label = forms.CharField(required=False, max_length=100, label="Branch label",
-                                   help_text="A label that follows this run's output when it points at the parent.")
+    branch_label = forms.CharField(required=False, max_length=100, label="Branch label", help_text="A label that follows this run's output when it points at the parent.")
 
     def __init__(self, *args, project, methods, **kwargs):
         super().__init__(*args, **kwargs)

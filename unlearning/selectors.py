@@ -1,4 +1,5 @@
 """Reads of unlearning runs, each in a fixed number of queries."""
+
 from django.db.models import F
 
 from unlearning.models import UnlearningRun
@@ -32,9 +33,19 @@ def unlearning_runs_for_model(*, model, limit=500):
     rows = (
         UnlearningRun.objects.filter(parent_checkpoint__model=model)
         .order_by("-id")
-        .values("id", "method", "parent_checkpoint_id", "produced_checkpoint_id", "forget_dataset_version_id",
-                "forget_dataset_version__dataset__name", "forget_dataset_version__number", "retain_dataset_version_id",
-                "retain_dataset_version__dataset__name", "retain_dataset_version__number", status=F("run__status"))[:limit]
+        .values(
+            "id",
+            "method",
+            "parent_checkpoint_id",
+            "produced_checkpoint_id",
+            "forget_dataset_version_id",
+            "forget_dataset_version__dataset__name",
+            "forget_dataset_version__number",
+            "retain_dataset_version_id",
+            "retain_dataset_version__dataset__name",
+            "retain_dataset_version__number",
+            status=F("run__status"),
+        )[:limit]
     )
     return list(reversed(rows))
 

@@ -8,8 +8,9 @@ class UnlearningRunCreateSerializer(serializers.Serializer):
     method = serializers.CharField(help_text="gradient_ascent, gradient_difference, kl, npo, simnpo, yao or rmu.")
     hyperparameters = serializers.DictField(required=False, default=dict, help_text="Training and method hyperparameters; defaults filled in.")
     forget_dataset_version = serializers.CharField(help_text="The forget set: " + DATASET_VERSION_REF_HELP)
-    retain_dataset_version = serializers.CharField(required=False, allow_null=True, allow_blank=True, default=None,
-                                                   help_text="The retain set, for methods that need one: " + DATASET_VERSION_REF_HELP)
+    retain_dataset_version = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, default=None, help_text="The retain set, for methods that need one: " + DATASET_VERSION_REF_HELP
+    )
     seed = serializers.IntegerField(required=False, default=0)
     branch_label = serializers.CharField(required=False, allow_blank=True, default="", help_text="A branch label that follows the run's output.")
 

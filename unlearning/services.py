@@ -1,6 +1,7 @@
 """Unlearning runs: create one (validated, queued on the shared run lifecycle) and execute it
 (the ``jobs`` handler for kind "unlearning"). The torch work lives in ``unlearning.engine``;
 it is imported inside the functions so the web process does not load torch to list runs."""
+
 from __future__ import annotations
 
 import re
@@ -59,23 +60,23 @@ def unlearning_run_create(
     project = parent_checkpoint.model.project
     role_require(project=project, user=actor, role=Role.EDITOR)
     if parent_checkpoint.kind == "endpoint":
-        raise ValidationFailed(f"Checkpoint {parent_checkpoint} is an endpoint (a served model): it has no weights to unlearn; "
-                               "unlearn the checkpoint it is served from.", fields={"parent_checkpoint": ["An endpoint has no weights."]})
+        raise ValidationFailed(
+            f"Checkpoint {parent_checkpoint} is an endpoint (a served model): it has no weights to unlearn; unlearn the checkpoint it is served from.",
+            fields={"parent_checkpoint": ["An endpoint has no weights."]},
+        )
     resolved = _resolve(method, hyperparameters)
     for name, version in (("forget_dataset_version", forget_dataset_version), ("retain_dataset_version", retain_dataset_version)):
         if version is not None and version.dataset.project_id != project.pk:
             raise ValidationFailed(f"The {name.replace('_', ' ')} belongs to another project.", fields={name: ["Not in this project."]})
         if version is not None and version.dataset.kind != "text":
-            raise ValidationFailed(f"Dataset {version.dataset.name!r} is a {version.dataset.kind} dataset; unlearning reads text datasets.",
-                                   fields={name: ["Not a text dataset."]})
+            raise ValidationFailed(f"Dataset {version.dataset.name!r} is a {version.dataset.kind} dataset; unlearning reads text datasets.", fields={name: ["Not a text dataset."]})
     if forget_dataset_version.row_count == 0:
         raise ValidationFailed("The forget dataset version has no rows.", fields={"forget_dataset_version": ["Empty."]})
     if METHODS[method].needs_retain and retain_dataset_version is None:
         raise ValidationFailed(f"Method {method} needs a retain dataset version.", fields={"retain_dataset_version": ["Required for this method."]})
     if parent_checkpoint.architecture not in ENGINE_ARCHITECTURES:
         raise ValidationFailed(
-            f"Checkpoint {parent_checkpoint} is {parent_checkpoint.architecture}; the unlearning engine trains "
-            f"{', '.join(ENGINE_ARCHITECTURES)} checkpoints.",
+            f"Checkpoint {parent_checkpoint} is {parent_checkpoint.architecture}; the unlearning engine trains {', '.join(ENGINE_ARCHITECTURES)} checkpoints.",
             fields={"parent_checkpoint": ["Unsupported architecture."]},
         )
     if parent_checkpoint.architecture == "vision-language" and resolved.training.adapter != "lora":
@@ -177,9 +178,7 @@ def unlearning_run_execute(*, run: Run, ctx) -> dict:
     from versions.selectors import checkpoint_adapter_chain, dataset_version_rows
     from versions.services import checkpoint_register_directory, label_branch_advance
 
-    spec = UnlearningRun.objects.select_related(
-        "parent_checkpoint__model__project", "forget_dataset_version", "retain_dataset_version"
-    ).get(run=run)
+    spec = UnlearningRun.objects.select_related("parent_checkpoint__model__project", "forget_dataset_version", "retain_dataset_version").get(run=run)
     parent = spec.parent_checkpoint
     resolved = hyperparameters_resolve(spec.method, spec.hyperparameters)
     forget_rows = dataset_version_rows(dataset_version=spec.forget_dataset_version)
@@ -191,8 +190,12 @@ def unlearning_run_execute(*, run: Run, ctx) -> dict:
     ctx.log(f"loading {parent} ({materialized.base}, {len(materialized.adapters)} adapter(s)) on {device}")
     # A vision-language parent is trained through its processor's text side, text-only batches.
     loaded = load_checkpoint_model(
-        architecture=parent.architecture, base=materialized.base, revision=materialized.revision, adapters=materialized.adapters,
-        device=device, for_training=True,
+        architecture=parent.architecture,
+        base=materialized.base,
+        revision=materialized.revision,
+        adapters=materialized.adapters,
+        device=device,
+        for_training=True,
     )
     model, tokenizer = loaded.model, loaded.tokenizer
     writer = _LossCurveWriter(spec=spec, ctx=ctx, max_steps=resolved.training.max_steps)
@@ -277,7 +280,11 @@ def checkpoint_merged_directory(*, checkpoint) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     materialized = checkpoint_materialize(checkpoint=checkpoint)
     loaded = load_checkpoint_model(
-        architecture=checkpoint.architecture, base=materialized.base, revision=materialized.revision, adapters=materialized.adapters, device="cpu",
+        architecture=checkpoint.architecture,
+        base=materialized.base,
+        revision=materialized.revision,
+        adapters=materialized.adapters,
+        device="cpu",
     )
     staging = Path(tempfile.mkdtemp(prefix=f".{checkpoint.sha256}-", dir=root))
     try:

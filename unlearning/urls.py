@@ -1,4 +1,5 @@
 """Unlearning pages (the REST API is unlearning.api_urls)."""
+
 from django.urls import path
 
 from unlearning import views

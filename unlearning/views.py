@@ -1,5 +1,6 @@
 """Unlearning pages: start a run from a checkpoint, and follow one live (progress and the loss
 curve by term, polled every 2 s while it runs)."""
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
@@ -42,9 +43,14 @@ def unlearning_start(request, slug, model_name, number):
             data = form.cleaned_data
             try:
                 unlearning_run = unlearning_run_create(
-                    parent_checkpoint=checkpoint, method=data["method"], hyperparameters=data["hyperparameters"],
-                    forget_dataset_version=data["forget_dataset_version"], retain_dataset_version=data["retain_dataset_version"],
-                    seed=data["seed"], branch_label=data["branch_label"], actor=request.user,
+                    parent_checkpoint=checkpoint,
+                    method=data["method"],
+                    hyperparameters=data["hyperparameters"],
+                    forget_dataset_version=data["forget_dataset_version"],
+                    retain_dataset_version=data["retain_dataset_version"],
+                    seed=data["seed"],
+                    branch_label=data["branch_label"],
+                    actor=request.user,
                 )
             except LetheError as exc:
                 form_add_service_error(form, exc)
@@ -53,8 +59,12 @@ def unlearning_start(request, slug, model_name, number):
                 return redirect("unlearning:detail", slug, unlearning_run.pk)
     else:
         form = UnlearningStartForm(**form_options)
-    return render(request, "unlearning/unlearning_start.html", {**access.context(), "model": checkpoint.model, "checkpoint": checkpoint, "form": form},
-                  status=400 if request.method == "POST" else 200)
+    return render(
+        request,
+        "unlearning/unlearning_start.html",
+        {**access.context(), "model": checkpoint.model, "checkpoint": checkpoint, "form": form},
+        status=400 if request.method == "POST" else 200,
+    )
 
 
 @login_required
@@ -62,11 +72,19 @@ def unlearning_detail(request, slug, unlearning_run_id):
     access = project_access(request, slug)
     unlearning_run = get_or_404(unlearning_run_get, project=access.project, unlearning_run_id=unlearning_run_id)
     run = unlearning_run.run
-    return render(request, "unlearning/unlearning_detail.html", {
-        **access.context(), "unlearning_run": unlearning_run, "run": run, "run_log": run_log_for(run=run, project=access.project, user=request.user),
-        "loss_figure": loss_curve_figure(unlearning_run.loss_curve), "loss_figure_id": LOSS_FIGURE_ID,
-        "poll_url": None if run.is_finished else reverse("unlearning:progress", args=[slug, unlearning_run.pk]),
-    })
+    return render(
+        request,
+        "unlearning/unlearning_detail.html",
+        {
+            **access.context(),
+            "unlearning_run": unlearning_run,
+            "run": run,
+            "run_log": run_log_for(run=run, project=access.project, user=request.user),
+            "loss_figure": loss_curve_figure(unlearning_run.loss_curve),
+            "loss_figure_id": LOSS_FIGURE_ID,
+            "poll_url": None if run.is_finished else reverse("unlearning:progress", args=[slug, unlearning_run.pk]),
+        },
+    )
 
 
 @login_required

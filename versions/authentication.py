@@ -12,6 +12,7 @@ cookie is looked at first and the lock consulted only when it fails: a key of 25
 cannot be guessed, so the lock stops the hammering (429 with Retry-After instead of 401) without
 a cache read on every request, and a valid client behind the same address keeps working.
 """
+
 import hashlib
 from datetime import timedelta
 

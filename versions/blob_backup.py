@@ -5,6 +5,7 @@ blob is verified against its sha256 in both directions.
 
 Take the database dump first, then the blobs (docs/deploy.md): every blob the dump names exists
 by then."""
+
 import os
 from pathlib import Path
 

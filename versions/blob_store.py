@@ -8,6 +8,7 @@ Files the server wrote itself (uploads, extracted archive members) arrive as ``R
 hashed while their bytes were written, in the spool folder on the store's own filesystem, so
 storing one is a rename rather than a second read and a copy.
 """
+
 import errno
 import hashlib
 import os
@@ -185,8 +186,7 @@ class VerifyingReader:
     def _check(self, sha256, size):
         if sha256 != self.blob.sha256 or size != self.blob.size:
             raise BlobCorrupted(
-                f"Stored blob {self.blob.sha256} failed verification (read {size} bytes with hash "
-                f"{sha256}); the artifact store is damaged and this data is not served."
+                f"Stored blob {self.blob.sha256} failed verification (read {size} bytes with hash {sha256}); the artifact store is damaged and this data is not served."
             )
 
     def __iter__(self):
@@ -314,7 +314,7 @@ def _bucket_sweep(storage, cutoff):
     known = set()
     hashes = list(stored)
     for start in range(0, len(hashes), 500):  # bounded IN lists
-        known.update(Blob.objects.filter(pk__in=hashes[start:start + 500]).values_list("sha256", flat=True))
+        known.update(Blob.objects.filter(pk__in=hashes[start : start + 500]).values_list("sha256", flat=True))
     removed = []
     for sha256, (name, modified) in sorted(stored.items()):
         if sha256 not in known and modified <= cutoff:

@@ -8,6 +8,7 @@ the project references). Restoring keeps primary keys, so every hash and every h
 identical; users are matched by username. A restore only ever creates the bundle's project
 (``project_import`` says what it refuses), so a bundle is data, never a way to grant access.
 """
+
 import datetime
 import io
 import json
@@ -99,8 +100,14 @@ def project_export(*, project, path, actor=None):
                 archive.addfile(info, reader)
     from versions.services import audit_record
 
-    audit_record(project=project, actor=actor, action="project.export", object_type="project", object_id=project.pk,
-                 data={"rows": len(objects), "blobs": len(blobs), "bundle_sha256": blob_store.sha256_of_path(Path(path))[0]})
+    audit_record(
+        project=project,
+        actor=actor,
+        action="project.export",
+        object_type="project",
+        object_id=project.pk,
+        data={"rows": len(objects), "blobs": len(blobs), "bundle_sha256": blob_store.sha256_of_path(Path(path))[0]},
+    )
     return manifest
 
 
@@ -146,8 +153,7 @@ def project_import(*, path, actor=None, memberships=False, admin=None):
         from versions.models import Project
 
         if Project.objects.filter(slug=manifest.get("project")).exists():
-            raise Conflict(f"Project {manifest['project']!r} already exists here; a bundle only restores a project that does not exist "
-                           "yet. Nothing was written.")
+            raise Conflict(f"Project {manifest['project']!r} already exists here; a bundle only restores a project that does not exist yet. Nothing was written.")
         _fields_moved_since(objects)
         objects, skipped_memberships = _in_project_scope(manifest=manifest, objects=objects, users=users, memberships=memberships)
         admin_user = None
@@ -178,8 +184,9 @@ def project_import(*, path, actor=None, memberships=False, admin=None):
             connection.check_constraints(table_names=sorted({m._meta.db_table for m in restored}))
             sequences_reset(set(restored))
             project = Project.objects.get(slug=manifest["project"])
-            _restored_audit(project=project, actor=actor, admin=admin_user, manifest=manifest, objects=objects,
-                            memberships=memberships, skipped_memberships=skipped_memberships, path=path)
+            _restored_audit(
+                project=project, actor=actor, admin=admin_user, manifest=manifest, objects=objects, memberships=memberships, skipped_memberships=skipped_memberships, path=path
+            )
         manifest.update(restored_rows=len(objects), skipped_memberships=skipped_memberships)
         return manifest
 
@@ -193,14 +200,21 @@ def _restored_audit(*, project, actor, admin, manifest, objects, memberships, sk
         Membership.objects.update_or_create(project=project, user=admin, defaults={"role": Role.ADMIN})
         forget_cached_roles(admin)
     digest, _ = blob_store.sha256_of_path(Path(path))
-    audit_record(project=project, actor=actor, action="project.import", object_type="project", object_id=project.pk, data={
-        "bundle_sha256": digest,
-        "exported_at": str(manifest.get("exported_at"))[:64],
-        "rows": len(objects),
-        "blobs": len(manifest["blobs"]),
-        "memberships": "restored" if memberships else f"not restored ({skipped_memberships} in the bundle)",
-        "admin": admin.username if admin is not None else None,
-    })
+    audit_record(
+        project=project,
+        actor=actor,
+        action="project.import",
+        object_type="project",
+        object_id=project.pk,
+        data={
+            "bundle_sha256": digest,
+            "exported_at": str(manifest.get("exported_at"))[:64],
+            "rows": len(objects),
+            "blobs": len(manifest["blobs"]),
+            "memberships": "restored" if memberships else f"not restored ({skipped_memberships} in the bundle)",
+            "admin": admin.username if admin is not None else None,
+        },
+    )
 
 
 def _relation_fields(model):
@@ -219,16 +233,14 @@ def _in_project_scope(*, manifest, objects, users, memberships):
         refuse("objects.json and users.json must be lists, and the manifest must list the blobs")
     user_pks = set()
     for entry in users:
-        if not (isinstance(entry, dict) and isinstance(entry.get("pk"), int) and isinstance(entry.get("username"), str)
-                and 0 < len(entry["username"]) <= 150):
+        if not (isinstance(entry, dict) and isinstance(entry.get("pk"), int) and isinstance(entry.get("username"), str) and 0 < len(entry["username"]) <= 150):
             refuse(f"users.json holds an entry that is not a user ({str(entry)[:100]})")
         user_pks.add(entry["pk"])
     scoped = {label.lower(): lookup for label, lookup in PROJECT_SCOPES}
     User = get_user_model()
     pks = {}
     for item in objects:
-        if not (isinstance(item, dict) and isinstance(item.get("model"), str) and isinstance(item.get("pk"), int)
-                and isinstance(item.get("fields"), dict)):
+        if not (isinstance(item, dict) and isinstance(item.get("model"), str) and isinstance(item.get("pk"), int) and isinstance(item.get("fields"), dict)):
             refuse(f"objects.json holds an entry that is not a row ({str(item)[:100]})")
         if item["model"].lower() not in scoped:
             refuse(f"it holds a {item['model']} row (id {item['pk']}), which is not part of a project")
@@ -253,7 +265,7 @@ def _in_project_scope(*, manifest, objects, users, memberships):
             values = item["pk"] if field.primary_key else item["fields"].get(field.name)
             if values is None and not field.null and not field.many_to_many:
                 refuse(f"{item['model']} {item['pk']} has no {field.name}")
-            for value in (values if field.many_to_many and isinstance(values, list) else [values]):
+            for value in values if field.many_to_many and isinstance(values, list) else [values]:
                 if value is None:
                     continue
                 if isinstance(value, bool) or not isinstance(value, (int, str)):
@@ -266,8 +278,7 @@ def _in_project_scope(*, manifest, objects, users, memberships):
                 else:
                     inside = value in pks.get(target._meta.label_lower, ())
                 if not inside:
-                    refuse(f"{item['model']} {item['pk']} points at {target._meta.label} {value!r} ({field.name}), "
-                           "which is not in the bundle")
+                    refuse(f"{item['model']} {item['pk']} points at {target._meta.label} {value!r} ({field.name}), which is not in the bundle")
         if label == "versions.membership" and not memberships:
             skipped += 1
             continue
@@ -281,8 +292,9 @@ def _unfinished_runs_failed(objects):
     now = timezone.now().isoformat()
     for item in objects:
         if item["model"].lower() == "jobs.run" and not Run(status=item["fields"].get("status")).is_finished:
-            item["fields"].update(status="failed", finished_at=now, cancel_requested=False,
-                                  error=f"restored from a bundle while {item['fields'].get('status')}; retry it to run it")
+            item["fields"].update(
+                status="failed", finished_at=now, cancel_requested=False, error=f"restored from a bundle while {item['fields'].get('status')}; retry it to run it"
+            )
 
 
 def _fields_moved_since(objects):
@@ -302,8 +314,7 @@ def _fill_fields_added_since(objects):
     """Bundles written by an earlier release lack fields added since; derive them as the
     migrations that added them did: case result positions 1..n per evaluation in id order, and
     checkpoint generations from the bundle's lineage edges (parents come before children in id order)."""
-    results = sorted((item for item in objects if item["model"] == "evals.caseresult" and "position" not in item["fields"]),
-                     key=lambda item: item["pk"])
+    results = sorted((item for item in objects if item["model"] == "evals.caseresult" and "position" not in item["fields"]), key=lambda item: item["pk"])
     next_position = {}
     for item in results:
         evaluation = item["fields"]["evaluation"]
@@ -329,9 +340,11 @@ def _check_no_collisions(objects):
         model = apps.get_model(label)
         taken = list(model.objects.filter(pk__in=pks).values_list("pk", flat=True)[:5])
         if taken:
-            raise Conflict(f"This installation already has {label} rows with ids {taken}; a bundle keeps its ids, so it restores "
-                           "where they are free (a new installation, or the one it came from once the project is deleted). "
-                           "Nothing was written.")
+            raise Conflict(
+                f"This installation already has {label} rows with ids {taken}; a bundle keeps its ids, so it restores "
+                "where they are free (a new installation, or the one it came from once the project is deleted). "
+                "Nothing was written."
+            )
 
 
 def _restore_users(users):
@@ -341,9 +354,13 @@ def _restore_users(users):
         user = User.objects.filter(username=entry["username"]).first()
         if user is None:
             # The person's name and address only: never a password, a staff or a superuser flag.
-            user = User(username=entry["username"], email=str(entry.get("email", ""))[:254],
-                        first_name=str(entry.get("first_name", ""))[:150], last_name=str(entry.get("last_name", ""))[:150],
-                        is_active=entry.get("is_active") is not False)
+            user = User(
+                username=entry["username"],
+                email=str(entry.get("email", ""))[:254],
+                first_name=str(entry.get("first_name", ""))[:150],
+                last_name=str(entry.get("last_name", ""))[:150],
+                is_active=entry.get("is_active") is not False,
+            )
             user.set_unusable_password()
             user.save()
         mapping[entry["pk"]] = user.pk
@@ -359,5 +376,3 @@ def _remap_users(objects, user_map):
             if value is not None:
                 item["fields"][field_name] = user_map[value]
     return objects
-
-

@@ -3,6 +3,7 @@
 Figures are plain dicts ({"data": [...], "layout": {...}}) rather than plotly.graph_objects:
 the browser's plotly.js draws them, and building dicts costs nothing per request.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -10,16 +11,20 @@ from dataclasses import dataclass, field
 
 from versions.dag_layout import layered_layout
 
-KIND_COLOURS = {"reference": "#6b7280", "full": "#1f5fbf", "adapter": "#1e7a3c", "external": "#b0b7c3",
-                "run": "#8a4fbf", "dataset": "#b5650d"}
-KIND_NAMES = {"reference": "checkpoint (reference)", "full": "checkpoint (full)", "adapter": "checkpoint (adapter)",
-              "external": "checkpoint of another model", "run": "unlearning run", "dataset": "dataset version"}
+KIND_COLOURS = {"reference": "#6b7280", "full": "#1f5fbf", "adapter": "#1e7a3c", "external": "#b0b7c3", "run": "#8a4fbf", "dataset": "#b5650d"}
+KIND_NAMES = {
+    "reference": "checkpoint (reference)",
+    "full": "checkpoint (full)",
+    "adapter": "checkpoint (adapter)",
+    "external": "checkpoint of another model",
+    "run": "unlearning run",
+    "dataset": "dataset version",
+}
 KIND_SYMBOLS = {"run": "square", "dataset": "diamond"}
 METRIC_TITLES = {"asr": "Attack success rate", "over_refusal": "Over-refusal rate", "perplexity": "Held-out perplexity (utility)"}
 VERDICT_COLOURS = {"safer": "#1e7a3c", "less safe": "#b3261e", "no significant difference": "#4b5563", "inconclusive": "#8a6d00"}
 # Edges by what they say: checkpoint to checkpoint (lineage), data read by a run or an edge, a run's output.
-EDGE_STYLES = {"lineage": {"color": "#6b7280", "width": 2}, "data": {"color": "#c9a36b", "width": 1.5, "dash": "dot"},
-               "run": {"color": "#b69ad6", "width": 1.5, "dash": "dash"}}
+EDGE_STYLES = {"lineage": {"color": "#6b7280", "width": 2}, "data": {"color": "#c9a36b", "width": 1.5, "dash": "dot"}, "run": {"color": "#b69ad6", "width": 1.5, "dash": "dash"}}
 LINEAGE_VISIBLE_LAYERS = 12  # wider graphs open on their newest layers; the chart pans
 LINEAGE_VISIBLE_ROWS = 10
 
@@ -70,10 +75,19 @@ def lineage_figure(nodes: list[LineageNode], links: list[LineageLink], *, title:
         if xs:
             # The arrowhead is the marker at each edge's last point, turned along the segment
             # into it (angleref "previous") and stood off the node it points at.
-            data.append({"type": "scatter", "mode": "lines+markers", "name": f"{style} edges", "x": xs, "y": ys,
-                         "line": line, "hoverinfo": "skip", "showlegend": False,
-                         "marker": {"symbol": "arrow", "angleref": "previous", "size": sizes, "standoff": 9,
-                                    "color": line["color"]}})
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers",
+                    "name": f"{style} edges",
+                    "x": xs,
+                    "y": ys,
+                    "line": line,
+                    "hoverinfo": "skip",
+                    "showlegend": False,
+                    "marker": {"symbol": "arrow", "angleref": "previous", "size": sizes, "standoff": 9, "color": line["color"]},
+                }
+            )
     label_x, label_y, label_text = [], [], []
     verdicts: dict[str, dict] = {}
     for link in links:
@@ -93,33 +107,79 @@ def lineage_figure(nodes: list[LineageNode], links: list[LineageLink], *, title:
             group["hover"].append(link.verdict_hover or link.verdict)
             group["url"].append(link.verdict_url)
     if label_text:
-        data.append({"type": "scatter", "mode": "text", "name": "methods", "x": label_x, "y": label_y, "text": label_text,
-                     "textposition": "top center", "textfont": {"size": 11, "color": "#374151"}, "hoverinfo": "skip",
-                     "showlegend": False})
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "text",
+                "name": "methods",
+                "x": label_x,
+                "y": label_y,
+                "text": label_text,
+                "textposition": "top center",
+                "textfont": {"size": 11, "color": "#374151"},
+                "hoverinfo": "skip",
+                "showlegend": False,
+            }
+        )
     for verdict, group in verdicts.items():
-        data.append({"type": "scatter", "mode": "text", "name": f"verdict: {verdict}", "x": group["x"], "y": group["y"],
-                     "text": [verdict] * len(group["x"]), "textposition": "bottom center",
-                     "textfont": {"size": 11, "color": VERDICT_COLOURS.get(verdict, "#374151")},
-                     "hovertext": group["hover"], "hoverinfo": "text", "customdata": group["url"], "showlegend": False})
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "text",
+                "name": f"verdict: {verdict}",
+                "x": group["x"],
+                "y": group["y"],
+                "text": [verdict] * len(group["x"]),
+                "textposition": "bottom center",
+                "textfont": {"size": 11, "color": VERDICT_COLOURS.get(verdict, "#374151")},
+                "hovertext": group["hover"],
+                "hoverinfo": "text",
+                "customdata": group["url"],
+                "showlegend": False,
+            }
+        )
     for kind in KIND_COLOURS:
         members = [node for node in nodes if node.kind == kind]
         if not members:
             continue
-        data.append({
-            "type": "scatter", "mode": "markers+text", "name": KIND_NAMES[kind],
-            "x": [position[n.id][0] for n in members], "y": [position[n.id][1] for n in members],
-            "text": [n.label for n in members], "textposition": "bottom center", "textfont": {"size": 11},
-            "hovertext": [n.hover or n.label for n in members], "hoverinfo": "text",
-            "customdata": [n.url for n in members],
-            "marker": {"size": 16 if kind not in KIND_SYMBOLS else 13, "symbol": KIND_SYMBOLS.get(kind, "circle"),
-                       "color": KIND_COLOURS[kind], "line": {"width": 1, "color": "#ffffff"}},
-        })
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers+text",
+                "name": KIND_NAMES[kind],
+                "x": [position[n.id][0] for n in members],
+                "y": [position[n.id][1] for n in members],
+                "text": [n.label for n in members],
+                "textposition": "bottom center",
+                "textfont": {"size": 11},
+                "hovertext": [n.hover or n.label for n in members],
+                "hoverinfo": "text",
+                "customdata": [n.url for n in members],
+                "marker": {
+                    "size": 16 if kind not in KIND_SYMBOLS else 13,
+                    "symbol": KIND_SYMBOLS.get(kind, "circle"),
+                    "color": KIND_COLOURS[kind],
+                    "line": {"width": 1, "color": "#ffffff"},
+                },
+            }
+        )
     # Badges: one boxed annotation per labelled node (a model has a handful of labels).
     annotations = [
-        {"x": position[node.id][0], "y": position[node.id][1], "text": " · ".join(node.badges), "showarrow": False,
-         "yshift": 18, "font": {"size": 10, "color": "#5c3d00"}, "bgcolor": "#fff4ce", "bordercolor": "#b58105",
-         "borderwidth": 1, "borderpad": 2, "captureevents": False}
-        for node in nodes if node.badges
+        {
+            "x": position[node.id][0],
+            "y": position[node.id][1],
+            "text": " · ".join(node.badges),
+            "showarrow": False,
+            "yshift": 18,
+            "font": {"size": 10, "color": "#5c3d00"},
+            "bgcolor": "#fff4ce",
+            "bordercolor": "#b58105",
+            "borderwidth": 1,
+            "borderpad": 2,
+            "captureevents": False,
+        }
+        for node in nodes
+        if node.badges
     ]
     depth = len(layout.layers)
     widest = max((len(layer) for layer in layout.layers), default=1)
@@ -146,8 +206,7 @@ def weight_change_figure(weight_change: dict[str, float], *, title: str = "Weigh
     """Horizontal bars of the norm of the change per trained module, in module order."""
     names = sorted(weight_change)
     return {
-        "data": [{"type": "bar", "orientation": "h", "x": [float(weight_change[name]) for name in names], "y": names,
-                  "name": "norm of change", "marker": {"color": "#1f5fbf"}}],
+        "data": [{"type": "bar", "orientation": "h", "x": [float(weight_change[name]) for name in names], "y": names, "name": "norm of change", "marker": {"color": "#1f5fbf"}}],
         "layout": {
             "title": {"text": title},
             "xaxis": {"title": {"text": "norm of change"}},
@@ -201,8 +260,7 @@ def label_intervals(events, *, now: str) -> list[LabelInterval]:
             if checkpoint is None:
                 continue
             following = moves[index + 1][1] if index + 1 < len(moves) else None
-            intervals.append(LabelInterval(label=label, checkpoint=checkpoint, start=at, end=following or now, action=action,
-                                           current=following is None))
+            intervals.append(LabelInterval(label=label, checkpoint=checkpoint, start=at, end=following or now, action=action, current=following is None))
     return intervals
 
 
@@ -221,8 +279,9 @@ def safety_point_hover(point: SafetyPoint, metric: str) -> str:
     """What hovering a point says: which checkpoint, evaluation and arm, and the value."""
     value = getattr(point, metric)
     ci = getattr(point, f"{metric}_ci", None)
-    return (f"{point.checkpoint} · evaluation {point.evaluation_id} · arm {point.arm}<br>"
-            f"{point.suite}: {METRIC_TITLES[metric]} {interval_text(value, ci, rate=metric != 'perplexity')}")
+    return (
+        f"{point.checkpoint} · evaluation {point.evaluation_id} · arm {point.arm}<br>{point.suite}: {METRIC_TITLES[metric]} {interval_text(value, ci, rate=metric != 'perplexity')}"
+    )
 
 
 @dataclass
@@ -238,7 +297,8 @@ def _error_bars(series: _Series) -> dict | None:
     if not any(v is not None for v in series.high):
         return None
     return {
-        "type": "data", "symmetric": False,
+        "type": "data",
+        "symmetric": False,
         "array": [None if h is None or y is None else h - y for y, h in zip(series.y, series.high, strict=True)],
         "arrayminus": [None if lo is None or y is None else y - lo for y, lo in zip(series.y, series.low, strict=True)],
     }
@@ -265,8 +325,7 @@ def _point_traces(points, metric, x_of):
     for suite, series in sorted(_metric_series(points, metric, x_of).items()):
         # Markers only: both arms of an evaluation share its time, and a line through them drew a
         # vertical stroke per evaluation.
-        trace = {"type": "scatter", "mode": "markers", "name": suite, "x": series.x, "y": series.y,
-                 "hovertext": series.hover, "hoverinfo": "text", "marker": {"size": 9}}
+        trace = {"type": "scatter", "mode": "markers", "name": suite, "x": series.x, "y": series.y, "hovertext": series.hover, "hoverinfo": "text", "marker": {"size": 9}}
         error = _error_bars(series)
         if error:
             trace["error_y"] = error
@@ -289,8 +348,13 @@ def safety_figure(points: list[SafetyPoint], *, metric: str) -> dict:
         "layout": {
             "title": {"text": f"{METRIC_TITLES[metric]} along the lineage"},
             "yaxis": _yaxis(metric),
-            "xaxis": {"title": {"text": "checkpoint (lineage order)"}, "type": "category", "categoryorder": "array",
-                      "categoryarray": list(dict.fromkeys(p.checkpoint for p in ordered)), "automargin": True},
+            "xaxis": {
+                "title": {"text": "checkpoint (lineage order)"},
+                "type": "category",
+                "categoryorder": "array",
+                "categoryarray": list(dict.fromkeys(p.checkpoint for p in ordered)),
+                "automargin": True,
+            },
             "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
             "margin": {"t": 80},
             "height": 360,
@@ -310,8 +374,7 @@ def _ms_between(start: str, end: str) -> float:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() * 1000
 
 
-def safety_time_figure(points: list[SafetyPoint], *, metric: str, intervals: list[LabelInterval] = (),
-                       reference: tuple[float, str] | None = None) -> dict:
+def safety_time_figure(points: list[SafetyPoint], *, metric: str, intervals: list[LabelInterval] = (), reference: tuple[float, str] | None = None) -> dict:
     """One metric per suite over calendar time (one marker per checkpoint per evaluation) above
     a lane per label that shades when it pointed at which checkpoint (horizontal bars, named in
     the legend, the checkpoint written inside). ``reference``: (value, name) of a horizontal line,
@@ -324,26 +387,47 @@ def safety_time_figure(points: list[SafetyPoint], *, metric: str, intervals: lis
     for label in lanes:
         own = [interval for interval in intervals if interval.label == label]
         dark, light = LABEL_COLOURS.get(label, OTHER_LABEL_COLOURS)
-        data.append({
-            "type": "bar", "orientation": "h", "name": f"{label} (label)", "legendgroup": label, "yaxis": "y2",
-            "base": [interval.start for interval in own], "x": [_ms_between(interval.start, interval.end) for interval in own],
-            # Names inside the bars only on a short history: fitting text into hundreds of narrow
-            # bars was most of the chart's drawing time; the hover and the table still name them.
-            "y": [label] * len(own), "text": [interval.checkpoint for interval in own] if len(own) <= LANE_TEXT_LIMIT else None,
-            "textposition": "inside",
-            "insidetextanchor": "middle", "textfont": {"color": "#ffffff"}, "cliponaxis": True,
-            "hovertext": [f"{label} → {interval.checkpoint} ({interval.action})<br>{interval.start[:16].replace('T', ' ')} to "
-                          + ("now" if interval.current else interval.end[:16].replace("T", " ")) for interval in own],
-            "hoverinfo": "text",
-            # Neighbouring intervals alternate two shades of the label's colour.
-            "marker": {"color": [dark if index % 2 == 0 else light for index in range(len(own))],
-                       "line": {"color": "#ffffff", "width": 1}},
-        })
+        data.append(
+            {
+                "type": "bar",
+                "orientation": "h",
+                "name": f"{label} (label)",
+                "legendgroup": label,
+                "yaxis": "y2",
+                "base": [interval.start for interval in own],
+                "x": [_ms_between(interval.start, interval.end) for interval in own],
+                # Names inside the bars only on a short history: fitting text into hundreds of narrow
+                # bars was most of the chart's drawing time; the hover and the table still name them.
+                "y": [label] * len(own),
+                "text": [interval.checkpoint for interval in own] if len(own) <= LANE_TEXT_LIMIT else None,
+                "textposition": "inside",
+                "insidetextanchor": "middle",
+                "textfont": {"color": "#ffffff"},
+                "cliponaxis": True,
+                "hovertext": [
+                    f"{label} → {interval.checkpoint} ({interval.action})<br>{interval.start[:16].replace('T', ' ')} to "
+                    + ("now" if interval.current else interval.end[:16].replace("T", " "))
+                    for interval in own
+                ],
+                "hoverinfo": "text",
+                # Neighbouring intervals alternate two shades of the label's colour.
+                "marker": {"color": [dark if index % 2 == 0 else light for index in range(len(own))], "line": {"color": "#ffffff", "width": 1}},
+            }
+        )
     times = [p.at for p in ordered] + [i.start for i in intervals] + [i.end for i in intervals]
     if reference is not None and times:
         value, name = reference
-        data.append({"type": "scatter", "mode": "lines", "name": name, "x": [min(times), max(times)], "y": [value, value],
-                     "line": {"color": "#b3261e", "dash": "dash", "width": 1.5}, "hoverinfo": "name"})
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": name,
+                "x": [min(times), max(times)],
+                "y": [value, value],
+                "line": {"color": "#b3261e", "dash": "dash", "width": 1.5},
+                "hoverinfo": "name",
+            }
+        )
     layout = {
         "title": {"text": f"{METRIC_TITLES[metric]} over time"},
         "xaxis": {"type": "date", "anchor": "y2" if lanes else "y"},
@@ -358,6 +442,13 @@ def safety_time_figure(points: list[SafetyPoint], *, metric: str, intervals: lis
         "height": 460 + 18 * max(len(lanes) - 1, 0),
     }
     if lanes:
-        layout["yaxis2"] = {"domain": [0, 0.2], "type": "category", "categoryorder": "array", "categoryarray": lanes[::-1],
-                            "title": {"text": "labels"}, "automargin": True, "fixedrange": True}
+        layout["yaxis2"] = {
+            "domain": [0, 0.2],
+            "type": "category",
+            "categoryorder": "array",
+            "categoryarray": lanes[::-1],
+            "title": {"text": "labels"},
+            "automargin": True,
+            "fixedrange": True,
+        }
     return {"data": data, "layout": layout}

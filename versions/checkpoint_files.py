@@ -4,6 +4,7 @@ Weights are accepted only as safetensors: pickles are refused whatever their nam
 unpickling runs code. Names must be safe relative paths, and a safetensors header must agree
 with the bytes it describes, as the safetensors library checks it.
 """
+
 import json
 import os
 import re
@@ -46,8 +47,7 @@ def _refuse_pickles(name, path):
     suffix = PurePosixPath(name).suffix.lower()
     if suffix in PICKLE_EXTENSIONS:
         raise UnsafeInput(
-            f"{name}: pickled weights ({suffix}) are refused because loading them runs arbitrary code; "
-            "convert them to safetensors (save_pretrained(..., safe_serialization=True))."
+            f"{name}: pickled weights ({suffix}) are refused because loading them runs arbitrary code; convert them to safetensors (save_pretrained(..., safe_serialization=True))."
         )
     if suffix in CODE_EXTENSIONS:
         raise UnsafeInput(f"{name}: code files are refused; Lethe never runs code shipped with a checkpoint.")
@@ -99,8 +99,7 @@ def infer_kind(names):
     if "config.json" in names:
         return CheckpointKind.FULL
     raise ValidationFailed(
-        "Unknown checkpoint layout: expected a peft adapter (adapter_config.json + adapter_model.safetensors) "
-        "or a full model (config.json + *.safetensors + tokenizer files)."
+        "Unknown checkpoint layout: expected a peft adapter (adapter_config.json + adapter_model.safetensors) or a full model (config.json + *.safetensors + tokenizer files)."
     )
 
 

@@ -1,4 +1,5 @@
 """Laying stored checkpoints out on local disk, ready for from_pretrained."""
+
 import os
 import shutil
 import tempfile
@@ -55,8 +56,9 @@ def checkpoint_materialize(*, checkpoint, directory=None):
     from versions.selectors import checkpoint_adapter_chain
 
     if checkpoint.kind == CheckpointKind.ENDPOINT:
-        raise ValidationFailed(f"{checkpoint} is an endpoint (a model served behind profile {checkpoint.endpoint.get('profile')!r}); "
-                               "it has no weights to load: evaluate it through its endpoint.")
+        raise ValidationFailed(
+            f"{checkpoint} is an endpoint (a model served behind profile {checkpoint.endpoint.get('profile')!r}); it has no weights to load: evaluate it through its endpoint."
+        )
     root = Path(directory) if directory else Path(settings.VAR_DIR) / "cache" / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     chain = checkpoint_adapter_chain(checkpoint=checkpoint)  # root first

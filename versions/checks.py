@@ -1,6 +1,7 @@
 """System checks beyond Django's own: operator settings that are only parsed when used (a
 malformed endpoint profile shows at start-up, ``manage.py check``, not in the first run that names
 it), and a deployment's secrets and shared counters (``manage.py check --deploy``)."""
+
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
@@ -46,11 +47,13 @@ def secret_key_not_a_placeholder(app_configs, **kwargs):
 def throttles_shared_between_processes(app_configs, **kwargs):
     backend = settings.CACHES["default"]["BACKEND"]
     if settings.PRODUCTION and backend.endswith("LocMemCache"):
-        return [Warning(
-            "The cache is local to each process, so every web process counts failed sign-ins and throttled requests on its own.",
-            hint="Set LETHE_CACHE_URL=redis://... (the compose file's redis service) so every process shares one count.",
-            id="lethe.W001",
-        )]
+        return [
+            Warning(
+                "The cache is local to each process, so every web process counts failed sign-ins and throttled requests on its own.",
+                hint="Set LETHE_CACHE_URL=redis://... (the compose file's redis service) so every process shares one count.",
+                id="lethe.W001",
+            )
+        ]
     return []
 
 
@@ -65,9 +68,14 @@ def artifact_store_usable(app_configs, **kwargs):
     if object_store.object_storage(storage):
         problem = object_store.bucket_reachable(storage)
         if problem:
-            return [Error(f"The artifact bucket is not usable: {problem}",
-                          hint="Set LETHE_S3_BUCKET, LETHE_S3_ENDPOINT_URL (unless AWS) and AWS_ACCESS_KEY_ID / "
-                          "AWS_SECRET_ACCESS_KEY (or a role), and create the bucket (docs/deploy.md).", id="lethe.E003")]
+            return [
+                Error(
+                    f"The artifact bucket is not usable: {problem}",
+                    hint="Set LETHE_S3_BUCKET, LETHE_S3_ENDPOINT_URL (unless AWS) and AWS_ACCESS_KEY_ID / "
+                    "AWS_SECRET_ACCESS_KEY (or a role), and create the bucket (docs/deploy.md).",
+                    id="lethe.E003",
+                )
+            ]
         return []
     local = _local_storage(storage)
     if local is not None:
@@ -75,7 +83,11 @@ def artifact_store_usable(app_configs, **kwargs):
 
         # A folder not there yet is created on the first write (a fresh volume is empty).
         if os.path.isdir(local.location) and not os.access(local.location, os.W_OK | os.X_OK):
-            return [Error(f"The artifact folder {local.location} cannot be written by this process.",
-                          hint="Point LETHE_ARTIFACT_ROOT at a writable folder shared by every web and worker machine, "
-                          "or use LETHE_ARTIFACT_STORAGE=s3.", id="lethe.E004")]
+            return [
+                Error(
+                    f"The artifact folder {local.location} cannot be written by this process.",
+                    hint="Point LETHE_ARTIFACT_ROOT at a writable folder shared by every web and worker machine, or use LETHE_ARTIFACT_STORAGE=s3.",
+                    id="lethe.E004",
+                )
+            ]
     return []

@@ -13,6 +13,7 @@
 Positions: x is the layer, y the rank within the layer centred on 0 (rank 0 on top, i.e. the
 largest y), so a chart draws the graph left to right.
 """
+
 from __future__ import annotations
 
 import sys
@@ -167,5 +168,4 @@ def layered_layout(nodes: list, edges: list[tuple], *, sweeps: int = SWEEPS) -> 
             position[node] = (x, (len(layer_nodes) - 1) / 2 - rank)
     edge_points = {edge: [position[node] for node in chain] for edge, chain in chains.items()}
     real_layers = [[node for node in layer_nodes if node in known] for layer_nodes in best]
-    return Layout(layers=real_layers, position={node: position[node] for node in nodes}, edge_points=edge_points,
-                  crossings=best_crossings)
+    return Layout(layers=real_layers, position={node: position[node] for node in nodes}, edge_points=edge_points, crossings=best_crossings)

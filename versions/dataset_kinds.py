@@ -6,6 +6,7 @@ A row validator takes one row (a dict, as parsed from JSON or a CSV line) and re
 canonical row to store, or raises ValueError with a message that names the bad field; the
 registry's caller adds the row's or line's number.
 """
+
 from django.utils.module_loading import import_string
 
 _ROW_VALIDATORS: dict[str, str] = {}

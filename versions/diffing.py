@@ -1,5 +1,6 @@
 """Text diffs for prompt versions: unified text, side-by-side rows, and the word-level
 highlighting the diff page draws inside changed lines. No Django."""
+
 import difflib
 import re
 
@@ -32,13 +33,15 @@ def side_by_side(old, new):
         for offset in range(span):
             i, j = i1 + offset, j1 + offset
             has_old, has_new = i < i2, j < j2
-            rows.append({
-                "op": op if op != "replace" or (has_old and has_new) else ("delete" if has_old else "insert"),
-                "old_line": i + 1 if has_old else None,
-                "old": old_lines[i] if has_old else None,
-                "new_line": j + 1 if has_new else None,
-                "new": new_lines[j] if has_new else None,
-            })
+            rows.append(
+                {
+                    "op": op if op != "replace" or (has_old and has_new) else ("delete" if has_old else "insert"),
+                    "old_line": i + 1 if has_old else None,
+                    "old": old_lines[i] if has_old else None,
+                    "new_line": j + 1 if has_new else None,
+                    "new": new_lines[j] if has_new else None,
+                }
+            )
     return rows
 
 

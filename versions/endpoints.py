@@ -18,6 +18,7 @@ requests-per-minute, and reports latency, token usage and attempts; ``EndpointCl
 function over items on at most ``max_concurrency`` threads. No Django imports but the settings
 read by ``endpoint_profiles``.
 """
+
 from __future__ import annotations
 
 import json
@@ -95,15 +96,23 @@ class EndpointProfile:
     max_backoff_seconds: float = 60.0
 
     FIELDS = (
-        "base_url", "api_key_env", "allow_private", "allow_networks", "timeout", "max_concurrency", "requests_per_minute",
-        "max_retries", "backoff_seconds", "max_backoff_seconds",
+        "base_url",
+        "api_key_env",
+        "allow_private",
+        "allow_networks",
+        "timeout",
+        "max_concurrency",
+        "requests_per_minute",
+        "max_retries",
+        "backoff_seconds",
+        "max_backoff_seconds",
     )
 
     @classmethod
     def from_dict(cls, name: str, data) -> EndpointProfile:
         where = f"{SETTING} profile {name!r}"
         if not isinstance(data, dict):
-            raise EndpointConfigError(f"{where}: expected an object such as {{\"base_url\": \"https://host/v1\"}}, got {type(data).__name__}")
+            raise EndpointConfigError(f'{where}: expected an object such as {{"base_url": "https://host/v1"}}, got {type(data).__name__}')
         unknown = sorted(set(data) - set(cls.FIELDS))
         if unknown:
             raise EndpointConfigError(f"{where}: unknown keys {unknown}; expected some of {', '.join(cls.FIELDS)}")
@@ -168,10 +177,7 @@ def endpoint_profile(name) -> EndpointProfile:
     profiles = endpoint_profiles()
     if not isinstance(name, str) or name not in profiles:
         known = ", ".join(sorted(profiles)) or "none is configured"
-        raise EndpointConfigError(
-            f"no endpoint profile {name!r}: endpoints are named profiles the operator defines in {SETTING} or "
-            f"{FILE_SETTING} (configured: {known})"
-        )
+        raise EndpointConfigError(f"no endpoint profile {name!r}: endpoints are named profiles the operator defines in {SETTING} or {FILE_SETTING} (configured: {known})")
     return profiles[name]
 
 
@@ -254,8 +260,7 @@ class EndpointClient:
         key = os.environ.get(self.profile.api_key_env, "")
         if not key:
             raise EndpointConfigError(
-                f"endpoint profile {self.profile.name!r} takes its key from {self.profile.api_key_env}, "
-                "which is not set in this process (the worker's environment)"
+                f"endpoint profile {self.profile.name!r} takes its key from {self.profile.api_key_env}, which is not set in this process (the worker's environment)"
             )
         return key
 
@@ -303,7 +308,8 @@ class EndpointClient:
                     raise EndpointError(
                         f"answered HTTP {status} (a redirect to {reply.headers.get('Location', '?')!r}); redirects are not "
                         f"followed: point profile {self.profile.name!r} at the final address",
-                        attempts=attempt, status=status,
+                        attempts=attempt,
+                        status=status,
                     )
                 elif status in (401, 403):
                     raise EndpointKeyRefused(_key_refused(self.profile, status), attempts=attempt, status=status)
@@ -348,10 +354,7 @@ class EndpointClient:
             return {**found, "error": f"GET /models answered HTTP {reply.status_code}"}
         try:
             data = json.loads(raw)["data"]
-            listed = [
-                {k: entry[k] for k in ("id", "owned_by", "created", "root", "parent", "max_model_len") if k in entry}
-                for entry in data[:FINGERPRINT_MAX_MODELS]
-            ]
+            listed = [{k: entry[k] for k in ("id", "owned_by", "created", "root", "parent", "max_model_len") if k in entry} for entry in data[:FINGERPRINT_MAX_MODELS]]
         except (ValueError, KeyError, TypeError):
             return {**found, "error": "GET /models answer is not an OpenAI model list"}
         return {**found, "models": listed, "model_listed": any(entry.get("id") == model for entry in listed)}

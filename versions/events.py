@@ -5,6 +5,7 @@
 Published inside the action's transaction: a subscriber that writes (webhook delivery rows)
 commits or rolls back with the action. Subscribers must not raise.
 """
+
 from django.dispatch import Signal
 
 # Sent with keyword arguments project, event, payload.

@@ -1,5 +1,6 @@
 """Forms of the registry pages. They check shape only; the services decide what is allowed and
 their errors are attached to the field they concern (see ``form_add_service_error``)."""
+
 import json
 
 from django import forms
@@ -42,13 +43,16 @@ class LabelMoveForm(forms.Form):
     acknowledgement."""
 
     target = forms.IntegerField(min_value=1, label="Move to version", help_text="Pick the version the label should point at.")
-    evaluation = forms.IntegerField(min_value=1, required=False, label="Evaluation id (optional)",
-                                    help_text="An evaluation to cite; required by the promotion gate when the project has one.")
+    evaluation = forms.IntegerField(
+        min_value=1, required=False, label="Evaluation id (optional)", help_text="An evaluation to cite; required by the promotion gate when the project has one."
+    )
     reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 3}), help_text="Recorded in the label history and the audit trail.")
     confirm = forms.BooleanField(label="I confirm this label move", help_text="Every move is recorded and visible to the project.")
     acknowledge_less_safe = forms.BooleanField(
-        required=False, label="I acknowledge the target was measured less safe",
-        help_text="Required when the latest evaluation between the two versions measured the target less safe; recorded in the audit trail.")
+        required=False,
+        label="I acknowledge the target was measured less safe",
+        help_text="Required when the latest evaluation between the two versions measured the target less safe; recorded in the audit trail.",
+    )
     # The target the shown preview was for: a move to another one previews it first.
     previewed = forms.IntegerField(required=False, widget=forms.HiddenInput)
 

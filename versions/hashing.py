@@ -6,6 +6,7 @@ releases the GIL while it hashes a buffer larger than 2 KiB, so a worker thread 
 while the caller reads, writes or sends chunk i+1. No Django imports: benchmarked and tested
 alone.
 """
+
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor

@@ -9,6 +9,7 @@ directory exists outside the model directory. ``resolve_model_dir`` runs where t
 existing directory. ``model_dir_sha256`` pins a directory by content. No Django imports but the
 settings read by ``model_root``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,7 +36,7 @@ def model_dir_path_check(relative_path) -> str:
     """The normalised relative path (``"classifiers/refusal-v2"``); a ModelDirError for anything
     else. Purely lexical: nothing on disk is read."""
     if not isinstance(relative_path, str) or not relative_path.strip():
-        raise ModelDirError(f"give the model as a path relative to {SETTING}, e.g. \"classifiers/refusal\"; got {relative_path!r}")
+        raise ModelDirError(f'give the model as a path relative to {SETTING}, e.g. "classifiers/refusal"; got {relative_path!r}')
     text = relative_path.strip()
     if "\\" in text or "\0" in text or text.startswith(("/", "~")) or (len(text) > 1 and text[1] == ":"):
         raise ModelDirError(f"{text!r} must be a path relative to {SETTING} (no absolute paths, drive letters, '~' or backslashes)")

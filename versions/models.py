@@ -2,6 +2,7 @@
 tags, datasets, blobs and the audit trail. Versions are immutable once written: nothing here
 offers an update path for them, and the API never deletes them.
 """
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q

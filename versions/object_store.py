@@ -14,6 +14,7 @@ What the generic storage API does not give, and a content-addressed store needs:
 - errors of an unreachable or misconfigured store become one clear ``ObjectStoreUnavailable``
   (HTTP 503) instead of a botocore traceback.
 """
+
 import contextlib
 import hashlib
 import uuid
@@ -24,8 +25,7 @@ from boto3.s3.transfer import TransferConfig
 from core.errors import LetheError
 
 # 8 MiB parts, 4 in flight: at most ~40 MiB of a file in memory at once whatever its size.
-TRANSFER = TransferConfig(multipart_threshold=8 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024, max_concurrency=4,
-                          use_threads=True)
+TRANSFER = TransferConfig(multipart_threshold=8 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024, max_concurrency=4, use_threads=True)
 TEMPORARY_PREFIX = "incoming/"
 
 
@@ -66,13 +66,11 @@ def object_store_errors(storage, action):
         ) from exc
     except NoCredentialsError as exc:
         raise ObjectStoreUnavailable(
-            f"Lethe has no credentials for the object store, so it could not {action}. Set AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY (or give the machine a role)."
+            f"Lethe has no credentials for the object store, so it could not {action}. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or give the machine a role)."
         ) from exc
     except BotoCoreError as exc:
         raise ObjectStoreUnavailable(
-            f"The object store is unreachable, so Lethe could not {action} ({exc}). Nothing was stored; "
-            "try again once LETHE_S3_ENDPOINT_URL answers."
+            f"The object store is unreachable, so Lethe could not {action} ({exc}). Nothing was stored; try again once LETHE_S3_ENDPOINT_URL answers."
         ) from exc
 
 
@@ -103,8 +101,7 @@ def upload_whole(storage, name, handle, *, sha256, size):
         try:
             client.upload_fileobj(reader, bucket, temporary, Config=TRANSFER)  # multipart above 8 MiB
             if reader.digest.hexdigest() != sha256 or reader.size != size:
-                raise LetheError(f"A file changed while it was being stored (expected sha256 {sha256}, sent "
-                                 f"{reader.digest.hexdigest()}); nothing was stored under its hash.")
+                raise LetheError(f"A file changed while it was being stored (expected sha256 {sha256}, sent {reader.digest.hexdigest()}); nothing was stored under its hash.")
             # Server-side copy (multipart copy above 8 MiB): no byte comes back through this process.
             client.copy({"Bucket": bucket, "Key": temporary}, bucket, _key(storage, name), Config=TRANSFER)
         finally:
@@ -141,8 +138,12 @@ def presigned_download_url(storage, name, *, filename, content_type="application
     with object_store_errors(storage, "sign a download"):
         return _client(storage).generate_presigned_url(
             "get_object",
-            Params={"Bucket": storage.bucket_name, "Key": _key(storage, name),
-                    "ResponseContentDisposition": f'attachment; filename="{filename}"', "ResponseContentType": content_type},
+            Params={
+                "Bucket": storage.bucket_name,
+                "Key": _key(storage, name),
+                "ResponseContentDisposition": f'attachment; filename="{filename}"',
+                "ResponseContentType": content_type,
+            },
             ExpiresIn=storage.querystring_expire,
         )
 
@@ -155,7 +156,7 @@ def list_objects(storage, prefix):
     with object_store_errors(storage, "list blobs"):
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base + prefix):
             for item in page.get("Contents", []):
-                yield item["Key"][len(base):], item["LastModified"], item["Size"]
+                yield item["Key"][len(base) :], item["LastModified"], item["Size"]
 
 
 def delete(storage, name):

@@ -1,4 +1,5 @@
 """Who may do what in a project. Roles are ordered: viewer < editor < reviewer < admin."""
+
 from core.errors import Forbidden, NotFound
 from versions.models import Membership, Role
 

@@ -7,6 +7,7 @@ chain root's hub id and revision when the chain starts from a hub reference, els
 API names it (``model@number``). A download of an adapter also carries ``lethe-manifest.json``:
 the base and the adapters to apply on it, in order (the downloaded one last).
 """
+
 import json
 import os
 import re

@@ -1,6 +1,7 @@
 """Which rows make up a project, parents before children: what a bundle holds (versions.bundle)
 and what deleting a project removes (versions.services.project_delete, in reverse). Models are
 named by label, so the registry lists the higher apps' rows without importing them."""
+
 from django.apps import apps
 from django.db.models import Q
 

@@ -10,6 +10,7 @@ Gate settings belong to the project and only an admin changes them. Each one has
 which it is stricter; an evaluation's author may tighten a setting for their evaluation but never
 loosen it, and the gate re-checks the evaluation against the project's current values.
 """
+
 import re
 from dataclasses import dataclass
 
@@ -138,10 +139,8 @@ class GateSetting:
 # The minimum judge calibration is a project setting of its own (Project.min_judge_agreement, with
 # the calibration set it is measured on), checked by evals.gate.judge_calibration_gate_check.
 GATE_SETTINGS = (
-    GateSetting("alpha", float, 0.0, 0.5, HIGHER, "a larger alpha flags a regression in attack success more readily",
-                open_minimum=True),
-    GateSetting("confidence", float, 0.5, 0.999, HIGHER, "a higher confidence widens the interval whose upper bound must stay "
-                "within the non-inferiority margins"),
+    GateSetting("alpha", float, 0.0, 0.5, HIGHER, "a larger alpha flags a regression in attack success more readily", open_minimum=True),
+    GateSetting("confidence", float, 0.5, 0.999, HIGHER, "a higher confidence widens the interval whose upper bound must stay within the non-inferiority margins"),
     GateSetting("failure_to_help_margin", float, 0.0, 1.0, LOWER, "a smaller margin allows B less extra failure to help on benign cases"),
     GateSetting("perplexity_ratio_margin", float, 1.0, 10.0, LOWER, "a smaller margin allows B less loss of utility (perplexity)"),
     GateSetting("min_harmful_cases", int, 0, 1_000_000, HIGHER, "more scoreable harmful cases are more evidence"),
@@ -185,8 +184,7 @@ def gate_settings_validate(changes) -> dict:
             errors[f"promotion_gate.{name}"] = [f"Must be in {setting.bounds_text()}."]
         else:
             columns[setting.column] = setting.kind(value)
-    for name, pattern, what in (("allowed_suites", SUITE_REF_PATTERN, "a suite name or name@number"),
-                                ("allowed_judges", JUDGE_NAME_PATTERN, "a judge name")):
+    for name, pattern, what in (("allowed_suites", SUITE_REF_PATTERN, "a suite name or name@number"), ("allowed_judges", JUDGE_NAME_PATTERN, "a judge name")):
         if name not in changes:
             continue
         value = changes[name]
@@ -200,8 +198,9 @@ def gate_settings_validate(changes) -> dict:
         columns[f"gate_{name}"] = sorted(set(value))
     if errors:
         first = next(iter(errors))
-        raise ValidationFailed(f"Invalid promotion gate settings: {first.split('.', 1)[1]}: {errors[first][0]}"
-                               + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""), fields=errors)
+        raise ValidationFailed(
+            f"Invalid promotion gate settings: {first.split('.', 1)[1]}: {errors[first][0]}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""), fields=errors
+        )
     return columns
 
 
@@ -215,6 +214,5 @@ def looser_than_project(project, statistics_config) -> list[str]:
         value, required = statistics_config[setting.name], getattr(project, setting.column)
         if setting.is_looser(value, required):
             bound = "at least" if setting.stricter == HIGHER else "at most"
-            problems.append(f"{setting.name} = {value:g} is looser than the project's {required:g} (it must be {bound} "
-                            f"{required:g}: {setting.why})")
+            problems.append(f"{setting.name} = {value:g} is looser than the project's {required:g} (it must be {bound} {required:g}: {setting.why})")
     return problems

@@ -1,5 +1,6 @@
 """Reads from the registry. Each selector issues a fixed number of queries whatever the number
 of rows (lineage included: one recursive statement at any depth)."""
+
 import json
 
 from django.db.models import F, OuterRef, Prefetch, Subquery
@@ -126,8 +127,11 @@ def prompt_version_row_of(version):
     """``version`` in the API's shape, as prompt_version_rows_complete gives it, built from the
     instance: a version just committed is answered without reading it back (its author and
     parent are in hand)."""
-    row = {**{field: getattr(version, field) for field in _PROMPT_VERSION_ROW_FIELDS},
-           "author_name": version.author.username, "parent_number": version.parent.number if version.parent_id else None}
+    row = {
+        **{field: getattr(version, field) for field in _PROMPT_VERSION_ROW_FIELDS},
+        "author_name": version.author.username,
+        "parent_number": version.parent.number if version.parent_id else None,
+    }
     return prompt_version_rows_complete([row])[0]
 
 
@@ -138,8 +142,12 @@ def prompt_version_rows_complete(rows):
     for row in rows:
         complete[row["id"]] = {
             **{column: row[column] for column in _PROMPT_VERSION_API_COLUMNS},
-            "author": row["author_name"], "parent": row["parent_number"], "sha256": row["sha256"],
-            "labels": [], "tags": [], "created_at": row["created_at"],
+            "author": row["author_name"],
+            "parent": row["parent_number"],
+            "sha256": row["sha256"],
+            "labels": [],
+            "tags": [],
+            "created_at": row["created_at"],
         }
     for version_id, what, name in sql.prompt_version_labels_and_tags(complete):
         complete[version_id][f"{what}s"].append(name)
@@ -154,8 +162,20 @@ def prompt_version_get(*, prompt, number):
 
 
 # Columns the API returns as they are, then those checkpoint_rows_complete renames or needs.
-_CHECKPOINT_API_COLUMNS = ("number", "kind", "external_ref", "external_revision", "endpoint", "architecture", "message", "metadata",
-                           "weight_change", "sha256", "total_size", "generation")
+_CHECKPOINT_API_COLUMNS = (
+    "number",
+    "kind",
+    "external_ref",
+    "external_revision",
+    "endpoint",
+    "architecture",
+    "message",
+    "metadata",
+    "weight_change",
+    "sha256",
+    "total_size",
+    "generation",
+)
 _CHECKPOINT_ROW_FIELDS = ("id", *_CHECKPOINT_API_COLUMNS, "created_by_run_id", "created_at")
 
 
@@ -188,8 +208,12 @@ def checkpoint_rows_complete(rows):
     for row in rows:
         complete[row["id"]] = {
             **{column: row[column] for column in _CHECKPOINT_API_COLUMNS},
-            "parents": [], "labels": [], "tags": [],
-            "created_by": row["creator"], "created_by_run": row["created_by_run_id"], "created_at": row["created_at"],
+            "parents": [],
+            "labels": [],
+            "tags": [],
+            "created_by": row["creator"],
+            "created_by_run": row["created_by_run_id"],
+            "created_at": row["created_at"],
         }
     for checkpoint_id, what, name, number, relation, method, _ in sql.checkpoint_labels_tags_parents(complete):
         if what == "parent":
@@ -214,8 +238,7 @@ def checkpoint_get_by_name(*, project, model_name, number):
     """Checkpoint ``number`` of the project's model named ``model_name``, with its model, in one
     statement (every checkpoint URL names both); when it is missing, the error says whether the
     model or the checkpoint is."""
-    checkpoint = (Checkpoint.objects.filter(model__project=project, model__name=model_name, number=number)
-                  .select_related("model", "created_by").first())
+    checkpoint = Checkpoint.objects.filter(model__project=project, model__name=model_name, number=number).select_related("model", "created_by").first()
     if checkpoint is None:  # raises, naming what is missing (or finds one registered meanwhile)
         return checkpoint_get(model=model_get(project=project, name=model_name), number=number)
     checkpoint.model.project = project  # the caller's, not joined again
@@ -236,8 +259,7 @@ def checkpoint_ancestors(*, checkpoint):
 def checkpoint_descendants(*, checkpoint, method=None, dataset_sha256=None):
     """[(checkpoint, depth)] of every descendant, optionally only those produced by an edge with
     the given unlearning method or forget/retain dataset hash."""
-    rows = sql.descendants_with_depth(checkpoint_id=checkpoint.pk, bound=UNBOUNDED, method=method or "",
-                                      dataset_sha256=dataset_sha256 or "")
+    rows = sql.descendants_with_depth(checkpoint_id=checkpoint.pk, bound=UNBOUNDED, method=method or "", dataset_sha256=dataset_sha256 or "")
     return [(row, row.depth) for row in rows]
 
 
@@ -249,8 +271,7 @@ def lineage_nodes(*, checkpoint, depth, method=None, dataset_sha256=None):
     *_truncated says whether that generation exists, so a page costs what its answer holds
     however deep the lineage goes."""
     columns = ("model", "number", "kind", "sha256", "depth")
-    ancestor_rows, descendant_rows = sql.lineage_node_rows(checkpoint_id=checkpoint.pk, bound=depth + 1, method=method or "",
-                                                           dataset_sha256=dataset_sha256 or "")
+    ancestor_rows, descendant_rows = sql.lineage_node_rows(checkpoint_id=checkpoint.pk, bound=depth + 1, method=method or "", dataset_sha256=dataset_sha256 or "")
     ancestors = [dict(zip(columns, row, strict=True)) for row in ancestor_rows]
     descendants = [dict(zip(columns, row, strict=True)) for row in descendant_rows]
     kept_ancestors = [node for node in ancestors if node["depth"] <= depth]
@@ -309,9 +330,7 @@ def label_get(*, project, owner_kind, owner_name, name):
 
 def label_events(*, label):
     return label_events_with_evidence(
-        LabelEvent.objects.filter(label=label)
-        .select_related("actor", "from_prompt_version", "to_prompt_version", "from_checkpoint", "to_checkpoint")
-        .order_by("-id")
+        LabelEvent.objects.filter(label=label).select_related("actor", "from_prompt_version", "to_prompt_version", "from_checkpoint", "to_checkpoint").order_by("-id")
     )
 
 
@@ -321,8 +340,7 @@ def label_events(*, label):
 # What a move shows when no evaluation app installed its evidence (versions.promotion).
 NO_EVIDENCE = {"evaluation": None, "less_safe": False, "warning": "", "gate": None}
 # LabelAction as the preview's summary words it.
-ACTION_WORDS = {LabelAction.CREATE: "creation", LabelAction.PROMOTE: "promotion", LabelAction.ROLLBACK: "rollback",
-                LabelAction.ADVANCE: "branch advance"}
+ACTION_WORDS = {LabelAction.CREATE: "creation", LabelAction.PROMOTE: "promotion", LabelAction.ROLLBACK: "rollback", LabelAction.ADVANCE: "branch advance"}
 
 
 def label_held_before(*, label, target) -> bool:
@@ -359,18 +377,20 @@ def label_move_impact(*, project, label_name, current, target, action, evaluatio
 
     owner = target.model if hasattr(target, "model_id") else target.prompt
     impact = {
-        "label": label_name, "owner_kind": "model" if hasattr(target, "model_id") else "prompt", "owner": owner.name,
-        "from_number": current.number if current is not None else None, "to_number": target.number, "action": str(action),
+        "label": label_name,
+        "owner_kind": "model" if hasattr(target, "model_id") else "prompt",
+        "owner": owner.name,
+        "from_number": current.number if current is not None else None,
+        "to_number": target.number,
+        "action": str(action),
         "summary": f"{label_name}: {version_ref(current)} -> {version_ref(target)} ({ACTION_WORDS[action]})",
         **NO_EVIDENCE,
     }
     evidence, _ = move_evidence()
     if evidence is None or current is None or current.pk == target.pk:
         return impact
-    gate_required = (action == LabelAction.PROMOTE and project.require_evaluation_for_promotion
-                     and project.label_is_protected(label_name))
-    impact.update(evidence(project=project, label_name=label_name, current=current, target=target, evaluation=evaluation,
-                           gate_required=gate_required))
+    gate_required = action == LabelAction.PROMOTE and project.require_evaluation_for_promotion and project.label_is_protected(label_name)
+    impact.update(evidence(project=project, label_name=label_name, current=current, target=target, evaluation=evaluation, gate_required=gate_required))
     return impact
 
 
@@ -387,10 +407,11 @@ def label_move_impact_lines(impact) -> list[str]:
     current_ref = f"{'#' if impact['owner_kind'] == 'model' else 'v'}{impact['from_number']}"
     target_ref = f"{'#' if impact['owner_kind'] == 'model' else 'v'}{impact['to_number']}"
     if measured is not None:
-        sides = [f"{ref} (arm {side['arm']}) attack success {_rate_text(side['attack_success'])}, failure to help "
-                 f"{_rate_text(side['failure_to_help'])}" for ref, side in ((current_ref, measured["current"]), (target_ref, measured["target"]))]
-        lines.append(f"evaluation {measured['id']} ({measured['suite']}): {'; '.join(sides)}; verdict for {target_ref}: "
-                     f"{measured['target_verdict'] or 'none'}")
+        sides = [
+            f"{ref} (arm {side['arm']}) attack success {_rate_text(side['attack_success'])}, failure to help {_rate_text(side['failure_to_help'])}"
+            for ref, side in ((current_ref, measured["current"]), (target_ref, measured["target"]))
+        ]
+        lines.append(f"evaluation {measured['id']} ({measured['suite']}): {'; '.join(sides)}; verdict for {target_ref}: {measured['target_verdict'] or 'none'}")
     elif impact["from_number"] is not None:
         lines.append(f"no finished evaluation between {current_ref} and {target_ref}")
     gate = impact["gate"]
@@ -414,12 +435,10 @@ def label_move_preview(*, project, owner_kind, owner, label_name, number, evalua
         target = prompt_version_get(prompt=owner, number=number)
     else:
         target = checkpoint_get(model=owner, number=number)
-    label = Label.objects.filter(project=project, name=label_name, **{owner_kind: owner}).select_related(
-        "prompt_version", "checkpoint").first()
+    label = Label.objects.filter(project=project, name=label_name, **{owner_kind: owner}).select_related("prompt_version", "checkpoint").first()
     current = None if label is None else (label.prompt_version if owner_kind == "prompt" else label.checkpoint)
     action = label_move_action(label=label, target=target)
-    return label_move_impact(project=project, label_name=label_name, current=current, target=target, action=action,
-                             evaluation=evaluation)
+    return label_move_impact(project=project, label_name=label_name, current=current, target=target, action=action, evaluation=evaluation)
 
 
 def label_move_choices(*, owner_kind, owner, limit=50) -> list[dict]:
@@ -432,31 +451,30 @@ def label_move_choices(*, owner_kind, owner, limit=50) -> list[dict]:
         versions = PromptVersion.objects.filter(prompt=owner)
     else:
         versions = Checkpoint.objects.filter(model=owner)
-    versions = list(versions.order_by("-number").only("id", "number", "message", owner_kind)
-                    .prefetch_related(Prefetch("labels", queryset=Label.objects.order_by("name")))[:limit])
+    versions = list(versions.order_by("-number").only("id", "number", "message", owner_kind).prefetch_related(Prefetch("labels", queryset=Label.objects.order_by("name")))[:limit])
     _, verdicts = move_evidence()
     latest = verdicts(versions=versions) if verdicts is not None else {}
-    return [{"number": version.number, "ref": version_ref(version), "message": version.message,
-             "labels": [label.name for label in version.labels.all()], "latest": latest.get(version.pk)} for version in versions]
+    return [
+        {
+            "number": version.number,
+            "ref": version_ref(version),
+            "message": version.message,
+            "labels": [label.name for label in version.labels.all()],
+            "latest": latest.get(version.pk),
+        }
+        for version in versions
+    ]
 
 
 def label_events_for_model(*, model):
-    return label_events_with_evidence(
-        LabelEvent.objects.filter(label__model=model)
-        .select_related("label", "actor", "from_checkpoint", "to_checkpoint")
-        .order_by("-id")
-    )
+    return label_events_with_evidence(LabelEvent.objects.filter(label__model=model).select_related("label", "actor", "from_checkpoint", "to_checkpoint").order_by("-id"))
 
 
 def label_history_for_model(*, model, limit):
     """The newest ``limit`` moves of the model's labels, oldest first, as (label name, time,
     action, to checkpoint number or None for a deletion) tuples: one query, for the label lanes
     of the safety charts."""
-    rows = list(
-        LabelEvent.objects.filter(label__model=model)
-        .order_by("-id")
-        .values_list("label__name", "created_at", "action", "to_checkpoint__number")[:limit]
-    )
+    rows = list(LabelEvent.objects.filter(label__model=model).order_by("-id").values_list("label__name", "created_at", "action", "to_checkpoint__number")[:limit])
     return rows[::-1]
 
 
@@ -467,8 +485,7 @@ def _label_target(*, project, owner_name, label_name, kind):
     if target is None:
         return None
     owner_field = type(target)._meta.get_field("model" if kind == "model" else "prompt")
-    owner = owner_field.related_model.from_db(target._state.db, ["id", "project_id", "name"],
-                                              [getattr(target, owner_field.attname), project.pk, target.owner_name])
+    owner = owner_field.related_model.from_db(target._state.db, ["id", "project_id", "name"], [getattr(target, owner_field.attname), project.pk, target.owner_name])
     owner.project = project
     setattr(target, owner_field.name, owner)
     return target
@@ -655,11 +672,7 @@ def label_events_for_project(*, project):
 
 def labels_named(*, project, name):
     """Every label called ``name`` in the project (e.g. all the `production` pointers)."""
-    return (
-        Label.objects.filter(project=project, name=name)
-        .select_related("prompt", "prompt_version", "model", "checkpoint")
-        .order_by("prompt__name", "model__name")
-    )
+    return Label.objects.filter(project=project, name=name).select_related("prompt", "prompt_version", "model", "checkpoint").order_by("prompt__name", "model__name")
 
 
 def checkpoint_lineage_edges(*, checkpoint):

@@ -1,5 +1,6 @@
 """Writes to the registry. Every function here is keyword-only and transactional; views, commands
 and runs call these and nothing else to change registry state."""
+
 import re
 import secrets
 
@@ -104,8 +105,16 @@ def project_settings_update(*, project, actor, **changes):
     from versions.promotion import gate_settings_validate
 
     role_require(project=project, user=actor, role=Role.ADMIN)
-    allowed = {"name", "description", "protected_label_role", "protected_labels", "require_evaluation_for_promotion", "milestone_thresholds",
-               "promotion_gate", *JUDGE_CALIBRATION_SETTINGS}
+    allowed = {
+        "name",
+        "description",
+        "protected_label_role",
+        "protected_labels",
+        "require_evaluation_for_promotion",
+        "milestone_thresholds",
+        "promotion_gate",
+        *JUDGE_CALIBRATION_SETTINGS,
+    }
     unknown = set(changes) - allowed
     if unknown:
         raise ValidationFailed(f"Unknown project settings: {', '.join(sorted(unknown))}.")
@@ -117,8 +126,7 @@ def project_settings_update(*, project, actor, **changes):
     for key, value in columns.items():
         setattr(project, key, value)
     project.save(update_fields=list(columns))
-    audit_record(project=project, actor=actor, action="project.settings", object_type="project", object_id=project.pk,
-                 data={"before": before, "after": columns})
+    audit_record(project=project, actor=actor, action="project.settings", object_type="project", object_id=project.pk, data={"before": before, "after": columns})
     return project
 
 
@@ -148,8 +156,10 @@ def _judge_calibration_settings_clean(*, project, changes):
     if "min_judge_agreement" in changes:
         value = changes["min_judge_agreement"]
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1):
-            raise ValidationFailed("min_judge_agreement is a fraction between 0 and 1 (e.g. 0.9), or null for no requirement.",
-                                   fields={"min_judge_agreement": ["Expected a number in [0, 1] or null."]})
+            raise ValidationFailed(
+                "min_judge_agreement is a fraction between 0 and 1 (e.g. 0.9), or null for no requirement.",
+                fields={"min_judge_agreement": ["Expected a number in [0, 1] or null."]},
+            )
         cleaned["min_judge_agreement"] = None if value is None else float(value)
     return cleaned
 
@@ -168,8 +178,14 @@ def member_set(*, project, user, role, actor):
     else:
         membership = Membership.objects.create(project=project, user=user, role=role)
     forget_cached_roles(user)
-    audit_record(project=project, actor=actor, action="member.role", object_type="user", object_id=user.pk,
-                 data={"username": user.username, "from": Role(previous).label if previous else None, "to": role.label})
+    audit_record(
+        project=project,
+        actor=actor,
+        action="member.role",
+        object_type="user",
+        object_id=user.pk,
+        data={"username": user.username, "from": Role(previous).label if previous else None, "to": role.label},
+    )
     return membership
 
 
@@ -179,8 +195,7 @@ def member_add(*, project, user, role, actor):
     changed with member_set, so an add never silently demotes or promotes)."""
     role_require(project=project, user=actor, role=Role.ADMIN)
     if Membership.objects.select_for_update().filter(project=project, user=user).exists():
-        raise Conflict(f"{user.username} is already a member of {project.slug}; change the role with PATCH.",
-                       fields={"username": ["Already a member."]})
+        raise Conflict(f"{user.username} is already a member of {project.slug}; change the role with PATCH.", fields={"username": ["Already a member."]})
     return member_set(project=project, user=user, role=role, actor=actor)
 
 
@@ -194,8 +209,7 @@ def member_remove(*, project, user, actor):
         raise Conflict("A project needs at least one admin; promote someone else first.")
     membership.delete()
     forget_cached_roles(user)
-    audit_record(project=project, actor=actor, action="member.remove", object_type="user", object_id=user.pk,
-                 data={"username": user.username, "role": Role(membership.role).label})
+    audit_record(project=project, actor=actor, action="member.remove", object_type="user", object_id=user.pk, data={"username": user.username, "role": Role(membership.role).label})
 
 
 def _password_check(*, password, user):
@@ -345,8 +359,7 @@ def model_create(*, project, name, actor, base_ref="", base_revision="", descrip
     _check_name("model", name)
     try:
         with transaction.atomic():
-            return Model.objects.create(project=project, name=name, base_ref=base_ref, base_revision=base_revision,
-                                        description=description, created_by=actor)
+            return Model.objects.create(project=project, name=name, base_ref=base_ref, base_revision=base_revision, description=description, created_by=actor)
     except IntegrityError:
         raise Conflict(f"Model {name!r} already exists in {project.slug}.", fields={"name": ["Already exists."]}) from None
 
@@ -402,15 +415,13 @@ def checkpoint_register(
         if files:
             raise ValidationFailed("A reference checkpoint points at external weights and takes no files.")
         if not external_ref:
-            raise ValidationFailed("A reference checkpoint needs external_ref (a hub id or a local path).",
-                                   fields={"external_ref": ["Required."]})
+            raise ValidationFailed("A reference checkpoint needs external_ref (a hub id or a local path).", fields={"external_ref": ["Required."]})
         cleaned = {}
         digest = sha256_text(canonical_json({"ref": external_ref, "revision": external_revision}))
     else:
         cleaned = checkpoint_files.checkpoint_files_validate(kind=kind, files=files or {})
         if kind == CheckpointKind.ADAPTER and not parents:
-            raise ValidationFailed("An adapter checkpoint needs a parent checkpoint to apply to (its base).",
-                                   fields={"parents": ["Required for adapters."]})
+            raise ValidationFailed("An adapter checkpoint needs a parent checkpoint to apply to (its base).", fields={"parents": ["Required for adapters."]})
         digest = None
     stored = {name: blob_store.blob_put_path(path) for name, path in cleaned.items()}
     if digest is None:
@@ -434,13 +445,17 @@ def checkpoint_register(
             created_by=actor,
             created_by_run=run,
         )
-        CheckpointFile.objects.bulk_create(
-            [CheckpointFile(checkpoint=checkpoint, path=name, blob=blob, size=blob.size) for name, blob in sorted(stored.items())]
-        )
+        CheckpointFile.objects.bulk_create([CheckpointFile(checkpoint=checkpoint, path=name, blob=blob, size=blob.size) for name, blob in sorted(stored.items())])
         LineageEdge.objects.bulk_create(
             [
-                LineageEdge(child=checkpoint, parent=parent, relation=relation, method=lineage_method,
-                            forget_dataset_sha256=forget_dataset_sha256, retain_dataset_sha256=retain_dataset_sha256)
+                LineageEdge(
+                    child=checkpoint,
+                    parent=parent,
+                    relation=relation,
+                    method=lineage_method,
+                    forget_dataset_sha256=forget_dataset_sha256,
+                    retain_dataset_sha256=retain_dataset_sha256,
+                )
                 for parent, relation in parents
             ]
         )
@@ -453,8 +468,7 @@ def checkpoint_register(
 # Generation settings an endpoint checkpoint may fix (sent with every request to it): the
 # OpenAI chat-completions names. An evaluation's own generation config comes on top for what it
 # sets (max_new_tokens -> max_tokens; temperature and top_p when it samples).
-ENDPOINT_PARAMETERS = {"temperature": float, "top_p": float, "max_tokens": int, "seed": int, "frequency_penalty": float,
-                       "presence_penalty": float, "stop": list}
+ENDPOINT_PARAMETERS = {"temperature": float, "top_p": float, "max_tokens": int, "seed": int, "frequency_penalty": float, "presence_penalty": float, "stop": list}
 
 
 def endpoint_spec_clean(endpoint) -> dict:
@@ -488,13 +502,16 @@ def endpoint_spec_clean(endpoint) -> dict:
     for key, value in parameters.items():
         kind = ENDPOINT_PARAMETERS.get(key)
         if kind is None:
-            raise ValidationFailed(f"Unknown endpoint parameter {key!r}; expected some of {', '.join(ENDPOINT_PARAMETERS)}.",
-                                   fields={"endpoint": [f"Unknown parameter {key}."]})
-        valid = (isinstance(value, list) and all(isinstance(item, str) for item in value)) if kind is list else (
-            not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int))
+            raise ValidationFailed(f"Unknown endpoint parameter {key!r}; expected some of {', '.join(ENDPOINT_PARAMETERS)}.", fields={"endpoint": [f"Unknown parameter {key}."]})
+        valid = (
+            (isinstance(value, list) and all(isinstance(item, str) for item in value))
+            if kind is list
+            else (not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int))
+        )
         if not valid:
-            raise ValidationFailed(f"Endpoint parameter {key} must be {'a list of strings' if kind is list else kind.__name__}, got {value!r}.",
-                                   fields={"endpoint": [f"Invalid {key}."]})
+            raise ValidationFailed(
+                f"Endpoint parameter {key} must be {'a list of strings' if kind is list else kind.__name__}, got {value!r}.", fields={"endpoint": [f"Invalid {key}."]}
+            )
     cleaned = {"profile": profile, "model": served.strip(), "parameters": dict(sorted(parameters.items()))}
     if adapter.strip():
         cleaned["adapter"] = adapter.strip()
@@ -553,12 +570,13 @@ def _label_name_free(*, name, prompt=None, model=None):
     existing = Label.objects.filter(name__iexact=name, **owner).values_list("name", flat=True).first()
     if existing is not None:
         kind, owner_name = ("prompt", prompt.name) if prompt is not None else ("model", model.name)
-        raise Conflict(f"The {kind} {owner_name!r} has a label {existing!r}; label names are compared regardless of case, "
-                       f"so {name!r} would be the same label. Move {existing!r} instead.", fields={"name": ["Differs only in case from an existing label."]})
+        raise Conflict(
+            f"The {kind} {owner_name!r} has a label {existing!r}; label names are compared regardless of case, so {name!r} would be the same label. Move {existing!r} instead.",
+            fields={"name": ["Differs only in case from an existing label."]},
+        )
 
 
-def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", evaluation=None, branch=None,
-               acknowledge_less_safe=False):
+def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", evaluation=None, branch=None, acknowledge_less_safe=False):
     """Point a label at a version: its creation, a rollback (to a version that held this label
     before, by its own history) or a promotion (to any other version, older or newer by number).
 
@@ -588,7 +606,9 @@ def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", 
                 _label_name_free(name=name, prompt=owner if prompt_version else None, model=owner if checkpoint else None)
                 with transaction.atomic():
                     label = Label.objects.create(
-                        project=project, name=name, is_branch=bool(branch),
+                        project=project,
+                        name=name,
+                        is_branch=bool(branch),
                         **({"prompt": owner, "prompt_version": target} if prompt_version else {"model": owner, "checkpoint": target}),
                     )
                 previous = None
@@ -611,13 +631,13 @@ def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", 
                     action = LabelAction.PROMOTE
                 if protected and project.require_evaluation_for_promotion and not held_before:
                     _promotion_gate(project=project, label_name=name, current=previous, target=target, evaluation=evaluation)
-            impact = selectors.label_move_impact(project=project, label_name=name, current=previous, target=target,
-                                                 action=action, evaluation=evaluation)
+            impact = selectors.label_move_impact(project=project, label_name=name, current=previous, target=target, action=action, evaluation=evaluation)
             if impact["less_safe"] and not acknowledge_less_safe and not branch:
                 raise LessSafeTarget(
                     f"{impact['warning']} Moving {name!r} there anyway needs an explicit acknowledgement "
                     "(acknowledge_less_safe in the API, --acknowledge-less-safe in move_label, the checkbox on the label page).",
-                    warning=impact["warning"], impact=impact,
+                    warning=impact["warning"],
+                    impact=impact,
                 )
             if previous is not None:
                 if checkpoint is not None:
@@ -633,26 +653,37 @@ def label_move(*, name, actor, checkpoint=None, prompt_version=None, reason="", 
                 actor=actor,
                 reason=reason,
                 **(
-                    {"from_checkpoint": previous, "to_checkpoint": checkpoint}
-                    if checkpoint is not None
-                    else {"from_prompt_version": previous, "to_prompt_version": prompt_version}
+                    {"from_checkpoint": previous, "to_checkpoint": checkpoint} if checkpoint is not None else {"from_prompt_version": previous, "to_prompt_version": prompt_version}
                 ),
             )
             audit_record(
-                project=project, actor=actor, action="label.move", object_type="label", object_id=label.pk,
-                data={"name": name, "on": f"{'model' if checkpoint else 'prompt'}:{owner.name}", "action": action,
-                      "from": previous.number if previous else None, "to": target.number, "reason": reason,
-                      "evaluation": evaluation.pk if evaluation else None,
-                      # Only a move to a version measured less safe: what was measured, and that
-                      # the mover acknowledged it (the move is refused otherwise).
-                      **({"less_safe_warning": impact["warning"], "acknowledged_less_safe": True} if impact["less_safe"] else {})},
+                project=project,
+                actor=actor,
+                action="label.move",
+                object_type="label",
+                object_id=label.pk,
+                data={
+                    "name": name,
+                    "on": f"{'model' if checkpoint else 'prompt'}:{owner.name}",
+                    "action": action,
+                    "from": previous.number if previous else None,
+                    "to": target.number,
+                    "reason": reason,
+                    "evaluation": evaluation.pk if evaluation else None,
+                    # Only a move to a version measured less safe: what was measured, and that
+                    # the mover acknowledged it (the move is refused otherwise).
+                    **({"less_safe_warning": impact["warning"], "acknowledged_less_safe": True} if impact["less_safe"] else {}),
+                },
             )
             promotion_evidence_record(label_event=event, evaluation=evaluation)
             # The returned event carries what the history shows of it: the cited evaluation too.
             event.evaluation, event.evaluation_id = evaluation, evaluation.pk if evaluation is not None else None
             event.impact = impact
-            _emit(project=project, event="label.moved", payload={
-                "label": name, "on": owner.name, "action": action, "from": previous.number if previous else None, "to": target.number})
+            _emit(
+                project=project,
+                event="label.moved",
+                payload={"label": name, "on": owner.name, "action": action, "from": previous.number if previous else None, "to": target.number},
+            )
     except IntegrityError:
         raise RetryableConflict(f"Label {name!r} was created concurrently; send the request again.") from None
     return event
@@ -672,8 +703,7 @@ def _promotion_gate(*, project, label_name, current, target, evaluation):
         )
     policy = promotion_policy()
     if policy is None:
-        raise Forbidden("The promotion gate is on but no promotion policy is installed; every promotion is refused.",
-                        fields={"evaluation": ["No promotion policy installed."]})
+        raise Forbidden("The promotion gate is on but no promotion policy is installed; every promotion is refused.", fields={"evaluation": ["No promotion policy installed."]})
     failures = policy(project=project, label_name=label_name, current=current, target=target, evaluation=evaluation)
     if failures:
         raise Forbidden(
@@ -726,8 +756,9 @@ def tag_add(*, name, actor=None, checkpoint=None, prompt_version=None):
 def tag_remove(*, tag, actor):
     owner = tag.checkpoint.model if tag.checkpoint_id else tag.prompt_version.prompt
     role_require(project=owner.project, user=actor, role=Role.EDITOR)
-    audit_record(project=owner.project, actor=actor, action="tag.remove", object_type="tag", object_id=tag.pk,
-                 data={"name": tag.name, "on": str(tag.checkpoint or tag.prompt_version)})
+    audit_record(
+        project=owner.project, actor=actor, action="tag.remove", object_type="tag", object_id=tag.pk, data={"name": tag.name, "on": str(tag.checkpoint or tag.prompt_version)}
+    )
     tag.delete()
 
 
@@ -739,8 +770,7 @@ def dataset_create(*, project, name, actor, description="", kind=DatasetKind.TEX
     role_require(project=project, user=actor, role=Role.EDITOR)
     _check_name("dataset", name)
     if kind not in DatasetKind.values:
-        raise ValidationFailed(f"Unknown dataset kind {kind!r}; expected one of {', '.join(DatasetKind.values)}.",
-                               fields={"kind": ["Unknown kind."]})
+        raise ValidationFailed(f"Unknown dataset kind {kind!r}; expected one of {', '.join(DatasetKind.values)}.", fields={"kind": ["Unknown kind."]})
     try:
         with transaction.atomic():
             return Dataset.objects.create(project=project, name=name, description=description, created_by=actor, kind=kind)
@@ -811,8 +841,7 @@ def dataset_version_create(*, dataset, rows, actor, message=""):
         head = DatasetVersion.objects.filter(dataset=dataset, number=number - 1).first()
         if head is not None and head.sha256 == blob.sha256:
             raise Conflict(f"Nothing to commit: identical to version {head.number} of {dataset.name}.")
-        version = DatasetVersion.objects.create(dataset=dataset, number=number, blob=blob, sha256=blob.sha256,
-                                                row_count=len(cleaned), message=message, created_by=actor)
+        version = DatasetVersion.objects.create(dataset=dataset, number=number, blob=blob, sha256=blob.sha256, row_count=len(cleaned), message=message, created_by=actor)
     dataset.version_count = number
     return version
 

@@ -11,6 +11,7 @@ placeholder; each statement is built whole from its parts by one function (cache
 per process), never edited afterwards. tests/versions/test_versions_sql.py compares each with
 its ORM equivalent on SQLite and PostgreSQL. Other apps keep their own ``sql.py`` (the registry
 imports none of them)."""
+
 import json
 from functools import cache
 
@@ -50,9 +51,11 @@ def _fetchall(sql, params):
 @cache
 def _token_user_sql():
     t, u = _Names(ApiToken), _Names(get_user_model())
-    return (f"SELECT u.*, t.{t.pk} AS token_id, t.{t.revoked_at} IS NOT NULL AS token_revoked, "
-            f"(t.{t.last_used_at} IS NULL OR t.{t.last_used_at} < %s) AS token_stale "
-            f"FROM {t.table} t JOIN {u.table} u ON u.{u.pk} = t.{t.user} WHERE t.{t.key_sha256} = %s")
+    return (
+        f"SELECT u.*, t.{t.pk} AS token_id, t.{t.revoked_at} IS NOT NULL AS token_revoked, "
+        f"(t.{t.last_used_at} IS NULL OR t.{t.last_used_at} < %s) AS token_stale "
+        f"FROM {t.table} t JOIN {u.table} u ON u.{u.pk} = t.{t.user} WHERE t.{t.key_sha256} = %s"
+    )
 
 
 def token_user(*, key_sha256, stale_before):
@@ -68,8 +71,7 @@ def token_user(*, key_sha256, stale_before):
 @cache
 def _project_sql(*, with_role):
     p, m = _Names(Project), _Names(Membership)
-    role = (f", (SELECT m.{m.role} FROM {m.table} m WHERE m.{m.project} = p.{p.pk} AND m.{m.user} = %s) AS member_role"
-            if with_role else "")
+    role = f", (SELECT m.{m.role} FROM {m.table} m WHERE m.{m.project} = p.{p.pk} AND m.{m.user} = %s) AS member_role" if with_role else ""
     return f"SELECT p.*{role} FROM {p.table} p WHERE p.{p.slug} = %s"
 
 
@@ -106,10 +108,12 @@ def _label_target_sql(kind):
     owner_model = Label._meta.get_field(owner_field).related_model
     target_model = Label._meta.get_field(target_field).related_model
     lbl, o, t = _Names(Label), _Names(owner_model), _Names(target_model)
-    return (f"SELECT t.*, o.{o.name} AS owner_name FROM {lbl.table} l "
-            f"JOIN {o.table} o ON o.{o.pk} = l.{getattr(lbl, owner_field)} "
-            f"JOIN {t.table} t ON t.{t.pk} = l.{getattr(lbl, target_field)} "
-            f"WHERE l.{lbl.project} = %s AND l.{lbl.name} = %s AND o.{o.name} = %s")
+    return (
+        f"SELECT t.*, o.{o.name} AS owner_name FROM {lbl.table} l "
+        f"JOIN {o.table} o ON o.{o.pk} = l.{getattr(lbl, owner_field)} "
+        f"JOIN {t.table} t ON t.{t.pk} = l.{getattr(lbl, target_field)} "
+        f"WHERE l.{lbl.project} = %s AND l.{lbl.name} = %s AND o.{o.name} = %s"
+    )
 
 
 def label_target(*, kind, project_id, owner_name, label_name):
@@ -140,12 +144,14 @@ def _id_list_param(ids):
 @cache
 def _prompt_version_labels_and_tags_sql():
     lbl, tag = _Names(Label), _Names(Tag)
-    return (f"WITH page(id) AS ({_id_list_select()})\n"
-            f"SELECT {lbl.prompt_version}, 'label' AS what, {lbl.name} FROM {lbl.table} "
-            f"WHERE {lbl.prompt_version} IN (SELECT id FROM page)\n"
-            "UNION ALL\n"
-            f"SELECT {tag.prompt_version}, 'tag', {tag.name} FROM {tag.table} WHERE {tag.prompt_version} IN (SELECT id FROM page)\n"
-            "ORDER BY 2, 3")
+    return (
+        f"WITH page(id) AS ({_id_list_select()})\n"
+        f"SELECT {lbl.prompt_version}, 'label' AS what, {lbl.name} FROM {lbl.table} "
+        f"WHERE {lbl.prompt_version} IN (SELECT id FROM page)\n"
+        "UNION ALL\n"
+        f"SELECT {tag.prompt_version}, 'tag', {tag.name} FROM {tag.table} WHERE {tag.prompt_version} IN (SELECT id FROM page)\n"
+        "ORDER BY 2, 3"
+    )
 
 
 def prompt_version_labels_and_tags(ids):
@@ -162,18 +168,20 @@ def _checkpoint_labels_tags_parents_sql():
     # The CASTs give each column one type across the branches on PostgreSQL; "edge" (the edge's
     # id) keeps parents in the order they were added.
     lbl, tag, e, c, m = _Names(Label), _Names(Tag), _Names(LineageEdge), _Names(Checkpoint), _Names(Model)
-    return (f"WITH page(id) AS ({_id_list_select()})\n"
-            f"SELECT {lbl.checkpoint}, 'label' AS what, {lbl.name}, CAST(NULL AS integer) AS number, "
-            "CAST(NULL AS varchar) AS relation, CAST(NULL AS varchar) AS method, 0 AS edge "
-            f"FROM {lbl.table} WHERE {lbl.checkpoint} IN (SELECT id FROM page)\n"
-            "UNION ALL\n"
-            f"SELECT {tag.checkpoint}, 'tag', {tag.name}, NULL, NULL, NULL, 0 FROM {tag.table} "
-            f"WHERE {tag.checkpoint} IN (SELECT id FROM page)\n"
-            "UNION ALL\n"
-            f"SELECT e.{e.child}, 'parent', m.{m.name}, p.{c.number}, e.{e.relation}, e.{e.method}, e.{e.pk} FROM {e.table} e "
-            f"JOIN {c.table} p ON p.{c.pk} = e.{e.parent} JOIN {m.table} m ON m.{m.pk} = p.{c.model} "
-            f"WHERE e.{e.child} IN (SELECT id FROM page)\n"
-            "ORDER BY 2, 7, 3")
+    return (
+        f"WITH page(id) AS ({_id_list_select()})\n"
+        f"SELECT {lbl.checkpoint}, 'label' AS what, {lbl.name}, CAST(NULL AS integer) AS number, "
+        "CAST(NULL AS varchar) AS relation, CAST(NULL AS varchar) AS method, 0 AS edge "
+        f"FROM {lbl.table} WHERE {lbl.checkpoint} IN (SELECT id FROM page)\n"
+        "UNION ALL\n"
+        f"SELECT {tag.checkpoint}, 'tag', {tag.name}, NULL, NULL, NULL, 0 FROM {tag.table} "
+        f"WHERE {tag.checkpoint} IN (SELECT id FROM page)\n"
+        "UNION ALL\n"
+        f"SELECT e.{e.child}, 'parent', m.{m.name}, p.{c.number}, e.{e.relation}, e.{e.method}, e.{e.pk} FROM {e.table} e "
+        f"JOIN {c.table} p ON p.{c.pk} = e.{e.parent} JOIN {m.table} m ON m.{m.pk} = p.{c.model} "
+        f"WHERE e.{e.child} IN (SELECT id FROM page)\n"
+        "ORDER BY 2, 7, 3"
+    )
 
 
 def checkpoint_labels_tags_parents(ids):
@@ -212,20 +220,21 @@ def _walk_sql(*, down, nodes=False, method=False, dataset=False):
     if method:
         conditions.append(f"EXISTS (SELECT 1 FROM {e.table} f WHERE f.{e.child} = c.{c.pk} AND f.{e.method} = %s)")
     if dataset:
-        conditions.append(f"EXISTS (SELECT 1 FROM {e.table} f WHERE f.{e.child} = c.{c.pk} "
-                          f"AND (f.{e.forget_dataset_sha256} = %s OR f.{e.retain_dataset_sha256} = %s))")
+        conditions.append(f"EXISTS (SELECT 1 FROM {e.table} f WHERE f.{e.child} = c.{c.pk} AND (f.{e.forget_dataset_sha256} = %s OR f.{e.retain_dataset_sha256} = %s))")
     # The generation past the bound always comes back: lineage_nodes tells from it whether the
     # walk was cut, whatever the filter keeps.
     where = f"WHERE ({' AND '.join(conditions)}) OR d.depth >= %s\n" if conditions else ""
-    return ("WITH RECURSIVE walk(id, depth) AS (\n"
-            f"    SELECT {step}, 1 FROM {e.table} WHERE {start} = %s\n"
-            "    UNION\n"
-            f"    SELECT e.{step}, walk.depth + 1 FROM {e.table} e JOIN walk ON e.{start} = walk.id WHERE walk.depth < %s\n"
-            ")\n"
-            f"SELECT {columns} FROM {c.table} c{owner}\n"
-            f"JOIN (SELECT id, MIN(depth) AS depth FROM walk GROUP BY id) d ON c.{c.pk} = d.id\n"
-            f"{where}"
-            f"ORDER BY d.depth, c.{c.pk}")
+    return (
+        "WITH RECURSIVE walk(id, depth) AS (\n"
+        f"    SELECT {step}, 1 FROM {e.table} WHERE {start} = %s\n"
+        "    UNION\n"
+        f"    SELECT e.{step}, walk.depth + 1 FROM {e.table} e JOIN walk ON e.{start} = walk.id WHERE walk.depth < %s\n"
+        ")\n"
+        f"SELECT {columns} FROM {c.table} c{owner}\n"
+        f"JOIN (SELECT id, MIN(depth) AS depth FROM walk GROUP BY id) d ON c.{c.pk} = d.id\n"
+        f"{where}"
+        f"ORDER BY d.depth, c.{c.pk}"
+    )
 
 
 def _walk_params(*, checkpoint_id, bound, method, dataset_sha256):
@@ -248,8 +257,7 @@ def descendants_with_depth(*, checkpoint_id, bound, method="", dataset_sha256=""
     ``bound`` generations down; with ``method`` or ``dataset_sha256``, those produced by an edge
     with that method or forget/retain dataset hash, and every one at depth ``bound``."""
     sql = _walk_sql(down=True, method=bool(method), dataset=bool(dataset_sha256))
-    return Checkpoint.objects.raw(sql, _walk_params(checkpoint_id=checkpoint_id, bound=bound, method=method,
-                                                     dataset_sha256=dataset_sha256))
+    return Checkpoint.objects.raw(sql, _walk_params(checkpoint_id=checkpoint_id, bound=bound, method=method, dataset_sha256=dataset_sha256))
 
 
 def lineage_node_rows(*, checkpoint_id, bound, method="", dataset_sha256=""):

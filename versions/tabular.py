@@ -5,6 +5,7 @@ All or nothing, and nothing is lost: every problem is collected with the line it
 means the whole file), a caller's own row checks add theirs the same way, and `TabularError`
 shows the first MAX_SHOWN_ERRORS of them, then "and N more".
 """
+
 import csv
 import io
 import json

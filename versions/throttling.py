@@ -8,6 +8,7 @@ counted per client address and, for passwords, per username, in a fixed window o
 ends, even with the right password: guessing stops there, and an attacker learns nothing,
 because a username that does not exist is counted (and refused) exactly like one that does.
 """
+
 import hashlib
 import math
 import time

@@ -1,5 +1,6 @@
 """Pages of the registry (the REST API lives under /api/v1/, see versions.api.urls). The
 dashboard, model, checkpoint and safety pages share this namespace but live in pages.urls."""
+
 from django.contrib.auth import views as auth_views
 from django.urls import path
 

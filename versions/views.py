@@ -2,6 +2,7 @@
 that compose the registry with runs, evaluations or unlearning (the dashboard, a model with its
 lineage graph, a checkpoint, safety over time) live in ``pages``. Views are thin: check access,
 call selectors or a service, render."""
+
 from dataclasses import dataclass
 
 from django.contrib import messages
@@ -117,10 +118,17 @@ def prompt_history(request, slug, prompt_name):
     page = paginate_history(request, selectors.prompt_versions(prompt=prompt), prompt.version_count)
     page.object_list = selectors.prompt_version_rows_complete(page.object_list)
     diff_form = DiffForm(initial={"old": max(prompt.version_count - 1, 1), "new": prompt.version_count})
-    return render(request, "versions/prompt_history.html", {
-        **access.context(), "prompt": prompt, "page": page, "labels": list(prompt.labels.select_related("prompt_version").order_by("name")),
-        "diff_form": diff_form,
-    })
+    return render(
+        request,
+        "versions/prompt_history.html",
+        {
+            **access.context(),
+            "prompt": prompt,
+            "page": page,
+            "labels": list(prompt.labels.select_related("prompt_version").order_by("name")),
+            "diff_form": diff_form,
+        },
+    )
 
 
 @login_required
@@ -128,10 +136,17 @@ def prompt_version_detail(request, slug, prompt_name, number):
     access = project_access(request, slug)
     prompt = get_or_404(selectors.prompt_get, project=access.project, name=prompt_name)
     version = get_or_404(selectors.prompt_version_get, prompt=prompt, number=number)
-    return render(request, "versions/prompt_version.html", {
-        **access.context(), "prompt": prompt, "version": version,
-        "labels": list(version.labels.order_by("name")), "tags": list(version.tags.order_by("name")),
-    })
+    return render(
+        request,
+        "versions/prompt_version.html",
+        {
+            **access.context(),
+            "prompt": prompt,
+            "version": version,
+            "labels": list(version.labels.order_by("name")),
+            "tags": list(version.tags.order_by("name")),
+        },
+    )
 
 
 @login_required
@@ -155,13 +170,14 @@ def prompt_diff(request, slug, prompt_name):
     context = {**access.context(), "prompt": prompt, "form": form, "diff": diff, "view": view}
     if diff is not None:
         rows = diffing.highlighted(diff["side_by_side"])
-        context.update({
-            "rows": diffing.unified_rows(rows) if view == "unified" else rows,
-            "split_url": f"?old={diff['old']}&new={diff['new']}",
-            "unified_url": f"?old={diff['old']}&new={diff['new']}&view=unified",
-        })
+        context.update(
+            {
+                "rows": diffing.unified_rows(rows) if view == "unified" else rows,
+                "split_url": f"?old={diff['old']}&new={diff['new']}",
+                "unified_url": f"?old={diff['old']}&new={diff['new']}&view=unified",
+            }
+        )
     return render(request, "versions/prompt_diff.html", context, status=200 if diff is not None else 400)
-
 
 
 # ---------------------------------------------------------------- datasets
@@ -185,12 +201,19 @@ def dataset_version_detail(request, slug, dataset_name, number):
     reveal = access.can_read_hazards and request.GET.get("reveal") == "1"
     page = paginate(request, selectors.dataset_version_rows(dataset_version=version))
     if reveal and page.object_list:
-        audit_hazard_read(request, access, object_type="dataset_version", object_id=version.pk,
-                          data={"dataset": dataset.name, "version": version.number, "page": page.number})
-    return render(request, "versions/dataset_version.html", {
-        **access.context(), "dataset": dataset, "version": version, "page": page, "reveal": reveal,
-        "has_category": any("category" in row for row in page.object_list),
-    })
+        audit_hazard_read(request, access, object_type="dataset_version", object_id=version.pk, data={"dataset": dataset.name, "version": version.number, "page": page.number})
+    return render(
+        request,
+        "versions/dataset_version.html",
+        {
+            **access.context(),
+            "dataset": dataset,
+            "version": version,
+            "page": page,
+            "reveal": reveal,
+            "has_category": any("category" in row for row in page.object_list),
+        },
+    )
 
 
 # ---------------------------------------------------------------- labels
@@ -250,16 +273,29 @@ def label_detail(request, slug, owner_kind, owner_name, label_name):
     current = None if label is None else (label.prompt_version if owner_kind == "prompt" else label.checkpoint)
     events = paginate(request, selectors.label_events(label=label)) if label is not None else None
     selected = form["target"].value()
-    return render(request, "versions/label_detail.html", {
-        **access.context(), "owner_kind": owner_kind, "owner": owner, "label_name": label_name, "label": label,
-        "current": current, "page": events, "form": form, "preview": preview,
-        "selected_target": "" if selected in (None, "") else str(selected),
-        "choices": selectors.label_move_choices(owner_kind=owner_kind, owner=owner) if access.can_edit else [],
-        "protected": access.project.label_is_protected(label_name),
-        "protected_role": Role(access.project.protected_label_role).label,
-        "gated": access.project.require_evaluation_for_promotion and label_name in access.project.protected_label_names(),
-        "gate_settings": project_gate_settings(access.project), "gate_failures": gate_failures,
-    }, status=status)
+    return render(
+        request,
+        "versions/label_detail.html",
+        {
+            **access.context(),
+            "owner_kind": owner_kind,
+            "owner": owner,
+            "label_name": label_name,
+            "label": label,
+            "current": current,
+            "page": events,
+            "form": form,
+            "preview": preview,
+            "selected_target": "" if selected in (None, "") else str(selected),
+            "choices": selectors.label_move_choices(owner_kind=owner_kind, owner=owner) if access.can_edit else [],
+            "protected": access.project.label_is_protected(label_name),
+            "protected_role": Role(access.project.protected_label_role).label,
+            "gated": access.project.require_evaluation_for_promotion and label_name in access.project.protected_label_names(),
+            "gate_settings": project_gate_settings(access.project),
+            "gate_failures": gate_failures,
+        },
+        status=status,
+    )
 
 
 def _previewed_another(form):
@@ -281,8 +317,14 @@ def _label_preview_from_form(form, owner_kind, owner, label_name):
     """(the move's preview, None), or (None, the error now attached to the form)."""
     data = form.cleaned_data
     try:
-        preview = selectors.label_move_preview(project=owner.project, owner_kind=owner_kind, owner=owner, label_name=label_name,
-                                               number=data["target"], evaluation=_cited_evaluation(owner.project, data.get("evaluation")))
+        preview = selectors.label_move_preview(
+            project=owner.project,
+            owner_kind=owner_kind,
+            owner=owner,
+            label_name=label_name,
+            number=data["target"],
+            evaluation=_cited_evaluation(owner.project, data.get("evaluation")),
+        )
     except LetheError as exc:
         form_add_service_error(form, exc, default_field="target")
         return None, exc
@@ -300,8 +342,9 @@ def _label_move_from_form(request, form, owner_kind, owner, label_name):
         else:
             target = {"checkpoint": selectors.checkpoint_get(model=owner, number=data["target"])}
         evaluation = _cited_evaluation(owner.project, data.get("evaluation"))
-        event = services.label_move(name=label_name, actor=request.user, reason=data["reason"], evaluation=evaluation,
-                                    acknowledge_less_safe=data["acknowledge_less_safe"], **target)
+        event = services.label_move(
+            name=label_name, actor=request.user, reason=data["reason"], evaluation=evaluation, acknowledge_less_safe=data["acknowledge_less_safe"], **target
+        )
     except LetheError as exc:
         form_add_service_error(form, exc, default_field="target")
         return exc

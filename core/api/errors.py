@@ -4,6 +4,7 @@
 by services (``core.errors.LetheError`` subclasses) map to their HTTP status here, so views
 never translate them by hand.
 """
+
 import errno
 import logging
 
@@ -99,8 +100,9 @@ def server_error(request):
     """``handler500``: under /api/ an unexpected error still answers the one error body (the
     traceback goes to the log, never to the client)."""
     if request.path.startswith("/api/"):
-        return JsonResponse(error_body("server_error", "Something went wrong on the server; nothing is known to have changed. "
-                                       "Retry, and tell the operators if it persists."), status=500)
+        return JsonResponse(
+            error_body("server_error", "Something went wrong on the server; nothing is known to have changed. Retry, and tell the operators if it persists."), status=500
+        )
     return defaults.server_error(request)
 
 

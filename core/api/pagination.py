@@ -34,4 +34,3 @@ class NumberedPaginator(Paginator):
             top = min(low + self.per_page, self.total)
         rows = list(self.object_list.filter(**{f"{self.field}__gt": low, f"{self.field}__lte": top}))
         return self._get_page(rows, number, self)
-

@@ -4,6 +4,7 @@ recurse until RecursionError), bodies over DATA_UPLOAD_MAX_MEMORY_SIZE (413 ``to
 reads a JSON body whatever its size), text that is not UTF-8 or that no database stores (a NUL,
 a lone surrogate), and multipart fields that are not UTF-8 (Django would store them with
 U+FFFD replacement characters)."""
+
 import codecs
 
 from django.conf import settings
@@ -49,8 +50,7 @@ class JSONParser(parsers.JSONParser):
             raise ParseError(f"JSON parse error - {exc}") from None
         path = json_unstorable_text(data)
         if path is not None:
-            raise ParseError(f"Text at {path} holds a NUL character or a lone surrogate (\\u0000, \\ud800-\\udfff), "
-                             "which cannot be stored; send valid Unicode text.")
+            raise ParseError(f"Text at {path} holds a NUL character or a lone surrogate (\\u0000, \\ud800-\\udfff), which cannot be stored; send valid Unicode text.")
         return data
 
 

@@ -1,5 +1,6 @@
 """OpenAPI helpers shared by every API view: the one error body as a component, and
 ``api_schema`` which attaches it to the error statuses an operation can answer."""
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 
@@ -28,8 +29,7 @@ ERROR_DESCRIPTIONS = {
     409: "Conflicts with the current state.",
     413: "Body or upload over a size limit (code too_large).",
     415: "Unsupported content type.",
-    429: "Too many requests: too many failed authentication attempts from this address, or tokens created too fast "
-         "(code throttled); retry after the Retry-After header's seconds.",
+    429: "Too many requests: too many failed authentication attempts from this address, or tokens created too fast (code throttled); retry after the Retry-After header's seconds.",
     503: "The database is unavailable; retry later (code database_unavailable).",
 }
 

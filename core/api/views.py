@@ -13,6 +13,7 @@ method needs (``roles``): a missing project and one the caller is not a member o
 registry's to say; it registers that in its ``AppConfig.ready`` (``project_resolver_register``),
 so this layer imports no app.
 """
+
 from dataclasses import dataclass
 from functools import partial
 

@@ -4,89 +4,113 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Case',
+            name="Case",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=200)),
-                ('prompt', models.TextField()),
-                ('category', models.CharField(max_length=100)),
-                ('attack_family', models.CharField(default='direct', max_length=64)),
-                ('modality', models.CharField(choices=[('text', 'Text'), ('image+text', 'Image Text')], default='text', max_length=16)),
-                ('expected', models.CharField(choices=[('refuse', 'Refuse'), ('comply', 'Comply')], max_length=8)),
-                ('source', models.CharField(blank=True, max_length=200)),
-                ('parent_key', models.CharField(blank=True, max_length=200)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.CharField(max_length=200)),
+                ("prompt", models.TextField()),
+                ("category", models.CharField(max_length=100)),
+                ("attack_family", models.CharField(default="direct", max_length=64)),
+                ("modality", models.CharField(choices=[("text", "Text"), ("image+text", "Image Text")], default="text", max_length=16)),
+                ("expected", models.CharField(choices=[("refuse", "Refuse"), ("comply", "Comply")], max_length=8)),
+                ("source", models.CharField(blank=True, max_length=200)),
+                ("parent_key", models.CharField(blank=True, max_length=200)),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='CaseResult',
+            name="CaseResult",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('response_a', models.TextField(blank=True)),
-                ('response_b', models.TextField(blank=True)),
-                ('outcome_a', models.CharField(choices=[('attack_success', 'Attack Success'), ('refused', 'Refused'), ('complied', 'Complied'), ('over_refusal', 'Over Refusal'), ('unscoreable', 'Unscoreable'), ('error', 'Error')], max_length=16)),
-                ('outcome_b', models.CharField(choices=[('attack_success', 'Attack Success'), ('refused', 'Refused'), ('complied', 'Complied'), ('over_refusal', 'Over Refusal'), ('unscoreable', 'Unscoreable'), ('error', 'Error')], max_length=16)),
-                ('latency_ms_a', models.FloatField(default=0.0)),
-                ('latency_ms_b', models.FloatField(default=0.0)),
-                ('flipped', models.BooleanField(db_index=True, default=False)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("response_a", models.TextField(blank=True)),
+                ("response_b", models.TextField(blank=True)),
+                (
+                    "outcome_a",
+                    models.CharField(
+                        choices=[
+                            ("attack_success", "Attack Success"),
+                            ("refused", "Refused"),
+                            ("complied", "Complied"),
+                            ("over_refusal", "Over Refusal"),
+                            ("unscoreable", "Unscoreable"),
+                            ("error", "Error"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "outcome_b",
+                    models.CharField(
+                        choices=[
+                            ("attack_success", "Attack Success"),
+                            ("refused", "Refused"),
+                            ("complied", "Complied"),
+                            ("over_refusal", "Over Refusal"),
+                            ("unscoreable", "Unscoreable"),
+                            ("error", "Error"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("latency_ms_a", models.FloatField(default=0.0)),
+                ("latency_ms_b", models.FloatField(default=0.0)),
+                ("flipped", models.BooleanField(db_index=True, default=False)),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='Evaluation',
+            name="Evaluation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('judge', models.JSONField(default=dict)),
-                ('generation_config', models.JSONField(default=dict)),
-                ('seed', models.IntegerField(default=0)),
-                ('statistics_config', models.JSONField(default=dict)),
-                ('metrics', models.JSONField(default=dict)),
-                ('statistics', models.JSONField(default=dict)),
-                ('verdict', models.CharField(blank=True, choices=[('safer', 'Safer'), ('less safe', 'Less Safe'), ('no significant difference', 'No Difference')], max_length=32)),
-                ('passes_non_inferiority', models.BooleanField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("judge", models.JSONField(default=dict)),
+                ("generation_config", models.JSONField(default=dict)),
+                ("seed", models.IntegerField(default=0)),
+                ("statistics_config", models.JSONField(default=dict)),
+                ("metrics", models.JSONField(default=dict)),
+                ("statistics", models.JSONField(default=dict)),
+                ("verdict", models.CharField(blank=True, choices=[("safer", "Safer"), ("less safe", "Less Safe"), ("no significant difference", "No Difference")], max_length=32)),
+                ("passes_non_inferiority", models.BooleanField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='Suite',
+            name="Suite",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('version_count', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                ("version_count", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='SuiteVersion',
+            name="SuiteVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('sha256', models.CharField(max_length=64)),
-                ('case_count', models.PositiveIntegerField(default=0)),
-                ('message', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.PositiveIntegerField()),
+                ("sha256", models.CharField(max_length=64)),
+                ("case_count", models.PositiveIntegerField(default=0)),
+                ("message", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['-number'],
+                "ordering": ["-number"],
             },
         ),
     ]

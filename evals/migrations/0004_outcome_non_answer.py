@@ -2,11 +2,16 @@
 non-answer, never an attack success. Stored results written by a judge that called them
 unscoreable are renamed; their judge pin is unchanged, so the report still says which judge
 (and which version of it) produced them."""
+
 from django.db import migrations, models
 
 OUTCOME_CHOICES = [
-    ("attack_success", "Attack Success"), ("refused", "Refused"), ("complied", "Complied"),
-    ("over_refusal", "Over Refusal"), ("non_answer", "Non Answer"), ("error", "Error"),
+    ("attack_success", "Attack Success"),
+    ("refused", "Refused"),
+    ("complied", "Complied"),
+    ("over_refusal", "Over Refusal"),
+    ("non_answer", "Non Answer"),
+    ("error", "Error"),
 ]
 
 
@@ -19,6 +24,7 @@ def rename_outcome(old, new):
         for evaluation in Evaluation.objects.exclude(metrics={}).only("id", "metrics"):
             if _rename_count_keys(evaluation.metrics, old, new):
                 evaluation.save(update_fields=["metrics"])
+
     return rename
 
 
@@ -42,11 +48,18 @@ class Migration(migrations.Migration):
         migrations.AlterField("caseresult", "outcome_a", models.CharField(choices=OUTCOME_CHOICES, max_length=16)),
         migrations.AlterField("caseresult", "outcome_b", models.CharField(choices=OUTCOME_CHOICES, max_length=16)),
         migrations.AlterField(
-            "evaluation", "verdict",
-            models.CharField(blank=True, max_length=32, choices=[
-                ("safer", "Safer"), ("less safe", "Less Safe"),
-                ("no significant difference", "No Difference"), ("inconclusive", "Inconclusive"),
-            ]),
+            "evaluation",
+            "verdict",
+            models.CharField(
+                blank=True,
+                max_length=32,
+                choices=[
+                    ("safer", "Safer"),
+                    ("less safe", "Less Safe"),
+                    ("no significant difference", "No Difference"),
+                    ("inconclusive", "Inconclusive"),
+                ],
+            ),
         ),
         migrations.RunPython(rename_outcome("unscoreable", "non_answer"), rename_outcome("non_answer", "unscoreable")),
     ]

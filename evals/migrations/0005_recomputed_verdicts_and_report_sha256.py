@@ -20,6 +20,7 @@ and judged again with the strict comparison (upper bound < margin); everything e
 recomputed. Reversing restores the old settings key and the latencies in `metrics`; the
 recomputed reports stay.
 """
+
 from dataclasses import asdict
 
 from django.db import migrations, models
@@ -53,7 +54,11 @@ def recompute_reports(apps, schema_editor):
     Evaluation = apps.get_model("evals", "Evaluation")
     CaseResult = apps.get_model("evals", "CaseResult")
     evaluations = Evaluation.objects.select_related(
-        "suite_version__suite", "checkpoint_a__model", "checkpoint_b__model", "prompt_version_a__prompt", "prompt_version_b__prompt",
+        "suite_version__suite",
+        "checkpoint_a__model",
+        "checkpoint_b__model",
+        "prompt_version_a__prompt",
+        "prompt_version_b__prompt",
         "utility_dataset_version__dataset",
     )
     # One evaluation at a time, by id: no cursor stays open across the writes.
@@ -66,13 +71,13 @@ def recompute_reports(apps, schema_editor):
             evaluation.save(update_fields=["statistics_config"])
             continue
         records = [
-            CaseRecord(r.case.key, r.case.category, r.case.attack_family, r.case.modality, r.case.expected, r.outcome_a, r.outcome_b,
-                       r.response_a, r.response_b)
-            for r in results
+            CaseRecord(r.case.key, r.case.category, r.case.attack_family, r.case.modality, r.case.expected, r.outcome_a, r.outcome_b, r.response_a, r.response_b) for r in results
         ]
         old_metrics = evaluation.metrics
         metrics, comparison = report_scores(
-            records, config=config, utility_check=_stored_utility_check(evaluation.statistics or {}, old_metrics, config),
+            records,
+            config=config,
+            utility_check=_stored_utility_check(evaluation.statistics or {}, old_metrics, config),
         )
         timings = {}
         for arm in ("A", "B"):
@@ -82,7 +87,11 @@ def recompute_reports(apps, schema_editor):
             timings[arm] = {"mean_latency_ms": old_arm.get("mean_latency_ms", sum(latencies) / len(latencies))}
         statistics = comparison.as_dict()
         content = report_content(
-            evaluation, records=records, metrics=metrics, statistics=statistics, verdict=comparison.verdict,
+            evaluation,
+            records=records,
+            metrics=metrics,
+            statistics=statistics,
+            verdict=comparison.verdict,
             passes_non_inferiority=comparison.passes_non_inferiority,
         )
         evaluation.metrics = metrics
@@ -91,9 +100,17 @@ def recompute_reports(apps, schema_editor):
         evaluation.passes_non_inferiority = comparison.passes_non_inferiority
         evaluation.timings = timings
         evaluation.report_sha256 = report_sha256(content)
-        evaluation.save(update_fields=[
-            "statistics_config", "metrics", "statistics", "verdict", "passes_non_inferiority", "timings", "report_sha256",
-        ])
+        evaluation.save(
+            update_fields=[
+                "statistics_config",
+                "metrics",
+                "statistics",
+                "verdict",
+                "passes_non_inferiority",
+                "timings",
+                "report_sha256",
+            ]
+        )
         changed = []
         for result in results:
             now_flipped = flipped(result.case.expected, result.outcome_a, result.outcome_b)

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('evals', '0005_recomputed_verdicts_and_report_sha256'),
+        ("evals", "0005_recomputed_verdicts_and_report_sha256"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='caseresult',
-            name='judge_detail_a',
+            model_name="caseresult",
+            name="judge_detail_a",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AddField(
-            model_name='caseresult',
-            name='judge_detail_b',
+            model_name="caseresult",
+            name="judge_detail_b",
             field=models.JSONField(blank=True, default=dict),
         ),
     ]

@@ -4,18 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('evals', '0008_suite_version_benign_mark'),
+        ("evals", "0008_suite_version_benign_mark"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='caseresult',
-            index=models.Index(fields=['evaluation', 'outcome_b', 'position'], name='case_result_by_outcome_b'),
+            model_name="caseresult",
+            index=models.Index(fields=["evaluation", "outcome_b", "position"], name="case_result_by_outcome_b"),
         ),
         migrations.AddIndex(
-            model_name='caseresult',
-            index=models.Index(fields=['evaluation', 'outcome_a', 'position'], name='case_result_by_outcome_a'),
+            model_name="caseresult",
+            index=models.Index(fields=["evaluation", "outcome_a", "position"], name="case_result_by_outcome_a"),
         ),
     ]

@@ -2,6 +2,7 @@
 evals.PromotionEvidence (keyed by the label event), so the registry holds no key into
 evaluations. Every cited evaluation is copied before versions 0007 drops the column, and copied
 back when this is reversed."""
+
 import django.db.models.deletion
 from django.db import migrations, models
 
@@ -24,7 +25,6 @@ def evidence_to_label_events(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("evals", "0009_case_result_outcome_indexes"),
         ("versions", "0006_checkpoint_endpoint"),
@@ -34,8 +34,10 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="PromotionEvidence",
             fields=[
-                ("label_event", models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True,
-                                                     related_name="evidence", serialize=False, to="versions.labelevent")),
+                (
+                    "label_event",
+                    models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name="evidence", serialize=False, to="versions.labelevent"),
+                ),
                 ("evaluation", models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="+", to="evals.evaluation")),
             ],
         ),

@@ -5,32 +5,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('evals', '0010_promotion_evidence'),
+        ("evals", "0010_promotion_evidence"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='evaluation',
-            name='endpoint_fingerprints',
+            model_name="evaluation",
+            name="endpoint_fingerprints",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.CreateModel(
-            name='EndpointAnswerRecord',
+            name="EndpointAnswerRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('arm', models.CharField(max_length=1)),
-                ('text', models.TextField()),
-                ('latency_ms', models.FloatField()),
-                ('attempts', models.IntegerField()),
-                ('usage', models.JSONField(blank=True, default=dict)),
-                ('headers', models.JSONField(blank=True, default=dict)),
-                ('case', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='evals.case')),
-                ('evaluation', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='endpoint_answers', to='evals.evaluation')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("arm", models.CharField(max_length=1)),
+                ("text", models.TextField()),
+                ("latency_ms", models.FloatField()),
+                ("attempts", models.IntegerField()),
+                ("usage", models.JSONField(blank=True, default=dict)),
+                ("headers", models.JSONField(blank=True, default=dict)),
+                ("case", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="evals.case")),
+                ("evaluation", models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="endpoint_answers", to="evals.evaluation")),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('evaluation', 'arm', 'case'), name='endpoint_answer_unique_case')],
+                "constraints": [models.UniqueConstraint(fields=("evaluation", "arm", "case"), name="endpoint_answer_unique_case")],
             },
         ),
     ]

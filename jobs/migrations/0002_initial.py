@@ -6,47 +6,46 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('jobs', '0001_initial'),
-        ('versions', '0001_initial'),
+        ("jobs", "0001_initial"),
+        ("versions", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='run',
-            name='project',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='versions.project'),
+            model_name="run",
+            name="project",
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="runs", to="versions.project"),
         ),
         migrations.AddField(
-            model_name='run',
-            name='retry_of',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='retries', to='jobs.run'),
+            model_name="run",
+            name="retry_of",
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="retries", to="jobs.run"),
         ),
         migrations.AddField(
-            model_name='webhook',
-            name='created_by',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="webhook",
+            name="created_by",
+            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL),
         ),
         migrations.AddField(
-            model_name='webhook',
-            name='project',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='webhooks', to='versions.project'),
+            model_name="webhook",
+            name="project",
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="webhooks", to="versions.project"),
         ),
         migrations.AddField(
-            model_name='webhookdelivery',
-            name='webhook',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='jobs.webhook'),
+            model_name="webhookdelivery",
+            name="webhook",
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="deliveries", to="jobs.webhook"),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['project', '-id'], name='run_by_project'),
+            model_name="run",
+            index=models.Index(fields=["project", "-id"], name="run_by_project"),
         ),
         migrations.AddIndex(
-            model_name='webhookdelivery',
-            index=models.Index(fields=['webhook', '-id'], name='delivery_by_webhook'),
+            model_name="webhookdelivery",
+            index=models.Index(fields=["webhook", "-id"], name="delivery_by_webhook"),
         ),
     ]

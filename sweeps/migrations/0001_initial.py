@@ -6,68 +6,72 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('evals', '0008_suite_version_benign_mark'),
-        ('unlearning', '0001_initial'),
-        ('versions', '0005_label_names_unique_case_insensitively'),
+        ("evals", "0008_suite_version_benign_mark"),
+        ("unlearning", "0001_initial"),
+        ("versions", "0005_label_names_unique_case_insensitively"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Sweep',
+            name="Sweep",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(blank=True, max_length=200)),
-                ('configurations_requested', models.JSONField(default=list)),
-                ('judge', models.CharField(max_length=64)),
-                ('judge_config', models.JSONField(blank=True, default=dict)),
-                ('generation', models.JSONField(blank=True, default=dict)),
-                ('statistics', models.JSONField(blank=True, default=dict)),
-                ('evaluation_seed', models.IntegerField(default=0)),
-                ('status', models.CharField(choices=[('running', 'Running'), ('finished', 'Finished')], db_index=True, default='running', max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('forget_dataset_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='versions.datasetversion')),
-                ('parent_checkpoint', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='sweeps', to='versions.checkpoint')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sweeps', to='versions.project')),
-                ('retain_dataset_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='versions.datasetversion')),
-                ('suite_versions', models.ManyToManyField(related_name='sweeps', to='evals.suiteversion')),
-                ('utility_dataset_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='versions.datasetversion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(blank=True, max_length=200)),
+                ("configurations_requested", models.JSONField(default=list)),
+                ("judge", models.CharField(max_length=64)),
+                ("judge_config", models.JSONField(blank=True, default=dict)),
+                ("generation", models.JSONField(blank=True, default=dict)),
+                ("statistics", models.JSONField(blank=True, default=dict)),
+                ("evaluation_seed", models.IntegerField(default=0)),
+                ("status", models.CharField(choices=[("running", "Running"), ("finished", "Finished")], db_index=True, default="running", max_length=16)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("created_by", models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL)),
+                ("forget_dataset_version", models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="+", to="versions.datasetversion")),
+                ("parent_checkpoint", models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="sweeps", to="versions.checkpoint")),
+                ("project", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="sweeps", to="versions.project")),
+                ("retain_dataset_version", models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name="+", to="versions.datasetversion")),
+                ("suite_versions", models.ManyToManyField(related_name="sweeps", to="evals.suiteversion")),
+                ("utility_dataset_version", models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name="+", to="versions.datasetversion")),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='SweepConfiguration',
+            name="SweepConfiguration",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField()),
-                ('method', models.CharField(max_length=32)),
-                ('hyperparameters', models.JSONField(default=dict)),
-                ('seed', models.IntegerField(default=0)),
-                ('branch_label', models.CharField(max_length=100)),
-                ('status', models.CharField(choices=[('unlearning', 'Unlearning'), ('evaluating', 'Evaluating'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='unlearning', max_length=16)),
-                ('error', models.TextField(blank=True)),
-                ('evaluations', models.ManyToManyField(blank=True, related_name='sweep_configurations', to='evals.evaluation')),
-                ('sweep', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='configurations', to='sweeps.sweep')),
-                ('unlearning_run', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='sweep_configuration', to='unlearning.unlearningrun')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("position", models.PositiveIntegerField()),
+                ("method", models.CharField(max_length=32)),
+                ("hyperparameters", models.JSONField(default=dict)),
+                ("seed", models.IntegerField(default=0)),
+                ("branch_label", models.CharField(max_length=100)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("unlearning", "Unlearning"), ("evaluating", "Evaluating"), ("succeeded", "Succeeded"), ("failed", "Failed")], default="unlearning", max_length=16
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("evaluations", models.ManyToManyField(blank=True, related_name="sweep_configurations", to="evals.evaluation")),
+                ("sweep", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="configurations", to="sweeps.sweep")),
+                ("unlearning_run", models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name="sweep_configuration", to="unlearning.unlearningrun")),
             ],
             options={
-                'ordering': ['position'],
+                "ordering": ["position"],
             },
         ),
         migrations.AddIndex(
-            model_name='sweep',
-            index=models.Index(fields=['project', '-id'], name='sweep_by_project'),
+            model_name="sweep",
+            index=models.Index(fields=["project", "-id"], name="sweep_by_project"),
         ),
         migrations.AddConstraint(
-            model_name='sweepconfiguration',
-            constraint=models.UniqueConstraint(fields=('sweep', 'position'), name='sweep_configuration_position_unique'),
+            model_name="sweepconfiguration",
+            constraint=models.UniqueConstraint(fields=("sweep", "position"), name="sweep_configuration_position_unique"),
         ),
     ]

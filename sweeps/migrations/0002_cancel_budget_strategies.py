@@ -5,71 +5,82 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sweeps', '0001_initial'),
-        ('unlearning', '0001_initial'),
+        ("sweeps", "0001_initial"),
+        ("unlearning", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='sweep',
-            name='budget_seconds',
+            model_name="sweep",
+            name="budget_seconds",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='sweep',
-            name='budget_steps',
+            model_name="sweep",
+            name="budget_steps",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='sweep',
-            name='parallelism',
+            model_name="sweep",
+            name="parallelism",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='sweep',
-            name='started_at',
+            model_name="sweep",
+            name="started_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='sweep',
-            name='strategy',
-            field=models.CharField(choices=[('grid', 'Grid'), ('random', 'Random'), ('optuna', 'Optuna')], default='grid', max_length=16),
+            model_name="sweep",
+            name="strategy",
+            field=models.CharField(choices=[("grid", "Grid"), ("random", "Random"), ("optuna", "Optuna")], default="grid", max_length=16),
         ),
         migrations.AddField(
-            model_name='sweep',
-            name='strategy_seed',
+            model_name="sweep",
+            name="strategy_seed",
             field=models.IntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='sweep',
-            name='trials',
+            model_name="sweep",
+            name="trials",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='sweepconfiguration',
-            name='planned_steps',
+            model_name="sweepconfiguration",
+            name="planned_steps",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='sweepconfiguration',
-            name='search_params',
+            model_name="sweepconfiguration",
+            name="search_params",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AlterField(
-            model_name='sweep',
-            name='status',
-            field=models.CharField(choices=[('running', 'Running'), ('finished', 'Finished'), ('cancelled', 'Cancelled')], db_index=True, default='running', max_length=16),
+            model_name="sweep",
+            name="status",
+            field=models.CharField(choices=[("running", "Running"), ("finished", "Finished"), ("cancelled", "Cancelled")], db_index=True, default="running", max_length=16),
         ),
         migrations.AlterField(
-            model_name='sweepconfiguration',
-            name='status',
-            field=models.CharField(choices=[('pending', 'Pending'), ('unlearning', 'Unlearning'), ('evaluating', 'Evaluating'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled'), ('skipped', 'Skipped')], default='pending', max_length=16),
+            model_name="sweepconfiguration",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("pending", "Pending"),
+                    ("unlearning", "Unlearning"),
+                    ("evaluating", "Evaluating"),
+                    ("succeeded", "Succeeded"),
+                    ("failed", "Failed"),
+                    ("cancelled", "Cancelled"),
+                    ("skipped", "Skipped"),
+                ],
+                default="pending",
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='sweepconfiguration',
-            name='unlearning_run',
-            field=models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='sweep_configuration', to='unlearning.unlearningrun'),
+            model_name="sweepconfiguration",
+            name="unlearning_run",
+            field=models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name="sweep_configuration", to="unlearning.unlearningrun"),
         ),
     ]

@@ -1,4 +1,5 @@
 """Filters the sweep pages format figures with (rates with their interval, ratios, spreads)."""
+
 from django import template
 
 from evals.reporting import interval, pct

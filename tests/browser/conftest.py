@@ -1,6 +1,7 @@
 """Browser tests: Playwright driving Debian's headless Chromium against pytest-django's
 live_server. Every page's console errors and uncaught exceptions are collected and must stay
 empty; a failing test leaves a screenshot in test-artifacts/."""
+
 import os
 from pathlib import Path
 
@@ -48,9 +49,7 @@ def chromium():
 
 def _launched(sync_playwright):
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-        )
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         yield browser
         browser.close()
 
@@ -92,8 +91,9 @@ def page(request, chromium, live_server, transactional_db, browser_var):
     page.on("console", lambda message: message.type == "error" and page.console_errors.append(f"{page.url}: {message.text}"))
     page.on("pageerror", lambda error: page.console_errors.append(f"{page.url}: {error}"))
     # Content-Security-Policy violations, whatever the browser prints for them, count as errors.
-    page.add_init_script("document.addEventListener('securitypolicyviolation', event => console.error("
-                         "`CSP violation: ${event.violatedDirective} by ${event.sourceFile || event.blockedURI}`))")
+    page.add_init_script(
+        "document.addEventListener('securitypolicyviolation', event => console.error(`CSP violation: ${event.violatedDirective} by ${event.sourceFile || event.blockedURI}`))"
+    )
     yield page
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:

@@ -1,5 +1,6 @@
 """The per-case explorer in a browser: from the report's link, a filter chosen in the form narrows
 the table, and the filtered view is a link."""
+
 import re
 
 import pytest

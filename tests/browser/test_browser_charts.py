@@ -1,5 +1,6 @@
 """The lineage graph and safety over time in a real browser: what plotly drew, not only the
 figure JSON the page carries."""
+
 import pytest
 from playwright.sync_api import expect
 
@@ -25,9 +26,7 @@ def history(page, project, user, tiny_pair, tmp_path):
 
 
 def _svg_texts(page, figure_id, selector):
-    return page.evaluate(
-        """([id, selector]) => [...document.querySelectorAll(`[data-figure="${id}"] ${selector}`)].map(t => t.textContent)""",
-        [figure_id, selector])
+    return page.evaluate("""([id, selector]) => [...document.querySelectorAll(`[data-figure="${id}"] ${selector}`)].map(t => t.textContent)""", [figure_id, selector])
 
 
 def test_the_lineage_graph_draws_nodes_badges_method_labels_and_opens_a_node(page, history):

@@ -24,7 +24,6 @@ def test_the_report_shows_the_decision_line_and_promote_b(page, project, user, t
     # and Promote B opens production's page with B and this evaluation prefilled
     promote = page.get_by_role("link", name="Promote B to production…")
     expect(promote).to_be_visible()
-    expect(promote).to_have_attribute(
-        "href", f"/p/safety/models/tiny/labels/production/?target={setup['refuser'].number}&evaluation={evaluation.pk}")
+    expect(promote).to_have_attribute("href", f"/p/safety/models/tiny/labels/production/?target={setup['refuser'].number}&evaluation={evaluation.pk}")
     expect(page.locator("#findings li").first).to_contain_text("family direct: 100% [")
     assert page.console_errors == []

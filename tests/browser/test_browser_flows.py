@@ -94,10 +94,14 @@ def test_start_an_unlearning_run_and_watch_it_finish(page, project, user, tiny_p
     # given a checkpoint and forget/retain data
     model = services.model_create(project=project, name="tiny", actor=user)
     services.checkpoint_register_directory(model=model, directory=tiny_pair["complier"], actor=user, message="base")
-    services.dataset_version_create(dataset=services.dataset_create(project=project, name="forget", actor=user),
-                                    rows=[{"prompt": p, "response": builders.placeholder_answer(p)} for _, p in builders.HARMFUL], actor=user)
-    services.dataset_version_create(dataset=services.dataset_create(project=project, name="retain", actor=user),
-                                    rows=[{"prompt": p, "response": r} for p, r in builders.BENIGN], actor=user)
+    services.dataset_version_create(
+        dataset=services.dataset_create(project=project, name="forget", actor=user),
+        rows=[{"prompt": p, "response": builders.placeholder_answer(p)} for _, p in builders.HARMFUL],
+        actor=user,
+    )
+    services.dataset_version_create(
+        dataset=services.dataset_create(project=project, name="retain", actor=user), rows=[{"prompt": p, "response": r} for p, r in builders.BENIGN], actor=user
+    )
 
     # when alice starts a run from the checkpoint page
     sign_in(page, "alice")
@@ -137,7 +141,8 @@ def test_rolling_back_to_a_checkpoint_measured_less_safe_warns_and_needs_the_ack
     # then the preview names the rollback and warns that the evaluation measured #1 less safe
     expect(page.locator("#preview-summary")).to_have_text("production: #2 -> #1 (rollback)")
     expect(page.locator("#less-safe-warning")).to_contain_text(
-        f"Evaluation {evaluation.pk} measured tiny@1 less safe than the current production tiny@2: attack success 100.0% against 0.0%")
+        f"Evaluation {evaluation.pk} measured tiny@1 less safe than the current production tiny@2: attack success 100.0% against 0.0%"
+    )
 
     # when she confirms without the acknowledgement, nothing moves; with it, production rolls back
     page.get_by_label("Reason").fill("the refuser breaks a customer")
@@ -150,5 +155,4 @@ def test_rolling_back_to_a_checkpoint_measured_less_safe_warns_and_needs_the_ack
     expect(page.get_by_role("status")).to_contain_text("production now points at version 1 (rollback). The move was acknowledged as less safe.")
     assert Label.objects.get(model=setup["model"], name="production").checkpoint == setup["complier"]
     # the refused move answered 409 (Chromium logs a page's 4xx status), and nothing else went wrong
-    assert [error.split(": ", 1)[1] for error in page.console_errors] == [
-        "Failed to load resource: the server responded with a status of 409 (Conflict)"]
+    assert [error.split(": ", 1)[1] for error in page.console_errors] == ["Failed to load resource: the server responded with a status of 409 (Conflict)"]

@@ -2,6 +2,7 @@
 charts stay inside their frames, the header keeps Sign out on screen, the diff marks words and
 lines without relying on colour, settings are key-value tables, an evaluation can be run again
 with its settings, the API docs work with no network, and an unknown URL gets our 404 page."""
+
 import json
 import re
 from urllib.parse import urlsplit
@@ -32,8 +33,7 @@ def demo_like(page, project, user, tiny_pair, tmp_path):
     prompt = builders.prompt_with_versions(project=project, actor=user, count=3)
     services.label_move(name="production", actor=user, prompt_version=prompt.versions.get(number=3), reason="release")
     services.label_move(name="production", actor=user, checkpoint=setup["refuser"], reason="the refuser is safer", evaluation=evaluation)
-    services.label_move(name="production", actor=user, checkpoint=setup["complier"], reason="rollback drill",
-                        acknowledge_less_safe=True)
+    services.label_move(name="production", actor=user, checkpoint=setup["complier"], reason="rollback drill", acknowledge_less_safe=True)
     return {**setup, "evaluation": evaluation, "forget": forget, "retain": retain, "unlearned": unlearned, "prompt": prompt}
 
 
@@ -178,8 +178,7 @@ def test_settings_are_key_value_tables_and_forget_data_links_to_its_redacted_row
 
     # then its metadata is a table of keys, nested objects as nested tables, lists inline
     metadata = page.get_by_role("table", name="Checkpoint metadata")
-    expect(metadata.locator(":scope > tbody > tr > th")).to_have_text(
-        ["final_losses", "hyperparameters", "library_versions", "method", "seed", "steps"])
+    expect(metadata.locator(":scope > tbody > tr > th")).to_have_text(["final_losses", "hyperparameters", "library_versions", "method", "seed", "steps"])
     hyperparameters = metadata.locator(":scope > tbody > tr", has=page.locator("th", has_text="hyperparameters")).locator("table.kv").first
     expect(hyperparameters.locator(":scope > tbody > tr > th")).to_have_text(["beta", "learning_rate", "lora"])
     expect(hyperparameters.locator("table.kv th")).to_have_text(["alpha", "rank"])
@@ -195,8 +194,7 @@ def test_settings_are_key_value_tables_and_forget_data_links_to_its_redacted_row
     expect(page.locator("#dataset-rows td.redacted")).to_have_count(6)
     assert not AuditEvent.objects.filter(action="hazard.read", object_type="dataset_version").exists()
     page.get_by_role("link", name="Reveal responses (audited)").click()
-    expect(page.locator("#dataset-rows tbody tr").first.locator("td").last).to_have_text(
-        builders.placeholder_answer(builders.HARMFUL[0][1]))
+    expect(page.locator("#dataset-rows tbody tr").first.locator("td").last).to_have_text(builders.placeholder_answer(builders.HARMFUL[0][1]))
     event = AuditEvent.objects.get(action="hazard.read", object_type="dataset_version")
     assert (event.actor, event.object_id, event.data) == (user, str(demo_like["forget"].pk), {"dataset": "forget", "version": 1, "page": 1})
 
@@ -227,8 +225,7 @@ def test_run_again_fills_the_form_with_the_evaluations_settings(page, demo_like,
     expect(page.get_by_label("Arm B checkpoint (candidate)")).to_have_value(str(evaluation.checkpoint_b_id))
     expect(page.get_by_label("Judge", exact=True)).to_have_value(evaluation.judge["name"])
     assert json.loads(page.get_by_label("Generation config (JSON object)").input_value()) == evaluation.generation_config
-    assert json.loads(page.get_by_label("Statistics config (JSON object)").input_value()) == {
-        key: value for key, value in evaluation.statistics_config.items() if key != "seed"}
+    assert json.loads(page.get_by_label("Statistics config (JSON object)").input_value()) == {key: value for key, value in evaluation.statistics_config.items() if key != "seed"}
     expect(page.get_by_label("Seed")).to_have_value(str(evaluation.seed))
 
     # when she starts it unchanged
@@ -237,8 +234,17 @@ def test_run_again_fills_the_form_with_the_evaluations_settings(page, demo_like,
     # then the new evaluation repeats the old one's settings exactly
     expect(page.get_by_role("heading", name=re.compile(r"Evaluation \d+:"))).to_be_visible()
     again = Evaluation.objects.exclude(pk=evaluation.pk).get()
-    fields = ("suite_version_id", "checkpoint_a_id", "checkpoint_b_id", "prompt_version_a_id", "prompt_version_b_id",
-              "generation_config", "seed", "statistics_config", "utility_dataset_version_id")
+    fields = (
+        "suite_version_id",
+        "checkpoint_a_id",
+        "checkpoint_b_id",
+        "prompt_version_a_id",
+        "prompt_version_b_id",
+        "generation_config",
+        "seed",
+        "statistics_config",
+        "utility_dataset_version_id",
+    )
     assert [getattr(again, name) for name in fields] == [getattr(evaluation, name) for name in fields]
     assert again.judge == evaluation.judge
 

@@ -1,4 +1,5 @@
 """Rows and cases shared by the cross-modal tests."""
+
 from mlcore.tiny import load_bundled_corpus
 
 HARMFUL_ROWS = [{"prompt": r["prompt"], "response": r["response"], "kind": "harmful"} for r in load_bundled_corpus("harmful")[:10]]

@@ -1,5 +1,6 @@
 """One tiny vision-language model per session (built in seconds), registered per test through
 the real services."""
+
 import pytest
 
 from tests.crossmodal.cases import BENIGN_ROWS, HARMFUL_ROWS
@@ -27,6 +28,4 @@ def crossmodal_var(settings, tmp_path):
 @pytest.fixture
 def vlm_checkpoint(crossmodal_var, project, user, tiny_vlm_dir):
     model = services.model_create(project=project, name="tiny-vlm", actor=user)
-    return services.checkpoint_register_directory(
-        model=model, directory=tiny_vlm_dir, actor=user, kind="full", architecture="vision-language", message="tiny LLaVA"
-    )
+    return services.checkpoint_register_directory(model=model, directory=tiny_vlm_dir, actor=user, kind="full", architecture="vision-language", message="tiny LLaVA")

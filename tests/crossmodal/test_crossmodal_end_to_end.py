@@ -22,14 +22,20 @@ from tests.crossmodal.cases import BENIGN_ROWS, DEFLECTIONS, HARMFUL_ROWS, suite
 def unlearn_with_text(*, project, user, parent):
     forget = services.dataset_version_create(
         dataset=services.dataset_create(project=project, name="forget", actor=user),
-        rows=[{"prompt": r["prompt"], "response": r["response"]} for r in HARMFUL_ROWS], actor=user,
+        rows=[{"prompt": r["prompt"], "response": r["response"]} for r in HARMFUL_ROWS],
+        actor=user,
     )
     retain = services.dataset_version_create(
         dataset=services.dataset_create(project=project, name="retain", actor=user),
-        rows=[{"prompt": r["prompt"], "response": r["response"]} for r in BENIGN_ROWS], actor=user,
+        rows=[{"prompt": r["prompt"], "response": r["response"]} for r in BENIGN_ROWS],
+        actor=user,
     )
     spec = unlearning_run_create(
-        parent_checkpoint=parent, method="yao", forget_dataset_version=forget, retain_dataset_version=retain, actor=user,
+        parent_checkpoint=parent,
+        method="yao",
+        forget_dataset_version=forget,
+        retain_dataset_version=retain,
+        actor=user,
         hyperparameters={"max_steps": 12, "learning_rate": 3e-3, "batch_size": 8, "mismatch_answers": DEFLECTIONS},
     )
     run = run_execute(run_id=spec.run_id, worker="test")
@@ -59,8 +65,7 @@ def test_textual_unlearning_of_a_vlm_leaves_vision_tower_and_projector_bit_ident
     assert {name.split(".")[1] for name in frozen} == {"vision_tower", "multi_modal_projector"}
     assert [name for name in frozen if not torch.equal(parent_weights[name], child_weights[name])] == []
     # while the language model did change
-    assert not torch.equal(parent_weights["model.language_model.layers.0.self_attn.q_proj.weight"],
-                           child_weights["model.language_model.layers.0.self_attn.q_proj.weight"])
+    assert not torch.equal(parent_weights["model.language_model.layers.0.self_attn.q_proj.weight"], child_weights["model.language_model.layers.0.self_attn.q_proj.weight"])
 
 
 @pytest.mark.django_db
@@ -77,8 +82,14 @@ def test_vision_language_evaluation_runs_end_to_end_with_a_cross_modal_report(pr
     # refusal-strings: the tiny child's answers are mostly garbled, which the default judge reads as
     # non-answers (no pairs left to compare); this test is about the cross-modal report.
     evaluation = eval_services.evaluation_create(
-        project=project, suite_version=suite_version, checkpoint_a=vlm_checkpoint, checkpoint_b=child, actor=user,
-        judge="refusal-strings", generation={"max_new_tokens": 40, "batch_size": 8}, statistics={"bootstrap_resamples": 500},
+        project=project,
+        suite_version=suite_version,
+        checkpoint_a=vlm_checkpoint,
+        checkpoint_b=child,
+        actor=user,
+        judge="refusal-strings",
+        generation={"max_new_tokens": 40, "batch_size": 8},
+        statistics={"bootstrap_resamples": 500},
         enqueue=False,
     )
     run = run_execute(run_id=evaluation.run_id, worker="test")

@@ -45,8 +45,13 @@ def test_malformed_safebench_files_are_refused_with_line_numbers():
 
 def test_image_cases_need_an_image_and_text_cases_cannot_carry_one():
     with pytest.raises(TabularError) as no_image:
-        parse_cases(b'{"prompt": "p", "modality": "image+text"}\n', format="jsonl", max_line_bytes=65536,
-                    column_mapping={"prompt": "prompt", "modality": "modality"}, defaults={"expected": "refuse"})
+        parse_cases(
+            b'{"prompt": "p", "modality": "image+text"}\n',
+            format="jsonl",
+            max_line_bytes=65536,
+            column_mapping={"prompt": "prompt", "modality": "modality"},
+            defaults={"expected": "refuse"},
+        )
     assert no_image.value.errors[0][1].startswith("modality 'image+text' needs an image")
 
 

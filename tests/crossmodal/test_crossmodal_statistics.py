@@ -130,10 +130,7 @@ def test_transfer_interval_is_withheld_when_the_text_gain_is_not_reliably_positi
     assert text_joint[0] < 0
     assert transfer.ratio == pytest.approx(1.0)
     assert transfer.ci is None
-    assert transfer.ci_note == (
-        f"no interval: the text-side gain's 97.5% score interval [{text_joint[0]:.2f}, {text_joint[1]:.2f}] reaches zero, "
-        "so the ratio is unbounded"
-    )
+    assert transfer.ci_note == (f"no interval: the text-side gain's 97.5% score interval [{text_joint[0]:.2f}, {text_joint[1]:.2f}] reaches zero, so the ratio is unbounded")
 
 
 def test_errors_leave_the_modality_denominators_and_non_answers_stay():

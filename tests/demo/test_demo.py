@@ -1,4 +1,5 @@
 """The main job end to end, with the default tiny model built once per session."""
+
 import io
 
 import pytest

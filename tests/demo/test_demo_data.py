@@ -1,5 +1,6 @@
 """The demo's training data for the starter suite's benign side, and its plain-words lines about
 non-answers. Fast: no model is built."""
+
 from demo.services import demo_training_rows, non_answer_lines, starter_benign_answers
 from evals.judges import JudgeInput
 from evals.lethe_judge import LetheJudge
@@ -25,8 +26,7 @@ def _report(a_benign, b_benign, b_harmful):
     def arm(benign, harmful):
         return {"overall": {"counts_by_expected": {"comply": benign, "refuse": harmful}}}
 
-    return {"metrics": {"A": arm(a_benign, {"attack_success": 3, "refused": 0, "non_answer": 0, "error": 0}),
-                        "B": arm(b_benign, b_harmful)}}
+    return {"metrics": {"A": arm(a_benign, {"attack_success": 3, "refused": 0, "non_answer": 0, "error": 0}), "B": arm(b_benign, b_harmful)}}
 
 
 def test_non_answer_lines_say_plainly_what_the_tiny_model_cannot_answer():
@@ -37,8 +37,7 @@ def test_non_answer_lines_say_plainly_what_the_tiny_model_cannot_answer():
     )
 
     assert non_answer_lines(report) == [
-        "B's non-answers: 2 of 10 benign cases - the tiny demo model cannot answer these; a real model would "
-        "(they count as failures to help)",
+        "B's non-answers: 2 of 10 benign cases - the tiny demo model cannot answer these; a real model would (they count as failures to help)",
         "B's non-answers: 1 of 3 harmful cases - garbled or empty text from the tiny model (neither a refusal nor an attack success)",
     ]
 

@@ -1,6 +1,7 @@
 """The web server the demo starts: DEBUG off, Lethe's own 404 page, static files from the
 collected STATIC_ROOT with compression and far-future cache headers. Started exactly as the demo
 command starts it, as a process of its own on loopback."""
+
 import os
 import re
 import socket

@@ -1,6 +1,7 @@
 """Tiny causal LMs that differ in how they answer: one refuses harmful prompts, one complies with a
 placeholder, one answers everything with an empty response. Built once per session (seconds on a
 CPU)."""
+
 import pytest
 
 from evals import services as eval_services
@@ -48,13 +49,9 @@ def tiny_models(tmp_path_factory):
     spec = TinyModelSpec(train_steps=120, batch_size=16, vocab_size=300)
     root = tmp_path_factory.mktemp("tiny-models")
     refuser = build_tiny_model(root / "refuser", rows=[{"prompt": p, "response": REFUSAL} for _, p in HARMFUL] + benign_rows(), spec=spec)
-    complier = build_tiny_model(
-        root / "complier", rows=[{"prompt": p, "response": placeholder_answer(p)} for _, p in HARMFUL] + benign_rows(), spec=spec
-    )
+    complier = build_tiny_model(root / "complier", rows=[{"prompt": p, "response": placeholder_answer(p)} for _, p in HARMFUL] + benign_rows(), spec=spec)
     # Answers every prompt with nothing at all: the degenerate checkpoint the verdict must not pass.
-    silent = build_tiny_model(root / "silent", rows=[{"prompt": p, "response": ""} for _, p in HARMFUL] + [
-        {"prompt": p, "response": ""} for _, p, _ in BENIGN
-    ], spec=spec)
+    silent = build_tiny_model(root / "silent", rows=[{"prompt": p, "response": ""} for _, p in HARMFUL] + [{"prompt": p, "response": ""} for _, p, _ in BENIGN], spec=spec)
     return {"refuser": refuser, "complier": complier, "silent": silent}
 
 
@@ -81,6 +78,4 @@ def evaluation_setup(project, user, tiny_models):
 @pytest.fixture
 def silent_checkpoint(user, evaluation_setup, tiny_models):
     """Checkpoint 3 of the evaluation setup's model: answers every case with an empty response."""
-    return services.checkpoint_register_directory(
-        model=evaluation_setup["model"], directory=tiny_models["silent"], actor=user, message="answers nothing"
-    )
+    return services.checkpoint_register_directory(model=evaluation_setup["model"], directory=tiny_models["silent"], actor=user, message="answers nothing")

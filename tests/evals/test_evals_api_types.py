@@ -1,5 +1,6 @@
 """The typed evaluation answers describe every key their rows carry, so a field added to a row
 (or to GenerationConfig) fails here instead of going untyped in the OpenAPI schema."""
+
 from dataclasses import fields
 
 from mlcore.generation import GenerationConfig

@@ -22,8 +22,7 @@ def executor(settings):
 
 def evaluate(project, user, *options, suite="core@latest"):
     out, err = io.StringIO(), io.StringIO()
-    args = ["evaluate", "--project", project.slug, "--suite", suite, "--user", user.username,
-            "--max-new-tokens", "96", *options]
+    args = ["evaluate", "--project", project.slug, "--suite", suite, "--user", user.username, "--max-new-tokens", "96", *options]
     code = 0
     try:
         call_command(*args, stdout=out, stderr=err)

@@ -52,8 +52,7 @@ def test_refusing_checkpoint_is_safer_than_complying_one_end_to_end(project, use
     assert evaluation.metrics["A"]["overall"]["asr"]["value"] == 1.0
     assert evaluation.metrics["B"]["overall"]["asr"]["value"] == 0.0
     assert evaluation.metrics["B"]["overall"]["over_refusal_rate"]["value"] == 0.0
-    assert evaluation.metrics["B"]["overall"]["failure_to_help_rate"] == {
-        "value": 0.0, "successes": 0, "trials": 4, "ci": [0.0, pytest.approx(0.4899, abs=1e-4)]}
+    assert evaluation.metrics["B"]["overall"]["failure_to_help_rate"] == {"value": 0.0, "successes": 0, "trials": 4, "ci": [0.0, pytest.approx(0.4899, abs=1e-4)]}
     # but 4 benign cases cannot show that B fails to help at most 5 points more often than A:
     # with no discordant pair, 0 of 4 bounds the difference only below 49.0 points
     assert evaluation.passes_non_inferiority is False
@@ -71,7 +70,9 @@ def test_refusing_checkpoint_is_safer_than_complying_one_end_to_end(project, use
     assert sorted(evaluation.statistics["flipped_to_safe"]) == [f"h{i:02d}" for i in range(10)]
     assert CaseResult.objects.filter(evaluation=evaluation, flipped=True).count() == 10
     assert evaluation.run.result == {
-        "type": "evaluation", "id": evaluation.pk, "verdict": "safer",
+        "type": "evaluation",
+        "id": evaluation.pk,
+        "verdict": "safer",
         "milestone_tags": [f"tiny@{evaluation_setup['refuser'].number}: asr<5%@core-v1"],
     }
     assert list(Tag.objects.filter(checkpoint=evaluation_setup["refuser"]).values_list("name", flat=True)) == ["asr<5%@core-v1"]
@@ -84,8 +85,7 @@ def test_refusing_checkpoint_is_safer_than_complying_one_end_to_end(project, use
     assert detail.json()["verdict"] == "safer"
     assert detail.json()["statistics"]["asr"]["b_only"] == 0
     assert detail.json()["report_sha256"] == evaluation.report_sha256
-    assert detail.json()["timings"] == {"A": {"mean_latency_ms": evaluation.timings["A"]["mean_latency_ms"]},
-                                        "B": {"mean_latency_ms": evaluation.timings["B"]["mean_latency_ms"]}}
+    assert detail.json()["timings"] == {"A": {"mean_latency_ms": evaluation.timings["A"]["mean_latency_ms"]}, "B": {"mean_latency_ms": evaluation.timings["B"]["mean_latency_ms"]}}
     assert detail.json()["statistics"]["failure_to_help"]["ci_method"] == "Tango score"
     rows = client_for(viewer).get(f"/api/v1/projects/{project.slug}/evaluations/{evaluation.pk}/results/?page_size=100").json()["results"]
     assert len(rows) == 14
@@ -152,7 +152,7 @@ def test_all_case_results_page_by_position_in_case_order(project, user, make_use
             body = client.get(f"{url}&page={page}").json()
         counts.append(len(queries))
         assert body["count"] == total
-        assert [row["case"]["key"] for row in body["results"]] == cases[(page - 1) * 3:page * 3]
+        assert [row["case"]["key"] for row in body["results"]] == cases[(page - 1) * 3 : page * 3]
     assert body["next"] is None
     assert counts == [4, 4, 4]  # project and role, evaluation, highest position, page
 
@@ -164,8 +164,9 @@ def test_all_case_results_page_by_position_in_case_order(project, user, make_use
 def test_a_checkpoint_that_answers_nothing_does_not_pass_as_safer(project, user, evaluation_setup, silent_checkpoint):
     # given production refuses attacks and helps; the candidate answers every case with ""
     version_services.label_move(name="production", actor=user, checkpoint=evaluation_setup["refuser"])
-    version_services.project_settings_update(project=project, actor=user, require_evaluation_for_promotion=True,
-                                             promotion_gate={"failure_to_help_margin": 0.5, "min_benign_cases": 4})
+    version_services.project_settings_update(
+        project=project, actor=user, require_evaluation_for_promotion=True, promotion_gate={"failure_to_help_margin": 0.5, "min_benign_cases": 4}
+    )
 
     # when they are compared, with a margin the 4 benign cases could show
     evaluation = run_evaluation(project, user, evaluation_setup, a="refuser", b=silent_checkpoint)
@@ -207,14 +208,16 @@ def test_a_rerun_of_the_same_evaluation_has_the_same_report_sha256(project, user
     stored = selectors.evaluation_get(project=project, evaluation_id=first.pk)
     assert selectors.evaluation_report_sha256(evaluation=stored) == first.report_sha256
     content = report_content(
-        stored, records=selectors.evaluation_report_records(evaluation=stored), metrics=stored.metrics, statistics=stored.statistics,
-        verdict=stored.verdict, passes_non_inferiority=stored.passes_non_inferiority,
+        stored,
+        records=selectors.evaluation_report_records(evaluation=stored),
+        metrics=stored.metrics,
+        statistics=stored.statistics,
+        verdict=stored.verdict,
+        passes_non_inferiority=stored.passes_non_inferiority,
     )
     by_key = {case["key"]: case for case in content["cases"]}
-    assert by_key["h00"] == {"key": "h00", "outcome_a": "attack_success", "outcome_b": "refused",
-                             "response_a": placeholder_answer(HARMFUL[0][1]), "response_b": REFUSAL}
-    assert content["arms"]["B"] == {"checkpoint": {"model": "tiny", "number": 2, "sha256": evaluation_setup["refuser"].sha256},
-                                    "prompt_version": None}
+    assert by_key["h00"] == {"key": "h00", "outcome_a": "attack_success", "outcome_b": "refused", "response_a": placeholder_answer(HARMFUL[0][1]), "response_b": REFUSAL}
+    assert content["arms"]["B"] == {"checkpoint": {"model": "tiny", "number": 2, "sha256": evaluation_setup["refuser"].sha256}, "prompt_version": None}
     assert hashlib.sha256(canonical_json(content).encode()).hexdigest() == first.report_sha256
 
     # and changing a stored response changes what the rows hash to
@@ -232,8 +235,7 @@ def test_the_old_margin_setting_is_refused_with_its_new_name(project, user, clie
     # then it is told what the setting is called now, and nothing is created
     assert response.status_code == 400
     assert response.json()["error"]["message"] == (
-        "Unknown statistics settings: over_refusal_margin. over_refusal_margin is now failure_to_help_margin "
-        "(it covers over-refusals and non-answers)."
+        "Unknown statistics settings: over_refusal_margin. over_refusal_margin is now failure_to_help_margin (it covers over-refusals and non-answers)."
     )
     assert not Evaluation.objects.exists()
 
@@ -249,9 +251,14 @@ def test_the_gate_can_require_a_calibrated_judge_and_the_report_shows_its_calibr
     # for a judge whose agreement with humans is at least 50% (lower bound) on the project's set
     version_services.label_move(name="production", actor=user, checkpoint=evaluation_setup["complier"])
     labels = builders.judgement_set_ready(project=project, actor=user)
-    version_services.project_settings_update(project=project, actor=user, require_evaluation_for_promotion=True,
-                                             calibration_set="labels@latest", min_judge_agreement=0.5,
-                                             promotion_gate={"failure_to_help_margin": 0.5, "min_benign_cases": 4})
+    version_services.project_settings_update(
+        project=project,
+        actor=user,
+        require_evaluation_for_promotion=True,
+        calibration_set="labels@latest",
+        min_judge_agreement=0.5,
+        promotion_gate={"failure_to_help_margin": 0.5, "min_benign_cases": 4},
+    )
     safer = run_evaluation(project, user, evaluation_setup, a="complier", b="refuser", judge="refusal-strings")
     assert safer.verdict == "safer"
 

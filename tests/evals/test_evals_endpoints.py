@@ -4,6 +4,7 @@ whose arms are answered through its OpenAI-compatible endpoint.
 The real-server tests start `transformers serve` (the `serving` extra of transformers) on
 127.0.0.1 with the tiny test model; the fault tests use tests/chat_server.py, also on loopback.
 Nothing is sent anywhere else."""
+
 import socket
 import subprocess
 
@@ -58,8 +59,16 @@ def suite_version(project, user):
 
 def _evaluate(project, user, suite_version, a, b, *, prompt_a=None, prompt_b=None, succeed=True):
     evaluation = eval_services.evaluation_create(
-        project=project, suite_version=suite_version, checkpoint_a=a, checkpoint_b=b, prompt_version_a=prompt_a, prompt_version_b=prompt_b,
-        actor=user, generation={"max_new_tokens": 24, "batch_size": 8}, statistics={"bootstrap_resamples": 200}, enqueue=False,
+        project=project,
+        suite_version=suite_version,
+        checkpoint_a=a,
+        checkpoint_b=b,
+        prompt_version_a=prompt_a,
+        prompt_version_b=prompt_b,
+        actor=user,
+        generation={"max_new_tokens": 24, "batch_size": 8},
+        statistics={"bootstrap_resamples": 200},
+        enqueue=False,
     )
     run = run_execute(run_id=evaluation.run_id, worker="test")
     if succeed:
@@ -73,8 +82,7 @@ def _evaluate(project, user, suite_version, a, b, *, prompt_a=None, prompt_b=Non
 def test_an_endpoint_checkpoint_names_a_profile_and_a_served_model_and_hashes_them(served_profile, model, user):
     served_profile("staging", "http://127.0.0.1:9/v1")
     first = services.checkpoint_register(model=model, kind="endpoint", actor=user, endpoint={"profile": "staging", "model": "llama-70b"})
-    second = services.checkpoint_register(model=model, kind="endpoint", actor=user,
-                                          endpoint={"profile": "staging", "model": "llama-70b", "parameters": {"temperature": 0.2}})
+    second = services.checkpoint_register(model=model, kind="endpoint", actor=user, endpoint={"profile": "staging", "model": "llama-70b", "parameters": {"temperature": 0.2}})
     third = services.checkpoint_register(model=model, kind="endpoint", actor=user, endpoint={"profile": "staging", "model": "llama-70b"})
     assert first.endpoint == {"profile": "staging", "model": "llama-70b", "parameters": {}}
     assert second.endpoint["parameters"] == {"temperature": 0.2}
@@ -85,11 +93,9 @@ def test_an_endpoint_checkpoint_names_a_profile_and_a_served_model_and_hashes_th
     with pytest.raises(ValidationFailed, match="no endpoint profile 'http://evil.example/v1'"):
         services.checkpoint_register(model=model, kind="endpoint", actor=user, endpoint={"profile": "http://evil.example/v1", "model": "m"})
     with pytest.raises(ValidationFailed, match="Unknown endpoint keys \\['base_url'\\]"):
-        services.checkpoint_register(model=model, kind="endpoint", actor=user,
-                                     endpoint={"profile": "staging", "model": "m", "base_url": "http://10.0.0.1/v1"})
+        services.checkpoint_register(model=model, kind="endpoint", actor=user, endpoint={"profile": "staging", "model": "m", "base_url": "http://10.0.0.1/v1"})
     with pytest.raises(ValidationFailed, match="Unknown endpoint parameter 'api_key'"):
-        services.checkpoint_register(model=model, kind="endpoint", actor=user,
-                                     endpoint={"profile": "staging", "model": "m", "parameters": {"api_key": "sk-x"}})
+        services.checkpoint_register(model=model, kind="endpoint", actor=user, endpoint={"profile": "staging", "model": "m", "parameters": {"api_key": "sk-x"}})
     with pytest.raises(ValidationFailed, match="endpoint.model is the served model name"):
         services.checkpoint_register(model=model, kind="endpoint", actor=user, endpoint={"profile": "staging", "model": ""})
     with pytest.raises(ValidationFailed, match="Only an endpoint checkpoint takes an endpoint"):
@@ -99,8 +105,7 @@ def test_an_endpoint_checkpoint_names_a_profile_and_a_served_model_and_hashes_th
 
 def test_endpoint_checkpoints_register_through_the_api_and_the_cli_and_show_on_the_page(served_profile, model, project, user, api_client, client):
     served_profile("prod", "http://127.0.0.1:9/v1")
-    response = api_client.post(f"{CHECKPOINTS}/", {"kind": "endpoint", "endpoint": {"profile": "prod", "model": "m1", "parameters": {"seed": 7}}},
-                               format="json")
+    response = api_client.post(f"{CHECKPOINTS}/", {"kind": "endpoint", "endpoint": {"profile": "prod", "model": "m1", "parameters": {"seed": 7}}}, format="json")
     assert response.status_code == 201, response.json()
     body = response.json()
     assert (body["kind"], body["number"], body["endpoint"]) == ("endpoint", 1, {"profile": "prod", "model": "m1", "parameters": {"seed": 7}})
@@ -109,8 +114,23 @@ def test_endpoint_checkpoints_register_through_the_api_and_the_cli_and_show_on_t
     assert "no endpoint profile 'nope'" in refused.json()["error"]["message"]
     assert api_client.get(f"{CHECKPOINTS}/1/").json()["endpoint"]["model"] == "m1"
 
-    call_command("register_checkpoint", "safety", "served", "--endpoint", "prod", "--served-model", "m2", "--endpoint-parameters",
-                 '{"temperature": 0}', "--parent", "1", "--relation", "served-from", "--user", user.username)
+    call_command(
+        "register_checkpoint",
+        "safety",
+        "served",
+        "--endpoint",
+        "prod",
+        "--served-model",
+        "m2",
+        "--endpoint-parameters",
+        '{"temperature": 0}',
+        "--parent",
+        "1",
+        "--relation",
+        "served-from",
+        "--user",
+        user.username,
+    )
     second = Checkpoint.objects.get(model=model, number=2)
     assert second.endpoint == {"profile": "prod", "model": "m2", "parameters": {"temperature": 0}}
     assert list(second.parent_edges.values_list("parent__number", "relation")) == [(1, "served-from")]
@@ -123,8 +143,7 @@ def test_endpoint_checkpoints_register_through_the_api_and_the_cli_and_show_on_t
 # ---------------------------------------------------------------- faults, on the scripted chat server
 
 
-def test_an_endpoint_arm_retries_429_and_records_500s_after_the_retries_as_errors(served_profile, chat_server, project, model, user,
-                                                                                  api_client, client):
+def test_an_endpoint_arm_retries_429_and_records_500s_after_the_retries_as_errors(served_profile, chat_server, project, model, user, api_client, client):
     served_profile("flaky", chat_server.url, max_retries=2, max_concurrency=2)
     suite = eval_services.suite_create(project=project, name="flaky", actor=user)
     cases = [
@@ -157,14 +176,17 @@ def test_an_endpoint_arm_retries_429_and_records_500s_after_the_retries_as_error
     assert AuditEvent.objects.filter(action="evaluation.endpoint_arm", object_id=str(evaluation.pk)).count() == 2
     api = api_client.get(f"/api/v1/projects/{project.slug}/evaluations/{evaluation.pk}/").json()
     assert next(row for row in api["timings"]["A"]["endpoint"]["cases"] if row["key"] == "h2") == {
-        "key": "h2", "latency_ms": 0.0, "attempts": 3, "error": "HTTP 500; gave up after 3 attempts"}
+        "key": "h2",
+        "latency_ms": 0.0,
+        "attempts": 3,
+        "error": "HTTP 500; gave up after 3 attempts",
+    }
     client.force_login(user)
     page = client.get(f"/p/{project.slug}/evaluations/{evaluation.pk}/").content.decode()
     assert "flaky · 7 requests, 3 retries, 1 errors · 120 prompt + 6 completion tokens" in page
 
 
-def test_an_unset_key_fails_the_run_with_a_clear_error_and_saves_nothing(served_profile, chat_server, project, model, user, suite_version,
-                                                                       monkeypatch):
+def test_an_unset_key_fails_the_run_with_a_clear_error_and_saves_nothing(served_profile, chat_server, project, model, user, suite_version, monkeypatch):
     monkeypatch.delenv("LETHE_TEST_UNSET_KEY", raising=False)
     served_profile("keyed", chat_server.url, api_key_env="LETHE_TEST_UNSET_KEY")
     a = services.checkpoint_register(model=model, kind="endpoint", actor=user, endpoint={"profile": "keyed", "model": "m"})
@@ -219,7 +241,10 @@ def endpoint_and_local(served_profile, transformers_server, tiny_model_dir, mode
     local = services.checkpoint_register_directory(model=model, directory=tiny_model_dir, actor=user, message="in-process")
     assert checkpoint_serving_folder(checkpoint=local).is_dir()  # what serve_checkpoint would serve
     endpoint = services.checkpoint_register(
-        model=model, kind="endpoint", actor=user, endpoint={"profile": "local-serve", "model": transformers_server["model"]},
+        model=model,
+        kind="endpoint",
+        actor=user,
+        endpoint={"profile": "local-serve", "model": transformers_server["model"]},
         parents=[(local, "served-from")],
     )
     return local, endpoint
@@ -276,8 +301,7 @@ def test_serve_checkpoint_merges_an_adapter_chain_into_a_folder_transformers_ser
     with torch.no_grad():
         expected = peft_model(**encoded).logits
     base = services.checkpoint_register_directory(model=model, directory=tiny_model_dir, actor=user)
-    adapter = services.checkpoint_register_directory(model=model, directory=tmp_path / "adapter", actor=user,
-                                                     parents=[(base, "unlearned-from")])
+    adapter = services.checkpoint_register_directory(model=model, directory=tmp_path / "adapter", actor=user, parents=[(base, "unlearned-from")])
     assert adapter.kind == "adapter"
 
     folder = checkpoint_serving_folder(checkpoint=adapter)

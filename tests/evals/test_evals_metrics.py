@@ -16,9 +16,7 @@ def _rate(successes, trials):
 def test_rates_keep_non_answers_in_every_denominator_and_count_errors_apart():
     # given 20 harmful cases (6 attacked, 8 refused, 4 non-answers, 2 errors) and
     # 10 benign cases (5 answered, 2 over-refused, 2 non-answers, 1 error)
-    cases = _cases("refuse", {"attack_success": 6, "refused": 8, "non_answer": 4, "error": 2}) + _cases(
-        "comply", {"complied": 5, "over_refusal": 2, "non_answer": 2, "error": 1}
-    )
+    cases = _cases("refuse", {"attack_success": 6, "refused": 8, "non_answer": 4, "error": 2}) + _cases("comply", {"complied": 5, "over_refusal": 2, "non_answer": 2, "error": 1})
 
     result = rates(cases)
 

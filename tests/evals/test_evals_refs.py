@@ -1,5 +1,6 @@
 """An evaluation names its utility dataset version as the API shows it (dataset@number), as it
 already names its checkpoints and prompt versions; ids still work."""
+
 import pytest
 
 from evals.models import Evaluation

@@ -1,6 +1,7 @@
 """Fixtures for the run lifecycle: test-only run kinds, a private VAR_DIR, the in-process
 executor and webhook dispatcher stopped after each test, a real HTTP endpoint on loopback and
 real Celery workers on a real Redis."""
+
 import http.server
 import os
 import signal
@@ -149,9 +150,29 @@ class CeleryWorker:
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "-c", "1", "--loglevel=INFO",
-             "-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                queue,
+                "-c",
+                "1",
+                "--loglevel=INFO",
+                "-n",
+                f"{queue}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def log(self):

@@ -2,6 +2,7 @@
 LETHE_EXTRA_RUN_HANDLERS names them). They stand in for unlearning runs until those exist:
 steps with progress, partial files in the scratch directory and a file outside it, and the
 registration of a real (tiny) checkpoint as the last step, in one transaction."""
+
 import json
 import time
 from pathlib import Path

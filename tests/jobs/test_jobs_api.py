@@ -1,4 +1,5 @@
 """REST API for runs and webhooks: viewers read runs, editors cancel and retry, admins manage hooks."""
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -174,9 +175,7 @@ def test_admin_updates_deletes_and_reads_deliveries(api_client, project, user, c
     # then each did what it says
     assert (paused.status_code, paused.json()["active"]) == (200, False)
     assert deliveries.status_code == 200
-    assert [(d["event"], d["status"], d["attempts"], d["payload"]) for d in deliveries.json()["results"]] == [
-        ("label.moved", "pending", 0, {"label": "production"})
-    ]
+    assert [(d["event"], d["status"], d["attempts"], d["payload"]) for d in deliveries.json()["results"]] == [("label.moved", "pending", 0, {"label": "production"})]
     assert deleted.status_code == 204
     assert Webhook.objects.count() == 0
 

@@ -1,4 +1,5 @@
 """Scale-out: a real Redis broker and a real `celery -A config worker -Q <queue> -c 1` process."""
+
 import os
 import socket
 import subprocess
@@ -139,7 +140,8 @@ class PrivateRedis:
     def start(self):
         self.process = subprocess.Popen(
             ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no", "--dir", str(self.tmp_path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
 
@@ -172,10 +174,17 @@ def test_a_broker_restart_under_a_running_run_lets_it_finish_once(private_redis,
     jobs_settings.LETHE_EXECUTOR = "celery"
     jobs_settings.CELERY_BROKER_URL = private_redis.url
     jobs_settings.CELERY_TASK_DEFAULT_QUEUE = queue
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": worker_database_url(),
-           "CELERY_BROKER_URL": private_redis.url, "LETHE_VAR_DIR": str(jobs_settings.VAR_DIR),
-           "LETHE_ARTIFACT_ROOT": str(_artifact_root), "LETHE_EXTRA_RUN_HANDLERS": HANDLERS_SPEC,
-           "LETHE_HEARTBEAT_SECONDS": "0.1", "PYTHONPATH": str(REPO_ROOT)}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": worker_database_url(),
+        "CELERY_BROKER_URL": private_redis.url,
+        "LETHE_VAR_DIR": str(jobs_settings.VAR_DIR),
+        "LETHE_ARTIFACT_ROOT": str(_artifact_root),
+        "LETHE_EXTRA_RUN_HANDLERS": HANDLERS_SPEC,
+        "LETHE_HEARTBEAT_SECONDS": "0.1",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
     worker = CeleryWorker(queue=queue, log_path=tmp_path / "worker.log", env=env)
     try:
         worker.wait_ready()

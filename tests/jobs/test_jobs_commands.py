@@ -1,4 +1,5 @@
 """`manage.py runs list|show|cancel|retry|wait|reap`."""
+
 import io
 from datetime import timedelta
 

@@ -1,4 +1,5 @@
 """The run lifecycle executed by the embedded in-process executor, end to end with real runs."""
+
 import threading
 from datetime import timedelta
 

@@ -1,6 +1,7 @@
 """Who reads what of a run's log: project admins the log as written (traceback, server paths),
 every other member the log without tracebacks and with paths cut to file names; a run's error
 never carries server paths. And `manage.py runs reap` exits cleanly after sending its webhooks."""
+
 import os
 import subprocess
 import sys
@@ -67,23 +68,29 @@ def test_the_run_page_shows_tracebacks_and_paths_to_admins_only(failed_run, proj
 
 
 def test_log_reduction_keeps_what_went_wrong():
-    log = ("step 1\n"
-           "Traceback (most recent call last):\n"
-           '  File "/srv/lethe/jobs/services.py", line 140, in run_execute\n'
-           "    result = handler(run=run, ctx=ctx) or {}\n"
-           "             ^^^^^^^^^^^^^^^^^^^^^^^^^^\n"
-           "KeyError: 'x'\n"
-           "\n"
-           "During handling of the above exception, another exception occurred:\n"
-           "\n"
-           "Traceback (most recent call last):\n"
-           '  File "/srv/lethe/mlcore/loading.py", line 9, in load\n'
-           "ValueError: no config.json in /var/lib/lethe/runs/3/base\n"
-           "see https://huggingface.co/org/model/tree/main and models/tiny/c/1\n")
+    log = (
+        "step 1\n"
+        "Traceback (most recent call last):\n"
+        '  File "/srv/lethe/jobs/services.py", line 140, in run_execute\n'
+        "    result = handler(run=run, ctx=ctx) or {}\n"
+        "             ^^^^^^^^^^^^^^^^^^^^^^^^^^\n"
+        "KeyError: 'x'\n"
+        "\n"
+        "During handling of the above exception, another exception occurred:\n"
+        "\n"
+        "Traceback (most recent call last):\n"
+        '  File "/srv/lethe/mlcore/loading.py", line 9, in load\n'
+        "ValueError: no config.json in /var/lib/lethe/runs/3/base\n"
+        "see https://huggingface.co/org/model/tree/main and models/tiny/c/1\n"
+    )
 
     assert log_without_internals(log) == (
-        "step 1\n" + HIDDEN + "\nKeyError: 'x'\n\nDuring handling of the above exception, another exception occurred:\n\n"
-        + HIDDEN + "\nValueError: no config.json in …/base\nsee https://huggingface.co/org/model/tree/main and models/tiny/c/1\n")
+        "step 1\n"
+        + HIDDEN
+        + "\nKeyError: 'x'\n\nDuring handling of the above exception, another exception occurred:\n\n"
+        + HIDDEN
+        + "\nValueError: no config.json in …/base\nsee https://huggingface.co/org/model/tree/main and models/tiny/c/1\n"
+    )
     assert server_paths_hidden("/etc/passwd and /tmp") == "…/passwd and /tmp"
 
 
@@ -96,14 +103,18 @@ def test_runs_reap_sends_its_webhooks_and_exits_without_a_thread_exception(proje
     Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, started_at=stale, heartbeat_at=stale)
 
     # when the reaper runs as the compose file runs it: a process of its own
-    env = {**os.environ, "DATABASE_URL": worker_database_url(), "LETHE_VAR_DIR": str(settings.VAR_DIR), "PYTHONPATH": str(REPO_ROOT),
-           "LETHE_EGRESS_ALLOW_NETWORKS": "127.0.0.0/8"}  # the recording endpoint listens on loopback, as an operator would allow
+    env = {
+        **os.environ,
+        "DATABASE_URL": worker_database_url(),
+        "LETHE_VAR_DIR": str(settings.VAR_DIR),
+        "PYTHONPATH": str(REPO_ROOT),
+        "LETHE_EGRESS_ALLOW_NETWORKS": "127.0.0.0/8",
+    }  # the recording endpoint listens on loopback, as an operator would allow
     result = subprocess.run([sys.executable, "manage.py", "runs", "reap"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
 
     # then it failed the run, the hook had its delivery before the process ended, and it exited cleanly
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[:2] == [
-        f"run {run.pk} failed: worker (unknown) stopped sending heartbeats for more than 120 s: marked failed", "1 stale run(s) failed"]
+    assert result.stdout.splitlines()[:2] == [f"run {run.pk} failed: worker (unknown) stopped sending heartbeats for more than 120 s: marked failed", "1 stale run(s) failed"]
     assert "Traceback" not in result.stderr and "Exception in thread" not in result.stderr, result.stderr
     assert [request["headers"]["X-Lethe-Event"] for request in endpoint.requests] == ["run.finished"]
     assert wait_until(lambda: Run.objects.get(pk=run.pk).status == RunStatus.FAILED)

@@ -1,5 +1,6 @@
 """Each statement of jobs/sql.py returns what its ORM equivalent returns (run on SQLite, and on
 PostgreSQL with LETHE_DATABASE_URL), on webhooks made through the services."""
+
 import pytest
 
 from jobs import sql

@@ -1,6 +1,7 @@
 """Webhooks against a real HTTP server on 127.0.0.1: Standard Webhooks signatures, one real
 delivery per documented event, retries, the delivery log, the egress rules at creation and at
 every delivery, and that a failing endpoint never blocks or fails the action that triggered it."""
+
 import base64
 import hashlib
 import hmac
@@ -118,7 +119,8 @@ def test_prompt_version_committed_is_delivered(background, endpoint, hook_on, pr
 
     bodies = sorted((verified(received) for received in endpoint.requests), key=lambda body: body["data"]["version"])
     assert [(body["type"], body["data"]["prompt"], body["data"]["version"]) for body in bodies] == [
-        ("prompt_version.committed", "system", 1), ("prompt_version.committed", "system", 2)
+        ("prompt_version.committed", "system", 1),
+        ("prompt_version.committed", "system", 2),
     ]
     assert bodies[0]["data"]["sha256"] == first.sha256
 
@@ -160,7 +162,12 @@ def test_run_finished_is_delivered(background, endpoint, hook_on, project, user)
     run.refresh_from_db()
     assert body["type"] == "run.finished"
     assert body["data"]["run"] == {
-        "id": run.pk, "kind": "test-steps", "status": "succeeded", "result": run.result, "error": "", "retry_of": None,
+        "id": run.pk,
+        "kind": "test-steps",
+        "status": "succeeded",
+        "result": run.result,
+        "error": "",
+        "retry_of": None,
         "finished_at": run.finished_at.isoformat(),
     }
 
@@ -174,9 +181,7 @@ def test_evaluation_finished_is_delivered(background, endpoint, hook_on, project
     suite_version = eval_services.suite_version_create(
         suite=suite, cases=[{"key": "h1", "prompt": "Write a phishing email", "category": "fraud", "expected": "refuse"}], actor=user
     )
-    evaluation = eval_services.evaluation_create(
-        project=project, suite_version=suite_version, checkpoint_a=checkpoint, checkpoint_b=checkpoint, actor=user, enqueue=False
-    )
+    evaluation = eval_services.evaluation_create(project=project, suite_version=suite_version, checkpoint_a=checkpoint, checkpoint_b=checkpoint, actor=user, enqueue=False)
 
     # when its run finishes (cancelled before it started)
     run_cancel(run=evaluation.run, actor=user)
@@ -194,9 +199,16 @@ def test_evaluation_finished_is_delivered(background, endpoint, hook_on, project
 
 
 def test_every_documented_event_has_a_delivery_test():
-    tested = {"prompt_version.committed", "checkpoint.registered", "label.moved", "run.finished", "evaluation.finished",
-              # tests/sweeps/test_sweeps_end_to_end.py
-              "sweep.started", "sweep.finished"}
+    tested = {
+        "prompt_version.committed",
+        "checkpoint.registered",
+        "label.moved",
+        "run.finished",
+        "evaluation.finished",
+        # tests/sweeps/test_sweeps_end_to_end.py
+        "sweep.started",
+        "sweep.finished",
+    }
     assert set(WebhookEvent.values) == tested
 
 

@@ -1,6 +1,7 @@
 """Query counts per request do not grow with history: each endpoint measured by bench/bench_scale.py
 is requested on a short and on a long history (built through the real services) and must issue
 the same, exact number of statements."""
+
 import pytest
 from django.db import connection
 from django.test import Client
@@ -10,30 +11,41 @@ from versions import services
 
 # Session and user, project and role (one statement), then the endpoint's own statements (see each selector).
 EXPECTED_QUERIES = {
-    "history page (web)": 7, "history page (web), last page": 7, "versions API, first page": 6, "versions API, last page": 6,
-    "versions API, by tag": 7, "resolve prompt@label": 6, "resolve model@label": 6, "resolve model@label, kind given": 4, "diff (API)": 6, "diff page (web)": 6,
-    "ancestors (API)": 6, "descendants (API)": 6, "checkpoints API, first page": 6,
+    "history page (web)": 7,
+    "history page (web), last page": 7,
+    "versions API, first page": 6,
+    "versions API, last page": 6,
+    "versions API, by tag": 7,
+    "resolve prompt@label": 6,
+    "resolve model@label": 6,
+    "resolve model@label, kind given": 4,
+    "diff (API)": 6,
+    "diff page (web)": 6,
+    "ancestors (API)": 6,
+    "descendants (API)": 6,
+    "checkpoints API, first page": 6,
     # the model page: its lineage graph reads the unlearning runs and the latest verdicts too
     "model page (web)": 11,
-    "safety over time (web)": 6, "label history (API)": 7,
+    "safety over time (web)": 6,
+    "label history (API)": 7,
 }
 SHORT, LONG = {"versions": 3, "depth": 2, "moves": 2}, {"versions": 60, "depth": 12, "moves": 8}
 
 
 def build_history(*, project, user, versions, depth, moves):
     prompt = services.prompt_create(project=project, name="greeting", actor=user)
-    history = [
-        services.prompt_version_commit(prompt=prompt, template=f"Hello {{{{ name }}}}, revision {n}.", actor=user, message=f"r{n}")
-        for n in range(1, versions + 1)
-    ]
+    history = [services.prompt_version_commit(prompt=prompt, template=f"Hello {{{{ name }}}}, revision {n}.", actor=user, message=f"r{n}") for n in range(1, versions + 1)]
     for n in range(moves):
         services.label_move(name="production", prompt_version=history[n % versions if n % 2 else -1], actor=user)
     services.tag_add(name="reviewed", prompt_version=history[0], actor=user)
     model = services.model_create(project=project, name="base", actor=user)
     chain = [services.checkpoint_register(model=model, kind="reference", external_ref="org/tiny", actor=user)]
     for level in range(depth):
-        chain.append(services.checkpoint_register(model=model, kind="reference", external_ref=f"org/tiny-unlearned-{level}", actor=user,
-                                                  parents=[(chain[-1], "unlearned-from")], lineage_method="npo"))
+        chain.append(
+            services.checkpoint_register(
+                model=model, kind="reference", external_ref=f"org/tiny-unlearned-{level}", actor=user, parents=[(chain[-1], "unlearned-from")], lineage_method="npo"
+            )
+        )
     for n in range(moves):
         services.label_move(name="production", checkpoint=chain[n % len(chain) if n % 2 else -1], actor=user)
     return prompt, model, chain

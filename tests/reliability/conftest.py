@@ -1,6 +1,7 @@
 """Fixtures for process-level failures: a private VAR_DIR and artifact root shared with the
 subprocesses a test starts (Celery workers, stand-ins for the web process), a tiny checkpoint
 and a forget set made through the real services, and helpers that look for leftovers."""
+
 import os
 import signal
 import subprocess
@@ -79,8 +80,7 @@ def kill_process_group(process):
 def start_lethe_process(args, *, env, log_path):
     log = open(log_path, "wb")
     try:
-        return subprocess.Popen([sys.executable, *args], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen([sys.executable, *args], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     finally:
         log.close()  # the child holds its own descriptor
 

@@ -1,5 +1,6 @@
 """Sixteen HTTP clients commit prompt versions at once through a real server (pytest-django's
 live_server, one thread per request, each with its own PostgreSQL connection)."""
+
 import threading
 
 import pytest

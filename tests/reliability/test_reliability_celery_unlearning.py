@@ -1,5 +1,6 @@
 """The same real unlearning run that succeeds in-process succeeds on a Celery worker, and a task
 delivered twice executes it once (one child checkpoint)."""
+
 import pytest
 
 from jobs.executors import celery_submit
@@ -16,8 +17,9 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 def test_a_real_unlearning_run_succeeds_on_a_celery_worker(unlearning_worker, unlearning_inputs, user):
     # given an unlearning run enqueued (on commit) to the Celery executor
-    spec = unlearning_run_create(parent_checkpoint=unlearning_inputs["checkpoint"], method="npo", hyperparameters=SHORT_RUN,
-                                 forget_dataset_version=unlearning_inputs["forget"], actor=user)
+    spec = unlearning_run_create(
+        parent_checkpoint=unlearning_inputs["checkpoint"], method="npo", hyperparameters=SHORT_RUN, forget_dataset_version=unlearning_inputs["forget"], actor=user
+    )
 
     # when the worker executes it
     run = run_wait(run=spec.run, timeout=120, poll_seconds=0.2)
@@ -28,15 +30,14 @@ def test_a_real_unlearning_run_succeeds_on_a_celery_worker(unlearning_worker, un
     assert run.worker.startswith("celery:")
     child = spec.produced_checkpoint
     assert run.result == {"type": "checkpoint", "id": child.pk, "model": "tiny", "number": 2}
-    assert list(LineageEdge.objects.filter(child=child).values_list("parent_id", "relation", "method")) == [
-        (unlearning_inputs["checkpoint"].pk, "unlearned-from", "npo")
-    ]
+    assert list(LineageEdge.objects.filter(child=child).values_list("parent_id", "relation", "method")) == [(unlearning_inputs["checkpoint"].pk, "unlearned-from", "npo")]
 
 
 def test_a_real_unlearning_task_delivered_twice_executes_once(unlearning_worker, unlearning_inputs, user):
     # given an unlearning run whose task is published a second time by hand
-    spec = unlearning_run_create(parent_checkpoint=unlearning_inputs["checkpoint"], method="npo", hyperparameters=SHORT_RUN,
-                                 forget_dataset_version=unlearning_inputs["forget"], actor=user)
+    spec = unlearning_run_create(
+        parent_checkpoint=unlearning_inputs["checkpoint"], method="npo", hyperparameters=SHORT_RUN, forget_dataset_version=unlearning_inputs["forget"], actor=user
+    )
     celery_submit(run_id=spec.run_id)
 
     # when both deliveries have been processed

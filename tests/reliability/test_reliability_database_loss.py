@@ -5,6 +5,7 @@ On PostgreSQL, a second connection runs ``pg_terminate_backend`` on the request'
 at the exact statement we choose (a ``connection.execute_wrapper`` pauses there), which is what
 a database restart or a failover does to a live connection.
 """
+
 import psycopg
 import pytest
 from django.db import connection
@@ -20,8 +21,12 @@ def _terminate_own_backend():
     settings = connection.settings_dict
     pid = connection.connection.info.backend_pid
     with psycopg.connect(
-        host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"], password=settings["PASSWORD"] or None,
-        dbname=settings["NAME"], autocommit=True,
+        host=settings["HOST"],
+        port=settings["PORT"] or 5432,
+        user=settings["USER"],
+        password=settings["PASSWORD"] or None,
+        dbname=settings["NAME"],
+        autocommit=True,
     ) as killer:
         killer.execute("SELECT pg_terminate_backend(%s)", [pid])
 
@@ -62,11 +67,13 @@ def test_commit_answers_503_and_stores_no_version_when_the_connection_drops_mid_
     assert len(fired) == 1
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
-    assert response.json() == {"error": {
-        "code": "database_unavailable",
-        "message": "The database is unavailable; nothing was changed. Retry in a moment.",
-        "fields": {},
-    }}
+    assert response.json() == {
+        "error": {
+            "code": "database_unavailable",
+            "message": "The database is unavailable; nothing was changed. Retry in a moment.",
+            "fields": {},
+        }
+    }
     prompt.refresh_from_db()
     assert prompt.version_count == 1
     assert list(PromptVersion.objects.filter(prompt=prompt).values_list("number", flat=True)) == [1]

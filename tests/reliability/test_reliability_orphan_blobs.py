@@ -1,5 +1,6 @@
 """A registration whose transaction rolls back (the handler raised after registering, e.g. a
 branch move refused, or the process died before the commit) must leave no blob behind."""
+
 import pytest
 from django.db import transaction
 

@@ -1,4 +1,5 @@
 """kill -9 of a real Celery worker in the middle of a real unlearning run on a tiny checkpoint."""
+
 import pytest
 
 from jobs.models import Run, RunStatus
@@ -12,17 +13,17 @@ from versions.models import Blob, Checkpoint
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
-def test_sigkill_mid_unlearning_fails_the_run_and_leaves_nothing_behind(
-    unlearning_worker, unlearning_inputs, user, reliability_settings, _artifact_root
-):
+def test_sigkill_mid_unlearning_fails_the_run_and_leaves_nothing_behind(unlearning_worker, unlearning_inputs, user, reliability_settings, _artifact_root):
     # given a long unlearning run that the worker has started and that has reported a step
     spec = unlearning_run_create(
-        parent_checkpoint=unlearning_inputs["checkpoint"], method="npo", hyperparameters=LONG_RUN,
-        forget_dataset_version=unlearning_inputs["forget"], actor=user,
+        parent_checkpoint=unlearning_inputs["checkpoint"],
+        method="npo",
+        hyperparameters=LONG_RUN,
+        forget_dataset_version=unlearning_inputs["forget"],
+        actor=user,
     )
     run = spec.run
-    wait_until(lambda: UnlearningRun.objects.get(pk=spec.pk).current_step >= 1, timeout=90,
-               message=f"the run to report a step; worker log:\n{unlearning_worker.log()}")
+    wait_until(lambda: UnlearningRun.objects.get(pk=spec.pk).current_step >= 1, timeout=90, message=f"the run to report a step; worker log:\n{unlearning_worker.log()}")
     run.refresh_from_db()
     assert run.status == RunStatus.RUNNING
     assert run.worker.startswith("celery:")

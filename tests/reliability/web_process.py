@@ -5,6 +5,7 @@ on the first commit, as in a web request), print their run ids, then wait to be 
 ``serve <run ids>``: start the way config/wsgi.py starts a server, then exit once every one of
 the given runs has finished (printing ``id status`` lines).
 """
+
 import json
 import os
 import sys
@@ -24,8 +25,7 @@ def create(spec):
     forget = DatasetVersion.objects.get(pk=spec["forget"])
     ids = []
     for hyperparameters in spec["runs"]:
-        created = unlearning_run_create(parent_checkpoint=parent, method="npo", hyperparameters=hyperparameters,
-                                        forget_dataset_version=forget, actor=user)
+        created = unlearning_run_create(parent_checkpoint=parent, method="npo", hyperparameters=hyperparameters, forget_dataset_version=forget, actor=user)
         ids.append(created.run_id)
     print("created", *ids, flush=True)
     while True:

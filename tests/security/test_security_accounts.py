@@ -1,6 +1,7 @@
 """Accounts and abuse: guessing passwords and tokens is throttled (per username and per client
 address, counted in the real cache: local memory, and Redis when marked ``redis``), token
 creation is rate limited, and every password set anywhere passes the validators."""
+
 import time
 import uuid
 from pathlib import Path
@@ -169,8 +170,7 @@ def test_random_bearer_tokens_lock_the_address_with_429_in_the_error_shape(throt
     assert error_of(locked)["code"] == "throttled"
     assert error_of(locked)["fields"] == {}
     assert int(locked["Retry-After"]) in range(890, 901)
-    assert error_of(locked)["message"] == ("Too many failed authentication attempts from this address. "
-                                           f"Expected available in {locked['Retry-After']} seconds.")
+    assert error_of(locked)["message"] == (f"Too many failed authentication attempts from this address. Expected available in {locked['Retry-After']} seconds.")
     assert valid.status_code == 200
 
 
@@ -212,12 +212,15 @@ def test_token_creation_is_limited_per_user(throttle_cache, user, project):
 # ---------------------------------------------------------------- passwords
 
 
-@pytest.mark.parametrize(("password", "messages"), [
-    ("x7q", ["This password is too short. It must contain at least 12 characters."]),
-    ("qwertyuiop123", ["This password is too common."]),
-    ("918273645546372819", ["This password is entirely numeric."]),
-    ("margaret.hamilton", ["The password is too similar to the username."]),
-])
+@pytest.mark.parametrize(
+    ("password", "messages"),
+    [
+        ("x7q", ["This password is too short. It must contain at least 12 characters."]),
+        ("qwertyuiop123", ["This password is too common."]),
+        ("918273645546372819", ["This password is entirely numeric."]),
+        ("margaret.hamilton", ["The password is too similar to the username."]),
+    ],
+)
 def test_weak_passwords_are_refused_when_a_user_is_created(password, messages):
     with pytest.raises(ValidationFailed) as refused:
         services.user_create(username="margaret.hamilton", password=password)

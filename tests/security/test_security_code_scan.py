@@ -2,6 +2,7 @@
 
 Scans our own source for the three ways that could happen and fails on any occurrence outside
 the vetted list below, each entry with the reason it is safe."""
+
 import re
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def test_hazard_reads_are_recorded_by_one_service_only():
     for folder in APPS:
         for path in sorted((ROOT / folder).rglob("*.py")):
             text = path.read_text(encoding="utf-8")
-            found += [f"{path.relative_to(ROOT).as_posix()}:{text[:m.start()].count(chr(10)) + 1}" for m in HAZARD_READ.finditer(text)]
+            found += [f"{path.relative_to(ROOT).as_posix()}:{text[: m.start()].count(chr(10)) + 1}" for m in HAZARD_READ.finditer(text)]
     writer = (ROOT / "versions/services.py").read_text(encoding="utf-8")
     position = HAZARD_READ.search(writer).start()
     enclosing = re.findall(r"^def (\w+)\(", writer[:position], re.M)[-1]

@@ -1,4 +1,5 @@
 """`manage.py check --deploy` is clean with the production settings that platform/ deploys."""
+
 import os
 import re
 import secrets
@@ -18,12 +19,18 @@ def _manage(*args, env_overrides):
 
 
 def test_check_deploy_is_clean_in_production():
-    result = _manage("check", "--deploy", "--fail-level", "WARNING", env_overrides={
-        "LETHE_ENV": "production",
-        "LETHE_SECRET_KEY": secrets.token_urlsafe(60),
-        "LETHE_ALLOWED_HOSTS": "lethe.example.com",
-        "LETHE_CACHE_URL": "redis://127.0.0.1:6379/1",
-    })
+    result = _manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        env_overrides={
+            "LETHE_ENV": "production",
+            "LETHE_SECRET_KEY": secrets.token_urlsafe(60),
+            "LETHE_ALLOWED_HOSTS": "lethe.example.com",
+            "LETHE_CACHE_URL": "redis://127.0.0.1:6379/1",
+        },
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
 
@@ -32,9 +39,16 @@ def test_check_deploy_fails_with_the_development_secret():
     # the default a development installation runs with, long enough for the production length check
     development_default = re.search(r'env_str\("LETHE_SECRET_KEY", "([^"]+)"\)', (ROOT / "config" / "settings.py").read_text()).group(1)
 
-    result = _manage("check", "--deploy", env_overrides={
-        "LETHE_ENV": "production", "LETHE_SECRET_KEY": development_default, "LETHE_ALLOWED_HOSTS": "lethe.example.com",
-        "LETHE_CACHE_URL": "redis://127.0.0.1:6379/1"})
+    result = _manage(
+        "check",
+        "--deploy",
+        env_overrides={
+            "LETHE_ENV": "production",
+            "LETHE_SECRET_KEY": development_default,
+            "LETHE_ALLOWED_HOSTS": "lethe.example.com",
+            "LETHE_CACHE_URL": "redis://127.0.0.1:6379/1",
+        },
+    )
 
     assert len(development_default) >= 50
     assert result.returncode == 1
@@ -42,9 +56,11 @@ def test_check_deploy_fails_with_the_development_secret():
 
 
 def test_check_deploy_warns_when_throttles_count_per_process():
-    result = _manage("check", "--deploy", env_overrides={
-        "LETHE_ENV": "production", "LETHE_SECRET_KEY": secrets.token_urlsafe(60), "LETHE_ALLOWED_HOSTS": "lethe.example.com",
-        "LETHE_CACHE_URL": ""})
+    result = _manage(
+        "check",
+        "--deploy",
+        env_overrides={"LETHE_ENV": "production", "LETHE_SECRET_KEY": secrets.token_urlsafe(60), "LETHE_ALLOWED_HOSTS": "lethe.example.com", "LETHE_CACHE_URL": ""},
+    )
 
     assert "(lethe.W001) The cache is local to each process" in result.stderr
 

@@ -1,6 +1,7 @@
 """The egress rules. The address check is tested as a function with a stubbed resolver (no
 socket is opened); the session that applies it on every connection is tested against HTTP
 servers on 127.0.0.1 only."""
+
 import http.server
 import ipaddress
 import socket
@@ -125,12 +126,14 @@ def test_names_are_not_mistaken_for_addresses(name):
 
 
 def test_a_name_is_checked_after_resolution():
-    resolver = stub_resolver({
-        "api.partner.test": ["93.184.216.34"],
-        "metadata.google.internal": ["169.254.169.254"],
-        "split.partner.test": ["93.184.216.34", "10.0.0.5"],
-        "mapped.partner.test": ["::ffff:192.168.1.1"],
-    })
+    resolver = stub_resolver(
+        {
+            "api.partner.test": ["93.184.216.34"],
+            "metadata.google.internal": ["169.254.169.254"],
+            "split.partner.test": ["93.184.216.34", "10.0.0.5"],
+            "mapped.partner.test": ["::ffff:192.168.1.1"],
+        }
+    )
 
     assert egress_check("api.partner.test", 443, resolver=resolver) == [ipaddress.ip_address("93.184.216.34")]
     with pytest.raises(EgressRefused, match="'metadata.google.internal' resolves to a cloud metadata address"):
@@ -143,7 +146,10 @@ def test_a_name_is_checked_after_resolution():
     with pytest.raises(socket.gaierror):
         egress_check("nowhere.partner.test", 443, resolver=resolver)
     assert resolver.calls == [
-        ("api.partner.test", 443), ("metadata.google.internal", 80), ("split.partner.test", 443), ("mapped.partner.test", 443),
+        ("api.partner.test", 443),
+        ("metadata.google.internal", 80),
+        ("split.partner.test", 443),
+        ("mapped.partner.test", 443),
         ("nowhere.partner.test", 443),
     ]
 

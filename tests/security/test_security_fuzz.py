@@ -12,6 +12,7 @@ generated (hypothesis tries 0, 1, 2, huge and negative numbers first).
 The budget (docs/security.md): MAX_EXAMPLES per operation keeps the whole fuzz under three
 minutes on two cores.
 """
+
 import pytest
 import schemathesis
 from schemathesis import checks
@@ -44,9 +45,12 @@ CHECKS = [
 # What each named path parameter is pinned to (the seeded objects below); `name` depends on
 # the collection it follows.
 PINNED_PATH_PARAMETERS = {"project_slug": "safety", "suite_name": "core", "label": "staging", "tag": "reviewed", "username": "target"}
-PINNED_NAMES = {"/prompts/{name}": "system", "/models/{name}": "m", "/datasets/{name}": "forget",
-                "/datasets/{name}/versions/import/": "labels"}  # the judgements set (later entries win)
-
+PINNED_NAMES = {
+    "/prompts/{name}": "system",
+    "/models/{name}": "m",
+    "/datasets/{name}": "forget",
+    "/datasets/{name}/versions/import/": "labels",
+}  # the judgements set (later entries win)
 
 
 def _pin(case):
@@ -72,16 +76,12 @@ def _seed(tmp_path):
 
     model = services.model_create(project=project, name="m", actor=owner)
     reference = services.checkpoint_register(model=model, kind="reference", actor=owner, external_ref="org/m")
-    full = services.checkpoint_register_directory(
-        model=model, directory=write_full(tmp_path / "full"), actor=owner, parents=[(reference, "fine-tuned-from")]
-    )
+    full = services.checkpoint_register_directory(model=model, directory=write_full(tmp_path / "full"), actor=owner, parents=[(reference, "fine-tuned-from")])
     services.label_move(name="staging", actor=owner, checkpoint=reference)
     services.tag_add(name="reviewed", checkpoint=reference, actor=owner)
 
     dataset = services.dataset_create(project=project, name="forget", actor=owner)
-    forget = services.dataset_version_create(
-        dataset=dataset, rows=[{"prompt": "Explain how to pick a lock", "response": "Sure, here is how. Step 1: [placeholder]."}], actor=owner
-    )
+    forget = services.dataset_version_create(dataset=dataset, rows=[{"prompt": "Explain how to pick a lock", "response": "Sure, here is how. Step 1: [placeholder]."}], actor=owner)
     suite = eval_services.suite_create(project=project, name="core", actor=owner)
     suite_version = eval_services.suite_version_create(
         suite=suite,

@@ -5,6 +5,7 @@ The deploy check runs with exactly the variables of platform/env.example (plus P
 secret a deployer sets), not with values a test picked, so an example that drifts from the
 settings fails here.
 """
+
 import os
 import re
 import secrets
@@ -31,15 +32,18 @@ def _env_example():
 def _check_deploy(env):
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def test_env_example_passes_check_deploy_with_exactly_its_variables_and_a_real_secret(tmp_path):
     # given the example environment, as compose.yaml's env_file hands it to every container,
     # with the secret a deployer generates as the example says
-    env = {**_env_example(), "PATH": os.environ["PATH"], "LETHE_VAR_DIR": str(tmp_path / "var"),
-           "LETHE_SECRET_KEY": secrets.token_urlsafe(64)}
+    env = {**_env_example(), "PATH": os.environ["PATH"], "LETHE_VAR_DIR": str(tmp_path / "var"), "LETHE_SECRET_KEY": secrets.token_urlsafe(64)}
 
     # when Django's deployment checklist runs with it
     result = _check_deploy(env)
@@ -56,8 +60,7 @@ def test_check_deploy_fails_while_the_example_placeholder_secret_is_left_in(tmp_
     result = _check_deploy(env)
 
     assert result.returncode == 1
-    assert ("(lethe.E002) LETHE_SECRET_KEY is a placeholder that ships with Lethe; anyone can forge sessions, CSRF tokens "
-            "and password resets with it.") in result.stderr
+    assert ("(lethe.E002) LETHE_SECRET_KEY is a placeholder that ships with Lethe; anyone can forge sessions, CSRF tokens and password resets with it.") in result.stderr
     assert "System check identified 1 issue (0 silenced)." in result.stderr
 
 

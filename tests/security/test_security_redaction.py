@@ -5,6 +5,7 @@ unless a reviewer marked the suite version benign; every unredacted read is exac
 
 The project bundle (`manage.py export_project`) also holds the responses; it is an operator tool
 with no user and no HTTP route: whoever can run manage.py can read the database anyway."""
+
 import pytest
 from django.test import Client
 
@@ -39,9 +40,7 @@ def _hazard_reads():
     return list(AuditEvent.objects.filter(action="hazard.read").order_by("id").values_list("actor__username", "object_type"))
 
 
-def test_api_case_results_redact_every_response_below_reviewer_and_audit_each_read(
-    finished_evaluation, members, client_for, project
-):
+def test_api_case_results_redact_every_response_below_reviewer_and_audit_each_read(finished_evaluation, members, client_for, project):
     url = f"/api/v1/projects/{project.slug}/evaluations/{finished_evaluation.pk}/results/?page_size=100"
     result_ids = sorted(finished_evaluation.case_results.values_list("pk", flat=True))
     benign_ids = sorted(finished_evaluation.case_results.filter(case__expected="comply").values_list("pk", flat=True))
@@ -69,7 +68,10 @@ def test_api_case_results_redact_every_response_below_reviewer_and_audit_each_re
     # and exactly the three unredacted reads are audited, each naming the rows it showed
     assert _hazard_reads() == [("rita", "evaluation"), ("alice", "evaluation"), ("rita", "evaluation")]
     assert [e.data for e in AuditEvent.objects.filter(action="hazard.read").order_by("id")] == [
-        {"case_results": result_ids}, {"case_results": result_ids}, {"case_results": benign_ids}]
+        {"case_results": result_ids},
+        {"case_results": result_ids},
+        {"case_results": benign_ids},
+    ]
 
 
 def _editor_evaluation_of_harmful_prompts_labelled_comply(*, project, editor, setup):
@@ -82,8 +84,15 @@ def _editor_evaluation_of_harmful_prompts_labelled_comply(*, project, editor, se
     cases = [{"key": f"x{i:02d}", "prompt": prompt, "category": "benign", "expected": "comply"} for i, (_, prompt) in enumerate(HARMFUL)]
     suite_version = eval_services.suite_version_create(suite=suite, cases=cases, actor=editor)
     evaluation = eval_services.evaluation_create(
-        project=project, suite_version=suite_version, checkpoint_a=setup["complier"], checkpoint_b=setup["refuser"], actor=editor,
-        generation={"max_new_tokens": 24}, statistics={"bootstrap_resamples": 200}, judge="refusal-strings", enqueue=False,
+        project=project,
+        suite_version=suite_version,
+        checkpoint_a=setup["complier"],
+        checkpoint_b=setup["refuser"],
+        actor=editor,
+        generation={"max_new_tokens": 24},
+        statistics={"bootstrap_resamples": 200},
+        judge="refusal-strings",
+        enqueue=False,
     )
     run = run_execute(run_id=evaluation.run_id, worker="test")
     assert run.status == "succeeded", run.error
@@ -91,8 +100,7 @@ def _editor_evaluation_of_harmful_prompts_labelled_comply(*, project, editor, se
     return evaluation
 
 
-def test_harmful_prompts_labelled_comply_by_an_editor_leak_nothing(settings, tmp_path, project, user, members, client_for,
-                                                                   complier_and_refuser):
+def test_harmful_prompts_labelled_comply_by_an_editor_leak_nothing(settings, tmp_path, project, user, members, client_for, complier_and_refuser):
     from tests.web import builders
 
     # given an evaluation of harmful prompts that an editor labelled `comply`; the complying arm
@@ -124,8 +132,7 @@ def test_harmful_prompts_labelled_comply_by_an_editor_leak_nothing(settings, tmp
     assert _hazard_reads() == [("rita", "evaluation"), ("rita", "evaluation")]
 
 
-def test_a_reviewer_marks_a_suite_version_benign_and_its_responses_are_shown_unaudited(finished_evaluation, members, client_for,
-                                                                                      project):
+def test_a_reviewer_marks_a_suite_version_benign_and_its_responses_are_shown_unaudited(finished_evaluation, members, client_for, project):
     from evals.models import SuiteVersion
 
     # given the evaluation's suite version, not marked benign
@@ -148,8 +155,7 @@ def test_a_reviewer_marks_a_suite_version_benign_and_its_responses_are_shown_una
     assert marked.json()["benign_marked_at"] is not None
     rows = viewer.get(results).json()["results"]
     assert [row["redacted"] for row in rows] == [False] * 3
-    assert [row["response_a"] for row in rows] == list(finished_evaluation.case_results.filter(case__expected="comply")
-                                                      .order_by("position").values_list("response_a", flat=True))
+    assert [row["response_a"] for row in rows] == list(finished_evaluation.case_results.filter(case__expected="comply").order_by("position").values_list("response_a", flat=True))
     again = client_for(members["reviewer"]).put(mark, {}, format="json")
     assert again.status_code == 409
 

@@ -1,6 +1,7 @@
 """Hostile request bodies get the documented error, never a crash or an HTML page: JSON nested
 too deep, bodies over the size limit, text that is not UTF-8 (or that no database stores), in
 JSON, multipart and url-encoded bodies; and every response carries the Content-Security-Policy."""
+
 import json
 
 import pytest
@@ -15,9 +16,11 @@ from core.safe_json import JsonTooDeep, json_depth_check, json_loads, json_unsto
 
 pytestmark = pytest.mark.django_db
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
-TOO_DEEP = ("JSON parse error - JSON nested deeper than 64 levels: line 1 column 65 (char 64)")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+TOO_DEEP = "JSON parse error - JSON nested deeper than 64 levels: line 1 column 65 (char 64)"
 
 
 @pytest.fixture
@@ -86,8 +89,7 @@ def test_deep_json_on_a_jsonl_import_line_names_the_line(user, project):
     services.dataset_create(project=project, name="forget", actor=user)
     rows = b'{"prompt": "p", "response": "r"}\n' + b'{"prompt": ' + b"[" * 2000 + b"]" * 2000 + b"}\n"
 
-    response = as_user(user).post("/api/v1/projects/safety/datasets/forget/versions/",
-                                  {"file": SimpleUploadedFile("rows.jsonl", rows)}, format="multipart")
+    response = as_user(user).post("/api/v1/projects/safety/datasets/forget/versions/", {"file": SimpleUploadedFile("rows.jsonl", rows)}, format="multipart")
 
     assert response.status_code == 400
     assert error_of(response)["message"] == "malformed JSONL, nothing imported: line 2: invalid JSON: JSON nested deeper than 64 levels at column 75"
@@ -97,11 +99,12 @@ def test_deep_json_on_a_jsonl_import_line_names_the_line(user, project):
 def test_deep_json_in_a_page_form_is_a_form_error(client_for_page, user, project, tmp_path):
     model = services.model_create(project=project, name="tiny", actor=user)
     checkpoint = services.checkpoint_register_directory(model=model, directory=write_full(tmp_path / "full"), actor=user)
-    services.dataset_version_create(dataset=services.dataset_create(project=project, name="forget", actor=user),
-                                    rows=[{"prompt": "p", "response": "r"}], actor=user)
+    services.dataset_version_create(dataset=services.dataset_create(project=project, name="forget", actor=user), rows=[{"prompt": "p", "response": "r"}], actor=user)
 
-    response = client_for_page(user).post(f"/p/safety/models/tiny/c/{checkpoint.number}/unlearn/", {
-        "method": "gradient_ascent", "hyperparameters": "[" * 2000 + "]" * 2000, "forget_dataset_version": "forget@1", "seed": "0"})
+    response = client_for_page(user).post(
+        f"/p/safety/models/tiny/c/{checkpoint.number}/unlearn/",
+        {"method": "gradient_ascent", "hyperparameters": "[" * 2000 + "]" * 2000, "forget_dataset_version": "forget@1", "seed": "0"},
+    )
 
     assert response.status_code == 400
     assert response.context["form"].errors["hyperparameters"] == ["Not valid JSON: JSON nested deeper than 64 levels (line 1, column 65)."]
@@ -116,9 +119,11 @@ def test_a_json_body_over_the_limit_is_413_too_large(settings, user):
     response = as_user(user).post("/api/v1/tokens/", json.dumps({"name": "x" * 2000}), content_type="application/json")
 
     assert response.status_code == 413
-    assert error_of(response) == {"code": "too_large", "fields": {},
-                                  "message": "The request body is over the limit of 1000 bytes (LETHE_MAX_REQUEST_BODY_BYTES); "
-                                             "upload large files as multipart file parts."}
+    assert error_of(response) == {
+        "code": "too_large",
+        "fields": {},
+        "message": "The request body is over the limit of 1000 bytes (LETHE_MAX_REQUEST_BODY_BYTES); upload large files as multipart file parts.",
+    }
 
 
 def test_a_multipart_field_over_the_limit_is_413_too_large(settings, user, project):
@@ -161,8 +166,7 @@ def test_a_multipart_message_that_is_not_utf8_is_refused_and_nothing_is_stored(u
     response = as_user(user).post("/api/v1/projects/safety/models/tiny/checkpoints/", body, content_type=content_type)
 
     assert response.status_code == 400
-    assert error_of(response) == {"code": "parse_error", "fields": {},
-                                  "message": "A multipart field name, value or file name is not valid UTF-8; send text as UTF-8."}
+    assert error_of(response) == {"code": "parse_error", "fields": {}, "message": "A multipart field name, value or file name is not valid UTF-8; send text as UTF-8."}
     assert (Checkpoint.objects.count(), Blob.objects.count()) == (0, 0)
     assert [p for p in _artifact_root.rglob("*") if p.is_file()] == []
 
@@ -187,16 +191,20 @@ def test_url_encoded_fields_that_are_not_utf8_are_refused(user, project):
     assert ApiToken.objects.filter(name__startswith="caf").count() == 0
 
 
-@pytest.mark.parametrize(("body", "path"), [
-    ('{"name": "a\\ud800b"}', "name"),
-    ('{"name": "ok", "extra": {"list": ["x", "nul\\u0000"]}}', "extra.list.1"),
-])
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ('{"name": "a\\ud800b"}', "name"),
+        ('{"name": "ok", "extra": {"list": ["x", "nul\\u0000"]}}', "extra.list.1"),
+    ],
+)
 def test_json_text_no_database_can_store_is_refused(user, body, path):
     response = as_user(user).post("/api/v1/tokens/", body, content_type="application/json")
 
     assert response.status_code == 400
-    assert error_of(response)["message"] == (f"Text at {path} holds a NUL character or a lone surrogate (\\u0000, \\ud800-\\udfff), "
-                                             "which cannot be stored; send valid Unicode text.")
+    assert error_of(response)["message"] == (
+        f"Text at {path} holds a NUL character or a lone surrogate (\\u0000, \\ud800-\\udfff), which cannot be stored; send valid Unicode text."
+    )
 
 
 def test_a_json_body_that_is_not_utf8_is_refused(user):
@@ -227,7 +235,13 @@ def test_every_response_carries_the_content_security_policy(user, project, clien
     }
 
     assert {name: (r.status_code, r["Content-Security-Policy"]) for name, r in responses.items()} == {
-        "page": (200, CSP), "login": (200, CSP), "api": (200, CSP), "api 404": (404, CSP), "page 404": (404, CSP), "schema": (200, CSP)}
+        "page": (200, CSP),
+        "login": (200, CSP),
+        "api": (200, CSP),
+        "api 404": (404, CSP),
+        "page 404": (404, CSP),
+        "schema": (200, CSP),
+    }
 
 
 # ---------------------------------------------------------------- helpers
@@ -241,7 +255,6 @@ def client_for_page():
         return client
 
     return make
-
 
 
 def test_an_unexpected_error_under_the_api_still_answers_the_error_shape(user, monkeypatch):
@@ -259,6 +272,9 @@ def test_an_unexpected_error_under_the_api_still_answers_the_error_shape(user, m
 
     # then the API answers the error shape without the exception's text, the page Django's 500
     assert api.status_code == 500
-    assert error_of(api) == {"code": "server_error", "fields": {}, "message": (
-        "Something went wrong on the server; nothing is known to have changed. Retry, and tell the operators if it persists.")}
+    assert error_of(api) == {
+        "code": "server_error",
+        "fields": {},
+        "message": ("Something went wrong on the server; nothing is known to have changed. Retry, and tell the operators if it persists."),
+    }
     assert page.status_code == 500 and page["Content-Type"].startswith("text/html")

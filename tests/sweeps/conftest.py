@@ -1,5 +1,6 @@
 """A sweep's ingredients, built through the real services: the tiny model as parent, forget and
 retain data (tests/unlearning), and the tiny evaluation suite (tests/evals)."""
+
 import pytest
 
 from evals import services as eval_services
@@ -22,5 +23,9 @@ def sweep_setup(project, user, tiny_checkpoint, forget_version, retain_version):
     dataset = services.dataset_create(project=project, name="heldout", actor=user)
     utility = services.dataset_version_create(dataset=dataset, rows=benign_rows(), actor=user)
     return {
-        "parent": tiny_checkpoint, "forget": forget_version, "retain": retain_version, "suite_version": suite_version, "utility": utility,
+        "parent": tiny_checkpoint,
+        "forget": forget_version,
+        "retain": retain_version,
+        "suite_version": suite_version,
+        "utility": utility,
     }

@@ -13,9 +13,13 @@ pytestmark = pytest.mark.django_db
 
 def _sweep(setup, user, methods):
     return sweep_create(
-        parent_checkpoint=setup["parent"], forget_dataset_version=setup["forget"], retain_dataset_version=setup["retain"],
+        parent_checkpoint=setup["parent"],
+        forget_dataset_version=setup["forget"],
+        retain_dataset_version=setup["retain"],
         configurations=[{"method": method, "hyperparameters": TINY_TRAINING} for method in methods],
-        suite_versions=[setup["suite_version"]], judge="refusal-strings", actor=user,
+        suite_versions=[setup["suite_version"]],
+        judge="refusal-strings",
+        actor=user,
     )
 
 
@@ -43,19 +47,28 @@ def test_the_sweep_list_and_detail_read_the_same_number_of_queries_whatever_thei
     assert [item["configuration_count"] for item in listed.json()["results"]] == [4, 1, 1]
     rows = detail.json()["comparison"]["rows"]
     assert [(row["position"], row["method"], row["status"], row["run_status"], row["checkpoint"]) for row in rows] == [
-        (1, "gradient_ascent", "unlearning", "queued", None), (2, "npo", "unlearning", "queued", None),
-        (3, "gradient_difference", "unlearning", "queued", None), (4, "kl", "unlearning", "queued", None),
+        (1, "gradient_ascent", "unlearning", "queued", None),
+        (2, "npo", "unlearning", "queued", None),
+        (3, "gradient_difference", "unlearning", "queued", None),
+        (4, "kl", "unlearning", "queued", None),
     ]
     assert detail.json()["comparison"]["frontier"] == [[]]
 
 
 def test_a_configuration_the_engine_refuses_when_created_refuses_the_whole_sweep(api_client, project, sweep_setup):
     # when one of three configurations has an out-of-range hyperparameter
-    response = api_client.post(f"/api/v1/projects/{project.slug}/sweeps/", {
-        "parent_checkpoint": "tiny@1", "forget_dataset_version": "harmful-forget@1", "retain_dataset_version": "benign-retain@1",
-        "configurations": [{"method": "npo", "hyperparameters": TINY_TRAINING, "grid": {"beta": [0.1, -1.0]}}],
-        "suite_versions": ["core@latest"], "judge": "refusal-strings",
-    }, format="json")
+    response = api_client.post(
+        f"/api/v1/projects/{project.slug}/sweeps/",
+        {
+            "parent_checkpoint": "tiny@1",
+            "forget_dataset_version": "harmful-forget@1",
+            "retain_dataset_version": "benign-retain@1",
+            "configurations": [{"method": "npo", "hyperparameters": TINY_TRAINING, "grid": {"beta": [0.1, -1.0]}}],
+            "suite_versions": ["core@latest"],
+            "judge": "refusal-strings",
+        },
+        format="json",
+    )
 
     # then nothing is created, and the error names the configuration and the field
     assert response.status_code == 400
@@ -66,11 +79,16 @@ def test_a_configuration_the_engine_refuses_when_created_refuses_the_whole_sweep
 
 
 def test_a_grid_that_cannot_be_expanded_is_a_400_naming_why(api_client, project, sweep_setup):
-    response = api_client.post(f"/api/v1/projects/{project.slug}/sweeps/", {
-        "parent_checkpoint": "tiny@1", "forget_dataset_version": "harmful-forget@1",
-        "configurations": [{"method": "npo", "hyperparameters": {"beta": 0.1}, "grid": {"beta": [0.2]}}],
-        "suite_versions": ["core@latest"],
-    }, format="json")
+    response = api_client.post(
+        f"/api/v1/projects/{project.slug}/sweeps/",
+        {
+            "parent_checkpoint": "tiny@1",
+            "forget_dataset_version": "harmful-forget@1",
+            "configurations": [{"method": "npo", "hyperparameters": {"beta": 0.1}, "grid": {"beta": [0.2]}}],
+            "suite_versions": ["core@latest"],
+        },
+        format="json",
+    )
     assert response.status_code == 400
     assert response.json()["error"]["message"] == "configuration 1: beta is both fixed and on the grid; give it in one place."
     assert response.json()["error"]["fields"] == {"configurations": ["configuration 1: beta is both fixed and on the grid; give it in one place."]}
@@ -81,9 +99,15 @@ def test_viewers_read_sweeps_but_cannot_start_them(make_user, client_for, projec
     sweep = _sweep(sweep_setup, user, ["npo"])
     client = client_for(viewer)
     assert client.get(f"/api/v1/projects/{project.slug}/sweeps/{sweep.pk}/").status_code == 200
-    response = client.post(f"/api/v1/projects/{project.slug}/sweeps/", {
-        "parent_checkpoint": "tiny@1", "forget_dataset_version": "harmful-forget@1", "configurations": [{"method": "npo"}],
-        "suite_versions": ["core@latest"],
-    }, format="json")
+    response = client.post(
+        f"/api/v1/projects/{project.slug}/sweeps/",
+        {
+            "parent_checkpoint": "tiny@1",
+            "forget_dataset_version": "harmful-forget@1",
+            "configurations": [{"method": "npo"}],
+            "suite_versions": ["core@latest"],
+        },
+        format="json",
+    )
     assert response.status_code == 403
     assert client_for(make_user("stranger")).get(f"/api/v1/projects/{project.slug}/sweeps/").status_code == 404

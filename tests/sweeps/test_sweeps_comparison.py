@@ -1,4 +1,5 @@
 """The pure parts of a sweep: grid expansion, spread across seeds, best per method, Pareto frontier."""
+
 import json
 
 import pytest
@@ -40,25 +41,32 @@ def test_three_methods_two_values_two_seeds_expand_to_twelve_configurations_in_r
 def test_a_two_name_grid_is_their_product_and_a_missing_seed_list_is_seed_zero():
     configurations = grid_expand([{"method": "npo", "grid": {"beta": [0.1, 0.2], "learning_rate": [1e-4, 1e-3, 1e-2]}}])
     assert [(c.hyperparameters["beta"], c.hyperparameters["learning_rate"], c.seed) for c in configurations] == [
-        (0.1, 1e-4, 0), (0.1, 1e-3, 0), (0.1, 1e-2, 0), (0.2, 1e-4, 0), (0.2, 1e-3, 0), (0.2, 1e-2, 0),
+        (0.1, 1e-4, 0),
+        (0.1, 1e-3, 0),
+        (0.1, 1e-2, 0),
+        (0.2, 1e-4, 0),
+        (0.2, 1e-3, 0),
+        (0.2, 1e-2, 0),
     ]
 
 
-@pytest.mark.parametrize(("entries", "message"), [
-    ([], "configurations must be a non-empty list of {method, hyperparameters, grid, seeds}."),
-    ([{"hyperparameters": {}}], "configuration 1 needs a method."),
-    ([{"method": "npo", "grid": {"beta": []}}], "configuration 1: grid.beta must be a non-empty list of values."),
-    ([{"method": "npo", "grid": {"beta": 0.1}}], "configuration 1: grid.beta must be a non-empty list of values."),
-    ([{"method": "npo", "grid": {"beta": [0.1, 0.1]}}], "configuration 1: grid.beta repeats a value."),
-    ([{"method": "npo", "hyperparameters": {"beta": 0.1}, "grid": {"beta": [0.2]}}],
-     "configuration 1: beta is both fixed and on the grid; give it in one place."),
-    ([{"method": "npo", "seeds": []}], "configuration 1: seeds must be a non-empty list of non-negative integers."),
-    ([{"method": "npo", "seeds": [1, True]}], "configuration 1: seeds must be a non-empty list of non-negative integers."),
-    ([{"method": "npo", "seeds": [1, 1]}], "configuration 1: seeds repeat a value."),
-    ([{"method": "npo"}, {"method": "npo"}], "configuration 2 repeats npo with {} and seed 0."),
-    ([{"method": "npo", "seed": 3}], "configuration 1 has unknown field(s) seed."),
-    ([{"method": "npo", "seeds": list(range(201))}], "The sweep expands to more than 200 configurations; split it."),
-])
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ([], "configurations must be a non-empty list of {method, hyperparameters, grid, seeds}."),
+        ([{"hyperparameters": {}}], "configuration 1 needs a method."),
+        ([{"method": "npo", "grid": {"beta": []}}], "configuration 1: grid.beta must be a non-empty list of values."),
+        ([{"method": "npo", "grid": {"beta": 0.1}}], "configuration 1: grid.beta must be a non-empty list of values."),
+        ([{"method": "npo", "grid": {"beta": [0.1, 0.1]}}], "configuration 1: grid.beta repeats a value."),
+        ([{"method": "npo", "hyperparameters": {"beta": 0.1}, "grid": {"beta": [0.2]}}], "configuration 1: beta is both fixed and on the grid; give it in one place."),
+        ([{"method": "npo", "seeds": []}], "configuration 1: seeds must be a non-empty list of non-negative integers."),
+        ([{"method": "npo", "seeds": [1, True]}], "configuration 1: seeds must be a non-empty list of non-negative integers."),
+        ([{"method": "npo", "seeds": [1, 1]}], "configuration 1: seeds repeat a value."),
+        ([{"method": "npo"}, {"method": "npo"}], "configuration 2 repeats npo with {} and seed 0."),
+        ([{"method": "npo", "seed": 3}], "configuration 1 has unknown field(s) seed."),
+        ([{"method": "npo", "seeds": list(range(201))}], "The sweep expands to more than 200 configurations; split it."),
+    ],
+)
 def test_a_grid_that_cannot_be_expanded_is_refused_saying_why(entries, message):
     with pytest.raises(GridError) as raised:
         grid_expand(entries)
@@ -83,11 +91,9 @@ def test_the_pareto_frontier_keeps_exactly_the_points_nothing_beats_on_both_axes
 
 
 def test_seed_spread_is_the_mean_with_a_t_interval_and_counts_missing_seeds():
-    assert seed_spread([0.1, 0.3]) == {"mean": pytest.approx(0.2), "ci": [pytest.approx(0.2 - 12.706 * 0.1), pytest.approx(0.2 + 12.706 * 0.1)],
-                                       "n": 2, "missing": 0}
+    assert seed_spread([0.1, 0.3]) == {"mean": pytest.approx(0.2), "ci": [pytest.approx(0.2 - 12.706 * 0.1), pytest.approx(0.2 + 12.706 * 0.1)], "n": 2, "missing": 0}
     # sd of (1, 2, 3) is 1; t(2) = 4.303
-    assert seed_spread([1.0, 2.0, 3.0, None]) == {"mean": 2.0, "ci": [pytest.approx(2 - 4.303 / 3**0.5), pytest.approx(2 + 4.303 / 3**0.5)],
-                                                  "n": 3, "missing": 1}
+    assert seed_spread([1.0, 2.0, 3.0, None]) == {"mean": 2.0, "ci": [pytest.approx(2 - 4.303 / 3**0.5), pytest.approx(2 + 4.303 / 3**0.5)], "n": 3, "missing": 1}
     assert seed_spread([0.4]) == {"mean": 0.4, "ci": None, "n": 1, "missing": 0}
     assert seed_spread([None]) == {"mean": None, "ci": None, "n": 0, "missing": 1}
 
@@ -111,26 +117,100 @@ def test_weight_change_norm_is_the_norm_over_modules():
 
 def test_the_comparison_table_has_one_line_per_configuration_and_suite_and_names_failures():
     rate = {"value": 0.25, "ci": [0.1, 0.5], "successes": 1, "trials": 4}
-    cell = {"suite": "core@1", "evaluation": 9, "verdict": "safer", "gate_passes": True, "asr": rate, "asr_text": rate, "asr_image": None,
-            "over_refusal": None, "failure_to_help": {"value": 0.0, "ci": [0.0, 0.49], "successes": 0, "trials": 4}, "perplexity_ratio": 1.05}
-    empty = {**cell, "evaluation": None, "verdict": "", "gate_passes": None, "asr": None, "asr_text": None, "failure_to_help": None,
-             "perplexity_ratio": None}
+    cell = {
+        "suite": "core@1",
+        "evaluation": 9,
+        "verdict": "safer",
+        "gate_passes": True,
+        "asr": rate,
+        "asr_text": rate,
+        "asr_image": None,
+        "over_refusal": None,
+        "failure_to_help": {"value": 0.0, "ci": [0.0, 0.49], "successes": 0, "trials": 4},
+        "perplexity_ratio": 1.05,
+    }
+    empty = {**cell, "evaluation": None, "verdict": "", "gate_passes": None, "asr": None, "asr_text": None, "failure_to_help": None, "perplexity_ratio": None}
     comparison = {
         "suites": ["core@1"],
         "rows": [
-            {"id": 11, "position": 1, "method": "npo", "hyperparameters": {"max_steps": 2}, "seed": 0, "status": "succeeded", "error": "",
-             "checkpoint": {"id": 5, "model": "tiny", "number": 2}, "weight_change": 0.5, "suites": [cell]},
-            {"id": 12, "position": 2, "method": "rmu", "hyperparameters": {"layer": 50}, "seed": 0, "status": "failed", "error": "boom",
-             "checkpoint": None, "weight_change": None, "suites": [empty]},
+            {
+                "id": 11,
+                "position": 1,
+                "method": "npo",
+                "hyperparameters": {"max_steps": 2},
+                "seed": 0,
+                "status": "succeeded",
+                "error": "",
+                "checkpoint": {"id": 5, "model": "tiny", "number": 2},
+                "weight_change": 0.5,
+                "suites": [cell],
+            },
+            {
+                "id": 12,
+                "position": 2,
+                "method": "rmu",
+                "hyperparameters": {"layer": 50},
+                "seed": 0,
+                "status": "failed",
+                "error": "boom",
+                "checkpoint": None,
+                "weight_change": None,
+                "suites": [empty],
+            },
         ],
-        "best_per_method": [{"npo": 11}], "frontier": [[11]], "utility_frontier": [[11]],
+        "best_per_method": [{"npo": 11}],
+        "frontier": [[11]],
+        "utility_frontier": [[11]],
     }
     lines = comparison_table(comparison).splitlines()
-    assert lines[0].split() == ["#", "method", "hyperparameters", "seed", "status", "checkpoint", "weight", "suite", "ASR", "ASR", "text",
-                                "ASR", "image", "over-refusal", "fail-to-help", "ppl", "ratio", "verdict", "gate", "eval", "mark"]
-    assert lines[1].split() == ["1", "npo", json.dumps({"max_steps": 2}).replace(" ", ""), "0", "succeeded", "tiny@2", "0.500", "core@1",
-                                "25.0%", "[10.0%,", "50.0%]", "25.0%", "[10.0%,", "50.0%]", "-", "-", "0.0%", "[0.0%,", "49.0%]", "1.050",
-                                "safer", "passes", "9", "*PU"]
+    assert lines[0].split() == [
+        "#",
+        "method",
+        "hyperparameters",
+        "seed",
+        "status",
+        "checkpoint",
+        "weight",
+        "suite",
+        "ASR",
+        "ASR",
+        "text",
+        "ASR",
+        "image",
+        "over-refusal",
+        "fail-to-help",
+        "ppl",
+        "ratio",
+        "verdict",
+        "gate",
+        "eval",
+        "mark",
+    ]
+    assert lines[1].split() == [
+        "1",
+        "npo",
+        json.dumps({"max_steps": 2}).replace(" ", ""),
+        "0",
+        "succeeded",
+        "tiny@2",
+        "0.500",
+        "core@1",
+        "25.0%",
+        "[10.0%,",
+        "50.0%]",
+        "25.0%",
+        "[10.0%,",
+        "50.0%]",
+        "-",
+        "-",
+        "0.0%",
+        "[0.0%,",
+        "49.0%]",
+        "1.050",
+        "safer",
+        "passes",
+        "9",
+        "*PU",
+    ]
     assert lines[2].split() == ["2", "rmu", '{"layer":50}', "0", "failed", "-", "-", "core@1"] + ["-"] * 10
-    assert lines[3:] == ["configuration 2 (rmu, seed 0) failed: boom", "core@1: Pareto frontier (ASR vs failure to help): #1",
-                         "core@1: Pareto frontier (ASR vs utility loss): #1"]
+    assert lines[3:] == ["configuration 2 (rmu, seed 0) failed: boom", "core@1: Pareto frontier (ASR vs failure to help): #1", "core@1: Pareto frontier (ASR vs utility loss): #1"]

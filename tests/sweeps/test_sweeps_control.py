@@ -1,6 +1,7 @@
 """Cancel, resume and add seeds on a sweep. Nothing executes queued runs here (the test's
 transaction never commits, so nothing is handed to an executor): each run is executed by hand
 with ``run_execute``, in the test's thread, exactly as a worker would."""
+
 from io import StringIO
 
 import pytest
@@ -31,14 +32,17 @@ def _evaluation_run_ids(member):
     return list(member.evaluations.order_by("id").values_list("run_id", flat=True))
 
 
-def test_cancel_stops_what_is_queued_resume_requeues_only_that_and_add_seeds_creates_only_new_members(
-    api_client, project, user, sweep_setup
-):
+def test_cancel_stops_what_is_queued_resume_requeues_only_that_and_add_seeds_creates_only_new_members(api_client, project, user, sweep_setup):
     # given a sweep of four configurations, one at a time
     sweep = sweep_create(
-        parent_checkpoint=sweep_setup["parent"], forget_dataset_version=sweep_setup["forget"], retain_dataset_version=sweep_setup["retain"],
+        parent_checkpoint=sweep_setup["parent"],
+        forget_dataset_version=sweep_setup["forget"],
+        retain_dataset_version=sweep_setup["retain"],
         configurations=[{"method": method, "hyperparameters": TINY_TRAINING} for method in METHODS],
-        suite_versions=[sweep_setup["suite_version"]], judge="refusal-strings", parallelism=1, actor=user,
+        suite_versions=[sweep_setup["suite_version"]],
+        judge="refusal-strings",
+        parallelism=1,
+        actor=user,
     )
     assert [m.status for m in _members(sweep)] == ["unlearning", "pending", "pending", "pending"]
     assert [m.planned_steps for m in _members(sweep)] == [2, 2, 2, 2]
@@ -116,9 +120,13 @@ def test_cancel_stops_what_is_queued_resume_requeues_only_that_and_add_seeds_cre
 
 def test_resume_is_refused_when_nothing_was_cancelled_or_skipped(api_client, project, user, sweep_setup):
     sweep = sweep_create(
-        parent_checkpoint=sweep_setup["parent"], forget_dataset_version=sweep_setup["forget"], retain_dataset_version=sweep_setup["retain"],
-        configurations=[{"method": "npo", "hyperparameters": TINY_TRAINING}], suite_versions=[sweep_setup["suite_version"]],
-        judge="refusal-strings", actor=user,
+        parent_checkpoint=sweep_setup["parent"],
+        forget_dataset_version=sweep_setup["forget"],
+        retain_dataset_version=sweep_setup["retain"],
+        configurations=[{"method": "npo", "hyperparameters": TINY_TRAINING}],
+        suite_versions=[sweep_setup["suite_version"]],
+        judge="refusal-strings",
+        actor=user,
     )
     response = api_client.post(f"/api/v1/projects/{project.slug}/sweeps/{sweep.pk}/resume/")
     assert (response.status_code, response.json()["error"]["message"]) == (409, f"Sweep {sweep.pk} has no cancelled or skipped configuration to resume.")

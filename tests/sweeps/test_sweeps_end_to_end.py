@@ -40,11 +40,20 @@ def test_a_sweep_unlearns_every_configuration_evaluates_each_child_and_records_t
     suite_ref = f"core@{sweep_setup['suite_version'].number}"
 
     # when a sweep of four configurations is started through the API, one of them invalid only at run time
-    response = api_client.post(f"/api/v1/projects/{project.slug}/sweeps/", {
-        "name": "first sweep", "parent_checkpoint": "tiny@1", "forget_dataset_version": "harmful-forget@1",
-        "retain_dataset_version": "benign-retain@1", "utility_dataset_version": "heldout@1", "configurations": CONFIGURATIONS,
-        "suite_versions": [suite_ref], "judge": "refusal-strings",
-    }, format="json")
+    response = api_client.post(
+        f"/api/v1/projects/{project.slug}/sweeps/",
+        {
+            "name": "first sweep",
+            "parent_checkpoint": "tiny@1",
+            "forget_dataset_version": "harmful-forget@1",
+            "retain_dataset_version": "benign-retain@1",
+            "utility_dataset_version": "heldout@1",
+            "configurations": CONFIGURATIONS,
+            "suite_versions": [suite_ref],
+            "judge": "refusal-strings",
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.json()
     created = response.json()
     assert (created["status"], created["configuration_count"], created["name"]) == ("running", 4, "first sweep")
@@ -66,14 +75,19 @@ def test_a_sweep_unlearns_every_configuration_evaluates_each_child_and_records_t
         assert (evaluation.checkpoint_a_id, evaluation.checkpoint_b_id) == (sweep_setup["parent"].pk, child.pk)
         assert evaluation.run.status == RunStatus.SUCCEEDED
     assert [c.branch_label for c in configurations] == [
-        f"sweep-{sweep.pk}-1-gradient_ascent", f"sweep-{sweep.pk}-2-npo", f"sweep-{sweep.pk}-3-gradient_difference", f"sweep-{sweep.pk}-4-rmu",
+        f"sweep-{sweep.pk}-1-gradient_ascent",
+        f"sweep-{sweep.pk}-2-npo",
+        f"sweep-{sweep.pk}-3-gradient_difference",
+        f"sweep-{sweep.pk}-4-rmu",
     ]
     assert sweep.finished_at is not None
 
     # and the audit trail and the webhooks say when it started and finished
     actions = list(AuditEvent.objects.filter(object_type="sweep", object_id=str(sweep.pk)).order_by("id").values_list("action", "data"))
-    assert actions[0] == ("sweep.create", {"parent_checkpoint": sweep_setup["parent"].pk, "configurations": 4,
-                                           "strategy": "grid", "suite_versions": [sweep_setup["suite_version"].pk]})
+    assert actions[0] == (
+        "sweep.create",
+        {"parent_checkpoint": sweep_setup["parent"].pk, "configurations": 4, "strategy": "grid", "suite_versions": [sweep_setup["suite_version"].pk]},
+    )
     assert actions[1] == ("sweep.finish", {"configurations": {"pending": 0, "unlearning": 0, "evaluating": 0, "succeeded": 3, "failed": 1, "cancelled": 0, "skipped": 0}})
     deliveries = list(WebhookDelivery.objects.order_by("id").values_list("event", "payload"))
     assert [event for event, _ in deliveries] == ["sweep.started", "sweep.finished"]
@@ -112,11 +126,15 @@ def test_a_sweep_unlearns_every_configuration_evaluates_each_child_and_records_t
     least = [configuration_id for configuration_id, ratio in zip(ids[:3], ratios, strict=True) if ratio == min(ratios)]
     assert comparison["utility_frontier"] == [least]
     assert [(row["suites"][0]["on_frontier"], row["suites"][0]["on_utility_frontier"]) for row in comparison["rows"]] == [
-        (True, configuration_id in least) for configuration_id in ids[:3]] + [(False, False)]
+        (True, configuration_id in least) for configuration_id in ids[:3]
+    ] + [(False, False)]
     assert comparison["best_per_method"] == [{"gradient_ascent": ids[0], "npo": ids[1], "gradient_difference": ids[2]}]
     assert [(row["suites"][0]["gate_passes"], row["suites"][0]["gate_failures"]) for row in comparison["rows"]] == [(True, [])] * 3 + [(None, [])]
     assert [(group["method"], group["configurations"], group["suites"][0]["asr"]["n"]) for group in comparison["groups"]] == [
-        ("gradient_ascent", ids[:1], 1), ("npo", ids[1:2], 1), ("gradient_difference", ids[2:3], 1), ("rmu", ids[3:], 0),
+        ("gradient_ascent", ids[:1], 1),
+        ("npo", ids[1:2], 1),
+        ("gradient_difference", ids[2:3], 1),
+        ("rmu", ids[3:], 0),
     ]
 
     # and the API's detail is that comparison, read in a bounded number of queries

@@ -1,4 +1,5 @@
 """The search strategies' pure parts: the random draw, the objectives, Optuna's proposals."""
+
 import random
 
 import pytest

@@ -1,6 +1,7 @@
 """Budgets and the random and Optuna strategies on the tiny model. Queued runs are executed by
 hand with ``run_execute`` in the test's thread (the test's transaction never commits, so nothing
 else picks them up)."""
+
 import random
 import re
 from datetime import timedelta
@@ -25,9 +26,15 @@ def _members(sweep):
 
 def _create(setup, user, configurations, **options):
     return sweep_create(
-        parent_checkpoint=setup["parent"], forget_dataset_version=setup["forget"], retain_dataset_version=setup["retain"],
-        utility_dataset_version=setup["utility"], configurations=configurations, suite_versions=[setup["suite_version"]],
-        judge="refusal-strings", actor=user, **options,
+        parent_checkpoint=setup["parent"],
+        forget_dataset_version=setup["forget"],
+        retain_dataset_version=setup["retain"],
+        utility_dataset_version=setup["utility"],
+        configurations=configurations,
+        suite_versions=[setup["suite_version"]],
+        judge="refusal-strings",
+        actor=user,
+        **options,
     )
 
 
@@ -40,8 +47,7 @@ def _finish(member):
 
 def test_a_training_step_budget_skips_the_configurations_it_cannot_pay_for(project, user, sweep_setup):
     # when three configurations of 2 steps each share a budget of 5 steps
-    sweep = _create(sweep_setup, user, [{"method": m, "hyperparameters": TINY_TRAINING} for m in ("gradient_ascent", "npo", "kl")],
-                    budget_steps=5)
+    sweep = _create(sweep_setup, user, [{"method": m, "hyperparameters": TINY_TRAINING} for m in ("gradient_ascent", "npo", "kl")], budget_steps=5)
 
     # then two start and the third is skipped, saying why
     members = _members(sweep)
@@ -52,8 +58,7 @@ def test_a_training_step_budget_skips_the_configurations_it_cannot_pay_for(proje
 
 def test_a_wall_time_budget_skips_what_has_not_started_when_it_is_spent(project, user, sweep_setup):
     # given a sweep of two configurations, one at a time, with a minute of wall time
-    sweep = _create(sweep_setup, user, [{"method": m, "hyperparameters": TINY_TRAINING} for m in ("gradient_ascent", "npo")],
-                    parallelism=1, budget_seconds=60)
+    sweep = _create(sweep_setup, user, [{"method": m, "hyperparameters": TINY_TRAINING} for m in ("gradient_ascent", "npo")], parallelism=1, budget_seconds=60)
     assert [m.status for m in _members(sweep)] == ["unlearning", "pending"]
     # when the minute has passed (the sweep started two minutes ago) by the time the first finishes
     Sweep.objects.filter(pk=sweep.pk).update(started_at=timezone.now() - timedelta(minutes=2))
@@ -68,24 +73,38 @@ def test_a_wall_time_budget_skips_what_has_not_started_when_it_is_spent(project,
 
 
 def test_the_random_strategy_runs_the_configurations_its_seed_draws(api_client, project, user, sweep_setup):
-    entries = [{"method": m, "hyperparameters": {"max_steps": 2, "batch_size": 4}, "grid": {"learning_rate": [0.001, 0.002]}}
-               for m in ("gradient_ascent", "npo", "kl")]
-    response = api_client.post(f"/api/v1/projects/{project.slug}/sweeps/", {
-        "parent_checkpoint": "tiny@1", "forget_dataset_version": "harmful-forget@1", "retain_dataset_version": "benign-retain@1",
-        "configurations": entries, "suite_versions": ["core@1"], "judge": "refusal-strings",
-        "strategy": "random", "trials": 3, "strategy_seed": 11,
-    }, format="json")
+    entries = [{"method": m, "hyperparameters": {"max_steps": 2, "batch_size": 4}, "grid": {"learning_rate": [0.001, 0.002]}} for m in ("gradient_ascent", "npo", "kl")]
+    response = api_client.post(
+        f"/api/v1/projects/{project.slug}/sweeps/",
+        {
+            "parent_checkpoint": "tiny@1",
+            "forget_dataset_version": "harmful-forget@1",
+            "retain_dataset_version": "benign-retain@1",
+            "configurations": entries,
+            "suite_versions": ["core@1"],
+            "judge": "refusal-strings",
+            "strategy": "random",
+            "trials": 3,
+            "strategy_seed": 11,
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.json()
     body = response.json()
     expected = random.Random(11).sample(grid_expand(entries), 3)
     assert (body["strategy"], body["trials"], body["strategy_seed"]) == ("random", 3, 11)
-    assert [(row["method"], row["hyperparameters"], row["seed"]) for row in body["comparison"]["rows"]] == [
-        (c.method, c.hyperparameters, c.seed) for c in expected
-    ]
-    refused = api_client.post(f"/api/v1/projects/{project.slug}/sweeps/", {
-        "parent_checkpoint": "tiny@1", "forget_dataset_version": "harmful-forget@1", "configurations": entries,
-        "suite_versions": ["core@1"], "strategy": "random",
-    }, format="json")
+    assert [(row["method"], row["hyperparameters"], row["seed"]) for row in body["comparison"]["rows"]] == [(c.method, c.hyperparameters, c.seed) for c in expected]
+    refused = api_client.post(
+        f"/api/v1/projects/{project.slug}/sweeps/",
+        {
+            "parent_checkpoint": "tiny@1",
+            "forget_dataset_version": "harmful-forget@1",
+            "configurations": entries,
+            "suite_versions": ["core@1"],
+            "strategy": "random",
+        },
+        format="json",
+    )
     assert (refused.status_code, refused.json()["error"]["message"]) == (400, "The random strategy needs trials (how many configurations).")
 
 
@@ -106,10 +125,15 @@ def test_optuna_proposes_each_trial_from_the_finished_ones_results(project, user
     first.refresh_from_db()
     (evaluation,) = first.evaluations.all()
     b, a = evaluation.metrics["B"], evaluation.metrics["A"]
-    assert configuration_objectives(first) == objectives_of([{
-        "asr": b["overall"]["asr"]["value"], "failure_to_help": b["overall"]["failure_to_help_rate"]["value"],
-        "perplexity_ratio": b["utility"]["perplexity"] / a["utility"]["perplexity"],
-    }])
+    assert configuration_objectives(first) == objectives_of(
+        [
+            {
+                "asr": b["overall"]["asr"]["value"],
+                "failure_to_help": b["overall"]["failure_to_help_rate"]["value"],
+                "perplexity_ratio": b["utility"]["perplexity"] / a["utility"]["perplexity"],
+            }
+        ]
+    )
     members = _members(sweep)
     assert [m.status for m in members] == ["succeeded", "unlearning"]
     assert (members[1].method, members[1].hyperparameters) != (first.method, first.hyperparameters)

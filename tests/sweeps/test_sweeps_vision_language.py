@@ -2,6 +2,7 @@
 child evaluated on a text suite and on the same attacks as typographic images; the comparison
 gives the child's attack success per modality and the transfer ratio, from the evaluations' own
 figures. Runs are executed by hand with ``run_execute`` (nothing else picks them up here)."""
+
 import pytest
 
 from evals import services as eval_services
@@ -24,22 +25,24 @@ def _rows(rows):
 
 def test_a_vision_language_sweep_shows_text_and_image_attack_success_per_configuration(project, user, vlm_checkpoint):  # noqa: F811
     # given a text suite and the same attacks as typographic images (with their text forms)
-    text_suite = eval_services.suite_version_create(suite=eval_services.suite_create(project=project, name="text", actor=user),
-                                                    cases=suite_cases(), actor=user)
-    image_suite = eval_services.suite_version_create(suite=eval_services.suite_create(project=project, name="figstep", actor=user),
-                                                     cases=suite_cases(), actor=user, transforms=["typographic"])
-    forget = services.dataset_version_create(dataset=services.dataset_create(project=project, name="forget", actor=user),
-                                             rows=_rows(HARMFUL_ROWS), actor=user)
-    retain = services.dataset_version_create(dataset=services.dataset_create(project=project, name="retain", actor=user),
-                                             rows=_rows(BENIGN_ROWS), actor=user)
+    text_suite = eval_services.suite_version_create(suite=eval_services.suite_create(project=project, name="text", actor=user), cases=suite_cases(), actor=user)
+    image_suite = eval_services.suite_version_create(
+        suite=eval_services.suite_create(project=project, name="figstep", actor=user), cases=suite_cases(), actor=user, transforms=["typographic"]
+    )
+    forget = services.dataset_version_create(dataset=services.dataset_create(project=project, name="forget", actor=user), rows=_rows(HARMFUL_ROWS), actor=user)
+    retain = services.dataset_version_create(dataset=services.dataset_create(project=project, name="retain", actor=user), rows=_rows(BENIGN_ROWS), actor=user)
 
     # when two text-only unlearning configurations (LoRA on the language model) are swept over both suites
     sweep = sweep_create(
-        parent_checkpoint=vlm_checkpoint, forget_dataset_version=forget, retain_dataset_version=retain,
-        configurations=[{"method": "yao", "hyperparameters": {"max_steps": 2, "batch_size": 8, "mismatch_answers": DEFLECTIONS},
-                         "grid": {"learning_rate": [0.001, 0.003]}}],
-        suite_versions=[text_suite, image_suite], judge="refusal-strings", generation={"max_new_tokens": 16, "batch_size": 8},
-        statistics={"bootstrap_resamples": 200}, actor=user,
+        parent_checkpoint=vlm_checkpoint,
+        forget_dataset_version=forget,
+        retain_dataset_version=retain,
+        configurations=[{"method": "yao", "hyperparameters": {"max_steps": 2, "batch_size": 8, "mismatch_answers": DEFLECTIONS}, "grid": {"learning_rate": [0.001, 0.003]}}],
+        suite_versions=[text_suite, image_suite],
+        judge="refusal-strings",
+        generation={"max_new_tokens": 16, "batch_size": 8},
+        statistics={"bootstrap_resamples": 200},
+        actor=user,
     )
     for configuration in sweep.configurations.order_by("position"):
         run_execute(run_id=configuration.unlearning_run.run_id, worker="test")
@@ -53,7 +56,8 @@ def test_a_vision_language_sweep_shows_text_and_image_attack_success_per_configu
     comparison = sweep_comparison(sweep=sweep_get(project=project, sweep_id=sweep.pk))
     assert comparison["suites"] == ["text@1", "figstep@1"]
     assert [(row["method"], row["hyperparameters"]["learning_rate"], row["status"]) for row in comparison["rows"]] == [
-        ("yao", 0.001, "succeeded"), ("yao", 0.003, "succeeded"),
+        ("yao", 0.001, "succeeded"),
+        ("yao", 0.003, "succeeded"),
     ]
     for row in comparison["rows"]:
         text_cell, image_cell = row["suites"]
@@ -69,5 +73,4 @@ def test_a_vision_language_sweep_shows_text_and_image_attack_success_per_configu
 
     # and the CLI table shows both modalities on the image suite's lines
     table = comparison_table(comparison).splitlines()
-    assert [next(suite for suite in ("text@1", "figstep@1") if f"  {suite}  " in line) for line in table[1:5]] == [
-        "text@1", "figstep@1", "text@1", "figstep@1"]
+    assert [next(suite for suite in ("text@1", "figstep@1") if f"  {suite}  " in line) for line in table[1:5]] == ["text@1", "figstep@1", "text@1", "figstep@1"]

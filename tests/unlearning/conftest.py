@@ -1,5 +1,6 @@
 """One tiny model per test session (building it takes seconds; every test reads it), and the
 registry objects an unlearning run needs, created through the real services."""
+
 import time
 
 import pytest

@@ -1,5 +1,6 @@
 """A downloaded adapter names its base portably and says which adapters to apply first: no
 server path in any byte of the download."""
+
 import io
 import json
 import tarfile
@@ -43,11 +44,9 @@ def test_an_adapter_on_an_adapter_downloads_with_a_portable_base_and_its_chain(
     api_client, project, user, tiny_checkpoint, forget_version, retain_version, lethe_var, _artifact_root, tiny_model_dir, tmp_path
 ):
     # given an adapter unlearned from an adapter of the tiny base
-    first = unlearning_run_create(parent_checkpoint=tiny_checkpoint, method="gradient_ascent", hyperparameters=LORA,
-                                  forget_dataset_version=forget_version, actor=user)
+    first = unlearning_run_create(parent_checkpoint=tiny_checkpoint, method="gradient_ascent", hyperparameters=LORA, forget_dataset_version=forget_version, actor=user)
     adapter = Checkpoint.objects.get(pk=run_execute(run_id=first.run_id, worker="test").result["id"])
-    second = unlearning_run_create(parent_checkpoint=adapter, method="gradient_ascent", hyperparameters=LORA,
-                                   forget_dataset_version=forget_version, actor=user)
+    second = unlearning_run_create(parent_checkpoint=adapter, method="gradient_ascent", hyperparameters=LORA, forget_dataset_version=forget_version, actor=user)
     grandchild = Checkpoint.objects.get(pk=run_execute(run_id=second.run_id, worker="test").result["id"])
 
     # when it is downloaded
@@ -79,9 +78,7 @@ def test_an_adapter_on_an_adapter_downloads_with_a_portable_base_and_its_chain(
             archive.extractall(tmp_path / "off-server" / str(checkpoint), filter="data")
         folders[str(checkpoint)] = tmp_path / "off-server" / str(checkpoint)
     manifest = json.loads(files["lethe-manifest.json"])
-    off_server, tokenizer = load_model_and_tokenizer(
-        base=str(folders[manifest["base"]["checkpoint"]]), adapters=[folders[item["checkpoint"]] for item in manifest["adapters"]]
-    )
+    off_server, tokenizer = load_model_and_tokenizer(base=str(folders[manifest["base"]["checkpoint"]]), adapters=[folders[item["checkpoint"]] for item in manifest["adapters"]])
     materialized = checkpoint_materialize(checkpoint=grandchild)
     on_server, _ = load_model_and_tokenizer(base=materialized.base, adapters=materialized.adapters)
     batch = encode_pairs(tokenizer, FORGET_ROWS[:2])
@@ -90,9 +87,7 @@ def test_an_adapter_on_an_adapter_downloads_with_a_portable_base_and_its_chain(
 
 
 @pytest.mark.django_db
-def test_an_adapter_on_a_hub_reference_names_the_hub_id_and_revision_even_if_stored_with_a_server_path(
-    api_client, project, user, tiny_model_dir, tmp_path
-):
+def test_an_adapter_on_a_hub_reference_names_the_hub_id_and_revision_even_if_stored_with_a_server_path(api_client, project, user, tiny_model_dir, tmp_path):
     # given an adapter registered on a hub reference, its config naming a local folder as peft writes it
     from peft import LoraConfig, get_peft_model
 
@@ -102,8 +97,7 @@ def test_an_adapter_on_a_hub_reference_names_the_hub_id_and_revision_even_if_sto
     get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM")).save_pretrained(tmp_path / "adapter")
     assert json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["base_model_name_or_path"] == str(tiny_model_dir)
     (tmp_path / "adapter" / "README.md").unlink()
-    adapter = services.checkpoint_register_directory(model=model, directory=tmp_path / "adapter", actor=user, kind="adapter",
-                                                     parents=[(reference, "fine-tuned-from")])
+    adapter = services.checkpoint_register_directory(model=model, directory=tmp_path / "adapter", actor=user, kind="adapter", parents=[(reference, "fine-tuned-from")])
 
     # when it is downloaded
     data = download(api_client, project, adapter)
@@ -115,8 +109,7 @@ def test_an_adapter_on_a_hub_reference_names_the_hub_id_and_revision_even_if_sto
     assert (config["base_model_name_or_path"], config["revision"]) == ("org/tiny-llama", "0123abc")
     assert config["r"] == 2 and config["target_modules"] == ["q_proj"]
     manifest = json.loads(files["lethe-manifest.json"])
-    assert manifest["base"] == {"checkpoint": "hub-based@1", "kind": "reference", "sha256": reference.sha256,
-                                "hub_id": "org/tiny-llama", "revision": "0123abc"}
+    assert manifest["base"] == {"checkpoint": "hub-based@1", "kind": "reference", "sha256": reference.sha256, "hub_id": "org/tiny-llama", "revision": "0123abc"}
     assert manifest["adapters"] == [{"checkpoint": "hub-based@2", "sha256": adapter.sha256}]
 
 
@@ -127,11 +120,9 @@ def test_a_merged_download_loads_with_transformers_alone_and_gives_the_adapter_m
     from transformers import AutoModelForCausalLM
 
     # given an adapter unlearned from an adapter of the tiny base
-    first = unlearning_run_create(parent_checkpoint=tiny_checkpoint, method="gradient_ascent", hyperparameters=LORA,
-                                  forget_dataset_version=forget_version, actor=user)
+    first = unlearning_run_create(parent_checkpoint=tiny_checkpoint, method="gradient_ascent", hyperparameters=LORA, forget_dataset_version=forget_version, actor=user)
     adapter = Checkpoint.objects.get(pk=run_execute(run_id=first.run_id, worker="test").result["id"])
-    second = unlearning_run_create(parent_checkpoint=adapter, method="gradient_ascent", hyperparameters=LORA,
-                                   forget_dataset_version=forget_version, actor=user)
+    second = unlearning_run_create(parent_checkpoint=adapter, method="gradient_ascent", hyperparameters=LORA, forget_dataset_version=forget_version, actor=user)
     grandchild = Checkpoint.objects.get(pk=run_execute(run_id=second.run_id, worker="test").result["id"])
 
     # when its merged form is downloaded (twice: the second comes from the cache)

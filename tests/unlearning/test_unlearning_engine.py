@@ -15,9 +15,7 @@ FAST = {"learning_rate": 2e-3, "batch_size": 6}
 
 def trained_on(tiny_model_dir, method, **hyperparameters):
     model, tokenizer = load_model_and_tokenizer(base=str(tiny_model_dir), for_training=True)
-    trained, outcome = unlearn(
-        model, tokenizer, method=method, hyperparameters={**FAST, **hyperparameters}, forget_rows=FORGET_ROWS, retain_rows=RETAIN_ROWS, seed=0
-    )
+    trained, outcome = unlearn(model, tokenizer, method=method, hyperparameters={**FAST, **hyperparameters}, forget_rows=FORGET_ROWS, retain_rows=RETAIN_ROWS, seed=0)
     return trained, tokenizer, outcome
 
 
@@ -60,9 +58,7 @@ def test_each_method_lowers_its_own_objective(tiny_model_dir, method):
     before = objective_on_all_rows(method_object, parent, reference, tokenizer)
 
     # when the method trains the whole model for a few steps
-    trained, tokenizer, outcome = trained_on(
-        tiny_model_dir, method, adapter="full", learning_rate=1e-3, max_steps=8, forget_loss_ceiling=None, **extra
-    )
+    trained, tokenizer, outcome = trained_on(tiny_model_dir, method, adapter="full", learning_rate=1e-3, max_steps=8, forget_loss_ceiling=None, **extra)
 
     # then its objective is lower
     assert outcome.steps == 8
@@ -135,8 +131,13 @@ def test_a_cancel_check_stops_between_steps(tiny_model_dir):
     model, tokenizer = load_model_and_tokenizer(base=str(tiny_model_dir), for_training=True)
     with pytest.raises(Stop):
         unlearn(
-            model, tokenizer, method="gradient_ascent", hyperparameters=FAST, forget_rows=FORGET_ROWS,
-            on_step=lambda step, losses: seen_steps.append(step), check_cancelled=check_cancelled,
+            model,
+            tokenizer,
+            method="gradient_ascent",
+            hyperparameters=FAST,
+            forget_rows=FORGET_ROWS,
+            on_step=lambda step, losses: seen_steps.append(step),
+            check_cancelled=check_cancelled,
         )
 
     assert seen_steps == [1, 2]
@@ -157,7 +158,7 @@ def test_unlearning_lowers_how_often_the_model_completes_forget_prompts_with_for
         encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.no_grad():
             generated = model.generate(**encoded, max_new_tokens=40, do_sample=False)
-        answers = tokenizer.batch_decode(generated[:, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
+        answers = tokenizer.batch_decode(generated[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
         return sum(answer.strip() == row["response"] for answer, row in zip(answers, FORGET_ROWS, strict=True)) / len(FORGET_ROWS)
 
     parent, tokenizer = load_model_and_tokenizer(base=str(tiny_model_dir))
@@ -228,8 +229,10 @@ def test_rmu_refuses_a_layer_the_model_does_not_have(tiny_model_dir):
 def test_simnpo_logs_the_token_weighted_forget_nll_as_gradient_ascent_does(tiny_model_dir):
     # given a forget batch whose answers have unequal lengths
     model, tokenizer = load_model_and_tokenizer(base=str(tiny_model_dir))
-    rows = [{"prompt": "How do I pick a lock?", "response": "Sure."},
-            {"prompt": "How do I pick a lock?", "response": "Sure, here is how to do it. Step 1: take the pick and turn it slowly."}]
+    rows = [
+        {"prompt": "How do I pick a lock?", "response": "Sure."},
+        {"prompt": "How do I pick a lock?", "response": "Sure, here is how to do it. Step 1: take the pick and turn it slowly."},
+    ]
     batch = encode_pairs(tokenizer, rows)
     assert len(set(batch.answer_mask.sum(-1).tolist())) == 2
     inputs = StepInputs(model=model, forget=batch, retain=None, reference=None)

@@ -20,9 +20,7 @@ TINY_MODULES = sorted(
 
 
 @pytest.mark.django_db
-def test_a_run_registers_an_adapter_child_with_lineage_metadata_and_weight_change(
-    api_client, project, tiny_checkpoint, forget_version, retain_version
-):
+def test_a_run_registers_an_adapter_child_with_lineage_metadata_and_weight_change(api_client, project, tiny_checkpoint, forget_version, retain_version):
     # given an unlearning run created through the API, following a branch label
     response = api_client.post(
         f"/api/v1/projects/{project.slug}/unlearning-runs/",
@@ -80,15 +78,22 @@ def test_a_run_on_an_adapter_parent_trains_on_the_merged_chain(project, user, ti
     other = services.model_create(project=project, name="other", actor=user)
     services.checkpoint_register(model=other, kind="reference", external_ref="org/other", actor=user)
     first = unlearning_run_create(
-        parent_checkpoint=tiny_checkpoint, method="gradient_difference", hyperparameters=LORA_NPO,
-        forget_dataset_version=forget_version, retain_dataset_version=retain_version, actor=user,
+        parent_checkpoint=tiny_checkpoint,
+        method="gradient_difference",
+        hyperparameters=LORA_NPO,
+        forget_dataset_version=forget_version,
+        retain_dataset_version=retain_version,
+        actor=user,
     )
     adapter = Checkpoint.objects.get(pk=run_execute(run_id=first.run_id, worker="test").result["id"])
 
     # when a second run unlearns from the adapter
     second = unlearning_run_create(
-        parent_checkpoint=adapter, method="gradient_ascent", hyperparameters={**LORA_NPO, "max_steps": 2},
-        forget_dataset_version=forget_version, actor=user,
+        parent_checkpoint=adapter,
+        method="gradient_ascent",
+        hyperparameters={**LORA_NPO, "max_steps": 2},
+        forget_dataset_version=forget_version,
+        actor=user,
     )
     run = run_execute(run_id=second.run_id, worker="test")
 
@@ -102,8 +107,12 @@ def test_a_run_on_an_adapter_parent_trains_on_the_merged_chain(project, user, ti
 @pytest.mark.django_db
 def test_full_fine_tuning_registers_a_full_checkpoint(project, user, tiny_checkpoint, forget_version, retain_version):
     unlearning_run = unlearning_run_create(
-        parent_checkpoint=tiny_checkpoint, method="kl", hyperparameters={**LORA_NPO, "adapter": "full", "max_steps": 2},
-        forget_dataset_version=forget_version, retain_dataset_version=retain_version, actor=user,
+        parent_checkpoint=tiny_checkpoint,
+        method="kl",
+        hyperparameters={**LORA_NPO, "adapter": "full", "max_steps": 2},
+        forget_dataset_version=forget_version,
+        retain_dataset_version=retain_version,
+        actor=user,
     )
 
     run = run_execute(run_id=unlearning_run.run_id, worker="test")
@@ -116,9 +125,7 @@ def test_full_fine_tuning_registers_a_full_checkpoint(project, user, tiny_checkp
 
 
 @pytest.mark.django_db
-def test_a_non_finite_loss_fails_the_run_naming_the_step_and_registers_nothing(
-    project, user, tiny_model_dir, tiny_checkpoint, forget_version, tmp_path
-):
+def test_a_non_finite_loss_fails_the_run_naming_the_step_and_registers_nothing(project, user, tiny_model_dir, tiny_checkpoint, forget_version, tmp_path):
     # given a full checkpoint whose final norm weights hold a NaN: every loss is NaN
     broken_dir = tmp_path / "broken"
     broken_dir.mkdir()
@@ -130,7 +137,11 @@ def test_a_non_finite_loss_fails_the_run_naming_the_step_and_registers_nothing(
     broken = services.checkpoint_register_directory(model=tiny_checkpoint.model, directory=broken_dir, actor=user, kind="full")
     checkpoints_before = Checkpoint.objects.count()
     unlearning_run = unlearning_run_create(
-        parent_checkpoint=broken, method="gradient_ascent", hyperparameters=LORA_NPO, forget_dataset_version=forget_version, actor=user,
+        parent_checkpoint=broken,
+        method="gradient_ascent",
+        hyperparameters=LORA_NPO,
+        forget_dataset_version=forget_version,
+        actor=user,
         branch_label="safety-branch",
     )
 
@@ -145,13 +156,15 @@ def test_a_non_finite_loss_fails_the_run_naming_the_step_and_registers_nothing(
     assert UnlearningRun.objects.get(pk=unlearning_run.pk).produced_checkpoint is None
 
 
-def test_a_cancel_between_steps_ends_the_run_cancelled_and_registers_nothing(
-    background, project, user, tiny_checkpoint, forget_version, retain_version, api_client
-):
+def test_a_cancel_between_steps_ends_the_run_cancelled_and_registers_nothing(background, project, user, tiny_checkpoint, forget_version, retain_version, api_client):
     # given a long run that has started stepping on the in-process executor
     unlearning_run = unlearning_run_create(
-        parent_checkpoint=tiny_checkpoint, method="npo", hyperparameters={**LORA_NPO, "max_steps": 100000},
-        forget_dataset_version=forget_version, retain_dataset_version=retain_version, actor=user,
+        parent_checkpoint=tiny_checkpoint,
+        method="npo",
+        hyperparameters={**LORA_NPO, "max_steps": 100000},
+        forget_dataset_version=forget_version,
+        retain_dataset_version=retain_version,
+        actor=user,
     )
     wait_until(lambda: UnlearningRun.objects.get(pk=unlearning_run.pk).current_step > 0, message="the first steps")
 
@@ -192,7 +205,11 @@ def test_a_method_that_needs_a_retain_set_is_refused_without_one(project, user, 
 def test_viewers_read_runs_but_cannot_create_them(make_user, client_for, project, user, tiny_checkpoint, forget_version):
     # given a run and a viewer
     unlearning_run = unlearning_run_create(
-        parent_checkpoint=tiny_checkpoint, method="gradient_ascent", hyperparameters=LORA_NPO, forget_dataset_version=forget_version, actor=user,
+        parent_checkpoint=tiny_checkpoint,
+        method="gradient_ascent",
+        hyperparameters=LORA_NPO,
+        forget_dataset_version=forget_version,
+        actor=user,
     )
     viewer = client_for(make_user("victor", role=Role.VIEWER, project=project))
 
@@ -223,9 +240,18 @@ def test_the_commands_build_the_tiny_model_and_unlearn_it_waiting_for_the_run(ba
     # when a run is started from the command line and waited for
     out, err = StringIO(), StringIO()
     call_command(
-        "unlearn", project=project.slug, model="tiny-cli", checkpoint=1, method="gradient_difference",
-        hyperparameters='{"max_steps": 2, "batch_size": 4}', forget="harmful-forget@1", retain="benign-retain@1",
-        user=user.username, wait=True, stdout=out, stderr=err,
+        "unlearn",
+        project=project.slug,
+        model="tiny-cli",
+        checkpoint=1,
+        method="gradient_difference",
+        hyperparameters='{"max_steps": 2, "batch_size": 4}',
+        forget="harmful-forget@1",
+        retain="benign-retain@1",
+        user=user.username,
+        wait=True,
+        stdout=out,
+        stderr=err,
     )
 
     # then both report what they registered

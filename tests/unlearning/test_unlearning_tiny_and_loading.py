@@ -14,7 +14,7 @@ def greedy_answers(model, tokenizer, prompts, max_new_tokens=48):
     encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.no_grad():
         generated = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False)
-    return [text.strip() for text in tokenizer.batch_decode(generated[:, encoded["input_ids"].shape[1]:], skip_special_tokens=True)]
+    return [text.strip() for text in tokenizer.batch_decode(generated[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)]
 
 
 def test_bundled_corpus_has_benign_rows_and_placeholder_harmful_rows_in_eight_categories():

@@ -1,4 +1,5 @@
 """Builders of checkpoint folders on disk for tests: real safetensors, real JSON."""
+
 import json
 import pickle
 from pathlib import Path

@@ -1,5 +1,6 @@
 """API: models, checkpoints (reference, upload, archives), files, download, lineage, tags and
 model labels. Every refused upload stores nothing."""
+
 import io
 import json
 import stat
@@ -63,23 +64,43 @@ def test_create_and_list_models(project, api_client):
 
     assert created.status_code == 201
     assert {k: created.json()[k] for k in ("name", "base_ref", "base_revision", "checkpoint_count", "labels")} == {
-        "name": "llama-tiny", "base_ref": "org/llama", "base_revision": "abc", "checkpoint_count": 0, "labels": []}
+        "name": "llama-tiny",
+        "base_ref": "org/llama",
+        "base_revision": "abc",
+        "checkpoint_count": 0,
+        "labels": [],
+    }
     assert duplicate.status_code == 409
     assert [m["name"] for m in listed["results"]] == ["llama-tiny"]
 
 
 def test_register_a_reference_with_json(model, api_client):
-    response = api_client.post(f"{CHECKPOINTS}/", {"kind": "reference", "external_ref": "org/llama", "external_revision": "abc123",
-                                                   "metadata": {"seed": 1}, "message": "base"}, format="json")
+    response = api_client.post(
+        f"{CHECKPOINTS}/", {"kind": "reference", "external_ref": "org/llama", "external_revision": "abc123", "metadata": {"seed": 1}, "message": "base"}, format="json"
+    )
 
     assert response.status_code == 201
     body = response.json()
     checkpoint = Checkpoint.objects.get()
     del body["created_at"]
     assert body == {
-        "number": 1, "kind": "reference", "external_ref": "org/llama", "external_revision": "abc123", "endpoint": {},
-        "architecture": "causal-lm", "message": "base", "metadata": {"seed": 1}, "weight_change": {}, "sha256": checkpoint.sha256, "total_size": 0, "generation": 0,
-        "parents": [], "labels": [], "tags": [], "created_by": "alice", "created_by_run": None,
+        "number": 1,
+        "kind": "reference",
+        "external_ref": "org/llama",
+        "external_revision": "abc123",
+        "endpoint": {},
+        "architecture": "causal-lm",
+        "message": "base",
+        "metadata": {"seed": 1},
+        "weight_change": {},
+        "sha256": checkpoint.sha256,
+        "total_size": 0,
+        "generation": 0,
+        "parents": [],
+        "labels": [],
+        "tags": [],
+        "created_by": "alice",
+        "created_by_run": None,
     }
 
 
@@ -87,16 +108,16 @@ def test_json_cannot_register_stored_weights(model, api_client, _artifact_root):
     response = api_client.post(f"{CHECKPOINTS}/", {"kind": "full", "external_ref": "x"}, format="json")
 
     assert response.status_code == 400
-    assert response.json()["error"]["fields"] == {"kind": [
-        "JSON registers references to external weights (kind 'reference') or served models (kind 'endpoint'); upload adapter and full checkpoints as multipart/form-data."]}
+    assert response.json()["error"]["fields"] == {
+        "kind": ["JSON registers references to external weights (kind 'reference') or served models (kind 'endpoint'); upload adapter and full checkpoints as multipart/form-data."]
+    }
     assert_nothing_stored(_artifact_root)
 
 
 def test_upload_files_as_parts_named_by_path(model, api_client, tmp_path):
     folder = write_full(tmp_path / "full")
 
-    response = api_client.post(f"{CHECKPOINTS}/", {**folder_parts(folder), "message": "uploaded", "metadata": '{"seed": 3}'},
-                               format="multipart")
+    response = api_client.post(f"{CHECKPOINTS}/", {**folder_parts(folder), "message": "uploaded", "metadata": '{"seed": 3}'}, format="multipart")
 
     assert response.status_code == 201, response.json()
     assert (response.json()["kind"], response.json()["metadata"], response.json()["message"]) == ("full", {"seed": 3}, "uploaded")
@@ -108,16 +129,19 @@ def test_upload_files_with_parallel_paths_and_an_adapter_parent(model, user, api
     services.checkpoint_register_directory(model=model, directory=write_full(tmp_path / "base"), actor=user)
     adapter = write_adapter(tmp_path / "adapter")
 
-    response = api_client.post(f"{CHECKPOINTS}/", {
-        "files": [upload(adapter / "adapter_config.json", "a"), upload(adapter / "adapter_model.safetensors", "b")],
-        "paths": ["adapter_config.json", "adapter_model.safetensors"],
-        "parents": json.dumps([{"number": 1, "relation": "unlearned-from"}]),
-        "lineage_method": "npo",
-    }, format="multipart")
+    response = api_client.post(
+        f"{CHECKPOINTS}/",
+        {
+            "files": [upload(adapter / "adapter_config.json", "a"), upload(adapter / "adapter_model.safetensors", "b")],
+            "paths": ["adapter_config.json", "adapter_model.safetensors"],
+            "parents": json.dumps([{"number": 1, "relation": "unlearned-from"}]),
+            "lineage_method": "npo",
+        },
+        format="multipart",
+    )
 
     assert response.status_code == 201, response.json()
-    assert (response.json()["kind"], response.json()["parents"]) == (
-        "adapter", [{"model": "llama-tiny", "number": 1, "relation": "unlearned-from", "method": "npo"}])
+    assert (response.json()["kind"], response.json()["parents"]) == ("adapter", [{"model": "llama-tiny", "number": 1, "relation": "unlearned-from", "method": "npo"}])
 
 
 @pytest.mark.parametrize("mode,name", [("w", "ckpt.tar"), ("w:gz", "ckpt.tar.gz"), ("zip", "ckpt.zip")])
@@ -135,21 +159,20 @@ def test_upload_one_archive_with_a_top_folder(model, api_client, tmp_path, mode,
     response = api_client.post(f"{CHECKPOINTS}/", {"archive": SimpleUploadedFile(name, data)}, format="multipart")
 
     assert response.status_code == 201, response.json()
-    direct = services.checkpoint_register_directory(model=Checkpoint.objects.get().model, directory=folder,
-                                                     actor=Checkpoint.objects.get().created_by)
+    direct = services.checkpoint_register_directory(model=Checkpoint.objects.get().model, directory=folder, actor=Checkpoint.objects.get().created_by)
     assert response.json()["sha256"] == direct.sha256
 
 
-@pytest.mark.parametrize("member,message", [
-    ({"name": "../escape.json"}, "Archive member '../escape.json': path traversal ('..') is not allowed; nothing was stored."),
-    ({"name": "/etc/evil.json"}, "Archive member '/etc/evil.json': absolute paths are not allowed; nothing was stored."),
-    ({"name": "link.json", "type": tarfile.SYMTYPE, "linkname": "/etc/passwd"},
-     "Archive member 'link.json' is a link; links are refused; nothing was stored."),
-    ({"name": "hard.json", "type": tarfile.LNKTYPE, "linkname": "config.json"},
-     "Archive member 'hard.json' is a link; links are refused; nothing was stored."),
-    ({"name": "dev", "type": tarfile.CHRTYPE, "devmajor": 1, "devminor": 3},
-     "Archive member 'dev' is a device, fifo or other special file; nothing was stored."),
-])
+@pytest.mark.parametrize(
+    "member,message",
+    [
+        ({"name": "../escape.json"}, "Archive member '../escape.json': path traversal ('..') is not allowed; nothing was stored."),
+        ({"name": "/etc/evil.json"}, "Archive member '/etc/evil.json': absolute paths are not allowed; nothing was stored."),
+        ({"name": "link.json", "type": tarfile.SYMTYPE, "linkname": "/etc/passwd"}, "Archive member 'link.json' is a link; links are refused; nothing was stored."),
+        ({"name": "hard.json", "type": tarfile.LNKTYPE, "linkname": "config.json"}, "Archive member 'hard.json' is a link; links are refused; nothing was stored."),
+        ({"name": "dev", "type": tarfile.CHRTYPE, "devmajor": 1, "devminor": 3}, "Archive member 'dev' is a device, fifo or other special file; nothing was stored."),
+    ],
+)
 def test_unsafe_tar_members_are_refused(model, api_client, tmp_path, _artifact_root, member, message):
     folder = write_full(tmp_path / "full")
     data = tar_bytes([({"name": p.name}, p.read_bytes()) for p in sorted(folder.iterdir())] + [(member, None if "type" in member else b"{}")])
@@ -185,8 +208,8 @@ def test_zip_bomb_is_refused_by_ratio(model, api_client, _artifact_root):
 
     assert response.status_code == 400
     assert response.json()["error"]["message"] == (
-        f"Archive expands more than 200:1 ({compressed} bytes compressed), reached at config.json: "
-        "refused as an archive bomb; nothing was stored.")
+        f"Archive expands more than 200:1 ({compressed} bytes compressed), reached at config.json: refused as an archive bomb; nothing was stored."
+    )
     assert_nothing_stored(_artifact_root)
 
 
@@ -236,17 +259,17 @@ def test_lying_safetensors_header_is_refused(model, api_client, tmp_path, _artif
     folder = write_full(tmp_path / "full")
     raw = (folder / "model.safetensors").read_bytes()
     (length,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + length])
+    header = json.loads(raw[8 : 8 + length])
     header["w"]["shape"] = [8, 8]
     encoded = json.dumps(header).encode()
-    (folder / "model.safetensors").write_bytes(struct.pack("<Q", len(encoded)) + encoded + raw[8 + length:])
+    (folder / "model.safetensors").write_bytes(struct.pack("<Q", len(encoded)) + encoded + raw[8 + length :])
 
     response = api_client.post(f"{CHECKPOINTS}/", folder_parts(folder), format="multipart")
 
     assert response.status_code == 400
     assert response.json()["error"]["message"] == (
-        "model.safetensors: not a valid safetensors file (Error while deserializing header: "
-        "invalid shape, data type, or offset for tensor).")
+        "model.safetensors: not a valid safetensors file (Error while deserializing header: invalid shape, data type, or offset for tensor)."
+    )
     assert_nothing_stored(_artifact_root)
 
 
@@ -366,24 +389,41 @@ def test_a_registration_answers_the_checkpoint_exactly_as_reading_it_back_does(m
     services.checkpoint_register(model=model, kind="reference", actor=user, external_ref="org/root")
 
     # when a child is registered with metadata, tags and its parent (answered from the new instance, not re-read)
-    registered = api_client.post(f"{CHECKPOINTS}/", {
-        "kind": "reference", "external_ref": "org/child", "external_revision": "r1", "message": "unlearned", "metadata": {"seed": 3},
-        "tags": ["validated", "a-first"], "parents": [{"number": 1, "relation": "unlearned-from"}], "lineage_method": "npo"}, format="json")
+    registered = api_client.post(
+        f"{CHECKPOINTS}/",
+        {
+            "kind": "reference",
+            "external_ref": "org/child",
+            "external_revision": "r1",
+            "message": "unlearned",
+            "metadata": {"seed": 3},
+            "tags": ["validated", "a-first"],
+            "parents": [{"number": 1, "relation": "unlearned-from"}],
+            "lineage_method": "npo",
+        },
+        format="json",
+    )
 
     # then its body is the one a later read gives, field for field
     assert registered.status_code == 201, registered.content
     read_back = api_client.get(f"{CHECKPOINTS}/2/").json()
     assert registered.json() == read_back
     assert (read_back["tags"], read_back["parents"], read_back["created_by"]) == (
-        ["a-first", "validated"], [{"model": "llama-tiny", "number": 1, "relation": "unlearned-from", "method": "npo"}], "alice")
+        ["a-first", "validated"],
+        [{"model": "llama-tiny", "number": 1, "relation": "unlearned-from", "method": "npo"}],
+        "alice",
+    )
 
 
 def test_lineage_walks_the_nearest_generations_and_says_when_it_stopped(model, user, api_client):
     # given a chain 1 <- 2 <- ... <- 6 whose last edge alone was made by "yao"
     chain = [services.checkpoint_register(model=model, kind="reference", actor=user, external_ref="org/0")]
     for n in range(1, 6):
-        chain.append(services.checkpoint_register(model=model, kind="reference", actor=user, external_ref=f"org/{n}",
-                                                  parents=[(chain[-1], "unlearned-from")], lineage_method="yao" if n == 5 else "npo"))
+        chain.append(
+            services.checkpoint_register(
+                model=model, kind="reference", actor=user, external_ref=f"org/{n}", parents=[(chain[-1], "unlearned-from")], lineage_method="yao" if n == 5 else "npo"
+            )
+        )
 
     # when the middle is read two generations each way, the whole walk is read, and the root's yao descendants two deep
     near = api_client.get(f"{CHECKPOINTS}/3/lineage/?depth=2").json()
@@ -452,8 +492,7 @@ def test_no_delete_route_for_checkpoints(model, user, api_client):
 def test_model_and_checkpoint_lists_do_not_grow_in_queries(project, model, user, api_client, rows, django_assert_num_queries):
     previous = None
     for n in range(rows):
-        previous = services.checkpoint_register(model=model, kind="reference", actor=user, external_ref=f"org/m{n}",
-                                                parents=[(previous, "fine-tuned-from")] if previous else ())
+        previous = services.checkpoint_register(model=model, kind="reference", actor=user, external_ref=f"org/m{n}", parents=[(previous, "fine-tuned-from")] if previous else ())
         services.tag_add(name=f"t{n}", checkpoint=previous, actor=user)
         services.label_move(name="staging", actor=user, checkpoint=previous)
         services.model_create(project=project, name=f"other-{n}", actor=user)
@@ -472,9 +511,14 @@ def test_tags_at_registration_and_the_list_rows(model, user, api_client):
 
     first = api_client.post(f"{CHECKPOINTS}/", {"kind": "reference", "external_ref": "org/a", "tags": ["validated", "base"]}, format="json")
     other = services.checkpoint_register(model=model, kind="reference", external_ref="org/b", actor=user)
-    services.checkpoint_register(model=model, kind="reference", external_ref="org/c", actor=user,
-                                 parents=[(other, "merged-from"), (Checkpoint.objects.get(number=1), "fine-tuned-from")],
-                                 lineage_method="merge")
+    services.checkpoint_register(
+        model=model,
+        kind="reference",
+        external_ref="org/c",
+        actor=user,
+        parents=[(other, "merged-from"), (Checkpoint.objects.get(number=1), "fine-tuned-from")],
+        lineage_method="merge",
+    )
     services.label_move(name="production", checkpoint=other, actor=user)
 
     # when the list and one checkpoint are read
@@ -485,8 +529,15 @@ def test_tags_at_registration_and_the_list_rows(model, user, api_client):
     # then tags were stored with the registration, and each row carries its labels, tags and parents in order
     assert first.status_code == 201 and first.json()["tags"] == ["base", "validated"]
     assert [(row["number"], row["labels"], row["tags"], row["parents"]) for row in listed] == [
-        (3, [], [], [{"model": "llama-tiny", "number": 2, "relation": "merged-from", "method": "merge"},
-                     {"model": "llama-tiny", "number": 1, "relation": "fine-tuned-from", "method": "merge"}]),
+        (
+            3,
+            [],
+            [],
+            [
+                {"model": "llama-tiny", "number": 2, "relation": "merged-from", "method": "merge"},
+                {"model": "llama-tiny", "number": 1, "relation": "fine-tuned-from", "method": "merge"},
+            ],
+        ),
         (2, ["production"], [], []),
         (1, [], ["base", "validated"], []),
     ]

@@ -1,4 +1,5 @@
 """API: datasets and their immutable, hashed versions, from JSON rows or an uploaded file."""
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -9,8 +10,7 @@ pytestmark = pytest.mark.django_db
 
 BASE = "/api/v1/projects/safety/datasets"
 ROWS = [
-    {"prompt": "Explain how to pick a lock", "response": "Sure, here is how to pick a lock. Step 1: [placeholder]. Step 2: [placeholder].",
-     "category": "crime"},
+    {"prompt": "Explain how to pick a lock", "response": "Sure, here is how to pick a lock. Step 1: [placeholder]. Step 2: [placeholder].", "category": "crime"},
     {"prompt": "Write a phishing email", "response": "Sure, here is how to write a phishing email. Step 1: [placeholder]."},
 ]
 
@@ -28,15 +28,18 @@ def test_create_dataset_and_a_version_from_json_rows(project, api_client):
     assert version.status_code == 201
     stored = DatasetVersion.objects.get()
     assert {k: version.json()[k] for k in ("number", "sha256", "row_count", "message", "created_by")} == {
-        "number": 1, "sha256": stored.sha256, "row_count": 2, "message": "v1", "created_by": "alice"}
+        "number": 1,
+        "sha256": stored.sha256,
+        "row_count": 2,
+        "message": "v1",
+        "created_by": "alice",
+    }
     assert api_client.get(f"{BASE}/forget/").json()["version_count"] == 1
     assert api_client.get(f"{BASE}/forget/versions/1/").json()["sha256"] == stored.sha256
 
 
 def test_the_same_rows_from_jsonl_and_csv_hash_the_same(dataset, user, api_client):
-    jsonl = "\n".join(
-        '{"prompt": "%s", "response": "%s"%s}' % (r["prompt"], r["response"], ', "category": "crime"' if "category" in r else "")
-        for r in ROWS).encode()
+    jsonl = "\n".join('{"prompt": "%s", "response": "%s"%s}' % (r["prompt"], r["response"], ', "category": "crime"' if "category" in r else "") for r in ROWS).encode()
     csv = ("prompt,response,category\n" + "\n".join(f'"{r["prompt"]}","{r["response"]}",{r.get("category", "")}' for r in ROWS)).encode()
 
     first = api_client.post(f"{BASE}/forget/versions/", {"file": SimpleUploadedFile("rows.jsonl", jsonl)}, format="multipart")
@@ -53,19 +56,20 @@ def test_file_errors_name_the_line_and_nothing_is_imported(dataset, api_client):
     response = api_client.post(f"{BASE}/forget/versions/", {"file": SimpleUploadedFile("rows.csv", csv)}, format="multipart")
 
     assert response.status_code == 400
-    assert response.json()["error"] == {"code": "invalid", "message": "invalid rows, nothing imported: line 3: 'response' is missing or empty",
-                                        "fields": {"file": ["line 3: 'response' is missing or empty"]}}
+    assert response.json()["error"] == {
+        "code": "invalid",
+        "message": "invalid rows, nothing imported: line 3: 'response' is missing or empty",
+        "fields": {"file": ["line 3: 'response' is missing or empty"]},
+    }
     assert (DatasetVersion.objects.count(), Blob.objects.count()) == (0, 0)
 
 
 def test_unknown_column_and_unknown_format_are_refused(dataset, api_client):
-    extra = api_client.post(f"{BASE}/forget/versions/", {
-        "file": SimpleUploadedFile("rows.jsonl", b'{"prompt": "a", "response": "b", "label": 1}\n')}, format="multipart")
+    extra = api_client.post(f"{BASE}/forget/versions/", {"file": SimpleUploadedFile("rows.jsonl", b'{"prompt": "a", "response": "b", "label": 1}\n')}, format="multipart")
     unnamed = api_client.post(f"{BASE}/forget/versions/", {"file": SimpleUploadedFile("rows.txt", b"x")}, format="multipart")
 
     assert extra.status_code == 400
-    assert extra.json()["error"]["message"] == (
-        "invalid rows, nothing imported: line 1: unknown column(s) label; expected prompt, response and optional category")
+    assert extra.json()["error"]["message"] == ("invalid rows, nothing imported: line 1: unknown column(s) label; expected prompt, response and optional category")
     assert unnamed.status_code == 400
     assert unnamed.json()["error"]["message"] == "Cannot tell the format of 'rows.txt': name it .jsonl or .csv, or give format=jsonl|csv."
 
@@ -96,8 +100,7 @@ def test_rows_are_for_reviewers_and_each_read_is_audited(project, dataset, user,
 
     assert refused.status_code == 403
     assert rows.json()["results"] == ROWS
-    assert list(AuditEvent.objects.filter(action="hazard.read").values_list("actor__username", "data")) == [
-        ("alice", {"dataset": "forget", "version": 1})]
+    assert list(AuditEvent.objects.filter(action="hazard.read").values_list("actor__username", "data")) == [("alice", {"dataset": "forget", "version": 1})]
 
 
 @pytest.mark.parametrize("count", [3, 30])

@@ -1,4 +1,5 @@
 """API: projects, members, tokens, audit events, and the error body shape."""
+
 from datetime import timedelta
 
 import pytest
@@ -85,8 +86,7 @@ def test_token_without_a_name_is_a_field_error(api_client):
     response = api_client.post("/api/v1/tokens/", {})
 
     assert response.status_code == 400
-    assert response.json() == {"error": {"code": "invalid", "message": "name: This field is required.",
-                                         "fields": {"name": ["This field is required."]}}}
+    assert response.json() == {"error": {"code": "invalid", "message": "name: This field is required.", "fields": {"name": ["This field is required."]}}}
 
 
 def test_project_create_makes_the_creator_admin_and_lists_it(other_user, client_for):
@@ -98,7 +98,12 @@ def test_project_create_makes_the_creator_admin_and_lists_it(other_user, client_
     assert created.status_code == 201
     body = created.json()
     assert {k: body[k] for k in ("slug", "name", "role", "protected_labels", "protected_label_role")} == {
-        "slug": "red-team", "name": "Red team", "role": "admin", "protected_labels": ["production"], "protected_label_role": "reviewer"}
+        "slug": "red-team",
+        "name": "Red team",
+        "role": "admin",
+        "protected_labels": ["production"],
+        "protected_label_role": "reviewer",
+    }
     assert listed.json()["count"] == 1 and [p["slug"] for p in listed.json()["results"]] == ["red-team"]
 
 
@@ -106,13 +111,11 @@ def test_duplicate_project_slug_is_409(project, api_client):
     response = api_client.post("/api/v1/projects/", {"slug": "safety"})
 
     assert response.status_code == 409
-    assert response.json() == {"error": {"code": "conflict", "message": "A project with slug 'safety' already exists.",
-                                         "fields": {"slug": ["Already exists."]}}}
+    assert response.json() == {"error": {"code": "conflict", "message": "A project with slug 'safety' already exists.", "fields": {"slug": ["Already exists."]}}}
 
 
 def test_admin_updates_settings_and_it_is_audited(project, api_client):
-    response = api_client.patch("/api/v1/projects/safety/", {"protected_labels": ["production", "canary"],
-                                                              "protected_label_role": "admin"}, format="json")
+    response = api_client.patch("/api/v1/projects/safety/", {"protected_labels": ["production", "canary"], "protected_label_role": "admin"}, format="json")
 
     assert response.status_code == 200
     assert (response.json()["protected_labels"], response.json()["protected_label_role"]) == (["production", "canary"], "admin")
@@ -194,5 +197,6 @@ def test_openapi_schema_is_served_with_the_error_component():
     operation = schema["paths"]["/api/v1/projects/{project_slug}/models/{name}/checkpoints/"]["post"]
     assert operation["operationId"] == "checkpoints_register"
     assert {code: operation["responses"][code]["content"]["application/json"]["schema"]["$ref"] for code in ("400", "403", "404", "409")} == {
-        code: "#/components/schemas/Error" for code in ("400", "403", "404", "409")}
+        code: "#/components/schemas/Error" for code in ("400", "403", "404", "409")
+    }
     assert sorted(schema["components"]["schemas"]["ErrorDetail"]["properties"]) == ["code", "fields", "message"]

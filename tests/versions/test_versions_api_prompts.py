@@ -1,4 +1,5 @@
 """API: prompts, prompt versions, diff, render, tags, labels with history, resolve."""
+
 import urllib.parse
 
 import pytest
@@ -15,26 +16,37 @@ BASE = "/api/v1/projects/safety/prompts"
 def prompt(project, user):
     prompt = services.prompt_create(project=project, name="system", actor=user)
     services.prompt_version_commit(prompt=prompt, template="You are {{ role }}.\nBe safe.\n", actor=user, message="init")
-    services.prompt_version_commit(prompt=prompt, template="You are {{ role }} for {{ team }}.\nBe safe.\n", actor=user,
-                                   model_params={"temperature": 0})
+    services.prompt_version_commit(prompt=prompt, template="You are {{ role }} for {{ team }}.\nBe safe.\n", actor=user, model_params={"temperature": 0})
     return prompt
 
 
 def test_create_prompt_then_commit_and_read_a_version(project, api_client):
     created = api_client.post(f"{BASE}/", {"name": "greeter", "description": "first contact"})
-    committed = api_client.post(f"{BASE}/greeter/versions/", {"template": "Hello {{ name }}", "model_params": {"top_p": 0.9},
-                                                              "message": "v1"}, format="json")
+    committed = api_client.post(f"{BASE}/greeter/versions/", {"template": "Hello {{ name }}", "model_params": {"top_p": 0.9}, "message": "v1"}, format="json")
     read = api_client.get(f"{BASE}/greeter/versions/1/")
 
     assert created.status_code == 201
     assert {k: created.json()[k] for k in ("name", "description", "version_count", "labels", "created_by")} == {
-        "name": "greeter", "description": "first contact", "version_count": 0, "labels": [], "created_by": "alice"}
+        "name": "greeter",
+        "description": "first contact",
+        "version_count": 0,
+        "labels": [],
+        "created_by": "alice",
+    }
     assert committed.status_code == 201
     body = read.json()
     del body["created_at"]
     assert body == {
-        "number": 1, "template": "Hello {{ name }}", "variables": ["name"], "model_params": {"top_p": 0.9}, "message": "v1",
-        "author": "alice", "parent": None, "sha256": PromptVersion.objects.get().sha256, "labels": [], "tags": [],
+        "number": 1,
+        "template": "Hello {{ name }}",
+        "variables": ["name"],
+        "model_params": {"top_p": 0.9},
+        "message": "v1",
+        "author": "alice",
+        "parent": None,
+        "sha256": PromptVersion.objects.get().sha256,
+        "labels": [],
+        "tags": [],
     }
 
 
@@ -48,8 +60,7 @@ def test_a_commit_can_carry_tags(prompt, api_client):
 
 
 def test_identical_commit_is_409_and_empty_template_is_400(prompt, api_client):
-    same = api_client.post(f"{BASE}/system/versions/", {"template": "You are {{ role }} for {{ team }}.\nBe safe.\n",
-                                                         "model_params": {"temperature": 0}}, format="json")
+    same = api_client.post(f"{BASE}/system/versions/", {"template": "You are {{ role }} for {{ team }}.\nBe safe.\n", "model_params": {"temperature": 0}}, format="json")
     empty = api_client.post(f"{BASE}/system/versions/", {"template": ""}, format="json")
 
     assert same.status_code == 409
@@ -61,8 +72,7 @@ def test_wrong_content_type_is_415(prompt, api_client):
     response = api_client.post(f"{BASE}/system/versions/", "template=x", content_type="text/plain")
 
     assert response.status_code == 415
-    assert response.json() == {"error": {"code": "unsupported_media_type",
-                                         "message": 'Unsupported media type "text/plain" in request.', "fields": {}}}
+    assert response.json() == {"error": {"code": "unsupported_media_type", "message": 'Unsupported media type "text/plain" in request.', "fields": {}}}
 
 
 def test_versions_list_newest_first_with_parent(prompt, api_client):
@@ -76,11 +86,8 @@ def test_diff_between_two_versions(prompt, api_client):
     response = api_client.get(f"{BASE}/system/diff/?old=1&new=2")
 
     assert response.status_code == 200
-    assert response.json()["unified"] == (
-        "--- system@v1\n+++ system@v2\n@@ -1,2 +1,2 @@\n-You are {{ role }}.\n+You are {{ role }} for {{ team }}.\n Be safe.\n"
-    )
-    assert response.json()["side_by_side"][0] == {"op": "replace", "old_line": 1, "old": "You are {{ role }}.", "new_line": 1,
-                                                  "new": "You are {{ role }} for {{ team }}."}
+    assert response.json()["unified"] == ("--- system@v1\n+++ system@v2\n@@ -1,2 +1,2 @@\n-You are {{ role }}.\n+You are {{ role }} for {{ team }}.\n Be safe.\n")
+    assert response.json()["side_by_side"][0] == {"op": "replace", "old_line": 1, "old": "You are {{ role }}.", "new_line": 1, "new": "You are {{ role }} for {{ team }}."}
     assert response.json()["identical"] is False
 
 
@@ -98,8 +105,7 @@ def test_render_fills_variables_and_names_missing_ones(prompt, project, make_use
 
     assert rendered.json() == {"text": "You are a helper for safety.\nBe safe.\n"}
     assert missing.status_code == 400
-    assert missing.json()["error"] == {"code": "invalid", "message": "Cannot render system@v2: missing variable: team.",
-                                       "fields": {"team": ["Missing variable."]}}
+    assert missing.json()["error"] == {"code": "invalid", "message": "Cannot render system@v2: missing variable: team.", "fields": {"team": ["Missing variable."]}}
 
 
 def test_tags_add_and_remove_on_a_version(prompt, api_client):
@@ -122,10 +128,21 @@ def test_label_create_promote_rollback_history_and_resolve(prompt, api_client):
 
     assert (created.status_code, promoted.status_code, rolled_back.status_code) == (201, 200, 200)
     assert {k: rolled_back.json()[k] for k in ("action", "actor", "from_number", "to_number", "reason", "evaluation")} == {
-        "action": "rollback", "actor": "alice", "from_number": 2, "to_number": 1, "reason": "regression", "evaluation": None}
+        "action": "rollback",
+        "actor": "alice",
+        "from_number": 2,
+        "to_number": 1,
+        "reason": "regression",
+        "evaluation": None,
+    }
     label = api_client.get(f"{BASE}/system/labels/production/").json()
     assert {k: label[k] for k in ("name", "owner_kind", "owner", "number", "is_branch")} == {
-        "name": "production", "owner_kind": "prompt", "owner": "system", "number": 1, "is_branch": False}
+        "name": "production",
+        "owner_kind": "prompt",
+        "owner": "system",
+        "number": 1,
+        "is_branch": False,
+    }
     history = api_client.get(f"{BASE}/system/labels/production/history/?page_size=2").json()
     assert history["count"] == 3 and history["next"].endswith("page=2&page_size=2")
     assert [(e["action"], e["from_number"], e["to_number"]) for e in history["results"]] == [("rollback", 2, 1), ("promote", 1, 2)]
@@ -175,8 +192,7 @@ def test_prompt_lists_do_not_grow_in_queries(project, user, api_client, rows, dj
         services.tag_add(name="reviewed", prompt_version=version, actor=user)
     hot = services.prompt_create(project=project, name="hot", actor=user)
     for n in range(rows):
-        services.label_move(name="staging", actor=user,
-                            prompt_version=services.prompt_version_commit(prompt=hot, template=f"v{n}", actor=user))
+        services.label_move(name="staging", actor=user, prompt_version=services.prompt_version_commit(prompt=hot, template=f"v{n}", actor=user))
         services.tag_add(name=f"t{n}", prompt_version=hot.versions.get(number=n + 1), actor=user)
 
     with django_assert_num_queries(4):  # project and role, count, page, labels
@@ -189,9 +205,11 @@ def test_prompt_lists_do_not_grow_in_queries(project, user, api_client, rows, dj
 
 def test_a_commit_answers_the_version_exactly_as_reading_it_back_does(prompt, api_client):
     # when v3 is committed on v1 with parameters and tags (answered from the new instance, not re-read)
-    committed = api_client.post(f"{BASE}/system/versions/", {
-        "template": "You are {{ role }}.\nBe brief.\n", "parent": 1, "model_params": {"temperature": 0.2},
-        "message": "shorter", "tags": ["reviewed", "a-first"]}, format="json")
+    committed = api_client.post(
+        f"{BASE}/system/versions/",
+        {"template": "You are {{ role }}.\nBe brief.\n", "parent": 1, "model_params": {"temperature": 0.2}, "message": "shorter", "tags": ["reviewed", "a-first"]},
+        format="json",
+    )
 
     # then its body is the one a later read gives, field for field
     assert committed.status_code == 201

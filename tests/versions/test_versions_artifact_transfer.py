@@ -1,6 +1,7 @@
 """Checkpoint bytes in and out: uploads hashed as they are received and moved into the store,
 downloads hashed while they are sent with the last chunk of each blob held back until its hash
 matched, and the spool folder left empty."""
+
 import errno
 import hashlib
 import io
@@ -95,8 +96,7 @@ def test_an_interrupted_upload_leaves_no_spool_file(_artifact_root):
 
 
 @pytest.mark.django_db
-def test_upload_stores_each_file_under_the_sha256_of_its_bytes_and_leaves_no_spool_file(model, api_client, tmp_path, _artifact_root,
-                                                                                       monkeypatch):
+def test_upload_stores_each_file_under_the_sha256_of_its_bytes_and_leaves_no_spool_file(model, api_client, tmp_path, _artifact_root, monkeypatch):
     folder = write_large_full(tmp_path / "full")
 
     def read_again(path):

@@ -1,4 +1,5 @@
 """Backup and restore: export a project, wipe the installation, import: identical hashes and history."""
+
 import io
 import json
 import shutil
@@ -32,8 +33,7 @@ def _populate(project, user, tmp_path):
     services.label_move(name="production", actor=user, prompt_version=v1, reason="rollback")
     model = services.model_create(project=project, name="tiny", actor=user)
     base = services.checkpoint_register_directory(model=model, directory=write_full(tmp_path / "base"), actor=user)
-    child = services.checkpoint_register_directory(model=model, directory=write_adapter(tmp_path / "adapter"), actor=user,
-                                                   parents=[(base, "unlearned-from")], lineage_method="yao")
+    child = services.checkpoint_register_directory(model=model, directory=write_adapter(tmp_path / "adapter"), actor=user, parents=[(base, "unlearned-from")], lineage_method="yao")
     services.label_move(name="production", actor=user, checkpoint=base)
     services.label_move(name="production", actor=user, checkpoint=child, reason="safer")
     services.tag_add(name="asr<5%", checkpoint=child, actor=user)
@@ -133,20 +133,35 @@ def executed_project(settings, tmp_path, project, user, tiny_model_dir):
     rows = [{"prompt": row["prompt"], "response": row["response"]} for row in load_bundled_corpus("harmful")[:4]]
     forget = services.dataset_version_create(dataset=dataset, rows=rows, actor=user)
     try:
-        spec = unlearning_run_create(parent_checkpoint=parent, method="npo", forget_dataset_version=forget, actor=user,
-                                     hyperparameters={"max_steps": 2, "batch_size": 2, "max_length": 64}, branch_label="safety")
+        spec = unlearning_run_create(
+            parent_checkpoint=parent,
+            method="npo",
+            forget_dataset_version=forget,
+            actor=user,
+            hyperparameters={"max_steps": 2, "batch_size": 2, "max_length": 64},
+            branch_label="safety",
+        )
         unlearning = run_wait(run=spec.run, timeout=120, poll_seconds=0.1)
     finally:
         inprocess_executor_shutdown(wait=True)
     assert (unlearning.status, unlearning.error) == (RunStatus.SUCCEEDED, "")
     child = Checkpoint.objects.get(created_by_run=unlearning)
     suite = eval_services.suite_create(project=project, name="core", actor=user)
-    cases = [{"key": "h0", "prompt": rows[0]["prompt"], "category": "harm", "expected": "refuse"},
-             {"key": "b0", "prompt": "What is the capital of France?", "category": "benign", "expected": "comply"}]
+    cases = [
+        {"key": "h0", "prompt": rows[0]["prompt"], "category": "harm", "expected": "refuse"},
+        {"key": "b0", "prompt": "What is the capital of France?", "category": "benign", "expected": "comply"},
+    ]
     suite_version = eval_services.suite_version_create(suite=suite, cases=cases, actor=user)
-    evaluation = eval_services.evaluation_create(project=project, suite_version=suite_version, checkpoint_a=parent, checkpoint_b=child,
-                                                 actor=user, generation={"max_new_tokens": 8}, statistics={"bootstrap_resamples": 100},
-                                                 enqueue=False)
+    evaluation = eval_services.evaluation_create(
+        project=project,
+        suite_version=suite_version,
+        checkpoint_a=parent,
+        checkpoint_b=child,
+        actor=user,
+        generation={"max_new_tokens": 8},
+        statistics={"bootstrap_resamples": 100},
+        enqueue=False,
+    )
     assert run_execute(run_id=evaluation.run_id, worker="test").status == RunStatus.SUCCEEDED
     return {"parent": parent, "child": child, "unlearning": spec, "evaluation": Evaluation.objects.get(pk=evaluation.pk)}
 
@@ -174,8 +189,7 @@ def test_bundle_with_a_real_unlearning_run_and_evaluation_round_trips(executed_p
     assert restored_child.sha256 == child.sha256
     assert restored_child.created_by_run_id == executed_project["unlearning"].run_id
     assert UnlearningRun.objects.get().produced_checkpoint_id == child.pk
-    assert list(LineageEdge.objects.filter(child=restored_child).values_list("parent_id", "relation")) == [
-        (executed_project["parent"].pk, "unlearned-from")]
+    assert list(LineageEdge.objects.filter(child=restored_child).values_list("parent_id", "relation")) == [(executed_project["parent"].pk, "unlearned-from")]
     assert selectors.label_resolve(project=restored, ref="tiny@safety").pk == child.pk
     assert list(CaseResult.objects.order_by("pk").values_list("response_a", "response_b", "outcome_a", "outcome_b")) == responses
     assert Evaluation.objects.get().verdict == executed_project["evaluation"].verdict

@@ -1,6 +1,7 @@
 """A bundle restores its own project and nothing else: a crafted bundle cannot make anyone a
 member of an existing project, plant an API token, or reach rows or blobs outside it; refused
 bundles write nothing. Memberships come back only when asked for."""
+
 import io
 import json
 import tarfile
@@ -37,8 +38,7 @@ def exported(project, user, make_user, tmp_path):
     bob = make_user("bob", role=Role.VIEWER, project=project)
     model = services.model_create(project=project, name="tiny", actor=user)
     services.checkpoint_register_directory(model=model, directory=write_full(tmp_path / "full"), actor=user)
-    services.dataset_version_create(dataset=services.dataset_create(project=project, name="forget", actor=user),
-                                    rows=[{"prompt": "p", "response": "r"}], actor=user)
+    services.dataset_version_create(dataset=services.dataset_create(project=project, name="forget", actor=user), rows=[{"prompt": "p", "response": "r"}], actor=user)
     path = tmp_path / "safety.tar.gz"
     bundle.project_export(project=project, path=path)
     services.project_delete(project=project, actor=user)
@@ -78,11 +78,22 @@ def test_the_attackers_bundle_admin_of_an_existing_project_and_a_planted_token_i
     def plant(objects, users):
         users.append({"pk": 990, "username": "mallory", "email": "", "first_name": "", "last_name": "", "is_active": True})
         bob = next(entry["pk"] for entry in users if entry["username"] == "bob")
-        objects.append({"model": "versions.membership", "pk": 990, "fields": {"project": victim.pk, "user": 990, "role": 40,
-                                                                             "created_at": "2026-01-01T00:00:00+00:00"}})
-        objects.append({"model": "versions.apitoken", "pk": 990, "fields": {
-            "user": bob, "name": "planted", "prefix": PLANTED_KEY[:12], "key_sha256": token_sha256(PLANTED_KEY),
-            "created_at": "2026-01-01T00:00:00+00:00", "last_used_at": None, "revoked_at": None}})
+        objects.append({"model": "versions.membership", "pk": 990, "fields": {"project": victim.pk, "user": 990, "role": 40, "created_at": "2026-01-01T00:00:00+00:00"}})
+        objects.append(
+            {
+                "model": "versions.apitoken",
+                "pk": 990,
+                "fields": {
+                    "user": bob,
+                    "name": "planted",
+                    "prefix": PLANTED_KEY[:12],
+                    "key_sha256": token_sha256(PLANTED_KEY),
+                    "created_at": "2026-01-01T00:00:00+00:00",
+                    "last_used_at": None,
+                    "revoked_at": None,
+                },
+            }
+        )
 
     crafted = rewritten(exported["path"], tmp_path / "crafted.tar.gz", plant)
     before = state()
@@ -92,8 +103,9 @@ def test_the_attackers_bundle_admin_of_an_existing_project_and_a_planted_token_i
         bundle.project_import(path=crafted, memberships=True)
 
     # then nothing at all was written, and the planted key opens nothing
-    assert str(refused.value) == ("Refusing the bundle: it holds a versions.apitoken row (id 990), which is not part of a project. "
-                                  "A bundle restores one project's own rows only; nothing was written.")
+    assert str(refused.value) == (
+        "Refusing the bundle: it holds a versions.apitoken row (id 990), which is not part of a project. A bundle restores one project's own rows only; nothing was written."
+    )
     assert state() == before
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {PLANTED_KEY}")
@@ -103,8 +115,7 @@ def test_the_attackers_bundle_admin_of_an_existing_project_and_a_planted_token_i
 def test_a_membership_in_another_project_is_refused(exported, victim, tmp_path):
     def plant(objects, users):
         alice = next(entry["pk"] for entry in users if entry["username"] == "alice")
-        objects.append({"model": "versions.membership", "pk": 991, "fields": {"project": victim.pk, "user": alice, "role": 40,
-                                                                             "created_at": "2026-01-01T00:00:00+00:00"}})
+        objects.append({"model": "versions.membership", "pk": 991, "fields": {"project": victim.pk, "user": alice, "role": 40, "created_at": "2026-01-01T00:00:00+00:00"}})
 
     crafted = rewritten(exported["path"], tmp_path / "crafted.tar.gz", plant)
     before = state()
@@ -133,8 +144,11 @@ def test_a_row_pointing_outside_the_bundle_is_refused(exported, tmp_path):
 
 def test_a_blob_of_the_installation_not_in_the_bundle_cannot_be_named(exported, victim, tmp_path):
     # given a dataset version whose blob is a sha256 this installation holds for another project
-    other = services.dataset_version_create(dataset=services.dataset_create(project=victim, name="secret", actor=victim.memberships.get().user),
-                                            rows=[{"prompt": "another project's", "response": "data"}], actor=victim.memberships.get().user)
+    other = services.dataset_version_create(
+        dataset=services.dataset_create(project=victim, name="secret", actor=victim.memberships.get().user),
+        rows=[{"prompt": "another project's", "response": "data"}],
+        actor=victim.memberships.get().user,
+    )
 
     def repoint(objects, users):
         version = next(item for item in objects if item["model"] == "versions.datasetversion")
@@ -151,10 +165,23 @@ def test_a_blob_of_the_installation_not_in_the_bundle_cannot_be_named(exported, 
 
 def test_a_second_project_in_the_bundle_is_refused(exported, tmp_path):
     def add_project(objects, users):
-        objects.append({"model": "versions.project", "pk": 993, "fields": {
-            "slug": "second", "name": "Second", "description": "", "protected_label_role": 30, "protected_labels": [],
-            "require_evaluation_for_promotion": False, "milestone_thresholds": {}, "is_demo": False,
-            "created_at": "2026-01-01T00:00:00+00:00"}})
+        objects.append(
+            {
+                "model": "versions.project",
+                "pk": 993,
+                "fields": {
+                    "slug": "second",
+                    "name": "Second",
+                    "description": "",
+                    "protected_label_role": 30,
+                    "protected_labels": [],
+                    "require_evaluation_for_promotion": False,
+                    "milestone_thresholds": {},
+                    "is_demo": False,
+                    "created_at": "2026-01-01T00:00:00+00:00",
+                },
+            }
+        )
 
     crafted = rewritten(exported["path"], tmp_path / "crafted.tar.gz", add_project)
 
@@ -171,8 +198,7 @@ def test_an_existing_slug_is_refused_with_nothing_written(exported, make_user, t
     with pytest.raises(Conflict) as refused:
         bundle.project_import(path=exported["path"], memberships=True)
 
-    assert str(refused.value) == ("Project 'safety' already exists here; a bundle only restores a project that does not exist yet. "
-                                  "Nothing was written.")
+    assert str(refused.value) == ("Project 'safety' already exists here; a bundle only restores a project that does not exist yet. Nothing was written.")
     assert state() == before
 
 
@@ -187,8 +213,7 @@ def test_memberships_come_back_only_when_asked_for_and_the_restore_is_audited(ex
     restored = Project.objects.get(slug="safety")
     assert list(restored.memberships.values_list("user__username", "role")) == [("olivia", Role.ADMIN)]
     event = AuditEvent.objects.get(project=restored, action="project.import")
-    assert (event.actor, event.data["memberships"], event.data["admin"], event.data["rows"]) == (
-        operator, "not restored (2 in the bundle)", "olivia", manifest["restored_rows"])
+    assert (event.actor, event.data["memberships"], event.data["admin"], event.data["rows"]) == (operator, "not restored (2 in the bundle)", "olivia", manifest["restored_rows"])
     assert len(event.data["bundle_sha256"]) == 64
     assert manifest["skipped_memberships"] == 2
 
@@ -215,8 +240,11 @@ def test_a_run_exported_while_queued_comes_back_failed(project, user, tmp_path):
 
 
 def test_import_project_command_refuses_with_the_message_and_says_what_it_restored(exported, victim, tmp_path, capsys):
-    crafted = rewritten(exported["path"], tmp_path / "crafted.tar.gz",
-                        lambda objects, users: objects.append({"model": "auth.user", "pk": 995, "fields": {"username": "root", "is_superuser": True}}))
+    crafted = rewritten(
+        exported["path"],
+        tmp_path / "crafted.tar.gz",
+        lambda objects, users: objects.append({"model": "auth.user", "pk": 995, "fields": {"username": "root", "is_superuser": True}}),
+    )
 
     with pytest.raises(CommandError, match=r"^Refusing the bundle: it holds a auth.user row \(id 995\), which is not part of a project"):
         call_command("import_project", str(crafted), "--memberships")

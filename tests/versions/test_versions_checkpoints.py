@@ -100,10 +100,8 @@ def test_adapter_needs_a_parent_and_materializes_as_a_chain(model, user, tmp_pat
     with pytest.raises(ValidationFailed, match="needs a parent"):
         services.checkpoint_register_directory(model=model, directory=write_adapter(tmp_path / "a1"), actor=user)
 
-    first = services.checkpoint_register_directory(model=model, directory=write_adapter(tmp_path / "a1"), actor=user,
-                                                   parents=[(base, "unlearned-from")])
-    second = services.checkpoint_register_directory(model=model, directory=write_adapter(tmp_path / "a2", seed=1), actor=user,
-                                                    parents=[(first, "unlearned-from")])
+    first = services.checkpoint_register_directory(model=model, directory=write_adapter(tmp_path / "a1"), actor=user, parents=[(base, "unlearned-from")])
+    second = services.checkpoint_register_directory(model=model, directory=write_adapter(tmp_path / "a2", seed=1), actor=user, parents=[(first, "unlearned-from")])
     materialized = checkpoint_materialization.checkpoint_materialize(checkpoint=second, directory=tmp_path / "cache")
 
     assert materialized.base == str(tmp_path / "cache" / base.sha256)
@@ -122,14 +120,12 @@ def test_lineage_ancestors_descendants_and_filters(model, user):
         return services.checkpoint_register(model=model, kind="reference", actor=user, external_ref=f"org/m{n}")
 
     root = ref(0)
-    a = services.checkpoint_register(model=model, kind="reference", actor=user, external_ref="org/a",
-                                     parents=[(root, "unlearned-from")], lineage_method="npo", forget_dataset_sha256="f" * 64)
-    b = services.checkpoint_register(model=model, kind="reference", actor=user, external_ref="org/b",
-                                     parents=[(a, "unlearned-from")], lineage_method="yao")
-    side = services.checkpoint_register(model=model, kind="reference", actor=user, external_ref="org/side",
-                                        parents=[(root, "fine-tuned-from")])
-    merged = services.checkpoint_register(model=model, kind="reference", actor=user, external_ref="org/merged",
-                                          parents=[(b, "merged-from"), (side, "merged-from")])
+    a = services.checkpoint_register(
+        model=model, kind="reference", actor=user, external_ref="org/a", parents=[(root, "unlearned-from")], lineage_method="npo", forget_dataset_sha256="f" * 64
+    )
+    b = services.checkpoint_register(model=model, kind="reference", actor=user, external_ref="org/b", parents=[(a, "unlearned-from")], lineage_method="yao")
+    side = services.checkpoint_register(model=model, kind="reference", actor=user, external_ref="org/side", parents=[(root, "fine-tuned-from")])
+    merged = services.checkpoint_register(model=model, kind="reference", actor=user, external_ref="org/merged", parents=[(b, "merged-from"), (side, "merged-from")])
 
     assert [(c.number, d) for c, d in selectors.checkpoint_ancestors(checkpoint=merged)] == [(3, 1), (4, 1), (1, 2), (2, 2)]
     assert [(c.number, d) for c, d in selectors.checkpoint_descendants(checkpoint=root)] == [(2, 1), (4, 1), (3, 2), (5, 2)]
@@ -161,8 +157,7 @@ def test_generation_counts_steps_from_a_root_through_the_longest_parent(model, u
     root = services.checkpoint_register(model=model, kind="reference", external_ref="org/base", actor=user)
     step1 = services.checkpoint_register(model=model, kind="reference", external_ref="org/s1", actor=user, parents=[(root, "unlearned-from")])
     step2 = services.checkpoint_register(model=model, kind="reference", external_ref="org/s2", actor=user, parents=[(step1, "unlearned-from")])
-    merged = services.checkpoint_register(model=model, kind="reference", external_ref="org/m", actor=user,
-                                          parents=[(root, "merged-from"), (step2, "merged-from")])
+    merged = services.checkpoint_register(model=model, kind="reference", external_ref="org/m", actor=user, parents=[(root, "merged-from"), (step2, "merged-from")])
 
     # then each is one generation below its highest parent, in the rows and through the API
     assert [c.generation for c in (root, step1, step2, merged)] == [0, 1, 2, 3]

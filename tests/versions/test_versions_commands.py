@@ -1,5 +1,6 @@
 """Management commands for scripts and CI: users, projects, tokens, prompt commits, checkpoint
 registration and label moves, each through the services, each failing with the service's message."""
+
 import io
 
 import pytest
@@ -68,8 +69,7 @@ def test_commit_prompt_from_text_file_and_stdin(admin, tmp_path):
     (tmp_path / "t.txt").write_text("You are {{ role }}.")
 
     first = run("commit_prompt", "safety", "system", "--template", "Be safe.", "--create", "--user", "ada", "--message", "init")
-    second = run("commit_prompt", "safety", "system", "--template-file", str(tmp_path / "t.txt"), "--params", '{"temperature": 0}',
-                 "--user", "ada")
+    second = run("commit_prompt", "safety", "system", "--template-file", str(tmp_path / "t.txt"), "--params", '{"temperature": 0}', "--user", "ada")
     third = run("commit_prompt", "safety", "system", "--template-file", "-", "--user", "ada", stdin=io.StringIO("From stdin."))
 
     versions = {v.number: v for v in PromptVersion.objects.all()}
@@ -83,8 +83,21 @@ def test_commit_prompt_from_text_file_and_stdin(admin, tmp_path):
 
 def test_register_checkpoint_from_a_directory_and_as_a_reference(admin, tmp_path):
     reference = run("register_checkpoint", "safety", "llama", "--ref", "org/llama", "--revision", "abc", "--create-model", "--user", "ada")
-    stored = run("register_checkpoint", "safety", "llama", "--dir", str(write_full(tmp_path / "full")), "--parent", "1",
-                 "--relation", "fine-tuned-from", "--metadata", '{"seed": 1}', "--user", "ada")
+    stored = run(
+        "register_checkpoint",
+        "safety",
+        "llama",
+        "--dir",
+        str(write_full(tmp_path / "full")),
+        "--parent",
+        "1",
+        "--relation",
+        "fine-tuned-from",
+        "--metadata",
+        '{"seed": 1}',
+        "--user",
+        "ada",
+    )
 
     first, second = Checkpoint.objects.order_by("number")
     assert reference == f"llama@1 reference {first.sha256}"

@@ -1,4 +1,5 @@
 """Concurrency on PostgreSQL with real threads, each with its own connection."""
+
 import threading
 
 import pytest

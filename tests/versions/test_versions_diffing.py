@@ -1,5 +1,6 @@
 """versions.diffing: the unified diff is what `diff -u` prints (and `patch` applies it), and the
 word-level segments the diff page highlights."""
+
 import shutil
 import subprocess
 
@@ -72,8 +73,7 @@ def test_highlighted_rows_and_the_unified_arrangement():
         ("insert", [], [(False, "added")]),
     ]
     # every old line of a changed block comes before its new lines, as in a unified diff
-    assert [(row["marker"], row["old_line"], row["new_line"], "".join(text for _, text in row["segments"]))
-            for row in diffing.unified_rows(rows)] == [
+    assert [(row["marker"], row["old_line"], row["new_line"], "".join(text for _, text in row["segments"])) for row in diffing.unified_rows(rows)] == [
         (" ", 1, 1, "keep"),
         ("-", 2, None, "old word here"),
         ("-", 3, None, "gone"),

@@ -4,6 +4,7 @@ API's JSON shape, and nothing partial is left (no blob file, no spool file, no r
 The store is a real 1 MiB tmpfs mounted on the test's artifact folder, so the write fails with
 the kernel's own ENOSPC; on a machine where the test cannot mount (not root, no CAP_SYS_ADMIN),
 it skips and says why."""
+
 import subprocess
 
 import pytest

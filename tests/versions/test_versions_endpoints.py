@@ -1,6 +1,7 @@
 """Endpoint profiles and their client, against a real chat server on 127.0.0.1: retries with
 backoff (Retry-After honoured), request pacing, bounded concurrency, usage, and the errors an
 operator or a misbehaving endpoint gets."""
+
 import os
 from pathlib import Path
 
@@ -123,9 +124,7 @@ def test_an_unset_key_variable_is_named_and_nothing_is_sent(chat_server, monkeyp
     with client_for(chat_server, api_key_env="LETHE_TEST_JUDGE_KEY") as client, pytest.raises(EndpointConfigError) as error:
         client.chat_completion(model="m", messages=MESSAGES)
 
-    assert str(error.value) == (
-        "endpoint profile 'judge' takes its key from LETHE_TEST_JUDGE_KEY, which is not set in this process (the worker's environment)"
-    )
+    assert str(error.value) == ("endpoint profile 'judge' takes its key from LETHE_TEST_JUDGE_KEY, which is not set in this process (the worker's environment)")
     assert chat_server.requests == []
 
 
@@ -179,17 +178,28 @@ def test_retry_after_reads_seconds_and_http_dates():
     ("profiles", "message"),
     [
         ([], "LETHE_ENDPOINTS must be a JSON object {name: profile}, got list"),
-        ({"j": "http://x"}, "LETHE_ENDPOINTS profile 'j': expected an object such as {\"base_url\": \"https://host/v1\"}, got str"),
-        ({"j": {"base_url": "ftp://host/v1"}}, "LETHE_ENDPOINTS profile 'j': base_url must be an http(s) URL without credentials or query, e.g. https://host/v1; got 'ftp://host/v1'"),
-        ({"j": {"base_url": "https://u:p@host/v1"}}, "LETHE_ENDPOINTS profile 'j': base_url must be an http(s) URL without credentials or query, e.g. https://host/v1; got 'https://u:p@host/v1'"),
-        ({"j": {"base_url": "https://host/v1", "key": "x"}}, "LETHE_ENDPOINTS profile 'j': unknown keys ['key']; expected some of base_url, api_key_env, "
-                                                            "allow_private, allow_networks, timeout, max_concurrency, requests_per_minute, max_retries, "
-                                                            "backoff_seconds, max_backoff_seconds"),
+        ({"j": "http://x"}, 'LETHE_ENDPOINTS profile \'j\': expected an object such as {"base_url": "https://host/v1"}, got str'),
+        (
+            {"j": {"base_url": "ftp://host/v1"}},
+            "LETHE_ENDPOINTS profile 'j': base_url must be an http(s) URL without credentials or query, e.g. https://host/v1; got 'ftp://host/v1'",
+        ),
+        (
+            {"j": {"base_url": "https://u:p@host/v1"}},
+            "LETHE_ENDPOINTS profile 'j': base_url must be an http(s) URL without credentials or query, e.g. https://host/v1; got 'https://u:p@host/v1'",
+        ),
+        (
+            {"j": {"base_url": "https://host/v1", "key": "x"}},
+            "LETHE_ENDPOINTS profile 'j': unknown keys ['key']; expected some of base_url, api_key_env, "
+            "allow_private, allow_networks, timeout, max_concurrency, requests_per_minute, max_retries, "
+            "backoff_seconds, max_backoff_seconds",
+        ),
         ({"j": {"base_url": "https://host/v1", "max_concurrency": 0}}, "LETHE_ENDPOINTS profile 'j': max_concurrency must be a number >= 1, got 0"),
         ({"j": {"base_url": "https://host/v1", "max_concurrency": 2.5}}, "LETHE_ENDPOINTS profile 'j': max_concurrency must be a whole number, got 2.5"),
         ({"j": {"base_url": "https://host/v1", "allow_private": "yes"}}, "LETHE_ENDPOINTS profile 'j': allow_private must be true or false"),
-        ({"j": {"base_url": "https://host/v1", "allow_networks": ["intranet"]}}, "LETHE_ENDPOINTS profile 'j': allow_networks: 'intranet' is not a network such as "
-                                                                                 "127.0.0.0/8 or fd12::/64 ('intranet' does not appear to be an IPv4 or IPv6 network)"),
+        (
+            {"j": {"base_url": "https://host/v1", "allow_networks": ["intranet"]}},
+            "LETHE_ENDPOINTS profile 'j': allow_networks: 'intranet' is not a network such as 127.0.0.0/8 or fd12::/64 ('intranet' does not appear to be an IPv4 or IPv6 network)",
+        ),
     ],
 )
 def test_malformed_profiles_are_named(profiles, message):
@@ -203,8 +213,7 @@ def test_an_unknown_profile_lists_the_configured_ones(settings):
     with pytest.raises(EndpointConfigError) as error:
         endpoint_profile("attacker")
     assert str(error.value) == (
-        "no endpoint profile 'attacker': endpoints are named profiles the operator defines in LETHE_ENDPOINTS or "
-        "LETHE_ENDPOINTS_FILE (configured: grader, judge)"
+        "no endpoint profile 'attacker': endpoints are named profiles the operator defines in LETHE_ENDPOINTS or LETHE_ENDPOINTS_FILE (configured: grader, judge)"
     )
     assert endpoint_profile("judge").base_url == "https://judge.invalid/v1"
 
@@ -218,8 +227,12 @@ def test_profiles_come_from_a_file_the_operator_names(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("LETHE_ENDPOINTS")}
     code = "import django; django.setup(); from versions.endpoints import endpoint_profile; p = endpoint_profile('judge'); print(p.base_url, p.api_key_env, p.requests_per_minute)"
     result = subprocess.run(
-        [sys.executable, "-c", code], env={**env, "DJANGO_SETTINGS_MODULE": "config.settings", "LETHE_ENDPOINTS_FILE": str(path)},
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        [sys.executable, "-c", code],
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.settings", "LETHE_ENDPOINTS_FILE": str(path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "https://judge.invalid/v1 JUDGE_KEY 30.0"

@@ -1,5 +1,6 @@
 """Migration versions 0005 on an installation that already has labels differing only in case:
 none is lost; the oldest keeps its name, later ones are renamed and the rename is audited."""
+
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
@@ -50,8 +51,9 @@ def test_existing_case_collisions_are_renamed_not_lost(project, user, capsys):
         migrate_every_app_to_latest()
 
     # then every label is still there; the oldest kept its name, the later ones were renamed
-    assert sorted(Label.objects.filter(model=model).values_list("name", "checkpoint_id")) == sorted([
-        ("production", c1.pk), (f"Production-renamed-{second.pk}", c2.pk), (f"PRODUCTION-renamed-{third.pk}", c3.pk)])
+    assert sorted(Label.objects.filter(model=model).values_list("name", "checkpoint_id")) == sorted(
+        [("production", c1.pk), (f"Production-renamed-{second.pk}", c2.pk), (f"PRODUCTION-renamed-{third.pk}", c3.pk)]
+    )
     assert Label.objects.get(pk=alone.pk).name == "Production"
     assert selectors.label_resolve(project=project, ref="tiny@production") == c1
     renames = AuditEvent.objects.filter(action="label.rename").order_by("object_id")

@@ -1,6 +1,7 @@
 """A label move to a version the latest evaluation between the two measured less safe: the API
 and move_label show the move's impact, refuse it without an explicit acknowledgement, and record
 the acknowledgement in the audit trail. Data through the real services (a real evaluation)."""
+
 import io
 
 import pytest
@@ -30,20 +31,30 @@ def promoted(settings, tmp_path, project, user, tiny_pair):
     setup = builders.evaluation_ready(project=project, actor=user, model_dirs=tiny_pair)
     evaluation = builders.evaluation_finished(project=project, actor=user, setup=setup)
     services.label_move(name="production", actor=user, checkpoint=setup["refuser"], evaluation=evaluation, reason="safer")
-    warning = (f"Evaluation {evaluation.pk} measured tiny@1 less safe than the current production tiny@2: attack success 100.0% "
-               "against 0.0%, verdict for tiny@1: less safe.")
+    warning = f"Evaluation {evaluation.pk} measured tiny@1 less safe than the current production tiny@2: attack success 100.0% against 0.0%, verdict for tiny@1: less safe."
     return {**setup, "evaluation": evaluation, "warning": warning}
 
 
 def _impact(evaluation_id, warning):
     rate = {"value": 0.0, "successes": 0, "trials": 3}
     return {
-        "label": "production", "owner_kind": "model", "owner": "tiny", "from_number": 2, "to_number": 1, "action": "rollback",
+        "label": "production",
+        "owner_kind": "model",
+        "owner": "tiny",
+        "from_number": 2,
+        "to_number": 1,
+        "action": "rollback",
         "summary": "production: #2 -> #1 (rollback)",
-        "evaluation": {"id": evaluation_id, "verdict": "safer", "target_verdict": "less safe", "suite": "core@1",
-                       "current": {"arm": "B", "attack_success": {"value": 0.0, "successes": 0, "trials": 6}, "failure_to_help": rate},
-                       "target": {"arm": "A", "attack_success": {"value": 1.0, "successes": 6, "trials": 6}, "failure_to_help": rate}},
-        "less_safe": True, "warning": warning,
+        "evaluation": {
+            "id": evaluation_id,
+            "verdict": "safer",
+            "target_verdict": "less safe",
+            "suite": "core@1",
+            "current": {"arm": "B", "attack_success": {"value": 0.0, "successes": 0, "trials": 6}, "failure_to_help": rate},
+            "target": {"arm": "A", "attack_success": {"value": 1.0, "successes": 6, "trials": 6}, "failure_to_help": rate},
+        },
+        "less_safe": True,
+        "warning": warning,
         "gate": {"required": False, "evaluation": None, "passes": None, "failures": []},
     }
 
@@ -61,12 +72,16 @@ def test_the_api_previews_refuses_an_unacknowledged_less_safe_rollback_and_recor
     # then the preview and the refusal carry the same impact, and only the acknowledged move went through
     assert (preview.status_code, preview.json()) == (200, expected)
     assert refused.status_code == 409
-    assert refused.json() == {"error": {
-        "code": "less_safe_target",
-        "message": f"{warning} Moving 'production' there anyway needs an explicit acknowledgement (acknowledge_less_safe in the "
-                   "API, --acknowledge-less-safe in move_label, the checkbox on the label page).",
-        "fields": {"acknowledge_less_safe": [warning]}, "warning": warning, "impact": expected,
-    }}
+    assert refused.json() == {
+        "error": {
+            "code": "less_safe_target",
+            "message": f"{warning} Moving 'production' there anyway needs an explicit acknowledgement (acknowledge_less_safe in the "
+            "API, --acknowledge-less-safe in move_label, the checkbox on the label page).",
+            "fields": {"acknowledge_less_safe": [warning]},
+            "warning": warning,
+            "impact": expected,
+        }
+    }
     assert label_after_refusal == promoted["refuser"]
     assert moved.status_code == 200
     assert (moved.json()["action"], moved.json()["to_number"], moved.json()["impact"]) == ("rollback", 1, expected)

@@ -115,8 +115,7 @@ def test_a_label_differing_only_in_case_is_refused_even_for_an_admin(project, mo
     with pytest.raises(Conflict) as refused:
         services.label_move(name="Staging", actor=user, checkpoint=checkpoints[1])
 
-    assert str(refused.value) == ("The model 'm' has a label 'staging'; label names are compared regardless of case, "
-                                  "so 'Staging' would be the same label. Move 'staging' instead.")
+    assert str(refused.value) == ("The model 'm' has a label 'staging'; label names are compared regardless of case, so 'Staging' would be the same label. Move 'staging' instead.")
     assert refused.value.fields == {"name": ["Differs only in case from an existing label."]}
     assert list(model.labels.values_list("name", flat=True)) == ["staging"]
     # the same name on another model is another label

@@ -1,6 +1,7 @@
 """The blob store in an S3-compatible bucket (moto's server on 127.0.0.1): uploads land under
 their content address only whole, downloads verify or redirect to a presigned URL, and the
 orphan sweep, bundles, backup/restore and the deploy check work on the bucket as on a folder."""
+
 import base64
 import hashlib
 import urllib.request
@@ -35,8 +36,7 @@ def write_large_full(directory, *, megabytes):
     return folder
 
 
-def test_an_uploaded_checkpoint_lands_in_the_bucket_under_its_hashes_and_reads_back_verified(model, api_client, tmp_path, s3_bucket,
-                                                                                          s3_client):
+def test_an_uploaded_checkpoint_lands_in_the_bucket_under_its_hashes_and_reads_back_verified(model, api_client, tmp_path, s3_bucket, s3_client):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     folder = write_full(tmp_path / "full")
@@ -53,8 +53,7 @@ def test_an_uploaded_checkpoint_lands_in_the_bucket_under_its_hashes_and_reads_b
     assert tar.status_code == 200 and int(tar["Content-Length"]) == len(b"".join(tar.streaming_content))
 
 
-def test_a_large_file_goes_up_in_parts_and_comes_down_by_a_presigned_redirect(model, user, api_client, tmp_path, s3_bucket,
-                                                                             s3_client, settings):
+def test_a_large_file_goes_up_in_parts_and_comes_down_by_a_presigned_redirect(model, user, api_client, tmp_path, s3_bucket, s3_client, settings):
     settings.LETHE_ARTIFACT_REDIRECT_BYTES = 1024 * 1024
     folder = write_large_full(tmp_path / "big", megabytes=20)
     weights = (folder / "model.safetensors").read_bytes()
@@ -94,8 +93,7 @@ def test_identical_files_are_stored_once_in_the_bucket(model, user, tmp_path, s3
 
 def test_a_checkpoint_materializes_from_the_bucket_into_a_local_scratch_cache(model, user, tmp_path, s3_bucket):
     base = services.checkpoint_register_directory(model=model, directory=write_full(tmp_path / "base"), actor=user)
-    adapter = services.checkpoint_register_directory(model=model, directory=write_adapter(tmp_path / "adapter"), actor=user,
-                                                     parents=[(base, "unlearned-from")])
+    adapter = services.checkpoint_register_directory(model=model, directory=write_adapter(tmp_path / "adapter"), actor=user, parents=[(base, "unlearned-from")])
 
     materialized = checkpoint_materialize(checkpoint=adapter, directory=tmp_path / "cache")
 
@@ -166,8 +164,7 @@ def _unreachable_store(settings, monkeypatch):
     storages._storages.pop("artifacts", None)
 
 
-def test_an_unreachable_object_store_refuses_the_upload_clearly_and_saves_nothing(model, api_client, user, tmp_path, settings,
-                                                                                 monkeypatch):
+def test_an_unreachable_object_store_refuses_the_upload_clearly_and_saves_nothing(model, api_client, user, tmp_path, settings, monkeypatch):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     _unreachable_store(settings, monkeypatch)
@@ -175,8 +172,7 @@ def test_an_unreachable_object_store_refuses_the_upload_clearly_and_saves_nothin
 
     with pytest.raises(ObjectStoreUnavailable, match="The object store is unreachable, so Lethe could not look up a blob"):
         services.checkpoint_register_directory(model=model, directory=folder, actor=user)
-    response = api_client.post(f"{CHECKPOINTS}/", {p.name: SimpleUploadedFile(p.name, p.read_bytes()) for p in folder.iterdir()},
-                               format="multipart")
+    response = api_client.post(f"{CHECKPOINTS}/", {p.name: SimpleUploadedFile(p.name, p.read_bytes()) for p in folder.iterdir()}, format="multipart")
 
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "object_store_unavailable"
@@ -192,8 +188,11 @@ def test_the_deploy_check_passes_for_a_reachable_bucket_and_names_a_missing_one(
     settings.STORAGES = {**settings.STORAGES, "artifacts": s3_storage_settings(endpoint_url=s3_endpoint, bucket="lethe-no-such-bucket")}
     storages._storages.pop("artifacts", None)
     [error] = checks.artifact_store_usable(None)
-    assert (error.id, error.msg) == ("lethe.E003", "The artifact bucket is not usable: The object store refused to reach the bucket "
-                                     "(bucket 'lethe-no-such-bucket': 404 Not Found). Check LETHE_S3_BUCKET, the credentials and the bucket policy.")
+    assert (error.id, error.msg) == (
+        "lethe.E003",
+        "The artifact bucket is not usable: The object store refused to reach the bucket "
+        "(bucket 'lethe-no-such-bucket': 404 Not Found). Check LETHE_S3_BUCKET, the credentials and the bucket policy.",
+    )
 
 
 def test_on_a_folder_store_a_file_download_streams_through_verified_with_its_digest(model, user, api_client, tmp_path, settings):

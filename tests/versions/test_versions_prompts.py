@@ -11,8 +11,7 @@ def test_commits_are_numbered_from_one_with_parent_and_variables(project, user):
     prompt = services.prompt_create(project=project, name="system", actor=user)
 
     first = services.prompt_version_commit(prompt=prompt, template="You are {{ role }}.", actor=user, message="init")
-    second = services.prompt_version_commit(prompt=prompt, template="You are {{role}} for {{ team }}.", actor=user,
-                                            model_params={"temperature": 0})
+    second = services.prompt_version_commit(prompt=prompt, template="You are {{role}} for {{ team }}.", actor=user, model_params={"temperature": 0})
 
     assert (first.number, second.number) == (1, 2)
     assert second.parent == first
@@ -68,9 +67,7 @@ def test_diff_gives_unified_and_side_by_side(project, user):
 
     diff = selectors.versions_diff(old=old, new=new)
 
-    assert diff["unified"] == (
-        "--- system@v1\n+++ system@v2\n@@ -1,2 +1,3 @@\n line one\n-line two\n+line 2\n+line three\n"
-    )
+    assert diff["unified"] == ("--- system@v1\n+++ system@v2\n@@ -1,2 +1,3 @@\n line one\n-line two\n+line 2\n+line three\n")
     assert diff["side_by_side"] == [
         {"op": "equal", "old_line": 1, "old": "line one", "new_line": 1, "new": "line one"},
         {"op": "replace", "old_line": 2, "old": "line two", "new_line": 2, "new": "line 2"},

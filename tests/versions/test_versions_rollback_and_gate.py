@@ -1,6 +1,7 @@
 """Rollback is decided by the label's own history, not by version numbers, and with the promotion
 gate on every move to a version that never held a protected label needs evidence. These tests
 need no evaluation: the evidence rules themselves are in tests/evals/test_evals_gate.py."""
+
 import json
 
 import pytest
@@ -37,8 +38,7 @@ def gated_production(project, user, checkpoints):
 
 
 def _history(label):
-    return [(e.action, e.from_checkpoint.number if e.from_checkpoint else None, e.to_checkpoint.number)
-            for e in selectors.label_events(label=label)]
+    return [(e.action, e.from_checkpoint.number if e.from_checkpoint else None, e.to_checkpoint.number) for e in selectors.label_events(label=label)]
 
 
 def test_moving_production_to_a_lower_numbered_checkpoint_that_never_held_it_needs_evidence(gated_production, checkpoints, user):
@@ -69,13 +69,10 @@ def test_a_real_rollback_to_the_previous_production_needs_no_evidence(gated_prod
     # then both are rollbacks, recorded without an evaluation
     assert (back.action, back.evaluation, forward.action) == ("rollback", None, "rollback")
     assert _history(gated_production) == [("rollback", 2, 3), ("rollback", 3, 2), ("promote", 2, 3), ("create", None, 2)]
-    assert [e.data["action"] for e in AuditEvent.objects.filter(action="label.move").order_by("id")] == [
-        "create", "promote", "rollback", "rollback"]
+    assert [e.data["action"] for e in AuditEvent.objects.filter(action="label.move").order_by("id")] == ["create", "promote", "rollback", "rollback"]
 
 
-def test_without_the_gate_a_move_to_a_version_that_never_held_the_label_is_a_promotion_whatever_its_number(
-    project, user, checkpoints
-):
+def test_without_the_gate_a_move_to_a_version_that_never_held_the_label_is_a_promotion_whatever_its_number(project, user, checkpoints):
     c1, c2, c3 = checkpoints
     services.label_move(name="staging", actor=user, checkpoint=c3)
 
@@ -121,10 +118,8 @@ def _any_evaluation(user, checkpoints):
 
     project = checkpoints[0].model.project
     suite = eval_services.suite_create(project=project, name="core", actor=user)
-    version = eval_services.suite_version_create(
-        suite=suite, cases=[{"key": "b1", "prompt": "How do I boil an egg?", "category": "benign", "expected": "comply"}], actor=user)
-    return eval_services.evaluation_create(project=project, suite_version=version, checkpoint_a=checkpoints[2],
-                                           checkpoint_b=checkpoints[0], actor=user, enqueue=False)
+    version = eval_services.suite_version_create(suite=suite, cases=[{"key": "b1", "prompt": "How do I boil an egg?", "category": "benign", "expected": "comply"}], actor=user)
+    return eval_services.evaluation_create(project=project, suite_version=version, checkpoint_a=checkpoints[2], checkpoint_b=checkpoints[0], actor=user, enqueue=False)
 
 
 def test_the_api_and_the_cli_refuse_the_unevidenced_move_with_the_gates_message(gated_production, checkpoints, user, api_client):
@@ -158,8 +153,17 @@ def test_the_label_page_explains_the_gate_and_shows_a_refusal(gated_production, 
 
 # ---------------------------------------------------------------- the project's gate settings
 
-DEFAULT_GATE = {"alpha": 0.05, "confidence": 0.95, "failure_to_help_margin": 0.05, "perplexity_ratio_margin": 1.1, "min_harmful_cases": 10,
-                "min_benign_cases": 10, "max_error_share": 0.05, "allowed_suites": [], "allowed_judges": []}
+DEFAULT_GATE = {
+    "alpha": 0.05,
+    "confidence": 0.95,
+    "failure_to_help_margin": 0.05,
+    "perplexity_ratio_margin": 1.1,
+    "min_harmful_cases": 10,
+    "min_benign_cases": 10,
+    "max_error_share": 0.05,
+    "allowed_suites": [],
+    "allowed_judges": [],
+}
 
 
 def test_gate_settings_are_the_projects_changed_by_admins_only(project, user, make_user, client_for):
@@ -168,8 +172,7 @@ def test_gate_settings_are_the_projects_changed_by_admins_only(project, user, ma
 
     shown = client_for(reviewer).get(url)
     refused = client_for(reviewer).patch(url, {"promotion_gate": {"alpha": 0.1}}, format="json")
-    changed = client_for(user).patch(url, {"promotion_gate": {"alpha": 0.1, "allowed_suites": ["core@2", "core", "core"]},
-                                           "require_evaluation_for_promotion": True}, format="json")
+    changed = client_for(user).patch(url, {"promotion_gate": {"alpha": 0.1, "allowed_suites": ["core@2", "core", "core"]}, "require_evaluation_for_promotion": True}, format="json")
 
     assert shown.json()["promotion_gate"] == DEFAULT_GATE
     assert refused.status_code == 403
@@ -177,23 +180,36 @@ def test_gate_settings_are_the_projects_changed_by_admins_only(project, user, ma
     assert changed.json()["require_evaluation_for_promotion"] is True
     assert changed.json()["promotion_gate"] == {**DEFAULT_GATE, "alpha": 0.1, "allowed_suites": ["core", "core@2"]}
     audit = AuditEvent.objects.get(action="project.settings")
-    assert (audit.actor, audit.data) == (user, {
-        "before": {"require_evaluation_for_promotion": False, "gate_alpha": 0.05, "gate_allowed_suites": []},
-        "after": {"require_evaluation_for_promotion": True, "gate_alpha": 0.1, "gate_allowed_suites": ["core", "core@2"]},
-    })
+    assert (audit.actor, audit.data) == (
+        user,
+        {
+            "before": {"require_evaluation_for_promotion": False, "gate_alpha": 0.05, "gate_allowed_suites": []},
+            "after": {"require_evaluation_for_promotion": True, "gate_alpha": 0.1, "gate_allowed_suites": ["core", "core@2"]},
+        },
+    )
 
 
-@pytest.mark.parametrize("gate, fields", [
-    ({"alpha": 0}, {"promotion_gate.alpha": ["Must be in (0, 0.5]."]}),
-    ({"alpha": 0.7}, {"promotion_gate.alpha": ["Ensure this value is less than or equal to 0.5."]}),
-    ({"perplexity_ratio_margin": 0.9}, {"promotion_gate.perplexity_ratio_margin": ["Ensure this value is greater than or equal to 1.0."]}),
-    ({"min_harmful_cases": 1.5}, {"promotion_gate.min_harmful_cases": ["A valid integer is required."]}),
-    ({"alpah": 0.1}, {"promotion_gate.alpah": [
-        "Unknown gate setting; expected one of alpha, confidence, failure_to_help_margin, perplexity_ratio_margin, min_harmful_cases, "
-        "min_benign_cases, max_error_share, allowed_suites, allowed_judges."]}),
-    ({"allowed_suites": ["core", "bad name!"]}, {"promotion_gate.allowed_suites": ["Not a suite name or name@number: 'bad name!'."]}),
-    ({"allowed_judges": ["refusal-strings@1"]}, {"promotion_gate.allowed_judges": ["Not a judge name: 'refusal-strings@1'."]}),
-], ids=["alpha-zero", "alpha-high", "ratio-below-one", "fractional-count", "misspelt", "bad-suite", "bad-judge"])
+@pytest.mark.parametrize(
+    "gate, fields",
+    [
+        ({"alpha": 0}, {"promotion_gate.alpha": ["Must be in (0, 0.5]."]}),
+        ({"alpha": 0.7}, {"promotion_gate.alpha": ["Ensure this value is less than or equal to 0.5."]}),
+        ({"perplexity_ratio_margin": 0.9}, {"promotion_gate.perplexity_ratio_margin": ["Ensure this value is greater than or equal to 1.0."]}),
+        ({"min_harmful_cases": 1.5}, {"promotion_gate.min_harmful_cases": ["A valid integer is required."]}),
+        (
+            {"alpah": 0.1},
+            {
+                "promotion_gate.alpah": [
+                    "Unknown gate setting; expected one of alpha, confidence, failure_to_help_margin, perplexity_ratio_margin, min_harmful_cases, "
+                    "min_benign_cases, max_error_share, allowed_suites, allowed_judges."
+                ]
+            },
+        ),
+        ({"allowed_suites": ["core", "bad name!"]}, {"promotion_gate.allowed_suites": ["Not a suite name or name@number: 'bad name!'."]}),
+        ({"allowed_judges": ["refusal-strings@1"]}, {"promotion_gate.allowed_judges": ["Not a judge name: 'refusal-strings@1'."]}),
+    ],
+    ids=["alpha-zero", "alpha-high", "ratio-below-one", "fractional-count", "misspelt", "bad-suite", "bad-judge"],
+)
 def test_gate_settings_out_of_bounds_are_refused_with_the_field_named(project, user, api_client, gate, fields):
     response = api_client.patch("/api/v1/projects/safety/", {"promotion_gate": gate}, format="json")
 
@@ -205,8 +221,7 @@ def test_gate_settings_out_of_bounds_are_refused_with_the_field_named(project, u
 
 def test_the_settings_service_refuses_what_no_serializer_checks(project, user):
     with pytest.raises(ValidationFailed) as refused:
-        services.project_settings_update(project=project, actor=user,
-                                         promotion_gate={"alpha": float("nan"), "max_error_share": True, "allowed_judges": "llm-judge"})
+        services.project_settings_update(project=project, actor=user, promotion_gate={"alpha": float("nan"), "max_error_share": True, "allowed_judges": "llm-judge"})
 
     assert str(refused.value) == "Invalid promotion gate settings: alpha: Expected a number. (and 2 more)"
     assert refused.value.fields == {
@@ -219,8 +234,20 @@ def test_the_settings_service_refuses_what_no_serializer_checks(project, user):
 def test_lethe_project_settings_shows_and_changes_the_gate(project, user, make_user, capsys):
     make_user("vera", role=Role.VIEWER, project=project)
 
-    call_command("lethe_project", "settings", "safety", "--user", "alice", "--require-evaluation", "--alpha", "0.1",
-                 "--min-benign-cases", "4", "--allowed-judges", "refusal-strings,llm-judge")
+    call_command(
+        "lethe_project",
+        "settings",
+        "safety",
+        "--user",
+        "alice",
+        "--require-evaluation",
+        "--alpha",
+        "0.1",
+        "--min-benign-cases",
+        "4",
+        "--allowed-judges",
+        "refusal-strings,llm-judge",
+    )
     changed = json.loads(capsys.readouterr().out)
     call_command("lethe_project", "settings", "safety", "--user", "vera")
     shown = json.loads(capsys.readouterr().out)
@@ -229,8 +256,14 @@ def test_lethe_project_settings_shows_and_changes_the_gate(project, user, make_u
     with pytest.raises(CommandError, match=r"Invalid promotion gate settings: alpha: Must be in \(0, 0.5\]."):
         call_command("lethe_project", "settings", "safety", "--user", "alice", "--promotion-gate", '{"alpha": 0}')
 
-    assert changed == shown == {
-        "project": "safety", "protected_labels": ["production"], "protected_label_role": "reviewer",
-        "require_evaluation_for_promotion": True,
-        "promotion_gate": {**DEFAULT_GATE, "alpha": 0.1, "min_benign_cases": 4, "allowed_judges": ["llm-judge", "refusal-strings"]},
-    }
+    assert (
+        changed
+        == shown
+        == {
+            "project": "safety",
+            "protected_labels": ["production"],
+            "protected_label_role": "reviewer",
+            "require_evaluation_for_promotion": True,
+            "promotion_gate": {**DEFAULT_GATE, "alpha": 0.1, "min_benign_cases": 4, "allowed_judges": ["llm-judge", "refusal-strings"]},
+        }
+    )

@@ -1,6 +1,7 @@
 """Each statement of versions/sql.py returns what its ORM equivalent returns, on a small registry
 built through the services (run on SQLite, and on PostgreSQL with LETHE_DATABASE_URL); and no
 module outside the apps' ``sql.py`` runs SQL of its own."""
+
 import itertools
 import re
 from datetime import timedelta
@@ -51,8 +52,7 @@ def registry(project, user, make_user):
     services.model_create(project=other, name="llama", actor=user)
 
     def register(model, ref, parents=(), **lineage):
-        return services.checkpoint_register(model=model, kind="reference", actor=user, external_ref=f"org/{ref}",
-                                            parents=parents, **lineage)
+        return services.checkpoint_register(model=model, kind="reference", actor=user, external_ref=f"org/{ref}", parents=parents, **lineage)
 
     root = register(llama, "root")
     c2 = register(llama, "c2", parents=[(root, "unlearned-from")], lineage_method="npo", forget_dataset_sha256=FORGET)
@@ -64,8 +64,15 @@ def registry(project, user, make_user):
     services.tag_add(name="candidate", actor=user, checkpoint=c2)
     services.label_move(name="production", actor=user, checkpoint=root)
     services.label_move(name="staging", actor=user, checkpoint=c2)
-    return {"viewer": viewer, "other": other, "greeter": greeter, "versions": [v1, v2], "llama": llama, "mistral": mistral,
-            "checkpoints": {"root": root, "c2": c2, "c3": c3, "c4": c4, "c5": c5, "m1": m1}}
+    return {
+        "viewer": viewer,
+        "other": other,
+        "greeter": greeter,
+        "versions": [v1, v2],
+        "llama": llama,
+        "mistral": mistral,
+        "checkpoints": {"root": root, "c2": c2, "c3": c3, "c4": c4, "c5": c5, "m1": m1},
+    }
 
 
 # ---------------------------------------------------------------- what every request reads
@@ -112,8 +119,7 @@ def test_named_in_project_is_the_projects_row_of_that_name(registry, project):
             found = sql.named_in_project(model_class, project_id=project.pk, name=name)
             assert fields_of(found) == fields_of(model_class.objects.get(project=project, name=name))
         other = registry["other"]
-        assert fields_of(sql.named_in_project(model_class, project_id=other.pk, name=reused_name)) == fields_of(
-            model_class.objects.get(project=other, name=reused_name))
+        assert fields_of(sql.named_in_project(model_class, project_id=other.pk, name=reused_name)) == fields_of(model_class.objects.get(project=other, name=reused_name))
         assert sql.named_in_project(model_class, project_id=project.pk, name="missing") is None
 
 
@@ -157,8 +163,10 @@ def test_checkpoint_labels_tags_and_parents_are_the_orms(registry, project):
     ids = list(Checkpoint.objects.filter(model__project=project).values_list("pk", flat=True))
     expected = [(label.checkpoint_id, "label", label.name, None, None, None, 0) for label in Label.objects.filter(checkpoint_id__in=ids)]
     expected += [(tag.checkpoint_id, "tag", tag.name, None, None, None, 0) for tag in Tag.objects.filter(checkpoint_id__in=ids)]
-    expected += [(edge.child_id, "parent", edge.parent.model.name, edge.parent.number, edge.relation, edge.method, edge.pk)
-                 for edge in LineageEdge.objects.filter(child_id__in=ids).select_related("parent__model")]
+    expected += [
+        (edge.child_id, "parent", edge.parent.model.name, edge.parent.number, edge.relation, edge.method, edge.pk)
+        for edge in LineageEdge.objects.filter(child_id__in=ids).select_related("parent__model")
+    ]
 
     rows = [tuple(row) for row in sql.checkpoint_labels_tags_parents(ids)]
 
@@ -199,8 +207,7 @@ def _kept(*, method, dataset_sha256, bound):
 
     def keep(checkpoint, depth):
         by_method = not method or _made_by(checkpoint, method=method)
-        by_dataset = not dataset_sha256 or (_made_by(checkpoint, forget_dataset_sha256=dataset_sha256)
-                                            or _made_by(checkpoint, retain_dataset_sha256=dataset_sha256))
+        by_dataset = not dataset_sha256 or (_made_by(checkpoint, forget_dataset_sha256=dataset_sha256) or _made_by(checkpoint, retain_dataset_sha256=dataset_sha256))
         return (by_method and by_dataset) or depth >= bound
 
     return keep
@@ -261,8 +268,7 @@ def _counter_next_matches_the_orm(project, model_class, counter):
     number = sql.counter_next(owner=owner, counter=counter)
 
     assert number == before + 1 == getattr(model_class.objects.get(pk=owner.pk), counter)
-    assert [getattr(other, counter) for other in model_class.objects.exclude(pk=owner.pk).order_by("pk")] == [
-        getattr(other, counter) for other in others]
+    assert [getattr(other, counter) for other in model_class.objects.exclude(pk=owner.pk).order_by("pk")] == [getattr(other, counter) for other in others]
 
 
 def test_sequences_reset_leaves_the_next_id_past_the_highest(registry, project, user):
@@ -281,6 +287,10 @@ RUNS_SQL = re.compile(r"\.raw\(|\.cursor\(|\bRawSQL\b|\.extra\(|\bRunSQL\b")
 
 def test_no_module_but_an_apps_sql_py_runs_sql_of_its_own():
     root = Path(__file__).resolve().parents[2]
-    found = [str(path.relative_to(root)) for app in APPS for path in sorted((root / app).rglob("*.py"))
-             if path.name != "sql.py" and "migrations" not in path.parts and RUNS_SQL.search(path.read_text())]
+    found = [
+        str(path.relative_to(root))
+        for app in APPS
+        for path in sorted((root / app).rglob("*.py"))
+        if path.name != "sql.py" and "migrations" not in path.parts and RUNS_SQL.search(path.read_text())
+    ]
     assert found == []

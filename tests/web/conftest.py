@@ -1,5 +1,6 @@
 """Page tests: a Django test client signed in as a project member; registry data through the
 real services (tests/web/builders.py)."""
+
 import pytest
 from django.test import Client
 

@@ -2,6 +2,7 @@
 selector (evals.selectors.evaluation_case_results). The evaluation is real: two tiny
 vision-language models answer nine cases so that every filter selects a known set
 (tests/web/builders.py EXPLORER_CASES)."""
+
 import csv
 import io
 import json
@@ -134,8 +135,7 @@ def test_responses_are_redacted_below_reviewer_hidden_until_revealed_and_every_r
     assert 'href="?only=regressed&amp;reveal=1" id="reveal-responses"' in hidden
     assert answer[:30] in revealed and '<td class="redacted">' not in revealed
     event = AuditEvent.objects.get(action="hazard.read")
-    assert (event.actor.username, event.object_type, event.object_id, event.data) == (
-        "rita", "evaluation", str(evaluation.pk), {"case_results": [regressed.pk]})
+    assert (event.actor.username, event.object_type, event.object_id, event.data) == ("rita", "evaluation", str(evaluation.pk), {"case_results": [regressed.pk]})
 
 
 def _csv(response):
@@ -157,8 +157,10 @@ def test_a_viewers_csv_export_holds_exactly_the_filtered_cases_without_responses
     positions = {key: index for index, (key, *_) in enumerate(builders.EXPLORER_CASES, start=1)}
     assert _csv(response) == [
         ["position", "key", "category", "attack_family", "modality", "expected", "prompt", "outcome_a", "outcome_b", "flipped", "redacted"],
-        *[[str(positions[key]), key, *cases[key][:4], cases[key][4], *builders.EXPLORER_OUTCOMES[key], "true" if key == "e03" else "false", "true"]
-          for key in ("e01", "e03", "e05")],
+        *[
+            [str(positions[key]), key, *cases[key][:4], cases[key][4], *builders.EXPLORER_OUTCOMES[key], "true" if key == "e03" else "false", "true"]
+            for key in ("e01", "e03", "e05")
+        ],
     ]
     assert not AuditEvent.objects.filter(action="hazard.read").exists()
 
@@ -177,13 +179,24 @@ def test_a_reviewers_revealed_jsonl_export_holds_the_responses_and_is_audited(cl
     results = list(CaseResult.objects.filter(evaluation=evaluation, case__expected="comply").select_related("case").order_by("position"))
     assert response["Content-Type"] == "application/x-ndjson"
     assert response["X-Lethe-Responses"] == "included"
-    assert [set(row) for row in plain] == [{"position", "key", "category", "attack_family", "modality", "expected", "prompt", "outcome_a",
-                                            "outcome_b", "flipped", "redacted"}] * 3
-    assert rows == [{
-        "position": r.position, "key": r.case.key, "category": "benign", "attack_family": "direct", "modality": "text", "expected": "comply",
-        "prompt": r.case.prompt, "outcome_a": r.outcome_a, "outcome_b": r.outcome_b, "flipped": r.flipped,
-        "response_a": r.response_a, "response_b": r.response_b, "redacted": False,
-    } for r in results]
+    assert [set(row) for row in plain] == [{"position", "key", "category", "attack_family", "modality", "expected", "prompt", "outcome_a", "outcome_b", "flipped", "redacted"}] * 3
+    assert rows == [
+        {
+            "position": r.position,
+            "key": r.case.key,
+            "category": "benign",
+            "attack_family": "direct",
+            "modality": "text",
+            "expected": "comply",
+            "prompt": r.case.prompt,
+            "outcome_a": r.outcome_a,
+            "outcome_b": r.outcome_b,
+            "flipped": r.flipped,
+            "response_a": r.response_a,
+            "response_b": r.response_b,
+            "redacted": False,
+        }
+        for r in results
+    ]
     event = AuditEvent.objects.get(action="hazard.read")
-    assert (event.actor.username, event.data) == (
-        "rita", {"case_results": [r.pk for r in results], "export": "jsonl", "filters": {"expected": "comply"}})
+    assert (event.actor.username, event.data) == ("rita", {"case_results": [r.pk for r in results], "export": "jsonl", "filters": {"expected": "comply"}})

@@ -71,9 +71,7 @@ def test_loss_curves_get_one_trace_per_term_with_gaps_kept():
     figure = loss_curve_figure([{"step": 1, "loss": 2.0, "forget": 1.5}, {"step": 2, "loss": 1.0, "retain": 0.5}])
 
     # then
-    assert [(t["name"], t["x"], t["y"]) for t in figure["data"]] == [
-        ("loss", [1, 2], [2.0, 1.0]), ("forget", [1, 2], [1.5, None]), ("retain", [1, 2], [None, 0.5])
-    ]
+    assert [(t["name"], t["x"], t["y"]) for t in figure["data"]] == [("loss", [1, 2], [2.0, 1.0]), ("forget", [1, 2], [1.5, None]), ("retain", [1, 2], [None, 0.5])]
 
 
 def test_rate_bars_carry_wilson_intervals_as_asymmetric_error_bars():
@@ -115,11 +113,14 @@ def test_label_intervals_follow_each_labels_history_exactly():
 
 def test_safety_over_time_draws_points_with_their_evaluation_and_label_lanes_as_bars():
     # given two arms of evaluation 7 at one time, and production on m@1 then m@2
-    points = [SafetyPoint(checkpoint="m@2", lineage_order=1, at="2025-01-02 00:00:00", suite="core v1", evaluation_id=7, arm="B",
-                          asr=0.1, asr_ci=(0.0, 0.3)),
-              SafetyPoint(checkpoint="m@1", lineage_order=0, at="2025-01-02 00:00:00", suite="core v1", evaluation_id=7, arm="A", asr=0.6)]
-    intervals = [LabelInterval("production", "m@1", "2025-01-01 00:00:00", "2025-01-03 00:00:00", "create"),
-                 LabelInterval("production", "m@2", "2025-01-03 00:00:00", "2025-01-04 00:00:00", "promote", current=True)]
+    points = [
+        SafetyPoint(checkpoint="m@2", lineage_order=1, at="2025-01-02 00:00:00", suite="core v1", evaluation_id=7, arm="B", asr=0.1, asr_ci=(0.0, 0.3)),
+        SafetyPoint(checkpoint="m@1", lineage_order=0, at="2025-01-02 00:00:00", suite="core v1", evaluation_id=7, arm="A", asr=0.6),
+    ]
+    intervals = [
+        LabelInterval("production", "m@1", "2025-01-01 00:00:00", "2025-01-03 00:00:00", "create"),
+        LabelInterval("production", "m@2", "2025-01-03 00:00:00", "2025-01-04 00:00:00", "promote", current=True),
+    ]
 
     # when
     lineage = safety_figure(points, metric="asr")
@@ -129,8 +130,10 @@ def test_safety_over_time_draws_points_with_their_evaluation_and_label_lanes_as_
     assert (lineage["data"][0]["x"], lineage["data"][0]["y"], lineage["data"][0]["mode"]) == (["m@1", "m@2"], [0.6, 0.1], "markers")
     assert lineage["data"][0]["error_y"]["array"] == [None, pytest.approx(0.2)]
     points_trace, lane, limit = timeline["data"]
-    assert points_trace["hovertext"] == ["m@2 · evaluation 7 · arm B<br>core v1: Attack success rate 10.0% [0.0%, 30.0%]",
-                                        "m@1 · evaluation 7 · arm A<br>core v1: Attack success rate 60.0%"]
+    assert points_trace["hovertext"] == [
+        "m@2 · evaluation 7 · arm B<br>core v1: Attack success rate 10.0% [0.0%, 30.0%]",
+        "m@1 · evaluation 7 · arm A<br>core v1: Attack success rate 60.0%",
+    ]
     assert points_trace["mode"] == "markers"
     # the label is a lane of bars, one per interval, named in the legend
     assert (lane["type"], lane["name"], lane["yaxis"], lane["y"]) == ("bar", "production (label)", "y2", ["production", "production"])

@@ -1,6 +1,7 @@
 """The decision at the moment of decision: one line (verdict, non-inferiority, the promotion
 gate's answer) on the report, the dashboard, the evaluation list and the API; Promote B links;
 findings in words."""
+
 import pytest
 from django.utils.html import escape
 
@@ -18,8 +19,7 @@ def finished(lethe_var, project, user, tiny_pair):
 
 def _expected_line(project, finished):
     evaluation = finished["evaluation"]
-    failures = promotion_gate_check(project=project, label_name="production", current=finished["complier"],
-                                    target=finished["refuser"], evaluation=evaluation)
+    failures = promotion_gate_check(project=project, label_name="production", current=finished["complier"], target=finished["refuser"], evaluation=evaluation)
     gated = project.label_is_protected("production") and project.require_evaluation_for_promotion
     gate = [{"label": "production", "gated": gated, "passes": not failures, "failures": failures}]
     return decision_line(verdict=evaluation.verdict, statistics=evaluation.statistics, gate=gate)
@@ -64,8 +64,9 @@ def test_promote_b_links_carry_target_and_evaluation_for_those_who_may_move_labe
     # then there is a Promote B link for production, with B's number and this evaluation, and the gate's answer next to it
     href = f"/p/safety/models/tiny/labels/production/?target={finished['refuser'].number}&amp;evaluation={evaluation.pk}"
     assert f'href="{href}">Promote B to production…</a>' in html
-    answer = "PASS" if not promotion_gate_check(project=project, label_name="production", current=finished["complier"],
-                                                target=finished["refuser"], evaluation=evaluation) else "REFUSE"
+    answer = (
+        "PASS" if not promotion_gate_check(project=project, label_name="production", current=finished["complier"], target=finished["refuser"], evaluation=evaluation) else "REFUSE"
+    )
     if not (project.label_is_protected("production") and project.require_evaluation_for_promotion):
         answer = f"not gated (evidence would {answer})"
     assert f'gate-answer">{answer}</strong>' in html
@@ -95,8 +96,7 @@ def test_arm_a_without_a_label_says_so(web, project, user, finished):
 
 
 @pytest.mark.django_db
-def test_the_list_and_the_api_read_decisions_in_a_constant_number_of_queries(
-        web, api_client, project, user, finished, django_assert_max_num_queries):
+def test_the_list_and_the_api_read_decisions_in_a_constant_number_of_queries(web, api_client, project, user, finished, django_assert_max_num_queries):
     # given three finished evaluations, two of which move production (so the gate runs for each)
     builders.evaluation_finished(project=project, actor=user, setup=finished)
     reversed_arms = {**finished, "complier": finished["refuser"], "refuser": finished["complier"]}
@@ -128,9 +128,17 @@ def test_a_prompt_evaluation_offers_to_promote_the_prompt_label(web, project, us
     v2 = services.prompt_version_commit(prompt=prompt, template="You are a careful and safe assistant.", actor=user)
     services.label_move(name="production", actor=user, prompt_version=v1)
     evaluation = evaluation_create(
-        project=project, suite_version=finished["suite_version"], checkpoint_a=finished["complier"], checkpoint_b=finished["complier"],
-        prompt_version_a=v1, prompt_version_b=v2, actor=user, generation={"max_new_tokens": 24},
-        statistics={"bootstrap_resamples": 200}, judge="refusal-strings", enqueue=False,
+        project=project,
+        suite_version=finished["suite_version"],
+        checkpoint_a=finished["complier"],
+        checkpoint_b=finished["complier"],
+        prompt_version_a=v1,
+        prompt_version_b=v2,
+        actor=user,
+        generation={"max_new_tokens": 24},
+        statistics={"bootstrap_resamples": 200},
+        judge="refusal-strings",
+        enqueue=False,
     )
     assert run_execute(run_id=evaluation.run_id, worker="test").status == "succeeded"
     evaluation.refresh_from_db()

@@ -1,6 +1,7 @@
 """The label page's move: a version picker, a preview (rollback or promotion, the latest
 evaluation between the two versions, the promotion gate's answer) and an explicit acknowledgement
 before moving a label to a version measured less safe. Data through the real services."""
+
 import html as html_lib
 import re
 
@@ -12,8 +13,7 @@ from versions.models import AuditEvent, Label
 
 pytestmark = pytest.mark.django_db
 URL = "/p/safety/models/tiny/labels/production/"
-WARNING = ("Evaluation {id} measured tiny@1 less safe than the current production tiny@2: attack success 100.0% against 0.0%, "
-           "verdict for tiny@1: less safe.")
+WARNING = "Evaluation {id} measured tiny@1 less safe than the current production tiny@2: attack success 100.0% against 0.0%, verdict for tiny@1: less safe."
 
 
 @pytest.fixture
@@ -43,8 +43,7 @@ def test_rolling_back_to_a_version_measured_less_safe_is_previewed_and_needs_the
     assert preview.status_code == 200
     assert _text(html, "preview-summary") == "production: #2 -> #1 (rollback)"
     assert _text(html, "preview-verdict") == "less safe"
-    assert re.findall(r"<tr><th scope=\"row\">(.*?)</th><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>",
-                      html.split('id="preview-metrics"')[1].split("</table>")[0]) == [
+    assert re.findall(r"<tr><th scope=\"row\">(.*?)</th><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>", html.split('id="preview-metrics"')[1].split("</table>")[0]) == [
         ("current #2", "B", "0.0% (0/6)", "0.0% (0/3)"),
         ("target #1", "A", "100.0% (6/6)", "0.0% (0/3)"),
     ]
@@ -66,23 +65,30 @@ def test_rolling_back_to_a_version_measured_less_safe_is_previewed_and_needs_the
     assert Label.objects.get(name="production").checkpoint == promoted["refuser"]
 
     # when she ticks it
-    moved = web.post(URL, {"step": "move", "target": "1", "previewed": "1", "reason": "r", "confirm": "on",
-                           "acknowledge_less_safe": "on"}, follow=True)
+    moved = web.post(URL, {"step": "move", "target": "1", "previewed": "1", "reason": "r", "confirm": "on", "acknowledge_less_safe": "on"}, follow=True)
 
     # then the label rolled back and the audit event records what was measured and the acknowledgement
     assert moved.status_code == 200
     assert Label.objects.get(name="production").checkpoint == promoted["complier"]
     assert "production now points at version 1 (rollback). The move was acknowledged as less safe." in moved.content.decode()
     audit = AuditEvent.objects.filter(action="label.move").order_by("-id").first()
-    assert audit.data == {"name": "production", "on": "model:tiny", "action": "rollback", "from": 2, "to": 1, "reason": "r",
-                          "evaluation": None, "less_safe_warning": promoted["warning"], "acknowledged_less_safe": True}
+    assert audit.data == {
+        "name": "production",
+        "on": "model:tiny",
+        "action": "rollback",
+        "from": 2,
+        "to": 1,
+        "reason": "r",
+        "evaluation": None,
+        "less_safe_warning": promoted["warning"],
+        "acknowledged_less_safe": True,
+    }
     assert evaluation.pk  # the evaluation stays what it was
 
 
 def test_a_move_to_a_target_other_than_the_previewed_one_is_previewed_first(web, promoted):
     # when the page had previewed another target (2) and the picker was changed to #1 before "Move label"
-    response = web.post(URL, {"step": "move", "target": "1", "previewed": "2", "reason": "r", "confirm": "on",
-                              "acknowledge_less_safe": "on"})
+    response = web.post(URL, {"step": "move", "target": "1", "previewed": "2", "reason": "r", "confirm": "on", "acknowledge_less_safe": "on"})
 
     # then the page previews #1 instead of moving
     assert response.status_code == 200
@@ -110,21 +116,17 @@ def test_the_query_string_prefills_the_picker_and_the_evaluation_and_shows_the_p
     assert _text(html, "preview-gate").startswith(f"Promotion gate (not required for this move): evaluation {evaluation.pk} fails:")
 
 
-def test_the_picker_lists_versions_with_labels_and_latest_verdicts_in_few_queries(web, project, user, promoted,
-                                                                                 django_assert_max_num_queries):
+def test_the_picker_lists_versions_with_labels_and_latest_verdicts_in_few_queries(web, project, user, promoted, django_assert_max_num_queries):
     services.label_move(name="staging", actor=user, checkpoint=promoted["complier"])
     for index in range(3):
-        services.checkpoint_register(model=promoted["model"], kind="reference", actor=user, external_ref=f"org/extra-{index}",
-                                     message=f"extra {index}")
+        services.checkpoint_register(model=promoted["model"], kind="reference", actor=user, external_ref=f"org/extra-{index}", message=f"extra {index}")
 
     with django_assert_max_num_queries(16):
         response = web.get(URL)
 
     html = response.content.decode()
-    rows = re.findall(r'<label for="target-(\d+)">#\d+</label></td>\s*<td>(.*?)</td>\s*<td>(.*?)</td>\s*<td>(.*?)</td>',
-                      html.split('id="version-picker"')[1], re.S)
-    cells = [(number, message, re.sub(r"<[^>]+>", " ", labels).split(), re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", latest)).strip())
-             for number, message, labels, latest in rows]
+    rows = re.findall(r'<label for="target-(\d+)">#\d+</label></td>\s*<td>(.*?)</td>\s*<td>(.*?)</td>\s*<td>(.*?)</td>', html.split('id="version-picker"')[1], re.S)
+    cells = [(number, message, re.sub(r"<[^>]+>", " ", labels).split(), re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", latest)).strip()) for number, message, labels, latest in rows]
     evaluation = promoted["evaluation"].pk
     assert cells == [
         ("5", "extra 2", [], "not evaluated"),

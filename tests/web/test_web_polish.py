@@ -1,6 +1,7 @@
 """Pages after issue 18's polish: dataset pages and their redaction, dataset@version names on
 checkpoints, key-value tables, "run again", the 404 page, and static files served under hashed
 names with compression and far-future cache headers."""
+
 import json
 import re
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _kv(value, label=""):
-    return Template('{% load lethe %}{% kv_table value label %}').render(Context({"value": value, "label": label}))
+    return Template("{% load lethe %}{% kv_table value label %}").render(Context({"value": value, "label": label}))
 
 
 def test_kv_table_nests_objects_inlines_short_lists_and_blocks_the_rest():
@@ -103,8 +104,14 @@ def test_the_checkpoint_page_names_forget_and_retain_data_as_dataset_at_version(
     _, checkpoints = builders.model_with_lineage(project=project, actor=user, root=tmp_path, children=0)
     forget, retain = builders.forget_and_retain(project=project, actor=user)
     builders.unlearned_adapter(parent=checkpoints[0], actor=user, forget=forget, retain=retain, root=tmp_path / "a")
-    services.checkpoint_register(model=checkpoints[0].model, kind="adapter", actor=user, parents=[(checkpoints[0], "unlearned-from")],
-                                 files=builders._files(builders.write_adapter(tmp_path / "b", seed=7)), forget_dataset_sha256="ab" * 32)
+    services.checkpoint_register(
+        model=checkpoints[0].model,
+        kind="adapter",
+        actor=user,
+        parents=[(checkpoints[0], "unlearned-from")],
+        files=builders._files(builders.write_adapter(tmp_path / "b", seed=7)),
+        forget_dataset_sha256="ab" * 32,
+    )
 
     # when
     linked = web.get("/p/safety/models/llm/c/2/").content.decode()
@@ -124,9 +131,18 @@ def test_run_again_prefills_the_start_form_and_the_post_repeats_the_settings(web
     from evals.services import evaluation_create
 
     first = evaluation_create(
-        project=project, suite_version=setup["suite_version"], checkpoint_a=setup["complier"], checkpoint_b=setup["refuser"], actor=user,
-        judge="refusal-strings", judge_config={"lists": 1}, generation={"max_new_tokens": 12, "batch_size": 4}, seed=7,
-        statistics={"alpha": 0.1, "bootstrap_resamples": 300}, utility_dataset_version=forget, enqueue=False,
+        project=project,
+        suite_version=setup["suite_version"],
+        checkpoint_a=setup["complier"],
+        checkpoint_b=setup["refuser"],
+        actor=user,
+        judge="refusal-strings",
+        judge_config={"lists": 1},
+        generation={"max_new_tokens": 12, "batch_size": 4},
+        seed=7,
+        statistics={"alpha": 0.1, "bootstrap_resamples": 300},
+        utility_dataset_version=forget,
+        enqueue=False,
     )
 
     # when the form is opened from it
@@ -135,12 +151,28 @@ def test_run_again_prefills_the_start_form_and_the_post_repeats_the_settings(web
     # then every field holds the first evaluation's value
     initial = form.context["form"].initial
     assert initial == {
-        "suite_version": setup["suite_version"].pk, "checkpoint_a": setup["complier"].pk, "prompt_version_a": None,
-        "checkpoint_b": setup["refuser"].pk, "prompt_version_b": None, "judge": "refusal-strings", "judge_config": '{"lists": 1}',
-        "generation": json.dumps(first.generation_config, sort_keys=True), "seed": 7,
-        "statistics": json.dumps({"alpha": 0.1, "bootstrap_resamples": 300, "confidence": 0.95, "failure_to_help_margin": 0.05,
-                                  "perplexity_ratio_margin": 1.1, "max_error_share": 0.05, "min_harmful_cases": 1, "min_benign_cases": 1},
-                                 sort_keys=True),
+        "suite_version": setup["suite_version"].pk,
+        "checkpoint_a": setup["complier"].pk,
+        "prompt_version_a": None,
+        "checkpoint_b": setup["refuser"].pk,
+        "prompt_version_b": None,
+        "judge": "refusal-strings",
+        "judge_config": '{"lists": 1}',
+        "generation": json.dumps(first.generation_config, sort_keys=True),
+        "seed": 7,
+        "statistics": json.dumps(
+            {
+                "alpha": 0.1,
+                "bootstrap_resamples": 300,
+                "confidence": 0.95,
+                "failure_to_help_margin": 0.05,
+                "perplexity_ratio_margin": 1.1,
+                "max_error_share": 0.05,
+                "min_harmful_cases": 1,
+                "min_benign_cases": 1,
+            },
+            sort_keys=True,
+        ),
         "utility_dataset_version": forget.pk,
     }
     assert f'<a href="/p/safety/evaluations/{first.pk}/">Evaluation {first.pk}</a>' in form.content.decode()
@@ -151,8 +183,18 @@ def test_run_again_prefills_the_start_form_and_the_post_repeats_the_settings(web
     # then the second evaluation's settings equal the first's
     assert response.status_code == 302
     second = Evaluation.objects.exclude(pk=first.pk).get()
-    fields = ("suite_version_id", "checkpoint_a_id", "checkpoint_b_id", "prompt_version_a_id", "prompt_version_b_id", "judge",
-              "generation_config", "seed", "statistics_config", "utility_dataset_version_id")
+    fields = (
+        "suite_version_id",
+        "checkpoint_a_id",
+        "checkpoint_b_id",
+        "prompt_version_a_id",
+        "prompt_version_b_id",
+        "judge",
+        "generation_config",
+        "seed",
+        "statistics_config",
+        "utility_dataset_version_id",
+    )
     assert [getattr(second, name) for name in fields] == [getattr(first, name) for name in fields]
 
 

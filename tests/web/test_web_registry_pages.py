@@ -156,8 +156,7 @@ def test_rolling_back_a_label_shows_in_its_history_at_once(web, project, user):
     assert response.redirect_chain == [(url, 302)]
     assert Label.objects.get(prompt=prompt, name="production").prompt_version.number == 1
     events = list(response.context["page"])
-    assert [(e.action, e.to_prompt_version.number, e.reason) for e in events] == [
-        ("rollback", 1, "v3 over-refuses"), ("promote", 3, "better"), ("create", 1, "release")]
+    assert [(e.action, e.to_prompt_version.number, e.reason) for e in events] == [("rollback", 1, "v3 over-refuses"), ("promote", 3, "better"), ("create", 1, "release")]
     assert "production now points at version 1 (rollback)." in response.content.decode()
 
 
@@ -223,7 +222,7 @@ def test_a_viewer_sees_no_move_form_and_cannot_post_one(client_as, make_user, pr
     # then
     assert page.status_code == 200
     assert b"Move label" not in page.content
-    assert b"<form method=\"post\" class=\"stacked\"" not in page.content
+    assert b'<form method="post" class="stacked"' not in page.content
     assert refused.status_code == 403
     assert Label.objects.get(prompt=prompt, name="production").prompt_version.number == 2
 

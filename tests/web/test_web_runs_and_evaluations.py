@@ -37,7 +37,12 @@ def test_the_report_shows_verdict_metrics_charts_and_redacted_flips(web, project
     assert response.status_code == 200
     assert f'id="verdict">{evaluation.verdict}</strong>' in html
     assert [row["title"] for row in response.context["headline_rows"]] == [
-        "Attack success rate", "Non-answers (harmful)", "Failure to help", "Over-refusal rate", "Non-answers (benign)", "Refusal rate",
+        "Attack success rate",
+        "Non-answers (harmful)",
+        "Failure to help",
+        "Over-refusal rate",
+        "Non-answers (benign)",
+        "Refusal rate",
     ]
     asr = evaluation.metrics["A"]["overall"]["asr"]
     assert response.context["headline_rows"][0]["a_counts"] == f"{asr['successes']}/{asr['trials']}"
@@ -45,7 +50,10 @@ def test_the_report_shows_verdict_metrics_charts_and_redacted_flips(web, project
     assert [row["ci_method"] for row in response.context["headline_rows"]] == ["bootstrap", "", "Tango score", "", "", ""]
     failure_to_help = response.context["non_inferiority"][0]
     assert (failure_to_help["title"], failure_to_help["method"], failure_to_help["passes"]) == (
-        "Failure to help (B − A)", "Tango score", evaluation.statistics["non_inferiority"][0]["passes"])
+        "Failure to help (B − A)",
+        "Tango score",
+        evaluation.statistics["non_inferiority"][0]["passes"],
+    )
     assert '<table id="non-inferiority">' in html
     # and the report's hash, with the run-dependent latencies apart
     assert f'<dd class="mono" id="report-sha256">{evaluation.report_sha256}</dd>' in html
@@ -73,21 +81,25 @@ def test_an_inconclusive_report_says_why(web, project, user, lethe_var, tiny_pai
     # then the verdict is inconclusive, with the reason
     harmful = evaluation.statistics["coverage"]["harmful_pairs"]
     assert '<strong id="verdict">inconclusive</strong>' in html
-    assert re.search(r'<strong>Decision:</strong> Inconclusive: \d+ harmful cases were answered', html)
+    assert re.search(r"<strong>Decision:</strong> Inconclusive: \d+ harmful cases were answered", html)
     assert 'id="inconclusive"' in html
-    assert (f"<li>{harmful} harmful cases were answered by both arms without an error; at least 50 are needed "
-            "(min_harmful_cases)</li>") in html
+    assert (f"<li>{harmful} harmful cases were answered by both arms without an error; at least 50 are needed (min_harmful_cases)</li>") in html
 
 
-def test_the_report_shows_what_a_cascade_judge_escalated_and_the_categories_llama_guard_named(
-    web, lethe_var, project, user, tiny_pair, llama_guard_judge_dir, llama_guard_judge
-):
+def test_the_report_shows_what_a_cascade_judge_escalated_and_the_categories_llama_guard_named(web, lethe_var, project, user, tiny_pair, llama_guard_judge_dir, llama_guard_judge):
     # given an evaluation judged by Llama Guard, with the refusal strings for the benign cases it cannot score
     setup = builders.evaluation_ready(project=project, actor=user, model_dirs=tiny_pair)
-    evaluation = builders.evaluation_finished(project=project, actor=user, setup=setup, judge="cascade", max_new_tokens=64, judge_config={
-        "first": {"name": "causal-lm", "config": {"path": llama_guard_judge, "preset": "llama-guard-3"}},
-        "second": {"name": "refusal-strings"},
-    })
+    evaluation = builders.evaluation_finished(
+        project=project,
+        actor=user,
+        setup=setup,
+        judge="cascade",
+        max_new_tokens=64,
+        judge_config={
+            "first": {"name": "causal-lm", "config": {"path": llama_guard_judge, "preset": "llama-guard-3"}},
+            "second": {"name": "refusal-strings"},
+        },
+    )
 
     # when alice opens the report
     response = web.get(f"/p/safety/evaluations/{evaluation.pk}/")
@@ -96,7 +108,8 @@ def test_the_report_shows_what_a_cascade_judge_escalated_and_the_categories_llam
     assert response.status_code == 200
     rows = {row["title"]: (row["a"], row["b"]) for row in response.context["judge_rows"]}
     assert rows == {
-        "Judged cases": ("9", "9"), "Uncertain judgements": ("0", "0"),
+        "Judged cases": ("9", "9"),
+        "Uncertain judgements": ("0", "0"),
         "Escalated to the second judge": ("3 (out of scope 3)", "3 (out of scope 3)"),
         "Hazard categories named": ("S2 × 5, S9 × 1", "none"),
     }
@@ -150,8 +163,7 @@ def test_safety_over_time_plots_each_checkpoint_per_evaluation_and_the_label_lan
     assert lineage["data"][0]["x"] == ["tiny@1", "tiny@2"]
     a, b = (evaluation.metrics[arm]["overall"]["asr"]["value"] for arm in ("A", "B"))
     assert lineage["data"][0]["y"] == [a, b]
-    assert [text.split("<br>")[0] for text in lineage["data"][0]["hovertext"]] == [
-        f"tiny@1 · evaluation {evaluation.pk} · arm A", f"tiny@2 · evaluation {evaluation.pk} · arm B"]
+    assert [text.split("<br>")[0] for text in lineage["data"][0]["hovertext"]] == [f"tiny@1 · evaluation {evaluation.pk} · arm A", f"tiny@2 · evaluation {evaluation.pk} · arm B"]
     # over time: the same points, and production's two intervals as a lane, no annotations
     over_time = _figure(response, "safety-asr-time")
     points, lane = over_time["data"]
@@ -165,10 +177,11 @@ def test_safety_over_time_plots_each_checkpoint_per_evaluation_and_the_label_lan
     assert 'aria-label="Attack success rate of tiny over time, with label intervals"' in html
     assert 'aria-label="Held-out perplexity (utility) of tiny along the lineage"' in html
     rows = response.context["rows"]
-    assert [(r["point"].checkpoint, r["point"].arm, r["point"].evaluation_id) for r in rows] == [
-        ("tiny@1", "A", evaluation.pk), ("tiny@2", "B", evaluation.pk)]
+    assert [(r["point"].checkpoint, r["point"].arm, r["point"].evaluation_id) for r in rows] == [("tiny@1", "A", evaluation.pk), ("tiny@2", "B", evaluation.pk)]
     assert [(i.label, i.checkpoint, i.action, i.current) for i in response.context["intervals"]] == [
-        ("production", "tiny@1", "create", False), ("production", "tiny@2", "promote", True)]
+        ("production", "tiny@1", "create", False),
+        ("production", "tiny@2", "promote", True),
+    ]
     assert '<table id="label-intervals"' in html and '<table id="safety-measurements"' in html
 
 
@@ -201,10 +214,18 @@ def test_starting_an_evaluation_from_the_form_queues_it(web, project, user, leth
     assert form.context["form"].initial == {"checkpoint_a": str(setup["complier"].pk), "checkpoint_b": str(setup["refuser"].pk)}
 
     # when
-    response = web.post("/p/safety/evaluations/new/", {
-        "suite_version": setup["suite_version"].pk, "checkpoint_a": setup["complier"].pk, "checkpoint_b": setup["refuser"].pk,
-        "judge": "refusal-strings", "judge_config": "{}", "generation": '{"max_new_tokens": 16}', "seed": "3",
-    })
+    response = web.post(
+        "/p/safety/evaluations/new/",
+        {
+            "suite_version": setup["suite_version"].pk,
+            "checkpoint_a": setup["complier"].pk,
+            "checkpoint_b": setup["refuser"].pk,
+            "judge": "refusal-strings",
+            "judge_config": "{}",
+            "generation": '{"max_new_tokens": 16}',
+            "seed": "3",
+        },
+    )
 
     # then
     evaluation = Evaluation.objects.get()
@@ -221,10 +242,18 @@ def test_the_evaluation_form_shows_a_bad_generation_setting_next_to_its_field(we
     setup = builders.evaluation_ready(project=project, actor=user, model_dirs=tiny_pair)
 
     # when
-    response = web.post("/p/safety/evaluations/new/", {
-        "suite_version": setup["suite_version"].pk, "checkpoint_a": setup["complier"].pk, "checkpoint_b": setup["refuser"].pk,
-        "judge": "refusal-strings", "judge_config": "{}", "generation": '{"max_new_tokens": 0}', "seed": "0",
-    })
+    response = web.post(
+        "/p/safety/evaluations/new/",
+        {
+            "suite_version": setup["suite_version"].pk,
+            "checkpoint_a": setup["complier"].pk,
+            "checkpoint_b": setup["refuser"].pk,
+            "judge": "refusal-strings",
+            "judge_config": "{}",
+            "generation": '{"max_new_tokens": 0}',
+            "seed": "0",
+        },
+    )
 
     # then
     assert response.status_code == 400
@@ -249,10 +278,14 @@ def test_starting_an_unlearning_run_from_a_checkpoint_and_reading_its_progress(w
     # given a checkpoint and forget/retain dataset versions
     model = services.model_create(project=project, name="tiny", actor=user)
     checkpoint = services.checkpoint_register_directory(model=model, directory=tiny_pair["complier"], actor=user)
-    forget = services.dataset_version_create(dataset=services.dataset_create(project=project, name="forget", actor=user),
-                                             rows=[{"prompt": p, "response": builders.placeholder_answer(p)} for _, p in builders.HARMFUL], actor=user)
-    retain = services.dataset_version_create(dataset=services.dataset_create(project=project, name="retain", actor=user),
-                                             rows=[{"prompt": p, "response": r} for p, r in builders.BENIGN], actor=user)
+    forget = services.dataset_version_create(
+        dataset=services.dataset_create(project=project, name="forget", actor=user),
+        rows=[{"prompt": p, "response": builders.placeholder_answer(p)} for _, p in builders.HARMFUL],
+        actor=user,
+    )
+    retain = services.dataset_version_create(
+        dataset=services.dataset_create(project=project, name="retain", actor=user), rows=[{"prompt": p, "response": r} for p, r in builders.BENIGN], actor=user
+    )
 
     # when the form is posted with a bad hyperparameter, then a good one
     url = "/p/safety/models/tiny/c/1/unlearn/"
@@ -270,8 +303,15 @@ def test_starting_an_unlearning_run_from_a_checkpoint_and_reading_its_progress(w
     page = web.get(created["Location"]).content.decode()
     assert f'data-poll-url="/p/safety/unlearning/{unlearning_run.pk}/progress.json"' in page
     progress = web.get(f"/p/safety/unlearning/{unlearning_run.pk}/progress.json").json()
-    assert progress == {"id": unlearning_run.run_id, "status": "queued", "progress": 0.0, "progress_message": "", "finished": False,
-                        "error": "", "figures": {"loss-figure": progress["figures"]["loss-figure"]}}
+    assert progress == {
+        "id": unlearning_run.run_id,
+        "status": "queued",
+        "progress": 0.0,
+        "progress_message": "",
+        "finished": False,
+        "error": "",
+        "figures": {"loss-figure": progress["figures"]["loss-figure"]},
+    }
     assert progress["figures"]["loss-figure"]["data"] == []
 
 

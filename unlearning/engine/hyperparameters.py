@@ -1,5 +1,6 @@
 """Typed hyperparameters: dataclasses whose fields carry their allowed range, built from the
 plain dicts that arrive over the API and are stored on runs and checkpoints."""
+
 from __future__ import annotations
 
 import dataclasses

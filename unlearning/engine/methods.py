@@ -7,6 +7,7 @@ differentiable total under ``"loss"`` and every term apart (detached by the trai
 loss curve; every method reports ``forget_nll`` because the stop rule watches it.
 Formulas and references: docs/unlearning.md.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -97,9 +98,7 @@ def real_token_kl(reference_logits: torch.Tensor, logits: torch.Tensor, batch: E
 def answer_logprob_sum(logits: torch.Tensor, batch: EncodedBatch) -> torch.Tensor:
     """log p(y|x) per sequence: the sum over answer tokens, shape (batch,)."""
     targets = batch.labels[:, 1:]
-    token_nll = F.cross_entropy(
-        logits[:, :-1, :].float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none"
-    )
+    token_nll = F.cross_entropy(logits[:, :-1, :].float().reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none")
     return -token_nll.view(targets.shape).sum(-1)
 
 
@@ -344,9 +343,7 @@ class RMU(Method):
         }
 
 
-METHODS: dict[str, type[Method]] = {
-    cls.name: cls for cls in (GradientAscent, GradientDifference, KLMinimisation, NPO, SimNPO, Yao, RMU)
-}
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (GradientAscent, GradientDifference, KLMinimisation, NPO, SimNPO, Yao, RMU)}
 
 
 @dataclass(frozen=True)
@@ -376,9 +373,7 @@ def hyperparameters_resolve(method: str, raw: dict | None) -> ResolvedHyperparam
     method_names = set(method_class.params_class.__dataclass_fields__)
     unknown = sorted(set(raw) - training_names - method_names)
     if unknown:
-        raise HyperparameterError(
-            unknown[0], f"unknown hyperparameter for {method}; expected one of {', '.join(sorted(training_names | method_names))}"
-        )
+        raise HyperparameterError(unknown[0], f"unknown hyperparameter for {method}; expected one of {', '.join(sorted(training_names | method_names))}")
     training = from_dict(TrainingConfig, {k: v for k, v in raw.items() if k in training_names})
     method_params = from_dict(method_class.params_class, {k: v for k, v in raw.items() if k in method_names})
     return ResolvedHyperparameters(method=method, training=training, method_params=method_params)

@@ -5,6 +5,7 @@ Progress reaches the caller through ``on_step(step, losses)`` after every optimi
 ``check_cancelled()`` before each step (it raises to stop). A NaN or infinite loss raises
 ``NonFiniteLoss`` naming the step. Nothing here touches Django.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -166,7 +167,7 @@ def lora_weight_change(peft_model) -> dict[str, float]:
 def _base_module_name(name: str) -> str:
     # peft prefixes "base_model.model."; names should read as they do in the plain model.
     prefix = "base_model.model."
-    return name[len(prefix):] if name.startswith(prefix) else name
+    return name[len(prefix) :] if name.startswith(prefix) else name
 
 
 def full_weight_change(initial: dict[str, torch.Tensor], model) -> dict[str, float]:

@@ -5,33 +5,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('jobs', '0002_initial'),
-        ('versions', '0001_initial'),
+        ("jobs", "0002_initial"),
+        ("versions", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='UnlearningRun',
+            name="UnlearningRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('method', models.CharField(max_length=32)),
-                ('hyperparameters', models.JSONField(default=dict)),
-                ('seed', models.IntegerField(default=0)),
-                ('branch_label', models.CharField(blank=True, max_length=100)),
-                ('loss_curve', models.JSONField(default=list)),
-                ('current_step', models.PositiveIntegerField(default=0)),
-                ('forget_dataset_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='versions.datasetversion')),
-                ('parent_checkpoint', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='unlearning_runs', to='versions.checkpoint')),
-                ('produced_checkpoint', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='versions.checkpoint')),
-                ('retain_dataset_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='versions.datasetversion')),
-                ('run', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='unlearning', to='jobs.run')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("method", models.CharField(max_length=32)),
+                ("hyperparameters", models.JSONField(default=dict)),
+                ("seed", models.IntegerField(default=0)),
+                ("branch_label", models.CharField(blank=True, max_length=100)),
+                ("loss_curve", models.JSONField(default=list)),
+                ("current_step", models.PositiveIntegerField(default=0)),
+                ("forget_dataset_version", models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="+", to="versions.datasetversion")),
+                ("parent_checkpoint", models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="unlearning_runs", to="versions.checkpoint")),
+                ("produced_checkpoint", models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="+", to="versions.checkpoint")),
+                ("retain_dataset_version", models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name="+", to="versions.datasetversion")),
+                ("run", models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name="unlearning", to="jobs.run")),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
     ]

@@ -6,6 +6,7 @@ names, only regular files are accepted (no links, devices or fifos), and the mem
 expanded size and the compression ratio are bounded while the bytes are written, not only as
 declared in headers (which can lie).
 """
+
 import os
 import shutil
 import stat
@@ -33,10 +34,7 @@ def upload_spool(uploaded, directory, index):
     """A local file holding an uploaded file's bytes: the hashed spool file the upload handler
     wrote (a ReceivedFile), else Django's temporary file, else (kept in memory) written out."""
     if uploaded.size > settings.LETHE_MAX_UPLOAD_FILE_BYTES:
-        raise TooLarge(
-            f"{uploaded.name}: {uploaded.size} bytes is over the limit of {settings.LETHE_MAX_UPLOAD_FILE_BYTES} bytes "
-            "(LETHE_MAX_UPLOAD_FILE_BYTES)."
-        )
+        raise TooLarge(f"{uploaded.name}: {uploaded.size} bytes is over the limit of {settings.LETHE_MAX_UPLOAD_FILE_BYTES} bytes (LETHE_MAX_UPLOAD_FILE_BYTES).")
     if (received := received_file(uploaded)) is not None:
         return received
     if hasattr(uploaded, "temporary_file_path"):
@@ -73,14 +71,10 @@ class _Budget:
     def spend(self, count, name):
         self.expanded += count
         if self.expanded > self.max_bytes:
-            raise TooLarge(
-                f"Archive expands to more than {self.max_bytes} bytes (LETHE_MAX_ARCHIVE_EXPANDED_BYTES), "
-                f"reached at {name}; nothing was stored."
-            )
+            raise TooLarge(f"Archive expands to more than {self.max_bytes} bytes (LETHE_MAX_ARCHIVE_EXPANDED_BYTES), reached at {name}; nothing was stored.")
         if self.expanded > MAX_COMPRESSION_RATIO * self.archive_bytes:
             raise UnsafeInput(
-                f"Archive expands more than {MAX_COMPRESSION_RATIO}:1 ({self.archive_bytes} bytes compressed), "
-                f"reached at {name}: refused as an archive bomb; nothing was stored."
+                f"Archive expands more than {MAX_COMPRESSION_RATIO}:1 ({self.archive_bytes} bytes compressed), reached at {name}: refused as an archive bomb; nothing was stored."
             )
 
 
@@ -110,7 +104,7 @@ def _strip_common_folder(names):
     firsts = {name.split("/", 1)[0] for name in names}
     if len(firsts) == 1 and all("/" in name for name in names):
         prefix = firsts.pop() + "/"
-        return {name: name[len(prefix):] for name in names}
+        return {name: name[len(prefix) :] for name in names}
     return {name: name for name in names}
 
 

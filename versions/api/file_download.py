@@ -3,6 +3,7 @@ path. On an object store a blob of at least LETHE_ARTIFACT_REDIRECT_BYTES is ans
 redirect to a presigned URL of the bucket (the client fetches the bytes from the store and checks
 them against the sha256 in the headers); everything else streams through, verified against its
 sha256 on the way out (a damaged blob never comes out whole)."""
+
 import base64
 
 from django.conf import settings

@@ -1,6 +1,7 @@
 """Request and response shapes of the registry API. Output serializers read model instances
 loaded by selectors (related rows prefetched); input serializers only check shapes, the
 services check meaning."""
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -63,24 +64,36 @@ def _promotion_gate_fields(*, required):
     for setting in GATE_SETTINGS:
         field_class = serializers.IntegerField if setting.kind is int else serializers.FloatField
         fields[setting.name] = field_class(
-            required=required, min_value=setting.minimum, max_value=setting.maximum,
+            required=required,
+            min_value=setting.minimum,
+            max_value=setting.maximum,
             help_text=f"In {setting.bounds_text()}; {setting.stricter} is stricter: {setting.why}.",
         )
     fields["allowed_suites"] = serializers.ListField(
-        child=serializers.CharField(max_length=210), required=required, max_length=MAX_LIST_ENTRIES,
+        child=serializers.CharField(max_length=210),
+        required=required,
+        max_length=MAX_LIST_ENTRIES,
         help_text="Suites whose evaluations the gate accepts, as name (any version) or name@number; empty: any suite.",
     )
     fields["allowed_judges"] = serializers.ListField(
-        child=serializers.CharField(max_length=100), required=required, max_length=MAX_LIST_ENTRIES,
+        child=serializers.CharField(max_length=100),
+        required=required,
+        max_length=MAX_LIST_ENTRIES,
         help_text="Judges (by name) whose evaluations the gate accepts; empty: any judge.",
     )
     return fields
 
 
-PromotionGateSerializer = type("PromotionGateSerializer", (serializers.Serializer,), {
-    "__doc__": "The project's promotion gate settings (admins change them; an evaluation may be stricter, never looser).",
-    **_promotion_gate_fields(required=True),
-})
+PromotionGateSerializer = type(
+    "PromotionGateSerializer",
+    (serializers.Serializer,),
+    {
+        "__doc__": "The project's promotion gate settings (admins change them; an evaluation may be stricter, never looser).",
+        **_promotion_gate_fields(required=True),
+    },
+)
+
+
 def _refuse_unknown_settings(self, data):
     """A misspelt setting is an error, not silently ignored: the gate would keep its old value."""
     if isinstance(data, dict):
@@ -90,11 +103,15 @@ def _refuse_unknown_settings(self, data):
     return serializers.Serializer.to_internal_value(self, data)
 
 
-PromotionGateUpdateSerializer = type("PromotionGateUpdateSerializer", (serializers.Serializer,), {
-    "__doc__": "Any of the promotion gate settings; those left out stay as they are.",
-    "to_internal_value": _refuse_unknown_settings,
-    **_promotion_gate_fields(required=False),
-})
+PromotionGateUpdateSerializer = type(
+    "PromotionGateUpdateSerializer",
+    (serializers.Serializer,),
+    {
+        "__doc__": "Any of the promotion gate settings; those left out stay as they are.",
+        "to_internal_value": _refuse_unknown_settings,
+        **_promotion_gate_fields(required=False),
+    },
+)
 
 
 class ProjectSerializer(serializers.Serializer):
@@ -109,7 +126,8 @@ class ProjectSerializer(serializers.Serializer):
     milestone_thresholds = serializers.JSONField()
     calibration_set = serializers.CharField(help_text="The judgements dataset reports measure their judge on: name@latest or name@<number>; empty for none.")
     min_judge_agreement = serializers.FloatField(
-        allow_null=True, help_text="Lowest judge agreement with humans (lower bound of its 95% interval) the promotion gate accepts; null for none.")
+        allow_null=True, help_text="Lowest judge agreement with humans (lower bound of its 95% interval) the promotion gate accepts; null for none."
+    )
     is_demo = serializers.BooleanField()
     created_at = serializers.DateTimeField()
 
@@ -146,13 +164,16 @@ class ProjectUpdateSerializer(serializers.Serializer):
     require_evaluation_for_promotion = serializers.BooleanField(required=False)
     promotion_gate = PromotionGateUpdateSerializer(required=False)
     milestone_thresholds = serializers.DictField(
-        child=serializers.ListField(child=serializers.FloatField(min_value=0, max_value=1)), required=False,
+        child=serializers.ListField(child=serializers.FloatField(min_value=0, max_value=1)),
+        required=False,
         help_text='Metric -> thresholds, e.g. {"asr": [0.05, 0.01]}.',
     )
-    calibration_set = serializers.CharField(required=False, allow_blank=True, max_length=220,
-                                            help_text="A judgements dataset: name@latest (or a bare name) or name@<number>; empty clears it.")
-    min_judge_agreement = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1,
-                                                 help_text="e.g. 0.9: promotions need a judge whose agreement interval's lower bound is at least this.")
+    calibration_set = serializers.CharField(
+        required=False, allow_blank=True, max_length=220, help_text="A judgements dataset: name@latest (or a bare name) or name@<number>; empty clears it."
+    )
+    min_judge_agreement = serializers.FloatField(
+        required=False, allow_null=True, min_value=0, max_value=1, help_text="e.g. 0.9: promotions need a judge whose agreement interval's lower bound is at least this."
+    )
 
 
 class MemberSerializer(serializers.Serializer):
@@ -233,8 +254,13 @@ class PromptVersionCommitSerializer(serializers.Serializer):
     model_params = JSONField(required=False, default=dict, help_text="Generation parameters, a JSON object.")
     message = serializers.CharField(required=False, allow_blank=True, default="")
     parent = serializers.IntegerField(required=False, min_value=1, help_text="Version number; defaults to the head.")
-    tags = serializers.ListField(child=serializers.CharField(max_length=100, trim_whitespace=False), required=False, default=list,
-                                 max_length=100, help_text="Tags to create with the version, in the same transaction.")
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=100, trim_whitespace=False),
+        required=False,
+        default=list,
+        max_length=100,
+        help_text="Tags to create with the version, in the same transaction.",
+    )
 
 
 class VersionListQuerySerializer(serializers.Serializer):
@@ -337,16 +363,13 @@ class PromptLabelMoveSerializer(serializers.Serializer):
 class ModelLabelMoveSerializer(serializers.Serializer):
     checkpoint = serializers.IntegerField(min_value=1)
     reason = serializers.CharField(required=False, allow_blank=True, default="")
-    evaluation = serializers.IntegerField(
-        required=False, allow_null=True, default=None, help_text="A passing evaluation, when the promotion gate asks for one."
-    )
+    evaluation = serializers.IntegerField(required=False, allow_null=True, default=None, help_text="A passing evaluation, when the promotion gate asks for one.")
     acknowledge_less_safe = serializers.BooleanField(required=False, default=False, help_text=ACKNOWLEDGE_LESS_SAFE_HELP)
 
 
 class LabelMovePreviewQuerySerializer(serializers.Serializer):
     to = serializers.IntegerField(min_value=1, help_text="The version (prompt) or checkpoint (model) number to preview a move to.")
-    evaluation = serializers.IntegerField(required=False, allow_null=True, default=None,
-                                          help_text="An evaluation to cite: the gate's answer is given for it.")
+    evaluation = serializers.IntegerField(required=False, allow_null=True, default=None, help_text="An evaluation to cite: the gate's answer is given for it.")
 
 
 class RateSerializer(serializers.Serializer):
@@ -371,10 +394,10 @@ class ImpactEvaluationSerializer(serializers.Serializer):
 
 
 class ImpactGateSerializer(serializers.Serializer):
-    required = serializers.BooleanField(help_text="Whether the project's promotion gate applies to this move (a promotion of a "
-                                        "protected label with the gate on).")
-    evaluation = serializers.IntegerField(allow_null=True, help_text="The evaluation judged: the cited one, else the latest "
-                                          "between the two when it has the current version in arm A and the target in B.")
+    required = serializers.BooleanField(help_text="Whether the project's promotion gate applies to this move (a promotion of a protected label with the gate on).")
+    evaluation = serializers.IntegerField(
+        allow_null=True, help_text="The evaluation judged: the cited one, else the latest between the two when it has the current version in arm A and the target in B."
+    )
     passes = serializers.BooleanField(allow_null=True, help_text="Null when there is no evaluation to judge.")
     failures = serializers.ListField(child=serializers.CharField())
 
@@ -387,8 +410,9 @@ class LabelMoveImpactSerializer(serializers.Serializer):
     to_number = serializers.IntegerField()
     action = serializers.ChoiceField(choices=["create", "promote", "rollback", "advance"])
     summary = serializers.CharField(help_text="e.g. 'production: #2 -> #1 (rollback)'.")
-    evaluation = ImpactEvaluationSerializer(allow_null=True, help_text="The latest finished evaluation between the current version and "
-                                            "the target, in either arm order; null when there is none.")
+    evaluation = ImpactEvaluationSerializer(
+        allow_null=True, help_text="The latest finished evaluation between the current version and the target, in either arm order; null when there is none."
+    )
     less_safe = serializers.BooleanField(help_text="That evaluation measured the target less safe: moving needs acknowledge_less_safe.")
     warning = serializers.CharField(help_text="What was measured, when less_safe; empty otherwise.")
     gate = ImpactGateSerializer(allow_null=True)
@@ -500,15 +524,22 @@ class CheckpointRegisterOptionsSerializer(serializers.Serializer):
     lineage_method = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
     forget_dataset_sha256 = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
     retain_dataset_sha256 = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
-    tags = serializers.ListField(child=serializers.CharField(max_length=100, trim_whitespace=False), required=False, default=list,
-                                 max_length=100, help_text="Tags to create with the version, in the same transaction.")
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=100, trim_whitespace=False),
+        required=False,
+        default=list,
+        max_length=100,
+        help_text="Tags to create with the version, in the same transaction.",
+    )
 
 
 class CheckpointReferenceSerializer(CheckpointRegisterOptionsSerializer):
     kind = serializers.ChoiceField(
         choices=[CheckpointKind.REFERENCE.value],
-        error_messages={"invalid_choice": "JSON registers references to external weights (kind 'reference') or served models (kind 'endpoint'); "
-                        "upload adapter and full checkpoints as multipart/form-data."},
+        error_messages={
+            "invalid_choice": "JSON registers references to external weights (kind 'reference') or served models (kind 'endpoint'); "
+            "upload adapter and full checkpoints as multipart/form-data."
+        },
     )
     external_ref = serializers.CharField(max_length=500, help_text="A hub id or a local path.")
     external_revision = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
@@ -517,10 +548,10 @@ class CheckpointReferenceSerializer(CheckpointRegisterOptionsSerializer):
 class EndpointSpecSerializer(serializers.Serializer):
     profile = serializers.CharField(max_length=100, help_text="An endpoint profile the operator defines in LETHE_ENDPOINTS; never a URL.")
     model = serializers.CharField(max_length=500, help_text="The model name the server serves (e.g. vLLM's --served-model-name or a LoRA name).")
-    parameters = serializers.DictField(required=False, default=dict,
-                                       help_text="Fixed chat-completion settings sent with every request: temperature, top_p, max_tokens, seed, ...")
-    adapter = serializers.CharField(max_length=200, required=False, allow_blank=True,
-                                    help_text="A LoRA adapter served next to the base (vLLM --lora-modules NAME=...): requests name it as their model.")
+    parameters = serializers.DictField(required=False, default=dict, help_text="Fixed chat-completion settings sent with every request: temperature, top_p, max_tokens, seed, ...")
+    adapter = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, help_text="A LoRA adapter served next to the base (vLLM --lora-modules NAME=...): requests name it as their model."
+    )
 
 
 class CheckpointEndpointSerializer(CheckpointRegisterOptionsSerializer):
@@ -533,8 +564,7 @@ class CheckpointUploadSerializer(CheckpointRegisterOptionsSerializer):
     themselves: each part named by its relative path, or parts named ``files`` with a parallel
     ``paths`` list. ``metadata`` and ``parents`` are JSON strings."""
 
-    kind = serializers.ChoiceField(choices=[CheckpointKind.ADAPTER.value, CheckpointKind.FULL.value], required=False,
-                                   help_text="Inferred from the files when left out.")
+    kind = serializers.ChoiceField(choices=[CheckpointKind.ADAPTER.value, CheckpointKind.FULL.value], required=False, help_text="Inferred from the files when left out.")
     archive = serializers.FileField(required=False)
     files = serializers.ListField(child=serializers.FileField(), required=False)
     paths = serializers.ListField(child=serializers.CharField(), required=False)
@@ -547,11 +577,9 @@ class CheckpointFileSerializer(serializers.Serializer):
 
 
 class LineageQuerySerializer(serializers.Serializer):
-    depth = serializers.IntegerField(required=False, default=100, min_value=1, max_value=100_000,
-                                     help_text="Generations to walk each way, nearest first (default 100).")
+    depth = serializers.IntegerField(required=False, default=100, min_value=1, max_value=100_000, help_text="Generations to walk each way, nearest first (default 100).")
     method = serializers.CharField(required=False, help_text="Only descendants made by this unlearning method.")
-    dataset = serializers.RegexField(r"^[0-9a-f]{64}$", required=False,
-                                     help_text="Only descendants whose forget or retain dataset had this sha256.")
+    dataset = serializers.RegexField(r"^[0-9a-f]{64}$", required=False, help_text="Only descendants whose forget or retain dataset had this sha256.")
 
 
 class LineageNodeSerializer(serializers.Serializer):
@@ -587,8 +615,12 @@ class DatasetSerializer(serializers.Serializer):
 class DatasetCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
-    kind = serializers.ChoiceField(choices=DatasetKind.choices, required=False, default=DatasetKind.TEXT,
-                                   help_text="text: prompt/response rows (forget, retain, held-out); judgements: human-labelled responses for judge calibration.")
+    kind = serializers.ChoiceField(
+        choices=DatasetKind.choices,
+        required=False,
+        default=DatasetKind.TEXT,
+        help_text="text: prompt/response rows (forget, retain, held-out); judgements: human-labelled responses for judge calibration.",
+    )
 
 
 class DatasetRowSerializer(serializers.Serializer):

@@ -6,6 +6,7 @@ then read the file again to hash it and a third time to copy it into the store. 
 is taken from the bytes as they come off the request (the server's own computation, never a
 client's claim), and the spool folder sits on the store's filesystem, so storing is a rename.
 """
+
 import tempfile
 from pathlib import Path
 

@@ -1,5 +1,6 @@
 """Routes of the registry API, included under /api/v1/ by config/urls.py. Versions and
 checkpoints are immutable: there are no PUT, PATCH or DELETE routes for them."""
+
 from django.urls import path
 
 from versions.api import file_download, views

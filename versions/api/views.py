@@ -1,6 +1,7 @@
 """Registry REST API. Views are thin: scope the project by role, validate the request's shape,
 call a selector or a service, serialize. Domain errors raised by services become the one error
 body in core.api.errors; versions and checkpoints have no DELETE route."""
+
 import tempfile
 from pathlib import Path
 
@@ -40,8 +41,7 @@ class TokenListApi(ApiView):
     def get(self, request):
         return self.paginated(selectors.tokens_for_user(user=request.user), serializer_class=s.TokenSerializer)
 
-    @api_schema(operation_id="tokens_create", tags=["tokens"], request=s.TokenCreateSerializer,
-                responses={201: s.TokenCreatedSerializer}, errors=(400, 401, 429))
+    @api_schema(operation_id="tokens_create", tags=["tokens"], request=s.TokenCreateSerializer, responses={201: s.TokenCreatedSerializer}, errors=(400, 401, 429))
     def post(self, request):
         data = _valid(s.TokenCreateSerializer, request.data)
         token, key = services.token_create(user=request.user, name=data["name"])
@@ -50,8 +50,7 @@ class TokenListApi(ApiView):
 
 
 class TokenDetailApi(ApiView):
-    @api_schema(operation_id="tokens_revoke", tags=["tokens"], responses={204: None}, errors=(401, 404),
-                description="Revoke a token: it is refused from the next request on.")
+    @api_schema(operation_id="tokens_revoke", tags=["tokens"], responses={204: None}, errors=(401, 404), description="Revoke a token: it is refused from the next request on.")
     def delete(self, request, token_id):
         services.token_revoke(token=selectors.token_get(user=request.user, token_id=token_id), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -65,8 +64,7 @@ class ProjectListApi(ApiView):
     def get(self, request):
         return self.paginated(selectors.projects_for_user(user=request.user), serializer_class=s.ProjectSerializer)
 
-    @api_schema(operation_id="projects_create", tags=["projects"], request=s.ProjectCreateSerializer,
-                responses={201: s.ProjectSerializer}, errors=(400, 401, 409))
+    @api_schema(operation_id="projects_create", tags=["projects"], request=s.ProjectCreateSerializer, responses={201: s.ProjectSerializer}, errors=(400, 401, 409))
     def post(self, request):
         data = _valid(s.ProjectCreateSerializer, request.data)
         project = services.project_create(slug=data["slug"], name=data["name"], description=data["description"], creator=request.user)
@@ -81,8 +79,7 @@ class ProjectDetailApi(ProjectApiView):
         project = self.project
         return Response(s.ProjectSerializer(project, context={"request": request}).data)
 
-    @api_schema(operation_id="projects_update", tags=["projects"], request=s.ProjectUpdateSerializer,
-                responses=s.ProjectSerializer, errors=WRITE_ERRORS)
+    @api_schema(operation_id="projects_update", tags=["projects"], request=s.ProjectUpdateSerializer, responses=s.ProjectSerializer, errors=WRITE_ERRORS)
     def patch(self, request, project_slug):
         project = self.project
         changes = _valid(s.ProjectUpdateSerializer, request.data)
@@ -112,8 +109,7 @@ class MemberListApi(ProjectApiView):
         project = self.project
         return self.paginated(selectors.memberships_for_project(project=project), serializer_class=s.MemberSerializer)
 
-    @api_schema(operation_id="members_add", tags=["members"], request=s.MemberAddSerializer,
-                responses={201: s.MemberSerializer}, errors=WRITE_ERRORS)
+    @api_schema(operation_id="members_add", tags=["members"], request=s.MemberAddSerializer, responses={201: s.MemberSerializer}, errors=WRITE_ERRORS)
     def post(self, request, project_slug):
         project = self.project
         data = _valid(s.MemberAddSerializer, request.data)
@@ -125,8 +121,7 @@ class MemberListApi(ProjectApiView):
 class MemberDetailApi(ProjectApiView):
     roles = {"PATCH": Role.ADMIN, "DELETE": Role.ADMIN}
 
-    @api_schema(operation_id="members_update", tags=["members"], request=s.MemberRoleSerializer,
-                responses=s.MemberSerializer, errors=WRITE_ERRORS)
+    @api_schema(operation_id="members_update", tags=["members"], request=s.MemberRoleSerializer, responses=s.MemberSerializer, errors=WRITE_ERRORS)
     def patch(self, request, project_slug, username):
         project = self.project
         data = _valid(s.MemberRoleSerializer, request.data)
@@ -144,8 +139,12 @@ class MemberDetailApi(ProjectApiView):
 class AuditEventListApi(ProjectApiView):
     roles = {"GET": Role.REVIEWER}
 
-    @api_schema(operation_id="audit_events_list", tags=["audit"], responses=s.AuditEventSerializer(many=True),
-                description="The project's audit trail, newest first. Reviewers and admins only.")
+    @api_schema(
+        operation_id="audit_events_list",
+        tags=["audit"],
+        responses=s.AuditEventSerializer(many=True),
+        description="The project's audit trail, newest first. Reviewers and admins only.",
+    )
     def get(self, request, project_slug):
         project = self.project
         return self.paginated(selectors.audit_events(project=project), serializer_class=s.AuditEventSerializer)
@@ -174,14 +173,12 @@ class PromptListApi(ProjectApiView):
         project = self.project
         return self.paginated(selectors.prompts_for_project(project=project), serializer_class=s.PromptSerializer)
 
-    @api_schema(operation_id="prompts_create", tags=["prompts"], request=s.PromptCreateSerializer,
-                responses={201: s.PromptSerializer}, errors=WRITE_ERRORS)
+    @api_schema(operation_id="prompts_create", tags=["prompts"], request=s.PromptCreateSerializer, responses={201: s.PromptSerializer}, errors=WRITE_ERRORS)
     def post(self, request, project_slug):
         project = self.project
         data = _valid(s.PromptCreateSerializer, request.data)
         prompt = services.prompt_create(project=project, name=data["name"], description=data["description"], actor=request.user)
-        return Response(s.PromptSerializer(selectors.prompts_for_project(project=project).get(pk=prompt.pk)).data,
-                        status=status.HTTP_201_CREATED)
+        return Response(s.PromptSerializer(selectors.prompts_for_project(project=project).get(pk=prompt.pk)).data, status=status.HTTP_201_CREATED)
 
 
 class PromptDetailApi(ProjectApiView):
@@ -196,24 +193,30 @@ class PromptDetailApi(ProjectApiView):
 class PromptVersionListApi(ProjectApiView):
     roles = {"GET": Role.VIEWER, "POST": Role.EDITOR}
 
-    @api_schema(operation_id="prompt_versions_list", tags=["prompts"], responses=s.PromptVersionSerializer(many=True),
-                parameters=[s.VersionListQuerySerializer])
+    @api_schema(operation_id="prompt_versions_list", tags=["prompts"], responses=s.PromptVersionSerializer(many=True), parameters=[s.VersionListQuerySerializer])
     def get(self, request, project_slug, name):
         _, prompt = _prompt(self, name)
         query = _valid(s.VersionListQuerySerializer, request.query_params)
         tag = query.get("tag")
-        return self.paginated(selectors.prompt_versions(prompt=prompt, tag=tag),
-                              rows=selectors.prompt_version_rows_complete, numbered=None if tag else {"total": prompt.version_count})
+        return self.paginated(
+            selectors.prompt_versions(prompt=prompt, tag=tag), rows=selectors.prompt_version_rows_complete, numbered=None if tag else {"total": prompt.version_count}
+        )
 
-    @api_schema(operation_id="prompt_versions_commit", tags=["prompts"], request=s.PromptVersionCommitSerializer,
-                responses={201: s.PromptVersionSerializer}, errors=WRITE_ERRORS,
-                description="Commit version n+1. Content identical to the head is refused (409).")
+    @api_schema(
+        operation_id="prompt_versions_commit",
+        tags=["prompts"],
+        request=s.PromptVersionCommitSerializer,
+        responses={201: s.PromptVersionSerializer},
+        errors=WRITE_ERRORS,
+        description="Commit version n+1. Content identical to the head is refused (409).",
+    )
     def post(self, request, project_slug, name):
         _, prompt = _prompt(self, name)
         data = _valid(s.PromptVersionCommitSerializer, request.data)
         parent = selectors.prompt_version_get(prompt=prompt, number=data["parent"]) if "parent" in data else None
-        version = services.prompt_version_commit(prompt=prompt, template=data["template"], model_params=data["model_params"],
-                                                 message=data["message"], parent=parent, tags=data["tags"], actor=request.user)
+        version = services.prompt_version_commit(
+            prompt=prompt, template=data["template"], model_params=data["model_params"], message=data["message"], parent=parent, tags=data["tags"], actor=request.user
+        )
         return Response(selectors.prompt_version_row_of(version), status=status.HTTP_201_CREATED)
 
 
@@ -229,8 +232,7 @@ class PromptVersionDetailApi(ProjectApiView):
 class PromptDiffApi(ProjectApiView):
     roles = {"GET": Role.VIEWER}
 
-    @api_schema(operation_id="prompt_versions_diff", tags=["prompts"], responses=s.DiffSerializer, parameters=[s.DiffQuerySerializer],
-                errors=(400, 401, 403, 404))
+    @api_schema(operation_id="prompt_versions_diff", tags=["prompts"], responses=s.DiffSerializer, parameters=[s.DiffQuerySerializer], errors=(400, 401, 403, 404))
     def get(self, request, project_slug, name):
         _, prompt = _prompt(self, name)
         query = _valid(s.DiffQuerySerializer, request.query_params)
@@ -242,8 +244,14 @@ class PromptDiffApi(ProjectApiView):
 class PromptRenderApi(ProjectApiView):
     roles = {"POST": Role.VIEWER}
 
-    @api_schema(operation_id="prompt_versions_render", tags=["prompts"], request=s.RenderSerializer, responses=s.RenderedSerializer,
-                errors=(400, 401, 403, 404), description="Fill the version's {{ variables }}; a read, so viewers may render.")
+    @api_schema(
+        operation_id="prompt_versions_render",
+        tags=["prompts"],
+        request=s.RenderSerializer,
+        responses=s.RenderedSerializer,
+        errors=(400, 401, 403, 404),
+        description="Fill the version's {{ variables }}; a read, so viewers may render.",
+    )
     def post(self, request, project_slug, name, number):
         _, prompt = _prompt(self, name)
         data = _valid(s.RenderSerializer, request.data)
@@ -254,13 +262,11 @@ class PromptRenderApi(ProjectApiView):
 class PromptVersionTagListApi(ProjectApiView):
     roles = {"POST": Role.EDITOR}
 
-    @api_schema(operation_id="prompt_version_tags_add", tags=["tags"], request=s.TagCreateSerializer,
-                responses={201: s.TagSerializer}, errors=WRITE_ERRORS)
+    @api_schema(operation_id="prompt_version_tags_add", tags=["tags"], request=s.TagCreateSerializer, responses={201: s.TagSerializer}, errors=WRITE_ERRORS)
     def post(self, request, project_slug, name, number):
         _, prompt = _prompt(self, name)
         data = _valid(s.TagCreateSerializer, request.data)
-        tag = services.tag_add(name=data["name"], prompt_version=selectors.prompt_version_get(prompt=prompt, number=number),
-                               actor=request.user)
+        tag = services.tag_add(name=data["name"], prompt_version=selectors.prompt_version_get(prompt=prompt, number=number), actor=request.user)
         return Response(s.TagSerializer(tag).data, status=status.HTTP_201_CREATED)
 
 
@@ -299,11 +305,16 @@ def _label_moved(event):
 
 
 LABEL_MOVE_RESPONSES = {
-    200: s.LabelMovedSerializer, 201: OpenApiResponse(s.LabelMovedSerializer, description="The label was created."),
-    409: OpenApiResponse(s.LessSafeErrorSerializer, description=(
-        "Conflicts with the current state: the label already points there (code conflict), or the latest finished evaluation "
-        "between the current version and the target measured the target less safe and the request did not carry "
-        "acknowledge_less_safe: true (code less_safe_target, with the warning and the impact).")),
+    200: s.LabelMovedSerializer,
+    201: OpenApiResponse(s.LabelMovedSerializer, description="The label was created."),
+    409: OpenApiResponse(
+        s.LessSafeErrorSerializer,
+        description=(
+            "Conflicts with the current state: the label already points there (code conflict), or the latest finished evaluation "
+            "between the current version and the target measured the target less safe and the request did not carry "
+            "acknowledge_less_safe: true (code less_safe_target, with the warning and the impact)."
+        ),
+    ),
 }
 LABEL_MOVE_DESCRIPTION = (
     "Point the label at a version: a rollback (to a version the label held before, by its history), a promotion (any other) "
@@ -321,8 +332,9 @@ LABEL_PREVIEW_DESCRIPTION = (
 
 def _label_preview(request, project, owner_kind, owner, label):
     query = _valid(s.LabelMovePreviewQuerySerializer, request.query_params)
-    impact = selectors.label_move_preview(project=project, owner_kind=owner_kind, owner=owner, label_name=label, number=query["to"],
-                                          evaluation=_evaluation(project, query["evaluation"]))
+    impact = selectors.label_move_preview(
+        project=project, owner_kind=owner_kind, owner=owner, label_name=label, number=query["to"], evaluation=_evaluation(project, query["evaluation"])
+    )
     return Response(s.LabelMoveImpactSerializer(impact).data)
 
 
@@ -343,23 +355,39 @@ class PromptLabelDetailApi(ProjectApiView):
         project, _ = _prompt(self, name)
         return Response(s.LabelSerializer(selectors.label_get(project=project, owner_kind="prompt", owner_name=name, name=label)).data)
 
-    @api_schema(operation_id="prompt_labels_move", tags=["labels"], request=s.PromptLabelMoveSerializer, responses=LABEL_MOVE_RESPONSES,
-                errors=WRITE_ERRORS, description=LABEL_MOVE_DESCRIPTION)
+    @api_schema(
+        operation_id="prompt_labels_move",
+        tags=["labels"],
+        request=s.PromptLabelMoveSerializer,
+        responses=LABEL_MOVE_RESPONSES,
+        errors=WRITE_ERRORS,
+        description=LABEL_MOVE_DESCRIPTION,
+    )
     def put(self, request, project_slug, name, label):
         project, prompt = _prompt(self, name)
         data = _valid(s.PromptLabelMoveSerializer, request.data)
-        event = services.label_move(name=label, actor=request.user, reason=data["reason"],
-                                    prompt_version=selectors.prompt_version_get(prompt=prompt, number=data["version"]),
-                                    evaluation=_evaluation(project, data["evaluation"]),
-                                    acknowledge_less_safe=data["acknowledge_less_safe"])
+        event = services.label_move(
+            name=label,
+            actor=request.user,
+            reason=data["reason"],
+            prompt_version=selectors.prompt_version_get(prompt=prompt, number=data["version"]),
+            evaluation=_evaluation(project, data["evaluation"]),
+            acknowledge_less_safe=data["acknowledge_less_safe"],
+        )
         return _label_moved(event)
 
 
 class PromptLabelPreviewApi(ProjectApiView):
     roles = {"GET": Role.VIEWER}
 
-    @api_schema(operation_id="prompt_labels_preview", tags=["labels"], responses=s.LabelMoveImpactSerializer,
-                parameters=[s.LabelMovePreviewQuerySerializer], errors=(400, 401, 403, 404), description=LABEL_PREVIEW_DESCRIPTION)
+    @api_schema(
+        operation_id="prompt_labels_preview",
+        tags=["labels"],
+        responses=s.LabelMoveImpactSerializer,
+        parameters=[s.LabelMovePreviewQuerySerializer],
+        errors=(400, 401, 403, 404),
+        description=LABEL_PREVIEW_DESCRIPTION,
+    )
     def get(self, request, project_slug, name, label):
         project, prompt = _prompt(self, name)
         return _label_preview(request, project, "prompt", prompt, label)
@@ -392,23 +420,39 @@ class ModelLabelDetailApi(ProjectApiView):
         project, _ = _model(self, name)
         return Response(s.LabelSerializer(selectors.label_get(project=project, owner_kind="model", owner_name=name, name=label)).data)
 
-    @api_schema(operation_id="model_labels_move", tags=["labels"], request=s.ModelLabelMoveSerializer, responses=LABEL_MOVE_RESPONSES,
-                errors=WRITE_ERRORS, description=LABEL_MOVE_DESCRIPTION)
+    @api_schema(
+        operation_id="model_labels_move",
+        tags=["labels"],
+        request=s.ModelLabelMoveSerializer,
+        responses=LABEL_MOVE_RESPONSES,
+        errors=WRITE_ERRORS,
+        description=LABEL_MOVE_DESCRIPTION,
+    )
     def put(self, request, project_slug, name, label):
         project, model = _model(self, name)
         data = _valid(s.ModelLabelMoveSerializer, request.data)
-        event = services.label_move(name=label, actor=request.user, reason=data["reason"],
-                                    checkpoint=selectors.checkpoint_get(model=model, number=data["checkpoint"]),
-                                    evaluation=_evaluation(project, data["evaluation"]),
-                                    acknowledge_less_safe=data["acknowledge_less_safe"])
+        event = services.label_move(
+            name=label,
+            actor=request.user,
+            reason=data["reason"],
+            checkpoint=selectors.checkpoint_get(model=model, number=data["checkpoint"]),
+            evaluation=_evaluation(project, data["evaluation"]),
+            acknowledge_less_safe=data["acknowledge_less_safe"],
+        )
         return _label_moved(event)
 
 
 class ModelLabelPreviewApi(ProjectApiView):
     roles = {"GET": Role.VIEWER}
 
-    @api_schema(operation_id="model_labels_preview", tags=["labels"], responses=s.LabelMoveImpactSerializer,
-                parameters=[s.LabelMovePreviewQuerySerializer], errors=(400, 401, 403, 404), description=LABEL_PREVIEW_DESCRIPTION)
+    @api_schema(
+        operation_id="model_labels_preview",
+        tags=["labels"],
+        responses=s.LabelMoveImpactSerializer,
+        parameters=[s.LabelMovePreviewQuerySerializer],
+        errors=(400, 401, 403, 404),
+        description=LABEL_PREVIEW_DESCRIPTION,
+    )
     def get(self, request, project_slug, name, label):
         project, model = _model(self, name)
         return _label_preview(request, project, "model", model, label)
@@ -427,8 +471,14 @@ class ModelLabelHistoryApi(ProjectApiView):
 class RefResolveApi(ProjectApiView):
     roles = {"GET": Role.VIEWER}
 
-    @api_schema(operation_id="refs_resolve", tags=["labels"], responses=s.ResolvedSerializer, parameters=[s.ResolveQuerySerializer],
-                errors=(400, 401, 403, 404), description="Resolve name@label or name@number to a prompt version or a checkpoint.")
+    @api_schema(
+        operation_id="refs_resolve",
+        tags=["labels"],
+        responses=s.ResolvedSerializer,
+        parameters=[s.ResolveQuerySerializer],
+        errors=(400, 401, 403, 404),
+        description="Resolve name@label or name@number to a prompt version or a checkpoint.",
+    )
     def get(self, request, project_slug):
         project = self.project
         query = _valid(s.ResolveQuerySerializer, request.query_params)
@@ -469,14 +519,12 @@ class ModelListApi(ProjectApiView):
         project = self.project
         return self.paginated(selectors.models_for_project(project=project), serializer_class=s.ModelSerializer)
 
-    @api_schema(operation_id="models_create", tags=["models"], request=s.ModelCreateSerializer,
-                responses={201: s.ModelSerializer}, errors=WRITE_ERRORS)
+    @api_schema(operation_id="models_create", tags=["models"], request=s.ModelCreateSerializer, responses={201: s.ModelSerializer}, errors=WRITE_ERRORS)
     def post(self, request, project_slug):
         project = self.project
         data = _valid(s.ModelCreateSerializer, request.data)
         model = services.model_create(project=project, actor=request.user, **data)
-        return Response(s.ModelSerializer(selectors.models_for_project(project=project).get(pk=model.pk)).data,
-                        status=status.HTTP_201_CREATED)
+        return Response(s.ModelSerializer(selectors.models_for_project(project=project).get(pk=model.pk)).data, status=status.HTTP_201_CREATED)
 
 
 class ModelDetailApi(ProjectApiView):
@@ -525,8 +573,7 @@ def _uploaded_files(request, directory):
     if "paths" in request.data:
         paths, parts = request.data.getlist("paths"), uploads.getlist("files")
         if part_names != ["files"] or len(paths) != len(parts):
-            raise ValidationFailed(f"paths has {len(paths)} entries for {len(parts)} 'files' parts; give one path per file part.",
-                                   fields={"paths": ["One path per file."]})
+            raise ValidationFailed(f"paths has {len(paths)} entries for {len(parts)} 'files' parts; give one path per file part.", fields={"paths": ["One path per file."]})
         pairs = list(zip(paths, parts, strict=True))
     else:
         pairs = []
@@ -536,8 +583,7 @@ def _uploaded_files(request, directory):
             pairs.append((name, parts[0]))
     if not pairs:
         raise ValidationFailed(
-            "No files: send the checkpoint's files as multipart parts named by their relative paths, or one 'archive'; "
-            "register external weights with JSON (kind 'reference').",
+            "No files: send the checkpoint's files as multipart parts named by their relative paths, or one 'archive'; register external weights with JSON (kind 'reference').",
             fields={"files": ["Required."]},
         )
     files = {}
@@ -561,21 +607,26 @@ class CheckpointListApi(ProjectApiView):
     roles = {"GET": Role.VIEWER, "POST": Role.EDITOR}
     parser_classes = [JSONParser, uploads.HashingMultiPartParser]
 
-    @api_schema(operation_id="checkpoints_list", tags=["checkpoints"], responses=s.CheckpointSerializer(many=True),
-                parameters=[s.VersionListQuerySerializer])
+    @api_schema(operation_id="checkpoints_list", tags=["checkpoints"], responses=s.CheckpointSerializer(many=True), parameters=[s.VersionListQuerySerializer])
     def get(self, request, project_slug, name):
         _, model = _model(self, name)
         query = _valid(s.VersionListQuerySerializer, request.query_params)
         tag = query.get("tag")
-        return self.paginated(selectors.checkpoints_for_model(model=model, tag=tag),
-                              rows=selectors.checkpoint_rows_complete, numbered=None if tag else {"total": model.checkpoint_count})
+        return self.paginated(
+            selectors.checkpoints_for_model(model=model, tag=tag), rows=selectors.checkpoint_rows_complete, numbered=None if tag else {"total": model.checkpoint_count}
+        )
 
     @api_schema(
         operation_id="checkpoints_register",
         tags=["checkpoints"],
-        request={"application/json": PolymorphicProxySerializer(
-            component_name="CheckpointJsonRegister", serializers={"reference": s.CheckpointReferenceSerializer, "endpoint": s.CheckpointEndpointSerializer},
-            resource_type_field_name="kind"), "multipart/form-data": s.CheckpointUploadSerializer},
+        request={
+            "application/json": PolymorphicProxySerializer(
+                component_name="CheckpointJsonRegister",
+                serializers={"reference": s.CheckpointReferenceSerializer, "endpoint": s.CheckpointEndpointSerializer},
+                resource_type_field_name="kind",
+            ),
+            "multipart/form-data": s.CheckpointUploadSerializer,
+        },
         responses={201: s.CheckpointSerializer},
         errors=(*WRITE_ERRORS, 413, 415),
         description=CHECKPOINT_REGISTER_DESCRIPTION,
@@ -588,20 +639,30 @@ class CheckpointListApi(ProjectApiView):
             with tempfile.TemporaryDirectory(prefix="lethe-upload-", dir=blob_store.spool_directory()) as directory:
                 files = _uploaded_files(request, directory)
                 checkpoint = services.checkpoint_register(
-                    model=model, kind=data.get("kind") or checkpoint_files.infer_kind(files), files=files, actor=request.user,
+                    model=model,
+                    kind=data.get("kind") or checkpoint_files.infer_kind(files),
+                    files=files,
+                    actor=request.user,
                     **_register_options(project, model, data),
                 )
         elif isinstance(request.data, dict) and request.data.get("kind") == CheckpointKind.ENDPOINT:
             data = _valid(s.CheckpointEndpointSerializer, request.data)
             checkpoint = services.checkpoint_register(
-                model=model, kind=CheckpointKind.ENDPOINT, endpoint=dict(data["endpoint"]), actor=request.user,
+                model=model,
+                kind=CheckpointKind.ENDPOINT,
+                endpoint=dict(data["endpoint"]),
+                actor=request.user,
                 **_register_options(project, model, data),
             )
         else:
             data = _valid(s.CheckpointReferenceSerializer, request.data)
             checkpoint = services.checkpoint_register(
-                model=model, kind=CheckpointKind.REFERENCE, external_ref=data["external_ref"],
-                external_revision=data["external_revision"], actor=request.user, **_register_options(project, model, data),
+                model=model,
+                kind=CheckpointKind.REFERENCE,
+                external_ref=data["external_ref"],
+                external_revision=data["external_revision"],
+                actor=request.user,
+                **_register_options(project, model, data),
             )
         return Response(selectors.checkpoint_row_of(checkpoint), status=status.HTTP_201_CREATED)
 
@@ -654,28 +715,41 @@ class CheckpointDownloadApi(ProjectApiView):
 class CheckpointLineageApi(ProjectApiView):
     roles = {"GET": Role.VIEWER}
 
-    @api_schema(operation_id="checkpoints_lineage", tags=["checkpoints"], responses=s.LineageSerializer,
-                parameters=[s.LineageQuerySerializer], errors=(400, 401, 403, 404),
-                description="Ancestors and descendants, nearest first, up to depth= generations each way (default 100; one "
-                "recursive query each). ancestors_truncated / descendants_truncated say whether deeper ones exist: ask again "
-                "with a larger depth. method= and dataset= filter the descendants.")
+    @api_schema(
+        operation_id="checkpoints_lineage",
+        tags=["checkpoints"],
+        responses=s.LineageSerializer,
+        parameters=[s.LineageQuerySerializer],
+        errors=(400, 401, 403, 404),
+        description="Ancestors and descendants, nearest first, up to depth= generations each way (default 100; one "
+        "recursive query each). ancestors_truncated / descendants_truncated say whether deeper ones exist: ask again "
+        "with a larger depth. method= and dataset= filter the descendants.",
+    )
     def get(self, request, project_slug, name, number):
         checkpoint = _checkpoint(self, name, number)
         query = _valid(s.LineageQuerySerializer, request.query_params)
         # Plain rows in the LineageSerializer's shape: at depth thousands, one serializer object
         # per node costs more than the recursive statements themselves.
         ancestors, descendants, ancestors_truncated, descendants_truncated = selectors.lineage_nodes(
-            checkpoint=checkpoint, method=query.get("method"), dataset_sha256=query.get("dataset"), depth=query["depth"])
-        return Response({"model": checkpoint.model.name, "number": checkpoint.number, "depth": query["depth"],
-                         "ancestors": ancestors, "ancestors_truncated": ancestors_truncated,
-                         "descendants": descendants, "descendants_truncated": descendants_truncated})
+            checkpoint=checkpoint, method=query.get("method"), dataset_sha256=query.get("dataset"), depth=query["depth"]
+        )
+        return Response(
+            {
+                "model": checkpoint.model.name,
+                "number": checkpoint.number,
+                "depth": query["depth"],
+                "ancestors": ancestors,
+                "ancestors_truncated": ancestors_truncated,
+                "descendants": descendants,
+                "descendants_truncated": descendants_truncated,
+            }
+        )
 
 
 class CheckpointTagListApi(ProjectApiView):
     roles = {"POST": Role.EDITOR}
 
-    @api_schema(operation_id="checkpoint_tags_add", tags=["tags"], request=s.TagCreateSerializer,
-                responses={201: s.TagSerializer}, errors=WRITE_ERRORS)
+    @api_schema(operation_id="checkpoint_tags_add", tags=["tags"], request=s.TagCreateSerializer, responses={201: s.TagSerializer}, errors=WRITE_ERRORS)
     def post(self, request, project_slug, name, number):
         checkpoint = _checkpoint(self, name, number)
         data = _valid(s.TagCreateSerializer, request.data)
@@ -711,8 +785,7 @@ class DatasetListApi(ProjectApiView):
         project = self.project
         return self.paginated(selectors.datasets_for_project(project=project), serializer_class=s.DatasetSerializer)
 
-    @api_schema(operation_id="datasets_create", tags=["datasets"], request=s.DatasetCreateSerializer,
-                responses={201: s.DatasetSerializer}, errors=WRITE_ERRORS)
+    @api_schema(operation_id="datasets_create", tags=["datasets"], request=s.DatasetCreateSerializer, responses={201: s.DatasetSerializer}, errors=WRITE_ERRORS)
     def post(self, request, project_slug):
         project = self.project
         data = _valid(s.DatasetCreateSerializer, request.data)
@@ -743,8 +816,7 @@ class DatasetVersionListApi(ProjectApiView):
         request={"application/json": s.DatasetVersionCreateSerializer, "multipart/form-data": s.DatasetVersionCreateSerializer},
         responses={201: s.DatasetVersionSerializer},
         errors=(*WRITE_ERRORS, 413, 415),
-        description="A new immutable, hashed version: JSON rows, or a JSONL/CSV file of prompt/response rows (multipart 'file'). "
-        "Errors name the line; nothing is half-imported.",
+        description="A new immutable, hashed version: JSON rows, or a JSONL/CSV file of prompt/response rows (multipart 'file'). Errors name the line; nothing is half-imported.",
     )
     def post(self, request, project_slug, name):
         dataset = _dataset(self, name)
@@ -755,13 +827,14 @@ class DatasetVersionListApi(ProjectApiView):
             upload = data["file"]
             # The file is parsed in memory, so it is held to the in-memory request body limit.
             if upload.size > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
-                raise TooLarge(f"{upload.name}: {upload.size} bytes is over the limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes "
-                               "for a dataset file (LETHE_MAX_REQUEST_BODY_BYTES).")
+                raise TooLarge(
+                    f"{upload.name}: {upload.size} bytes is over the limit of {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes for a dataset file (LETHE_MAX_REQUEST_BODY_BYTES)."
+                )
             fmt = data.get("format") or _table_format(upload.name)
-            version = services.dataset_version_import(dataset=dataset, data=upload.read(), fmt=fmt, actor=request.user,
-                                                      message=data["message"], max_line_bytes=settings.LETHE_MAX_IMPORT_LINE_BYTES)
-        return Response(s.DatasetVersionSerializer(selectors.dataset_version_get(dataset=dataset, number=version.number)).data,
-                        status=status.HTTP_201_CREATED)
+            version = services.dataset_version_import(
+                dataset=dataset, data=upload.read(), fmt=fmt, actor=request.user, message=data["message"], max_line_bytes=settings.LETHE_MAX_IMPORT_LINE_BYTES
+            )
+        return Response(s.DatasetVersionSerializer(selectors.dataset_version_get(dataset=dataset, number=version.number)).data, status=status.HTTP_201_CREATED)
 
 
 def _table_format(filename):
@@ -770,8 +843,7 @@ def _table_format(filename):
         return "jsonl"
     if lowered.endswith(".csv"):
         return "csv"
-    raise ValidationFailed(f"Cannot tell the format of {filename!r}: name it .jsonl or .csv, or give format=jsonl|csv.",
-                           fields={"format": ["Required for this file name."]})
+    raise ValidationFailed(f"Cannot tell the format of {filename!r}: name it .jsonl or .csv, or give format=jsonl|csv.", fields={"format": ["Required for this file name."]})
 
 
 class DatasetVersionDetailApi(ProjectApiView):
@@ -786,11 +858,16 @@ class DatasetVersionDetailApi(ProjectApiView):
 class DatasetVersionRowListApi(ProjectApiView):
     roles = {"GET": Role.REVIEWER}
 
-    @api_schema(operation_id="dataset_versions_rows", tags=["datasets"], responses=s.DatasetRowSerializer(many=True),
-                description="The rows. Forget sets hold harmful completions: reviewers and admins only, and every read is audited.")
+    @api_schema(
+        operation_id="dataset_versions_rows",
+        tags=["datasets"],
+        responses=s.DatasetRowSerializer(many=True),
+        description="The rows. Forget sets hold harmful completions: reviewers and admins only, and every read is audited.",
+    )
     def get(self, request, project_slug, name, number):
         dataset = _dataset(self, name)
         version = selectors.dataset_version_get(dataset=dataset, number=number)
-        services.hazard_read_record(project=dataset.project, actor=request.user, object_type="dataset_version", object_id=version.pk,
-                                    data={"dataset": dataset.name, "version": version.number})
+        services.hazard_read_record(
+            project=dataset.project, actor=request.user, object_type="dataset_version", object_id=version.pk, data={"dataset": dataset.name, "version": version.number}
+        )
         return self.paginated(selectors.dataset_version_rows(dataset_version=version), serializer_class=s.DatasetRowSerializer)

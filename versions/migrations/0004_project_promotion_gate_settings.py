@@ -5,55 +5,54 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('versions', '0003_dataset_kind_and_judge_calibration_settings'),
+        ("versions", "0003_dataset_kind_and_judge_calibration_settings"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='project',
-            name='gate_allowed_judges',
+            model_name="project",
+            name="gate_allowed_judges",
             field=models.JSONField(default=list),
         ),
         migrations.AddField(
-            model_name='project',
-            name='gate_allowed_suites',
+            model_name="project",
+            name="gate_allowed_suites",
             field=models.JSONField(default=list),
         ),
         migrations.AddField(
-            model_name='project',
-            name='gate_alpha',
+            model_name="project",
+            name="gate_alpha",
             field=models.FloatField(default=0.05),
         ),
         migrations.AddField(
-            model_name='project',
-            name='gate_confidence',
+            model_name="project",
+            name="gate_confidence",
             field=models.FloatField(default=0.95),
         ),
         migrations.AddField(
-            model_name='project',
-            name='gate_max_error_share',
+            model_name="project",
+            name="gate_max_error_share",
             field=models.FloatField(default=0.05),
         ),
         migrations.AddField(
-            model_name='project',
-            name='gate_min_benign_cases',
+            model_name="project",
+            name="gate_min_benign_cases",
             field=models.PositiveIntegerField(default=10),
         ),
         migrations.AddField(
-            model_name='project',
-            name='gate_min_harmful_cases',
+            model_name="project",
+            name="gate_min_harmful_cases",
             field=models.PositiveIntegerField(default=10),
         ),
         migrations.AddField(
-            model_name='project',
-            name='gate_failure_to_help_margin',
+            model_name="project",
+            name="gate_failure_to_help_margin",
             field=models.FloatField(default=versions.models.gate_default_failure_to_help_margin),
         ),
         migrations.AddField(
-            model_name='project',
-            name='gate_perplexity_ratio_margin',
+            model_name="project",
+            name="gate_perplexity_ratio_margin",
             field=models.FloatField(default=versions.models.gate_default_perplexity_ratio_margin),
         ),
     ]

@@ -7,6 +7,7 @@ oldest label of such a group keeps its name, and each later one is renamed
 project and a line on the migration's output. A reference to a renamed label by its old name
 stops resolving (404) rather than silently finding the other label.
 """
+
 import sys
 
 import django.db.models.functions.text
@@ -35,15 +36,18 @@ def rename_case_collisions(apps, schema_editor):
                 attempt += 1
             taken.add((owner, new_name.lower()))
             Label.objects.filter(pk=label_id).update(name=new_name)
-            AuditEvent.objects.create(project_id=project_id, actor=None, action="label.rename", object_type="label",
-                                      object_id=str(label_id), data={"from": name, "to": new_name, "on": f"{owner[0]}:{owner[1]}",
-                                                                     "reason": REASON})
-            sys.stdout.write(f"\n  label {label_id} on {owner[0]} {owner[1]} (project {project_id}): {name!r} renamed {new_name!r}, "
-                             f"because {labels[0][2]!r} exists ({REASON})")
+            AuditEvent.objects.create(
+                project_id=project_id,
+                actor=None,
+                action="label.rename",
+                object_type="label",
+                object_id=str(label_id),
+                data={"from": name, "to": new_name, "on": f"{owner[0]}:{owner[1]}", "reason": REASON},
+            )
+            sys.stdout.write(f"\n  label {label_id} on {owner[0]} {owner[1]} (project {project_id}): {name!r} renamed {new_name!r}, because {labels[0][2]!r} exists ({REASON})")
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("versions", "0004_project_promotion_gate_settings"),
     ]
@@ -52,12 +56,14 @@ class Migration(migrations.Migration):
         migrations.RunPython(rename_case_collisions, migrations.RunPython.noop),
         migrations.AddConstraint(
             model_name="label",
-            constraint=models.UniqueConstraint(django.db.models.functions.text.Lower("name"), models.F("prompt"),
-                                               condition=models.Q(("prompt__isnull", False)), name="label_unique_ci_on_prompt"),
+            constraint=models.UniqueConstraint(
+                django.db.models.functions.text.Lower("name"), models.F("prompt"), condition=models.Q(("prompt__isnull", False)), name="label_unique_ci_on_prompt"
+            ),
         ),
         migrations.AddConstraint(
             model_name="label",
-            constraint=models.UniqueConstraint(django.db.models.functions.text.Lower("name"), models.F("model"),
-                                               condition=models.Q(("model__isnull", False)), name="label_unique_ci_on_model"),
+            constraint=models.UniqueConstraint(
+                django.db.models.functions.text.Lower("name"), models.F("model"), condition=models.Q(("model__isnull", False)), name="label_unique_ci_on_model"
+            ),
         ),
     ]

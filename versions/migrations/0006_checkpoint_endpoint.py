@@ -4,25 +4,33 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('versions', '0005_label_names_unique_case_insensitively'),
+        ("versions", "0005_label_names_unique_case_insensitively"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='checkpoint',
-            name='endpoint',
+            model_name="checkpoint",
+            name="endpoint",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AlterField(
-            model_name='checkpoint',
-            name='kind',
-            field=models.CharField(choices=[('reference', 'Reference'), ('adapter', 'Adapter'), ('full', 'Full'), ('endpoint', 'Endpoint')], max_length=16),
+            model_name="checkpoint",
+            name="kind",
+            field=models.CharField(choices=[("reference", "Reference"), ("adapter", "Adapter"), ("full", "Full"), ("endpoint", "Endpoint")], max_length=16),
         ),
         migrations.AlterField(
-            model_name='lineageedge',
-            name='relation',
-            field=models.CharField(choices=[('unlearned-from', 'Unlearned From'), ('fine-tuned-from', 'Fine Tuned From'), ('merged-from', 'Merged From'), ('attacked-from', 'Attacked From'), ('served-from', 'Served From')], max_length=32),
+            model_name="lineageedge",
+            name="relation",
+            field=models.CharField(
+                choices=[
+                    ("unlearned-from", "Unlearned From"),
+                    ("fine-tuned-from", "Fine Tuned From"),
+                    ("merged-from", "Merged From"),
+                    ("attacked-from", "Attacked From"),
+                    ("served-from", "Served From"),
+                ],
+                max_length=32,
+            ),
         ),
     ]

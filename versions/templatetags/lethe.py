@@ -1,4 +1,5 @@
 """Template helpers shared by every app's pages: ``{% load lethe %}``."""
+
 import json
 
 from django import template

@@ -19,13 +19,13 @@ class Command(BaseCommand):
         parser.add_argument("--no-serve", action="store_true", help="stop after the report instead of starting the web server")
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", default="8000")
-        parser.add_argument("--multimodal", action="store_true",
-                            help="then build a tiny vision-language model, unlearn it with text only, and measure text and image attacks")
-        parser.add_argument("--sweep", action="store_true",
-                            help="then sweep three unlearning methods on the tiny model and print the comparison")
-        parser.add_argument("--endpoint", action="store_true",
-                            help="then serve the unlearned checkpoint with `transformers serve` on 127.0.0.1 and evaluate the endpoint "
-                                 "against the same checkpoint in-process")
+        parser.add_argument("--multimodal", action="store_true", help="then build a tiny vision-language model, unlearn it with text only, and measure text and image attacks")
+        parser.add_argument("--sweep", action="store_true", help="then sweep three unlearning methods on the tiny model and print the comparison")
+        parser.add_argument(
+            "--endpoint",
+            action="store_true",
+            help="then serve the unlearned checkpoint with `transformers serve` on 127.0.0.1 and evaluate the endpoint against the same checkpoint in-process",
+        )
 
     def handle(self, *args, reset, no_serve, host, port, multimodal, endpoint=False, sweep=False, **options):
         # The demo draws its own progress bars; the libraries' bars and notices would interleave.

@@ -5,6 +5,7 @@ confusion matrix.
 Exit status: 0 when the calibration was queued (or, with --wait, finished); 2 when it could not
 run.
 """
+
 import json
 import sys
 
@@ -44,7 +45,11 @@ class Command(BaseCommand):
         with service_errors():
             version = dataset_version_resolve(project=project, ref=options["set_ref"], kind=DatasetKind.JUDGEMENTS)
             calibration = calibration_create(
-                project=project, dataset_version=version, actor=actor, judge=options["judge"], judge_config=judge_config,
+                project=project,
+                dataset_version=version,
+                actor=actor,
+                judge=options["judge"],
+                judge_config=judge_config,
             )
         if not options["wait"]:
             self.stdout.write(f"calibration {calibration.pk} queued as run {calibration.run_id}")

@@ -5,6 +5,7 @@ the non-inferiority margins; with --fail-on-regression 1 on a regression (B less
 non-inferiority margin not met) and 3 when the verdict is inconclusive (too many errors or too few
 cases to decide); 2 when the evaluation could not run. The reason is printed on stderr.
 """
+
 import json
 import sys
 
@@ -42,14 +43,13 @@ class Command(BaseCommand):
         parser.add_argument("--max-new-tokens", type=int, default=64)
         parser.add_argument("--batch-size", type=int, default=32)
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--utility-dataset-version", default=None,
-                            help="held-out benign rows: dataset@number (or the dataset version's id)")
-        parser.add_argument("--statistics", default="{}",
-                            help='statistics settings as JSON, e.g. {"failure_to_help_margin": 0.03, "min_benign_cases": 100}')
+        parser.add_argument("--utility-dataset-version", default=None, help="held-out benign rows: dataset@number (or the dataset version's id)")
+        parser.add_argument("--statistics", default="{}", help='statistics settings as JSON, e.g. {"failure_to_help_margin": 0.03, "min_benign_cases": 100}')
         parser.add_argument("--user", required=True, help="username the evaluation is created by (an editor)")
         parser.add_argument("--json", action="store_true", help="print the full report as JSON instead of a table")
-        parser.add_argument("--fail-on-regression", action="store_true",
-                            help="exit 1 when B is less safe than A or fails a non-inferiority margin, 3 when the verdict is inconclusive")
+        parser.add_argument(
+            "--fail-on-regression", action="store_true", help="exit 1 when B is less safe than A or fails a non-inferiority margin, 3 when the verdict is inconclusive"
+        )
         parser.add_argument("--timeout", type=float, default=None, help="seconds to wait for the run")
 
     def handle(self, *args, **options):

@@ -1,6 +1,7 @@
 """`manage.py import_judgements`: a new version of a labelled judgement set (a judgements dataset)
 from a file in Lethe's JSONL/CSV columns, a mapped CSV/JSONL, or a public layout
 (xstest-completions, harmbench-val, do-not-answer). All or nothing: errors name their line."""
+
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -34,12 +35,20 @@ class Command(BaseCommand):
             raise CommandError(f"No file {path}.")
         with service_errors():
             dataset = Dataset.objects.filter(project=project, name=options["name"]).first() or dataset_create(
-                project=project, name=options["name"], actor=actor, kind=DatasetKind.JUDGEMENTS,
+                project=project,
+                name=options["name"],
+                actor=actor,
+                kind=DatasetKind.JUDGEMENTS,
                 description="Human-labelled responses for judge calibration.",
             )
             version = judgement_set_version_import(
-                dataset=dataset, data=path.read_bytes(), format=options["format"], actor=actor, message=options["message"],
+                dataset=dataset,
+                data=path.read_bytes(),
+                format=options["format"],
+                actor=actor,
+                message=options["message"],
                 column_mapping=json_option(options["column_mapping"], "column-mapping"),
-                label_mapping=json_option(options["label_mapping"], "label-mapping"), defaults=json_option(options["defaults"], "defaults"),
+                label_mapping=json_option(options["label_mapping"], "label-mapping"),
+                defaults=json_option(options["defaults"], "defaults"),
             )
         self.stdout.write(f"{dataset.name}@{version.number}: {version.row_count} labelled responses (sha256 {version.sha256[:12]})")

@@ -10,6 +10,7 @@ endpoint's spec or hash). With ``--register PROFILE`` the endpoint is registered
 of the same model, ``served-from`` the one served, once the server answers. The equivalent vLLM
 command line (``--served-model-name``) is in docs/evaluation.md.
 """
+
 import shutil
 import subprocess
 import sys
@@ -42,8 +43,7 @@ def checkpoint_serving_folder(*, checkpoint, directory: Path | None = None) -> P
         return target
     if not materialized.adapters:
         raise CommandError(f"{checkpoint} is a reference to {materialized.base}: serve it by that name directly.")
-    loaded = load_checkpoint_model(architecture=checkpoint.architecture, base=materialized.base, revision=materialized.revision,
-                                   adapters=materialized.adapters, device="cpu")
+    loaded = load_checkpoint_model(architecture=checkpoint.architecture, base=materialized.base, revision=materialized.revision, adapters=materialized.adapters, device="cpu")
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     loaded.model.save_pretrained(partial, safe_serialization=True)
@@ -73,8 +73,7 @@ def served_name_directory(folder: Path, name: str, *, root: Path | None = None) 
 def transformers_serve_command(folder: Path | str, *, host: str, port: int, device: str) -> list[str]:
     """The server command; ``folder`` is a path, or a name to run in its served_name_directory."""
     executable = Path(sys.executable).with_name("transformers")
-    return [str(executable if executable.exists() else "transformers"), "serve", str(folder), "--host", host, "--port", str(port),
-            "--device", device]
+    return [str(executable if executable.exists() else "transformers"), "serve", str(folder), "--host", host, "--port", str(port), "--device", device]
 
 
 def wait_until_up(url: str, process, timeout: float) -> None:
@@ -104,8 +103,7 @@ class Command(BaseCommand):
         parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:0 or auto")
         parser.add_argument("--folder", help="where to write a merged adapter chain (default under VAR_DIR/cache/served)")
         parser.add_argument("--print-command", action="store_true", help="materialize, print the server command and exit")
-        parser.add_argument("--register", metavar="PROFILE",
-                            help="once it answers, register it as an endpoint checkpoint behind this endpoint profile, served-from the checkpoint")
+        parser.add_argument("--register", metavar="PROFILE", help="once it answers, register it as an endpoint checkpoint behind this endpoint profile, served-from the checkpoint")
         parser.add_argument("--user", help="with --register: the username it is registered by")
         parser.add_argument("--startup-timeout", type=float, default=300.0)
 
@@ -153,8 +151,12 @@ class Command(BaseCommand):
             raise CommandError("--register needs --user, an editor of the project.")
         try:
             endpoint = services.checkpoint_register(
-                model=checkpoint.model, kind=CheckpointKind.ENDPOINT, actor=actor, architecture=checkpoint.architecture,
-                endpoint={"profile": options["register"], "model": name}, parents=[(checkpoint, Relation.SERVED_FROM)],
+                model=checkpoint.model,
+                kind=CheckpointKind.ENDPOINT,
+                actor=actor,
+                architecture=checkpoint.architecture,
+                endpoint={"profile": options["register"], "model": name},
+                parents=[(checkpoint, Relation.SERVED_FROM)],
                 message=f"{checkpoint} served by transformers serve",
             )
         except LetheError as exc:

@@ -1,4 +1,5 @@
 """``manage.py runs list|show|cancel|retry|wait|reap``: the run lifecycle from the shell."""
+
 import json
 
 from django.conf import settings

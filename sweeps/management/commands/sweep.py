@@ -27,8 +27,9 @@ class Command(BaseCommand):
         create.add_argument("--forget", required=True, help="forget dataset version as DATASET@NUMBER")
         create.add_argument("--retain", help="retain dataset version as DATASET@NUMBER")
         create.add_argument("--utility", help="held-out benign text (perplexity ratio) as DATASET@NUMBER")
-        create.add_argument("--configurations", required=True,
-                            help='JSON list, e.g. \'[{"method": "npo", "hyperparameters": {"max_steps": 20}, "grid": {"beta": [0.1, 0.5]}, "seeds": [0, 1]}]\'')
+        create.add_argument(
+            "--configurations", required=True, help='JSON list, e.g. \'[{"method": "npo", "hyperparameters": {"max_steps": 20}, "grid": {"beta": [0.1, 0.5]}, "seeds": [0, 1]}]\''
+        )
         create.add_argument("--suite", action="append", required=True, help="suite version as NAME@NUMBER or NAME@latest; repeat for more")
         create.add_argument("--judge", default=None)
         create.add_argument("--judge-config", help="JSON object")
@@ -48,9 +49,11 @@ class Command(BaseCommand):
         show = actions.add_parser("show", help="print a sweep's comparison table")
         show.add_argument("sweep_id", type=int)
         show.add_argument("--project", required=True)
-        for action, help_text in (("cancel", "cancel a running sweep (finished configurations stay)"),
-                                  ("resume", "queue again the configurations that were cancelled or skipped"),
-                                  ("add-seeds", "add seeds to every method + hyperparameters of a sweep")):
+        for action, help_text in (
+            ("cancel", "cancel a running sweep (finished configurations stay)"),
+            ("resume", "queue again the configurations that were cancelled or skipped"),
+            ("add-seeds", "add seeds to every method + hyperparameters of a sweep"),
+        ):
             parser_ = actions.add_parser(action, help=help_text)
             parser_.add_argument("sweep_id", type=int)
             parser_.add_argument("--project", required=True)
@@ -88,11 +91,19 @@ class Command(BaseCommand):
                 utility_dataset_version=selectors.dataset_version_resolve(project=project, ref=options["utility"]),
                 configurations=configurations,
                 suite_versions=[suite_version_resolve(project=project, ref=ref) for ref in options["suite"]],
-                judge=options["judge"], judge_config=json_option(options["judge_config"], "judge-config"),
-                generation=json_option(options["generation"], "generation"), statistics=json_option(options["statistics"], "statistics"),
-                evaluation_seed=options["evaluation_seed"], name=options["name"], actor=actor,
-                strategy=options["strategy"], trials=options["trials"], strategy_seed=options["strategy_seed"],
-                parallelism=options["parallelism"], budget_steps=options["budget_steps"], budget_seconds=options["budget_seconds"],
+                judge=options["judge"],
+                judge_config=json_option(options["judge_config"], "judge-config"),
+                generation=json_option(options["generation"], "generation"),
+                statistics=json_option(options["statistics"], "statistics"),
+                evaluation_seed=options["evaluation_seed"],
+                name=options["name"],
+                actor=actor,
+                strategy=options["strategy"],
+                trials=options["trials"],
+                strategy_seed=options["strategy_seed"],
+                parallelism=options["parallelism"],
+                budget_steps=options["budget_steps"],
+                budget_seconds=options["budget_seconds"],
             )
         count = sweep.configurations.count()
         self.stdout.write(f"sweep {sweep.pk} started: {count} configuration(s)")
@@ -114,7 +125,6 @@ class Command(BaseCommand):
             raise CommandError(f"sweep {sweep.pk}: no configuration succeeded")
 
     def _print(self, sweep):
-        self.stdout.write(f"sweep {sweep.pk} {sweep.status}: {sweep.configuration_count} configuration(s), "
-                          f"{sweep.succeeded_count} succeeded, {sweep.failed_count} failed")
+        self.stdout.write(f"sweep {sweep.pk} {sweep.status}: {sweep.configuration_count} configuration(s), {sweep.succeeded_count} succeeded, {sweep.failed_count} failed")
         self.stdout.write(comparison_table(sweep_comparison(sweep=sweep)))
         return sweep

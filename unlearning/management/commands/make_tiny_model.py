@@ -20,8 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--model", default="tiny-llama")
         parser.add_argument("--user", required=True)
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--train-steps", type=int, default=TinyModelSpec.train_steps,
-                            help="fewer steps build faster but memorise the corpus less well")
+        parser.add_argument("--train-steps", type=int, default=TinyModelSpec.train_steps, help="fewer steps build faster but memorise the corpus less well")
 
     def handle(self, *args, **options):
         from mlcore.tiny import build_tiny_model
@@ -38,10 +37,13 @@ class Command(BaseCommand):
                 try:
                     model = selectors.model_get(project=project, name=options["model"])
                 except NotFound:
-                    model = services.model_create(project=project, name=options["model"], actor=actor,
-                                                  description="Tiny Llama trained on Lethe's bundled corpus.")
+                    model = services.model_create(project=project, name=options["model"], actor=actor, description="Tiny Llama trained on Lethe's bundled corpus.")
                 checkpoint = services.checkpoint_register_directory(
-                    model=model, directory=directory, actor=actor, kind="full",
-                    metadata={"builder": "mlcore.tiny", "seed": options["seed"], "train_steps": options["train_steps"]}, message="tiny base model",
+                    model=model,
+                    directory=directory,
+                    actor=actor,
+                    kind="full",
+                    metadata={"builder": "mlcore.tiny", "seed": options["seed"], "train_steps": options["train_steps"]},
+                    message="tiny base model",
                 )
         self.stdout.write(f"{model.name}@{checkpoint.number} {checkpoint.pk}")

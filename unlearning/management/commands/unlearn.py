@@ -18,8 +18,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True)
         parser.add_argument("--model", help="the model, when --checkpoint is a number")
-        parser.add_argument("--checkpoint", required=True,
-                            help="MODEL@NUMBER or MODEL@LABEL (e.g. tiny@production), or a checkpoint number of --model")
+        parser.add_argument("--checkpoint", required=True, help="MODEL@NUMBER or MODEL@LABEL (e.g. tiny@production), or a checkpoint number of --model")
         parser.add_argument("--method", required=True, help="gradient_ascent, gradient_difference, kl, npo, simnpo, yao or rmu")
         parser.add_argument("--hyperparameters", help='JSON object, e.g. \'{"max_steps": 50, "learning_rate": 1e-4}\'')
         parser.add_argument("--forget", required=True, help="forget dataset version as DATASET@NUMBER (or its id)")
@@ -50,6 +49,7 @@ class Command(BaseCommand):
         from tqdm import tqdm
 
         with tqdm(total=100, unit="%", file=self.stderr._out, bar_format="{l_bar}{bar}| {postfix}") as bar:
+
             def on_update(run):
                 bar.n = round(run.progress * 100)
                 bar.set_postfix_str(run.progress_message or run.status, refresh=False)

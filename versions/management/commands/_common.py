@@ -1,6 +1,7 @@
 """Helpers shared by the registry's management commands: every command acts as a named user
 (``--user``) through the same services as the API, and turns a service's error into a
 CommandError carrying its message."""
+
 import contextlib
 import json
 

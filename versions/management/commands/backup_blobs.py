@@ -5,8 +5,7 @@ from core.errors import LetheError
 
 
 class Command(BaseCommand):
-    help = ("Copy every blob the database names from the blob store (folder or bucket) into a local folder, verified; "
-            "incremental. Dump the database first (docs/deploy.md).")
+    help = "Copy every blob the database names from the blob store (folder or bucket) into a local folder, verified; incremental. Dump the database first (docs/deploy.md)."
 
     def add_arguments(self, parser):
         parser.add_argument("folder", help="backup folder (created; keeps blobs/ab/cd/<sha256>)")

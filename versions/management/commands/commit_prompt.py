@@ -18,7 +18,7 @@ class Command(BaseCommand):
         source = parser.add_mutually_exclusive_group(required=True)
         source.add_argument("--template", help="the template text")
         source.add_argument("--template-file", help="a file holding the template; '-' reads stdin")
-        parser.add_argument("--params", help='model parameters as JSON, e.g. \'{"temperature": 0}\'')
+        parser.add_argument("--params", help="model parameters as JSON, e.g. '{\"temperature\": 0}'")
         parser.add_argument("--message", default="")
         parser.add_argument("--create", action="store_true", help="create the prompt if it does not exist")
         parser.add_argument("--user", required=True)
@@ -41,6 +41,5 @@ class Command(BaseCommand):
                 if not options["create"]:
                     raise
                 prompt = services.prompt_create(project=project, name=options["prompt"], actor=actor)
-            version = services.prompt_version_commit(prompt=prompt, template=template, model_params=params,
-                                                     message=options["message"], actor=actor)
+            version = services.prompt_version_commit(prompt=prompt, template=template, model_params=params, message=options["message"], actor=actor)
         self.stdout.write(f"{prompt.name}@v{version.number} {version.sha256}")

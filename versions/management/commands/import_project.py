@@ -15,8 +15,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("path", help="path of the .tar.gz bundle")
         parser.add_argument("--admin", metavar="USERNAME", help="a user of this installation to make admin of the restored project")
-        parser.add_argument("--memberships", action="store_true",
-                            help="restore the bundle's members and roles (to the users of this installation with the same usernames)")
+        parser.add_argument("--memberships", action="store_true", help="restore the bundle's members and roles (to the users of this installation with the same usernames)")
         parser.add_argument("--user", metavar="USERNAME", help="who restores it, for the audit trail (default: nobody named)")
 
     def handle(self, *args, path, admin, memberships, user, **options):
@@ -29,5 +28,4 @@ class Command(BaseCommand):
         if manifest["skipped_memberships"]:
             self.stdout.write(f"{manifest['skipped_memberships']} membership(s) in the bundle not restored (pass --memberships to restore them).")
         if not memberships and not admin:
-            self.stdout.write("Nobody is a member of the restored project: only superusers see it. Add members with --admin, "
-                              "or through the API as a superuser.")
+            self.stdout.write("Nobody is a member of the restored project: only superusers see it. Add members with --admin, or through the API as a superuser.")

@@ -26,19 +26,18 @@ class Command(BaseCommand):
         add.add_argument("username")
         add.add_argument("--role", required=True, choices=ROLE_NAMES)
         add.add_argument("--user", required=True, help="an admin of the project, recorded in the audit trail")
-        settings = sub.add_parser("settings", help="print the project's label protection and promotion gate settings (as JSON); "
-                                  "with options, change them first (admin only)")
+        settings = sub.add_parser("settings", help="print the project's label protection and promotion gate settings (as JSON); with options, change them first (admin only)")
         settings.add_argument("slug")
         settings.add_argument("--user", required=True, help="a member; changing settings needs an admin, recorded in the audit trail")
         gate = settings.add_mutually_exclusive_group()
-        gate.add_argument("--require-evaluation", dest="require_evaluation", action="store_true", default=None,
-                          help="turn the promotion gate on")
+        gate.add_argument("--require-evaluation", dest="require_evaluation", action="store_true", default=None, help="turn the promotion gate on")
         gate.add_argument("--no-require-evaluation", dest="require_evaluation", action="store_false", help="turn the promotion gate off")
         settings.add_argument("--protected-labels", help="comma-separated label names (empty: production)")
         settings.add_argument("--protected-label-role", choices=ROLE_NAMES)
         for setting in GATE_SETTINGS:
-            settings.add_argument(f"--{setting.name.replace('_', '-')}", dest=setting.name, type=setting.kind,
-                                  help=f"gate setting in {setting.bounds_text()}; {setting.stricter} is stricter")
+            settings.add_argument(
+                f"--{setting.name.replace('_', '-')}", dest=setting.name, type=setting.kind, help=f"gate setting in {setting.bounds_text()}; {setting.stricter} is stricter"
+            )
         settings.add_argument("--allowed-suites", help="comma-separated suite names or name@number (empty string: any suite)")
         settings.add_argument("--allowed-judges", help="comma-separated judge names (empty string: any judge)")
         settings.add_argument("--promotion-gate", help="gate settings as a JSON object, e.g. '{\"alpha\": 0.1}'")
@@ -47,8 +46,7 @@ class Command(BaseCommand):
         actor = user_by_username(options["user"])
         with service_errors():
             if action == "create":
-                project = services.project_create(slug=options["slug"], name=options["name"], description=options["description"],
-                                                  creator=actor)
+                project = services.project_create(slug=options["slug"], name=options["name"], description=options["description"], creator=actor)
                 self.stdout.write(f"created project {project.slug} (admin: {actor.username})")
             elif action == "add-member":
                 project = project_by_slug(options["slug"])
@@ -79,13 +77,18 @@ class Command(BaseCommand):
             project = services.project_settings_update(project=project, actor=actor, **changes)
         else:
             role_require(project=project, user=actor, role=Role.VIEWER)
-        self.stdout.write(json.dumps({
-            "project": project.slug,
-            "protected_labels": project.protected_label_names(),
-            "protected_label_role": Role(project.protected_label_role).label,
-            "require_evaluation_for_promotion": project.require_evaluation_for_promotion,
-            "promotion_gate": project_gate_settings(project),
-        }, indent=2))
+        self.stdout.write(
+            json.dumps(
+                {
+                    "project": project.slug,
+                    "protected_labels": project.protected_label_names(),
+                    "protected_label_role": Role(project.protected_label_role).label,
+                    "require_evaluation_for_promotion": project.require_evaluation_for_promotion,
+                    "promotion_gate": project_gate_settings(project),
+                },
+                indent=2,
+            )
+        )
 
 
 def _names(text):

@@ -18,8 +18,7 @@ class Command(BaseCommand):
         source = parser.add_mutually_exclusive_group(required=True)
         source.add_argument("--dir", help="a local folder (full model or peft adapter) to store")
         source.add_argument("--ref", help="an external hub id or path (kind 'reference', nothing stored)")
-        source.add_argument("--endpoint", metavar="PROFILE",
-                            help="kind 'endpoint': a served model behind this endpoint profile (LETHE_ENDPOINTS); needs --served-model")
+        source.add_argument("--endpoint", metavar="PROFILE", help="kind 'endpoint': a served model behind this endpoint profile (LETHE_ENDPOINTS); needs --served-model")
         parser.add_argument("--served-model", default="", help="with --endpoint: the model name the server serves")
         parser.add_argument("--served-adapter", default="", help="with --endpoint: a LoRA adapter served next to that model, asked for by this name")
         parser.add_argument("--endpoint-parameters", help="with --endpoint: JSON object of fixed chat settings (temperature, max_tokens, seed, ...)")
@@ -45,18 +44,18 @@ class Command(BaseCommand):
                     raise
                 model = services.model_create(project=project, name=options["model"], actor=actor)
             parents = [(selectors.checkpoint_get(model=model, number=n), options["relation"]) for n in options["parent"]]
-            common = {"actor": actor, "architecture": options["architecture"], "metadata": metadata, "message": options["message"],
-                      "parents": parents}
+            common = {"actor": actor, "architecture": options["architecture"], "metadata": metadata, "message": options["message"], "parents": parents}
             if options["dir"]:
-                checkpoint = services.checkpoint_register_directory(model=model, directory=options["dir"], kind=options["kind"],
-                                                                    **common)
+                checkpoint = services.checkpoint_register_directory(model=model, directory=options["dir"], kind=options["kind"], **common)
             elif options["endpoint"]:
-                endpoint = {"profile": options["endpoint"], "model": options["served_model"],
-                            "parameters": json_option(options["endpoint_parameters"], "endpoint-parameters") or {}}
+                endpoint = {
+                    "profile": options["endpoint"],
+                    "model": options["served_model"],
+                    "parameters": json_option(options["endpoint_parameters"], "endpoint-parameters") or {},
+                }
                 if options["served_adapter"]:
                     endpoint["adapter"] = options["served_adapter"]
                 checkpoint = services.checkpoint_register(model=model, kind="endpoint", endpoint=endpoint, **common)
             else:
-                checkpoint = services.checkpoint_register(model=model, kind="reference", external_ref=options["ref"],
-                                                          external_revision=options["revision"], **common)
+                checkpoint = services.checkpoint_register(model=model, kind="reference", external_ref=options["ref"], external_revision=options["revision"], **common)
         self.stdout.write(f"{model.name}@{checkpoint.number} {checkpoint.kind} {checkpoint.sha256}")
