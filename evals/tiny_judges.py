@@ -24,7 +24,7 @@ import torch
 from evals.causal_judges import encode_prompt, load_preset
 from mlcore.determinism import cpu_threads, seed_everything
 from mlcore.text import IGNORE_INDEX, mean_token_nll, pad_encoded
-from mlcore.tiny import TinyModelSpec, train_tokenizer
+from mlcore.tiny import TinyModelSpec, generation_tokens_set, tiny_llama_config, train_tokenizer
 
 _SPEC = TinyModelSpec(
     vocab_size=640,
@@ -124,7 +124,7 @@ def build_tiny_judge(
 ) -> Path:
     """Train a tokenizer and a small LlamaForCausalLM to answer `preset`'s prompt, save both
     (safetensors) to `output_dir` and return it: a directory the `causal-lm` judge loads by path."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     if spec is None:
         if preset not in TINY_JUDGE_SPECS:
@@ -149,26 +149,12 @@ def build_tiny_judge(
         if len(prompt_ids) + len(answer_ids) > spec.max_position_embeddings:
             raise ValueError(f"a filled template is {len(prompt_ids)} tokens; raise max_position_embeddings above it")
         encoded.append((prompt_ids + answer_ids, [IGNORE_INDEX] * len(prompt_ids) + answer_ids))
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden_size,
-        num_hidden_layers=spec.num_layers,
-        num_attention_heads=spec.num_heads,
-        num_key_value_heads=spec.num_heads,
-        intermediate_size=spec.intermediate_size,
-        max_position_embeddings=spec.max_position_embeddings,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
+    config = tiny_llama_config(spec, tokenizer)
     with cpu_threads(1):
         model = LlamaForCausalLM(config)
         _train(model, tokenizer, encoded, spec, progress)
     model.eval()
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    generation_tokens_set(model, tokenizer)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output_dir)

@@ -97,7 +97,7 @@ def build_tiny_model(
     The model is fully fine-tuned (seeded, CPU) until it answers each prompt with its response
     under greedy decoding. Returns ``output_dir``, loadable with ``load_model_and_tokenizer``.
     """
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     rows = load_bundled_corpus() if rows is None else rows
     if not rows:
@@ -110,7 +110,24 @@ def build_tiny_model(
 
     seed_everything(spec.seed)
     tokenizer = train_tokenizer([text for row in rows for text in (row["prompt"], row["response"])], spec.vocab_size)
-    config = LlamaConfig(
+    config = tiny_llama_config(spec, tokenizer)
+    with cpu_threads(1):
+        model = LlamaForCausalLM(config)
+        _train(model, tokenizer, rows, spec, progress)
+    model.eval()
+    generation_tokens_set(model, tokenizer)
+    model.save_pretrained(output_dir, safe_serialization=True)
+    tokenizer.save_pretrained(output_dir)
+    (output_dir / "lethe_tiny_spec.json").write_text(json.dumps(asdict(spec), indent=2) + "\n")
+    return output_dir
+
+
+def tiny_llama_config(spec, tokenizer):
+    """The decoder every tiny builder trains (the causal LM, the VLM's language model, the tiny
+    judges): sizes from ``spec``, special tokens from ``tokenizer``, embeddings tied."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=spec.hidden_size,
         num_hidden_layers=spec.num_layers,
@@ -123,17 +140,13 @@ def build_tiny_model(
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
     )
-    with cpu_threads(1):
-        model = LlamaForCausalLM(config)
-        _train(model, tokenizer, rows, spec, progress)
-    model.eval()
+
+
+def generation_tokens_set(model, tokenizer) -> None:
+    """Generation stops and pads with the tokenizer's own special tokens."""
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.bos_token_id = tokenizer.bos_token_id
-    model.save_pretrained(output_dir, safe_serialization=True)
-    tokenizer.save_pretrained(output_dir)
-    (output_dir / "lethe_tiny_spec.json").write_text(json.dumps(asdict(spec), indent=2) + "\n")
-    return output_dir
 
 
 def _train(model, tokenizer, rows, spec: TinyModelSpec, progress) -> None:

@@ -22,7 +22,7 @@ import torch
 
 from .determinism import cpu_threads, seed_everything
 from .text import IGNORE_INDEX, EncodedBatch, encode_pair, mean_token_nll, pad_encoded
-from .tiny import BOS, EOS, train_tokenizer, load_bundled_corpus
+from .tiny import BOS, EOS, generation_tokens_set, load_bundled_corpus, tiny_llama_config, train_tokenizer
 
 IMAGE_TOKEN = "<image>"
 # Content may be a string or a list of parts ({"type": "image"} / {"type": "text"}), so the same
@@ -118,7 +118,7 @@ def _processor(tokenizer, spec: TinyVLMSpec):
 
 
 def _model(tokenizer, spec: TinyVLMSpec):
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+    from transformers import CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration
 
     vision = CLIPVisionConfig(
         hidden_size=spec.vision_hidden_size,
@@ -129,19 +129,7 @@ def _model(tokenizer, spec: TinyVLMSpec):
         patch_size=spec.patch_size,
         projection_dim=spec.vision_hidden_size,
     )
-    text = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden_size,
-        num_hidden_layers=spec.num_layers,
-        num_attention_heads=spec.num_heads,
-        num_key_value_heads=spec.num_heads,
-        intermediate_size=spec.intermediate_size,
-        max_position_embeddings=spec.max_position_embeddings,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
+    text = tiny_llama_config(spec, tokenizer)
     config = LlavaConfig(
         vision_config=vision,
         text_config=text,
@@ -199,9 +187,7 @@ def build_tiny_vlm(
         model = _model(tokenizer, spec)
         _train(model, tokenizer, text_encoded, image_encoded, pixel_values, spec, progress)
     model.eval()
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    generation_tokens_set(model, tokenizer)
     model.save_pretrained(output_dir, safe_serialization=True)
     processor.save_pretrained(output_dir)
     (output_dir / "lethe_tiny_vlm_spec.json").write_text(json.dumps(asdict(spec), indent=2) + "\n")
