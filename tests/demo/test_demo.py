@@ -9,6 +9,7 @@ from evals.serializers import evaluation_detail
 from jobs.executors import inprocess_executor_shutdown
 from versions import selectors, services
 from versions.models import Checkpoint, LabelEvent, Project
+from versions.promotion import label_events_with_evidence
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -44,7 +45,8 @@ def test_demo_unlearns_evaluates_promotes_and_rolls_back(demo_settings):
     actions = [event.action for event in LabelEvent.objects.filter(label__model=base.model, label__name="production").order_by("id")]
     # the return to the unlearned checkpoint, which held production before, is a rollback too
     assert actions == ["create", "promote", "rollback", "rollback"]
-    promotion = LabelEvent.objects.filter(label__model=base.model, action="promote").first()
+    # the evidence a move cites is kept by the evaluation app; the registry reads it beside the event
+    promotion = label_events_with_evidence(LabelEvent.objects.filter(label__model=base.model, action="promote")).first()
     assert promotion.evaluation_id == outcome.evaluation.pk
     assert selectors.label_resolve(project=project, ref=f"{base.model.name}@production") == unlearned
     printed = out.getvalue()
