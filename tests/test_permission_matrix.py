@@ -170,6 +170,11 @@ ENDPOINTS = [
         },
     ),
     Endpoint("GET", f"{P}/sweeps/{{sweep}}/", Role.VIEWER),
+    Endpoint("POST", f"{P}/sweeps/{{sweep}}/cancel/", Role.EDITOR),
+    # nothing of the running sweep was cancelled or skipped: an editor gets past the role check to the 409
+    Endpoint("POST", f"{P}/sweeps/{{sweep}}/resume/", Role.EDITOR, 409),
+    Endpoint("POST", f"{P}/sweeps/{{sweep}}/seeds/", Role.EDITOR, 200, {"seeds": [7]}),
+    Endpoint("GET", f"{P}/models/m/checkpoints/2/files/config.json", Role.VIEWER),
 ]
 
 # The UI's pages (GET) and actions (POST forms), with the same rule except that an anonymous
@@ -233,6 +238,9 @@ UI_ENDPOINTS = [
     Endpoint("GET", f"{UI}/datasets/forget/v/1/?reveal=1", Role.VIEWER),  # below reviewer: still 200, responses redacted
     Endpoint("GET", f"{UI}/sweeps/", Role.VIEWER),
     Endpoint("GET", f"{UI}/sweeps/{{sweep}}/", Role.VIEWER),
+    Endpoint("POST", f"{UI}/sweeps/{{sweep}}/cancel/", Role.EDITOR, 302),
+    Endpoint("POST", f"{UI}/sweeps/{{sweep}}/resume/", Role.EDITOR, 302),
+    Endpoint("POST", f"{UI}/sweeps/{{sweep}}/seeds/", Role.EDITOR, 302, {"seeds": "7"}),
 ]
 
 
