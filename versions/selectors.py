@@ -316,10 +316,6 @@ def labels_for_owner(*, prompt=None, model=None):
     return qs.select_related("prompt", "prompt_version", "model", "checkpoint").order_by("name")
 
 
-def labels_for_project(*, project):
-    return Label.objects.filter(project=project).select_related("prompt", "prompt_version", "model", "checkpoint").order_by("name", "id")
-
-
 def label_get(*, project, owner_kind, owner_name, name):
     filters = {"prompt__name": owner_name} if owner_kind == "prompt" else {"model__name": owner_name}
     label = Label.objects.filter(project=project, name=name, **filters).select_related("prompt", "prompt_version", "model", "checkpoint").first()
@@ -464,10 +460,6 @@ def label_move_choices(*, owner_kind, owner, limit=50) -> list[dict]:
         }
         for version in versions
     ]
-
-
-def label_events_for_model(*, model):
-    return label_events_with_evidence(LabelEvent.objects.filter(label__model=model).select_related("label", "actor", "from_checkpoint", "to_checkpoint").order_by("-id"))
 
 
 def label_history_for_model(*, model, limit):

@@ -12,7 +12,7 @@ import standardwebhooks
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from evals import services as eval_services
-from evals.services import DEFAULT_JUDGE
+from evals.judges import DEFAULT_JUDGE
 from jobs.models import DeliveryStatus, WebhookDelivery, WebhookEvent
 from jobs.services import run_cancel, run_create, run_execute
 from jobs.webhooks import webhook_create, webhook_emit, webhook_retry_delay_seconds, webhook_update
