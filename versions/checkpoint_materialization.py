@@ -1,5 +1,6 @@
 """Laying stored checkpoints out on local disk, ready for from_pretrained."""
 
+import errno
 import os
 import shutil
 import tempfile
@@ -27,12 +28,49 @@ class MaterializedCheckpoint:
     adapters: list = field(default_factory=list)
 
 
-def checkpoint_write_files(*, checkpoint, directory):
-    """Write a stored checkpoint's files (verified) into ``directory``; reused when complete."""
-    directory = Path(directory)
+def _is_complete(directory: Path, sha256: str) -> bool:
     marker = directory / ".lethe-complete"
-    if marker.exists() and marker.read_text() == checkpoint.sha256:
+    return marker.is_file() and marker.read_text() == sha256
+
+
+def checkpoint_folder_publish(*, staging: Path, directory: Path, sha256: str) -> Path:
+    """Move a fully written ``staging`` folder to ``directory`` in one rename. Another process
+    (a second worker materializing the same checkpoint) may have published it first: its folder
+    holds the same content (the name is the checkpoint's hash), so it is kept and ours dropped. A
+    folder left incomplete (a writer killed before this rename existed) is replaced."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    for _attempt in range(3):
+        try:
+            os.replace(staging, directory)
+            return directory
+        except OSError as error:
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        if _is_complete(directory, sha256):
+            shutil.rmtree(staging, ignore_errors=True)
+            return directory
+        shutil.rmtree(directory, ignore_errors=True)
+    raise OSError(errno.ENOTEMPTY, f"could not publish {directory}: it kept being replaced by incomplete content")
+
+
+def checkpoint_write_files(*, checkpoint, directory):
+    """Write a stored checkpoint's files (verified) into ``directory``; reused when complete.
+    Safe when several processes materialize the same checkpoint at once: each writes a staging
+    folder of its own and publishes it with ``checkpoint_folder_publish``."""
+    directory = Path(directory)
+    if _is_complete(directory, checkpoint.sha256):
         return directory
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=directory.parent))
+    try:
+        for item in checkpoint.files.select_related("blob"):
+            blob_copy_to(item.blob, staging / item.path)
+        (staging / ".lethe-complete").write_text(checkpoint.sha256)
+        checkpoint_folder_publish(staging=staging, directory=directory, sha256=checkpoint.sha256)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return directory
     if directory.exists():
         shutil.rmtree(directory)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=directory.parent if directory.parent.exists() else None))

@@ -109,6 +109,42 @@ def test_adapter_needs_a_parent_and_materializes_as_a_chain(model, user, tmp_pat
     assert (materialized.adapters[1] / "adapter_model.safetensors").read_bytes() == (tmp_path / "a2" / "adapter_model.safetensors").read_bytes()
 
 
+def test_a_checkpoint_another_process_published_first_is_kept_and_our_copy_dropped(model, user, tmp_path):
+    # given a checkpoint that a second worker laid out first, while this one wrote its own copy
+    checkpoint = services.checkpoint_register_directory(model=model, directory=write_full(tmp_path / "base"), actor=user)
+    cache = tmp_path / "cache"
+    published = checkpoint_materialization.checkpoint_write_files(checkpoint=checkpoint, directory=cache / checkpoint.sha256)
+    ours = cache / ".staging-ours"
+    ours.mkdir()
+    (ours / "config.json").write_text("{}")
+    (ours / ".lethe-complete").write_text(checkpoint.sha256)
+
+    # when this worker publishes its copy after the other's
+    folder = checkpoint_materialization.checkpoint_folder_publish(staging=ours, directory=published, sha256=checkpoint.sha256)
+
+    # then the other's folder stands, whole, and ours is gone (it failed with "Directory not empty")
+    assert folder == published
+    assert (published / "model.safetensors").read_bytes() == (tmp_path / "base" / "model.safetensors").read_bytes()
+    assert not ours.exists()
+    assert sorted(path.name for path in cache.iterdir()) == [checkpoint.sha256]
+
+
+def test_a_folder_left_incomplete_is_replaced_when_published(model, user, tmp_path):
+    # given a folder a killed writer left without its completion marker
+    checkpoint = services.checkpoint_register_directory(model=model, directory=write_full(tmp_path / "base"), actor=user)
+    directory = tmp_path / "cache" / checkpoint.sha256
+    directory.mkdir(parents=True)
+    (directory / "model.safetensors").write_bytes(b"half")
+
+    # when the checkpoint is laid out
+    checkpoint_materialization.checkpoint_write_files(checkpoint=checkpoint, directory=directory)
+
+    # then the folder holds the checkpoint's files and says it is complete
+    assert (directory / "model.safetensors").read_bytes() == (tmp_path / "base" / "model.safetensors").read_bytes()
+    assert (directory / ".lethe-complete").read_text() == checkpoint.sha256
+    assert sorted(path.name for path in directory.parent.iterdir()) == [checkpoint.sha256]
+
+
 def test_reference_checkpoint_materializes_to_its_hub_id(model, user):
     checkpoint = services.checkpoint_register(model=model, kind="reference", actor=user, external_ref="org/llama", external_revision="abc123")
     materialized = checkpoint_materialization.checkpoint_materialize(checkpoint=checkpoint)
