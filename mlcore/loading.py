@@ -6,11 +6,19 @@ either holds for every model Lethe loads."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .vision import ARCHITECTURES, VISION_LANGUAGE, ProcessorTextTokenizer, is_vision_language
+
+
+# transformers' from_pretrained sets process-wide state while it builds a model (the default
+# dtype, whether weights are tied): two loads at once in threads of one process (the in-process
+# executor with several workers, or a Celery task beside it) each saw the other's settings and
+# came out with an untied lm_head left on the meta device. One load at a time per process.
+MODEL_LOADING_LOCK = threading.Lock()
 
 
 def resolve_device(setting: str) -> str:
@@ -102,9 +110,10 @@ def load_model_and_tokenizer(
     device = resolve_device(device)
     torch_dtype = _dtype_for(dtype)
     require_safetensors(base)
-    tokenizer = AutoTokenizer.from_pretrained(base, **_from_pretrained_options(revision))
-    model = AutoModelForCausalLM.from_pretrained(base, **_model_options(revision, torch_dtype))
-    model = merge_adapters(model, adapters)
+    with MODEL_LOADING_LOCK:
+        tokenizer = AutoTokenizer.from_pretrained(base, **_from_pretrained_options(revision))
+        model = AutoModelForCausalLM.from_pretrained(base, **_model_options(revision, torch_dtype))
+        model = merge_adapters(model, adapters)
     _ready(model, tokenizer, device=device, for_training=for_training)
     return model, tokenizer
 
@@ -125,13 +134,14 @@ def load_vision_language_model(
 
     device = resolve_device(device)
     require_safetensors(base)
-    processor = AutoProcessor.from_pretrained(base, **_from_pretrained_options(revision))
-    if getattr(processor, "tokenizer", None) is None or getattr(processor, "image_processor", None) is None:
-        raise ValueError(f"{base} has no image processor and tokenizer; a vision-language checkpoint needs processor_config.json or preprocessor_config.json")
-    model = AutoModelForImageTextToText.from_pretrained(base, **_model_options(revision, _dtype_for(dtype)))
-    if not is_vision_language(model):
-        raise ValueError(f"{base} loaded as {type(model).__name__}, which has no vision tower; register it as causal-lm")
-    model = merge_adapters(model, adapters)
+    with MODEL_LOADING_LOCK:
+        processor = AutoProcessor.from_pretrained(base, **_from_pretrained_options(revision))
+        if getattr(processor, "tokenizer", None) is None or getattr(processor, "image_processor", None) is None:
+            raise ValueError(f"{base} has no image processor and tokenizer; a vision-language checkpoint needs processor_config.json or preprocessor_config.json")
+        model = AutoModelForImageTextToText.from_pretrained(base, **_model_options(revision, _dtype_for(dtype)))
+        if not is_vision_language(model):
+            raise ValueError(f"{base} loaded as {type(model).__name__}, which has no vision tower; register it as causal-lm")
+        model = merge_adapters(model, adapters)
     _ready(model, processor.tokenizer, device=device, for_training=for_training)
     return model, processor
 

@@ -1,4 +1,5 @@
 import json
+import threading
 
 import pytest
 import torch
@@ -53,6 +54,36 @@ def test_tiny_model_directory_is_a_loadable_safetensors_checkpoint_with_a_chat_t
     assert tokenizer.pad_token == "<|pad|>"
     assert format_prompt(tokenizer, "Hi?") == "<|bos|><|user|>\nHi?<|end|>\n<|assistant|>\n"
     assert model.training is False
+
+
+def test_models_loaded_at_once_in_threads_of_one_process_are_each_whole(tiny_model_dir):
+    # given four threads of one process (executor workers, or a Celery task beside one) that
+    # load the same checkpoint at the same moment
+    start = threading.Barrier(4)
+    loaded, errors = [], []
+
+    def load():
+        start.wait()
+        try:
+            loaded.append(load_model_and_tokenizer(base=str(tiny_model_dir))[0])
+        except Exception as error:  # noqa: BLE001 (the test reports what each thread raised)
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # then every model is whole: no weight left on the meta device, the output layer tied as the
+    # checkpoint says, and the same logits as every other
+    assert errors == []
+    reference = load_model_and_tokenizer(base=str(tiny_model_dir))[0]
+    ids = torch.tensor([[1, 5, 9, 13]])
+    expected = reference(input_ids=ids).logits
+    for model in loaded:
+        assert all(not parameter.is_meta for parameter in model.parameters())
+        assert torch.equal(model(input_ids=ids).logits, expected)
 
 
 def test_tiny_model_answers_every_training_prompt_with_its_response(tiny_model_dir):
