@@ -278,7 +278,9 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_DEFAULT_QUEUE = "gpu"
+# Every process that submits runs (web, and workers: a finished run may start the next ones)
+# must name the queue the workers consume.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "gpu")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Evaluation defaults: non-inferiority margins (an evaluation may set its own) and import size.
