@@ -145,7 +145,7 @@ def worker_database_url():
 
 
 class CeleryWorker:
-    def __init__(self, *, queue, log_path, env):
+    def __init__(self, *, queue, log_path, env, node=None):
         self.queue = queue
         self.log_path = log_path
         self._log = open(log_path, "wb")
@@ -163,7 +163,7 @@ class CeleryWorker:
                 "1",
                 "--loglevel=INFO",
                 "-n",
-                f"{queue}@%h",
+                f"{node or queue}@%h",  # workers sharing a queue need names of their own
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",

@@ -4,13 +4,24 @@ retain data (tests/unlearning), and the tiny evaluation suite (tests/evals)."""
 import pytest
 
 from evals import services as eval_services
+from evals.models import Evaluation
 from tests.evals.conftest import TINY_SUITE_MINIMUMS, benign_rows, suite_cases
 from tests.jobs.conftest import background, closed_port_url  # noqa: F401 (fixture: stops worker threads and webhook senders)
 from tests.unlearning.conftest import forget_version, lethe_var, retain_version, tiny_checkpoint  # noqa: F401 (fixtures)
+from sweeps.models import ConfigurationStatus
 from versions import services
 
 # Two optimizer steps on four rows: each run takes a fraction of a second on the tiny model.
 TINY_TRAINING = {"max_steps": 2, "batch_size": 4, "learning_rate": 1e-3}
+# The issue's sweep: three methods x two hyperparameter values x two seeds, and one
+# configuration made to fail.
+SWEEP_GRID = [
+    {"method": "gradient_ascent", "hyperparameters": {"max_steps": 2, "batch_size": 4}, "grid": {"learning_rate": [1e-3, 3e-3]}, "seeds": [0, 1]},
+    {"method": "npo", "hyperparameters": TINY_TRAINING, "grid": {"beta": [0.1, 0.5]}, "seeds": [0, 1]},
+    {"method": "gradient_difference", "hyperparameters": TINY_TRAINING, "grid": {"alpha": [0.5, 1.0]}, "seeds": [0, 1]},
+    # Valid when created, refused by the engine when it sees the model: it has 2 decoder layers.
+    {"method": "rmu", "hyperparameters": {**TINY_TRAINING, "layer": 50}, "seeds": [0]},
+]
 
 
 @pytest.fixture
@@ -29,3 +40,27 @@ def sweep_setup(project, user, tiny_checkpoint, forget_version, retain_version):
         "suite_version": suite_version,
         "utility": utility,
     }
+
+
+def assert_rows_are_the_evaluations_figures(comparison, configurations):
+    """Each row of a one-suite sweep's comparison is its configuration, and each figure in its
+    cell is the one its evaluation computed (a failed configuration has neither)."""
+    for row, configuration in zip(comparison["rows"], configurations, strict=True):
+        assert (row["id"], row["method"], row["seed"], row["status"]) == (configuration.pk, configuration.method, configuration.seed, configuration.status)
+        if configuration.status == ConfigurationStatus.FAILED:
+            assert row["checkpoint"] is None and row["suites"][0]["evaluation"] is None
+            continue
+        evaluation = Evaluation.objects.get(sweep_configurations=configuration)
+        cell = row["suites"][0]
+        b, a = evaluation.metrics["B"], evaluation.metrics["A"]
+        assert cell["evaluation"] == evaluation.pk
+        assert cell["verdict"] == evaluation.verdict
+        assert cell["asr"] == {key: b["overall"]["asr"][key] for key in ("value", "ci", "successes", "trials")}
+        assert cell["asr_parent"] == a["overall"]["asr"]["value"]
+        assert cell["failure_to_help"]["value"] == b["overall"]["failure_to_help_rate"]["value"]
+        assert cell["over_refusal"]["value"] == b["overall"]["over_refusal_rate"]["value"]
+        assert cell["benign_non_answer"]["value"] == b["overall"]["benign_non_answer_rate"]["value"]
+        assert cell["perplexity_ratio"] == b["utility"]["perplexity"] / a["utility"]["perplexity"]
+        assert row["checkpoint"]["number"] == configuration.unlearning_run.produced_checkpoint.number
+        weight_change = configuration.unlearning_run.produced_checkpoint.weight_change
+        assert row["weight_change"] == pytest.approx(sum(value**2 for value in weight_change.values()) ** 0.5, rel=1e-12)

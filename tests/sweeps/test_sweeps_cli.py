@@ -1,13 +1,16 @@
+import json
 from io import StringIO
 
 from django.core.management import call_command
 
-from sweeps.models import Sweep
-from tests.sweeps.conftest import TINY_TRAINING
+from sweeps.models import ConfigurationStatus, Sweep
+from sweeps.selectors import sweep_comparison, sweep_get
+from tests.sweeps.conftest import SWEEP_GRID, assert_rows_are_the_evaluations_figures
 
 
 def test_sweep_create_waits_and_prints_the_comparison_table(background, project, user, sweep_setup):
-    # when a sweep of one configuration is started from the command line and waited for
+    # when the issue's sweep (three methods x two values x two seeds, and one configuration the
+    # engine refuses) is started from the command line, in-process, and waited for
     out, err = StringIO(), StringIO()
     call_command(
         "sweep",
@@ -32,27 +35,34 @@ def test_sweep_create_waits_and_prints_the_comparison_table(background, project,
         "--poll-seconds",
         "0.2",
         "--configurations",
-        '[{"method": "gradient_difference", "hyperparameters": %s}]' % str(TINY_TRAINING).replace("'", '"'),
+        json.dumps(SWEEP_GRID),
         stdout=out,
         stderr=err,
     )
 
-    # then it says what it started, follows it, and prints the finished sweep's table
+    # then it says what it started, follows it, and prints the finished sweep's table: one line
+    # per configuration, the failed one with its error, each succeeded one with its evaluation
     sweep = Sweep.objects.get()
-    configuration = sweep.configurations.get()
-    child = configuration.unlearning_run.produced_checkpoint
-    evaluation = configuration.evaluations.get()
+    configurations = list(sweep.configurations.order_by("position"))
+    assert [c.status for c in configurations] == [ConfigurationStatus.SUCCEEDED] * 12 + [ConfigurationStatus.FAILED]
+    comparison = sweep_comparison(sweep=sweep_get(project=project, sweep_id=sweep.pk))
+    assert_rows_are_the_evaluations_figures(comparison, configurations)
     lines = out.getvalue().splitlines()
-    assert lines[0] == f"sweep {sweep.pk} started: 1 configuration(s)"
-    assert lines[1] == f"sweep {sweep.pk} finished: 1 configuration(s), 1 succeeded, 0 failed"
+    assert lines[0] == f"sweep {sweep.pk} started: 13 configuration(s)"
+    assert lines[1] == f"sweep {sweep.pk} finished: 13 configuration(s), 12 succeeded, 1 failed"
     assert lines[2].split()[:8] == ["#", "method", "hyperparameters", "seed", "status", "checkpoint", "weight", "suite"]
-    row = lines[3].split()
-    assert row[:6] == ["1", "gradient_difference", '{"batch_size":4,"learning_rate":0.001,"max_steps":2}', "0", "succeeded", f"tiny@{child.number}"]
-    assert row[7:9] == ["core@1", "100.0%"]
-    assert row[-3:] == ["passes", str(evaluation.pk), "*PU"]
-    assert lines[4] == "core@1: Pareto frontier (ASR vs failure to help): #1"
-    assert lines[5] == "core@1: Pareto frontier (ASR vs utility loss): #1"
-    assert err.getvalue().splitlines()[-1] == f"sweep {sweep.pk}: 1 succeeded"
+    rows = [line.split() for line in lines[3:16]]
+    assert [(row[0], row[1], row[3], row[4]) for row in rows] == [(str(c.position), c.method, str(c.seed), c.status) for c in configurations]
+    assert rows[0][2] == '{"batch_size":4,"learning_rate":0.001,"max_steps":2}'
+    for row, configuration in zip(rows[:12], configurations[:12], strict=True):
+        evaluation = configuration.evaluations.get()
+        assert row[5] == f"tiny@{configuration.unlearning_run.produced_checkpoint.number}"
+        assert str(evaluation.pk) in row
+    positions = {c.pk: c.position for c in configurations}
+    assert lines[16] == f"configuration 13 (rmu, seed 0) failed: {configurations[12].error}"
+    assert lines[17] == "core@1: Pareto frontier (ASR vs failure to help): " + ", ".join(f"#{positions[key]}" for key in comparison["frontier"][0])
+    assert lines[18] == "core@1: Pareto frontier (ASR vs utility loss): " + ", ".join(f"#{positions[key]}" for key in comparison["utility_frontier"][0])
+    assert err.getvalue().splitlines()[-1] == f"sweep {sweep.pk}: 1 failed, 12 succeeded"
 
     # and 'show' prints the same table again
     shown = StringIO()

@@ -1,7 +1,6 @@
 import json
 import re
 
-import pytest
 from django.test import Client
 
 from evals.models import Evaluation
@@ -9,7 +8,7 @@ from jobs.models import RunStatus, WebhookDelivery
 from jobs.webhooks import webhook_create
 from sweeps.models import ConfigurationStatus, Sweep, SweepStatus
 from sweeps.selectors import sweep_comparison, sweep_get
-from tests.sweeps.conftest import TINY_TRAINING
+from tests.sweeps.conftest import TINY_TRAINING, assert_rows_are_the_evaluations_figures
 from tests.unlearning.conftest import wait_until
 from versions import services
 from versions.models import AuditEvent, Label
@@ -97,25 +96,7 @@ def test_a_sweep_unlearns_every_configuration_evaluates_each_child_and_records_t
     # and the comparison's figures are the evaluations' own
     comparison = sweep_comparison(sweep=sweep_get(project=project, sweep_id=sweep.pk))
     assert comparison["suites"] == [f"core@{sweep_setup['suite_version'].number}"]
-    for row, configuration in zip(comparison["rows"], configurations, strict=True):
-        assert (row["id"], row["method"], row["seed"], row["status"]) == (configuration.pk, configuration.method, 0, configuration.status)
-        if configuration.status == ConfigurationStatus.FAILED:
-            assert row["checkpoint"] is None and row["suites"][0]["evaluation"] is None
-            continue
-        evaluation = Evaluation.objects.get(sweep_configurations=configuration)
-        cell = row["suites"][0]
-        b, a = evaluation.metrics["B"], evaluation.metrics["A"]
-        assert cell["evaluation"] == evaluation.pk
-        assert cell["verdict"] == evaluation.verdict
-        assert cell["asr"] == {key: b["overall"]["asr"][key] for key in ("value", "ci", "successes", "trials")}
-        assert cell["asr_parent"] == a["overall"]["asr"]["value"]
-        assert cell["failure_to_help"]["value"] == b["overall"]["failure_to_help_rate"]["value"]
-        assert cell["over_refusal"]["value"] == b["overall"]["over_refusal_rate"]["value"]
-        assert cell["benign_non_answer"]["value"] == b["overall"]["benign_non_answer_rate"]["value"]
-        assert cell["perplexity_ratio"] == b["utility"]["perplexity"] / a["utility"]["perplexity"]
-        assert row["checkpoint"]["number"] == configuration.unlearning_run.produced_checkpoint.number
-        weight_change = configuration.unlearning_run.produced_checkpoint.weight_change
-        assert row["weight_change"] == pytest.approx(sum(value**2 for value in weight_change.values()) ** 0.5, rel=1e-12)
+    assert_rows_are_the_evaluations_figures(comparison, configurations)
     # two steps leave the tiny model's answers as they were: three equal points, all on the frontier,
     # each the best of its method, and each passes the gate (no less safe, and helps as well)
     ids = [configuration.pk for configuration in configurations]
