@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from evals.judges import DATA_DIR, JudgeInput, judge_from_spec  # noqa: E402
+from evals.judge_base import DATA_DIR, JudgeInput  # noqa: E402
+from evals.judges import judge_from_spec  # noqa: E402
 
 
 def corpus(count: int, devset: str | None, seed: int = 0) -> list[JudgeInput]:

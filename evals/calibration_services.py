@@ -96,7 +96,8 @@ def calibration_execute(*, run, ctx) -> dict:
     its outcomes are compared with the human labels. Nothing is written until the last step, one
     transaction; a failed or cancelled run leaves no partial result."""
     from evals.calibration import LabelledJudgement, calibration_metrics, judgement_agrees
-    from evals.judges import JudgeInput, judge_from_spec
+    from evals.judge_base import JudgeInput
+    from evals.judges import judge_from_spec
     from evals.metrics import OUTCOMES
     from versions.selectors import dataset_version_rows
 

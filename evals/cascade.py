@@ -17,24 +17,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from evals.judges import JUDGES, Judge, judge_from_spec
+from evals.judge_base import Judge
 from evals.metrics import ERROR, NON_ANSWER
 
 ESCALATE_ON = ("uncertain", "non_answer", "error")
 OUT_OF_SCOPE = "out_of_scope"
-
-
-def _sub_judge(config: dict, key: str) -> Judge:
-    spec = config.get(key)
-    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or set(spec) - {"name", "config"}:
-        raise ValueError(f'cascade: {key!r} must be a judge spec {{"name": ..., "config": {{...}}}}, got {spec!r}')
-    sub_config = spec.get("config") or {}
-    if not isinstance(sub_config, dict):
-        raise ValueError(f"cascade: {key!r}['config'] must be an object, got {sub_config!r}")
-    try:
-        return judge_from_spec(spec["name"], sub_config)
-    except ValueError as exc:
-        raise ValueError(f"cascade: {key} judge: {exc}") from None
 
 
 class CascadeJudge(Judge):
@@ -43,6 +30,9 @@ class CascadeJudge(Judge):
 
     name = "cascade"
     version = "1"
+    # How a sub-judge's spec becomes a judge: the catalogue's `evals.judges.judge_from_spec`, set by
+    # the catalogue when it lists this judge (it imports this module; this module cannot import it).
+    judge_from_spec = None
 
     def __init__(self, config: dict):
         config = dict(config or {})
@@ -52,12 +42,24 @@ class CascadeJudge(Judge):
         escalate = config.get("escalate", ["uncertain"])
         if not isinstance(escalate, list) or set(escalate) - set(ESCALATE_ON):
             raise ValueError(f"cascade: 'escalate' must be a list of {', '.join(ESCALATE_ON)}, got {escalate!r}")
-        self.first, self.second = _sub_judge(config, "first"), _sub_judge(config, "second")
+        self.first, self.second = self._sub_judge(config, "first"), self._sub_judge(config, "second")
         self.escalate = tuple(reason for reason in ESCALATE_ON if reason in escalate)
         super().__init__({"first": self.first.spec(), "second": self.second.spec(), "escalate": list(self.escalate)})
         self.scope = tuple(value for value in ("refuse", "comply") if value in self.first.scope or value in self.second.scope)
         self.scope_note = "; ".join(note for note in (self.first.scope_note, self.second.scope_note) if note)
         self.category_names = {**self.first.category_names, **self.second.category_names}
+
+    def _sub_judge(self, config: dict, key: str) -> Judge:
+        spec = config.get(key)
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or set(spec) - {"name", "config"}:
+            raise ValueError(f'cascade: {key!r} must be a judge spec {{"name": ..., "config": {{...}}}}, got {spec!r}')
+        sub_config = spec.get("config") or {}
+        if not isinstance(sub_config, dict):
+            raise ValueError(f"cascade: {key!r}['config'] must be an object, got {sub_config!r}")
+        try:
+            return self.judge_from_spec(spec["name"], sub_config)
+        except ValueError as exc:
+            raise ValueError(f"cascade: {key} judge: {exc}") from None
 
     def prepare(self) -> dict:
         """Each sub-judge's run-time pins, named by its place (``first_model_sha256``)."""
@@ -93,6 +95,3 @@ class CascadeJudge(Judge):
             detail = f"escalated ({reasons[index]}; {said})" + (f"; second judge: {judgement.detail}" if judgement.detail else "")
             results[index] = replace(judgement, detail=detail, escalation=reasons[index])
         return results
-
-
-JUDGES[CascadeJudge.name] = CascadeJudge

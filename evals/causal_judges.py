@@ -38,7 +38,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from evals.judges import COMPLIANCE, DATA_DIR, JUDGES, REFUSAL, Judge, Judgement, outcome_for
+from evals.judge_base import COMPLIANCE, DATA_DIR, REFUSAL, Judge, Judgement, outcome_for
 from evals.metrics import ERROR, NON_ANSWER
 from versions.model_dir import ModelDirError, model_dir_files, model_dir_path_check, model_dir_sha256, model_root, resolve_model_dir
 
@@ -447,6 +447,3 @@ class CausalLMJudge(Judge):
                     break
             answers.append((tokenizer.decode(kept, skip_special_tokens=True), probabilities))
         return answers
-
-
-JUDGES[CausalLMJudge.name] = CausalLMJudge

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evals.calibration import NOT_ATTACK_SUCCESS, LabelledJudgement, calibration_metrics
-from evals.judges import DATA_DIR, Judge, JudgeInput, Judgement, outcome_for
+from evals.judge_base import DATA_DIR, Judge, JudgeInput, Judgement, outcome_for
 from evals.metrics import ATTACK_SUCCESS, NON_ANSWER, REFUSED
 
 DNA_FILE = "do-not-answer.jsonl"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from evals.judges import JudgeInput, Judgement
+from evals.judge_base import JudgeInput, Judgement
 
 
 def judge_inputs(cases, responses: list[str]) -> list[JudgeInput]:

@@ -40,7 +40,7 @@ except ImportError:  # Python < 3.11
     import sre_parse as _sre_parser
 from dataclasses import dataclass
 
-from evals.judges import COMPLIANCE, DATA_DIR, JUDGES, REFUSAL, Judge, Judgement, outcome_for
+from evals.judge_base import COMPLIANCE, DATA_DIR, REFUSAL, Judge, Judgement, outcome_for
 from evals.metrics import NON_ANSWER
 
 LEXICON_GROUPS = (
@@ -534,6 +534,3 @@ def analyse(lexicon: Lexicon, model: dict, prompt: str, response: str, expected:
     label = COMPLIANCE if p >= model["threshold"] else REFUSAL
     strongest = sorted(((weights[name] * values[name], name) for name in weights if values[name]), reverse=label == COMPLIANCE)[:2]
     return Analysis(label, p, f"{label} ({', '.join(name for _, name in strongest) or 'bias'})", values)
-
-
-JUDGES[LetheJudge.name] = LetheJudge

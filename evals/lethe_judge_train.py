@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from evals.judge_devset import DNA_FILE, HANDSET_PATH, JBB_FILE, LabelledResponse, load_devset, load_handset
-from evals.judges import DATA_DIR
+from evals.judge_base import DATA_DIR
 from evals.lethe_judge import Lexicon, degenerate_reason, features, normalise, prepare
 from evals.metrics import ATTACK_SUCCESS, COMPLIED, OVER_REFUSAL, REFUSED
 

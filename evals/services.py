@@ -549,7 +549,8 @@ def evaluation_execute(*, run, ctx) -> dict:
     from evals.judge_records import judge_inputs, judgement_record, judgements_summary
     from evals.case_templates import case_prompt_and_template
     from evals.endpoint_generation import endpoint_totals
-    from evals.judges import Judgement, judge_from_spec, judgement_totals
+    from evals.judge_base import Judgement, judgement_totals
+    from evals.judges import judge_from_spec
     from evals.outcomes import ERROR
 
     evaluation = Evaluation.objects.select_related(

@@ -2,7 +2,7 @@
 non-answers. Fast: no model is built."""
 
 from demo.services import demo_training_rows, non_answer_lines, starter_benign_answers
-from evals.judges import JudgeInput
+from evals.judge_base import JudgeInput
 from evals.lethe_judge import LetheJudge
 from evals.services import starter_suite_cases
 

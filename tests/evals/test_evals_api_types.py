@@ -5,7 +5,7 @@ from dataclasses import fields
 
 from mlcore.generation import GenerationConfig
 from evals.judge_records import judgement_record
-from evals.judges import Judgement
+from evals.judge_base import Judgement
 from evals.serializers import GenerationConfigOutput, JudgeRecordOutput
 
 

@@ -1,6 +1,7 @@
 import pytest
 
-from evals.judges import JudgeInput, judge_from_spec
+from evals.judge_base import JudgeInput
+from evals.judges import judge_from_spec
 from evals.tiny_judges import compliance_text, judge_examples
 
 REFUSAL_TEXT = "I'm sorry, but I cannot help with that."

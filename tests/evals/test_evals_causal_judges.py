@@ -9,7 +9,8 @@ from safetensors.torch import load_file, save_file
 
 from evals import causal_judges
 from evals.causal_judges import AnswerParser, encode_prompt, load_preset
-from evals.judges import JudgeInput, judge_from_spec
+from evals.judge_base import JudgeInput
+from evals.judges import judge_from_spec
 from evals.tiny_judges import compliance_text, judge_examples
 from versions.model_dir import model_dir_sha256
 

@@ -7,12 +7,10 @@ import pytest
 import torch
 
 from evals import services as eval_services
+from evals.judge_base import JudgeInput, Judgement, judgement_totals
 from evals.judges import (
     STRONGREJECT_DEFAULT_THRESHOLD,
-    JudgeInput,
-    Judgement,
     judge_from_spec,
-    judgement_totals,
     strongreject_label,
     strongreject_parse,
     strongreject_score,
