@@ -1,7 +1,7 @@
 """Pages that compose several apps: the project dashboard (labels, active runs, evaluations), a
-model with its lineage graph (checkpoints, unlearning runs, datasets, verdicts), a checkpoint
-with its evaluations and producing run, safety over time, and a run's page (which sends each run
-to the page of the app that made it).
+model with its lineage graph (checkpoints, sweeps, unlearning runs, datasets, verdicts), a
+checkpoint with its evaluations and producing run (and sweep), safety over time, and a run's
+page (which sends each run to the page of the app that made it).
 
 This app sits above the domain apps (versions, jobs, evals, unlearning, sweeps) so none of them
 has to import another to draw a page; URL names stay those of the registry and of runs
@@ -28,6 +28,7 @@ from evals.views import evaluations_with_decisions
 from jobs.logs import run_log_for
 from jobs.models import RunStatus
 from jobs.selectors import run_get, run_list
+from sweeps.selectors import sweep_configuration_for_checkpoint, sweep_configurations_for_runs
 from unlearning.selectors import unlearning_run_for_run, unlearning_runs_for_model
 from versions import charts as registry_charts
 from versions import selectors as registry
@@ -61,9 +62,17 @@ FLIPPED_VERDICT = {"safer": "less safe", "less safe": "safer"}
 
 
 def lineage_graph_figure(*, model, slug, labels):
-    """The model's lineage as a graph: its checkpoints (and parents in other models), the
-    unlearning runs started from them, the dataset versions those runs and the edges forgot and
-    retained, label badges, and each edge's latest verdict. A fixed number of queries."""
+    """The model's lineage graph (``lineage_graph``) drawn by versions.charts.lineage_figure."""
+    nodes, links = lineage_graph(model=model, slug=slug, labels=labels)
+    return registry_charts.lineage_figure(nodes, links, title=f"Lineage of {model.name}")
+
+
+def lineage_graph(*, model, slug, labels):
+    """``(nodes, links)`` of the model's lineage: its checkpoints (and parents in other models),
+    the unlearning runs started from them, the sweeps that started some of those runs (parent ->
+    sweep -> each of its runs, instead of parent -> run), the dataset versions those runs and the
+    edges forgot and retained, label badges, and each edge's latest verdict. A fixed number of
+    queries."""
     checkpoints, edges = registry.lineage_graph(model=model)
     badges: dict[int, list[str]] = {}
     for label in labels:  # the model's labels, by name
@@ -124,18 +133,39 @@ def lineage_graph_figure(*, model, slug, labels):
             for version in by_sha.get(sha, [])[:1]:
                 datasets[version.pk] = (version.dataset.name, version.number)
                 links.append(registry_charts.LineageLink(parent=("dataset", version.pk), child=("checkpoint", edge.child_id), relation=role, style="data"))
+    sweeps = sweep_configurations_for_runs(unlearning_run_ids=[run["id"] for run in runs])
+    for sweep in sweeps["sweeps"].values():
+        name = f" {html.escape(sweep['name'][:60])}" if sweep["name"] else ""
+        nodes.append(
+            registry_charts.LineageNode(
+                id=("sweep", sweep["id"]),
+                label=f"sweep {sweep['id']}",
+                kind="sweep",
+                hover=(
+                    f"sweep {sweep['id']}{name} from {names.get(sweep['parent_checkpoint_id'], '?')}, {sweep['status']}: "
+                    f"{sweep['configuration_count']} configurations, {sweep['succeeded_count']} succeeded, {sweep['failed_count']} failed"
+                ),
+                url=reverse("sweeps:detail", args=[slug, sweep["id"]]),
+            )
+        )
+        links.append(registry_charts.LineageLink(parent=("checkpoint", sweep["parent_checkpoint_id"]), child=("sweep", sweep["id"]), relation="sweep", style="run"))
     for run in runs:
         run_id = ("run", run["id"])
+        configuration = sweeps["by_run"].get(run["id"])
+        of_sweep = f", configuration #{configuration['position']} of sweep {configuration['sweep_id']}" if configuration else ""
         nodes.append(
             registry_charts.LineageNode(
                 id=run_id,
                 label=f"run {run['id']}",
                 kind="run",
-                hover=f"unlearning run {run['id']}: {run['method']} from {names.get(run['parent_checkpoint_id'], '?')}, {run['status']}",
+                hover=f"unlearning run {run['id']}: {run['method']} from {names.get(run['parent_checkpoint_id'], '?')}, {run['status']}{of_sweep}",
                 url=reverse("unlearning:detail", args=[slug, run["id"]]),
             )
         )
-        links.append(registry_charts.LineageLink(parent=("checkpoint", run["parent_checkpoint_id"]), child=run_id, relation="input", method=run["method"], style="run"))
+        if configuration:
+            links.append(registry_charts.LineageLink(parent=("sweep", configuration["sweep_id"]), child=run_id, relation="configuration", method=run["method"], style="run"))
+        else:
+            links.append(registry_charts.LineageLink(parent=("checkpoint", run["parent_checkpoint_id"]), child=run_id, relation="input", method=run["method"], style="run"))
         if run["produced_checkpoint_id"]:
             links.append(registry_charts.LineageLink(parent=run_id, child=("checkpoint", run["produced_checkpoint_id"]), relation="produced", style="run"))
         for role in ("forget", "retain"):
@@ -153,7 +183,7 @@ def lineage_graph_figure(*, model, slug, labels):
                 url=reverse("versions:dataset-version", args=[slug, name, number]),
             )
         )
-    return registry_charts.lineage_figure(nodes, links, title=f"Lineage of {model.name}")
+    return nodes, links
 
 
 @login_required
@@ -188,6 +218,7 @@ def checkpoint_detail(request, slug, model_name, number):
         edge.retain_versions = datasets.get(edge.retain_dataset_sha256, [])
     produced_by = checkpoint.created_by_run
     unlearning_run = getattr(produced_by, "unlearning", None) if produced_by is not None else None
+    sweep_configuration = sweep_configuration_for_checkpoint(checkpoint=checkpoint) if unlearning_run is not None else None
     return render(
         request,
         "versions/checkpoint_detail.html",
@@ -203,6 +234,7 @@ def checkpoint_detail(request, slug, model_name, number):
             "evaluations": list(evaluations_for_checkpoint(checkpoint=checkpoint)[:50]),
             "produced_by": produced_by,
             "unlearning_run": unlearning_run,
+            "sweep_configuration": sweep_configuration,
             "weight_change_figure": registry_charts.weight_change_figure(checkpoint.weight_change) if checkpoint.weight_change else None,
         },
     )

@@ -235,3 +235,36 @@ def _groups(rows, suites):
         group["weight_change"] = seed_spread([member["weight_change"] for member in members])
         result.append(group)
     return result
+
+
+def sweep_configurations_for_runs(*, unlearning_run_ids) -> dict:
+    """The sweep configurations that started the given unlearning runs, for a model's lineage graph:
+    ``{"sweeps": {sweep_id: {id, name, status, parent_checkpoint_id, configuration_count,
+    succeeded_count, failed_count}}, "by_run": {unlearning_run_id: {sweep_id, position,
+    branch_label, status}}}``. Two queries whatever the number of sweeps and configurations (none
+    when no run is given, one when no run belongs to a sweep)."""
+    unlearning_run_ids = list(unlearning_run_ids)
+    if not unlearning_run_ids:
+        return {"sweeps": {}, "by_run": {}}
+    configurations = SweepConfiguration.objects.filter(unlearning_run_id__in=unlearning_run_ids).order_by("sweep_id", "position")
+    by_run = {row.pop("unlearning_run_id"): row for row in configurations.values("unlearning_run_id", "sweep_id", "position", "branch_label", "status")}
+    sweep_ids = {row["sweep_id"] for row in by_run.values()}
+    if not sweep_ids:
+        return {"sweeps": {}, "by_run": {}}
+    sweeps = (
+        Sweep.objects.filter(pk__in=sweep_ids)
+        .annotate(
+            configuration_count=Count("configurations"),
+            succeeded_count=Count("configurations", filter=Q(configurations__status=ConfigurationStatus.SUCCEEDED)),
+            failed_count=Count("configurations", filter=Q(configurations__status=ConfigurationStatus.FAILED)),
+        )
+        .order_by("id")
+        .values("id", "name", "status", "parent_checkpoint_id", "configuration_count", "succeeded_count", "failed_count")
+    )
+    return {"sweeps": {row["id"]: row for row in sweeps}, "by_run": by_run}
+
+
+def sweep_configuration_for_checkpoint(*, checkpoint) -> SweepConfiguration | None:
+    """The sweep configuration whose unlearning run produced ``checkpoint`` (with its sweep), or
+    None: one query."""
+    return SweepConfiguration.objects.filter(unlearning_run__produced_checkpoint=checkpoint).select_related("sweep").first()

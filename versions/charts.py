@@ -11,16 +11,19 @@ from dataclasses import dataclass, field
 
 from versions.dag_layout import layered_layout
 
-KIND_COLOURS = {"reference": "#6b7280", "full": "#1f5fbf", "adapter": "#1e7a3c", "external": "#b0b7c3", "run": "#8a4fbf", "dataset": "#b5650d"}
+# Kinds are strings the caller chooses: "sweep" is a node that started several runs (pages draws
+# sweeps; this module knows only the kind's name, colour and marker).
+KIND_COLOURS = {"reference": "#6b7280", "full": "#1f5fbf", "adapter": "#1e7a3c", "external": "#b0b7c3", "sweep": "#c0367a", "run": "#8a4fbf", "dataset": "#b5650d"}
 KIND_NAMES = {
     "reference": "checkpoint (reference)",
     "full": "checkpoint (full)",
     "adapter": "checkpoint (adapter)",
     "external": "checkpoint of another model",
+    "sweep": "sweep",
     "run": "unlearning run",
     "dataset": "dataset version",
 }
-KIND_SYMBOLS = {"run": "square", "dataset": "diamond"}
+KIND_SYMBOLS = {"sweep": "hexagon", "run": "square", "dataset": "diamond"}
 METRIC_TITLES = {"asr": "Attack success rate", "over_refusal": "Over-refusal rate", "perplexity": "Held-out perplexity (utility)"}
 VERDICT_COLOURS = {"safer": "#1e7a3c", "less safe": "#b3261e", "no significant difference": "#4b5563", "inconclusive": "#8a6d00"}
 # Edges by what they say: checkpoint to checkpoint (lineage), data read by a run or an edge, a run's output.
@@ -31,9 +34,9 @@ LINEAGE_VISIBLE_ROWS = 10
 
 @dataclass(frozen=True)
 class LineageNode:
-    id: object  # any hashable: ("checkpoint", pk), ("run", pk), ("dataset", pk)
-    label: str  # e.g. "tiny@3", "run 12", "forget@1"
-    kind: str  # reference | adapter | full | external | run | dataset
+    id: object  # any hashable: ("checkpoint", pk), ("sweep", pk), ("run", pk), ("dataset", pk)
+    label: str  # e.g. "tiny@3", "sweep 2", "run 12", "forget@1"
+    kind: str  # reference | adapter | full | external | sweep | run | dataset
     hover: str = ""
     url: str = ""
     badges: tuple = ()  # label names pointing at this node (production, staging, ...)
@@ -43,7 +46,7 @@ class LineageNode:
 class LineageLink:
     parent: object
     child: object
-    relation: str  # unlearned-from, ... for lineage; forget | retain | produced for the rest
+    relation: str  # unlearned-from, ... for lineage; forget | retain | input | sweep | configuration | produced for the rest
     method: str = ""
     style: str = "lineage"  # lineage | data | run
     verdict: str = ""  # of the latest finished evaluation between parent and child, if any
