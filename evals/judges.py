@@ -23,6 +23,7 @@ from evals.causal_judges import CausalLMJudge
 from evals.judge_base import COMPLIANCE, DATA_DIR, REFUSAL, Judge, JudgeInput, Judgement, outcome_for
 from evals.lethe_judge import LetheJudge
 from evals.metrics import ERROR, NON_ANSWER
+from mlcore.loading import MODEL_LOADING_LOCK
 from versions.endpoints import EndpointConfigError, EndpointError, endpoint_client, endpoint_profile
 from versions.model_dir import ModelDirError, model_dir_files, model_dir_path_check, model_dir_sha256, model_root, resolve_model_dir
 
@@ -117,8 +118,9 @@ class HFClassifierJudge(Judge):
 
             if self._directory is None:
                 self.prepare()
-            self._tokenizer = AutoTokenizer.from_pretrained(str(self._directory), local_files_only=True)
-            self._model = AutoModelForSequenceClassification.from_pretrained(str(self._directory), local_files_only=True, use_safetensors=True).eval()
+            with MODEL_LOADING_LOCK:  # from_pretrained sets process-wide state: one load at a time
+                self._tokenizer = AutoTokenizer.from_pretrained(str(self._directory), local_files_only=True)
+                self._model = AutoModelForSequenceClassification.from_pretrained(str(self._directory), local_files_only=True, use_safetensors=True).eval()
         return self._model, self._tokenizer
 
     def judge(self, items):
