@@ -167,6 +167,58 @@ def best_per_method(rows: list[dict]) -> dict[str, object]:
     return {method: key for method, (_, key) in best.items()}
 
 
+def _pooled(rates: list[dict | None]) -> dict | None:
+    """{"value", "successes", "trials"} of the rates' successes and trials added up, or None."""
+    present = [rate for rate in rates if rate is not None and rate.get("trials")]
+    if not present:
+        return None
+    successes, trials = sum(rate["successes"] for rate in present), sum(rate["trials"] for rate in present)
+    return {"value": successes / trials, "successes": successes, "trials": trials}
+
+
+def _mean(values: list[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return sum(present) / len(present) if present else None
+
+
+def method_summary(rows: list[dict]) -> list[dict]:
+    """The comparison in the shape of Chakraborty et al.'s table (EMNLP Findings 2024): one line
+    per method, from its best configuration (the lowest attack success averaged over the suites,
+    then the lowest failure to help; ``best_per_method``), with attack success on text attacks
+    and on image attacks before unlearning (the parent, arm A of the same evaluations) and after
+    (the child), each pooled over the suites by modality (successes and trials added), and the
+    held-out perplexity ratio child/parent. A method none of whose configurations has figures is
+    listed with ``configuration`` None. Rows are the sweep comparison's rows, in order."""
+    averaged = [
+        {
+            "id": row["id"],
+            "method": row["method"],
+            "asr": _mean([(cell["asr"] or {}).get("value") for cell in row["suites"]]) if row["suites"] and all(cell["asr"] for cell in row["suites"]) else None,
+            "failure_to_help": _mean([(cell["failure_to_help"] or {}).get("value") for cell in row["suites"]]),
+        }
+        for row in rows
+    ]
+    best = best_per_method(averaged)
+    by_id = {row["id"]: row for row in rows}
+    summary = []
+    for method in dict.fromkeys(row["method"] for row in rows):
+        row = by_id.get(best.get(method))
+        cells = row["suites"] if row else []
+        summary.append(
+            {
+                "method": method,
+                "configuration": row["id"] if row else None,
+                "position": row["position"] if row else None,
+                "text_asr_before": _pooled([cell["asr_parent_text"] for cell in cells]),
+                "text_asr_after": _pooled([cell["asr_text"] for cell in cells]),
+                "image_asr_before": _pooled([cell["asr_parent_image"] for cell in cells]),
+                "image_asr_after": _pooled([cell["asr_image"] for cell in cells]),
+                "perplexity_ratio": _mean([cell["perplexity_ratio"] for cell in cells]),
+            }
+        )
+    return summary
+
+
 def weight_change_norm(weight_change: dict[str, float] | None) -> float | None:
     """The whole change's Frobenius norm from the per-module norms a run records."""
     if not weight_change:

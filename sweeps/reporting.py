@@ -16,6 +16,10 @@ def _rate(rate):
     return f"{_pct(rate['value'])} [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else _pct(rate["value"])
 
 
+def _pooled(rate):
+    return "-" if not rate else f"{_pct(rate['value'])} ({rate['successes']}/{rate['trials']})"
+
+
 def _number(value):
     return "-" if value is None else f"{value:.3f}"
 
@@ -88,4 +92,12 @@ def comparison_table(comparison: dict) -> str:
         positions = {row["id"]: row["position"] for row in comparison["rows"]}
         out.append(f"{suite}: Pareto frontier (ASR vs failure to help): {', '.join(f'#{positions[key]}' for key in comparison['frontier'][index]) or 'none'}")
         out.append(f"{suite}: Pareto frontier (ASR vs utility loss): {', '.join(f'#{positions[key]}' for key in utility_frontier[index]) or 'none'}")
+    summary = comparison.get("method_summary") or []
+    if summary:
+        out.append("method comparison (best configuration of each method; ASR before -> after, pooled over suites):")
+    for line in summary:
+        where = f"#{line['position']}" if line["position"] is not None else "-"
+        text = f"{_pooled(line['text_asr_before'])} -> {_pooled(line['text_asr_after'])}"
+        image = f"{_pooled(line['image_asr_before'])} -> {_pooled(line['image_asr_after'])}"
+        out.append(f"  {line['method']} {where}: text ASR {text}, image ASR {image}, perplexity ratio {_number(line['perplexity_ratio'])}")
     return "\n".join(out)

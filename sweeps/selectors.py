@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.db.models import Count, Prefetch, Q
 
-from sweeps.comparison import best_per_method, group_key, pareto_frontier, ratio, seed_spread, weight_change_norm
+from sweeps.comparison import best_per_method, group_key, method_summary, pareto_frontier, ratio, seed_spread, weight_change_norm
 from sweeps.models import ConfigurationStatus, Sweep, SweepConfiguration
 from core.errors import NotFound
 
@@ -72,6 +72,8 @@ def _suite_cell(*, project, sweep, configuration, evaluation, suite_version, cou
         "asr_parent": None,
         "asr_text": None,
         "asr_image": None,
+        "asr_parent_text": None,
+        "asr_parent_image": None,
         "transfer_ratio": None,
         "over_refusal": None,
         "failure_to_help": None,
@@ -94,6 +96,8 @@ def _suite_cell(*, project, sweep, configuration, evaluation, suite_version, cou
         asr_parent=parent["value"] if parent else None,
         asr_text=text,
         asr_image=image,
+        asr_parent_text=_rate(metrics, "A", "asr", TEXT_MODALITY),
+        asr_parent_image=_rate(metrics, "A", "asr", IMAGE_MODALITY),
         # How much of the text attacks' success carries over to image attacks (Chakraborty et al.).
         transfer_ratio=ratio(image["value"], text["value"]) if text and image else None,
         over_refusal=_rate(metrics, "B", "over_refusal_rate"),
@@ -187,6 +191,7 @@ def sweep_comparison(*, sweep) -> dict:
         "best_per_method": [_best(rows, index) for index in range(len(suite_versions))],
         "frontier": frontier,
         "utility_frontier": utility_frontier,
+        "method_summary": method_summary(rows),
     }
 
 

@@ -103,6 +103,8 @@ class SuiteCellSerializer(serializers.Serializer):
     asr_parent = serializers.FloatField(allow_null=True)
     asr_text = SweepRateSerializer(allow_null=True)
     asr_image = SweepRateSerializer(allow_null=True)
+    asr_parent_text = SweepRateSerializer(allow_null=True, help_text="The parent's attack success on this suite's text cases.")
+    asr_parent_image = SweepRateSerializer(allow_null=True, help_text="The parent's attack success on this suite's image+text cases.")
     transfer_ratio = serializers.FloatField(allow_null=True, help_text="Image ASR / text ASR of the child.")
     over_refusal = SweepRateSerializer(allow_null=True)
     failure_to_help = SweepRateSerializer(allow_null=True)
@@ -157,6 +159,23 @@ class GroupSerializer(serializers.Serializer):
     weight_change = SpreadSerializer()
 
 
+class PooledRateSerializer(serializers.Serializer):
+    value = serializers.FloatField()
+    successes = serializers.IntegerField()
+    trials = serializers.IntegerField()
+
+
+class MethodSummarySerializer(serializers.Serializer):
+    method = serializers.CharField()
+    configuration = serializers.IntegerField(allow_null=True, help_text="Its best configuration (lowest ASR averaged over suites, then failure to help).")
+    position = serializers.IntegerField(allow_null=True)
+    text_asr_before = PooledRateSerializer(allow_null=True, help_text="The parent's ASR on text attacks, pooled over the suites.")
+    text_asr_after = PooledRateSerializer(allow_null=True)
+    image_asr_before = PooledRateSerializer(allow_null=True, help_text="The parent's ASR on image+text attacks, pooled over the suites.")
+    image_asr_after = PooledRateSerializer(allow_null=True)
+    perplexity_ratio = serializers.FloatField(allow_null=True, help_text="Held-out perplexity, child / parent.")
+
+
 class ComparisonSerializer(serializers.Serializer):
     suites = serializers.ListField(child=serializers.CharField())
     rows = ComparisonRowSerializer(many=True)
@@ -168,6 +187,7 @@ class ComparisonSerializer(serializers.Serializer):
     utility_frontier = serializers.ListField(
         child=serializers.ListField(child=serializers.IntegerField()), help_text="Per suite: configuration ids on the Pareto frontier (ASR vs perplexity ratio)."
     )
+    method_summary = MethodSummarySerializer(many=True, help_text="Per method, from its best configuration: text and image ASR before and after, utility.")
 
 
 class SweepDetailSerializer(SweepSerializer):

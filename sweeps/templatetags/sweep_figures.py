@@ -26,3 +26,11 @@ def spread(value):
 @register.filter
 def ratio(value):
     return "—" if value is None else f"{value:.3f}"
+
+
+@register.filter
+def pooled(value):
+    """A pooled rate {"value", "successes", "trials"} as '12.5% (1/8)'; '—' when absent."""
+    if not value:
+        return "—"
+    return f"{pct(value['value'])} ({value['successes']}/{value['trials']})"

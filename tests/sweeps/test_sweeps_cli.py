@@ -62,6 +62,9 @@ def test_sweep_create_waits_and_prints_the_comparison_table(background, project,
     assert lines[16] == f"configuration 13 (rmu, seed 0) failed: {configurations[12].error}"
     assert lines[17] == "core@1: Pareto frontier (ASR vs failure to help): " + ", ".join(f"#{positions[key]}" for key in comparison["frontier"][0])
     assert lines[18] == "core@1: Pareto frontier (ASR vs utility loss): " + ", ".join(f"#{positions[key]}" for key in comparison["utility_frontier"][0])
+    assert lines[19] == "method comparison (best configuration of each method; ASR before -> after, pooled over suites):"
+    best = {line["method"]: line["position"] for line in comparison["method_summary"]}
+    assert [line.split(":")[0] for line in lines[20:]] == [f"  {method} #{best[method]}" for method in ("gradient_ascent", "npo", "gradient_difference")] + ["  rmu -"]
     assert err.getvalue().splitlines()[-1] == f"sweep {sweep.pk}: 1 failed, 12 succeeded"
 
     # and 'show' prints the same table again

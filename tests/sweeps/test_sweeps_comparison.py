@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sweeps.comparison import Configuration, GridError, best_per_method, grid_expand, pareto_frontier, seed_spread, weight_change_norm
+from sweeps.comparison import Configuration, GridError, best_per_method, grid_expand, method_summary, pareto_frontier, seed_spread, weight_change_norm
 from sweeps.reporting import comparison_table
 
 
@@ -214,3 +214,84 @@ def test_the_comparison_table_has_one_line_per_configuration_and_suite_and_names
     ]
     assert lines[2].split() == ["2", "rmu", '{"layer":50}', "0", "failed", "-", "-", "core@1"] + ["-"] * 10
     assert lines[3:] == ["configuration 2 (rmu, seed 0) failed: boom", "core@1: Pareto frontier (ASR vs failure to help): #1", "core@1: Pareto frontier (ASR vs utility loss): #1"]
+
+
+def _rate(successes, trials):
+    return {"value": successes / trials, "ci": [0.0, 1.0], "successes": successes, "trials": trials}
+
+
+def _cell(asr, failure, text, image, parent_text, parent_image, perplexity_ratio):
+    return {
+        "asr": asr,
+        "failure_to_help": failure,
+        "asr_text": text,
+        "asr_image": image,
+        "asr_parent_text": parent_text,
+        "asr_parent_image": parent_image,
+        "perplexity_ratio": perplexity_ratio,
+    }
+
+
+def test_the_method_summary_takes_each_methods_best_configuration_and_pools_each_modality_over_suites():
+    # given two methods over a text suite and an image suite (which holds text forms as well),
+    # npo's second configuration better on average, and a method whose only configuration failed
+    def row(id, position, method, text_suite_asr, image_suite_asr, failure):
+        return {
+            "id": id,
+            "position": position,
+            "method": method,
+            "suites": [
+                _cell(_rate(text_suite_asr, 10), _rate(failure, 4), _rate(text_suite_asr, 10), None, _rate(8, 10), None, 1.25),
+                _cell(
+                    _rate(image_suite_asr, 20),
+                    _rate(failure, 4),
+                    _rate(image_suite_asr // 2, 10),
+                    _rate(image_suite_asr - image_suite_asr // 2, 10),
+                    _rate(7, 10),
+                    _rate(9, 10),
+                    1.75,
+                ),
+            ],
+        }
+
+    failed = {"id": 40, "position": 4, "method": "rmu", "suites": [_cell(None, None, None, None, None, None, None)] * 2}
+    rows = [row(10, 1, "npo", 4, 10, 1), row(20, 2, "npo", 2, 6, 2), row(30, 3, "gradient_ascent", 5, 5, 0), failed]
+
+    # when summarised
+    summary = method_summary(rows)
+
+    # then one line per method in order of first appearance: npo from #2 (mean ASR (0.2 + 0.3) / 2
+    # beats (0.4 + 0.5) / 2), text successes and trials added over both suites, image from the
+    # image suite, the parent's likewise, and the mean perplexity ratio; rmu has no figures
+    assert summary == [
+        {
+            "method": "npo",
+            "configuration": 20,
+            "position": 2,
+            "text_asr_before": {"value": 15 / 20, "successes": 15, "trials": 20},
+            "text_asr_after": {"value": 5 / 20, "successes": 5, "trials": 20},
+            "image_asr_before": {"value": 0.9, "successes": 9, "trials": 10},
+            "image_asr_after": {"value": 0.3, "successes": 3, "trials": 10},
+            "perplexity_ratio": 1.5,
+        },
+        {
+            "method": "gradient_ascent",
+            "configuration": 30,
+            "position": 3,
+            "text_asr_before": {"value": 15 / 20, "successes": 15, "trials": 20},
+            "text_asr_after": {"value": 7 / 20, "successes": 7, "trials": 20},
+            "image_asr_before": {"value": 0.9, "successes": 9, "trials": 10},
+            "image_asr_after": {"value": 0.3, "successes": 3, "trials": 10},
+            "perplexity_ratio": 1.5,
+        },
+        {
+            "method": "rmu",
+            "configuration": None,
+            "position": None,
+            "text_asr_before": None,
+            "text_asr_after": None,
+            "image_asr_before": None,
+            "image_asr_after": None,
+            "perplexity_ratio": None,
+        },
+    ]

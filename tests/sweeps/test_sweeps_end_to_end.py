@@ -146,6 +146,13 @@ def test_a_sweep_unlearns_every_configuration_evaluates_each_child_and_records_t
         assert f'href="/p/{project.slug}/models/tiny/c/{number}/"' in html
         assert f'href="/p/{project.slug}/evaluations/{cell["evaluation"]}/"' in html
         assert f'href="/p/{project.slug}/models/tiny/labels/production/?target={number}&amp;evaluation={cell["evaluation"]}"' in html
+    summary_table = re.search(r'<table id="method-summary">(.*?)</table>', html, re.S).group(1)
+    assert [cells[:2] for cells in (re.findall(r"<td>(.*?)</td>", tr) for tr in re.findall(r"<tr>(.*?)</tr>", summary_table, re.S)) if cells] == [
+        ["gradient_ascent", "#1"],
+        ["npo", "#2"],
+        ["gradient_difference", "#3"],
+        ["rmu", "—"],
+    ]
     assert configurations[3].error in html.replace("&#x27;", "'")
     assert web.get(f"/p/{project.slug}/sweeps/").status_code == 200
 

@@ -71,6 +71,32 @@ def test_a_vision_language_sweep_shows_text_and_image_attack_success_per_configu
         expected_ratio = image_cell["asr_image"]["value"] / image_cell["asr_text"]["value"] if image_cell["asr_text"]["value"] else None
         assert image_cell["transfer_ratio"] == expected_ratio
 
+    # and the method comparison (the paper's table) takes yao's best configuration and pools each
+    # modality's successes and trials over both suites, before (the parent) and after (the child)
+    def mean_over_suites(row, key):
+        return sum(cell[key]["value"] for cell in row["suites"]) / 2
+
+    best = min(comparison["rows"], key=lambda row: (mean_over_suites(row, "asr"), mean_over_suites(row, "failure_to_help"), row["position"]))
+    metrics = [Evaluation.objects.get(pk=cell["evaluation"]).metrics for cell in best["suites"]]
+
+    def pooled(arm, modality):
+        rates = [m[arm]["by_modality"][modality]["asr"] for m in metrics if modality in m[arm]["by_modality"]]
+        successes, trials = sum(r["successes"] for r in rates), sum(r["trials"] for r in rates)
+        return {"value": successes / trials, "successes": successes, "trials": trials}
+
+    (summary,) = comparison["method_summary"]
+    assert summary == {
+        "method": "yao",
+        "configuration": best["id"],
+        "position": best["position"],
+        "text_asr_before": pooled("A", "text"),
+        "text_asr_after": pooled("B", "text"),
+        "image_asr_before": pooled("A", "image+text"),
+        "image_asr_after": pooled("B", "image+text"),
+        "perplexity_ratio": sum(cell["perplexity_ratio"] for cell in best["suites"]) / 2,
+    }
+    assert (summary["text_asr_after"]["trials"], summary["image_asr_after"]["trials"]) == (20, 10)
+
     # and the CLI table shows both modalities on the image suite's lines
     table = comparison_table(comparison).splitlines()
     assert [next(suite for suite in ("text@1", "figstep@1") if f"  {suite}  " in line) for line in table[1:5]] == ["text@1", "figstep@1", "text@1", "figstep@1"]
