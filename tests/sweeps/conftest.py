@@ -9,6 +9,7 @@ from tests.evals.conftest import TINY_SUITE_MINIMUMS, benign_rows, suite_cases
 from tests.jobs.conftest import background, closed_port_url  # noqa: F401 (fixture: stops worker threads and webhook senders)
 from tests.unlearning.conftest import forget_version, lethe_var, retain_version, tiny_checkpoint  # noqa: F401 (fixtures)
 from sweeps.models import ConfigurationStatus
+from sweeps.services import sweep_create
 from versions import services
 
 # Two optimizer steps on four rows: each run takes a fraction of a second on the tiny model.
@@ -40,6 +41,20 @@ def sweep_setup(project, user, tiny_checkpoint, forget_version, retain_version):
         "suite_version": suite_version,
         "utility": utility,
     }
+
+
+def sweep_of(setup, user, methods, *, name=""):
+    """A sweep of one configuration per method (TINY_TRAINING, seed 0) on the setup's one suite."""
+    return sweep_create(
+        parent_checkpoint=setup["parent"],
+        forget_dataset_version=setup["forget"],
+        retain_dataset_version=setup["retain"],
+        configurations=[{"method": method, "hyperparameters": TINY_TRAINING} for method in methods],
+        suite_versions=[setup["suite_version"]],
+        judge="refusal-strings",
+        name=name,
+        actor=user,
+    )
 
 
 def assert_rows_are_the_evaluations_figures(comparison, configurations):

@@ -4,28 +4,15 @@ from django.test.utils import CaptureQueriesContext
 
 from jobs.models import Run
 from sweeps.models import Sweep
-from sweeps.services import sweep_create
-from tests.sweeps.conftest import TINY_TRAINING
+from tests.sweeps.conftest import TINY_TRAINING, sweep_of
 from versions.models import Role
 
 pytestmark = pytest.mark.django_db
 
 
-def _sweep(setup, user, methods):
-    return sweep_create(
-        parent_checkpoint=setup["parent"],
-        forget_dataset_version=setup["forget"],
-        retain_dataset_version=setup["retain"],
-        configurations=[{"method": method, "hyperparameters": TINY_TRAINING} for method in methods],
-        suite_versions=[setup["suite_version"]],
-        judge="refusal-strings",
-        actor=user,
-    )
-
-
 def test_the_sweep_list_and_detail_read_the_same_number_of_queries_whatever_their_size(api_client, project, user, sweep_setup):
     # given one sweep of one configuration (its runs stay queued: nothing executes them here)
-    small = _sweep(sweep_setup, user, ["npo"])
+    small = sweep_of(sweep_setup, user, ["npo"])
     base = f"/api/v1/projects/{project.slug}/sweeps/"
     with CaptureQueriesContext(connection) as list_small:
         assert api_client.get(base).status_code == 200
@@ -33,8 +20,8 @@ def test_the_sweep_list_and_detail_read_the_same_number_of_queries_whatever_thei
         assert api_client.get(f"{base}{small.pk}/").status_code == 200
 
     # when there are three sweeps, one of them of four configurations
-    _sweep(sweep_setup, user, ["gradient_ascent"])
-    large = _sweep(sweep_setup, user, ["gradient_ascent", "npo", "gradient_difference", "kl"])
+    sweep_of(sweep_setup, user, ["gradient_ascent"])
+    large = sweep_of(sweep_setup, user, ["gradient_ascent", "npo", "gradient_difference", "kl"])
     with CaptureQueriesContext(connection) as list_large:
         listed = api_client.get(base)
     with CaptureQueriesContext(connection) as detail_large:
@@ -96,7 +83,7 @@ def test_a_grid_that_cannot_be_expanded_is_a_400_naming_why(api_client, project,
 
 def test_viewers_read_sweeps_but_cannot_start_them(make_user, client_for, project, user, sweep_setup):
     viewer = make_user("victor", role=Role.VIEWER, project=project)
-    sweep = _sweep(sweep_setup, user, ["npo"])
+    sweep = sweep_of(sweep_setup, user, ["npo"])
     client = client_for(viewer)
     assert client.get(f"/api/v1/projects/{project.slug}/sweeps/{sweep.pk}/").status_code == 200
     response = client.post(

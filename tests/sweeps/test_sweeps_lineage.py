@@ -11,24 +11,10 @@ from django.test import Client
 from jobs.services import run_execute
 from pages.views import lineage_graph
 from sweeps.models import ConfigurationStatus, SweepStatus
-from sweeps.services import sweep_create
-from tests.sweeps.conftest import TINY_TRAINING
+from tests.sweeps.conftest import TINY_TRAINING, sweep_of
 from unlearning.services import unlearning_run_create
 
 pytestmark = pytest.mark.django_db
-
-
-def _sweep(setup, user, *, name, methods):
-    return sweep_create(
-        parent_checkpoint=setup["parent"],
-        forget_dataset_version=setup["forget"],
-        retain_dataset_version=setup["retain"],
-        configurations=[{"method": method, "hyperparameters": TINY_TRAINING} for method in methods],
-        suite_versions=[setup["suite_version"]],
-        judge="refusal-strings",
-        name=name,
-        actor=user,
-    )
 
 
 def _members(sweep):
@@ -55,7 +41,7 @@ def _figure(response, figure_id):
 def test_a_finished_sweep_is_a_node_between_its_parent_and_its_runs_and_each_child_names_it(project, user, sweep_setup):
     # given a finished sweep of two configurations of tiny@1, and a run of tiny@1 outside any sweep
     parent = sweep_setup["parent"]
-    sweep = _finish(_sweep(sweep_setup, user, name="lineage sweep", methods=["gradient_ascent", "npo"]))
+    sweep = _finish(sweep_of(sweep_setup, user, ["gradient_ascent", "npo"], name="lineage sweep"))
     plain = unlearning_run_create(parent_checkpoint=parent, method="gradient_ascent", hyperparameters=TINY_TRAINING, forget_dataset_version=sweep_setup["forget"], actor=user)
     members = _members(sweep)
     assert sweep.status == SweepStatus.FINISHED
@@ -134,7 +120,7 @@ def test_a_finished_sweep_is_a_node_between_its_parent_and_its_runs_and_each_chi
 
 def test_an_unnamed_sweep_is_named_by_its_id_on_its_childs_page(project, user, sweep_setup):
     # given a sweep without a name whose one configuration has unlearned (its evaluation still queued)
-    sweep = _sweep(sweep_setup, user, name="", methods=["gradient_ascent"])
+    sweep = sweep_of(sweep_setup, user, ["gradient_ascent"], name="")
     (member,) = _members(sweep)
     run_execute(run_id=member.unlearning_run.run_id, worker="test")
     client = Client()
@@ -152,7 +138,7 @@ def test_the_model_page_costs_the_same_queries_with_one_sweep_or_two(project, us
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    _sweep(sweep_setup, user, name="one", methods=["gradient_ascent", "npo"])
+    sweep_of(sweep_setup, user, ["gradient_ascent", "npo"], name="one")
     unlearning_run_create(
         parent_checkpoint=sweep_setup["parent"], method="gradient_ascent", hyperparameters=TINY_TRAINING, forget_dataset_version=sweep_setup["forget"], actor=user
     )
@@ -162,7 +148,7 @@ def test_the_model_page_costs_the_same_queries_with_one_sweep_or_two(project, us
         assert client.get("/p/safety/models/tiny/").status_code == 200
 
     # when a second sweep of three configurations starts from the same parent
-    _sweep(sweep_setup, user, name="two", methods=["gradient_ascent", "npo", "gradient_difference"])
+    sweep_of(sweep_setup, user, ["gradient_ascent", "npo", "gradient_difference"], name="two")
 
     # then the page draws both sweeps and their five runs in as many queries as before
     with django_assert_num_queries(len(one_sweep)):
