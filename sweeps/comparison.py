@@ -36,11 +36,15 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def grid_expand(entries: list[dict], *, limit: int = MAX_CONFIGURATIONS) -> list[Configuration]:
+def grid_expand(entries: list[dict], *, limit: int = MAX_CONFIGURATIONS, ranges: bool = False) -> list[Configuration]:
     """Expand ``[{"method", "hyperparameters": {fixed}, "grid": {name: [values]}, "seeds": [..]}]``
     into one configuration per grid point and seed, in request order: entries in turn, the grid's
     names in the order given (the last varies fastest), then seeds. A name is either fixed or on
-    the grid, never both, so a hyperparameter whose value is itself a list stays unambiguous."""
+    the grid, never both, so a hyperparameter whose value is itself a list stays unambiguous.
+
+    With ``ranges`` (the optuna strategy) an entry may also carry ``"ranges": {name: {"low",
+    "high", "log"?, "step"?}}``, checked here (see ``range_check``) and left out of the
+    configurations returned: the study draws those names within their range."""
     if not isinstance(entries, list) or not entries:
         raise GridError("configurations must be a non-empty list of {method, hyperparameters, grid, seeds}.")
     expanded: list[Configuration] = []
@@ -49,7 +53,7 @@ def grid_expand(entries: list[dict], *, limit: int = MAX_CONFIGURATIONS) -> list
         where = f"configuration {position}"
         if not isinstance(entry, dict):
             raise GridError(f"{where} must be an object.")
-        unknown = set(entry) - {"method", "hyperparameters", "grid", "seeds"}
+        unknown = set(entry) - {"method", "hyperparameters", "grid", "seeds", "ranges"}
         if unknown:
             raise GridError(f"{where} has unknown field(s) {', '.join(sorted(unknown))}.")
         method = entry.get("method")
@@ -68,6 +72,10 @@ def grid_expand(entries: list[dict], *, limit: int = MAX_CONFIGURATIONS) -> list
         both = sorted(set(fixed) & set(grid))
         if both:
             raise GridError(f"{where}: {', '.join(both)} is both fixed and on the grid; give it in one place.")
+        if entry.get("ranges"):
+            if not ranges:
+                raise GridError(f"{where}: ranges need the optuna strategy (grid and random choose among the grid's values).")
+            range_check(entry["ranges"], where=where, taken=set(fixed) | set(grid))
         if not isinstance(seeds, list) or not seeds or not all(_is_int(seed) and seed >= 0 for seed in seeds):
             raise GridError(f"{where}: seeds must be a non-empty list of non-negative integers.")
         if len(set(seeds)) != len(seeds):
@@ -85,6 +93,51 @@ def grid_expand(entries: list[dict], *, limit: int = MAX_CONFIGURATIONS) -> list
                 if len(expanded) > limit:
                     raise GridError(f"The sweep expands to more than {limit} configurations; split it.")
     return expanded
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def range_check(ranges, *, where: str, taken: set[str]) -> None:
+    """An entry's ``ranges``: ``{name: {"low", "high", "log"?, "step"?}}``, an integer range when
+    low and high are both integers (its step an integer dividing high - low), a float range
+    otherwise; ``log`` draws on a log scale (low > 0, no step). A name in ``taken`` (fixed or on the
+    grid) is refused: it is given in one place."""
+    if not isinstance(ranges, dict):
+        raise GridError(f"{where}: ranges must be an object of {{name: {{low, high, log, step}}}}.")
+    for name, spec in ranges.items():
+        at = f"{where}: ranges.{name}"
+        if name in taken:
+            raise GridError(f"{at}: {name} is both in ranges and fixed or on the grid; give it in one place.")
+        if not isinstance(spec, dict):
+            raise GridError(f"{at} must be an object of {{low, high, log, step}}.")
+        unknown = set(spec) - {"low", "high", "log", "step"}
+        if unknown:
+            raise GridError(f"{at} has unknown field(s) {', '.join(sorted(unknown))}.")
+        low, high, log, step = spec.get("low"), spec.get("high"), spec.get("log", False), spec.get("step")
+        if not _is_number(low) or not _is_number(high):
+            raise GridError(f"{at} needs low and high, both numbers.")
+        if not low < high:
+            raise GridError(f"{at}: low ({low}) must be below high ({high}).")
+        if not isinstance(log, bool):
+            raise GridError(f"{at}: log must be true or false.")
+        if log and low <= 0:
+            raise GridError(f"{at}: a log range needs low > 0 (low is {low}).")
+        if step is None:
+            continue
+        if log:
+            raise GridError(f"{at}: log and step cannot be combined; give one.")
+        integer = _is_int(low) and _is_int(high)
+        if not _is_number(step) or step <= 0 or (integer and not _is_int(step)):
+            raise GridError(f"{at}: step must be a positive {'integer' if integer else 'number'}.")
+        multiples = (high - low) / step
+        if abs(multiples - round(multiples)) > 1e-8:
+            raise GridError(f"{at}: high - low ({high - low}) must be a multiple of step ({step}).")
+
+
+def range_is_int(spec: dict) -> bool:
+    return _is_int(spec["low"]) and _is_int(spec["high"])
 
 
 # Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom; beyond, the normal's.

@@ -1,6 +1,7 @@
 """Search strategies beyond the grid, without Django: a seeded random draw from the grid, and
 multi-objective Optuna proposals over the same grid (each configuration entry's method, and one
-categorical choice per grid name). Plain data in, plain data out.
+categorical choice per grid name) and over an entry's ranges (a float or integer distribution
+per name). Plain data in, plain data out.
 
 The Optuna study lives in memory and is rebuilt, for every proposal, from the finished
 configurations' parameters and objectives (the database rows are the record of truth, so any
@@ -8,10 +9,12 @@ worker can propose the next trial and nothing else has to be stored or migrated)
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
 from dataclasses import dataclass
 
-from sweeps.comparison import Configuration, GridError
+from sweeps.comparison import Configuration, GridError, grid_expand, range_is_int
 
 # Minimised, in this order: attack success, failure to help (over-refusal of benign requests),
 # utility loss (held-out perplexity ratio child / parent minus 1; 0 without a utility set).
@@ -49,7 +52,18 @@ def objectives_of(cells: list[dict]) -> tuple[float, float, float] | None:
 @dataclass(frozen=True)
 class Proposal:
     configuration: Configuration
-    params: dict  # {"entry": index, "<index>.<name>": index of the value}: the trial's Optuna parameters
+    # The trial's Optuna parameters: {"entry": index, "<index>.<grid name>": index of the value,
+    # "<index>.<range name>": the value drawn}.
+    params: dict
+
+
+def _range_distribution(spec: dict):
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    log = bool(spec.get("log", False))
+    if range_is_int(spec):
+        return IntDistribution(spec["low"], spec["high"], log=log, step=spec.get("step") or 1)
+    return FloatDistribution(spec["low"], spec["high"], log=log, step=spec.get("step"))
 
 
 def _space(entries: list[dict]):
@@ -60,6 +74,8 @@ def _space(entries: list[dict]):
         for name, values in (entry.get("grid") or {}).items():
             # Indices, not the values: a value may be a list or an object, which Optuna cannot hold.
             space[f"{index}.{name}"] = CategoricalDistribution(list(range(len(values))))
+        for name, spec in (entry.get("ranges") or {}).items():
+            space[f"{index}.{name}"] = _range_distribution(spec)
     return space
 
 
@@ -67,27 +83,91 @@ def configuration_of(entries: list[dict], params: dict) -> Configuration:
     index = params["entry"]
     entry = entries[index]
     grid = entry.get("grid") or {}
-    hyperparameters = {**(entry.get("hyperparameters") or {}), **{name: values[params[f"{index}.{name}"]] for name, values in grid.items()}}
+    hyperparameters = {
+        **(entry.get("hyperparameters") or {}),
+        **{name: values[params[f"{index}.{name}"]] for name, values in grid.items()},
+        **{name: params[f"{index}.{name}"] for name in entry.get("ranges") or {}},
+    }
     return Configuration(method=entry["method"], hyperparameters=hyperparameters, seed=(entry.get("seeds") or [0])[0])
 
 
-def _all_params(entries: list[dict]) -> list[dict]:
-    import itertools
+def _range_values(spec: dict) -> range | None:
+    """Every value of an integer range on its step; None for a float range (no end of them)."""
+    if not range_is_int(spec):
+        return None
+    return range(spec["low"], spec["high"] + 1, spec.get("step") or 1)
 
+
+def optuna_capacity(entries: list[dict]) -> int | None:
+    """How many distinct configurations the optuna strategy can propose (an entry's grid points,
+    its first seed only, times each integer range's values); None when a float range makes them
+    endless."""
+    total = 0
+    for entry in entries:
+        count = 1
+        for values in (entry.get("grid") or {}).values():
+            count *= len(values)
+        for spec in (entry.get("ranges") or {}).values():
+            values = _range_values(spec)
+            if values is None:
+                return None
+            count *= len(values)
+        total += count
+    return total
+
+
+def optuna_checked(entries: list[dict]) -> list[Configuration]:
+    """What is validated before an optuna sweep starts: every grid point and seed, an entry with
+    ranges once with every range at its low end and once at its high end (a proposal between them
+    is validated again when it is proposed). ``entries`` are assumed checked by ``grid_expand``."""
     out = []
+    for entry in entries:
+        ranges = entry.get("ranges") or {}
+        points = grid_expand([{key: value for key, value in entry.items() if key != "ranges"}])
+        if not ranges:
+            out.extend(points)
+            continue
+        for point in points:
+            for end in ("low", "high"):
+                bounds = {name: spec[end] if range_is_int(spec) else float(spec[end]) for name, spec in ranges.items()}
+                out.append(Configuration(method=point.method, hyperparameters={**point.hyperparameters, **bounds}, seed=point.seed))
+    return out
+
+
+def _all_params(entries: list[dict], *, seed: int):
+    """Every proposable parameter set in order (each integer range's values in turn); a float
+    range takes a value drawn with ``seed`` instead, a fresh one for each."""
+    draw = random.Random(seed)
     for index, entry in enumerate(entries):
         grid = entry.get("grid") or {}
+        ranges = entry.get("ranges") or {}
         names = list(grid)
+        integers = [name for name, spec in ranges.items() if _range_values(spec) is not None]
+        floats = [name for name in ranges if name not in integers]
         for choice in itertools.product(*(range(len(grid[name])) for name in names)):
-            out.append({"entry": index, **{f"{index}.{name}": value for name, value in zip(names, choice, strict=True)}})
-    return out
+            for values in itertools.product(*(_range_values(ranges[name]) for name in integers)):
+                params = {"entry": index, **{f"{index}.{name}": value for name, value in zip(names, choice, strict=True)}}
+                params.update({f"{index}.{name}": value for name, value in zip(integers, values, strict=True)})
+                params.update({f"{index}.{name}": _float_draw(draw, ranges[name]) for name in floats})
+                yield params
+
+
+def _float_draw(draw: random.Random, spec: dict) -> float:
+    low, high = float(spec["low"]), float(spec["high"])
+    if spec.get("log"):
+        return math.exp(draw.uniform(math.log(low), math.log(high)))
+    if spec.get("step"):
+        return low + draw.randint(0, round((high - low) / spec["step"])) * spec["step"]
+    return draw.uniform(low, high)
 
 
 def optuna_propose(entries: list[dict], finished: list[tuple[dict, tuple | None]], *, taken: set[str], seed: int) -> Proposal | None:
     """The next configuration a multi-objective Optuna study (TPE, seeded with ``seed`` plus the
     number of finished trials) proposes, given ``finished``: (params, objectives or None for a
     failed trial) of every finished configuration. ``taken``: the groups already in the sweep
-    (``Configuration.group``), never proposed again. None when every grid point is taken."""
+    (``Configuration.group``), never proposed again. None when every grid point is taken. A range
+    name is suggested from its float or integer distribution, and a finished trial's drawn value
+    is given back to the rebuilt study with that distribution."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -105,12 +185,17 @@ def optuna_propose(entries: list[dict], finished: list[tuple[dict, tuple | None]
         for name in entries[entry].get("grid") or {}:
             key = f"{entry}.{name}"
             params[key] = trial.suggest_categorical(key, space[key].choices)
+        for name in entries[entry].get("ranges") or {}:
+            key = f"{entry}.{name}"
+            distribution = space[key]
+            suggest = trial.suggest_int if isinstance(distribution, optuna.distributions.IntDistribution) else trial.suggest_float
+            params[key] = suggest(key, distribution.low, distribution.high, step=distribution.step, log=distribution.log)
         configuration = configuration_of(entries, params)
         if configuration.group not in taken:
             return Proposal(configuration=configuration, params=params)
         # A repeat tells the study nothing new: record it as failed so the next ask moves on.
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    for params in _all_params(entries):
+    for params in _all_params(entries, seed=seed + len(finished)):
         configuration = configuration_of(entries, params)
         if configuration.group not in taken:
             return Proposal(configuration=configuration, params=params)

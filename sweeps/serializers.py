@@ -16,6 +16,12 @@ class SweepConfigurationRequestSerializer(serializers.Serializer):
         help_text='Hyperparameters to vary: {"learning_rate": [0.001, 0.003]}; one configuration per combination.',
     )
     seeds = serializers.ListField(child=serializers.IntegerField(min_value=0), required=False, default=[0], help_text="One configuration per seed for each grid point.")
+    ranges = serializers.DictField(
+        child=serializers.DictField(),
+        required=False,
+        help_text='optuna only: hyperparameters drawn from a range, {"learning_rate": {"low": 1e-5, "high": 1e-3, "log": true}, '
+        '"max_steps": {"low": 2, "high": 8, "step": 2}}; integers when low and high are both integers.',
+    )
 
 
 class SweepCreateSerializer(serializers.Serializer):

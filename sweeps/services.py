@@ -16,7 +16,7 @@ from django.utils import timezone
 from jobs.models import RunKind, RunStatus
 from sweeps.comparison import Configuration, GridError, grid_expand, group_key
 from sweeps.models import FINISHED_CONFIGURATION_STATUSES, ConfigurationStatus, Sweep, SweepConfiguration, SweepStatus, SweepStrategy
-from sweeps.search import optuna_propose, random_sample
+from sweeps.search import optuna_capacity, optuna_checked, optuna_propose, random_sample
 from core.errors import Conflict, LetheError, NotFound, ValidationFailed
 from versions.models import Role
 from versions.permissions import role_require
@@ -127,12 +127,14 @@ def sweep_create(
     if isinstance(strategy_seed, bool) or not isinstance(strategy_seed, int):
         raise ValidationFailed("strategy_seed must be an integer.", fields={"strategy_seed": ["Expected an integer."]})
     try:
-        expanded = grid_expand(configurations)
+        # Ranges (drawn, not chosen from a list) are for optuna only; grid_expand refuses them otherwise.
+        expanded = grid_expand(configurations, ranges=strategy == SweepStrategy.OPTUNA)
         planned = random_sample(expanded, trials=trials, seed=strategy_seed) if strategy == SweepStrategy.RANDOM else expanded
     except GridError as error:
         raise ValidationFailed(str(error), fields={"configurations": [str(error)]}) from None
-    if strategy == SweepStrategy.OPTUNA and trials > len(expanded):
-        message = f"trials is {trials} but the grid has only {len(expanded)} configuration(s)."
+    capacity = optuna_capacity(configurations) if strategy == SweepStrategy.OPTUNA else None
+    if capacity is not None and trials > capacity:
+        message = f"trials is {trials} but the grid has only {capacity} configuration(s)."
         raise ValidationFailed(message, fields={"trials": [message]})
     suite_versions = list(suite_versions)
     if not suite_versions:
@@ -155,8 +157,8 @@ def sweep_create(
         raise ValidationFailed(f"name is at most {SWEEP_NAME_MAX} characters.", fields={"name": ["Too long."]})
 
     sweep_inputs = {"parent_checkpoint": parent_checkpoint, "forget_dataset_version": forget_dataset_version, "retain_dataset_version": retain_dataset_version}
-    # optuna may propose any point of the grid: every one is checked now.
-    checked = expanded if strategy == SweepStrategy.OPTUNA else planned
+    # optuna may propose any point of the grid: every one is checked now (a range at both ends).
+    checked = optuna_checked(configurations) if strategy == SweepStrategy.OPTUNA else planned
     steps = {}
     for position, configuration in enumerate(checked, start=1):
         steps[(configuration.group, configuration.seed)] = _configuration_validate(

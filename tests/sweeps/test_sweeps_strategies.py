@@ -10,9 +10,9 @@ import pytest
 from django.utils import timezone
 
 from jobs.services import run_execute
-from sweeps.comparison import grid_expand
+from sweeps.comparison import Configuration, grid_expand
 from sweeps.models import Sweep, SweepStatus
-from sweeps.search import objectives_of
+from sweeps.search import objectives_of, optuna_propose
 from sweeps.selectors import configuration_objectives
 from sweeps.services import sweep_cancel, sweep_create
 from tests.sweeps.conftest import TINY_TRAINING
@@ -142,3 +142,64 @@ def test_optuna_proposes_each_trial_from_the_finished_ones_results(project, user
     # and cancelling it proposes nothing more
     sweep_cancel(sweep=sweep, actor=user)
     assert [m.status for m in _members(sweep)] == ["succeeded", "cancelled"]
+
+
+def test_optuna_draws_each_trials_ranged_hyperparameters_and_learns_from_the_finished_ones(project, user, sweep_setup):
+    entries = [
+        {
+            "method": "gradient_ascent",
+            "hyperparameters": {"batch_size": 4},
+            "ranges": {"learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}, "max_steps": {"low": 1, "high": 3}},
+        }
+    ]
+    # when an Optuna sweep of two trials draws its learning rate and steps from ranges
+    sweep = _create(sweep_setup, user, entries, strategy="optuna", trials=2, strategy_seed=5)
+    (first,) = _members(sweep)
+
+    # then the trial holds values inside the ranges, stored as its parameters, and runs that many steps
+    assert first.status == "unlearning" and set(first.search_params) == {"entry", "0.learning_rate", "0.max_steps"}
+    learning_rate, max_steps = first.hyperparameters["learning_rate"], first.hyperparameters["max_steps"]
+    assert 1e-4 <= learning_rate <= 1e-2 and max_steps in (1, 2, 3)
+    assert (first.search_params["0.learning_rate"], first.search_params["0.max_steps"], first.planned_steps) == (learning_rate, max_steps, max_steps)
+
+    # when it finishes
+    _finish(first)
+
+    # then the next trial is what a study rebuilt from the finished one proposes (its ranged values given back with their distributions)
+    first.refresh_from_db()
+    members = _members(sweep)
+    assert [m.status for m in members] == ["succeeded", "unlearning"]
+    second = members[1]
+    expected = optuna_propose(entries, [(first.search_params, configuration_objectives(first))], taken={_group(first)}, seed=5)
+    assert (second.method, second.hyperparameters, second.seed, second.search_params) == (
+        expected.configuration.method,
+        expected.configuration.hyperparameters,
+        expected.configuration.seed,
+        expected.params,
+    )
+    assert 1e-4 <= second.hyperparameters["learning_rate"] <= 1e-2 and second.hyperparameters["max_steps"] in (1, 2, 3)
+    assert second.hyperparameters != first.hyperparameters and second.planned_steps == second.hyperparameters["max_steps"]
+    sweep_cancel(sweep=sweep, actor=user)
+
+
+def _group(member):
+    return Configuration(method=member.method, hyperparameters=member.hyperparameters, seed=member.seed).group
+
+
+def test_ranges_are_refused_for_the_grid_and_random_strategies(api_client, project, user, sweep_setup):
+    entries = [{"method": "npo", "hyperparameters": {"max_steps": 2}, "ranges": {"learning_rate": {"low": 1e-5, "high": 1e-3, "log": True}}}]
+    for strategy, trials in (("grid", None), ("random", 1)):
+        body = {
+            "parent_checkpoint": "tiny@1",
+            "forget_dataset_version": "harmful-forget@1",
+            "configurations": entries,
+            "suite_versions": ["core@1"],
+            "strategy": strategy,
+            **({"trials": trials} if trials else {}),
+        }
+        refused = api_client.post(f"/api/v1/projects/{project.slug}/sweeps/", body, format="json")
+        assert (refused.status_code, refused.json()["error"]["message"]) == (
+            400,
+            "configuration 1: ranges need the optuna strategy (grid and random choose among the grid's values).",
+        )
+    assert not Sweep.objects.exists()

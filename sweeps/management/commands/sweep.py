@@ -14,7 +14,7 @@ from versions.management.commands._common import json_option, project_by_slug, s
 class Command(BaseCommand):
     help = (
         "Unlearning sweeps. 'create' starts one: every configuration of --configurations (a JSON list of {method, "
-        "hyperparameters, grid, seeds}) unlearns --checkpoint on its own branch, and each child is evaluated against it "
+        "hyperparameters, grid, seeds, and for --strategy optuna ranges}) unlearns --checkpoint on its own branch, and each child is evaluated against it "
         "on every --suite. With --wait, follows it and prints the comparison table; 'show ID' prints it for a sweep; "
         "'cancel ID', 'resume ID' and 'add-seeds ID --seed N' change a running or finished one."
     )
@@ -28,7 +28,10 @@ class Command(BaseCommand):
         create.add_argument("--retain", help="retain dataset version as DATASET@NUMBER")
         create.add_argument("--utility", help="held-out benign text (perplexity ratio) as DATASET@NUMBER")
         create.add_argument(
-            "--configurations", required=True, help='JSON list, e.g. \'[{"method": "npo", "hyperparameters": {"max_steps": 20}, "grid": {"beta": [0.1, 0.5]}, "seeds": [0, 1]}]\''
+            "--configurations",
+            required=True,
+            help='JSON list, e.g. \'[{"method": "npo", "hyperparameters": {"max_steps": 20}, "grid": {"beta": [0.1, 0.5]}, "seeds": [0, 1]}]\'; '
+            'with --strategy optuna an entry may add "ranges": {"learning_rate": {"low": 1e-5, "high": 1e-3, "log": true}, "max_steps": {"low": 2, "high": 8, "step": 2}}',
         )
         create.add_argument("--suite", action="append", required=True, help="suite version as NAME@NUMBER or NAME@latest; repeat for more")
         create.add_argument("--judge", default=None)
