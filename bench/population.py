@@ -159,7 +159,7 @@ def _adapter_files():
 def _checkpoints(population, log):
     from versions.models import Checkpoint, CheckpointFile, CheckpointKind, LineageEdge, Model, Relation
     from versions.hashing import canonical_json, sha256_text
-    from versions.services import _manifest_sha256
+    from versions.services.checkpoints import _manifest_sha256
 
     scale, user, project = population.scale, population.user, population.project
     total = _scaled(10_000, scale, 100)

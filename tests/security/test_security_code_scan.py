@@ -60,16 +60,17 @@ HAZARD_READ = re.compile(r"""action\s*=\s*["']hazard\.read["']""")
 
 
 def test_hazard_reads_are_recorded_by_one_service_only():
-    # Every unredacted read of hazardous text goes through versions.services.hazard_read_record;
-    # a view writing the event by hand could record a read it did not make, or forget one.
+    # Every unredacted read of hazardous text goes through versions.services.hazard_read_record
+    # (in versions/services/audit.py); a view writing the event by hand could record a read it
+    # did not make, or forget one.
     found = []
     for folder in APPS:
         for path in sorted((ROOT / folder).rglob("*.py")):
             text = path.read_text(encoding="utf-8")
             found += [f"{path.relative_to(ROOT).as_posix()}:{text[: m.start()].count(chr(10)) + 1}" for m in HAZARD_READ.finditer(text)]
-    writer = (ROOT / "versions/services.py").read_text(encoding="utf-8")
+    writer = (ROOT / "versions/services/audit.py").read_text(encoding="utf-8")
     position = HAZARD_READ.search(writer).start()
     enclosing = re.findall(r"^def (\w+)\(", writer[:position], re.M)[-1]
 
-    assert found == [f"versions/services.py:{writer[:position].count(chr(10)) + 1}"]
+    assert found == [f"versions/services/audit.py:{writer[:position].count(chr(10)) + 1}"]
     assert enclosing == "hazard_read_record"

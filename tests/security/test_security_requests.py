@@ -262,7 +262,7 @@ def test_an_unexpected_error_under_the_api_still_answers_the_error_shape(user, m
     def broken(**kwargs):
         raise RuntimeError("an error nobody anticipated, at /srv/lethe/versions/selectors.py")
 
-    monkeypatch.setattr("versions.api.views.selectors.projects_for_user", broken)
+    monkeypatch.setattr("versions.api.views.projects.selectors.projects_for_user", broken)
     client = Client(raise_request_exception=False)
     client.force_login(user)
 
