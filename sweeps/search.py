@@ -141,9 +141,9 @@ def _all_params(entries: list[dict], *, seed: int):
     for index, entry in enumerate(entries):
         grid = entry.get("grid") or {}
         ranges = entry.get("ranges") or {}
-        names = list(grid)
-        integers = [name for name, spec in ranges.items() if _range_values(spec) is not None]
-        floats = [name for name in ranges if name not in integers]
+        names = sorted(grid)  # sorted, as in optuna_propose: the stored request's key order varies
+        integers = sorted(name for name, spec in ranges.items() if _range_values(spec) is not None)
+        floats = sorted(name for name in ranges if name not in integers)
         for choice in itertools.product(*(range(len(grid[name])) for name in names)):
             for values in itertools.product(*(_range_values(ranges[name]) for name in integers)):
                 params = {"entry": index, **{f"{index}.{name}": value for name, value in zip(names, choice, strict=True)}}
@@ -182,10 +182,12 @@ def optuna_propose(entries: list[dict], finished: list[tuple[dict, tuple | None]
         trial = study.ask()
         entry = trial.suggest_categorical("entry", space["entry"].choices)
         params = {"entry": entry}
-        for name in entries[entry].get("grid") or {}:
+        # Names in sorted order, not the request's: the request is stored as JSON, and PostgreSQL's
+        # jsonb gives its keys back in another order, which would change what the study draws.
+        for name in sorted(entries[entry].get("grid") or {}):
             key = f"{entry}.{name}"
             params[key] = trial.suggest_categorical(key, space[key].choices)
-        for name in entries[entry].get("ranges") or {}:
+        for name in sorted(entries[entry].get("ranges") or {}):
             key = f"{entry}.{name}"
             distribution = space[key]
             suggest = trial.suggest_int if isinstance(distribution, optuna.distributions.IntDistribution) else trial.suggest_float

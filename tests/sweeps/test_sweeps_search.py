@@ -144,3 +144,29 @@ def test_ranges_need_the_optuna_strategy():
     with pytest.raises(GridError) as refused:
         grid_expand(RANGED)
     assert str(refused.value) == "configuration 1: ranges need the optuna strategy (grid and random choose among the grid's values)."
+
+
+def test_optuna_proposes_the_same_whatever_the_key_order_of_the_stored_request():
+    # given one request, and the same request with its grid and range names in another order (as
+    # PostgreSQL's jsonb gives a stored request back: shorter keys first)
+    entry = {
+        "method": "npo",
+        "hyperparameters": {"batch_size": 4},
+        "grid": {"beta": [0.1, 0.5], "alpha": [0.5, 1.0]},
+        "ranges": {"learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}, "max_steps": {"low": 1, "high": 3}},
+    }
+    reordered = {
+        **entry,
+        "grid": {"alpha": [0.5, 1.0], "beta": [0.1, 0.5]},
+        "ranges": {"max_steps": {"low": 1, "high": 3}, "learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}},
+    }
+
+    # when each proposes its first trial and the next one after a finished trial
+    first = optuna_propose([entry], [], taken=set(), seed=5)
+    first_reordered = optuna_propose([reordered], [], taken=set(), seed=5)
+    second = optuna_propose([entry], [(first.params, (0.5, 0.1, 0.0))], taken={first.configuration.group}, seed=5)
+    second_reordered = optuna_propose([reordered], [(first.params, (0.5, 0.1, 0.0))], taken={first.configuration.group}, seed=5)
+
+    # then both propose the same configurations
+    assert (first_reordered.params, first_reordered.configuration) == (first.params, first.configuration)
+    assert (second_reordered.params, second_reordered.configuration) == (second.params, second.configuration)
