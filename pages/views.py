@@ -29,7 +29,7 @@ from jobs.logs import run_log_for
 from jobs.models import RunStatus
 from jobs.selectors import run_get, run_list
 from sweeps.selectors import sweep_configuration_for_checkpoint, sweep_configurations_for_runs
-from unlearning.selectors import unlearning_run_for_run, unlearning_runs_for_model
+from unlearning.selectors import unlearning_run_for_run, unlearning_run_producing, unlearning_runs_for_model
 from versions import charts as registry_charts
 from versions import selectors as registry
 from versions.promotion import project_gate_settings
@@ -216,8 +216,8 @@ def checkpoint_detail(request, slug, model_name, number):
     for edge in parents:
         edge.forget_versions = datasets.get(edge.forget_dataset_sha256, [])
         edge.retain_versions = datasets.get(edge.retain_dataset_sha256, [])
-    produced_by = checkpoint.created_by_run
-    unlearning_run = getattr(produced_by, "unlearning", None) if produced_by is not None else None
+    unlearning_run = unlearning_run_producing(checkpoint=checkpoint)
+    produced_by = unlearning_run.run if unlearning_run is not None else None
     sweep_configuration = sweep_configuration_for_checkpoint(checkpoint=checkpoint) if unlearning_run is not None else None
     return render(
         request,

@@ -6,11 +6,13 @@ class UnlearningConfig(AppConfig):
     verbose_name = "Unlearning"
 
     def ready(self):
-        from jobs.registry import register_run_handler
         from jobs.models import RunKind
+        from jobs.registry import register_run_handler
+        from versions.checkpoint_provenance import register_checkpoint_producer
 
         register_run_handler(
             RunKind.UNLEARNING,
             "unlearning.services.unlearning_run_execute",
             retry="unlearning.services.unlearning_run_retry",
         )
+        register_checkpoint_producer("unlearning.selectors.checkpoint_producing_run_id")

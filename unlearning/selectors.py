@@ -1,6 +1,6 @@
 """Reads of unlearning runs, each in a fixed number of queries."""
 
-from django.db.models import F
+from django.db.models import F, OuterRef, Subquery
 
 from unlearning.models import UnlearningRun
 from core.errors import NotFound
@@ -53,3 +53,15 @@ def unlearning_runs_for_model(*, model, limit=500):
 def unlearning_run_for_run(*, run):
     """The id of the unlearning run that ``run`` executes, or None: one query."""
     return UnlearningRun.objects.filter(run=run).values_list("pk", flat=True).first()
+
+
+def checkpoint_producing_run_id():
+    """The run that produced a checkpoint, as a subquery over the checkpoint's pk
+    (versions.checkpoint_provenance): the API's ``created_by_run``, read in the checkpoint list's
+    own statement."""
+    return Subquery(UnlearningRun.objects.filter(produced_checkpoint=OuterRef("pk")).order_by("run_id").values("run_id")[:1])
+
+
+def unlearning_run_producing(*, checkpoint):
+    """The unlearning run that produced ``checkpoint`` (with its run), or None: one query."""
+    return UnlearningRun.objects.select_related("run").filter(produced_checkpoint=checkpoint).order_by("run_id").first()

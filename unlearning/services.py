@@ -252,7 +252,6 @@ def unlearning_run_execute(*, run: Run, ctx) -> dict:
             lineage_method=spec.method,
             forget_dataset_sha256=metadata["forget_dataset_sha256"],
             retain_dataset_sha256=metadata["retain_dataset_sha256"],
-            run=run,
         )
         if spec.branch_label:
             label_branch_advance(run_checkpoint=checkpoint, parent=parent, name=spec.branch_label, actor=run.created_by)

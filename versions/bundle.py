@@ -300,14 +300,27 @@ def _unfinished_runs_failed(objects):
 def _fields_moved_since(objects):
     """Bundles written by an earlier release keep the evaluation a label move cited on the label
     event (``evaluation``); it now lives in evals.PromotionEvidence, keyed by the event, as
-    evals migration 0010 moved it."""
+    evals migration 0010 moved it. They also credit a checkpoint to the run that produced it on
+    the checkpoint (``created_by_run``); that is now the unlearning run's ``produced_checkpoint``,
+    as unlearning migration 0002 moved it (a run with no unlearning row in the bundle is kept in
+    the checkpoint's metadata, as the migration does)."""
     if not isinstance(objects, list):
         return
-    for item in list(objects):
-        if isinstance(item, dict) and item.get("model") == "versions.labelevent" and isinstance(item.get("fields"), dict):
+    rows = [item for item in objects if isinstance(item, dict) and isinstance(item.get("fields"), dict)]
+    unlearning_by_run = {item["fields"].get("run"): item for item in rows if item.get("model") == "unlearning.unlearningrun"}
+    for item in rows:
+        if item.get("model") == "versions.labelevent":
             evaluation = item["fields"].pop("evaluation", None)
             if evaluation is not None:
                 objects.append({"model": "evals.promotionevidence", "pk": item.get("pk"), "fields": {"evaluation": evaluation}})
+        elif item.get("model") == "versions.checkpoint":
+            run = item["fields"].pop("created_by_run", None)
+            if run is None:
+                continue
+            if run in unlearning_by_run:
+                unlearning_by_run[run]["fields"]["produced_checkpoint"] = item.get("pk")
+            elif isinstance(item["fields"].get("metadata", {}), dict):
+                item["fields"]["metadata"] = {**item["fields"].get("metadata", {}), "created_by_run": run}
 
 
 def _fill_fields_added_since(objects):

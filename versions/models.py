@@ -204,7 +204,6 @@ class Checkpoint(models.Model):
     # by it without reading the model's whole graph.
     generation = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    created_by_run = models.ForeignKey("jobs.Run", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

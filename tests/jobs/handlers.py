@@ -67,10 +67,16 @@ def _register(*, run, ctx, scratch):
             kind="full",
             actor=run.created_by,
             files={"config.json": weights / "config.json", "model.safetensors": weights / "model.safetensors"},
-            run=run,
         )
     outside_file(run).unlink()
     return {"type": "checkpoint", "id": checkpoint.pk}
+
+
+def checkpoints_registered_by(run):
+    """The checkpoints ``run`` registered: each run registers into its own model, ``run-<id>``."""
+    from versions.models import Checkpoint
+
+    return Checkpoint.objects.filter(model__project=run.project_id, model__name=f"run-{run.pk}")
 
 
 def steps_then_register(*, run, ctx):

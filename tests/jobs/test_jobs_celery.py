@@ -13,8 +13,7 @@ from jobs.executors import celery_pending_run_ids, celery_submit
 from jobs.models import Run, RunStatus
 from jobs.services import run_create, run_enqueue, run_reap_stale, run_requeue_lost, run_wait
 from tests.jobs.conftest import HANDLERS_SPEC, REPO_ROOT, CeleryWorker, wait_until, worker_database_url
-from tests.jobs.handlers import MEDIUM_STEPS, outside_file
-from versions.models import Checkpoint
+from tests.jobs.handlers import MEDIUM_STEPS, checkpoints_registered_by, outside_file
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -29,7 +28,7 @@ def test_celery_worker_executes_a_run_end_to_end(celery_worker, jobs_settings, p
     run = run_wait(run=run, timeout=90, poll_seconds=0.1)
 
     # then the worker executed it and registered its checkpoint
-    checkpoint = Checkpoint.objects.get(created_by_run=run)
+    checkpoint = checkpoints_registered_by(run).get()
     assert run.status == RunStatus.SUCCEEDED
     assert run.result == {"type": "checkpoint", "id": checkpoint.pk}
     assert run.log == "step 1\nstep 2\nstep 3\n"
@@ -51,7 +50,7 @@ def test_a_task_delivered_twice_executes_the_run_once(celery_worker, project, us
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED
     assert run.log == "step 1\nstep 2\nstep 3\n"
-    assert Checkpoint.objects.filter(created_by_run=run).count() == 1
+    assert checkpoints_registered_by(run).count() == 1
 
 
 def test_worker_killed_mid_run_ends_failed_after_the_heartbeat_timeout(celery_worker, project, user, jobs_settings):
@@ -70,7 +69,7 @@ def test_worker_killed_mid_run_ends_failed_after_the_heartbeat_timeout(celery_wo
     assert [r.pk for r in reaped] == [run.pk]
     assert run.status == RunStatus.FAILED
     assert run.error == f"worker {run.worker} stopped sending heartbeats for more than 1 s: marked failed"
-    assert Checkpoint.objects.filter(created_by_run=run).count() == 0
+    assert checkpoints_registered_by(run).count() == 0
     assert not (jobs_settings.VAR_DIR / "runs" / str(run.pk)).exists()
     assert not outside_file(run).exists()
 
@@ -90,7 +89,7 @@ def test_a_run_whose_task_the_broker_lost_is_sent_again_and_executes_once(celery
     run = run_wait(run=run, timeout=90, poll_seconds=0.1)
     assert run.status == RunStatus.SUCCEEDED
     assert run.log == "step 1\nstep 2\nstep 3\n"
-    assert Checkpoint.objects.filter(created_by_run=run).count() == 1
+    assert checkpoints_registered_by(run).count() == 1
     assert run_requeue_lost(older_than=0) == []
 
 
@@ -200,7 +199,7 @@ def test_a_broker_restart_under_a_running_run_lets_it_finish_once(private_redis,
         run = run_wait(run=run, timeout=90, poll_seconds=0.1)
         assert run.status == RunStatus.SUCCEEDED
         assert run.log == "".join(f"step {step}\n" for step in range(1, MEDIUM_STEPS + 1))
-        assert Checkpoint.objects.filter(created_by_run=run).count() == 1
+        assert checkpoints_registered_by(run).count() == 1
         # and the reaper has nothing to send again: the run is no longer queued
         assert run_requeue_lost(older_than=0) == []
 

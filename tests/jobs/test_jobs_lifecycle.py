@@ -23,9 +23,8 @@ from jobs.services import (
 )
 from jobs.webhooks import webhook_create
 from tests.jobs.conftest import wait_until
-from tests.jobs.handlers import outside_file
+from tests.jobs.handlers import checkpoints_registered_by, outside_file
 from core.errors import Conflict
-from versions.models import Checkpoint
 
 
 def scratch_path(settings, run):
@@ -41,7 +40,7 @@ def test_inprocess_executor_runs_a_run_end_to_end(background, project, user, set
     run = run_wait(run=run, timeout=60, poll_seconds=0.05)
 
     # then it succeeded, produced the checkpoint, and left no scratch files
-    checkpoint = Checkpoint.objects.get(created_by_run=run)
+    checkpoint = checkpoints_registered_by(run).get()
     assert run.status == RunStatus.SUCCEEDED
     assert run.result == {"type": "checkpoint", "id": checkpoint.pk}
     assert run.progress == 1.0
@@ -67,7 +66,7 @@ def test_failed_run_keeps_its_error_and_leaves_nothing_registered(background, pr
     assert run.error == "step 2 diverged: loss is nan"
     assert run.log.startswith("step 1\nTraceback (most recent call last):")
     assert run.result == {}
-    assert Checkpoint.objects.filter(created_by_run=run).count() == 0
+    assert checkpoints_registered_by(run).count() == 0
     assert not scratch_path(settings, run).exists()
     assert not outside_file(run).exists()
 
@@ -87,7 +86,7 @@ def test_cancel_stops_a_running_run_between_steps(background, project, user, set
     assert requested_state == (RunStatus.RUNNING, True)
     assert run.status == RunStatus.CANCELLED
     assert run.error == "cancelled on request"
-    assert Checkpoint.objects.filter(created_by_run=run).count() == 0
+    assert checkpoints_registered_by(run).count() == 0
     assert not scratch_path(settings, run).exists()
     assert not outside_file(run).exists()
 
@@ -143,7 +142,7 @@ def test_a_run_delivered_twice_at_once_executes_once(background, project, user):
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED
     assert run.log == "step 1\nstep 2\nstep 3\n"
-    assert Checkpoint.objects.filter(created_by_run=run).count() == 1
+    assert checkpoints_registered_by(run).count() == 1
     assert len(outcomes) == 2
 
 

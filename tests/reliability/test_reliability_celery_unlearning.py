@@ -46,5 +46,5 @@ def test_a_real_unlearning_task_delivered_twice_executes_once(unlearning_worker,
     # then the run executed once: one child checkpoint
     run = run_wait(run=spec.run, timeout=5)
     assert run.status == RunStatus.SUCCEEDED
-    assert Checkpoint.objects.filter(created_by_run=run).count() == 1
+    assert Checkpoint.objects.filter(parent_edges__parent=unlearning_inputs["checkpoint"]).count() == 1
     assert UnlearningRun.objects.get(pk=spec.pk).produced_checkpoint_id == run.result["id"]

@@ -68,7 +68,8 @@ def test_runs_left_by_a_killed_web_process_are_recovered_at_the_next_start(backg
     assert runs[long_id].error == (f"worker {dead_worker} stopped sending heartbeats for more than {HEARTBEAT_TIMEOUT_SECONDS} s: marked failed")
     assert [(runs[pk].status, runs[pk].error) for pk in short_ids] == [(RunStatus.SUCCEEDED, ""), (RunStatus.SUCCEEDED, "")]
     assert {runs[pk].worker for pk in short_ids} == {f"inprocess:{dead_worker.split(':')[1]}:{second.pid}"}
-    assert sorted(Checkpoint.objects.exclude(created_by_run=None).values_list("created_by_run_id", flat=True)) == short_ids
+    assert sorted(UnlearningRun.objects.exclude(produced_checkpoint=None).values_list("run_id", flat=True)) == short_ids
+    assert Checkpoint.objects.filter(parent_edges__parent=unlearning_inputs["checkpoint"]).count() == len(short_ids)
     assert UnlearningRun.objects.get(run_id=long_id).produced_checkpoint is None
     assert Run.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).count() == 0
     assert not (reliability_settings.VAR_DIR / "runs").exists() or list((reliability_settings.VAR_DIR / "runs").iterdir()) == []

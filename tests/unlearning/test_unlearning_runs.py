@@ -43,7 +43,7 @@ def test_a_run_registers_an_adapter_child_with_lineage_metadata_and_weight_chang
 
     # then the child checkpoint is registered, with lineage, metadata and weight change
     assert (run.status, run.error) == (RunStatus.SUCCEEDED, "")
-    child = Checkpoint.objects.get(created_by_run=run)
+    child = Checkpoint.objects.get(parent_edges__parent=tiny_checkpoint)
     assert run.result == {"type": "checkpoint", "id": child.pk, "model": "tiny", "number": 2}
     assert child.kind == "adapter"
     assert sorted(child.files.values_list("path", flat=True)) == ["adapter_config.json", "adapter_model.safetensors"]
@@ -70,6 +70,11 @@ def test_a_run_registers_an_adapter_child_with_lineage_metadata_and_weight_chang
     assert detail["produced_checkpoint"]["id"] == child.pk
     assert sorted(detail["produced_checkpoint"]["weight_change"]) == TINY_MODULES
     assert all(value > 0 for value in detail["produced_checkpoint"]["weight_change"].values())
+
+    # and the child's own API record names the run that produced it, in the list and alone
+    listed = api_client.get(f"/api/v1/projects/{project.slug}/models/tiny/checkpoints/").json()["results"]
+    assert [(row["number"], row["created_by_run"]) for row in listed] == [(2, run.pk), (1, None)]
+    assert api_client.get(f"/api/v1/projects/{project.slug}/models/tiny/checkpoints/2/").json()["created_by_run"] == run.pk
 
 
 @pytest.mark.django_db
@@ -176,7 +181,7 @@ def test_a_cancel_between_steps_ends_the_run_cancelled_and_registers_nothing(bac
     assert response.status_code == 200
     assert response.json()["cancel_requested"] is True
     assert (run.status, run.error) == (RunStatus.CANCELLED, "cancelled on request")
-    assert Checkpoint.objects.filter(created_by_run=run).count() == 0
+    assert UnlearningRun.objects.get(pk=unlearning_run.pk).produced_checkpoint is None
     assert Checkpoint.objects.count() == 1
 
 

@@ -13,7 +13,7 @@ from evals import services as eval_services
 from evals.models import CaseResult, Evaluation
 from jobs.executors import inprocess_executor_shutdown
 from jobs.models import RunStatus
-from jobs.services import run_execute, run_wait
+from jobs.services import run_create, run_execute, run_wait
 from tests.versions.checkpoint_files import write_adapter, write_full
 from mlcore.tiny import load_bundled_corpus
 from unlearning.models import UnlearningRun
@@ -145,7 +145,8 @@ def executed_project(settings, tmp_path, project, user, tiny_model_dir):
     finally:
         inprocess_executor_shutdown(wait=True)
     assert (unlearning.status, unlearning.error) == (RunStatus.SUCCEEDED, "")
-    child = Checkpoint.objects.get(created_by_run=unlearning)
+    spec.refresh_from_db()
+    child = spec.produced_checkpoint
     suite = eval_services.suite_create(project=project, name="core", actor=user)
     cases = [
         {"key": "h0", "prompt": rows[0]["prompt"], "category": "harm", "expected": "refuse"},
@@ -164,6 +165,10 @@ def executed_project(settings, tmp_path, project, user, tiny_model_dir):
     )
     assert run_execute(run_id=evaluation.run_id, worker="test").status == RunStatus.SUCCEEDED
     return {"parent": parent, "child": child, "unlearning": spec, "evaluation": Evaluation.objects.get(pk=evaluation.pk)}
+
+
+def _api_row(checkpoint):
+    return selectors.checkpoint_rows_complete(selectors.checkpoints_for_model(model=checkpoint.model).filter(number=checkpoint.number))[0]
 
 
 def test_bundle_with_a_real_unlearning_run_and_evaluation_round_trips(executed_project, tmp_path, _artifact_root):
@@ -187,7 +192,7 @@ def test_bundle_with_a_real_unlearning_run_and_evaluation_round_trips(executed_p
     assert manifest["counts"]["evals.CaseResult"] == 2
     restored_child = Checkpoint.objects.get(pk=child.pk)
     assert restored_child.sha256 == child.sha256
-    assert restored_child.created_by_run_id == executed_project["unlearning"].run_id
+    assert _api_row(restored_child)["created_by_run"] == executed_project["unlearning"].run_id
     assert UnlearningRun.objects.get().produced_checkpoint_id == child.pk
     assert list(LineageEdge.objects.filter(child=restored_child).values_list("parent_id", "relation")) == [(executed_project["parent"].pk, "unlearned-from")]
     assert selectors.label_resolve(project=restored, ref="tiny@safety").pk == child.pk
@@ -199,8 +204,13 @@ def test_bundle_with_a_real_unlearning_run_and_evaluation_round_trips(executed_p
 
 def test_bundle_from_before_positions_and_generations_restores_both(executed_project, tmp_path, _artifact_root):
     # given a bundle whose case results carry no position and checkpoints no generation (written
-    # before those fields existed)
+    # before those fields existed), and which credits the child to its run on the checkpoint
+    # (``created_by_run``, before the producing run moved to the unlearning run), plus a
+    # checkpoint credited to a run the bundle holds no unlearning row for
     project = Project.objects.get(slug="safety")
+    run_id = executed_project["unlearning"].run_id
+    bystander = services.checkpoint_register(model=executed_project["parent"].model, kind="reference", actor=executed_project["parent"].created_by, external_ref="org/other")
+    other_run = run_create(project=project, kind="evaluation", created_by=bystander.created_by)
     bundle.project_export(project=project, path=tmp_path / "new.tar.gz")
     old = tmp_path / "old.tar.gz"
     with tarfile.open(tmp_path / "new.tar.gz") as source, tarfile.open(old, "w:gz") as target:
@@ -213,6 +223,9 @@ def test_bundle_from_before_positions_and_generations_restores_both(executed_pro
                         del item["fields"]["position"]
                     if item["model"] == "versions.checkpoint":
                         del item["fields"]["generation"]
+                        item["fields"]["created_by_run"] = {executed_project["child"].pk: run_id, bystander.pk: other_run.pk}.get(item["pk"])
+                    if item["model"] == "unlearning.unlearningrun":
+                        item["fields"]["produced_checkpoint"] = None
                 data = json.dumps(objects).encode()
                 member.size = len(data)
             target.addfile(member, io.BytesIO(data))
@@ -227,3 +240,9 @@ def test_bundle_from_before_positions_and_generations_restores_both(executed_pro
     assert list(CaseResult.objects.order_by("pk").values_list("position", flat=True)) == [1, 2]
     assert Checkpoint.objects.get(pk=executed_project["parent"].pk).generation == 0
     assert Checkpoint.objects.get(pk=executed_project["child"].pk).generation == 1
+    # and the child is credited to its run as before, through the unlearning run
+    assert UnlearningRun.objects.get().produced_checkpoint_id == executed_project["child"].pk
+    assert _api_row(Checkpoint.objects.get(pk=executed_project["child"].pk))["created_by_run"] == run_id
+    # and the other checkpoint keeps its run's id in its metadata rather than losing it
+    restored_bystander = Checkpoint.objects.get(pk=bystander.pk)
+    assert (_api_row(restored_bystander)["created_by_run"], restored_bystander.metadata) == (None, {"created_by_run": other_run.pk})

@@ -128,15 +128,15 @@ def test_a_membership_in_another_project_is_refused(exported, victim, tmp_path):
 
 
 def test_a_row_pointing_outside_the_bundle_is_refused(exported, tmp_path):
-    # given a checkpoint credited to a run the bundle does not hold
+    # given a checkpoint file moved onto a checkpoint the bundle does not hold
     def repoint(objects, users):
-        checkpoint = next(item for item in objects if item["model"] == "versions.checkpoint")
-        checkpoint["fields"]["created_by_run"] = 4242
+        checkpoint_file = next(item for item in objects if item["model"] == "versions.checkpointfile")
+        checkpoint_file["fields"]["checkpoint"] = 4242
 
     crafted = rewritten(exported["path"], tmp_path / "crafted.tar.gz", repoint)
     before = state()
 
-    with pytest.raises(ValidationFailed, match=r"points at jobs.Run 4242 \(created_by_run\), which is not in the bundle"):
+    with pytest.raises(ValidationFailed, match=r"points at versions.Checkpoint 4242 \(checkpoint\), which is not in the bundle"):
         bundle.project_import(path=crafted)
 
     assert state() == before

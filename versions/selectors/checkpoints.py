@@ -3,6 +3,7 @@
 from django.db.models import F, Prefetch
 
 from versions import sql
+from versions.checkpoint_provenance import producing_run_id
 from core.errors import NotFound
 from versions.models import Checkpoint, CheckpointFile, Label, Model
 from versions.selectors.projects import _named_in_project
@@ -41,7 +42,7 @@ _CHECKPOINT_API_COLUMNS = (
 )
 
 
-_CHECKPOINT_ROW_FIELDS = ("id", *_CHECKPOINT_API_COLUMNS, "created_by_run_id", "created_at")
+_CHECKPOINT_ROW_FIELDS = ("id", *_CHECKPOINT_API_COLUMNS, "created_at")
 
 
 def checkpoints_for_model(*, model, tag=None):
@@ -54,14 +55,15 @@ def checkpoints_for_model(*, model, tag=None):
         # first and probing each checkpoint's tags stops at the page, where the former IN
         # (subquery) hashed every checkpoint of the model.
         checkpoints = checkpoints.filter(tags__name=tag)
-    return checkpoints.order_by("-number").values(*_CHECKPOINT_ROW_FIELDS, creator=F("created_by__username"))
+    return checkpoints.order_by("-number").values(*_CHECKPOINT_ROW_FIELDS, creator=F("created_by__username"), producing_run_id=producing_run_id())
 
 
 def checkpoint_row_of(checkpoint):
-    """``checkpoint`` in the API's shape, as checkpoint_rows_complete gives it, built from the
-    instance: a checkpoint just registered is answered without reading it back (building the
-    values query took most of the 1.8 ms that cost)."""
-    row = {**{field: getattr(checkpoint, field) for field in _CHECKPOINT_ROW_FIELDS}, "creator": checkpoint.created_by.username}
+    """``checkpoint``, just registered through the API, in the API's shape, as
+    checkpoint_rows_complete gives it, built from the instance: it is answered without reading it
+    back (building the values query took most of the 1.8 ms that cost). No run produced it: a
+    run's handler registers its checkpoint itself and answers with the run's result."""
+    row = {**{field: getattr(checkpoint, field) for field in _CHECKPOINT_ROW_FIELDS}, "creator": checkpoint.created_by.username, "producing_run_id": None}
     return checkpoint_rows_complete([row])[0]
 
 
@@ -77,7 +79,7 @@ def checkpoint_rows_complete(rows):
             "labels": [],
             "tags": [],
             "created_by": row["creator"],
-            "created_by_run": row["created_by_run_id"],
+            "created_by_run": row["producing_run_id"],
             "created_at": row["created_at"],
         }
     for checkpoint_id, what, name, number, relation, method, _ in sql.checkpoint_labels_tags_parents(complete):

@@ -43,7 +43,6 @@ def checkpoint_register(
     lineage_method="",
     forget_dataset_sha256="",
     retain_dataset_sha256="",
-    run=None,
     tags=(),
     endpoint=None,
 ):
@@ -102,7 +101,6 @@ def checkpoint_register(
             total_size=sum(blob.size for blob in stored.values()),
             generation=1 + max((parent.generation for parent, _ in parents), default=-1),
             created_by=actor,
-            created_by_run=run,
         )
         CheckpointFile.objects.bulk_create([CheckpointFile(checkpoint=checkpoint, path=name, blob=blob, size=blob.size) for name, blob in sorted(stored.items())])
         LineageEdge.objects.bulk_create(
