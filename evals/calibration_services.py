@@ -13,7 +13,7 @@ from evals.models import Calibration, CalibrationItem
 from core.errors import NotFound, TooLarge, ValidationFailed
 from versions.models import DatasetKind, Role
 from versions.permissions import role_require
-from versions.tabular import TabularError
+from core.tabular import TabularError
 
 CALIBRATION_RUN_KIND = "calibration"
 # Rows judged between two progress reports and cancellation checks.

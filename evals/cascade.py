@@ -15,6 +15,7 @@ to either (a list file, a template, the weights) changes the cascade's hash.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from evals.judge_base import Judge
@@ -26,15 +27,17 @@ OUT_OF_SCOPE = "out_of_scope"
 
 class CascadeJudge(Judge):
     """config: {"first": {"name", "config"}, "second": {"name", "config"},
-    "escalate": ["uncertain"] (any of uncertain, non_answer, error)}"""
+    "escalate": ["uncertain"] (any of uncertain, non_answer, error)}
+
+    judge_factory(name, config) builds each sub-judge from its spec: the catalogue passes its own
+    `evals.judges.judge_from_spec` when it builds a cascade (it imports this module, so this
+    module cannot import it); a ValueError from it is the sub-judge's refusal."""
 
     name = "cascade"
     version = "1"
-    # How a sub-judge's spec becomes a judge: the catalogue's `evals.judges.judge_from_spec`, set by
-    # the catalogue when it lists this judge (it imports this module; this module cannot import it).
-    judge_from_spec = None
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, *, judge_factory: Callable[[str, dict], Judge]):
+        self.judge_factory = judge_factory
         config = dict(config or {})
         unknown = set(config) - {"first", "second", "escalate"}
         if unknown:
@@ -57,7 +60,7 @@ class CascadeJudge(Judge):
         if not isinstance(sub_config, dict):
             raise ValueError(f"cascade: {key!r}['config'] must be an object, got {sub_config!r}")
         try:
-            return self.judge_from_spec(spec["name"], sub_config)
+            return self.judge_factory(spec["name"], sub_config)
         except ValueError as exc:
             raise ValueError(f"cascade: {key} judge: {exc}") from None
 

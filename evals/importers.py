@@ -1,5 +1,5 @@
 """Suite case parsing and validation: generic CSV/JSONL with a column mapping, and the public
-benchmark formats. Pure: no Django imports. Files are read by versions.tabular, the reader
+benchmark formats. Pure: no Django imports. Files are read by core.tabular, the reader
 datasets use too. All or nothing: a file with any bad line raises `TabularError` listing every
 line-numbered error, and no case is returned.
 
@@ -15,7 +15,7 @@ import json
 import re
 
 from mlcore.typographic import is_png
-from versions.tabular import TabularError, read_records
+from core.tabular import TabularError, read_records
 
 CASE_FIELDS = ("key", "prompt", "category", "attack_family", "modality", "expected", "source", "parent_key")
 EXPECTED = ("refuse", "comply")

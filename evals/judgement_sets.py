@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 
 from evals.calibration import HUMAN_LABELS
-from versions.tabular import TabularError, decode_text, read_records
+from core.tabular import TabularError, decode_text, read_records
 
 JUDGEMENT_FIELDS = ("prompt", "response", "expected", "human", "key", "category", "source", "model")
 OPTIONAL_FIELDS = ("key", "category", "source", "model")

@@ -318,14 +318,19 @@ class LLMJudge(Judge):
 JUDGES = {judge.name: judge for judge in (RefusalStringJudge, HFClassifierJudge, LLMJudge, LetheJudge, CascadeJudge, CausalLMJudge)}
 
 
+def _cascade_build(config: dict) -> CascadeJudge:
+    """The cascade builds its two sub-judges from their specs through this catalogue, which it
+    cannot import (the catalogue imports it): it is handed the lookup when it is built."""
+    return CascadeJudge(config, judge_factory=judge_from_spec)
+
+
+# How a judge is built from its config where its class alone does not do it.
+_BUILDERS = {CascadeJudge.name: _cascade_build}
+
+
 def judge_from_spec(name: str, config: dict | None = None) -> Judge:
     try:
         judge_class = JUDGES[name]
     except KeyError:
         raise ValueError(f"unknown judge {name!r}; expected one of {', '.join(sorted(JUDGES))}") from None
-    return judge_class(config or {})
-
-
-# The cascade builds its two sub-judges from their specs through this catalogue, which it cannot
-# import (the catalogue imports it): the catalogue hands it the lookup.
-CascadeJudge.judge_from_spec = staticmethod(judge_from_spec)
+    return _BUILDERS.get(name, judge_class)(config or {})

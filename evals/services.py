@@ -25,7 +25,7 @@ from evals.transforms import IMAGE_TRANSFORMS, TRANSFORMS, derive_cases
 from core.errors import Conflict, NotFound, RetryableConflict, TooLarge, ValidationFailed
 from versions.models import Role
 from versions.permissions import role_require
-from versions.tabular import TabularError
+from core.tabular import TabularError
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 STARTER_SUITE_PATH = DATA_DIR / "starter_suite.jsonl"

@@ -8,7 +8,7 @@ from evals.importers import parse_cases
 from mlcore.typographic import FIGSTEP_PROMPT, render_typographic
 from core.errors import ValidationFailed
 from versions.models import Role
-from versions.tabular import TabularError
+from core.tabular import TabularError
 
 SAFEBENCH = (
     "dataset,category_id,task_id,category_name,question,instruction\n"

@@ -2,7 +2,7 @@ import pytest
 
 from evals.importers import canonical_cases, parse_cases
 from evals.transforms import TRANSFORMS, derive_cases
-from versions.tabular import TabularError
+from core.tabular import TabularError
 
 LIMIT = 64 * 1024
 

@@ -14,7 +14,7 @@ from versions import services
 from core.errors import ValidationFailed
 from versions.models import DatasetVersion, Role
 from versions.selectors import dataset_version_rows
-from versions.tabular import TabularError
+from core.tabular import TabularError
 
 FILES = Path(__file__).resolve().parent / "judgement_files"
 LIMIT = 64 * 1024

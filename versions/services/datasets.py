@@ -4,6 +4,7 @@ from django.db import IntegrityError, transaction
 
 from versions import blob_store
 from core.errors import Conflict, ValidationFailed
+from core.tabular import TabularError, error_lines, read_records, require_values
 from versions.hashing import canonical_json
 from versions.models import Dataset, DatasetKind, DatasetVersion, Role
 from versions.permissions import role_require
@@ -51,7 +52,6 @@ def dataset_rows_of_kind_validate(*, kind, numbered_rows, unit):
     it counts rows of a request or lines of a file), shown up to the tabular reader's cap; any
     error refuses them all."""
     from versions.dataset_kinds import dataset_row_validator_for
-    from versions.tabular import error_lines
 
     validator = dataset_row_validator_for(kind)
     cleaned, errors = [], []
@@ -101,8 +101,6 @@ def dataset_version_import(*, dataset, data, fmt, actor, message="", max_line_by
 
     Every problem is reported with its line ("line 7: 'response' is missing or empty"), up to the
     reader's cap; any problem refuses the whole file, so nothing is half-imported."""
-    from versions.tabular import TabularError, read_records, require_values
-
     role_require(project=dataset.project, user=actor, role=Role.EDITOR)
     try:
         records = read_records(data, fmt, max_line_bytes=max_line_bytes)
@@ -119,8 +117,6 @@ def dataset_version_import(*, dataset, data, fmt, actor, message="", max_line_by
 
 
 def _text_rows_from_records(records):
-    from versions.tabular import TabularError
-
     rows, errors = [], []
     for line, record in records:
         extra = sorted(set(record) - set(DATASET_COLUMNS))

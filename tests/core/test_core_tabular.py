@@ -1,4 +1,4 @@
-"""The one tabular reader (versions.tabular) behind dataset and suite imports: every bad line is
+"""The one tabular reader (core.tabular) behind dataset and suite imports: every bad line is
 reported with its number, in the same words for CSV and JSONL, shown up to a cap; and a dataset
 import and a suite import of the same broken file are refused with the same messages."""
 
@@ -8,7 +8,7 @@ from evals import services as eval_services
 from versions import services
 from core.errors import ValidationFailed
 from versions.models import DatasetVersion
-from versions.tabular import MAX_SHOWN_ERRORS, TabularError, read_records, require_values
+from core.tabular import MAX_SHOWN_ERRORS, TabularError, read_records, require_values
 
 
 def test_csv_and_jsonl_read_to_the_same_numbered_records():
