@@ -8,6 +8,7 @@ class EvalsConfig(AppConfig):
     def ready(self):
         from jobs.registry import register_run_handler
         from versions.dataset_kinds import register_dataset_row_validator
+        from versions.project_scope import register_project_scope
         from versions.promotion import (
             register_cited_evaluation,
             register_move_evidence,
@@ -32,3 +33,16 @@ class EvalsConfig(AppConfig):
         register_cited_evaluation("evals.selectors.evaluation_cited")
         # ... and keeps the evaluation a move cited (evals.PromotionEvidence), which label history shows.
         register_promotion_evidence(record="evals.services.promotion_evidence_record", cited="evals.selectors.label_event_evaluation_id")
+        # The evaluation app's rows of a project, parents first (bundles, project deletion).
+        for label, lookup in (
+            ("evals.Suite", "project"),
+            ("evals.SuiteVersion", "suite__project"),
+            ("evals.Case", "suite_version__suite__project"),
+            ("evals.Evaluation", "project"),
+            ("evals.CaseResult", "evaluation__project"),
+            ("evals.EndpointAnswerRecord", "evaluation__project"),
+            ("evals.Calibration", "project"),
+            ("evals.CalibrationItem", "calibration__project"),
+            ("evals.PromotionEvidence", "label_event__label__project"),
+        ):
+            register_project_scope(label, lookup)

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from jobs.context import RunCancelled, RunContext
 from jobs.logs import server_paths_hidden
-from jobs.models import Run, RunStatus, WebhookEvent
+from jobs.models import FINISHED_STATUSES, Run, RunStatus, WebhookEvent
 from jobs.registry import run_cleanup_for, run_finished_hook_for, run_finished_listeners, run_handler_for, run_retry_hook_for
 from core.errors import Conflict, ValidationFailed
 
@@ -32,6 +32,13 @@ def run_create(*, project, kind, created_by, retry_of=None) -> Run:
     if not kind:
         raise ValidationFailed("A run needs a kind.", fields={"kind": ["This field is required."]})
     return Run.objects.create(project=project, kind=kind, created_by=created_by, retry_of=retry_of)
+
+
+def run_fields_restored(fields, now) -> None:
+    """A run exported while queued or running is restored as failed (versions.project_scope's
+    ``restored``): a restore never starts work."""
+    if fields.get("status") not in FINISHED_STATUSES:
+        fields.update(status=RunStatus.FAILED.value, finished_at=now, cancel_requested=False, error=f"restored from a bundle while {fields.get('status')}; retry it to run it")
 
 
 def runs_unlink_for_project_delete(*, project, **signal) -> None:

@@ -509,6 +509,21 @@ def sweep_cancel(*, sweep, actor) -> Sweep:
     return sweep
 
 
+def sweep_fields_restored(fields, now) -> None:
+    """A sweep exported while running is restored cancelled (versions.project_scope's
+    ``restored``): a restore never starts work, and ``sweep resume`` queues what did not finish."""
+    if fields.get("status") == SweepStatus.RUNNING:
+        fields.update(status=SweepStatus.CANCELLED.value, finished_at=now)
+
+
+def configuration_fields_restored(fields, now) -> None:
+    """A configuration exported before it finished is restored cancelled, as a cancel leaves it,
+    so resuming the restored sweep queues it again."""
+    status = fields.get("status")
+    if status in (ConfigurationStatus.PENDING, ConfigurationStatus.UNLEARNING, ConfigurationStatus.EVALUATING):
+        fields.update(status=ConfigurationStatus.CANCELLED.value, error=f"restored from a bundle while {status}; resume the sweep to run it")
+
+
 def _sweep_restart(sweep) -> None:
     sweep.status, sweep.finished_at, sweep.started_at = SweepStatus.RUNNING, None, timezone.now()
     sweep.save(update_fields=["status", "finished_at", "started_at"])

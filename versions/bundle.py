@@ -26,8 +26,7 @@ from django.utils import timezone
 
 from versions import blob_store
 from core.errors import Conflict, ValidationFailed
-from versions.project_scope import PROJECT_SCOPES
-from versions.project_scope import project_rows as _queryset
+from versions.project_scope import project_rows, project_scopes
 from core.safe_json import json_loads
 from versions.sql import sequences_reset
 
@@ -62,10 +61,10 @@ def project_export(*, project, path, actor=None):
     response and forget-set row (hazardous text), so the export is a ``project.export`` audit
     event of the project (written after the rows were read: the bundle does not hold it)."""
     objects, user_ids, blob_ids, counts = [], set(), set(), {}
-    for label, lookup in PROJECT_SCOPES:
-        model = apps.get_model(label)
-        rows = list(_queryset(label, lookup, project))
-        counts[label] = len(rows)
+    for scope in project_scopes():
+        model = apps.get_model(scope.label)
+        rows = list(project_rows(scope, project))
+        counts[scope.label] = len(rows)
         for row in rows:
             user_ids.update(getattr(row, attname) for attname in _user_fields(model))
             blob_ids.update(getattr(row, attname) for attname in _blob_fields(model))
@@ -123,7 +122,7 @@ def project_import(*, path, actor=None, memberships=False, admin=None):
     """Restore a bundle as a new project of this installation; returns the manifest.
 
     A bundle can only create its own project: its slug and every primary key must be free here,
-    and every row must be of a model in ``PROJECT_SCOPES`` whose relations stay inside the bundle
+    and every row must be of a model of the project scope (versions.project_scope) whose relations stay inside the bundle
     (its one project, rows of the bundle, the people of ``users.json``, the bundle's blobs). One
     row outside, and the whole bundle is refused before anything is written: a crafted bundle
     cannot make anyone a member of an existing project, plant an API token (tokens belong to
@@ -163,7 +162,7 @@ def project_import(*, path, actor=None, memberships=False, admin=None):
                 raise ValidationFailed(f"No user named {admin!r} here to make admin of the restored project. Nothing was written.")
         _check_no_collisions(objects)
         _fill_fields_added_since(objects)
-        _unfinished_runs_failed(objects)
+        _rows_restored(objects)
         for sha256, size in manifest["blobs"].items():
             blob_path = scratch / "blobs" / sha256
             digest, actual = blob_store.sha256_of_path(blob_path)
@@ -236,7 +235,7 @@ def _in_project_scope(*, manifest, objects, users, memberships):
         if not (isinstance(entry, dict) and isinstance(entry.get("pk"), int) and isinstance(entry.get("username"), str) and 0 < len(entry["username"]) <= 150):
             refuse(f"users.json holds an entry that is not a user ({str(entry)[:100]})")
         user_pks.add(entry["pk"])
-    scoped = {label.lower(): lookup for label, lookup in PROJECT_SCOPES}
+    scoped = {scope.label.lower(): scope.lookup for scope in project_scopes()}
     User = get_user_model()
     pks = {}
     for item in objects:
@@ -286,15 +285,14 @@ def _in_project_scope(*, manifest, objects, users, memberships):
     return kept, skipped
 
 
-def _unfinished_runs_failed(objects):
-    """A run exported while queued or running is restored as failed: a restore never starts work."""
-    Run = apps.get_model("jobs.Run")  # through the registry: jobs sits above versions
+def _rows_restored(objects):
+    """Each row as its app restores it (versions.project_scope's ``restored``): runs and sweeps
+    exported while executing come back stopped, so a restore never starts work."""
+    restored = {scope.label.lower(): scope.restored for scope in project_scopes() if scope.restored}
     now = timezone.now().isoformat()
     for item in objects:
-        if item["model"].lower() == "jobs.run" and not Run(status=item["fields"].get("status")).is_finished:
-            item["fields"].update(
-                status="failed", finished_at=now, cancel_requested=False, error=f"restored from a bundle while {item['fields'].get('status')}; retry it to run it"
-            )
+        if item["model"].lower() in restored:
+            restored[item["model"].lower()](item["fields"], now)
 
 
 def _fields_moved_since(objects):

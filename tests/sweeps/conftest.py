@@ -5,6 +5,7 @@ import pytest
 
 from evals import services as eval_services
 from evals.models import Evaluation
+from jobs.services import run_execute
 from tests.evals.conftest import TINY_SUITE_MINIMUMS, benign_rows, suite_cases
 from tests.jobs.conftest import background, closed_port_url  # noqa: F401 (fixture: stops worker threads and webhook senders)
 from tests.unlearning.conftest import forget_version, lethe_var, retain_version, tiny_checkpoint  # noqa: F401 (fixtures)
@@ -55,6 +56,23 @@ def sweep_of(setup, user, methods, *, name=""):
         name=name,
         actor=user,
     )
+
+
+def sweep_members(sweep):
+    return list(sweep.configurations.select_related("unlearning_run__run", "unlearning_run__produced_checkpoint").order_by("position"))
+
+
+def sweep_finish(sweep):
+    """Execute each configuration's unlearning run, then the evaluations it started, in the
+    test's thread as a worker would (nothing executes queued runs while the test's transaction
+    never commits)."""
+    for member in sweep_members(sweep):
+        run_execute(run_id=member.unlearning_run.run_id, worker="test")
+    for member in sweep_members(sweep):
+        for run_id in member.evaluations.order_by("id").values_list("run_id", flat=True):
+            run_execute(run_id=run_id, worker="test")
+    sweep.refresh_from_db()
+    return sweep
 
 
 def assert_rows_are_the_evaluations_figures(comparison, configurations):

@@ -11,25 +11,10 @@ from django.test import Client
 from jobs.services import run_execute
 from pages.views import lineage_graph
 from sweeps.models import ConfigurationStatus, SweepStatus
-from tests.sweeps.conftest import TINY_TRAINING, sweep_of
+from tests.sweeps.conftest import TINY_TRAINING, sweep_finish, sweep_members, sweep_of
 from unlearning.services import unlearning_run_create
 
 pytestmark = pytest.mark.django_db
-
-
-def _members(sweep):
-    return list(sweep.configurations.select_related("unlearning_run__run", "unlearning_run__produced_checkpoint").order_by("position"))
-
-
-def _finish(sweep):
-    """Execute each configuration's unlearning run, then the evaluations it started."""
-    for member in _members(sweep):
-        run_execute(run_id=member.unlearning_run.run_id, worker="test")
-    for member in _members(sweep):
-        for run_id in member.evaluations.order_by("id").values_list("run_id", flat=True):
-            run_execute(run_id=run_id, worker="test")
-    sweep.refresh_from_db()
-    return sweep
 
 
 def _figure(response, figure_id):
@@ -41,9 +26,9 @@ def _figure(response, figure_id):
 def test_a_finished_sweep_is_a_node_between_its_parent_and_its_runs_and_each_child_names_it(project, user, sweep_setup):
     # given a finished sweep of two configurations of tiny@1, and a run of tiny@1 outside any sweep
     parent = sweep_setup["parent"]
-    sweep = _finish(sweep_of(sweep_setup, user, ["gradient_ascent", "npo"], name="lineage sweep"))
+    sweep = sweep_finish(sweep_of(sweep_setup, user, ["gradient_ascent", "npo"], name="lineage sweep"))
     plain = unlearning_run_create(parent_checkpoint=parent, method="gradient_ascent", hyperparameters=TINY_TRAINING, forget_dataset_version=sweep_setup["forget"], actor=user)
-    members = _members(sweep)
+    members = sweep_members(sweep)
     assert sweep.status == SweepStatus.FINISHED
     assert [m.status for m in members] == [ConfigurationStatus.SUCCEEDED] * 2
     first, second = (m.unlearning_run for m in members)
@@ -121,7 +106,7 @@ def test_a_finished_sweep_is_a_node_between_its_parent_and_its_runs_and_each_chi
 def test_an_unnamed_sweep_is_named_by_its_id_on_its_childs_page(project, user, sweep_setup):
     # given a sweep without a name whose one configuration has unlearned (its evaluation still queued)
     sweep = sweep_of(sweep_setup, user, ["gradient_ascent"], name="")
-    (member,) = _members(sweep)
+    (member,) = sweep_members(sweep)
     run_execute(run_id=member.unlearning_run.run_id, worker="test")
     client = Client()
     client.force_login(user)

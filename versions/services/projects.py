@@ -199,13 +199,13 @@ def project_delete(*, project, actor):
     Versions are immutable and protected against deletion one by one; deleting a whole project
     removes rows children first (the bundle's order reversed). Blobs stay: they are shared by
     content and may belong to other projects."""
-    from versions.project_scope import PROJECT_SCOPES, project_rows
+    from versions.project_scope import project_rows, project_scopes
 
     role_require(project=project, user=actor, role=Role.ADMIN)
     slug = project.slug
     with transaction.atomic():
         PromptVersion.objects.filter(prompt__project=project).update(parent=None)
         project_deleting.send(sender="versions", project=project)
-        for label, lookup in reversed(PROJECT_SCOPES):
-            project_rows(label, lookup, project).delete()
+        for scope in reversed(project_scopes()):
+            project_rows(scope, project).delete()
         audit_record(project=None, actor=actor, action="project.delete", object_type="project", object_id=slug, data={"slug": slug})
