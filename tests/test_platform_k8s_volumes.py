@@ -1,7 +1,7 @@
 """Every Kubernetes workload that reads or writes blobs mounts the shared artifacts volume in the
 shared-volume set-up (platform/k8s), and the object-store overlay (platform/k8s/objectstore)
-takes every such mount out: web, GPU workers and the reaper (``runs reap`` also deletes
-unreferenced blobs). The overlay's JSON-patch removals are applied here as kustomize would."""
+takes every such mount out: web, GPU workers, the reaper (``runs reap`` also deletes
+unreferenced blobs) and the blob scrub (``blobs verify``). The overlay's JSON-patch removals are applied here as kustomize would."""
 
 from pathlib import Path
 
@@ -39,7 +39,12 @@ def _remove(document, path):
 
 def test_every_workload_mounts_the_shared_artifacts_volume():
     workloads = _workloads()
-    assert sorted((w["kind"], w["metadata"]["name"]) for w in workloads) == [("CronJob", "lethe-reaper"), ("Deployment", "lethe-web"), ("Deployment", "lethe-worker-gpu")]
+    assert sorted((w["kind"], w["metadata"]["name"]) for w in workloads) == [
+        ("CronJob", "lethe-blob-scrub"),
+        ("CronJob", "lethe-reaper"),
+        ("Deployment", "lethe-web"),
+        ("Deployment", "lethe-worker-gpu"),
+    ]
     for workload in workloads:
         spec = _pod_spec(workload)
         assert ARTIFACTS_MOUNT in spec["containers"][0]["volumeMounts"], workload["metadata"]["name"]

@@ -159,6 +159,14 @@ def list_objects(storage, prefix):
                 yield item["Key"][len(base) :], item["LastModified"], item["Size"]
 
 
+def move(storage, name, target):
+    """Move an object to another key by server-side copy, then delete the original."""
+    client, bucket = _client(storage), storage.bucket_name
+    with object_store_errors(storage, "move a blob"):
+        client.copy({"Bucket": bucket, "Key": _key(storage, name)}, bucket, _key(storage, target), Config=TRANSFER)
+        client.delete_object(Bucket=bucket, Key=_key(storage, name))
+
+
 def delete(storage, name):
     with object_store_errors(storage, "delete a blob"):
         _client(storage).delete_object(Bucket=storage.bucket_name, Key=_key(storage, name))
