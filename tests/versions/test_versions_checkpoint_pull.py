@@ -9,6 +9,7 @@ import hashlib
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.http import FileResponse
 
 from tests.versions.checkpoint_files import write_full
 from versions import services
@@ -129,3 +130,30 @@ def test_a_blob_damaged_in_a_folder_store_is_refused_by_the_server_and_not_kept(
     assert not (tmp_path / "out" / "model.safetensors").exists()
     assert not (tmp_path / "out" / "model.safetensors.partial").exists()
     assert (tmp_path / "out" / "config.json").read_bytes() == (published / "config.json").read_bytes()
+
+
+def test_a_large_file_in_a_folder_store_is_handed_to_the_servers_sendfile_and_the_client_checks_it(published, api_client, live_server, tmp_path, capsys, settings, _artifact_root):
+    # given a folder store that serves files of any size without reading them
+    settings.LETHE_ARTIFACT_REDIRECT_BYTES = 1
+    weights = (published / "model.safetensors").read_bytes()
+    sha = hashlib.sha256(weights).hexdigest()
+
+    # when the weights are downloaded through the API
+    response = api_client.get("/api/v1/projects/safety/models/tiny/checkpoints/1/files/model.safetensors")
+
+    # then the response is the stored file itself (the WSGI server's file wrapper sends it), with its digest
+    assert response.status_code == 200
+    assert isinstance(response, FileResponse)
+    assert (response["Repr-Digest"], response["X-Lethe-Sha256"], response["Content-Length"]) == (
+        f"sha-256=:{base64.b64encode(bytes.fromhex(sha)).decode()}:",
+        sha,
+        str(len(weights)),
+    )
+    assert b"".join(response.streaming_content) == weights
+
+    # and when the stored file is damaged, the server sends it unread, and the client refuses it
+    (_artifact_root / "blobs" / sha[:2] / sha[2:4] / sha).write_bytes(bytes(255 - b for b in weights))
+    changed = hashlib.sha256(bytes(255 - b for b in weights)).hexdigest()
+    with pytest.raises(CommandError, match=rf"^model\.safetensors: the bytes received hash to {changed}, not the {sha} the server stated; the file was not kept\.$"):
+        _pull(live_server, tmp_path / "out", capsys)
+    assert not (tmp_path / "out" / "model.safetensors").exists()

@@ -1,13 +1,18 @@
 """One stored file of a checkpoint, by its path: the download that can leave the server's data
-path. On an object store a blob of at least LETHE_ARTIFACT_REDIRECT_BYTES is answered with a
-redirect to a presigned URL of the bucket (the client fetches the bytes from the store and checks
-them against the sha256 in the headers); everything else streams through, verified against its
-sha256 on the way out (a damaged blob never comes out whole)."""
+path. A blob of at least LETHE_ARTIFACT_REDIRECT_BYTES is served without the server reading it:
+on an object store, a redirect to a presigned URL of the bucket (the client fetches the bytes
+from the store); on a folder store, the open file handed to the WSGI server's file wrapper
+(gunicorn sends it with sendfile: no copy through Python). Either way the client checks the bytes
+against the sha256 in the headers (Repr-Digest, RFC 9530; Lethe's ``pull_checkpoint`` does), each
+blob was verified once when it was written, and the scrub (``blobs verify``) re-hashes the store
+on a schedule. Smaller files stream through, verified against their sha256 on the way out (a
+damaged blob never comes out whole)."""
 
 import base64
 
 from django.conf import settings
-from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.core.files.storage import FileSystemStorage
+from django.http import FileResponse, HttpResponseRedirect, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
 
@@ -27,8 +32,11 @@ def digest_headers(blob):
 
 def blob_download_response(blob, *, filename):
     storage = artifact_storage()
-    if object_store.object_storage(storage) and blob.size >= settings.LETHE_ARTIFACT_REDIRECT_BYTES:
+    large = blob.size >= settings.LETHE_ARTIFACT_REDIRECT_BYTES
+    if large and object_store.object_storage(storage):
         response = HttpResponseRedirect(object_store.presigned_download_url(storage, blob.storage_name, filename=filename))
+    elif large and isinstance(storage, FileSystemStorage):
+        response = FileResponse(storage.open(blob.storage_name, "rb"), as_attachment=True, filename=filename, content_type="application/octet-stream")
     else:
         reader = blob_open(blob)
         response = StreamingHttpResponse(_chunks(reader), content_type="application/octet-stream")
@@ -55,9 +63,10 @@ class CheckpointFileDownloadApi(ProjectApiView):
             (302, "application/octet-stream"): OpenApiResponse(description="Object store, large file: a presigned URL of the bucket."),
         },
         errors=(401, 403, 404, 503),
-        description="One stored file of a checkpoint. Repr-Digest (RFC 9530) and X-Lethe-Sha256 carry its sha256. With an "
-        "object store, files of at least LETHE_ARTIFACT_REDIRECT_BYTES are a redirect to a short-lived presigned URL of the "
-        "bucket, so the bytes do not pass through the server; check them against the digest.",
+        description="One stored file of a checkpoint. Repr-Digest (RFC 9530) and X-Lethe-Sha256 carry its sha256. Files of "
+        "at least LETHE_ARTIFACT_REDIRECT_BYTES are served without the server reading them (with an object store, a redirect "
+        "to a short-lived presigned URL of the bucket; with a folder store, sent by the WSGI server's sendfile): check them "
+        "against the digest. Smaller files are verified by the server on the way out.",
     )
     def get(self, request, project_slug, name, number, path):
         checkpoint = selectors.checkpoint_get_by_name(project=self.project, model_name=name, number=number)
