@@ -6,7 +6,9 @@ hash whenever it is read back.
 
 Files the server wrote itself (uploads, extracted archive members) arrive as ``ReceivedFile``:
 hashed while their bytes were written, in the spool folder on the store's own filesystem, so
-storing one is a rename rather than a second read and a copy.
+storing one is a rename rather than a second read and a copy. With a bucket for a store, an
+uploaded file arrives as ``ReceivedObject`` instead: hashed while it streamed into a temporary
+key of the bucket, so storing it is a server-side copy and the web machine's disk is not used.
 """
 
 import errno
@@ -74,6 +76,21 @@ class ReceivedFile:
         return os.fspath(self.path)
 
 
+@dataclass(frozen=True)
+class ReceivedObject:
+    """An uploaded file this server streamed into a temporary key of the bucket, with the sha256
+    and size it computed from those same bytes while sending them. The request that received
+    it deletes the temporary key when it ends; storing it copies it to its content address."""
+
+    name: str
+    sha256: str
+    size: int
+
+    def read_head(self, length=None):
+        """The first ``length`` bytes (all with None), read back from the bucket."""
+        return object_store.read_head(artifact_storage(), self.name, None if length is None else min(length, self.size))
+
+
 # ---------------------------------------------------------------- blobs
 
 
@@ -135,7 +152,10 @@ def _move_into(storage, name, received):
 
 def blob_put_path(path):
     """Store a local file under its sha256. A ``ReceivedFile`` is already hashed and is moved in;
-    any other path is read to hash it, then copied."""
+    any other path is read to hash it, then copied. A ``ReceivedObject`` (already in the bucket,
+    already hashed) is copied to its address server-side."""
+    if isinstance(path, ReceivedObject):
+        return _blob_record(path.sha256, path.size, lambda storage, name: object_store.land(storage, path.name, name))
     if isinstance(path, ReceivedFile) and os.path.getsize(path) == path.size:
         return _blob_record(path.sha256, path.size, lambda storage, name: _move_into(storage, name, path))
     sha256, size = sha256_of_path(path)

@@ -3,18 +3,24 @@
 Weights are accepted only as safetensors: pickles are refused whatever their name, because
 unpickling runs code. Names must be safe relative paths, and a safetensors header must agree
 with the bytes it describes, as the safetensors library checks it.
+
+A file is a local path, or an upload still under its temporary key in the bucket
+(``ReceivedObject``): of that, only what a check needs is read back (the first bytes, a
+safetensors header, a JSON file), by ranged GETs into memory, never onto local disk.
 """
 
+import contextlib
 import json
 import os
 import re
 import struct
+import tempfile
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from safetensors import SafetensorError, safe_open
 
-from versions.blob_store import ReceivedFile
+from versions.blob_store import ReceivedFile, ReceivedObject
 from core.errors import TooLarge, UnsafeInput, ValidationFailed
 from versions.models import CheckpointKind
 from core.safe_json import json_loads
@@ -43,6 +49,45 @@ def clean_relative_path(raw):
     return "/".join(parts)
 
 
+def _size(path):
+    return path.size if isinstance(path, ReceivedObject) else os.path.getsize(path)
+
+
+def _read(path, length=None):
+    """The first ``length`` bytes of a file (all of it with None)."""
+    if isinstance(path, ReceivedObject):
+        return path.read_head(length)
+    with open(path, "rb") as handle:
+        return handle.read(-1 if length is None else length)
+
+
+@contextlib.contextmanager
+def _local_path(path, header_length):
+    """A local path safe_open can open: the file itself, or for an upload in the bucket a file
+    of the same size holding only its header, the rest a hole never written (safe_open checks
+    the header against the file's length and reads no tensor). In memory (memfd) where the
+    system has it, so no byte of the upload touches the disk; else a sparse temporary file."""
+    if not isinstance(path, ReceivedObject):
+        yield os.fspath(path)
+        return
+    head = path.read_head(8 + header_length)
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("lethe-safetensors-header")
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as out:
+                out.write(head)
+                out.truncate(path.size)
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    with tempfile.NamedTemporaryFile(suffix=".safetensors") as out:
+        out.write(head)
+        out.truncate(path.size)
+        out.flush()
+        yield out.name
+
+
 def _refuse_pickles(name, path):
     suffix = PurePosixPath(name).suffix.lower()
     if suffix in PICKLE_EXTENSIONS:
@@ -51,8 +96,7 @@ def _refuse_pickles(name, path):
         )
     if suffix in CODE_EXTENSIONS:
         raise UnsafeInput(f"{name}: code files are refused; Lethe never runs code shipped with a checkpoint.")
-    with open(path, "rb") as handle:
-        head = handle.read(4)
+    head = _read(path, 4)
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         raise UnsafeInput(f"{name}: the content is a Python pickle; pickled weights are refused whatever the file is called.")
     if head == b"PK\x03\x04":
@@ -68,9 +112,8 @@ def safetensors_validate(name, path):
     tiling the data section exactly, nothing trailing), so a checkpoint it can load is accepted
     here. Lethe's own limit comes first: the header length must fit the file and
     MAX_SAFETENSORS_HEADER, before anything is parsed."""
-    size = os.path.getsize(path)
-    with open(path, "rb") as handle:
-        raw_length = handle.read(8)
+    size = _size(path)
+    raw_length = _read(path, 8)
     if len(raw_length) < 8:
         raise UnsafeInput(f"{name}: not a safetensors file (shorter than its 8-byte header length).")
     (header_length,) = struct.unpack("<Q", raw_length)
@@ -78,7 +121,7 @@ def safetensors_validate(name, path):
         raise UnsafeInput(f"{name}: corrupted safetensors file (header length {header_length} exceeds the file).")
     try:
         # Opening parses and checks the header only; no tensor is read.
-        with safe_open(os.fspath(path), framework="numpy"):
+        with _local_path(path, header_length) as local, safe_open(local, framework="numpy"):
             pass
     except SafetensorError as exc:
         raise UnsafeInput(f"{name}: not a valid safetensors file ({exc}).") from None
@@ -86,8 +129,7 @@ def safetensors_validate(name, path):
 
 def _read_json(name, path):
     try:
-        with open(path, "rb") as handle:
-            return json_loads(handle.read().decode("utf-8"))
+        return json_loads(_read(path).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValidationFailed(f"{name}: not valid JSON ({exc}).") from exc
 
@@ -104,7 +146,7 @@ def infer_kind(names):
 
 
 def checkpoint_files_validate(*, kind, files):
-    """Validate a {relative name: local path} mapping for a checkpoint of ``kind``.
+    """Validate a {relative name: local path or ReceivedObject} mapping for a checkpoint of ``kind``.
 
     Returns the cleaned mapping. Raises (and so stores nothing) on the first problem."""
     if not files:
@@ -114,10 +156,10 @@ def checkpoint_files_validate(*, kind, files):
         name = clean_relative_path(raw_name)
         if name in cleaned:
             raise ValidationFailed(f"File {name!r} is given twice.")
-        if os.path.getsize(path) > settings.LETHE_MAX_UPLOAD_FILE_BYTES:
+        if _size(path) > settings.LETHE_MAX_UPLOAD_FILE_BYTES:
             raise TooLarge(f"{name}: larger than the limit of {settings.LETHE_MAX_UPLOAD_FILE_BYTES} bytes (LETHE_MAX_UPLOAD_FILE_BYTES).")
         _refuse_pickles(name, path)
-        cleaned[name] = path if isinstance(path, ReceivedFile) else Path(path)
+        cleaned[name] = path if isinstance(path, ReceivedFile | ReceivedObject) else Path(path)
     for name, path in cleaned.items():
         if name.endswith(".safetensors"):
             safetensors_validate(name, path)

@@ -5,9 +5,11 @@ What the generic storage API does not give, and a content-addressed store needs:
 
 - a blob lands under its content address only whole and only once its hash is known: its bytes
   stream (multipart for large files) into a temporary key under ``incoming/`` while they are
-  hashed, and a server-side copy puts them under ``blobs/..`` after the hash matched; a failed
-  or interrupted upload leaves at most a temporary key (or an unfinished multipart upload),
-  which the orphan sweep removes after its grace period;
+  hashed, and a server-side copy puts them under ``blobs/..`` after the hash matched. An API
+  upload streams there straight off the request (``IncomingUpload``), so no byte of it touches
+  the web machine's disk; a failed, interrupted or refused upload aborts its multipart upload
+  or deletes its temporary key, and what a killed process leaves (a temporary key, an
+  unfinished multipart upload) goes with the orphan sweep after its grace period;
 - reads stream from the object's body (django-storages' ``S3File`` would first download the
   whole object into a local temporary file);
 - presigned URLs, so a large download leaves the server's data path;
@@ -18,6 +20,7 @@ What the generic storage API does not give, and a content-addressed store needs:
 import contextlib
 import hashlib
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from boto3.s3.transfer import TransferConfig
@@ -25,7 +28,8 @@ from boto3.s3.transfer import TransferConfig
 from core.errors import LetheError
 
 # 8 MiB parts, 4 in flight: at most ~40 MiB of a file in memory at once whatever its size.
-TRANSFER = TransferConfig(multipart_threshold=8 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024, max_concurrency=4, use_threads=True)
+PART = 8 * 1024 * 1024
+TRANSFER = TransferConfig(multipart_threshold=PART, multipart_chunksize=PART, max_concurrency=4, use_threads=True)
 TEMPORARY_PREFIX = "incoming/"
 
 
@@ -102,11 +106,120 @@ def upload_whole(storage, name, handle, *, sha256, size):
             client.upload_fileobj(reader, bucket, temporary, Config=TRANSFER)  # multipart above 8 MiB
             if reader.digest.hexdigest() != sha256 or reader.size != size:
                 raise LetheError(f"A file changed while it was being stored (expected sha256 {sha256}, sent {reader.digest.hexdigest()}); nothing was stored under its hash.")
-            # Server-side copy (multipart copy above 8 MiB): no byte comes back through this process.
-            client.copy({"Bucket": bucket, "Key": temporary}, bucket, _key(storage, name), Config=TRANSFER)
+            land(storage, temporary, name, normalized=True)
         finally:
             with contextlib.suppress(BotoCoreError, ClientError):
                 client.delete_object(Bucket=bucket, Key=temporary)
+
+
+def land(storage, temporary, name, *, normalized=False):
+    """Copy the whole object at ``temporary`` to ``name`` (its content address) server-side
+    (multipart copy above 8 MiB): no byte comes back through this process. The temporary key
+    stays; its owner deletes it."""
+    client, bucket = _client(storage), storage.bucket_name
+    source = temporary if normalized else _key(storage, temporary)
+    with object_store_errors(storage, "store a blob"):
+        client.copy({"Bucket": bucket, "Key": source}, bucket, _key(storage, name), Config=TRANSFER)
+
+
+class IncomingUpload:
+    """A file streamed into a temporary key of the bucket while it arrives, so that a web
+    machine needs no disk for uploads: one PUT when it stays under one part, else an 8 MiB part
+    of a multipart upload each time one fills. One part is sent on a worker thread while the
+    next fills (the request body keeps moving), so at most two parts are in memory whatever the
+    file's size. The caller hashes the bytes it writes.
+
+    The temporary key belongs to whoever made it: ``close()`` aborts an unfinished multipart
+    upload or deletes the finished object, whether or not it was copied to its content address
+    meanwhile (``land``)."""
+
+    def __init__(self, storage):
+        self._storage = storage
+        self._client, self._bucket = _client(storage), storage.bucket_name
+        self.name = f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}"
+        self._key = _key(storage, self.name)
+        self._buffer = bytearray()
+        self._upload_id = None
+        self._executor = None
+        self._sending = None  # (part number, future) of the part in flight
+        self._parts = []
+        self.complete = False
+        self.closed = False
+
+    def write(self, data):
+        self._buffer += data
+        while len(self._buffer) >= PART:  # every part but the last must be at least 5 MiB
+            self._send(bytes(self._buffer[:PART]))
+            del self._buffer[:PART]
+
+    def _send(self, body):
+        with object_store_errors(self._storage, "store an upload"):
+            if self._upload_id is None:
+                self._upload_id = self._client.create_multipart_upload(Bucket=self._bucket, Key=self._key)["UploadId"]
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-part")
+            number = len(self._parts) + (self._sending is not None) + 1
+            self._wait()
+            future = self._executor.submit(self._client.upload_part, Bucket=self._bucket, Key=self._key, UploadId=self._upload_id, PartNumber=number, Body=body)
+            self._sending = (number, future)
+
+    def _wait(self):
+        if self._sending is not None:
+            (number, future), self._sending = self._sending, None
+            self._parts.append({"PartNumber": number, "ETag": future.result()["ETag"]})
+
+    def finish(self):
+        """Send what is left and complete the object under the temporary key."""
+        with object_store_errors(self._storage, "store an upload"):
+            if self._upload_id is None:
+                self._client.put_object(Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer))
+            else:
+                if self._buffer:  # the last part may be short
+                    self._send(bytes(self._buffer))
+                self._wait()
+                self._client.complete_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts})
+        self._buffer = bytearray()
+        self._stop_sending()
+        self.complete = True
+
+    def read_head(self, length):
+        """The object's first ``length`` bytes (all of it with None), by a ranged GET."""
+        return read_head(self._storage, self.name, length)
+
+    def _stop_sending(self):
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def close(self):
+        """Leave nothing behind: abort the multipart upload if it did not complete, else delete
+        the object. Best effort: the orphan sweep removes what an unreachable bucket kept."""
+        if self.closed:
+            return
+        self.closed = True
+        self._buffer = bytearray()
+        self._stop_sending()  # no part may arrive after the abort
+        with contextlib.suppress(BotoCoreError, ClientError):
+            if self.complete:
+                self._client.delete_object(Bucket=self._bucket, Key=self._key)
+            elif self._upload_id is not None:
+                self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id)
+
+
+def read_head(storage, name, length=None):
+    """The first ``length`` bytes of an object (all of it with None): a ranged GET, so checking
+    a file's header reads the header only."""
+    if length == 0:
+        return b""
+    params = {} if length is None else {"Range": f"bytes=0-{length - 1}"}
+    with object_store_errors(storage, "read a blob"):
+        try:
+            response = _client(storage).get_object(Bucket=storage.bucket_name, Key=_key(storage, name), **params)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":  # an empty object
+                return b""
+            raise
+        with contextlib.closing(response["Body"]) as body:
+            return body.read()
 
 
 def open_stream(storage, name):

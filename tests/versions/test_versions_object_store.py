@@ -4,6 +4,9 @@ orphan sweep, bundles, backup/restore and the deploy check work on the bucket as
 
 import base64
 import hashlib
+import json
+import os
+import struct
 import urllib.request
 
 import numpy as np
@@ -13,7 +16,8 @@ from safetensors.numpy import save_file
 
 from tests.s3_server import bucket_keys, free_port, s3_storage_settings
 from tests.versions.checkpoint_files import write_adapter, write_full
-from versions import blob_store, bundle, checks, services
+from versions import blob_store, bundle, checks, object_store, services
+from versions.api.uploads import HashingUploadHandler
 from versions.checkpoint_materialization import checkpoint_materialize
 from versions.models import Blob, Checkpoint, Project
 from versions.object_store import ObjectStoreUnavailable
@@ -72,6 +76,149 @@ def test_a_large_file_goes_up_in_parts_and_comes_down_by_a_presigned_redirect(mo
         assert hashlib.sha256(fetched.read()).hexdigest() == response["X-Lethe-Sha256"] == blob.sha256
     small = api_client.get(f"{CHECKPOINTS}/1/files/config.json")
     assert small.status_code == 200 and b"".join(small.streaming_content) == (folder / "config.json").read_bytes()
+
+
+# ---------------------------------------------------------------- uploads stream into the bucket
+
+
+@pytest.fixture
+def no_local_disk(settings, tmp_path):
+    """The upload spool folder (FILE_UPLOAD_TEMP_DIR, with a bucket for a store) is a plain file
+    here: anything that tried to spool an upload to local disk (a spool file, a request's scratch
+    folder) fails, so a passing request wrote nothing there. (Not the system temp folder: moto's
+    server, the bucket's side, buffers large bodies there.)"""
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_bytes(b"")
+    settings.FILE_UPLOAD_TEMP_DIR = str(blocked)
+    yield blocked
+    assert blocked.read_bytes() == b""
+
+
+def unfinished_uploads(s3_client, bucket):
+    return s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+
+
+def test_an_upload_streams_into_the_bucket_without_touching_the_local_disk(model, api_client, tmp_path, s3_bucket, s3_client, no_local_disk):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    folder = write_full(tmp_path / "full")
+    parts = {p.name: SimpleUploadedFile(p.name, p.read_bytes()) for p in sorted(folder.iterdir())}
+
+    response = api_client.post(f"{CHECKPOINTS}/", parts, format="multipart")
+
+    assert response.status_code == 201, response.json()
+    for path in folder.iterdir():
+        key = Blob(sha256=hashlib.sha256(path.read_bytes()).hexdigest()).storage_name
+        assert s3_client.get_object(Bucket=s3_bucket, Key=key)["Body"].read() == path.read_bytes()
+    assert bucket_keys(s3_client, s3_bucket, "incoming/") == [] and unfinished_uploads(s3_client, s3_bucket) == []
+
+
+def test_an_upload_larger_than_a_part_lands_whole(model, api_client, tmp_path, s3_bucket, s3_client, no_local_disk):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    folder = write_large_full(tmp_path / "big", megabytes=17)
+    weights = (folder / "model.safetensors").read_bytes()
+
+    response = api_client.post(f"{CHECKPOINTS}/", {p.name: SimpleUploadedFile(p.name, p.read_bytes()) for p in sorted(folder.iterdir())}, format="multipart")
+
+    assert response.status_code == 201, response.json()
+    blob = Checkpoint.objects.get().files.get(path="model.safetensors").blob
+    assert (blob.sha256, blob.size) == (hashlib.sha256(weights).hexdigest(), len(weights))
+    assert s3_client.get_object(Bucket=s3_bucket, Key=blob.storage_name)["Body"].read() == weights
+    assert bucket_keys(s3_client, s3_bucket, "incoming/") == [] and unfinished_uploads(s3_client, s3_bucket) == []
+
+
+def test_an_incoming_upload_sends_full_parts_as_they_fill_and_leaves_nothing_once_closed(s3_bucket, s3_client):
+    data = os.urandom(17 * 1024 * 1024)
+    upload = object_store.IncomingUpload(blob_store.artifact_storage())
+
+    for start in range(0, len(data), blob_store.CHUNK):
+        upload.write(data[start : start + blob_store.CHUNK])
+    [unfinished] = unfinished_uploads(s3_client, s3_bucket)
+    upload._wait()  # the second part may still be on its way
+    sent = s3_client.list_parts(Bucket=s3_bucket, Key=unfinished["Key"], UploadId=unfinished["UploadId"])["Parts"]
+    upload.finish()
+    landed = s3_client.get_object(Bucket=s3_bucket, Key=upload.name)
+    upload.close()
+
+    assert unfinished["Key"] == upload.name and upload.name.startswith("incoming/")
+    assert [(part["PartNumber"], part["Size"]) for part in sent] == [(1, 8 * 1024 * 1024), (2, 8 * 1024 * 1024)]  # 1 MiB still in memory
+    assert landed["ETag"].strip('"').endswith("-3") and landed["Body"].read() == data
+    assert bucket_keys(s3_client, s3_bucket) == [] and unfinished_uploads(s3_client, s3_bucket) == []
+
+
+def test_an_interrupted_or_discarded_upload_leaves_nothing_in_the_bucket(s3_bucket, s3_client):
+    handler = HashingUploadHandler()
+    handler.new_file("config.json", "config.json", "application/json", None)
+    handler.receive_data_chunk(b'{"model_type": "llama"}', 0)
+    handler.file_complete(23)
+    handler.new_file("model.safetensors", "model.safetensors", "application/octet-stream", None)
+    for index in range(9):  # one part sent, the next one filling
+        handler.receive_data_chunk(os.urandom(blob_store.CHUNK), index * blob_store.CHUNK)
+    assert len(bucket_keys(s3_client, s3_bucket, "incoming/")) == 1 and len(unfinished_uploads(s3_client, s3_bucket)) == 1
+
+    handler.discard()  # what the parser does when the body breaks off or is refused
+
+    assert bucket_keys(s3_client, s3_bucket) == [] and unfinished_uploads(s3_client, s3_bucket) == []
+
+
+def test_a_refused_checkpoint_is_checked_in_the_bucket_and_leaves_nothing_there(model, api_client, tmp_path, s3_bucket, s3_client, no_local_disk):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    folder = write_full(tmp_path / "full")
+    # A header that fits the file but does not describe its 9 MiB of data: only the safetensors
+    # library's own check (on the header read back from the bucket) finds it.
+    header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+    bad = struct.pack("<Q", len(header)) + header + bytes(9 * 1024 * 1024)
+    parts = {p.name: SimpleUploadedFile(p.name, p.read_bytes()) for p in sorted(folder.iterdir()) if p.name != "model.safetensors"}
+
+    response = api_client.post(f"{CHECKPOINTS}/", {**parts, "model.safetensors": SimpleUploadedFile("model.safetensors", bad)}, format="multipart")
+
+    assert response.status_code == 400, response.json()
+    assert response.json()["error"]["message"].startswith("model.safetensors: not a valid safetensors file (")
+    assert bucket_keys(s3_client, s3_bucket) == [] and unfinished_uploads(s3_client, s3_bucket) == []
+    assert Blob.objects.count() == 0 and Checkpoint.objects.count() == 0
+
+
+def test_a_pickle_and_bad_json_are_refused_from_the_bucket_as_from_disk(model, api_client, tmp_path, s3_bucket, s3_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.versions.checkpoint_files import pickled_bytes
+
+    folder = write_full(tmp_path / "full")
+    parts = {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+    def post(**changed):
+        upload = {name: SimpleUploadedFile(name, content) for name, content in {**parts, **changed}.items()}
+        response = api_client.post(f"{CHECKPOINTS}/", upload, format="multipart")
+        return response.status_code, response.json()["error"]["message"]
+
+    assert post(**{"extra.safetensors": pickled_bytes()}) == (
+        400,
+        "extra.safetensors: the content is a Python pickle; pickled weights are refused whatever the file is called.",
+    )
+    assert post(**{"config.json": b"{not json"})[1].startswith("config.json: not valid JSON (")
+    assert post(**{"empty.safetensors": b""}) == (400, "empty.safetensors: not a safetensors file (shorter than its 8-byte header length).")
+    assert bucket_keys(s3_client, s3_bucket) == [] and unfinished_uploads(s3_client, s3_bucket) == []
+
+
+def test_an_archive_is_still_extracted_locally_and_its_members_land_in_the_bucket(model, api_client, tmp_path, s3_bucket, s3_client):
+    import io
+    import tarfile
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    folder = write_full(tmp_path / "full")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for path in sorted(folder.iterdir()):
+            archive.add(path, f"model/{path.name}")
+
+    response = api_client.post(f"{CHECKPOINTS}/", {"archive": SimpleUploadedFile("ckpt.tar", buffer.getvalue())}, format="multipart")
+
+    assert response.status_code == 201, response.json()
+    assert bucket_keys(s3_client, s3_bucket) == sorted(Blob(sha256=hashlib.sha256(p.read_bytes()).hexdigest()).storage_name for p in folder.iterdir())
+    assert unfinished_uploads(s3_client, s3_bucket) == []
 
 
 def test_a_damaged_object_is_an_error_not_data(model, user, tmp_path, s3_bucket, s3_client):

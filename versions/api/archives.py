@@ -11,13 +11,14 @@ import os
 import shutil
 import stat
 import tarfile
+import tempfile
 import zipfile
 from pathlib import Path
 
 from django.conf import settings
 
 from versions.api.uploads import received_file
-from versions.blob_store import CHUNK, ReceivedFile, blob_open
+from versions.blob_store import CHUNK, ReceivedFile, blob_open, spool_directory
 from versions.checkpoint_files import clean_relative_path
 from core.errors import TooLarge, UnsafeInput, ValidationFailed
 from versions.hashing import OverlappedSha256
@@ -30,16 +31,38 @@ def max_archive_members():
     return settings.LETHE_MAX_ARCHIVE_MEMBERS
 
 
-def upload_spool(uploaded, directory, index):
-    """A local file holding an uploaded file's bytes: the hashed spool file the upload handler
-    wrote (a ReceivedFile), else Django's temporary file, else (kept in memory) written out."""
+class Scratch:
+    """One request's temporary folder in the spool folder, made on first use (``scratch()``)
+    and removed with everything in it at the end: file parts that streamed into a bucket need
+    none, so such a request writes nothing to the local disk."""
+
+    def __init__(self):
+        self._path = None
+
+    def __call__(self):
+        if self._path is None:
+            self._path = Path(tempfile.mkdtemp(prefix="lethe-upload-", dir=spool_directory()))
+        return self._path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._path is not None:
+            shutil.rmtree(self._path, ignore_errors=True)
+
+
+def upload_spool(uploaded, scratch, index):
+    """The uploaded file's bytes as the upload handler received them, hashed: a ReceivedFile
+    (its spool file) or a ReceivedObject (its temporary key in the bucket); else Django's
+    temporary file, else (kept in memory) written out into the ``scratch`` folder."""
     if uploaded.size > settings.LETHE_MAX_UPLOAD_FILE_BYTES:
         raise TooLarge(f"{uploaded.name}: {uploaded.size} bytes is over the limit of {settings.LETHE_MAX_UPLOAD_FILE_BYTES} bytes (LETHE_MAX_UPLOAD_FILE_BYTES).")
     if (received := received_file(uploaded)) is not None:
         return received
     if hasattr(uploaded, "temporary_file_path"):
         return Path(uploaded.temporary_file_path())
-    path = Path(directory) / f"upload-{index}"
+    path = scratch() / f"upload-{index}"
     with open(path, "wb") as out:
         for chunk in uploaded.chunks(CHUNK):
             out.write(chunk)

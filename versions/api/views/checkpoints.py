@@ -1,8 +1,5 @@
 """Models and checkpoints: registration (JSON or uploaded files), files, downloads, lineage, tags."""
 
-import tempfile
-from pathlib import Path
-
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer
@@ -13,7 +10,7 @@ from core.api.parsers import JSONParser
 from core.api.schema import WRITE_ERRORS, api_schema
 from core.api.views import ProjectApiView
 from core.errors import Conflict, NotFound, ValidationFailed
-from versions import blob_store, checkpoint_files, portable, selectors, services
+from versions import checkpoint_files, portable, selectors, services
 from versions.api import archives, uploads
 from versions.api import serializers as s
 from versions.models import CheckpointKind, Role
@@ -82,17 +79,17 @@ def _register_options(project, model, data):
     }
 
 
-def _uploaded_files(request, directory):
-    """{relative name: local path} from a multipart request: one archive, parts named by their
-    paths, or ``files`` parts with a parallel ``paths`` list."""
+def _uploaded_files(request, scratch):
+    """{relative name: local path or ReceivedObject} from a multipart request: one archive,
+    parts named by their paths, or ``files`` parts with a parallel ``paths`` list."""
     uploads = request.FILES
     part_names = list(uploads.keys())
     if "archive" in part_names:
         if part_names != ["archive"] or len(uploads.getlist("archive")) != 1:
             raise ValidationFailed("Send either one archive or the checkpoint's files, not both.", fields={"archive": ["Send it alone."]})
         archive = uploads["archive"]
-        path = archives.upload_spool(archive, directory, 0)
-        extracted = Path(directory) / "extracted"
+        path = archives.upload_spool(archive, scratch, 0)
+        extracted = scratch() / "extracted"
         extracted.mkdir()
         return archives.archive_extract(path=path, filename=archive.name, directory=extracted)
     if "paths" in request.data:
@@ -115,7 +112,7 @@ def _uploaded_files(request, directory):
     for index, (name, uploaded) in enumerate(pairs):
         if name in files:
             raise ValidationFailed(f"File {name!r} is given twice.", fields={"paths": ["Given twice."]})
-        files[name] = archives.upload_spool(uploaded, directory, index)
+        files[name] = archives.upload_spool(uploaded, scratch, index)
     return files
 
 
@@ -161,8 +158,8 @@ class CheckpointListApi(ProjectApiView):
         if request.content_type.startswith("multipart/form-data"):
             data = _valid(s.CheckpointUploadSerializer, request.data)
             # In the spool folder: extracted members are then on the store's filesystem and move in.
-            with tempfile.TemporaryDirectory(prefix="lethe-upload-", dir=blob_store.spool_directory()) as directory:
-                files = _uploaded_files(request, directory)
+            with archives.Scratch() as scratch:
+                files = _uploaded_files(request, scratch)
                 checkpoint = services.checkpoint_register(
                     model=model,
                     kind=data.get("kind") or checkpoint_files.infer_kind(files),
