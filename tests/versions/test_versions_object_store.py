@@ -5,6 +5,7 @@ orphan sweep, bundles, backup/restore and the deploy check work on the bucket as
 import base64
 import hashlib
 import json
+import re
 import os
 import struct
 import urllib.request
@@ -178,6 +179,30 @@ def test_a_refused_checkpoint_is_checked_in_the_bucket_and_leaves_nothing_there(
     assert response.json()["error"]["message"].startswith("model.safetensors: not a valid safetensors file (")
     assert bucket_keys(s3_client, s3_bucket) == [] and unfinished_uploads(s3_client, s3_bucket) == []
     assert Blob.objects.count() == 0 and Checkpoint.objects.count() == 0
+
+
+def test_a_file_over_the_upload_limit_is_stopped_at_the_limit_and_leaves_nothing_in_the_bucket(model, api_client, tmp_path, s3_bucket, s3_client, settings, no_local_disk):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    # given a 2 MiB limit and a 20 MiB file
+    settings.LETHE_MAX_UPLOAD_FILE_BYTES = 2 * 1024 * 1024
+    folder = write_large_full(tmp_path / "big", megabytes=20)
+
+    # when it is uploaded
+    response = api_client.post(f"{CHECKPOINTS}/", {p.name: SimpleUploadedFile(p.name, p.read_bytes()) for p in sorted(folder.iterdir())}, format="multipart")
+
+    # then it is refused once the limit is passed (within one chunk of it), not after 20 MiB went
+    # into the bucket, and nothing of it stays there
+    assert response.status_code == 413
+    message = response.json()["error"]["message"]
+    stopped = int(
+        re.fullmatch(
+            r"model\.safetensors: over the limit of 2097152 bytes \(LETHE_MAX_UPLOAD_FILE_BYTES\); the upload was stopped after (\d+) bytes and nothing of it was kept\.", message
+        ).group(1)
+    )
+    assert 2 * 1024 * 1024 < stopped <= 2 * 1024 * 1024 + blob_store.CHUNK
+    assert bucket_keys(s3_client, s3_bucket) == [] and unfinished_uploads(s3_client, s3_bucket) == []
+    assert Blob.objects.count() == 0
 
 
 def test_a_pickle_and_bad_json_are_refused_from_the_bucket_as_from_disk(model, api_client, tmp_path, s3_bucket, s3_client):

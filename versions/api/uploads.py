@@ -15,11 +15,13 @@ at its end).
 import tempfile
 from pathlib import Path
 
+from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 from rest_framework.parsers import DataAndFiles
 
 from core.api.parsers import MultiPartParser, multipart_parse
+from core.errors import TooLarge
 from versions import object_store
 from versions.blob_store import CHUNK, ReceivedFile, ReceivedObject, artifact_storage, spool_directory
 from versions.hashing import OverlappedSha256
@@ -98,6 +100,14 @@ class HashingUploadHandler(FileUploadHandler):
         self.hasher = OverlappedSha256()
 
     def receive_data_chunk(self, raw_data, start):
+        # Refused as soon as it passes the limit: a 100 GiB body must not fill the spool folder or
+        # the bucket before the size check after it (the parser's caller drops what was written).
+        received = start + len(raw_data)
+        if received > settings.LETHE_MAX_UPLOAD_FILE_BYTES:
+            raise TooLarge(
+                f"{self.file_name}: over the limit of {settings.LETHE_MAX_UPLOAD_FILE_BYTES} bytes (LETHE_MAX_UPLOAD_FILE_BYTES); "
+                f"the upload was stopped after {received} bytes and nothing of it was kept."
+            )
         self.hasher.update(raw_data)
         self.file.write(raw_data)  # while the thread hashes the same chunk
 
