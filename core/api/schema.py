@@ -1,6 +1,7 @@
 """OpenAPI helpers shared by every API view: the one error body as a component, and
 ``api_schema`` which attaches it to the error statuses an operation can answer."""
 
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 
@@ -54,6 +55,37 @@ def api_schema(*, operation_id, tags, responses, request=None, errors=READ_ERROR
         parameters=parameters,
         description=description,
     )
+
+
+def api_schema_by_view(attribute, schemas):
+    """A handler's schema when one view class answers several routes, told apart by a keyword
+    of ``as_view`` (``attribute``, e.g. ``as_view(owner_kind="prompt")``): ``schemas`` maps each
+    value of it to that route's ``api_schema(...)``, so each route keeps its own operation (id,
+    request, ...) while the handler is written once."""
+    by_value = {value: _schema_class(decorator) for value, decorator in schemas.items()}
+
+    class ByViewSchema(AutoSchema):
+        # The generator asks the view's schema for each operation; this one hands the question
+        # to the schema of the route's value.
+        def get_operation(self, path, path_regex, path_prefix, method, registry):
+            schema = by_value[getattr(self.view, attribute)]()
+            schema.view = self.view
+            return schema.get_operation(path, path_regex, path_prefix, method, registry)
+
+    def decorate(handler):
+        handler.kwargs = {"schema": ByViewSchema}  # where extend_schema leaves it, and the generator finds it
+        return handler
+
+    return decorate
+
+
+def _schema_class(decorator):
+    """The schema class an ``extend_schema`` decorator attaches to a handler, taken off a stand-in."""
+
+    def handler():
+        pass
+
+    return decorator(handler).kwargs["schema"]
 
 
 def _error_response(code):

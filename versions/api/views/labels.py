@@ -1,10 +1,14 @@
 """Labels of prompts and models: moves (with the promotion gate's evidence), previews, history, and references resolved."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.core.exceptions import ImproperlyConfigured
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import status
 from rest_framework.response import Response
 
-from core.api.schema import WRITE_ERRORS, api_schema
+from core.api.schema import WRITE_ERRORS, api_schema, api_schema_by_view
 from core.api.views import ProjectApiView
 from core.errors import ValidationFailed
 from versions import selectors, services
@@ -63,141 +67,135 @@ LABEL_PREVIEW_DESCRIPTION = (
 )
 
 
-def _label_preview(request, project, owner_kind, owner, label):
-    query = _valid(s.LabelMovePreviewQuerySerializer, request.query_params)
-    impact = selectors.label_move_preview(
-        project=project, owner_kind=owner_kind, owner=owner, label_name=label, number=query["to"], evaluation=_evaluation(project, query["evaluation"])
+@dataclass(frozen=True)
+class LabelOwner:
+    """What sets a prompt's labels apart from a model's in the API; everything else is shared."""
+
+    resolve: Callable  # (view, name) -> (project, the prompt or model): NotFound when there is none
+    move_serializer: type  # a move's request
+    target: Callable  # (owner, the move's validated data) -> label_move's keyword naming the version
+
+
+LABEL_OWNERS = {
+    "prompt": LabelOwner(
+        resolve=_prompt,
+        move_serializer=s.PromptLabelMoveSerializer,
+        target=lambda prompt, data: {"prompt_version": selectors.prompt_version_get(prompt=prompt, number=data["version"])},
+    ),
+    "model": LabelOwner(
+        resolve=_model,
+        move_serializer=s.ModelLabelMoveSerializer,
+        target=lambda model, data: {"checkpoint": selectors.checkpoint_get(model=model, number=data["checkpoint"])},
+    ),
+}
+
+
+def _label_schema(operation, *, request=None, **schema):
+    """``api_schema`` of one label operation for each owner kind, as ``<kind>_labels_<operation>``;
+    ``request``, if given, is a function of the kind's LabelOwner."""
+    return api_schema_by_view(
+        "owner_kind",
+        {
+            kind: api_schema(operation_id=f"{kind}_labels_{operation}", tags=["labels"], request=request(owner) if request else None, **schema)
+            for kind, owner in LABEL_OWNERS.items()
+        },
     )
-    return Response(s.LabelMoveImpactSerializer(impact).data)
 
 
-class PromptLabelListApi(ProjectApiView):
+class OwnerLabelApiView(ProjectApiView):
+    # The labels of a prompt or of a model: one class for both, routed as
+    # as_view(owner_kind="prompt") and as_view(owner_kind="model"); LABEL_OWNERS[owner_kind] holds
+    # what differs. (Comments, not a docstring: the schema would show it as every operation's
+    # description.)
+    owner_kind = None
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        if initkwargs.get("owner_kind") not in LABEL_OWNERS:
+            raise ImproperlyConfigured(f"{cls.__name__}.as_view() needs owner_kind, one of {sorted(LABEL_OWNERS)}.")
+        return super().as_view(**initkwargs)
+
+    def get_view_name(self):
+        # OPTIONS answers and the browsable API name the view as they named the two classes this
+        # one replaced: "Prompt Label Detail Api", "Model Label Detail Api".
+        return f"{self.owner_kind.capitalize()} {super().get_view_name()}"
+
+    def owner(self, name):
+        """The project and the prompt or model named ``name``."""
+        return LABEL_OWNERS[self.owner_kind].resolve(self, name)
+
+
+class LabelListApi(OwnerLabelApiView):
     roles = {"GET": Role.VIEWER}
 
-    @api_schema(operation_id="prompt_labels_list", tags=["labels"], responses=s.LabelSerializer(many=True))
+    @_label_schema("list", responses=s.LabelSerializer(many=True))
     def get(self, request, project_slug, name):
-        _, prompt = _prompt(self, name)
-        return self.paginated(selectors.labels_for_owner(prompt=prompt), serializer_class=s.LabelSerializer)
+        _, owner = self.owner(name)
+        return self.paginated(selectors.labels_for_owner(**{self.owner_kind: owner}), serializer_class=s.LabelSerializer)
 
 
-class PromptLabelDetailApi(ProjectApiView):
+class LabelDetailApi(OwnerLabelApiView):
     roles = {"GET": Role.VIEWER, "PUT": Role.EDITOR}
 
-    @api_schema(operation_id="prompt_labels_retrieve", tags=["labels"], responses=s.LabelSerializer)
+    @_label_schema("retrieve", responses=s.LabelSerializer)
     def get(self, request, project_slug, name, label):
-        project, _ = _prompt(self, name)
-        return Response(s.LabelSerializer(selectors.label_get(project=project, owner_kind="prompt", owner_name=name, name=label)).data)
+        project, _ = self.owner(name)
+        return Response(s.LabelSerializer(selectors.label_get(project=project, owner_kind=self.owner_kind, owner_name=name, name=label)).data)
 
-    @api_schema(
-        operation_id="prompt_labels_move",
-        tags=["labels"],
-        request=s.PromptLabelMoveSerializer,
+    @_label_schema(
+        "move",
+        request=lambda owner: owner.move_serializer,
         responses=LABEL_MOVE_RESPONSES,
         errors=WRITE_ERRORS,
         description=LABEL_MOVE_DESCRIPTION,
     )
     def put(self, request, project_slug, name, label):
-        project, prompt = _prompt(self, name)
-        data = _valid(s.PromptLabelMoveSerializer, request.data)
+        project, owner = self.owner(name)
+        kind = LABEL_OWNERS[self.owner_kind]
+        data = _valid(kind.move_serializer, request.data)
+        target = kind.target(owner, data)  # before the evaluation: a missing version is the error reported first
         event = services.label_move(
             name=label,
             actor=request.user,
             reason=data["reason"],
-            prompt_version=selectors.prompt_version_get(prompt=prompt, number=data["version"]),
+            **target,
             evaluation=_evaluation(project, data["evaluation"]),
             acknowledge_less_safe=data["acknowledge_less_safe"],
         )
         return _label_moved(event)
 
 
-class PromptLabelPreviewApi(ProjectApiView):
+class LabelPreviewApi(OwnerLabelApiView):
     roles = {"GET": Role.VIEWER}
 
-    @api_schema(
-        operation_id="prompt_labels_preview",
-        tags=["labels"],
+    @_label_schema(
+        "preview",
         responses=s.LabelMoveImpactSerializer,
         parameters=[s.LabelMovePreviewQuerySerializer],
         errors=(400, 401, 403, 404),
         description=LABEL_PREVIEW_DESCRIPTION,
     )
     def get(self, request, project_slug, name, label):
-        project, prompt = _prompt(self, name)
-        return _label_preview(request, project, "prompt", prompt, label)
-
-
-class PromptLabelHistoryApi(ProjectApiView):
-    roles = {"GET": Role.VIEWER}
-
-    @api_schema(operation_id="prompt_labels_history", tags=["labels"], responses=s.LabelEventSerializer(many=True))
-    def get(self, request, project_slug, name, label):
-        project, _ = _prompt(self, name)
-        found = selectors.label_get(project=project, owner_kind="prompt", owner_name=name, name=label)
-        return self.paginated(selectors.label_events(label=found), serializer_class=s.LabelEventSerializer)
-
-
-class ModelLabelListApi(ProjectApiView):
-    roles = {"GET": Role.VIEWER}
-
-    @api_schema(operation_id="model_labels_list", tags=["labels"], responses=s.LabelSerializer(many=True))
-    def get(self, request, project_slug, name):
-        _, model = _model(self, name)
-        return self.paginated(selectors.labels_for_owner(model=model), serializer_class=s.LabelSerializer)
-
-
-class ModelLabelDetailApi(ProjectApiView):
-    roles = {"GET": Role.VIEWER, "PUT": Role.EDITOR}
-
-    @api_schema(operation_id="model_labels_retrieve", tags=["labels"], responses=s.LabelSerializer)
-    def get(self, request, project_slug, name, label):
-        project, _ = _model(self, name)
-        return Response(s.LabelSerializer(selectors.label_get(project=project, owner_kind="model", owner_name=name, name=label)).data)
-
-    @api_schema(
-        operation_id="model_labels_move",
-        tags=["labels"],
-        request=s.ModelLabelMoveSerializer,
-        responses=LABEL_MOVE_RESPONSES,
-        errors=WRITE_ERRORS,
-        description=LABEL_MOVE_DESCRIPTION,
-    )
-    def put(self, request, project_slug, name, label):
-        project, model = _model(self, name)
-        data = _valid(s.ModelLabelMoveSerializer, request.data)
-        event = services.label_move(
-            name=label,
-            actor=request.user,
-            reason=data["reason"],
-            checkpoint=selectors.checkpoint_get(model=model, number=data["checkpoint"]),
-            evaluation=_evaluation(project, data["evaluation"]),
-            acknowledge_less_safe=data["acknowledge_less_safe"],
+        project, owner = self.owner(name)
+        query = _valid(s.LabelMovePreviewQuerySerializer, request.query_params)
+        impact = selectors.label_move_preview(
+            project=project,
+            owner_kind=self.owner_kind,
+            owner=owner,
+            label_name=label,
+            number=query["to"],
+            evaluation=_evaluation(project, query["evaluation"]),
         )
-        return _label_moved(event)
+        return Response(s.LabelMoveImpactSerializer(impact).data)
 
 
-class ModelLabelPreviewApi(ProjectApiView):
+class LabelHistoryApi(OwnerLabelApiView):
     roles = {"GET": Role.VIEWER}
 
-    @api_schema(
-        operation_id="model_labels_preview",
-        tags=["labels"],
-        responses=s.LabelMoveImpactSerializer,
-        parameters=[s.LabelMovePreviewQuerySerializer],
-        errors=(400, 401, 403, 404),
-        description=LABEL_PREVIEW_DESCRIPTION,
-    )
+    @_label_schema("history", responses=s.LabelEventSerializer(many=True))
     def get(self, request, project_slug, name, label):
-        project, model = _model(self, name)
-        return _label_preview(request, project, "model", model, label)
-
-
-class ModelLabelHistoryApi(ProjectApiView):
-    roles = {"GET": Role.VIEWER}
-
-    @api_schema(operation_id="model_labels_history", tags=["labels"], responses=s.LabelEventSerializer(many=True))
-    def get(self, request, project_slug, name, label):
-        project, _ = _model(self, name)
-        found = selectors.label_get(project=project, owner_kind="model", owner_name=name, name=label)
+        project, _ = self.owner(name)
+        found = selectors.label_get(project=project, owner_kind=self.owner_kind, owner_name=name, name=label)
         return self.paginated(selectors.label_events(label=found), serializer_class=s.LabelEventSerializer)
 
 
