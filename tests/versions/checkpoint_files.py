@@ -1,7 +1,9 @@
 """Builders of checkpoint folders on disk for tests: real safetensors, real JSON."""
 
+import io
 import json
 import pickle
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -36,3 +38,12 @@ def pickled_bytes():
 def files_of(directory):
     directory = Path(directory)
     return {p.relative_to(directory).as_posix(): p for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def tar_of(folder):
+    """The bytes of a tar holding ``folder``'s files under ``model/``, as a user would upload it."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for path in sorted(Path(folder).iterdir()):
+            archive.add(path, f"model/{path.name}")
+    return buffer.getvalue()

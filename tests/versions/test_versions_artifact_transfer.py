@@ -14,7 +14,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from safetensors.numpy import save_file
 
-from tests.versions.checkpoint_files import write_full
+from tests.versions.checkpoint_files import tar_of, write_full
 from versions import blob_store, services
 from versions.api.uploads import HashingUploadHandler
 from versions.blob_store import CHUNK, SPOOL_FOLDER, BlobCorrupted, ReceivedFile
@@ -132,12 +132,8 @@ def test_registering_identical_files_again_stores_no_new_bytes(model, api_client
 @pytest.mark.django_db
 def test_archive_members_are_stored_under_the_sha256_of_their_bytes(model, api_client, tmp_path, _artifact_root):
     folder = write_large_full(tmp_path / "full")
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for path in sorted(folder.iterdir()):
-            archive.add(path, f"model/{path.name}")
 
-    response = api_client.post(f"{CHECKPOINTS}/", {"archive": SimpleUploadedFile("ckpt.tar", buffer.getvalue())}, format="multipart")
+    response = api_client.post(f"{CHECKPOINTS}/", {"archive": SimpleUploadedFile("ckpt.tar", tar_of(folder))}, format="multipart")
 
     assert response.status_code == 201, response.json()
     files = api_client.get(f"{CHECKPOINTS}/1/files/").json()["results"]

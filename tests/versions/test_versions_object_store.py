@@ -16,7 +16,7 @@ from django.core.management import call_command
 from safetensors.numpy import save_file
 
 from tests.s3_server import bucket_keys, free_port, s3_storage_settings
-from tests.versions.checkpoint_files import write_adapter, write_full
+from tests.versions.checkpoint_files import tar_of, write_adapter, write_full
 from versions import blob_store, bundle, checks, object_store, services
 from versions.api.uploads import HashingUploadHandler
 from versions.checkpoint_materialization import checkpoint_materialize
@@ -228,18 +228,11 @@ def test_a_pickle_and_bad_json_are_refused_from_the_bucket_as_from_disk(model, a
 
 
 def test_an_archive_is_still_extracted_locally_and_its_members_land_in_the_bucket(model, api_client, tmp_path, s3_bucket, s3_client):
-    import io
-    import tarfile
-
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     folder = write_full(tmp_path / "full")
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for path in sorted(folder.iterdir()):
-            archive.add(path, f"model/{path.name}")
 
-    response = api_client.post(f"{CHECKPOINTS}/", {"archive": SimpleUploadedFile("ckpt.tar", buffer.getvalue())}, format="multipart")
+    response = api_client.post(f"{CHECKPOINTS}/", {"archive": SimpleUploadedFile("ckpt.tar", tar_of(folder))}, format="multipart")
 
     assert response.status_code == 201, response.json()
     assert bucket_keys(s3_client, s3_bucket) == sorted(Blob(sha256=hashlib.sha256(p.read_bytes()).hexdigest()).storage_name for p in folder.iterdir())
