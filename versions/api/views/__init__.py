@@ -15,9 +15,6 @@ from versions.api.views.prompts import (
     PromptVersionTagDetailApi,
 )
 from versions.api.views.labels import (
-    LABEL_MOVE_RESPONSES,
-    LABEL_MOVE_DESCRIPTION,
-    LABEL_PREVIEW_DESCRIPTION,
     LabelListApi,
     LabelDetailApi,
     LabelPreviewApi,
@@ -54,9 +51,6 @@ __all__ = [
     "PromptRenderApi",
     "PromptVersionTagListApi",
     "PromptVersionTagDetailApi",
-    "LABEL_MOVE_RESPONSES",
-    "LABEL_MOVE_DESCRIPTION",
-    "LABEL_PREVIEW_DESCRIPTION",
     "LabelListApi",
     "LabelDetailApi",
     "LabelPreviewApi",
