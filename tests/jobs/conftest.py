@@ -202,23 +202,34 @@ class CeleryWorker:
         self._log.close()
 
 
+def worker_env(*, broker, var_dir, artifact_root, **settings):
+    """The environment of a worker process started by a test: this test's database, broker,
+    VAR_DIR and artifact folder, plus ``settings`` (environment variables)."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": worker_database_url(),
+        "CELERY_BROKER_URL": broker,
+        "LETHE_VAR_DIR": str(var_dir),
+        "LETHE_ARTIFACT_ROOT": str(artifact_root),
+        **settings,
+    }
+
+
 @pytest.fixture
 def celery_worker(redis_broker, background, jobs_settings, _artifact_root, tmp_path):
     """A real `celery -A config worker -Q <queue> -c 1` on this test database and a private queue."""
     queue = f"lethe-test-jobs-{uuid.uuid4().hex[:12]}"
     jobs_settings.CELERY_BROKER_URL = redis_broker
     jobs_settings.CELERY_TASK_DEFAULT_QUEUE = queue
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": worker_database_url(),
-        "CELERY_BROKER_URL": redis_broker,
-        "LETHE_VAR_DIR": str(jobs_settings.VAR_DIR),
-        "LETHE_ARTIFACT_ROOT": str(_artifact_root),
-        "LETHE_EXTRA_RUN_HANDLERS": HANDLERS_SPEC,
-        "LETHE_HEARTBEAT_SECONDS": "0.1",
-        "PYTHONPATH": str(REPO_ROOT),
-    }
+    env = worker_env(
+        broker=redis_broker,
+        var_dir=jobs_settings.VAR_DIR,
+        artifact_root=_artifact_root,
+        LETHE_EXTRA_RUN_HANDLERS=HANDLERS_SPEC,
+        LETHE_HEARTBEAT_SECONDS="0.1",
+        PYTHONPATH=str(REPO_ROOT),
+    )
     worker = CeleryWorker(queue=queue, log_path=tmp_path / "worker.log", env=env)
     try:
         worker.wait_ready()

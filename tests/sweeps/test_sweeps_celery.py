@@ -3,7 +3,6 @@ two seeds each, plus one configuration the engine refuses, started through the A
 by two `celery worker` processes in parallel on the test's database and Redis; the comparison is
 read back through the API and the CLI."""
 
-import os
 import uuid
 from io import StringIO
 
@@ -13,7 +12,7 @@ from django.core.management import call_command
 from jobs.models import Run, RunStatus
 from sweeps.models import ConfigurationStatus, Sweep, SweepStatus
 from sweeps.selectors import sweep_comparison, sweep_get
-from tests.jobs.conftest import CeleryWorker, redis_broker, worker_database_url  # noqa: F401 (redis_broker is a fixture)
+from tests.jobs.conftest import CeleryWorker, redis_broker, worker_env  # noqa: F401 (redis_broker is a fixture)
 from tests.sweeps.conftest import SWEEP_GRID, assert_rows_are_the_evaluations_figures
 from tests.unlearning.conftest import wait_until
 
@@ -27,21 +26,18 @@ def two_workers(redis_broker, background, sweep_setup, settings, _artifact_root,
     settings.LETHE_EXECUTOR = "celery"
     settings.CELERY_BROKER_URL = redis_broker
     settings.CELERY_TASK_DEFAULT_QUEUE = queue
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": worker_database_url(),
-        "CELERY_BROKER_URL": redis_broker,
-        # as in a deployment, the workers' executor is the web's: the evaluations and the next
-        # configurations a finished run starts from a worker go to the queue as well
-        "LETHE_EXECUTOR": "celery",
-        "CELERY_TASK_DEFAULT_QUEUE": queue,
-        "LETHE_VAR_DIR": str(settings.VAR_DIR),
-        "LETHE_ARTIFACT_ROOT": str(_artifact_root),
-        "LETHE_DEVICE": "cpu",
-        "LETHE_HEARTBEAT_SECONDS": "0.5",
-        "OMP_NUM_THREADS": "1",
-    }
+    # As in a deployment, the workers' executor is the web's: the evaluations and the next
+    # configurations a finished run starts from a worker go to the queue as well.
+    env = worker_env(
+        broker=redis_broker,
+        var_dir=settings.VAR_DIR,
+        artifact_root=_artifact_root,
+        LETHE_EXECUTOR="celery",
+        CELERY_TASK_DEFAULT_QUEUE=queue,
+        LETHE_DEVICE="cpu",
+        LETHE_HEARTBEAT_SECONDS="0.5",
+        OMP_NUM_THREADS="1",
+    )
     workers = [CeleryWorker(queue=queue, node=f"{queue}-{index}", log_path=tmp_path / f"worker-{index}.log", env=env) for index in (1, 2)]
     try:
         for worker in workers:
