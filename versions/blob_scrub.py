@@ -13,13 +13,15 @@ re-stores a blob whose row exists when its file is missing). Each quarantine is 
 event (``blob.quarantined``) naming what was wrong and which checkpoints and datasets use it.
 """
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.db.models import F
 from django.utils import timezone
 
 from versions import object_store
-from versions.blob_store import BlobCorrupted, artifact_storage, blob_open
+from versions.blob_store import BlobCorrupted, artifact_storage, blob_open, blob_stored
 from versions.models import Blob, CheckpointFile, DatasetVersion
 
 QUARANTINE_PREFIX = "quarantine/"
@@ -40,10 +42,6 @@ class ScrubReport:
     checked: int = 0
     bytes_read: int = 0
     damage: list[BlobDamage] = field(default_factory=list)
-
-
-def _stored(storage, name):
-    return object_store.exists(storage, name) if object_store.object_storage(storage) else storage.exists(name)
 
 
 def _read_through(blob) -> int:
@@ -68,18 +66,15 @@ def _quarantine(storage, blob) -> str:
     if object_store.object_storage(storage):
         object_store.move(storage, blob.storage_name, target)
         return target
-    import os
-    from pathlib import Path
-
     destination = Path(storage.path(target))
     destination.parent.mkdir(parents=True, exist_ok=True)
     os.replace(storage.path(blob.storage_name), destination)  # same filesystem: a rename
     return target
 
 
-def blobs_verify(*, quarantine=True, on_blob=None) -> ScrubReport:
+def blobs_verify(*, quarantine=True) -> ScrubReport:
     """Re-hash every blob the database names; report (and, with ``quarantine``, move aside) the
-    missing and damaged ones. ``on_blob(report)`` is called after each blob (progress)."""
+    missing and damaged ones."""
     from versions.services import audit_record
 
     storage = artifact_storage()
@@ -88,7 +83,7 @@ def blobs_verify(*, quarantine=True, on_blob=None) -> ScrubReport:
     while batch := list(Blob.objects.filter(sha256__gt=after).order_by("sha256")[:BATCH]):
         for blob in batch:
             damage = None
-            if not _stored(storage, blob.storage_name):
+            if not blob_stored(storage, blob.storage_name):
                 damage = BlobDamage(blob.sha256, "missing", "no file in the store under its address", _users(blob.sha256))
             else:
                 try:
@@ -108,7 +103,5 @@ def blobs_verify(*, quarantine=True, on_blob=None) -> ScrubReport:
                         data={"detail": damage.detail, "used_by": damage.used_by, "quarantined_as": damage.quarantined_as},
                     )
                 report.damage.append(damage)
-            if on_blob is not None:
-                on_blob(report)
         after = batch[-1].sha256
     return report

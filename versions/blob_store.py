@@ -104,12 +104,17 @@ def sha256_of_path(path):
     return digest.hexdigest(), size
 
 
+def blob_stored(storage, name) -> bool:
+    """Whether the store holds an object under ``name`` (a folder or a bucket)."""
+    return object_store.exists(storage, name) if object_store.object_storage(storage) else storage.exists(name)
+
+
 def _blob_record(sha256, size, write):
     """Store bytes under their hash unless already there, then make sure the row exists."""
     existing = Blob.objects.filter(pk=sha256).first()
     storage = artifact_storage()
     name = Blob(sha256=sha256, size=size).storage_name
-    present = object_store.exists(storage, name) if object_store.object_storage(storage) else storage.exists(name)
+    present = blob_stored(storage, name)
     if existing is not None and present:
         return existing
     if not present:
